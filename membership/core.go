@@ -1,0 +1,930 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// ErrInvalidMessage is wrapped by every error Step returns: the message was malformed or
+// hostile and was dropped without changing the core's state.
+var ErrInvalidMessage = errors.New("membership: invalid message")
+
+// noDeadline marks "no timer armed" in Core.nextDue.
+const noDeadline = time.Duration(math.MaxInt64)
+
+// timer is one deadline of the core. Before the first Tick the core has no notion of time,
+// so deadlines armed then are offsets from zero; the first Tick shifts them to driver time.
+type timer struct {
+	at    time.Duration
+	armed bool
+}
+
+func (t *timer) arm(at time.Duration) { t.at, t.armed = at, true }
+func (t *timer) stop()                { t.at, t.armed = 0, false }
+func (t *timer) due(now time.Duration) bool {
+	return t.armed && t.at <= now
+}
+
+// Core is one node's HyParView state machine. It is not safe for concurrent use: one
+// goroutine (the driver) owns it and calls Step, Tick, PeerDown, Join and Leave, then
+// collects the output with Ready.
+//
+// Behaviour the driver relies on, beyond the paper:
+//   - Messages between two nodes must be delivered in the order Ready lists them (a reliable
+//     ordered link). The symmetry of the active view depends on it: an accepting
+//     NEIGHBOR_REPLY followed by a DISCONNECT must not be reordered.
+//   - SHUFFLE_REPLY is addressed directly to the shuffle's origin, which usually is not a
+//     neighbour: the driver opens a temporary link (or reports PeerDown when it cannot).
+//   - Every failed send is reported with PeerDown; that is how dead entries leave the views.
+//   - Call Tick once before anything else: the first Tick starts the core's clock.
+type Core struct {
+	cfg  Config
+	rand *rand.Rand
+
+	// active and passive are the two views, kept in insertion order. They never share an
+	// entry and never contain Self.
+	active  []string
+	passive []string
+
+	out   Ready
+	stats Stats
+
+	now     time.Duration
+	started bool // the first Tick happened
+	// joined is set by Join or when a neighbour first comes up; from then on an empty
+	// active view is repaired (through the passive view, then the contacts). A node that has
+	// never joined (the first node of a network) just waits for others to join it.
+	joined bool
+	// left is set by Leave: the core is shut down and ignores input until Join.
+	left bool
+	// nextDue caches the earliest armed deadline so that Tick is O(1) when nothing is due.
+	nextDue time.Duration
+
+	shuffleTimer timer
+	// lastShuffle holds the entries sent in our last SHUFFLE; the reply's entries evict
+	// these first, as the paper prescribes, so a shuffle trades entries rather than only
+	// adding them.
+	lastShuffle []string
+
+	// Repair state. A joined node below ActiveSize asks its passive peers, one NEIGHBOR
+	// request (to pending) at a time. tried lists the candidates that refused during the
+	// current repair round so that a round asks each passive peer at most once; a round
+	// restarts on a new failure or disconnect and at each shuffle round.
+	pending      string
+	pendingTimer timer
+	tried        []string
+	// asked lists the peers we sent a JOIN or NEIGHBOR request whose acceptance we still
+	// honour (bounded by askedLimit, oldest forgotten). An acceptance from anyone else is
+	// stale or unsolicited: the sender gets a DISCONNECT instead. Sending a peer DISCONNECT
+	// takes it off the list, because an acceptance it sent before reading that DISCONNECT
+	// would otherwise re-add a peer that is about to drop us: an asymmetric link.
+	asked        []string
+	failedRounds int // consecutive repair rounds that ended with every candidate refusing
+
+	// Join state: the contacts of the current join attempt, tried one after another.
+	joinList    []string
+	joinNext    int
+	joinTarget  string // contact we sent JOIN to and wait on, "" if none
+	joinTimer   timer
+	rejoinTimer timer
+	// evictedEmptyAt is when a DISCONNECT last emptied the active view (if evictedEmpty).
+	evictedEmptyAt time.Duration
+	evictedEmpty   bool
+}
+
+// New validates cfg and returns a core. The core copies cfg.Contacts; cfg.Rand is used (and
+// advanced) by the core only.
+func New(cfg Config) (*Core, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Contacts = append([]string(nil), cfg.Contacts...)
+	c := &Core{
+		cfg:     cfg,
+		rand:    cfg.Rand,
+		active:  make([]string, 0, cfg.ActiveSize),
+		passive: make([]string, 0, min(cfg.PassiveSize, 64)),
+		nextDue: noDeadline,
+	}
+	return c, nil
+}
+
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.Self == "":
+		return errors.New("membership: Config.Self is required")
+	case cfg.Rand == nil:
+		return errors.New("membership: Config.Rand is required (a seeded source, one per core)")
+	case cfg.ActiveSize < 1:
+		return fmt.Errorf("membership: Config.ActiveSize must be at least 1, got %d", cfg.ActiveSize)
+	case cfg.PassiveSize < 1:
+		return fmt.Errorf("membership: Config.PassiveSize must be at least 1, got %d", cfg.PassiveSize)
+	case cfg.PRWL > cfg.ARWL:
+		return fmt.Errorf("membership: Config.PRWL (%d) must not exceed ARWL (%d)", cfg.PRWL, cfg.ARWL)
+	case cfg.ShuffleActive < 0:
+		return fmt.Errorf("membership: Config.ShuffleActive must not be negative, got %d", cfg.ShuffleActive)
+	case cfg.ShufflePassive < 0:
+		return fmt.Errorf("membership: Config.ShufflePassive must not be negative, got %d", cfg.ShufflePassive)
+	case cfg.ShuffleInterval <= 0:
+		return fmt.Errorf("membership: Config.ShuffleInterval must be positive, got %v", cfg.ShuffleInterval)
+	case cfg.NeighborTimeout <= 0:
+		return fmt.Errorf("membership: Config.NeighborTimeout must be positive, got %v", cfg.NeighborTimeout)
+	case cfg.RejoinBackoff <= 0:
+		return fmt.Errorf("membership: Config.RejoinBackoff must be positive, got %v", cfg.RejoinBackoff)
+	case cfg.MaxMessageNodes < 1+cfg.ShuffleActive+cfg.ShufflePassive:
+		// Our own shuffle sample (Self + ka + kp) must fit the bound, or peers with the
+		// same configuration would reject it.
+		return fmt.Errorf("membership: Config.MaxMessageNodes (%d) must be at least 1+ShuffleActive+ShufflePassive (%d)",
+			cfg.MaxMessageNodes, 1+cfg.ShuffleActive+cfg.ShufflePassive)
+	}
+	for i, p := range cfg.Contacts {
+		if p == "" {
+			return fmt.Errorf("membership: Config.Contacts[%d] is empty", i)
+		}
+	}
+	return nil
+}
+
+// Self returns this node's ID.
+func (c *Core) Self() string { return c.cfg.Self }
+
+// ActiveView returns a copy of the active view (the current neighbours).
+func (c *Core) ActiveView() []string { return append([]string(nil), c.active...) }
+
+// PassiveView returns a copy of the passive view.
+func (c *Core) PassiveView() []string { return append([]string(nil), c.passive...) }
+
+// Stats returns the counters and the current view sizes.
+func (c *Core) Stats() Stats {
+	s := c.stats
+	s.ActiveSize, s.PassiveSize = len(c.active), len(c.passive)
+	return s
+}
+
+// HasReady reports whether Ready has anything to return.
+func (c *Core) HasReady() bool { return len(c.out.Messages) > 0 || len(c.out.Events) > 0 }
+
+// Ready returns the messages to send and the events to report since the last call, and
+// clears them. The returned slices belong to the caller.
+func (c *Core) Ready() Ready {
+	rd := c.out
+	c.out = Ready{}
+	return rd
+}
+
+// NextDeadline returns the earliest armed timer (shuffle round, NEIGHBOR or JOIN timeout,
+// rejoin backoff), so a discrete-event driver can Tick the core exactly then. It reports
+// false when no timer is armed, and always before the first Tick.
+func (c *Core) NextDeadline() (time.Duration, bool) {
+	if !c.started || c.nextDue == noDeadline {
+		return 0, false
+	}
+	return c.nextDue, true
+}
+
+// Join starts joining the overlay: it sends JOIN to contact, or, when contact is "", to the
+// first of Config.Contacts. When no JOIN_REPLY arrives within NeighborTimeout (or the contact
+// is reported down) the next contact is tried: after an explicit contact come
+// Config.Contacts in order. When all fail and the node is still isolated it retries through
+// the contacts every RejoinBackoff. Join also restarts a core stopped by Leave. A node with
+// no contact at all (the first node of a network) only marks itself joined and waits.
+func (c *Core) Join(contact string) {
+	if c.left {
+		c.left = false
+		if c.started {
+			c.armShuffle()
+		}
+	}
+	c.joined = true
+	c.joinList = c.joinList[:0]
+	if contact != "" {
+		c.joinList = appendContact(c.joinList, contact, c.cfg.Self)
+	}
+	for _, p := range c.cfg.Contacts {
+		c.joinList = appendContact(c.joinList, p, c.cfg.Self)
+	}
+	c.joinNext = -1
+	c.rejoinTimer.stop()
+	c.advanceJoin(true)
+	c.maintain()
+	c.updateDue()
+}
+
+func appendContact(list []string, p, self string) []string {
+	if p == "" || p == self || indexOf(list, p) >= 0 {
+		return list
+	}
+	return append(list, p)
+}
+
+// advanceJoin sends JOIN to the next contact of the current attempt. When the list is used
+// up it gives up; an isolated node then waits RejoinBackoff before trying again. force
+// continues even when the node already has neighbours (an explicit Join).
+func (c *Core) advanceJoin(force bool) {
+	c.joinTarget = ""
+	c.joinTimer.stop()
+	if !force && len(c.active) > 0 {
+		// Connected by now (a late JOIN_REPLY or a NEIGHBOR request): the join walks fill
+		// the rest of the active view, no need to bother more contacts.
+		c.joinList = c.joinList[:0]
+		return
+	}
+	c.joinNext++
+	if c.joinNext >= len(c.joinList) {
+		c.joinList = c.joinList[:0]
+		if len(c.active) == 0 && c.joined && c.hasContacts() {
+			c.rejoinTimer.arm(c.now + c.cfg.RejoinBackoff)
+		}
+		return
+	}
+	c.joinTarget = c.joinList[c.joinNext]
+	c.joinTimer.arm(c.now + c.cfg.NeighborTimeout)
+	c.markAsked(c.joinTarget)
+	c.send(c.joinTarget, Message{Type: Join})
+}
+
+// hasContacts reports whether any contact other than Self is configured.
+func (c *Core) hasContacts() bool {
+	for _, p := range c.cfg.Contacts {
+		if p != c.cfg.Self {
+			return true
+		}
+	}
+	return false
+}
+
+// startRejoin re-joins through the contacts, in random order, because both views ran empty.
+func (c *Core) startRejoin() {
+	c.joinList = c.joinList[:0]
+	for _, p := range c.cfg.Contacts {
+		c.joinList = appendContact(c.joinList, p, c.cfg.Self)
+	}
+	if len(c.joinList) == 0 {
+		return // no way back in but to be joined by someone else
+	}
+	c.rand.Shuffle(len(c.joinList), func(i, j int) {
+		c.joinList[i], c.joinList[j] = c.joinList[j], c.joinList[i]
+	})
+	c.stats.Rejoins++
+	c.joinNext = -1
+	c.advanceJoin(true)
+}
+
+// Leave shuts the node down gracefully: DISCONNECT (Leaving) to every neighbour, a
+// NeighborDown event for each, both views cleared and every timer stopped. The core then
+// ignores messages and timers until Join is called again.
+func (c *Core) Leave() {
+	for _, p := range c.active {
+		c.send(p, Message{Type: Disconnect, Leaving: true})
+	}
+	for _, p := range c.active {
+		c.out.Events = append(c.out.Events, Event{Type: NeighborDown, Peer: p})
+	}
+	clear(c.active)
+	c.active = c.active[:0]
+	clear(c.passive)
+	c.passive = c.passive[:0]
+	c.tried = c.tried[:0]
+	clear(c.asked)
+	c.asked = c.asked[:0]
+	c.lastShuffle = c.lastShuffle[:0]
+	c.joinList = c.joinList[:0]
+	c.failedRounds, c.pending, c.joinTarget = 0, "", ""
+	c.pendingTimer.stop()
+	c.joinTimer.stop()
+	c.rejoinTimer.stop()
+	c.shuffleTimer.stop()
+	c.joined, c.left = false, true
+	c.updateDue()
+}
+
+// Tick advances the core's clock to now (driver time, monotonic; an earlier value is taken
+// as the current time) and fires the timers that are due. The first Tick starts the clock
+// and schedules the first shuffle round at a random offset within ShuffleInterval.
+func (c *Core) Tick(now time.Duration) {
+	if now < c.now {
+		now = c.now
+	}
+	if !c.started {
+		c.started = true
+		// Deadlines armed before the first Tick are offsets from zero.
+		for _, t := range [...]*timer{&c.pendingTimer, &c.joinTimer, &c.rejoinTimer} {
+			if t.armed {
+				t.at += now
+			}
+		}
+		c.now = now
+		if !c.left {
+			c.armShuffle()
+		}
+		c.updateDue()
+	}
+	c.now = now
+	if now < c.nextDue || c.left {
+		return
+	}
+	if c.pendingTimer.due(now) {
+		// No reply from the repair candidate in time: it is as good as unreachable.
+		cand := c.pending
+		c.pending = ""
+		c.pendingTimer.stop()
+		c.passive = removeValue(c.passive, cand)
+	}
+	if c.joinTimer.due(now) {
+		c.advanceJoin(false)
+	}
+	if c.rejoinTimer.due(now) {
+		c.rejoinTimer.stop()
+		c.tried = c.tried[:0]
+	}
+	if c.shuffleTimer.due(now) {
+		// Keep the phase; skip rounds a coarse driver missed rather than bursting them.
+		at := c.shuffleTimer.at + c.cfg.ShuffleInterval
+		if at <= now {
+			at += (now - at) / c.cfg.ShuffleInterval * c.cfg.ShuffleInterval
+			if at <= now {
+				at += c.cfg.ShuffleInterval
+			}
+		}
+		c.shuffleTimer.arm(at)
+		c.shuffle()
+		if c.pending == "" && len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
+			c.retryRepair()
+		}
+	}
+	c.maintain()
+	c.updateDue()
+}
+
+func (c *Core) armShuffle() {
+	c.shuffleTimer.arm(c.now + time.Duration(c.rand.Int64N(int64(c.cfg.ShuffleInterval))))
+}
+
+func (c *Core) updateDue() {
+	due := noDeadline
+	for _, t := range [...]*timer{&c.shuffleTimer, &c.pendingTimer, &c.joinTimer, &c.rejoinTimer} {
+		if t.armed && t.at < due {
+			due = t.at
+		}
+	}
+	c.nextDue = due
+}
+
+// PeerDown reports that peer is unreachable: its link failed, or a send to it failed. An
+// active peer is removed (NeighborDown) and replaced from the passive view; a repair
+// candidate or join contact that fails is skipped for the next one. The peer is also dropped
+// from the passive view, so failed entries do not linger.
+func (c *Core) PeerDown(peer string) {
+	if c.left || peer == "" || peer == c.cfg.Self {
+		return
+	}
+	c.stats.PeerDowns++
+	if c.removeActive(peer) {
+		c.tried = c.tried[:0] // a new failure starts a new repair round
+	}
+	c.passive = removeValue(c.passive, peer)
+	c.asked = removeValue(c.asked, peer)
+	if peer == c.pending {
+		c.pending = ""
+		c.pendingTimer.stop()
+	}
+	if peer == c.joinTarget {
+		c.advanceJoin(false)
+	}
+	c.maintain()
+	c.updateDue()
+}
+
+// Step processes message m that arrived from peer from. A malformed or hostile message
+// (unknown type, missing or oversized fields, TTL beyond the configured walk length, a sender
+// that is empty or Self) returns an error wrapping ErrInvalidMessage and changes nothing but
+// Stats.InvalidMessages. A valid message from a peer outside the active view is processed
+// too: joins, NEIGHBOR requests and shuffle replies come from non-neighbours.
+func (c *Core) Step(from string, m Message) error {
+	if m.Type.Valid() {
+		c.stats.MessagesReceived[m.Type]++
+	}
+	if err := c.check(from, &m); err != nil {
+		c.stats.InvalidMessages++
+		return err
+	}
+	if c.left {
+		return nil
+	}
+	switch m.Type {
+	case Join:
+		c.onJoin(from)
+	case JoinReply:
+		c.onJoinReply(from)
+	case ForwardJoin:
+		c.onForwardJoin(from, &m)
+	case Neighbor:
+		c.onNeighbor(from, &m)
+	case NeighborReply:
+		c.onNeighborReply(from, &m)
+	case Disconnect:
+		c.onDisconnect(from, &m)
+	case Shuffle:
+		c.onShuffle(from, &m)
+	case ShuffleReply:
+		c.mergePassive(m.Nodes, c.lastShuffle)
+	}
+	c.maintain()
+	c.updateDue()
+	return nil
+}
+
+func (c *Core) check(from string, m *Message) error {
+	if !m.Type.Valid() {
+		return fmt.Errorf("%w: unknown type %d from %q", ErrInvalidMessage, uint8(m.Type), from)
+	}
+	if from == "" {
+		return fmt.Errorf("%w: %v with an empty sender", ErrInvalidMessage, m.Type)
+	}
+	if from == c.cfg.Self {
+		return fmt.Errorf("%w: %v from Self (%q)", ErrInvalidMessage, m.Type, from)
+	}
+	if len(m.Nodes) > c.cfg.MaxMessageNodes {
+		return fmt.Errorf("%w: %v from %q carries %d nodes, more than MaxMessageNodes (%d)",
+			ErrInvalidMessage, m.Type, from, len(m.Nodes), c.cfg.MaxMessageNodes)
+	}
+	switch m.Type {
+	case ForwardJoin:
+		if m.Node == "" {
+			return fmt.Errorf("%w: FORWARD_JOIN from %q names no joining node", ErrInvalidMessage, from)
+		}
+		if m.TTL > c.cfg.ARWL {
+			return fmt.Errorf("%w: FORWARD_JOIN from %q has TTL %d, more than ARWL (%d)",
+				ErrInvalidMessage, from, m.TTL, c.cfg.ARWL)
+		}
+	case Shuffle:
+		if m.Node == "" {
+			return fmt.Errorf("%w: SHUFFLE from %q names no origin", ErrInvalidMessage, from)
+		}
+		if m.TTL > c.cfg.ShuffleTTL {
+			return fmt.Errorf("%w: SHUFFLE from %q has TTL %d, more than ShuffleTTL (%d)",
+				ErrInvalidMessage, from, m.TTL, c.cfg.ShuffleTTL)
+		}
+	}
+	for i, p := range m.Nodes {
+		if p == "" {
+			return fmt.Errorf("%w: %v from %q has an empty node ID at index %d", ErrInvalidMessage, m.Type, from, i)
+		}
+	}
+	return nil
+}
+
+// onJoin: the contact takes the joiner into its active view (dropping a random neighbour if
+// full), answers JOIN_REPLY and sends a FORWARD_JOIN walk along each other neighbour. A JOIN
+// from a peer that is already active (it restarted, or a reply was lost) is answered and
+// forwarded again: the joiner evidently lacks neighbours.
+func (c *Core) onJoin(from string) {
+	c.addActive(from)
+	c.send(from, Message{Type: JoinReply})
+	for _, p := range c.active {
+		if p != from {
+			c.send(p, Message{Type: ForwardJoin, Node: from, TTL: c.cfg.ARWL})
+		}
+	}
+}
+
+// onJoinReply: the contact added us, so we add it, keeping the link symmetric. A late reply
+// from a contact we gave up on is honoured the same way (while it is in Core.asked): that
+// contact has us in its view.
+func (c *Core) onJoinReply(from string) {
+	if from == c.joinTarget {
+		c.joinTarget = ""
+		c.joinTimer.stop()
+		c.joinList = c.joinList[:0]
+	}
+	c.accepted(from)
+}
+
+// accepted handles a peer that has added us to its active view (JOIN_REPLY, accepting
+// NEIGHBOR_REPLY). If we asked it, we add it too, dropping a random neighbour if the view
+// filled up in the meantime (the paper's addNodeActiveView): evicting rather than refusing
+// lets join walks that end at full nodes still connect the joiner, as in the paper. An
+// acceptance we no longer honour (see Core.asked) gets a DISCONNECT, so the sender drops
+// us again. Either way the link ends up symmetric.
+func (c *Core) accepted(p string) {
+	if p == c.pending {
+		c.pending = ""
+		c.pendingTimer.stop()
+	}
+	switch {
+	case indexOf(c.active, p) >= 0:
+		c.asked = removeValue(c.asked, p)
+	case indexOf(c.asked, p) >= 0:
+		c.addActive(p)
+	default:
+		c.send(p, Message{Type: Disconnect})
+		c.addPassive(p)
+	}
+}
+
+// askedLimit bounds Core.asked: a few requests per active slot are plenty; forgetting an
+// old one only costs a link (its late acceptance gets a DISCONNECT).
+func (c *Core) askedLimit() int { return 2*c.cfg.ActiveSize + 2 }
+
+func (c *Core) markAsked(p string) {
+	if indexOf(c.asked, p) >= 0 {
+		return
+	}
+	if len(c.asked) >= c.askedLimit() {
+		c.asked = removeAt(c.asked, 0)
+	}
+	c.asked = append(c.asked, p)
+}
+
+// onForwardJoin continues or ends a join walk. At its end (TTL 0, or no neighbour to pass it
+// to) this node asks the joiner to become its neighbour with a high-priority NEIGHBOR; at TTL
+// PRWL the joiner is also put into the passive view.
+func (c *Core) onForwardJoin(from string, m *Message) {
+	joiner := m.Node
+	if joiner == c.cfg.Self {
+		return // a walk about ourselves: never our own neighbour
+	}
+	if m.TTL > 0 && len(c.active) > 1 {
+		if m.TTL == c.cfg.PRWL {
+			c.addPassive(joiner)
+		}
+		// Passing the walk to the joiner itself would waste it.
+		if next := c.randomActiveExcept(from, joiner); next != "" {
+			c.send(next, Message{Type: ForwardJoin, Node: joiner, TTL: m.TTL - 1})
+			return
+		}
+	}
+	if indexOf(c.active, joiner) < 0 {
+		c.markAsked(joiner)
+		c.send(joiner, Message{Type: Neighbor, HighPriority: true})
+	}
+}
+
+// onNeighbor: a high-priority request is always accepted (dropping a random neighbour if
+// full); a low-priority one only when there is room. A request from a peer already active is
+// accepted again, so the requester adds us and the link stays symmetric.
+func (c *Core) onNeighbor(from string, m *Message) {
+	ok := indexOf(c.active, from) >= 0 || m.HighPriority || len(c.active) < c.cfg.ActiveSize
+	if ok {
+		c.addActive(from)
+	}
+	c.send(from, Message{Type: NeighborReply, Accepted: ok})
+}
+
+func (c *Core) onNeighborReply(from string, m *Message) {
+	if m.Accepted {
+		c.accepted(from)
+		return
+	}
+	// Refused: the peer is alive but full. It stays in the passive view; the repair
+	// round moves on to another candidate. A refusal never removes an active peer.
+	c.asked = removeValue(c.asked, from)
+	if from == c.pending {
+		c.pending = ""
+		c.pendingTimer.stop()
+		c.addTried(from)
+	}
+}
+
+// onDisconnect: the sender dropped us. It goes to the passive view (it is alive), unless it
+// is leaving, in which case it is forgotten. Either way the lost slot is repaired like a
+// failure, going beyond the paper (which repairs only failures): evictions by joins, left
+// alone, cut small islands off the overlay (seen with 9 nodes and an active view of 3). The
+// repair asks with low priority, accepted only by peers with room, so it never evicts
+// anyone in turn; only an empty active view asks with high priority.
+func (c *Core) onDisconnect(from string, m *Message) {
+	if c.removeActive(from) {
+		c.tried = c.tried[:0]
+		if len(c.active) == 0 && !m.Leaving {
+			// Emptied by an eviction. The high-priority request we now send evicts someone
+			// else, who may be emptied in turn: in a tiny overlay (more nodes wanting a slot
+			// than there are slots) that chain never ends. Emptied twice within
+			// RejoinBackoff, wait RejoinBackoff before asking, so the chain runs at that
+			// pace instead of at network speed.
+			if c.evictedEmpty && c.now-c.evictedEmptyAt < c.cfg.RejoinBackoff {
+				c.rejoinTimer.arm(c.now + c.cfg.RejoinBackoff)
+			}
+			c.evictedEmpty, c.evictedEmptyAt = true, c.now
+		}
+	}
+	if !m.Leaving {
+		c.addPassive(from)
+		return
+	}
+	c.passive = removeValue(c.passive, from)
+	c.asked = removeValue(c.asked, from)
+	if from == c.pending {
+		c.pending = ""
+		c.pendingTimer.stop()
+	}
+	if from == c.joinTarget {
+		c.advanceJoin(false)
+	}
+}
+
+// onShuffle continues the shuffle walk or ends it here: the end node answers the origin
+// directly with a passive sample of the same size and merges the received sample, evicting
+// first what it sent.
+func (c *Core) onShuffle(from string, m *Message) {
+	if m.TTL > 0 && len(c.active) > 1 {
+		if next := c.randomActiveExcept(from, m.Node); next != "" {
+			c.send(next, Message{Type: Shuffle, Node: m.Node, TTL: m.TTL - 1,
+				Nodes: append([]string(nil), m.Nodes...)})
+			return
+		}
+	}
+	if m.Node == c.cfg.Self {
+		return // our own walk came back: nothing to trade with ourselves
+	}
+	var reply []string
+	if len(c.passive) > 0 {
+		reply = c.appendSample(make([]string, 0, min(len(m.Nodes), len(c.passive))), c.passive, len(m.Nodes), m.Node)
+	}
+	if len(reply) > 0 {
+		c.send(m.Node, Message{Type: ShuffleReply, Nodes: reply})
+	}
+	c.mergePassive(m.Nodes, reply)
+}
+
+// shuffle starts a shuffle round: Self, ka active and kp passive peers, sent on a random walk
+// through a random neighbour.
+func (c *Core) shuffle() {
+	if len(c.active) == 0 {
+		return
+	}
+	target := c.active[c.rand.IntN(len(c.active))]
+	sample := make([]string, 1, 1+c.cfg.ShuffleActive+c.cfg.ShufflePassive)
+	sample[0] = c.cfg.Self
+	sample = c.appendSample(sample, c.active, c.cfg.ShuffleActive, "")
+	sample = c.appendSample(sample, c.passive, c.cfg.ShufflePassive, "")
+	c.lastShuffle = append(c.lastShuffle[:0], sample[1:]...)
+	c.send(target, Message{Type: Shuffle, Node: c.cfg.Self, TTL: c.cfg.ShuffleTTL, Nodes: sample})
+}
+
+// maintain restores the invariants after every input. A joined node whose active view is
+// not full asks a random passive peer to become its neighbour, one NEIGHBOR request at a
+// time, with high priority iff its active view is empty; an isolated node with no passive
+// peer left to ask re-joins through its contacts.
+//
+// The paper repairs only after failures. Here a slot freed by a DISCONNECT (an eviction) is
+// repaired too, and a view that is not full keeps trying every shuffle round: evictions by
+// joins, left alone, cut small islands off the overlay (seen with 9 nodes and an active
+// view of 3). Low-priority requests are accepted only by peers with room, so the repair
+// never evicts anyone, except for the escalation in retryRepair.
+func (c *Core) maintain() {
+	if c.left || !c.joined {
+		return
+	}
+	isolated := len(c.active) == 0
+	if isolated && c.rejoinTimer.armed {
+		return // backing off (see onDisconnect and advanceJoin)
+	}
+	if c.pending == "" && len(c.active) < c.cfg.ActiveSize {
+		if cand := c.pickCandidate(); cand != "" {
+			c.askNeighbor(cand, isolated)
+		}
+	}
+	if isolated && c.pending == "" && c.joinTarget == "" && !c.rejoinTimer.armed {
+		c.startRejoin()
+	}
+}
+
+func (c *Core) askNeighbor(cand string, high bool) {
+	c.pending = cand
+	c.pendingTimer.arm(c.now + c.cfg.NeighborTimeout)
+	c.markAsked(cand)
+	c.send(cand, Message{Type: Neighbor, HighPriority: high})
+}
+
+// retryRepair starts a new repair round at a shuffle round when the active view is still
+// not full. If the last two rounds ended with every passive peer refusing (all full), this
+// one opens with a single high-priority request: a group of nodes whose passive peers are
+// all full (an island cut off by evictions) would otherwise never get back into the
+// overlay. At most one such eviction per node every other shuffle round keeps the churn low
+// in a saturated overlay, where a free slot always bounces around.
+func (c *Core) retryRepair() {
+	exhausted := len(c.tried) > 0 && !c.hasCandidate()
+	c.tried = c.tried[:0]
+	if !exhausted {
+		c.failedRounds = 0
+		return
+	}
+	c.failedRounds++
+	if c.failedRounds < 2 {
+		return
+	}
+	c.failedRounds = 0
+	if cand := c.pickCandidate(); cand != "" {
+		c.askNeighbor(cand, true)
+	}
+}
+
+func (c *Core) hasCandidate() bool {
+	for _, p := range c.passive {
+		if indexOf(c.tried, p) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pickCandidate returns a random passive peer not yet tried in this repair round.
+func (c *Core) pickCandidate() string {
+	n := 0
+	for _, p := range c.passive {
+		if indexOf(c.tried, p) < 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	k := c.rand.IntN(n)
+	for _, p := range c.passive {
+		if indexOf(c.tried, p) < 0 {
+			if k == 0 {
+				return p
+			}
+			k--
+		}
+	}
+	return ""
+}
+
+func (c *Core) addTried(p string) {
+	if len(c.tried) >= c.cfg.PassiveSize {
+		// Keep the list bounded: forget refusers that already left the passive view.
+		kept := c.tried[:0]
+		for _, q := range c.tried {
+			if indexOf(c.passive, q) >= 0 {
+				kept = append(kept, q)
+			}
+		}
+		clear(c.tried[len(kept):])
+		c.tried = kept
+		if len(c.tried) >= c.cfg.PassiveSize {
+			return
+		}
+	}
+	c.tried = append(c.tried, p)
+}
+
+// addActive puts p into the active view, dropping a random neighbour (with DISCONNECT, into
+// the passive view) if full. It reports whether p was added (false: Self or already active).
+func (c *Core) addActive(p string) bool {
+	if p == c.cfg.Self || indexOf(c.active, p) >= 0 {
+		return false
+	}
+	if len(c.active) >= c.cfg.ActiveSize {
+		victim := c.active[c.rand.IntN(len(c.active))]
+		c.removeActive(victim)
+		c.asked = removeValue(c.asked, victim)
+		c.send(victim, Message{Type: Disconnect})
+		c.addPassive(victim)
+	}
+	// Whoever brought p (its request, its acceptance of ours), any answer still on the way
+	// from it is now a no-op, and must stay one even if we drop p before it arrives.
+	c.asked = removeValue(c.asked, p)
+	if p == c.pending {
+		c.pending = ""
+		c.pendingTimer.stop()
+	}
+	c.passive = removeValue(c.passive, p)
+	c.active = append(c.active, p)
+	c.joined = true
+	c.out.Events = append(c.out.Events, Event{Type: NeighborUp, Peer: p})
+	return true
+}
+
+// removeActive takes p out of the active view with a NeighborDown event; false if absent.
+func (c *Core) removeActive(p string) bool {
+	i := indexOf(c.active, p)
+	if i < 0 {
+		return false
+	}
+	c.active = removeAt(c.active, i)
+	c.out.Events = append(c.out.Events, Event{Type: NeighborDown, Peer: p})
+	return true
+}
+
+// addPassive inserts p unless it is Self, active or already known; a full view drops a random
+// entry.
+func (c *Core) addPassive(p string) {
+	c.insertPassive(p, nil, nil)
+}
+
+// mergePassive adds a shuffle sample, dropping first (when full) the entries in prefer: what
+// we just sent away, so the exchange trades entries.
+func (c *Core) mergePassive(nodes, prefer []string) {
+	next := 0
+	for _, p := range nodes {
+		c.insertPassive(p, prefer, &next)
+	}
+}
+
+// insertPassive adds p unless it is Self, active or already passive. When the view is full it
+// evicts the first entry of prefer[*next:] still present, else a random one. The cursor next
+// walks prefer once across a whole merge: an entry found absent, or already evicted, is not
+// looked for again, which keeps a merge at O(len(nodes)+len(prefer)) scans of the view rather
+// than their product.
+func (c *Core) insertPassive(p string, prefer []string, next *int) {
+	if p == "" || p == c.cfg.Self || indexOf(c.active, p) >= 0 || indexOf(c.passive, p) >= 0 {
+		return
+	}
+	if len(c.passive) >= c.cfg.PassiveSize {
+		victim := -1
+		for next != nil && victim < 0 && *next < len(prefer) {
+			victim = indexOf(c.passive, prefer[*next])
+			*next++
+		}
+		if victim < 0 {
+			victim = c.rand.IntN(len(c.passive))
+		}
+		c.passive = removeAt(c.passive, victim)
+	}
+	c.passive = append(c.passive, p)
+}
+
+// randomActiveExcept returns a random active peer other than a and b, or "" if none.
+func (c *Core) randomActiveExcept(a, b string) string {
+	n := 0
+	for _, p := range c.active {
+		if p != a && p != b {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	k := c.rand.IntN(n)
+	for _, p := range c.active {
+		if p != a && p != b {
+			if k == 0 {
+				return p
+			}
+			k--
+		}
+	}
+	return ""
+}
+
+// appendSample appends up to k distinct random entries of src (other than exclude) to dst.
+// Rejection sampling needs no scratch space, which matters with 100,000 cores in one process;
+// k is small next to the views, so retries are rare.
+func (c *Core) appendSample(dst, src []string, k int, exclude string) []string {
+	eligible := len(src)
+	if exclude != "" && indexOf(src, exclude) >= 0 {
+		eligible--
+	}
+	start := len(dst)
+	if k >= eligible {
+		for _, p := range src {
+			if p != exclude {
+				dst = append(dst, p)
+			}
+		}
+		// Random order all the same: a receiver that keeps a prefix must not always keep
+		// the same entries.
+		picked := dst[start:]
+		c.rand.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
+		return dst
+	}
+	for len(dst)-start < k {
+		p := src[c.rand.IntN(len(src))]
+		if p != exclude && indexOf(dst[start:], p) < 0 {
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}
+
+func (c *Core) send(to string, m Message) {
+	c.out.Messages = append(c.out.Messages, Envelope{To: to, Msg: m})
+	c.stats.MessagesSent[m.Type]++
+}
+
+func indexOf(s []string, p string) int {
+	for i, q := range s {
+		if q == p {
+			return i
+		}
+	}
+	return -1
+}
+
+// removeAt deletes s[i] keeping the order (views are small; order keeps output stable).
+func removeAt(s []string, i int) []string {
+	copy(s[i:], s[i+1:])
+	s[len(s)-1] = ""
+	return s[:len(s)-1]
+}
+
+func removeValue(s []string, p string) []string {
+	if i := indexOf(s, p); i >= 0 {
+		return removeAt(s, i)
+	}
+	return s
+}
