@@ -1,0 +1,194 @@
+// Package gossip implements Plumtree (Leitão, Pereira, Rodrigues, "Epidemic Broadcast Trees",
+// SRDS 2007), the broadcast protocol of rtcmesh, as a deterministic state machine.
+//
+// Plumtree runs over the neighbours that membership (HyParView) reports. Every neighbour starts
+// as an eager peer, to which a message's payload is pushed at once; a node that receives a
+// payload twice PRUNEs the second sender into its lazy set, to which only announcements (IHAVE)
+// are sent, in batches. The eager links converge to a spanning tree, so each broadcast crosses
+// each node about once. A node that hears of a message (IHAVE) but does not receive it within a
+// timeout GRAFTs the announcer back into the tree, which repairs it after failures; an
+// optional optimisation swaps an eager link for a lazy one whose announcements arrive much
+// earlier (by Config.OptimizationThreshold hops).
+//
+// Like package membership, the core touches no network, clock, goroutine or global random
+// source: the driver calls NeighborUp/NeighborDown, Broadcast, Step and Tick and collects what
+// to send and what to deliver with Ready.
+package gossip
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// MessageID identifies a broadcast. It is drawn at random by the origin's core, so IDs from
+// different origins do not collide in practice (128 bits).
+type MessageID [16]byte
+
+// String returns the ID in hex.
+func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
+
+// MessageType identifies a Plumtree message.
+type MessageType uint8
+
+// The Plumtree messages. The numeric values are part of the wire format (see package wire)
+// and must never be reused.
+const (
+	// Gossip carries a broadcast's payload (eager push).
+	Gossip MessageType = 1
+	// IHave announces, in a batch, messages the sender has received (lazy push).
+	IHave MessageType = 2
+	// Graft asks the receiver to make the sender an eager peer again and, if ID is set and the
+	// receiver still holds that message, to send it.
+	Graft MessageType = 3
+	// Prune asks the receiver to make the sender a lazy peer: the sender received a payload
+	// twice.
+	Prune MessageType = 4
+)
+
+var messageTypeNames = [...]string{Gossip: "GOSSIP", IHave: "IHAVE", Graft: "GRAFT", Prune: "PRUNE"}
+
+// String returns the message type's name as the paper writes it, e.g. "GRAFT".
+func (t MessageType) String() string {
+	if int(t) < len(messageTypeNames) && messageTypeNames[t] != "" {
+		return messageTypeNames[t]
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// Valid reports whether t is one of the defined message types.
+func (t MessageType) Valid() bool { return t >= Gossip && t <= Prune }
+
+// Announcement names one message in an IHave batch.
+type Announcement struct {
+	ID MessageID
+	// Hops is the hop count at which the announcer received the message (0 for its origin).
+	Hops uint16
+}
+
+// Message is one Plumtree message, a flat struct: only the fields its Type documents are
+// meaningful. The sender is passed to Step by the driver.
+type Message struct {
+	Type MessageType
+	// ID is the broadcast this message is about (Gossip, Graft). A Graft with a zero ID only
+	// repairs the tree.
+	ID MessageID
+	// Origin is the node that broadcast the message (Gossip).
+	Origin string
+	// Hops is the number of links the payload has crossed, counting the one it is on: the
+	// origin sends 1 (Gossip).
+	Hops uint16
+	// Payload is the application's data (Gossip). The core never modifies it.
+	Payload []byte
+	// IHave is the batch of announcements (IHave).
+	IHave []Announcement
+}
+
+// Envelope is a message the driver must deliver to a peer.
+type Envelope struct {
+	To  string
+	Msg Message
+}
+
+// Delivery is a broadcast handed to the application, exactly once per message ID for as long as
+// the ID is remembered (Config.SeenMaxIDs, Config.SeenMaxAge).
+type Delivery struct {
+	ID     MessageID
+	Origin string
+	// Hops is the number of links the payload crossed to get here; 0 for the node's own
+	// broadcasts, which are delivered locally at once.
+	Hops    uint16
+	Payload []byte
+}
+
+// Ready is what the driver must do after NeighborUp, NeighborDown, Broadcast, Step or Tick:
+// send Messages (per destination in order) and hand Deliveries to the application. The slices
+// belong to the caller.
+type Ready struct {
+	Messages   []Envelope
+	Deliveries []Delivery
+}
+
+// Empty reports whether there is nothing to do.
+func (rd Ready) Empty() bool { return len(rd.Messages) == 0 && len(rd.Deliveries) == 0 }
+
+// Stats are counters and gauges a driver may export as metrics.
+type Stats struct {
+	EagerPeers, LazyPeers int
+	// CachedMessages is the number of payloads held to answer Grafts; SeenIDs the number of
+	// message IDs remembered for duplicate suppression; PendingMissing the number of messages
+	// heard of by IHave but not yet received.
+	CachedMessages, SeenIDs, PendingMissing int
+	// Broadcasts counts this node's own broadcasts; Delivered counts deliveries of other
+	// nodes' messages; Duplicates counts payloads received again.
+	Broadcasts, Delivered, Duplicates uint64
+	// Sent and Received count messages by type.
+	Sent, Received [Prune + 1]uint64
+	// InvalidMessages counts messages Step refused with an error.
+	InvalidMessages uint64
+}
+
+// Config configures one Plumtree core. DefaultConfig returns the paper's settings.
+type Config struct {
+	// Self is this node's ID. Required.
+	Self string
+	// Rand is this node's random source (message IDs). Required and never shared, so a seeded
+	// source makes the core deterministic.
+	Rand *rand.Rand
+	// Flood turns Plumtree off and makes the core the paper's eager-push baseline: every
+	// neighbour stays eager, duplicates are never pruned, no IHave is sent.
+	Flood bool
+
+	// LazyFlushInterval is how long announcements for a lazy peer are held so they travel
+	// in one IHave (the paper's lazy-push dispatch policy). 0 sends each at once.
+	LazyFlushInterval time.Duration
+	// LazyBatchMax sends a lazy peer's IHave as soon as this many announcements are queued.
+	// It also bounds the announcements accepted in one IHave from a peer.
+	LazyBatchMax int
+	// MissingTimeout (the paper's timeout 1) is how long after the first IHave for a message
+	// that has not arrived the core waits before it GRAFTs the announcer. It should exceed
+	// the typical extra delay of the eager path, or every announcement becomes a Graft.
+	MissingTimeout time.Duration
+	// GraftRetryTimeout (the paper's timeout 2, shorter than MissingTimeout) is how long after
+	// a Graft the core waits for the payload before it GRAFTs the next announcer.
+	GraftRetryTimeout time.Duration
+	// OptimizationThreshold: when a message arrives through the tree at least this many hops
+	// later than a lazy peer announced it, the lazy link replaces the eager one (the paper uses
+	// 3 for a single sender, 7 for many). 0 turns the optimisation off.
+	OptimizationThreshold int
+	// CacheMaxMessages and CacheMaxAge bound the payloads kept to answer Grafts.
+	CacheMaxMessages int
+	CacheMaxAge      time.Duration
+	// SeenMaxIDs and SeenMaxAge bound the set of delivered message IDs used to drop
+	// duplicates. A message older than SeenMaxAge may be delivered again if it resurfaces;
+	// keep SeenMaxAge well above any path's delay.
+	SeenMaxIDs int
+	SeenMaxAge time.Duration
+	// MissingMaxIDs bounds the messages tracked as announced but not received, and
+	// MissingMaxAnnouncers the announcers remembered for each.
+	MissingMaxIDs        int
+	MissingMaxAnnouncers int
+	// MaxPayload bounds a payload accepted from Broadcast or a peer (bytes).
+	MaxPayload int
+}
+
+// DefaultConfig returns Plumtree's settings for a WAN of WebRTC links: optimisation threshold
+// 7 (many senders), timeouts of a few hundred milliseconds, caches bounded to a few minutes.
+// Self and Rand must still be set.
+func DefaultConfig() Config {
+	return Config{
+		LazyFlushInterval:     50 * time.Millisecond,
+		LazyBatchMax:          64,
+		MissingTimeout:        1 * time.Second,
+		GraftRetryTimeout:     500 * time.Millisecond,
+		OptimizationThreshold: 7,
+		CacheMaxMessages:      4096,
+		CacheMaxAge:           2 * time.Minute,
+		SeenMaxIDs:            65536,
+		SeenMaxAge:            10 * time.Minute,
+		MissingMaxIDs:         4096,
+		MissingMaxAnnouncers:  8,
+		MaxPayload:            60 * 1024,
+	}
+}
