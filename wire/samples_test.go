@@ -1,0 +1,114 @@
+package wire
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/membership"
+)
+
+// sample is one message of one protocol, with the frame it decodes to.
+type sample struct {
+	name  string
+	frame Frame
+}
+
+func mem(m membership.Message) Frame { return Frame{Protocol: ProtocolMembership, Membership: m} }
+func gsp(m gossip.Message) Frame     { return Frame{Protocol: ProtocolGossip, Gossip: m} }
+func ctl(c Control) Frame            { return Frame{Protocol: ProtocolControl, Control: c} }
+
+// msgID returns a recognisable message ID: bytes b, b+1, ..., b+15.
+func msgID(b byte) gossip.MessageID {
+	var id gossip.MessageID
+	for i := range id {
+		id[i] = b + byte(i)
+	}
+	return id
+}
+
+// nodeID is a node ID as the runtime makes them: 52 characters of base32, here with a
+// recognisable prefix.
+func nodeID(prefix string) string {
+	return prefix + strings.Repeat("a", 52-len(prefix))
+}
+
+// goldenSamples are the messages whose frames are committed in testdata/vectors.txt: at least
+// one of every type of every protocol, with small recognisable values so the hex can be read.
+func goldenSamples() []sample {
+	return []sample{
+		{"membership/join", mem(membership.Message{Type: membership.Join})},
+		{"membership/join_reply", mem(membership.Message{Type: membership.JoinReply})},
+		{"membership/forward_join", mem(membership.Message{Type: membership.ForwardJoin, Node: "n1", TTL: 6})},
+		{"membership/neighbor_low", mem(membership.Message{Type: membership.Neighbor})},
+		{"membership/neighbor_high", mem(membership.Message{Type: membership.Neighbor, HighPriority: true})},
+		{"membership/neighbor_reply_refused", mem(membership.Message{Type: membership.NeighborReply})},
+		{"membership/neighbor_reply_accepted", mem(membership.Message{Type: membership.NeighborReply, Accepted: true})},
+		{"membership/disconnect", mem(membership.Message{Type: membership.Disconnect})},
+		{"membership/disconnect_leaving", mem(membership.Message{Type: membership.Disconnect, Leaving: true})},
+		{"membership/shuffle", mem(membership.Message{Type: membership.Shuffle, Node: "origin", TTL: 5,
+			Nodes: []string{"a", "bb", "ccc"}})},
+		{"membership/shuffle_empty", mem(membership.Message{Type: membership.Shuffle, Node: "o", TTL: 0})},
+		{"membership/shuffle_reply", mem(membership.Message{Type: membership.ShuffleReply, Nodes: []string{"p1", "p2"}})},
+		{"membership/shuffle_reply_empty", mem(membership.Message{Type: membership.ShuffleReply})},
+		{"gossip/gossip", gsp(gossip.Message{Type: gossip.Gossip, ID: msgID(0x10), Origin: "src", Hops: 1,
+			Payload: []byte("hello")})},
+		{"gossip/gossip_hops_300_empty_payload", gsp(gossip.Message{Type: gossip.Gossip, ID: msgID(0x20), Origin: "x", Hops: 300})},
+		{"gossip/ihave", gsp(gossip.Message{Type: gossip.IHave, IHave: []gossip.Announcement{
+			{ID: msgID(0x30), Hops: 2}, {ID: msgID(0x40), Hops: 65535}}})},
+		{"gossip/ihave_empty", gsp(gossip.Message{Type: gossip.IHave})},
+		{"gossip/graft", gsp(gossip.Message{Type: gossip.Graft, ID: msgID(0x50)})},
+		{"gossip/graft_repair_only", gsp(gossip.Message{Type: gossip.Graft})},
+		{"gossip/prune", gsp(gossip.Message{Type: gossip.Prune})},
+		{"control/hello", ctl(Control{Type: ControlHello, NodeID: "node-a", Network: "lobby"})},
+		{"control/hello_no_network", ctl(Control{Type: ControlHello, NodeID: "node-a"})},
+		{"control/ping", ctl(Control{Type: ControlPing, Seq: 1})},
+		{"control/ping_seq_300", ctl(Control{Type: ControlPing, Seq: 300})},
+		{"control/pong_max_seq", ctl(Control{Type: ControlPong, Seq: ^uint64(0)})},
+		{"control/close", ctl(Control{Type: ControlClose, Reason: "bye"})},
+		{"control/close_no_reason", ctl(Control{Type: ControlClose})},
+	}
+}
+
+// appendFrame encodes f with the Append function of its protocol.
+func appendFrame(dst []byte, f Frame) ([]byte, error) {
+	switch f.Protocol {
+	case ProtocolMembership:
+		return AppendMembership(dst, f.Membership)
+	case ProtocolGossip:
+		return AppendGossip(dst, f.Gossip)
+	case ProtocolControl:
+		return AppendControl(dst, f.Control)
+	}
+	return dst, fmt.Errorf("frame of unknown protocol %d", f.Protocol)
+}
+
+// framesEqual compares two frames field by field, treating nil and empty slices as equal
+// (Decode returns nil for an empty list or payload).
+func framesEqual(a, b Frame) bool {
+	if a.Protocol != b.Protocol || a.Control != b.Control {
+		return false
+	}
+	am, bm := a.Membership, b.Membership
+	if am.Type != bm.Type || am.Node != bm.Node || am.TTL != bm.TTL || am.HighPriority != bm.HighPriority ||
+		am.Accepted != bm.Accepted || am.Leaving != bm.Leaving || len(am.Nodes) != len(bm.Nodes) {
+		return false
+	}
+	for i := range am.Nodes {
+		if am.Nodes[i] != bm.Nodes[i] {
+			return false
+		}
+	}
+	ag, bg := a.Gossip, b.Gossip
+	if ag.Type != bg.Type || ag.ID != bg.ID || ag.Origin != bg.Origin || ag.Hops != bg.Hops ||
+		!bytes.Equal(ag.Payload, bg.Payload) || len(ag.IHave) != len(bg.IHave) {
+		return false
+	}
+	for i := range ag.IHave {
+		if ag.IHave[i] != bg.IHave[i] {
+			return false
+		}
+	}
+	return true
+}
