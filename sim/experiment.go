@@ -1,0 +1,423 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+
+	"github.com/rtcmesh/rtcmesh/gossip"
+)
+
+// Protocol names the broadcast protocol an experiment runs over HyParView.
+type Protocol string
+
+const (
+	// Plumtree is the epidemic broadcast tree (package gossip).
+	Plumtree Protocol = "plumtree"
+	// Flood is eager push to every active neighbour, the papers' baseline.
+	Flood Protocol = "flood"
+)
+
+// Experiment is one run of the protocols: build an overlay, let it stabilise, optionally crash
+// a fraction of it, then broadcast messages (optionally under churn) and measure them.
+type Experiment struct {
+	// Nodes is the size of the network before failures.
+	Nodes int
+	// Protocol is Plumtree or Flood.
+	Protocol Protocol
+	// Messages is how many broadcasts are measured, each from a random live node.
+	Messages int
+	// FailFraction of the nodes crash at the same instant after stabilisation, before the
+	// messages are sent.
+	FailFraction float64
+	// Churn nodes crash and Churn new nodes join at every membership round of the message
+	// phase; ChurnRounds is how many rounds that lasts (messages are spread over it).
+	Churn, ChurnRounds int
+	// JoinRounds is how many membership rounds the initial joins are spread over, and
+	// StabilizationRounds how many rounds run after the last join (the paper: 50).
+	JoinRounds, StabilizationRounds int
+	// MessageInterval separates broadcasts (without churn).
+	MessageInterval time.Duration
+	// MessageWindow is how long after a broadcast it is measured.
+	MessageWindow time.Duration
+	// WarmupMessages are excluded from the redundancy figure while the tree forms (10).
+	WarmupMessages int
+	// PayloadSize is the size of each broadcast payload in bytes.
+	PayloadSize int
+	// MaxHealRounds bounds the healing measurement (see Result.RoundsToHeal).
+	MaxHealRounds int
+	// PathSources bounds the breadth-first searches of the shortest-path statistics.
+	PathSources int
+	// Config is the simulated network and the protocol settings.
+	Config Config
+	// Progress, when set, is called as the run advances (for a progress bar).
+	Progress func(Progress)
+}
+
+// Progress reports how far a run is.
+type Progress struct {
+	Phase       string
+	Done, Total int
+}
+
+// DefaultExperiment returns an experiment over n nodes with the simulator's defaults: joins
+// over 5 rounds, the paper's 50 stabilisation rounds, a broadcast every second (one after the
+// other, as in the papers' simulations: a broadcast crosses 10,000 nodes in well under a
+// second), each measured 5 s after it was sent.
+func DefaultExperiment(n int) Experiment {
+	return Experiment{
+		Nodes:               n,
+		Protocol:            Plumtree,
+		Messages:            100,
+		ChurnRounds:         100,
+		JoinRounds:          5,
+		StabilizationRounds: 50,
+		MessageInterval:     time.Second,
+		MessageWindow:       5 * time.Second,
+		WarmupMessages:      10,
+		PayloadSize:         64,
+		MaxHealRounds:       10,
+		PathSources:         1000,
+		Config:              DefaultConfig(),
+	}
+}
+
+// Result is what `rtcmesh sim --json` prints.
+type Result struct {
+	Nodes        int      `json:"nodes"`
+	Seed         uint64   `json:"seed"`
+	Protocol     Protocol `json:"protocol"`
+	FailFraction float64  `json:"fail_fraction"`
+	Churn        int      `json:"churn"`
+	Messages     int      `json:"messages"`
+	// Reliability is the mean over messages of the fraction of eligible live nodes that
+	// delivered the message; ReliabilityMin the worst message.
+	Reliability    float64 `json:"reliability"`
+	ReliabilityMin float64 `json:"reliability_min"`
+	// FullyReached counts messages that reached every eligible node.
+	FullyReached int `json:"fully_reached"`
+	// RMR is the mean relative message redundancy of payload messages, m/(n-1) - 1, over the
+	// messages after the warm-up.
+	RMR float64 `json:"rmr"`
+	// LDH is the mean last delivery hop; LDHMax the largest.
+	LDH    float64 `json:"ldh"`
+	LDHMax int     `json:"ldh_max"`
+	// The overlay at the end of the run (see GraphStats).
+	Connected             bool    `json:"connected"`
+	Components            int     `json:"components"`
+	LiveNodes             int     `json:"live_nodes"`
+	Isolated              int     `json:"isolated"`
+	AsymmetricLinks       int     `json:"asymmetric_links"`
+	DeadLinks             int     `json:"dead_links"`
+	ActiveViewAvg         float64 `json:"active_view_avg"`
+	PassiveViewAvg        float64 `json:"passive_view_avg"`
+	ClusteringCoefficient float64 `json:"clustering_coefficient"`
+	AvgShortestPath       float64 `json:"avg_shortest_path"`
+	MaxShortestPath       int     `json:"max_shortest_path"`
+	// RoundsToHeal is the number of membership rounds after the failure until a broadcast
+	// reaches every live node again, measured on a second run of the same seed that sends one
+	// probe broadcast per round: 0 when the first probe, sent right after the failure, already
+	// reaches everyone; -1 when no probe did within MaxHealRounds.
+	RoundsToHeal int `json:"rounds_to_heal"`
+	// Totals of the run.
+	Events              uint64  `json:"events"`
+	MembershipMessages  uint64  `json:"membership_messages"`
+	GossipMessages      uint64  `json:"gossip_messages"`
+	DuplicateDeliveries uint64  `json:"duplicate_deliveries"`
+	StepErrors          uint64  `json:"step_errors"`
+	SimulatedSeconds    float64 `json:"simulated_seconds"`
+	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
+	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
+	// sampled once per simulated round.
+	WallSeconds   float64 `json:"wall_seconds"`
+	PeakHeapBytes uint64  `json:"peak_heap_bytes"`
+	// PerMessage holds each message's result when requested (not in the JSON summary).
+	PerMessage []MessageResult `json:"-"`
+}
+
+func (e Experiment) validate() error {
+	switch {
+	case e.Nodes < 2:
+		return fmt.Errorf("sim: %d nodes: need at least 2", e.Nodes)
+	case e.Protocol != Plumtree && e.Protocol != Flood:
+		return fmt.Errorf("sim: unknown protocol %q (want %q or %q)", e.Protocol, Plumtree, Flood)
+	case e.Messages < 0:
+		return errors.New("sim: negative message count")
+	case e.FailFraction < 0 || e.FailFraction >= 1 || math.IsNaN(e.FailFraction):
+		return fmt.Errorf("sim: fail fraction %v is not in [0, 1)", e.FailFraction)
+	case e.Churn < 0 || e.ChurnRounds < 0:
+		return errors.New("sim: negative churn")
+	case e.Churn > 0 && e.ChurnRounds == 0:
+		return errors.New("sim: churn needs at least one churn round")
+	case e.JoinRounds < 1 || e.StabilizationRounds < 0:
+		return errors.New("sim: need at least one join round and a non-negative number of stabilisation rounds")
+	case e.MessageInterval <= 0 || e.MessageWindow <= 0:
+		return errors.New("sim: message interval and window must be positive")
+	case e.PayloadSize < 0 || e.WarmupMessages < 0 || e.MaxHealRounds < 0 || e.PathSources < 0:
+		return errors.New("sim: negative size or count")
+	}
+	return e.Config.validate()
+}
+
+// round is one membership round (the shuffle period).
+func (e Experiment) round() time.Duration { return e.Config.Membership.ShuffleInterval }
+
+// Run carries out the experiment and returns its result.
+func Run(e Experiment) (Result, error) {
+	if err := e.validate(); err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	e.Config.Gossip.Flood = e.Protocol == Flood
+	var peak uint64
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapAlloc)
+	}
+	s, err := e.build(sample)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Nodes: e.Nodes, Seed: e.Config.Seed, Protocol: e.Protocol, FailFraction: e.FailFraction,
+		Churn: e.Churn, Messages: e.Messages}
+	if e.FailFraction > 0 {
+		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
+	}
+	per, err := e.broadcastPhase(s, sample)
+	if err != nil {
+		return Result{}, err
+	}
+	res.PerMessage = per
+	summarise(&res, per, e.WarmupMessages)
+	// Let in-flight membership changes settle before measuring the overlay at rest.
+	s.RunFor(e.round())
+	sample()
+	g := s.Graph(e.PathSources)
+	res.Connected, res.Components, res.LiveNodes = g.Connected, g.Components, g.LiveNodes
+	res.Isolated, res.AsymmetricLinks, res.DeadLinks = g.Isolated, g.AsymmetricLinks, g.DeadLinks
+	res.ActiveViewAvg, res.PassiveViewAvg = g.ActiveViewAvg, g.PassiveViewAvg
+	res.ClusteringCoefficient, res.AvgShortestPath, res.MaxShortestPath = g.ClusteringCoefficient, g.AvgShortestPath, g.MaxShortestPath
+	c := s.Counters()
+	res.Events, res.MembershipMessages, res.GossipMessages = c.Events, c.MembershipMessages, c.GossipMessages
+	res.DuplicateDeliveries, res.StepErrors = c.DuplicateDeliveries, c.StepErrors
+	res.SimulatedSeconds = s.Now().Seconds()
+	if e.FailFraction > 0 {
+		res.RoundsToHeal, err = e.healRounds(sample)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	res.PeakHeapBytes = peak
+	return res, nil
+}
+
+func (e Experiment) progress(phase string, done, total int) {
+	if e.Progress != nil {
+		e.Progress(Progress{Phase: phase, Done: done, Total: total})
+	}
+}
+
+// build creates the network: joins spread over JoinRounds, then StabilizationRounds rounds.
+func (e Experiment) build(sample func()) (*Sim, error) {
+	s, err := New(e.Config)
+	if err != nil {
+		return nil, err
+	}
+	spacing := time.Duration(e.JoinRounds) * e.round() / time.Duration(e.Nodes)
+	nextSample := e.round()
+	for i := range e.Nodes {
+		s.RunUntil(time.Duration(i) * spacing)
+		if _, err := s.AddNode(); err != nil {
+			return nil, err
+		}
+		if s.Now() >= nextSample {
+			sample()
+			nextSample += e.round()
+			e.progress("join", i+1, e.Nodes)
+		}
+	}
+	e.progress("join", e.Nodes, e.Nodes)
+	for r := range e.StabilizationRounds {
+		s.RunFor(e.round())
+		sample()
+		e.progress("stabilise", r+1, e.StabilizationRounds)
+	}
+	return s, nil
+}
+
+// broadcastPhase sends the messages (with churn, if any) and measures each after the window.
+func (e Experiment) broadcastPhase(s *Sim, sample func()) ([]MessageResult, error) {
+	if e.Messages == 0 {
+		return nil, nil
+	}
+	start := s.Now()
+	interval := e.MessageInterval
+	if e.Churn > 0 {
+		interval = time.Duration(e.ChurnRounds) * e.round() / time.Duration(e.Messages)
+	}
+	payload := make([]byte, e.PayloadSize)
+	type pending struct {
+		id gossip.MessageID
+		at time.Duration
+	}
+	var queue []pending
+	results := make([]MessageResult, 0, e.Messages)
+	measure := func(p pending) error {
+		r, err := s.Measure(p.id, e.round())
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+		e.progress("broadcast", len(results), e.Messages)
+		return nil
+	}
+	nextChurn := start + e.round()
+	churnRounds := 0
+	nextSample := start + e.round()
+	for m := 0; m < e.Messages; m++ {
+		sendAt := start + time.Duration(m)*interval
+		// Run to the send time, measuring due messages and applying churn on the way.
+		for {
+			next := sendAt
+			if len(queue) > 0 && queue[0].at < next {
+				next = queue[0].at
+			}
+			if e.Churn > 0 && churnRounds < e.ChurnRounds && nextChurn < next {
+				next = nextChurn
+			}
+			s.RunUntil(next)
+			if s.Now() >= nextSample {
+				sample()
+				nextSample += e.round()
+			}
+			if len(queue) > 0 && queue[0].at == next {
+				if err := measure(queue[0]); err != nil {
+					return nil, err
+				}
+				queue = queue[1:]
+				continue
+			}
+			if e.Churn > 0 && churnRounds < e.ChurnRounds && nextChurn == next {
+				s.CrashRandom(e.Churn)
+				for range e.Churn {
+					if _, err := s.AddNode(); err != nil {
+						return nil, err
+					}
+				}
+				churnRounds++
+				nextChurn += e.round()
+				continue
+			}
+			break
+		}
+		origin := s.RandomLive()
+		if origin < 0 {
+			return nil, errors.New("sim: no live node left to broadcast from")
+		}
+		id, err := s.Broadcast(origin, payload)
+		if err != nil {
+			return nil, err
+		}
+		queue = append(queue, pending{id: id, at: s.Now() + e.MessageWindow})
+	}
+	for _, p := range queue {
+		s.RunUntil(p.at)
+		if err := measure(p); err != nil {
+			return nil, err
+		}
+	}
+	sample()
+	return results, nil
+}
+
+func summarise(res *Result, per []MessageResult, warmup int) {
+	if len(per) == 0 {
+		return
+	}
+	res.ReliabilityMin = 1
+	var relSum, rmrSum, ldhSum float64
+	rmrN := 0
+	if warmup >= len(per) {
+		warmup = 0
+	}
+	for k, r := range per {
+		relSum += r.Reliability
+		res.ReliabilityMin = min(res.ReliabilityMin, r.Reliability)
+		if r.Reached == r.Eligible {
+			res.FullyReached++
+		}
+		ldhSum += float64(r.LastDeliveryHop)
+		res.LDHMax = max(res.LDHMax, r.LastDeliveryHop)
+		if k >= warmup {
+			rmrSum += r.RMR
+			rmrN++
+		}
+	}
+	res.Reliability = relSum / float64(len(per))
+	res.LDH = ldhSum / float64(len(per))
+	if rmrN > 0 {
+		res.RMR = rmrSum / float64(rmrN)
+	}
+}
+
+// healRounds rebuilds the same network from the same seed, crashes the same nodes, and sends
+// one probe broadcast at the start of every membership round until one reaches every live
+// node.
+func (e Experiment) healRounds(sample func()) (int, error) {
+	quiet := e
+	quiet.Progress = nil
+	s, err := quiet.build(sample)
+	if err != nil {
+		return 0, err
+	}
+	s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
+	crashAt := s.Now()
+	payload := make([]byte, e.PayloadSize)
+	// Probe k is sent k rounds after the failure and measured MessageWindow later. Probes
+	// overlap when the window is longer than a round, so walk both timelines in order.
+	type probe struct {
+		id    gossip.MessageID
+		round int
+	}
+	var sent []probe
+	next := 0
+	for {
+		sendAt := crashAt + time.Duration(next)*e.round()
+		if len(sent) > 0 {
+			measureAt := crashAt + time.Duration(sent[0].round)*e.round() + e.MessageWindow
+			if next > e.MaxHealRounds || measureAt <= sendAt {
+				s.RunUntil(measureAt)
+				r, err := s.Measure(sent[0].id, 0)
+				if err != nil {
+					return 0, err
+				}
+				if r.Reached == r.Eligible {
+					sample()
+					return sent[0].round, nil
+				}
+				sent = sent[1:]
+				continue
+			}
+		}
+		if next > e.MaxHealRounds {
+			sample()
+			return -1, nil
+		}
+		s.RunUntil(sendAt)
+		origin := s.RandomLive()
+		if origin < 0 {
+			return -1, nil
+		}
+		id, err := s.Broadcast(origin, payload)
+		if err != nil {
+			return 0, err
+		}
+		sent = append(sent, probe{id: id, round: next})
+		e.progress("heal", next+1, e.MaxHealRounds+1)
+		next++
+	}
+}

@@ -1,0 +1,216 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestCalendarQueueOrder(t *testing.T) {
+	q := newCalendarQueue()
+	// Same millisecond: insertion order. Far events: by time, then insertion.
+	q.push(event{at: 5, to: 1})
+	q.push(event{at: 3, to: 2})
+	q.push(event{at: 5, to: 3})
+	q.push(event{at: ringSize + 10, to: 4})
+	q.push(event{at: ringSize + 10, to: 5})
+	q.push(event{at: 2 * ringSize, to: 6})
+	var got []int32
+	for q.len() > 0 {
+		next, ok := q.nextTime()
+		if !ok {
+			t.Fatal("queue has events but no next time")
+		}
+		q.advance(next)
+		q.runBucket(func(ev *event) {
+			if ev.at != next {
+				t.Fatalf("event for %d due at %d popped at %d", ev.to, ev.at, next)
+			}
+			got = append(got, ev.to)
+			// An event scheduled for the current millisecond while the bucket runs runs too,
+			// after the ones already there, even across chunk boundaries.
+			if ev.to == 2 {
+				for k := range chunkSize + 1 {
+					q.push(event{at: next, to: int32(100 + k)})
+				}
+			}
+		})
+	}
+	want := []int32{2}
+	for k := range chunkSize + 1 {
+		want = append(want, int32(100+k))
+	}
+	want = append(want, 1, 3, 4, 5, 6)
+	if len(got) != len(want) {
+		t.Fatalf("popped %v, want %v", got, want)
+	}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Fatalf("popped %v, want %v", got, want)
+		}
+	}
+	// An event scheduled in the past runs now.
+	q.push(event{at: 1, to: 7})
+	if next, _ := q.nextTime(); next != q.now {
+		t.Errorf("past event scheduled at %d, want now (%d)", next, q.now)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"latency below resolution": func(c *Config) { c.LatencyMin = 0 },
+		"latency max below min":    func(c *Config) { c.LatencyMax = c.LatencyMin - time.Millisecond },
+		"loss of one":              func(c *Config) { c.Loss = 1 },
+		"negative heartbeat":       func(c *Config) { c.HeartbeatTimeout = -1 },
+		"no detection":             func(c *Config) { c.DetectionDelay = 0 },
+		"no contacts":              func(c *Config) { c.ContactCount = 0 },
+	} {
+		c := DefaultConfig()
+		mutate(&c)
+		if _, err := New(c); err == nil {
+			t.Errorf("%s: New accepted the config", name)
+		}
+	}
+	for name, mutate := range map[string]func(*Experiment){
+		"one node":         func(e *Experiment) { e.Nodes = 1 },
+		"unknown protocol": func(e *Experiment) { e.Protocol = "gossipsub" },
+		"fail everything":  func(e *Experiment) { e.FailFraction = 1 },
+		"churn no rounds":  func(e *Experiment) { e.Churn, e.ChurnRounds = 5, 0 },
+		"zero window":      func(e *Experiment) { e.MessageWindow = 0 },
+	} {
+		e := DefaultExperiment(100)
+		mutate(&e)
+		if _, err := Run(e); err == nil {
+			t.Errorf("%s: Run accepted the experiment", name)
+		}
+	}
+}
+
+func smallExperiment(p Protocol) Experiment {
+	e := DefaultExperiment(500)
+	e.Protocol = p
+	e.Messages = 50
+	e.StabilizationRounds = 10
+	e.Config.Seed = 7
+	return e
+}
+
+// TestDeterministic runs the same experiment twice: every figure except the machine's effort
+// must be identical, byte for byte.
+func TestDeterministic(t *testing.T) {
+	for _, p := range []Protocol{Plumtree, Flood} {
+		e := smallExperiment(p)
+		e.FailFraction = 0.3
+		var outs [2][]byte
+		for k := range outs {
+			r, err := Run(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.WallSeconds, r.PeakHeapBytes = 0, 0
+			outs[k], err = json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(outs[0], outs[1]) {
+			t.Errorf("%s: two runs of seed %d differ:\n%s\n%s", p, e.Config.Seed, outs[0], outs[1])
+		}
+		e.Config.Seed++
+		r, err := Run(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.WallSeconds, r.PeakHeapBytes = 0, 0
+		other, _ := json.Marshal(r)
+		if bytes.Equal(outs[0], other) {
+			t.Errorf("%s: seeds %d and %d gave identical runs; the seed is not used", p, e.Config.Seed-1, e.Config.Seed)
+		}
+	}
+}
+
+// TestSmallNetwork checks the simulator's bookkeeping on a network small enough to reason about.
+func TestSmallNetwork(t *testing.T) {
+	s, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if _, err := s.AddNode(); err != nil {
+			t.Fatal(err)
+		}
+		s.RunFor(100 * time.Millisecond)
+	}
+	s.RunFor(10 * time.Second)
+	g := s.Graph(0)
+	if !g.Connected || g.Isolated != 0 || g.AsymmetricLinks != 0 {
+		t.Fatalf("20 nodes after 10 s: %+v", g)
+	}
+	// Latencies are fixed per link and symmetric.
+	if s.latency(3, 7) != s.latency(7, 3) || s.latency(3, 7) != s.latency(3, 7) {
+		t.Error("link latency is not a fixed, symmetric function of the pair")
+	}
+	lo, hi := ms(DefaultConfig().LatencyMin), ms(DefaultConfig().LatencyMax)
+	for a := int32(0); a < 20; a++ {
+		for b := a + 1; b < 20; b++ {
+			if l := s.latency(a, b); l < lo || l > hi {
+				t.Fatalf("latency %d ms outside [%d, %d]", l, lo, hi)
+			}
+		}
+	}
+	// A broadcast reaches every node once; a crashed node's neighbours find out by sending.
+	id, err := s.Broadcast(0, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RunFor(5 * time.Second)
+	r, err := s.Measure(id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Reached != 20 || r.Eligible != 20 || r.Reliability != 1 {
+		t.Fatalf("broadcast over 20 nodes: %+v", r)
+	}
+	if _, err := s.Measure(id, 0); err == nil {
+		t.Error("measuring a message twice succeeded")
+	}
+	s.Crash(5)
+	if _, err := s.Broadcast(5, nil); err == nil {
+		t.Error("a crashed node broadcast")
+	}
+	before := s.Counters().SendsToCrashed
+	for k := range 5 {
+		id, err := s.Broadcast(int32(k*3%20), []byte("after crash"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.RunFor(5 * time.Second)
+		if _, err := s.Measure(id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Counters().SendsToCrashed == before {
+		t.Error("no send to the crashed node was noticed")
+	}
+	s.RunFor(5 * time.Second)
+	g = s.Graph(0)
+	if g.LiveNodes != 19 || g.DeadLinks != 0 || !g.Connected {
+		t.Errorf("after the crash and repairs: %+v", g)
+	}
+	c := s.Counters()
+	if c.StepErrors != 0 || c.DuplicateDeliveries != 0 || c.MessagesToUnknownAddresses != 0 {
+		t.Errorf("counters: %+v", c)
+	}
+}
+
+func BenchmarkSim1000Nodes(b *testing.B) {
+	for b.Loop() {
+		e := DefaultExperiment(1000)
+		e.Messages = 100
+		e.StabilizationRounds = 10
+		if _, err := Run(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
