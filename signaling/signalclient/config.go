@@ -1,0 +1,139 @@
+package signalclient
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/signaling"
+)
+
+// Config holds every knob of the client. A zero field takes the default shown in
+// DefaultConfig; a negative one is an error from New.
+type Config struct {
+	// URL is the server's WebSocket endpoint, ws://host:port/ws or wss://host/ws.
+	URL string
+
+	// ID is this node's ID, Network the network to join and Token the network's token if it
+	// is closed (see signaling.NetworkToken). ID and Network must pass signaling.ValidateID
+	// and signaling.ValidateNetwork.
+	ID      string
+	Network string
+	Token   string
+
+	// Header adds HTTP headers to the WebSocket handshake (for example Origin when the
+	// server only admits some origins). Browsers set their own headers and ignore this.
+	Header http.Header
+
+	// EventQueueLength bounds the events waiting for the application. When it is full the
+	// oldest event is dropped (counted in Stats.EventsDropped): signaling is lossy by nature
+	// and the newest news is the most useful, while an unbounded queue would let a stalled
+	// application grow memory forever and a blocking one would stall the socket until the
+	// server disconnects it as a slow consumer. Default 256.
+	EventQueueLength int
+
+	// SendQueueLength bounds the frames waiting to be written; a full queue makes Send return
+	// ErrSendQueueFull. Default 64.
+	SendQueueLength int
+
+	// MinBackoff and MaxBackoff bound the wait before reconnecting: it starts at MinBackoff,
+	// doubles after each failed attempt up to MaxBackoff, and is reset after a session that
+	// got a welcome. Each wait is drawn uniformly from [d/2, d] ("equal jitter") so that
+	// clients cut off together do not come back together. Defaults 500 ms and 30 s.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+
+	// HandshakeTimeout bounds dialing plus waiting for the welcome. Default 10 s.
+	HandshakeTimeout time.Duration
+
+	// WriteTimeout bounds writing one frame. Default 10 s.
+	WriteTimeout time.Duration
+
+	// IdleTimeout is how long the server may stay silent (no frame, no ping) before the
+	// connection is considered dead and a reconnect starts. It must exceed the server's
+	// PingInterval (default 20 s). Default 75 s.
+	IdleTimeout time.Duration
+
+	// MaxFrameSize bounds a frame from the server. It must exceed the server's MaxFrameSize
+	// plus the envelope the server adds to relays ("from"). Default 256 KiB.
+	MaxFrameSize int
+
+	// Rand draws the backoff jitter. Nil means a generator seeded from crypto/rand. Used only
+	// by the Run goroutine.
+	Rand *rand.Rand
+
+	// Now is the clock for pacing sends under the server's rate limit. Nil means time.Now.
+	Now func() time.Time
+
+	// Logger receives connection logs. The zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the defaults for url, id and network.
+func DefaultConfig(url, id, network string) Config {
+	return Config{
+		URL:              url,
+		ID:               id,
+		Network:          network,
+		EventQueueLength: 256,
+		SendQueueLength:  64,
+		MinBackoff:       500 * time.Millisecond,
+		MaxBackoff:       30 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		IdleTimeout:      75 * time.Second,
+		MaxFrameSize:     256 << 10,
+	}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig(c.URL, c.ID, c.Network)
+	var errs []error
+	intField := func(name string, v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			errs = append(errs, fmt.Errorf("%s is %d, must not be negative", name, *v))
+		}
+	}
+	durField := func(name string, v *time.Duration, def time.Duration) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			errs = append(errs, fmt.Errorf("%s is %v, must not be negative", name, *v))
+		}
+	}
+	intField("EventQueueLength", &c.EventQueueLength, d.EventQueueLength)
+	intField("SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
+	intField("MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
+	durField("MinBackoff", &c.MinBackoff, d.MinBackoff)
+	durField("MaxBackoff", &c.MaxBackoff, d.MaxBackoff)
+	durField("HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
+	durField("WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
+	durField("IdleTimeout", &c.IdleTimeout, d.IdleTimeout)
+	if c.MinBackoff > c.MaxBackoff {
+		errs = append(errs, fmt.Errorf("MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff))
+	}
+	if u, err := url.Parse(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("URL: %w", err))
+	} else if u.Scheme != "ws" && u.Scheme != "wss" {
+		errs = append(errs, fmt.Errorf("URL %q: scheme must be ws or wss", c.URL))
+	}
+	if err := (&signaling.Hello{ID: c.ID, Network: c.Network, Token: c.Token}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("hello: %w", err))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("signalclient: invalid config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}

@@ -1,0 +1,220 @@
+package signalserver
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/signaling"
+)
+
+// Config holds every knob of the server. A zero field takes the default shown in
+// DefaultConfig; a negative one is an error from New.
+type Config struct {
+	// MaxFrameSize is the largest frame a client may send, in bytes. A larger frame gets a
+	// fatal frame_too_large. Default 64 KiB; SDPs are a few KiB.
+	MaxFrameSize int
+
+	// RateLimit is the sustained number of messages per second a connection may send, and
+	// RateBurst how many it may send back to back (token bucket). Exceeding it gets a fatal
+	// rate_limited. Both are announced in welcome.limits. Defaults 20/s and 100: a node
+	// negotiating a handful of links trickles a few dozen candidates at once.
+	RateLimit float64
+	RateBurst int
+
+	// HandshakeTimeout is how long a connection may stay without a valid hello before a fatal
+	// handshake_timeout. It bounds how long idle sockets hold server resources. Default 10 s.
+	HandshakeTimeout time.Duration
+
+	// MaxPeersPerNetwork bounds the members of one network; the next hello gets a fatal
+	// network_full. A reconnect that replaces its own old connection does not count.
+	// Default 10,000.
+	MaxPeersPerNetwork int
+
+	// MaxConnections bounds all open connections (including those still saying hello); the
+	// next one gets a fatal server_full. It also bounds the number of networks. Default 50,000.
+	MaxConnections int
+
+	// ContactCount is how many random live peers of the network a welcome carries, and the
+	// default size of a peers reply. Default 8, a little more than a HyParView active view.
+	ContactCount int
+
+	// MaxPeersReply caps the size of a peer-list reply, whatever the client asks. Default 32.
+	MaxPeersReply int
+
+	// SendQueueLength bounds the frames queued for one connection. A client that reads so
+	// slowly that its queue overflows is disconnected (close reason slow_consumer) so it
+	// cannot make the server buffer without bound. Default 64.
+	SendQueueLength int
+
+	// WriteTimeout bounds writing one frame to a client. Default 10 s.
+	WriteTimeout time.Duration
+
+	// PingInterval is how often the server pings each client, and PongTimeout how long a
+	// connection may be silent (no pong, no message) before it is considered dead. The pings
+	// also keep NAT and proxy mappings open. Defaults 20 s and 60 s; PongTimeout must exceed
+	// PingInterval.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+
+	// CloseGracePeriod is how long the server waits, after sending a close frame, for the
+	// client's close frame before dropping the TCP connection. Waiting lets the client read
+	// the error that preceded the close instead of losing it to a TCP reset. Default 1 s.
+	CloseGracePeriod time.Duration
+
+	// MaxCorrespondents is how many distinct peers the server remembers per connection as
+	// signaling partners (sent or received a relay). When the connection ends, those still
+	// connected receive peer-left. Oldest are forgotten first. Default 64; -1 disables
+	// peer-left.
+	MaxCorrespondents int
+
+	// AllowedOrigins lists the browser origins (scheme://host[:port], or "*" for any) that may
+	// connect. Requests without an Origin header (non-browser clients, which could forge one
+	// anyway) and requests whose Origin host equals the request's Host (the page served by this
+	// same server) are always allowed. Empty means only those two.
+	AllowedOrigins []string
+
+	// NetworkSecret returns the secret of a closed network, or nil if the network is open.
+	// Nil means every network is open. A hello to a closed network must carry
+	// signaling.NetworkToken(secret, network). Use StaticSecrets for a fixed map, or return
+	// one master secret for every network to close them all. Called concurrently.
+	NetworkSecret func(network string) []byte
+
+	// ICEServers returns the STUN/TURN servers a welcome carries for nodeID, so an embedded
+	// TURN server can mint fresh ephemeral credentials per hello. Nil means none. Called
+	// concurrently. An invalid entry makes the welcome fail with internal_error.
+	ICEServers func(nodeID string) []signaling.ICEServer
+
+	// Rand picks contacts and peer samples. Nil means a generator seeded from crypto/rand.
+	// The server serialises its use.
+	Rand *rand.Rand
+
+	// Now is the clock for rate limiting. Nil means time.Now. Socket deadlines always use the
+	// real clock.
+	Now func() time.Time
+
+	// Logger receives connection and rejection logs. The zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the defaults, suitable for a public server on the Internet.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameSize:       signaling.DefaultMaxFrameSize,
+		RateLimit:          20,
+		RateBurst:          100,
+		HandshakeTimeout:   10 * time.Second,
+		MaxPeersPerNetwork: 10000,
+		MaxConnections:     50000,
+		ContactCount:       8,
+		MaxPeersReply:      32,
+		SendQueueLength:    64,
+		WriteTimeout:       10 * time.Second,
+		PingInterval:       20 * time.Second,
+		PongTimeout:        60 * time.Second,
+		CloseGracePeriod:   time.Second,
+		MaxCorrespondents:  64,
+	}
+}
+
+// StaticSecrets returns a Config.NetworkSecret for a fixed map from network name to secret;
+// networks not in the map are open. The map is copied.
+func StaticSecrets(secrets map[string][]byte) func(network string) []byte {
+	copied := make(map[string][]byte, len(secrets))
+	for k, v := range secrets {
+		copied[k] = append([]byte(nil), v...)
+	}
+	return func(network string) []byte { return copied[network] }
+}
+
+// withDefaults fills zero fields and validates the result.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	var errs []error
+	intField := func(name string, v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			errs = append(errs, fmt.Errorf("%s is %d, must not be negative", name, *v))
+		}
+	}
+	durField := func(name string, v *time.Duration, def time.Duration) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			errs = append(errs, fmt.Errorf("%s is %v, must not be negative", name, *v))
+		}
+	}
+	intField("MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
+	intField("RateBurst", &c.RateBurst, d.RateBurst)
+	intField("MaxPeersPerNetwork", &c.MaxPeersPerNetwork, d.MaxPeersPerNetwork)
+	intField("MaxConnections", &c.MaxConnections, d.MaxConnections)
+	intField("ContactCount", &c.ContactCount, d.ContactCount)
+	intField("MaxPeersReply", &c.MaxPeersReply, d.MaxPeersReply)
+	intField("SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
+	durField("HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
+	durField("WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
+	durField("PingInterval", &c.PingInterval, d.PingInterval)
+	durField("PongTimeout", &c.PongTimeout, d.PongTimeout)
+	durField("CloseGracePeriod", &c.CloseGracePeriod, d.CloseGracePeriod)
+	switch {
+	case c.RateLimit == 0:
+		c.RateLimit = d.RateLimit
+	case !(c.RateLimit > 0): // negative or NaN
+		errs = append(errs, fmt.Errorf("RateLimit is %v, must be positive", c.RateLimit))
+	}
+	switch {
+	case c.MaxCorrespondents == 0:
+		c.MaxCorrespondents = d.MaxCorrespondents
+	case c.MaxCorrespondents < -1:
+		errs = append(errs, fmt.Errorf("MaxCorrespondents is %d, want -1 (off) or positive", c.MaxCorrespondents))
+	}
+	if c.MaxFrameSize > 0 && c.MaxFrameSize < 512 {
+		errs = append(errs, fmt.Errorf("MaxFrameSize is %d, too small for a hello (minimum 512)", c.MaxFrameSize))
+	}
+	if c.ContactCount > signaling.MaxListLength || c.MaxPeersReply > signaling.MaxListLength {
+		errs = append(errs, fmt.Errorf("ContactCount and MaxPeersReply must be at most %d", signaling.MaxListLength))
+	}
+	if c.PongTimeout > 0 && c.PingInterval > 0 && c.PongTimeout <= c.PingInterval {
+		errs = append(errs, fmt.Errorf("PongTimeout %v must exceed PingInterval %v", c.PongTimeout, c.PingInterval))
+	}
+	origins := make([]string, 0, len(c.AllowedOrigins))
+	for _, o := range c.AllowedOrigins {
+		n, err := normalizeOrigin(o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("AllowedOrigins: %w", err))
+			continue
+		}
+		origins = append(origins, n)
+	}
+	c.AllowedOrigins = origins
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("signalserver: invalid config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// normalizeOrigin lower-cases an origin and checks it is "*" or scheme://host[:port].
+func normalizeOrigin(o string) (string, error) {
+	if o == "*" {
+		return o, nil
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return "", fmt.Errorf("origin %q: %w", o, err)
+	}
+	if u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("origin %q: want scheme://host[:port]", o)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}

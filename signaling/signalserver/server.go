@@ -1,0 +1,455 @@
+// Package signalserver is rtcmesh's signaling server: an http.Handler that accepts WebSocket
+// connections (mounted by the binary at /ws), admits each node into a network after its hello,
+// hands it ICE servers and a few random live contacts, and relays offers, answers and
+// candidates between nodes of the same network with the sender stamped by the server.
+//
+// The server is only for meeting: once nodes are linked, the overlay does not need it. Every
+// limit is a Config field and is reported to the client as a signaling.ErrorCode before the
+// connection is closed (see package signaling for the protocol).
+//
+// Concurrency: each connection has a reader (the ServeHTTP goroutine) and a writer goroutine
+// that owns all writes to the socket. Network membership lives in one mutex-guarded hub; relays
+// only look up the target under the lock and then hand the frame to the target's bounded send
+// queue, so a slow reader can never stall the sender or the hub.
+package signalserver
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/signaling"
+	"github.com/rtcmesh/rtcmesh/signaling/internal/tokenbucket"
+)
+
+// ErrServerClosed is returned by Shutdown when called a second time.
+var ErrServerClosed = errors.New("signalserver: server closed")
+
+// Server is the signaling hub. It is an http.Handler; create it with New.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	upgrader websocket.Upgrader
+	limits   signaling.Limits
+
+	mu       sync.Mutex
+	closing  bool
+	active   int // ServeHTTP calls in progress; Shutdown waits for zero
+	conns    map[*conn]struct{}
+	networks map[string]*network
+	rng      *rand.Rand // guarded by mu
+	stats    Stats      // counters, guarded by mu; gauges are computed in Stats()
+	idle     chan struct{}
+	idleDone bool
+}
+
+// network is one room: the members by ID, and the same members in a slice so random samples
+// cost O(k) instead of O(n).
+type network struct {
+	name    string
+	members map[string]*conn
+	order   []*conn
+}
+
+// Stats is a snapshot of the server's counters, for metrics.
+type Stats struct {
+	// Connections is the number of open WebSocket connections, including those not yet
+	// past hello.
+	Connections int
+	// Peers is the number of connections that completed hello.
+	Peers int
+	// Networks is the number of non-empty networks.
+	Networks int
+	// Welcomed counts hellos accepted since start.
+	Welcomed uint64
+	// MessagesRelayed counts offers, answers and candidates handed to a target's queue.
+	MessagesRelayed uint64
+	// Rejections counts errors sent (fatal and not) and slow-consumer disconnects (queue
+	// overflow or a write stalled beyond WriteTimeout), by code.
+	Rejections map[signaling.ErrorCode]uint64
+}
+
+// New validates cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	rng := cfg.Rand
+	if rng == nil {
+		var seed [16]byte
+		if _, err := crand.Read(seed[:]); err != nil {
+			return nil, fmt.Errorf("signalserver: seeding random source: %w", err)
+		}
+		rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	}
+	s := &Server{
+		cfg: cfg,
+		log: cfg.Logger,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  4096,
+			WriteBufferSize: 4096,
+			// The origin is checked after the upgrade so the browser can be told why it
+			// is refused; see checkOrigin.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+		limits:   signaling.Limits{MaxFrameSize: cfg.MaxFrameSize, Rate: cfg.RateLimit, Burst: cfg.RateBurst},
+		conns:    make(map[*conn]struct{}),
+		networks: make(map[string]*network),
+		rng:      rng,
+		idle:     make(chan struct{}),
+		stats:    Stats{Rejections: make(map[signaling.ErrorCode]uint64)},
+	}
+	return s, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.stats
+	out.Rejections = make(map[signaling.ErrorCode]uint64, len(s.stats.Rejections))
+	for k, v := range s.stats.Rejections {
+		out.Rejections[k] = v
+	}
+	out.Connections = len(s.conns)
+	out.Networks = len(s.networks)
+	for _, n := range s.networks {
+		out.Peers += len(n.members)
+	}
+	return out
+}
+
+// ServeHTTP upgrades the request to a WebSocket and serves the connection until it ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.active++
+	}
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "signaling server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		s.active--
+		s.signalIdleLocked()
+		s.mu.Unlock()
+	}()
+	originOK := s.checkOrigin(r)
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has already answered with an HTTP error.
+		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("websocket upgrade failed")
+		return
+	}
+	now := s.cfg.Now()
+	bucket, err := tokenbucket.New(s.cfg.RateLimit, s.cfg.RateBurst, now)
+	if err != nil { // unreachable: the config was validated
+		ws.Close()
+		s.log.Error().Err(err).Msg("rate limiter")
+		return
+	}
+	c := &conn{
+		srv:        s,
+		ws:         ws,
+		log:        s.log.With().Str("remote", r.RemoteAddr).Logger(),
+		send:       make(chan []byte, s.cfg.SendQueueLength),
+		closing:    make(chan struct{}),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+		bucket:     bucket,
+		corr:       correspondents{limit: s.cfg.MaxCorrespondents},
+	}
+
+	// Every upgraded connection is tracked until its goroutines end, rejected ones too, so
+	// Shutdown waits for them and Stats counts them.
+	s.mu.Lock()
+	closing = s.closing
+	full := len(s.conns) >= s.cfg.MaxConnections
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+
+	go c.writeLoop()
+	switch {
+	case closing:
+		c.closeWith(&signaling.Bye{Reason: "server shutting down"}, websocket.CloseGoingAway, "shutting down", "")
+	case full:
+		c.fatal(signaling.CodeServerFull, fmt.Sprintf("server holds its maximum of %d connections", s.cfg.MaxConnections))
+	case !originOK:
+		c.fatal(signaling.CodeOriginNotAllowed, fmt.Sprintf("origin %q is not allowed", boundedString(r.Header.Get("Origin"))))
+	default:
+		c.handshakeTimer = time.AfterFunc(s.cfg.HandshakeTimeout, c.handshakeExpired)
+	}
+	c.readLoop()
+}
+
+// checkOrigin allows requests without Origin (non-browsers), same-host origins, and the
+// configured ones.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	norm := strings.ToLower(u.Scheme + "://" + u.Host)
+	for _, allowed := range s.cfg.AllowedOrigins {
+		if allowed == "*" || allowed == norm {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown sends every client a bye and a going-away close frame, refuses new connections,
+// and waits until all connections have ended or ctx is done; then it drops the remaining
+// ones and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.closing = true
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.signalIdleLocked()
+	s.mu.Unlock()
+
+	s.log.Info().Int("connections", len(all)).Msg("signaling server shutting down")
+	for _, c := range all {
+		c.closeWith(&signaling.Bye{Reason: "server shutting down"}, websocket.CloseGoingAway, "shutting down", "")
+	}
+	select {
+	case <-s.idle:
+		return nil
+	case <-ctx.Done():
+	}
+	// Out of patience: drop the sockets. Every goroutine exits promptly once its socket is
+	// closed, so this wait is short.
+	s.mu.Lock()
+	for c := range s.conns {
+		c.ws.Close()
+	}
+	s.mu.Unlock()
+	<-s.idle
+	return fmt.Errorf("signalserver: shutdown: %w", ctx.Err())
+}
+
+// Close is Shutdown with a deadline of two CloseGracePeriods plus WriteTimeout: enough for
+// well-behaved clients to acknowledge the close.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.cfg.CloseGracePeriod+s.cfg.WriteTimeout)
+	defer cancel()
+	err := s.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // the stragglers were dropped, which is what Close promises
+	}
+	return err
+}
+
+func (s *Server) signalIdleLocked() {
+	if s.closing && s.active == 0 && !s.idleDone {
+		s.idleDone = true
+		close(s.idle)
+	}
+}
+
+func (s *Server) countRejection(code signaling.ErrorCode) {
+	s.mu.Lock()
+	s.stats.Rejections[code]++
+	s.mu.Unlock()
+}
+
+// register admits c with hello h. It returns the welcome to send, or the fatal error code.
+func (s *Server) register(c *conn, h *signaling.Hello) (*signaling.Welcome, signaling.ErrorCode, string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, "", ""
+	}
+	n := s.networks[h.Network]
+	var old *conn
+	if n != nil {
+		old = n.members[h.ID]
+		if old == nil && len(n.members) >= s.cfg.MaxPeersPerNetwork {
+			s.mu.Unlock()
+			return nil, signaling.CodeNetworkFull, fmt.Sprintf("network %q has its maximum of %d peers", h.Network, s.cfg.MaxPeersPerNetwork)
+		}
+	} else {
+		n = &network{name: h.Network, members: make(map[string]*conn)}
+		s.networks[h.Network] = n
+	}
+	c.id, c.network, c.net = h.ID, h.Network, n
+	if old != nil {
+		old.registered = false
+		c.slot = old.slot
+		n.order[c.slot] = c
+	} else {
+		c.slot = len(n.order)
+		n.order = append(n.order, c)
+	}
+	n.members[h.ID] = c
+	c.registered = true
+	contacts := s.sampleLocked(n, s.cfg.ContactCount, c)
+	s.stats.Welcomed++
+	s.mu.Unlock()
+
+	if old != nil {
+		old.log.Info().Msg("replaced by a newer connection with the same id")
+		old.fatal(signaling.CodeReplaced, "a newer connection with your id joined this network")
+	}
+	w := &signaling.Welcome{ID: h.ID, Contacts: contacts, Limits: s.limits}
+	if s.cfg.ICEServers != nil {
+		w.ICEServers = s.cfg.ICEServers(h.ID)
+	}
+	return w, "", ""
+}
+
+// sampleLocked returns up to k random member IDs of n other than self, by a partial
+// Fisher–Yates shuffle of n.order (whose order carries no meaning).
+func (s *Server) sampleLocked(n *network, k int, self *conn) []string {
+	m := len(n.order)
+	want := min(k+1, m)
+	out := make([]string, 0, min(k, m))
+	for i := 0; i < want && len(out) < k; i++ {
+		j := i + s.rng.IntN(m-i)
+		n.order[i], n.order[j] = n.order[j], n.order[i]
+		n.order[i].slot, n.order[j].slot = i, j
+		if n.order[i] != self {
+			out = append(out, n.order[i].id)
+		}
+	}
+	return out
+}
+
+// samplePeers answers a peers request from c.
+func (s *Server) samplePeers(c *conn, max int) []string {
+	if max == 0 {
+		max = s.cfg.ContactCount
+	}
+	max = min(max, s.cfg.MaxPeersReply)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.registered {
+		return nil
+	}
+	return s.sampleLocked(c.net, max, c)
+}
+
+// lookupTarget finds the relay target for from and records them as correspondents.
+func (s *Server) lookupTarget(from *conn, to string) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !from.registered {
+		return nil
+	}
+	target := from.net.members[to]
+	if target == nil {
+		return nil
+	}
+	from.corr.add(to)
+	target.corr.add(from.id)
+	s.stats.MessagesRelayed++
+	return target
+}
+
+// remove forgets c once both its goroutines have ended, and tells its correspondents.
+func (s *Server) remove(c *conn) {
+	var notify []*conn
+	s.mu.Lock()
+	delete(s.conns, c)
+	if c.registered {
+		c.registered = false
+		n := c.net
+		delete(n.members, c.id)
+		last := len(n.order) - 1
+		n.order[c.slot] = n.order[last]
+		n.order[c.slot].slot = c.slot
+		n.order[last] = nil
+		n.order = n.order[:last]
+		if len(n.members) == 0 {
+			delete(s.networks, n.name)
+		}
+		if !s.closing {
+			for _, id := range c.corr.ids() {
+				if peer := n.members[id]; peer != nil {
+					notify = append(notify, peer)
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+
+	if len(notify) == 0 {
+		return
+	}
+	frame, err := signaling.Marshal(&signaling.PeerLeft{ID: c.id})
+	if err != nil {
+		s.log.Error().Err(err).Msg("marshal peer-left")
+		return
+	}
+	for _, peer := range notify {
+		peer.enqueue(frame)
+	}
+}
+
+// correspondents is a bounded set of peer IDs; when full the oldest is forgotten.
+// Guarded by Server.mu.
+type correspondents struct {
+	limit int // <= 0: disabled
+	set   map[string]struct{}
+	ring  []string
+	next  int
+}
+
+func (c *correspondents) add(id string) {
+	if c.limit <= 0 {
+		return
+	}
+	if _, ok := c.set[id]; ok {
+		return
+	}
+	if c.set == nil {
+		c.set = make(map[string]struct{})
+	}
+	if len(c.ring) < c.limit {
+		c.ring = append(c.ring, id)
+	} else {
+		delete(c.set, c.ring[c.next])
+		c.ring[c.next] = id
+		c.next = (c.next + 1) % c.limit
+	}
+	c.set[id] = struct{}{}
+}
+
+func (c *correspondents) ids() []string { return c.ring }
+
+func boundedString(s string) string {
+	const limit = 128
+	if len(s) > limit {
+		return s[:limit] + "…"
+	}
+	return s
+}

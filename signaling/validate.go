@@ -1,0 +1,192 @@
+package signaling
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// ValidateID checks a node ID: 1..MaxIDLength characters of [A-Za-z0-9._-].
+func ValidateID(id string) error {
+	return validateName("id", id)
+}
+
+// ValidateNetwork checks a network name: same rule as ValidateID.
+func ValidateNetwork(network string) error {
+	return validateName("network", network)
+}
+
+func validateName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if len(s) > MaxIDLength {
+		return fmt.Errorf("%s is %d characters, limit %d", what, len(s), MaxIDLength)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return fmt.Errorf("%s has character %q at %d; allowed are [A-Za-z0-9._-]", what, c, i)
+		}
+	}
+	return nil
+}
+
+func validateText(what, s string, limit int) error {
+	if len(s) > limit {
+		return fmt.Errorf("%s is %d bytes, limit %d", what, len(s), limit)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	return nil
+}
+
+func validateIDList(what string, ids []string) error {
+	if len(ids) > MaxListLength {
+		return fmt.Errorf("%s has %d entries, limit %d", what, len(ids), MaxListLength)
+	}
+	for i, id := range ids {
+		if err := ValidateID(id); err != nil {
+			return fmt.Errorf("%s[%d]: %w", what, i, err)
+		}
+	}
+	return nil
+}
+
+// validateRelay checks the addressing of a relayed message: a client sets to, the server sets
+// from, so at least one is present; whichever is present must be a valid ID.
+func validateRelay(to, from string) error {
+	if to == "" && from == "" {
+		return errors.New(`neither "to" nor "from" is set`)
+	}
+	if to != "" {
+		if err := ValidateID(to); err != nil {
+			return fmt.Errorf("to: %w", err)
+		}
+	}
+	if from != "" {
+		if err := ValidateID(from); err != nil {
+			return fmt.Errorf("from: %w", err)
+		}
+	}
+	return nil
+}
+
+// Validate implements Message.
+func (m *Hello) Validate() error {
+	if err := ValidateID(m.ID); err != nil {
+		return err
+	}
+	if err := ValidateNetwork(m.Network); err != nil {
+		return err
+	}
+	if len(m.Token) > MaxTokenLength {
+		return fmt.Errorf("token is %d bytes, limit %d", len(m.Token), MaxTokenLength)
+	}
+	for i := 0; i < len(m.Token); i++ {
+		if m.Token[i] < 0x21 || m.Token[i] > 0x7e {
+			return fmt.Errorf("token has a non-printable or non-ASCII byte at %d", i)
+		}
+	}
+	return nil
+}
+
+// Validate implements Message.
+func (s *ICEServer) Validate() error {
+	if len(s.URLs) == 0 {
+		return errors.New("urls is empty")
+	}
+	if len(s.URLs) > MaxListLength {
+		return fmt.Errorf("urls has %d entries, limit %d", len(s.URLs), MaxListLength)
+	}
+	for i, u := range s.URLs {
+		if u == "" {
+			return fmt.Errorf("urls[%d] is empty", i)
+		}
+		if err := validateText(fmt.Sprintf("urls[%d]", i), u, MaxURLLength); err != nil {
+			return err
+		}
+	}
+	if err := validateText("username", s.Username, MaxURLLength); err != nil {
+		return err
+	}
+	return validateText("credential", s.Credential, MaxURLLength)
+}
+
+// Validate implements Message.
+func (m *Welcome) Validate() error {
+	if err := ValidateID(m.ID); err != nil {
+		return err
+	}
+	if len(m.ICEServers) > MaxListLength {
+		return fmt.Errorf("ice_servers has %d entries, limit %d", len(m.ICEServers), MaxListLength)
+	}
+	for i := range m.ICEServers {
+		if err := m.ICEServers[i].Validate(); err != nil {
+			return fmt.Errorf("ice_servers[%d]: %w", i, err)
+		}
+	}
+	if err := validateIDList("contacts", m.Contacts); err != nil {
+		return err
+	}
+	if m.Limits.MaxFrameSize < 0 || m.Limits.Burst < 0 || m.Limits.Rate < 0 {
+		return errors.New("limits must not be negative")
+	}
+	return nil
+}
+
+// Validate implements Message.
+func (m *Offer) Validate() error {
+	if m.SDP == "" {
+		return errors.New("sdp is empty")
+	}
+	return validateRelay(m.To, m.From)
+}
+
+// Validate implements Message.
+func (m *Answer) Validate() error {
+	if m.SDP == "" {
+		return errors.New("sdp is empty")
+	}
+	return validateRelay(m.To, m.From)
+}
+
+// Validate implements Message.
+func (m *Candidate) Validate() error {
+	if m.Candidate == "" {
+		return errors.New("candidate is empty")
+	}
+	return validateRelay(m.To, m.From)
+}
+
+// Validate implements Message.
+func (m *PeersRequest) Validate() error {
+	if m.Max < 0 || m.Max > MaxListLength {
+		return fmt.Errorf("max is %d, want 0..%d", m.Max, MaxListLength)
+	}
+	return nil
+}
+
+// Validate implements Message.
+func (m *PeerList) Validate() error { return validateIDList("peers", m.Peers) }
+
+// Validate implements Message.
+func (m *PeerLeft) Validate() error { return ValidateID(m.ID) }
+
+// Validate implements Message.
+func (m *Error) Validate() error {
+	if err := validateName("code", string(m.Code)); err != nil {
+		return err
+	}
+	if m.To != "" {
+		if err := ValidateID(m.To); err != nil {
+			return fmt.Errorf("to: %w", err)
+		}
+	}
+	return validateText("message", m.Message, MaxTextLength)
+}
+
+// Validate implements Message.
+func (m *Bye) Validate() error { return validateText("reason", m.Reason, MaxTextLength) }
