@@ -1,0 +1,242 @@
+// Package turnserver is rtcmesh's bundled TURN/STUN relay: a pion/turn server
+// with TURN REST API style ephemeral credentials, a relay deny-list that keeps
+// clients from using the relay to reach private or special-purpose addresses,
+// allocation quotas and a per-allocation bandwidth limit.
+//
+// Nodes whose NATs defeat hole punching fall back to relaying through this
+// server. Because a TURN relay sends UDP wherever its clients ask, an open
+// relay is a ready-made tool for reaching the relay host's own loopback,
+// its private network or a cloud metadata service; the deny-list exists to
+// make that impossible by default.
+package turnserver
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Server. Start from DefaultConfig and fill in at least
+// Secret, PublicIP (or a specific RelayBindIP) and one listen address.
+type Config struct {
+	// ListenUDP is the address of the UDP listener for STUN binding requests
+	// and TURN over UDP, e.g. "0.0.0.0:3478". Empty disables UDP.
+	ListenUDP string
+	// ListenTCP is the address of the plain TCP listener for TURN over TCP
+	// ("turn:host:port?transport=tcp"), which gets clients through networks
+	// that block UDP. Empty disables it.
+	ListenTCP string
+	// ListenTLS is the address of the TLS listener ("turns:"), which gets
+	// clients through proxies and firewalls that only pass TLS, typically on
+	// port 443. Empty disables it; when set, TLSConfig or TLSCertFile and
+	// TLSKeyFile must be set too.
+	ListenTLS string
+	// TLSCertFile and TLSKeyFile are PEM files for the TLS listener. They are
+	// ignored when TLSConfig is set.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSConfig, when non-nil, is used for the TLS listener as is (it must
+	// carry certificates or GetCertificate).
+	TLSConfig *tls.Config
+	// TLSHandshakeTimeout bounds how long a TLS client may take to finish its
+	// handshake, so that silent connections do not pin a goroutine forever.
+	TLSHandshakeTimeout time.Duration
+
+	// PublicIP is the relay address advertised to clients in
+	// XOR-RELAYED-ADDRESS and used by URLs. It must be reachable by peers,
+	// so behind a 1:1 NAT (a cloud VM) it is the public address, not the
+	// interface address. When zero, RelayBindIP is used, which must then be
+	// a specific address.
+	PublicIP netip.Addr
+	// RelayBindIP is the local address relay sockets bind to. The zero value
+	// means 0.0.0.0 (all IPv4 interfaces).
+	RelayBindIP netip.Addr
+	// RelayPortMin and RelayPortMax bound the relay ports (inclusive), so a
+	// firewall can open exactly that range. Both zero lets the operating
+	// system pick ephemeral ports.
+	RelayPortMin uint16
+	RelayPortMax uint16
+	// RelayPortAttempts is how many random ports in the range are tried
+	// before an allocation fails with 508 Insufficient Capacity.
+	RelayPortAttempts int
+
+	// Realm is the TURN realm (RFC 8489 long-term credentials).
+	Realm string
+	// Secret is the shared secret for ephemeral credentials: the signaling
+	// server mints credentials with Credentials and this server checks them.
+	// A coturn configured with use-auth-secret and the same static-auth-secret
+	// accepts the same credentials. At least MinSecretLength bytes.
+	Secret string
+	// CredentialTTL is the lifetime of credentials minted by
+	// Server.Credentials. Allocations outlive it only until their next
+	// refresh, which needs valid credentials.
+	CredentialTTL time.Duration
+
+	// AllowedPeers lists peer address ranges that are always allowed,
+	// overriding DeniedPeers. Use it for private deployments (a relay on a
+	// LAN relaying to 10.0.0.0/8) and for tests on loopback.
+	AllowedPeers []netip.Prefix
+	// DeniedPeers lists peer address ranges that clients may not create
+	// permissions or channels to. Nil means DefaultDeniedPeers(); an empty
+	// non-nil slice denies nothing. IPv4-mapped IPv6, NAT64 (64:ff9b::/96)
+	// and 6to4 (2002::/16) addresses are checked by the IPv4 address they
+	// embed as well.
+	DeniedPeers []netip.Prefix
+
+	// MaxAllocationsPerUser bounds concurrent allocations per user (the node
+	// ID part of the credential's username). A browser makes one allocation
+	// per PeerConnection and transport, so this must allow a node's whole
+	// active view plus churn. Exceeding it answers 486 Allocation Quota
+	// Reached.
+	MaxAllocationsPerUser int
+	// MaxAllocations bounds concurrent allocations on the whole server.
+	// Exceeding it answers 486 Allocation Quota Reached.
+	MaxAllocations int
+	// BandwidthPerAllocation limits relayed payload bytes per second, per
+	// allocation and per direction (client to peers, peers to client).
+	// Datagrams over the limit are dropped, as a congested UDP path would.
+	// Zero means unlimited.
+	BandwidthPerAllocation int64
+	// BandwidthBurst is the token bucket depth in bytes: how much may be
+	// relayed at once after a quiet period. Zero means one second's worth of
+	// BandwidthPerAllocation (but at least MaxDatagramSize). It must be at
+	// least MaxDatagramSize or large datagrams could never pass.
+	BandwidthBurst int64
+
+	// Logger receives the server's logs, including pion/turn's own.
+	Logger zerolog.Logger
+	// Now is the clock for credential expiry and bandwidth accounting.
+	// Nil means time.Now. Tests inject a fixed clock.
+	Now func() time.Time
+	// Rand picks relay ports within the range. Nil means a generator seeded
+	// from crypto/rand (unpredictable ports make blind injection harder).
+	// It is used under the server's lock.
+	Rand *rand.Rand
+}
+
+// MinSecretLength is the shortest accepted Config.Secret: credentials are
+// visible to every client, so a short secret could be brute forced offline.
+const MinSecretLength = 16
+
+// MaxDatagramSize is the largest datagram the relay reads from peers; it
+// matches pion/turn's relay read buffer.
+const MaxDatagramSize = 1600
+
+// maxBandwidth bounds BandwidthPerAllocation and BandwidthBurst (4 GiB) so the
+// token bucket's arithmetic cannot overflow.
+const maxBandwidth = 1 << 32
+
+// DefaultConfig returns a configuration for a public relay: UDP and TCP on
+// 3478, relay ports 49152–65535, the default deny-list, 10,000 allocations,
+// 32 per user and 1 MiB/s per allocation and direction. Secret and PublicIP
+// must still be set.
+func DefaultConfig() Config {
+	return Config{
+		ListenUDP:              "0.0.0.0:3478",
+		ListenTCP:              "0.0.0.0:3478",
+		TLSHandshakeTimeout:    10 * time.Second,
+		RelayPortMin:           49152,
+		RelayPortMax:           65535,
+		RelayPortAttempts:      16,
+		Realm:                  "rtcmesh",
+		CredentialTTL:          12 * time.Hour,
+		MaxAllocationsPerUser:  32,
+		MaxAllocations:         10000,
+		BandwidthPerAllocation: 1 << 20,
+		Logger:                 zerolog.Nop(),
+	}
+}
+
+// validate checks cfg and fills in derived defaults. It returns a copy.
+func (cfg Config) validate() (Config, error) {
+	var errs []error
+	if cfg.ListenUDP == "" && cfg.ListenTCP == "" && cfg.ListenTLS == "" {
+		errs = append(errs, errors.New("no listener: set ListenUDP, ListenTCP or ListenTLS"))
+	}
+	if cfg.ListenTLS != "" && cfg.TLSConfig == nil && (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "") {
+		errs = append(errs, errors.New("ListenTLS needs TLSConfig or both TLSCertFile and TLSKeyFile"))
+	}
+	if cfg.ListenTLS != "" && cfg.TLSHandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("TLSHandshakeTimeout must be positive, got %v", cfg.TLSHandshakeTimeout))
+	}
+	if !cfg.RelayBindIP.IsValid() {
+		cfg.RelayBindIP = netip.IPv4Unspecified()
+	}
+	if !cfg.PublicIP.IsValid() {
+		if cfg.RelayBindIP.IsUnspecified() {
+			errs = append(errs, errors.New("PublicIP is required when RelayBindIP is unspecified"))
+		}
+		cfg.PublicIP = cfg.RelayBindIP
+	}
+	if cfg.PublicIP.IsUnspecified() {
+		errs = append(errs, fmt.Errorf("PublicIP %v is unspecified; clients cannot reach it", cfg.PublicIP))
+	}
+	cfg.PublicIP = cfg.PublicIP.Unmap()
+	cfg.RelayBindIP = cfg.RelayBindIP.Unmap()
+	if cfg.PublicIP.Is4() != cfg.RelayBindIP.Is4() {
+		errs = append(errs, fmt.Errorf("PublicIP %v and RelayBindIP %v are of different address families",
+			cfg.PublicIP, cfg.RelayBindIP))
+	}
+	switch {
+	case cfg.RelayPortMin == 0 && cfg.RelayPortMax == 0:
+	case cfg.RelayPortMin == 0 || cfg.RelayPortMax < cfg.RelayPortMin:
+		errs = append(errs, fmt.Errorf("relay port range %d-%d is invalid", cfg.RelayPortMin, cfg.RelayPortMax))
+	}
+	if cfg.RelayPortAttempts <= 0 {
+		errs = append(errs, fmt.Errorf("RelayPortAttempts must be positive, got %d", cfg.RelayPortAttempts))
+	}
+	if cfg.Realm == "" {
+		errs = append(errs, errors.New("Realm is empty"))
+	}
+	if len(cfg.Secret) < MinSecretLength {
+		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d", MinSecretLength, len(cfg.Secret)))
+	}
+	if cfg.CredentialTTL <= 0 {
+		errs = append(errs, fmt.Errorf("CredentialTTL must be positive, got %v", cfg.CredentialTTL))
+	}
+	for _, p := range cfg.AllowedPeers {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("AllowedPeers has an invalid prefix %v", p))
+		}
+	}
+	if cfg.DeniedPeers == nil {
+		cfg.DeniedPeers = DefaultDeniedPeers()
+	}
+	for _, p := range cfg.DeniedPeers {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("DeniedPeers has an invalid prefix %v", p))
+		}
+	}
+	if cfg.MaxAllocationsPerUser <= 0 {
+		errs = append(errs, fmt.Errorf("MaxAllocationsPerUser must be positive, got %d", cfg.MaxAllocationsPerUser))
+	}
+	if cfg.MaxAllocations <= 0 {
+		errs = append(errs, fmt.Errorf("MaxAllocations must be positive, got %d", cfg.MaxAllocations))
+	}
+	if cfg.BandwidthPerAllocation < 0 {
+		errs = append(errs, fmt.Errorf("BandwidthPerAllocation must not be negative, got %d", cfg.BandwidthPerAllocation))
+	}
+	if cfg.BandwidthPerAllocation > maxBandwidth || cfg.BandwidthBurst > maxBandwidth {
+		errs = append(errs, fmt.Errorf("BandwidthPerAllocation and BandwidthBurst must not exceed %d", int64(maxBandwidth)))
+	}
+	if cfg.BandwidthPerAllocation > 0 {
+		if cfg.BandwidthBurst == 0 {
+			cfg.BandwidthBurst = max(cfg.BandwidthPerAllocation, MaxDatagramSize)
+		}
+		if cfg.BandwidthBurst < MaxDatagramSize {
+			errs = append(errs, fmt.Errorf("BandwidthBurst %d is below MaxDatagramSize %d", cfg.BandwidthBurst, MaxDatagramSize))
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, fmt.Errorf("turnserver: invalid config: %w", err)
+	}
+	return cfg, nil
+}

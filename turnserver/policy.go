@@ -1,0 +1,96 @@
+package turnserver
+
+import (
+	"net/netip"
+)
+
+// DefaultDeniedPeers returns the peer ranges a public relay must not relay
+// to: loopback, RFC 1918 private networks, carrier-grade NAT, link-local
+// (which holds cloud metadata services such as 169.254.169.254), "this
+// network", multicast and reserved/broadcast IPv4 space; and IPv6
+// unspecified, loopback, unique-local, link-local and multicast.
+// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as the IPv4 address
+// they carry. Each call returns a fresh slice.
+func DefaultDeniedPeers() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),      // "this network"; 0.0.0.0 reaches the host itself
+		netip.MustParsePrefix("10.0.0.0/8"),     // RFC 1918
+		netip.MustParsePrefix("100.64.0.0/10"),  // RFC 6598 carrier-grade NAT
+		netip.MustParsePrefix("127.0.0.0/8"),    // loopback
+		netip.MustParsePrefix("169.254.0.0/16"), // link-local, cloud metadata
+		netip.MustParsePrefix("172.16.0.0/12"),  // RFC 1918
+		netip.MustParsePrefix("192.168.0.0/16"), // RFC 1918
+		netip.MustParsePrefix("224.0.0.0/4"),    // multicast
+		netip.MustParsePrefix("240.0.0.0/4"),    // reserved, includes broadcast 255.255.255.255
+		netip.MustParsePrefix("::/128"),         // unspecified
+		netip.MustParsePrefix("::1/128"),        // loopback
+		netip.MustParsePrefix("fc00::/7"),       // unique local
+		netip.MustParsePrefix("fe80::/10"),      // link-local
+		netip.MustParsePrefix("ff00::/8"),       // multicast
+	}
+}
+
+var (
+	nat64Prefix = netip.MustParsePrefix("64:ff9b::/96") // RFC 6052 well-known NAT64 prefix
+	sixToFour   = netip.MustParsePrefix("2002::/16")    // RFC 3056 6to4
+)
+
+// peerPolicy decides which peer addresses clients may relay to. It is
+// immutable after construction and safe for concurrent use.
+type peerPolicy struct {
+	allowed []netip.Prefix
+	denied  []netip.Prefix
+}
+
+// allows reports whether relaying to ip is permitted: explicitly allowed
+// ranges win, then every form of the address (as given, unmapped, and the
+// IPv4 address embedded in NAT64 or 6to4 addresses) is checked against the
+// deny-list.
+func (p *peerPolicy) allows(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.WithZone("")
+	forms := embeddedForms(ip)
+	for _, form := range forms {
+		if containsAddr(p.allowed, form) {
+			return true
+		}
+	}
+	for _, form := range forms {
+		if containsAddr(p.denied, form) {
+			return false
+		}
+	}
+	return true
+}
+
+// embeddedForms returns ip and the IPv4 address it carries, if any, so that a
+// deny-list entry for 127.0.0.0/8 also catches ::ffff:127.0.0.1 and
+// 64:ff9b::7f00:1.
+func embeddedForms(ip netip.Addr) []netip.Addr {
+	forms := []netip.Addr{ip}
+	if ip.Is4In6() {
+		return append(forms, ip.Unmap())
+	}
+	if !ip.Is6() {
+		return forms
+	}
+	b := ip.As16()
+	switch {
+	case nat64Prefix.Contains(ip):
+		forms = append(forms, netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+	case sixToFour.Contains(ip):
+		forms = append(forms, netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
+	}
+	return forms
+}
+
+func containsAddr(prefixes []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,339 @@
+package turnserver
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	mathrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+	"github.com/rs/zerolog"
+)
+
+// Server is a running TURN/STUN relay.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	noisyLog zerolog.Logger // sampled, for events a client can trigger at will
+	policy   *peerPolicy
+	quota    *quota
+	counters counters
+
+	randMu sync.Mutex
+	rand   *mathrand.Rand
+
+	allocMu sync.RWMutex
+	allocs  map[tupleKey]*allocationEntry
+
+	udpConn     net.PacketConn
+	tcpListener net.Listener
+	tlsListener net.Listener
+	turn        *turn.Server
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// refusalLogBurst bounds how many refusals and authentication failures are
+// logged per second: clients can cause them at will.
+const refusalLogBurst = 20
+
+// New validates cfg, opens the listeners and starts serving.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		noisyLog: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: refusalLogBurst, Period: time.Second}),
+		policy:   &peerPolicy{allowed: cfg.AllowedPeers, denied: cfg.DeniedPeers},
+		quota:    newQuota(cfg.MaxAllocationsPerUser, cfg.MaxAllocations),
+		rand:     cfg.Rand,
+		allocs:   make(map[tupleKey]*allocationEntry),
+	}
+	if s.rand == nil {
+		var seed [32]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			return nil, fmt.Errorf("turnserver: seeding relay port generator: %w", err)
+		}
+		s.rand = mathrand.New(mathrand.NewChaCha8(seed))
+	}
+	if err := s.listen(); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+
+	generator := relayGenerator{s: s}
+	serverConfig := turn.ServerConfig{
+		LoggerFactory: pionLoggerFactory{log: cfg.Logger},
+		Realm:         cfg.Realm,
+		AuthHandler:   s.authenticate,
+		QuotaHandler:  s.admitAllocation,
+		EventHandler: turn.EventHandler{
+			OnAuth:              s.onAuth,
+			OnAllocationCreated: s.onAllocationCreated,
+			OnAllocationDeleted: s.onAllocationDeleted,
+		},
+	}
+	if s.udpConn != nil {
+		serverConfig.PacketConnConfigs = append(serverConfig.PacketConnConfigs, turn.PacketConnConfig{
+			PacketConn:            &clientPacketConn{PacketConn: s.udpConn, s: s},
+			RelayAddressGenerator: generator,
+			PermissionHandler:     s.permitPeer,
+		})
+	}
+	for _, ln := range []net.Listener{s.tcpListener, s.tlsListener} {
+		if ln != nil {
+			serverConfig.ListenerConfigs = append(serverConfig.ListenerConfigs, turn.ListenerConfig{
+				Listener:              ln,
+				RelayAddressGenerator: generator,
+				PermissionHandler:     s.permitPeer,
+			})
+		}
+	}
+	s.turn, err = turn.NewServer(serverConfig)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("turnserver: starting pion/turn: %w", err)
+	}
+	s.log.Info().Stringer("udp", s.UDPAddr()).Stringer("tcp", s.TCPAddr()).Stringer("tls", s.TLSAddr()).
+		Stringer("public_ip", cfg.PublicIP).Msg("turnserver: listening")
+	return s, nil
+}
+
+// listen opens the configured listeners. The TCP and TLS listeners are
+// wrapped in clientListener.
+func (s *Server) listen() error {
+	cfg := &s.cfg
+	if cfg.ListenUDP != "" {
+		conn, err := net.ListenPacket("udp", cfg.ListenUDP)
+		if err != nil {
+			return fmt.Errorf("turnserver: listen UDP %s: %w", cfg.ListenUDP, err)
+		}
+		s.udpConn = conn
+	}
+	if cfg.ListenTCP != "" {
+		ln, err := net.Listen("tcp", cfg.ListenTCP)
+		if err != nil {
+			return fmt.Errorf("turnserver: listen TCP %s: %w", cfg.ListenTCP, err)
+		}
+		s.tcpListener = &clientListener{Listener: ln, s: s}
+	}
+	if cfg.ListenTLS != "" {
+		tlsConfig := cfg.TLSConfig
+		if tlsConfig == nil {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				return fmt.Errorf("turnserver: loading TLS key pair %s, %s: %w", cfg.TLSCertFile, cfg.TLSKeyFile, err)
+			}
+			tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		ln, err := net.Listen("tcp", cfg.ListenTLS)
+		if err != nil {
+			return fmt.Errorf("turnserver: listen TLS %s: %w", cfg.ListenTLS, err)
+		}
+		s.tlsListener = &clientListener{Listener: ln, s: s, tlsConfig: tlsConfig, handshakeTimeout: cfg.TLSHandshakeTimeout}
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	if s.udpConn != nil {
+		_ = s.udpConn.Close()
+	}
+	for _, ln := range []net.Listener{s.tcpListener, s.tlsListener} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// Close stops the listeners; pion/turn then closes every allocation's relay
+// socket. Calling Close more than once returns the first result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.turn.Close(); err != nil {
+			s.closeErr = fmt.Errorf("turnserver: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// UDPAddr is the UDP listener's address, nil when UDP is off.
+func (s *Server) UDPAddr() net.Addr {
+	if s.udpConn == nil {
+		return nil
+	}
+	return s.udpConn.LocalAddr()
+}
+
+// TCPAddr is the TCP listener's address, nil when TCP is off.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpListener == nil {
+		return nil
+	}
+	return s.tcpListener.Addr()
+}
+
+// TLSAddr is the TLS listener's address, nil when TLS is off.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tlsListener == nil {
+		return nil
+	}
+	return s.tlsListener.Addr()
+}
+
+// URLs returns the ICE server URLs for this relay: stun: and turn: on UDP,
+// turn: with transport=tcp, and turns: for TLS, on the ports actually bound.
+// host names the server in the URLs; empty means Config.PublicIP. A turns:
+// URL should name the host the certificate is for.
+func (s *Server) URLs(host string) []string {
+	if host == "" {
+		host = s.cfg.PublicIP.String()
+	}
+	hostPort := func(addr net.Addr) string {
+		port := 0
+		switch a := addr.(type) {
+		case *net.UDPAddr:
+			port = a.Port
+		case *net.TCPAddr:
+			port = a.Port
+		}
+		return net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	var urls []string
+	if a := s.UDPAddr(); a != nil {
+		urls = append(urls, "stun:"+hostPort(a), "turn:"+hostPort(a)+"?transport=udp")
+	}
+	if a := s.TCPAddr(); a != nil {
+		urls = append(urls, "turn:"+hostPort(a)+"?transport=tcp")
+	}
+	if a := s.TLSAddr(); a != nil {
+		urls = append(urls, "turns:"+hostPort(a)+"?transport=tcp")
+	}
+	return urls
+}
+
+// Credentials mints credentials for nodeID valid for Config.CredentialTTL
+// from Config.Now.
+func (s *Server) Credentials(nodeID string) (username, password string) {
+	return Credentials(s.cfg.Secret, nodeID, s.cfg.CredentialTTL, s.cfg.Now())
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats { return s.counters.snapshot() }
+
+// randomRelayPort picks a port in the relay range.
+func (s *Server) randomRelayPort() int {
+	s.randMu.Lock()
+	defer s.randMu.Unlock()
+	span := int(s.cfg.RelayPortMax) - int(s.cfg.RelayPortMin) + 1
+	return int(s.cfg.RelayPortMin) + s.rand.IntN(span)
+}
+
+// authenticate is pion/turn's AuthHandler: it accepts unexpired TURN REST
+// usernames in this server's realm and returns the node ID as the user ID
+// (which quotas count by) and the long-term key; pion/turn then checks
+// MESSAGE-INTEGRITY with it, and a wrong password fails there (see onAuth).
+func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
+	if ra.Realm != s.cfg.Realm {
+		s.authFailed(ra.SrcAddr, ra.Username, fmt.Errorf("realm %q is not %q", ra.Realm, s.cfg.Realm))
+		return "", nil, false
+	}
+	nodeID, err := checkUsername(ra.Username, s.cfg.Now())
+	if err != nil {
+		s.authFailed(ra.SrcAddr, ra.Username, err)
+		return "", nil, false
+	}
+	return nodeID, longTermKey(ra.Username, ra.Realm, restPassword(s.cfg.Secret, ra.Username)), true
+}
+
+func (s *Server) authFailed(client net.Addr, username string, err error) {
+	s.counters.authFailures.Add(1)
+	s.noisyLog.Warn().Err(err).Stringer("client", client).Str("username", username).
+		Msg("turnserver: authentication failed")
+}
+
+// onAuth receives pion/turn's verdict on MESSAGE-INTEGRITY. It counts
+// failures, and for an authenticated ChannelBind it records the credentials
+// so a policy refusal can be re-signed as 403 (see rewriteChannelBindRefusal).
+func (s *Server) onAuth(client, local net.Addr, _, username, realm, method string, verdict bool) {
+	if !verdict {
+		s.authFailed(client, username, errors.New("MESSAGE-INTEGRITY does not match: wrong password"))
+		return
+	}
+	if method != stun.MethodChannelBind.String() {
+		return
+	}
+	key, ok := keyOf(client, local)
+	if !ok {
+		return
+	}
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	// Only existing allocations get a record, so the table stays bounded by
+	// the allocations.
+	if entry := s.allocs[key]; entry != nil {
+		entry.channelBindUsername, entry.channelBindRealm = username, realm
+	}
+}
+
+// admitAllocation is pion/turn's QuotaHandler: false makes pion/turn answer
+// 486 Allocation Quota Reached.
+func (s *Server) admitAllocation(userID, _ string, client net.Addr) bool {
+	if s.quota.admits(userID) {
+		return true
+	}
+	s.counters.quotaRefusals.Add(1)
+	s.noisyLog.Warn().Str("user", userID).Stringer("client", client).Msg("turnserver: allocation quota reached")
+	return false
+}
+
+// permitPeer is pion/turn's PermissionHandler for CreatePermission,
+// ChannelBind and Connect: false makes pion/turn answer 403 (ChannelBind's
+// 401 is rewritten to 403 on the way out). Send indications and ChannelData
+// need an existing permission or channel, so they are covered too, and
+// relayConn.WriteTo checks the policy once more.
+func (s *Server) permitPeer(client net.Addr, peer net.IP) bool {
+	ip, ok := netip.AddrFromSlice(peer)
+	if ok && s.policy.allows(ip) {
+		return true
+	}
+	s.counters.permissionRefusals.Add(1)
+	s.noisyLog.Warn().Stringer("client", client).Stringer("peer", ip).Msg("turnserver: peer address refused")
+	return false
+}
+
+func (s *Server) onAllocationCreated(client, local net.Addr, _, userID, _ string, relay net.Addr, _ int) {
+	s.counters.allocationsTotal.Add(1)
+	s.counters.allocationsActive.Add(1)
+	entry := &allocationEntry{user: userID}
+	if s.cfg.BandwidthPerAllocation > 0 {
+		entry.fromPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
+	}
+	if key, ok := keyOf(client, local); ok {
+		s.allocMu.Lock()
+		s.allocs[key] = entry
+		s.allocMu.Unlock()
+	}
+	s.log.Debug().Str("user", userID).Stringer("client", client).Stringer("relay", relay).Msg("turnserver: allocation created")
+}
+
+func (s *Server) onAllocationDeleted(client, local net.Addr, _, userID, _ string) {
+	s.counters.allocationsActive.Add(-1)
+	if key, ok := keyOf(client, local); ok {
+		s.allocMu.Lock()
+		delete(s.allocs, key)
+		s.allocMu.Unlock()
+	}
+	s.log.Debug().Str("user", userID).Stringer("client", client).Msg("turnserver: allocation deleted")
+}
