@@ -90,6 +90,9 @@ type Core struct {
 	joinTarget  string // contact we sent JOIN to and wait on, "" if none
 	joinTimer   timer
 	rejoinTimer timer
+	// contactsAskedAt is when the last NeedContacts event was emitted (askedContacts: ever).
+	contactsAskedAt time.Duration
+	askedContacts   bool
 	// evictedEmptyAt is when a DISCONNECT last emptied the active view (if evictedEmpty).
 	evictedEmptyAt time.Duration
 	evictedEmpty   bool
@@ -238,12 +241,26 @@ func (c *Core) advanceJoin(force bool) {
 		if len(c.active) == 0 && c.joined && c.hasContacts() {
 			c.rejoinTimer.arm(c.now + c.cfg.RejoinBackoff)
 		}
+		if len(c.active) == 0 && c.joined {
+			c.needContacts()
+		}
 		return
 	}
 	c.joinTarget = c.joinList[c.joinNext]
 	c.joinTimer.arm(c.now + c.cfg.NeighborTimeout)
 	c.markAsked(c.joinTarget)
 	c.send(c.joinTarget, Message{Type: Join})
+}
+
+// needContacts is called when an isolated node has tried every contact it knows: it asks the
+// driver, through a NeedContacts event, for live nodes it cannot know of itself, at most once
+// per RejoinBackoff. It changes no timer, so repair from the passive view goes on meanwhile.
+func (c *Core) needContacts() {
+	if c.askedContacts && c.now < c.contactsAskedAt+c.cfg.RejoinBackoff {
+		return
+	}
+	c.askedContacts, c.contactsAskedAt = true, c.now
+	c.out.Events = append(c.out.Events, Event{Type: NeedContacts})
 }
 
 // hasContacts reports whether any contact other than Self is configured.
@@ -263,7 +280,8 @@ func (c *Core) startRejoin() {
 		c.joinList = appendContact(c.joinList, p, c.cfg.Self)
 	}
 	if len(c.joinList) == 0 {
-		return // no way back in but to be joined by someone else
+		c.needContacts() // no contact configured: only the driver can find a way back in
+		return
 	}
 	c.rand.Shuffle(len(c.joinList), func(i, j int) {
 		c.joinList[i], c.joinList[j] = c.joinList[j], c.joinList[i]

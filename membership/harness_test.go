@@ -124,10 +124,13 @@ func (n *network) collect(name string) {
 	}
 	rd := nd.core.Ready()
 	for _, ev := range rd.Events {
-		if ev.Type == NeighborUp {
+		switch ev.Type {
+		case NeighborUp:
 			n.logf("  %s: up %s", name, ev.Peer)
-		} else {
+		case NeighborDown:
 			n.logf("  %s: down %s", name, ev.Peer)
+		default:
+			n.logf("  %s: %s", name, ev.Type)
 		}
 	}
 	for _, e := range rd.Messages {

@@ -113,6 +113,11 @@ const (
 	NeighborUp EventType = 1
 	// NeighborDown: the peer left the active view (failure, disconnect or eviction).
 	NeighborDown EventType = 2
+	// NeedContacts: the node is isolated and every contact it knows failed (after a mass
+	// failure its passive view and its contacts may all be dead). Peer is empty. The driver
+	// should find live nodes elsewhere (the signaling server's peer list) and call Join with
+	// one of them. Repeated at most once per RejoinBackoff while the node stays isolated.
+	NeedContacts EventType = 3
 )
 
 // String returns "NeighborUp" or "NeighborDown".
@@ -122,11 +127,14 @@ func (t EventType) String() string {
 		return "NeighborUp"
 	case NeighborDown:
 		return "NeighborDown"
+	case NeedContacts:
+		return "NeedContacts"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }
 
-// Event reports a change of the active view. Plumtree (package gossip) consumes these.
+// Event reports a change of the active view (Plumtree, package gossip, consumes these) or that
+// the node needs fresh contacts.
 type Event struct {
 	Type EventType
 	Peer string

@@ -53,7 +53,7 @@ func (s *Sim) Graph(pathSources int) GraphStats {
 		activeSum += len(active)
 		passiveSum += len(n.mem.PassiveView())
 		for _, p := range active {
-			j, ok := s.index[p]
+			j, ok := s.lookup(p)
 			if !ok || dense[j] == 0 {
 				g.DeadLinks++
 				continue

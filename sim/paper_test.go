@@ -134,9 +134,12 @@ func TestPaperMassFailure(t *testing.T) {
 			if c.maxHeal >= 0 && (flood.RoundsToHeal < 0 || flood.RoundsToHeal > c.maxHeal) {
 				t.Errorf("flood: healed after %d rounds, want <= %d", flood.RoundsToHeal, c.maxHeal)
 			}
-			// Plumtree over the same failures: once healed, a broadcast reaches every survivor.
-			if plum.RoundsToHeal < 0 {
-				t.Errorf("plumtree: never healed within %d rounds", DefaultExperiment(0).MaxHealRounds)
+			// Plumtree runs over the same membership, so it heals as fast: once healed, a
+			// broadcast reaches every survivor. At 95% neither paper claims healing: survivors
+			// can end in small groups whose views are full of each other, which no HyParView
+			// mechanism detects (the figures are reported side by side all the same).
+			if c.maxHeal >= 0 && (plum.RoundsToHeal < 0 || plum.RoundsToHeal > c.maxHeal) {
+				t.Errorf("plumtree: healed after %d rounds, want <= %d", plum.RoundsToHeal, c.maxHeal)
 			}
 		})
 	}

@@ -10,8 +10,10 @@
 // Config.DetectionDelay; and every node that had the crashed node in its active view gets
 // PeerDown after Config.HeartbeatTimeout, like the heartbeat on the runtime's links. Setting
 // HeartbeatTimeout to 0 leaves detection on send only, the papers' model, under which a node
-// whose neighbours all crashed learns of it one shuffle round at a time. Optional loss drops a
-// message (any protocol) with Config.Loss probability.
+// whose neighbours all crashed learns of it one shuffle round at a time. A core that is
+// isolated and out of contacts (membership.NeedContacts) is given a random live node to join
+// through, as the signaling server's peer list would. Optional loss drops a message (any
+// protocol) with Config.Loss probability.
 //
 // The same Config and seed give the same run, event for event: the simulator and the cores
 // draw every random number from seeded sources and iterate nothing in map order.
@@ -122,6 +124,8 @@ type Counters struct {
 	StepErrors                 uint64
 	DuplicateDeliveries        uint64
 	MessagesToUnknownAddresses uint64
+	// ContactRequests counts NeedContacts events answered with a live node.
+	ContactRequests uint64
 }
 
 // Sim is one simulated network. It is not safe for concurrent use; one goroutine drives it.
@@ -130,7 +134,6 @@ type Sim struct {
 	rng   *rand.Rand
 	q     *calendarQueue
 	nodes []simNode
-	index map[string]int32
 	live  []int32 // indexes of live nodes, unordered; livePos maps node → position
 	pos   []int32
 	track map[gossip.MessageID]*broadcast
@@ -157,7 +160,6 @@ func New(cfg Config) (*Sim, error) {
 		cfg:   cfg,
 		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed5eed5eed5eed)),
 		q:     newCalendarQueue(),
-		index: make(map[string]int32),
 		track: make(map[gossip.MessageID]*broadcast),
 	}, nil
 }
@@ -190,7 +192,7 @@ func (s *Sim) RandomLive() int32 {
 // re-joining). It returns the new node's index.
 func (s *Sim) AddNode() (int32, error) {
 	i := int32(len(s.nodes))
-	id := fmt.Sprintf("n%06d", i)
+	id := nodeID(i)
 	mc := s.cfg.Membership
 	mc.Self = id
 	mc.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
@@ -212,7 +214,6 @@ func (s *Sim) AddNode() (int32, error) {
 	}
 	s.nodes = append(s.nodes, simNode{id: id, mem: mem, gsp: gsp, alive: true, bornAt: s.q.now,
 		wakeAt: noWake, memDue: noWake, gspDue: noWake})
-	s.index[id] = i
 	s.pos = append(s.pos, int32(len(s.live)))
 	s.live = append(s.live, i)
 	// Give the cores the current time, then join.
@@ -242,7 +243,7 @@ func (s *Sim) Crash(i int32) {
 	if s.cfg.HeartbeatTimeout > 0 {
 		at := s.q.now + ms(s.cfg.HeartbeatTimeout)
 		for _, peer := range n.mem.ActiveView() {
-			if j, ok := s.index[peer]; ok {
+			if j, ok := s.lookup(peer); ok {
 				s.q.push(event{at: at, kind: evPeerDown, to: j, from: i})
 			}
 		}
@@ -389,6 +390,12 @@ func (s *Sim) flush(i int32, mem, gsp bool) {
 					n.gsp.NeighborUp(e.Peer)
 				case membership.NeighborDown:
 					n.gsp.NeighborDown(e.Peer)
+				case membership.NeedContacts:
+					// What the signaling server's peer list gives a real node: a live node.
+					if c := s.RandomLive(); c >= 0 && c != i {
+						s.cnt.ContactRequests++
+						n.mem.Join(s.nodes[c].id)
+					}
 				}
 			}
 		}
@@ -438,7 +445,7 @@ func (s *Sim) scheduleWake(i int32) {
 }
 
 func (s *Sim) send(from int32, to string, ev event) {
-	j, ok := s.index[to]
+	j, ok := s.lookup(to)
 	if !ok {
 		// A core addressed a node that never existed: a bug in a core, counted so tests
 		// catch it; the sender sees a failed link like any unreachable peer.
@@ -464,6 +471,29 @@ func (s *Sim) send(from int32, to string, ev event) {
 	ev.at = s.q.now + s.latency(from, j)
 	ev.from, ev.to = from, j
 	s.q.push(ev)
+}
+
+// nodeID names node i. The index is written in the name, so the simulator finds a node from
+// the ID a core addresses without a map lookup on every send (see lookup).
+func nodeID(i int32) string { return fmt.Sprintf("n%07d", i) }
+
+// lookup returns the index of the node with ID id.
+func (s *Sim) lookup(id string) (int32, bool) {
+	if len(id) != 8 || id[0] != 'n' {
+		return 0, false
+	}
+	var i int32
+	for k := 1; k < len(id); k++ {
+		d := id[k] - '0'
+		if d > 9 {
+			return 0, false
+		}
+		i = i*10 + int32(d)
+	}
+	if int(i) >= len(s.nodes) || s.nodes[i].id != id {
+		return 0, false
+	}
+	return i, true
 }
 
 // latency returns the fixed one-way latency of the link between a and b in milliseconds.

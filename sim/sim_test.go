@@ -147,6 +147,15 @@ func TestSmallNetwork(t *testing.T) {
 	if !g.Connected || g.Isolated != 0 || g.AsymmetricLinks != 0 {
 		t.Fatalf("20 nodes after 10 s: %+v", g)
 	}
+	// Node IDs resolve to their index; anything else does not.
+	if j, ok := s.lookup(nodeID(13)); !ok || j != 13 {
+		t.Errorf("lookup(%q) = %d, %v", nodeID(13), j, ok)
+	}
+	for _, id := range []string{"", "n", nodeID(20), nodeID(-1), "x0000013", "n00000a3", "n000000013"} {
+		if j, ok := s.lookup(id); ok {
+			t.Errorf("lookup(%q) = %d for a node that does not exist", id, j)
+		}
+	}
 	// Latencies are fixed per link and symmetric.
 	if s.latency(3, 7) != s.latency(7, 3) || s.latency(3, 7) != s.latency(3, 7) {
 		t.Error("link latency is not a fixed, symmetric function of the pair")
