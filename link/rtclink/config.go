@@ -1,0 +1,179 @@
+package rtclink
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/identity"
+)
+
+// MDNSMode says whether ICE uses multicast DNS for host candidates.
+type MDNSMode int
+
+const (
+	// MDNSQueryAndGather (the default) publishes host candidates as
+	// <uuid>.local names and resolves such names from peers, the way
+	// browsers do: same-LAN peers connect with no server in the path and
+	// private addresses are not revealed to the signaling server.
+	MDNSQueryAndGather MDNSMode = iota
+	// MDNSQueryOnly resolves peers' .local candidates but publishes plain
+	// host addresses.
+	MDNSQueryOnly
+	// MDNSDisabled turns mDNS off entirely (tests, vnet, servers).
+	MDNSDisabled
+)
+
+// Config configures a Transport. Zero durations and sizes take the defaults
+// listed on each field; negative values are an error.
+type Config struct {
+	// Identity is this node's certificate; every PeerConnection uses it, and
+	// the node ID is derived from it. Required.
+	Identity *identity.Identity
+	// Signaler carries offers, answers and candidates to peers. Required.
+	Signaler Signaler
+	// ICEServers are the STUN/TURN servers for new PeerConnections. They
+	// usually arrive in the signaling welcome: see Transport.SetICEServers.
+	ICEServers []webrtc.ICEServer
+	// MDNS selects mDNS use. Default MDNSQueryAndGather. pion opens one mDNS
+	// socket per PeerConnection (v4 has no way to share one).
+	MDNS MDNSMode
+
+	// ICEDisconnectedTimeout: no traffic for this long marks ICE disconnected.
+	// Default 3s (pion's 5s).
+	ICEDisconnectedTimeout time.Duration
+	// ICEFailedTimeout: disconnected for this long more fails the connection,
+	// which closes the link (pion's default is 25s). Default 6s.
+	ICEFailedTimeout time.Duration
+	// ICEKeepaliveInterval: ICE binding traffic sent on an idle pair, which
+	// also keeps NAT mappings open. Default 1s.
+	ICEKeepaliveInterval time.Duration
+
+	// HeartbeatInterval: how often a ping goes out on every open link. Any
+	// message received counts as a sign of life. Default 1s.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout: a link on which nothing was received for this long is
+	// closed with reason "heartbeat timeout". Must exceed HeartbeatInterval.
+	// ICE alone notices a silent peer only when its timeouts expire, and not
+	// at all if the peer's ICE agent still answers while its node is stuck.
+	// Default 5s.
+	HeartbeatTimeout time.Duration
+	// DialTimeout bounds the time from Dial (or an incoming offer) to LinkUp.
+	// Default 15s.
+	DialTimeout time.Duration
+
+	// MaxFrameSize is the largest frame Send accepts and the largest the peer
+	// may send; it is advertised as the SCTP max-message-size. A peer that
+	// sends more is disconnected ("frame too large"). Browsers handle up to
+	// 256 KiB. Default 64 KiB.
+	MaxFrameSize int
+	// SendBufferBytes bounds the bytes queued for sending on one link (the
+	// data channel's buffered amount). Send returns ErrQueueFull beyond it.
+	// Must be at least MaxFrameSize. Default 1 MiB.
+	SendBufferBytes int
+	// EventQueueLength bounds the Frame events waiting for the consumer;
+	// when full, links stop being read (back-pressure). Link up/down events
+	// are never dropped and are bounded by MaxLinks. Default 1024.
+	EventQueueLength int
+	// MaxLinks bounds links open or being opened, each costing ~150 KiB and
+	// ~15 goroutines. Dials beyond it fail with "too many links"; offers
+	// beyond it are refused. Default 128.
+	MaxLinks int
+	// MaxPendingCandidates bounds remote ICE candidates buffered per link
+	// before the remote description arrives. Default 32.
+	MaxPendingCandidates int
+
+	// Logger receives the Transport's logs and pion's (scoped by "pion").
+	// The zero Logger discards everything.
+	Logger zerolog.Logger
+	// SettingEngine is an escape hatch for pion settings not exposed above
+	// (tests use it for loopback-only gathering or a vnet). It is copied;
+	// the fields above override the matching settings in it, and data
+	// channels are always detached.
+	SettingEngine *webrtc.SettingEngine
+}
+
+// DefaultConfig returns a Config with every default filled in, for the given
+// identity and signaler.
+func DefaultConfig(id *identity.Identity, s Signaler) Config {
+	c := Config{Identity: id, Signaler: s}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	setDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setDur(&c.ICEDisconnectedTimeout, 3*time.Second)
+	setDur(&c.ICEFailedTimeout, 6*time.Second)
+	setDur(&c.ICEKeepaliveInterval, time.Second)
+	setDur(&c.HeartbeatInterval, time.Second)
+	setDur(&c.HeartbeatTimeout, 5*time.Second)
+	setDur(&c.DialTimeout, 15*time.Second)
+	setInt(&c.MaxFrameSize, 64<<10)
+	setInt(&c.SendBufferBytes, 1<<20)
+	setInt(&c.EventQueueLength, 1024)
+	setInt(&c.MaxLinks, 128)
+	setInt(&c.MaxPendingCandidates, 32)
+}
+
+// maxFrameSizeLimit keeps frames well inside what SCTP and browsers handle.
+const maxFrameSizeLimit = 16 << 20
+
+func (c *Config) validate() error {
+	if c.Identity == nil {
+		return errors.New("rtclink: Config.Identity is required")
+	}
+	if c.Signaler == nil {
+		return errors.New("rtclink: Config.Signaler is required")
+	}
+	if c.MDNS < MDNSQueryAndGather || c.MDNS > MDNSDisabled {
+		return fmt.Errorf("rtclink: Config.MDNS %d is not a valid mode", c.MDNS)
+	}
+	for name, d := range map[string]time.Duration{
+		"ICEDisconnectedTimeout": c.ICEDisconnectedTimeout,
+		"ICEFailedTimeout":       c.ICEFailedTimeout,
+		"ICEKeepaliveInterval":   c.ICEKeepaliveInterval,
+		"HeartbeatInterval":      c.HeartbeatInterval,
+		"HeartbeatTimeout":       c.HeartbeatTimeout,
+		"DialTimeout":            c.DialTimeout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("rtclink: Config.%s is negative (%v)", name, d)
+		}
+	}
+	for name, n := range map[string]int{
+		"MaxFrameSize":         c.MaxFrameSize,
+		"SendBufferBytes":      c.SendBufferBytes,
+		"EventQueueLength":     c.EventQueueLength,
+		"MaxLinks":             c.MaxLinks,
+		"MaxPendingCandidates": c.MaxPendingCandidates,
+	} {
+		if n < 0 {
+			return fmt.Errorf("rtclink: Config.%s is negative (%d)", name, n)
+		}
+	}
+	if c.HeartbeatTimeout <= c.HeartbeatInterval {
+		return fmt.Errorf("rtclink: Config.HeartbeatTimeout (%v) must exceed HeartbeatInterval (%v)",
+			c.HeartbeatTimeout, c.HeartbeatInterval)
+	}
+	if c.MaxFrameSize > maxFrameSizeLimit {
+		return fmt.Errorf("rtclink: Config.MaxFrameSize %d exceeds %d", c.MaxFrameSize, maxFrameSizeLimit)
+	}
+	if c.SendBufferBytes < c.MaxFrameSize {
+		return fmt.Errorf("rtclink: Config.SendBufferBytes (%d) must be at least MaxFrameSize (%d)",
+			c.SendBufferBytes, c.MaxFrameSize)
+	}
+	return nil
+}
