@@ -35,7 +35,7 @@ func layers() map[string]rule {
 		"gossip":            {forbidStd: coreForbidden, core: true},
 		"wire":              {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
 		"sim":               {internal: []string{"membership", "gossip"}, forbidStd: []string{"net"}},
-		"cmd/rtcmesh":       {internal: []string{"sim"}},
+		"cmd/rtcmesh":       {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver"}, external: []string{"github.com/rs/zerolog"}},
 		"internal/layering": {},
 	}
 }
@@ -51,7 +51,8 @@ func optional() map[string]rule {
 		"identity":                       {external: []string{"github.com/pion/webrtc/v4"}},
 		"link":                           {},
 		"link/memlink":                   {internal: []string{"link"}},
-		"link/rtclink":                   {internal: []string{"link", "identity"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4", "github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3", "github.com/pion/datachannel", "github.com/rs/zerolog"}},
+		"link/rtclink":                   {internal: []string{"link", "identity"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4", "github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3", "github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
+		"node":                           {internal: []string{"membership", "gossip", "wire", "link"}, external: []string{"github.com/rs/zerolog"}},
 		"turnserver":                     {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5", "github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
 	}
 }

@@ -1,0 +1,103 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/link"
+	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/wire"
+)
+
+// Config configures a Node. DefaultConfig fills every field but Transport and ID.
+type Config struct {
+	// Transport carries frames to peers: link/rtclink for WebRTC, link/memlink in one process.
+	// Required. The node owns it from New on and closes it on Close.
+	Transport link.Transport
+	// ID is this node's ID, the one its Transport's peers know it by. Required.
+	ID string
+	// Contacts are nodes to join through (the signaling server's welcome hands some out).
+	// More can be given later with Join.
+	Contacts []string
+	// Membership and Gossip are the templates for the two protocol cores; Self, Rand and
+	// Contacts are filled in by the node.
+	Membership membership.Config
+	Gossip     gossip.Config
+	// Limits bound every frame a peer sends; a frame outside them closes the link.
+	Limits wire.Limits
+	// TickInterval is how often the cores' timers are checked.
+	TickInterval time.Duration
+	// IdleLinkTimeout closes a link to a peer that is not a neighbour after this long without
+	// a frame either way: links opened for a shuffle reply or a refused NEIGHBOR request.
+	IdleLinkTimeout time.Duration
+	// PendingFramesPerPeer bounds the frames queued for a peer while its link is being
+	// opened; beyond it frames are dropped and counted.
+	PendingFramesPerPeer int
+	// DeliveryQueueLength bounds the deliveries waiting for the application to read
+	// Deliveries; when it is full the oldest is dropped and counted (Stats.DeliveriesDropped),
+	// so a slow reader never stalls the overlay.
+	DeliveryQueueLength int
+	// EventQueueLength bounds the events waiting on Events, with the same policy.
+	EventQueueLength int
+	// NeedContacts, when set, is called (from the node's goroutine; it must not block) when
+	// the node is isolated and every contact it knows failed. It should find live nodes (ask
+	// the signaling server) and hand them to Join.
+	NeedContacts func()
+	// Seed seeds the cores' random sources; 0 draws one from crypto/rand.
+	Seed uint64
+	// Now is the clock; nil means time.Now. Only differences between its readings are used.
+	Now func() time.Time
+	// Logger receives the node's logs; the zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the WAN profile: the papers' protocol parameters with timing for links
+// that take seconds to open.
+func DefaultConfig() Config {
+	return Config{
+		Membership:           membership.DefaultWANConfig(),
+		Gossip:               gossip.DefaultConfig(),
+		Limits:               wire.DefaultLimits(),
+		TickInterval:         100 * time.Millisecond,
+		IdleLinkTimeout:      30 * time.Second,
+		PendingFramesPerPeer: 64,
+		DeliveryQueueLength:  1024,
+		EventQueueLength:     256,
+		Logger:               zerolog.Nop(),
+	}
+}
+
+// DefaultLANConfig is DefaultConfig with the LAN timing of membership.DefaultLANConfig, for
+// links that open in milliseconds (a LAN, loopback, tests).
+func DefaultLANConfig() Config {
+	c := DefaultConfig()
+	c.Membership = membership.DefaultLANConfig()
+	c.IdleLinkTimeout = 10 * time.Second
+	return c
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Transport == nil:
+		return errors.New("node: Config.Transport is required")
+	case c.ID == "":
+		return errors.New("node: Config.ID is required")
+	case c.TickInterval <= 0:
+		return fmt.Errorf("node: TickInterval %v must be positive", c.TickInterval)
+	case c.IdleLinkTimeout <= 0:
+		return fmt.Errorf("node: IdleLinkTimeout %v must be positive", c.IdleLinkTimeout)
+	case c.PendingFramesPerPeer < 1 || c.DeliveryQueueLength < 1 || c.EventQueueLength < 1:
+		return errors.New("node: PendingFramesPerPeer, DeliveryQueueLength and EventQueueLength must be at least 1")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("node: limits: %w", err)
+	}
+	if c.Gossip.MaxPayload > c.Limits.MaxPayload {
+		return fmt.Errorf("node: Gossip.MaxPayload %d exceeds the wire limit %d: peers would refuse such frames", c.Gossip.MaxPayload, c.Limits.MaxPayload)
+	}
+	return nil
+}

@@ -1,0 +1,535 @@
+// Package node is the rtcmesh runtime. One goroutine owns a HyParView core (package
+// membership) and a Plumtree core (package gossip), carries their messages to peers over a
+// link.Transport in the wire format, and gives the application a small API: Broadcast,
+// Deliveries, Events, Neighbors, Stats and Close.
+//
+// Peers are addressed by node ID. To send to a peer the node uses the open link, or dials one
+// and queues the frames (a bounded few) until it is up. A link that goes down, or that cannot be
+// opened, is reported to the membership core as PeerDown, which repairs the active view; a
+// link to a peer that is not a neighbour (opened for a shuffle reply or a refused request) is
+// closed after Config.IdleLinkTimeout. A peer that sends a frame the wire format refuses, or a
+// message its core refuses, is disconnected and logged; the node keeps running. A neighbour
+// whose send queue is full is disconnected too, so one slow peer cannot stall the overlay.
+package node
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/link"
+	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/wire"
+)
+
+// ErrClosed is returned by calls on a closed Node.
+var ErrClosed = errors.New("node: closed")
+
+// Delivery is a broadcast handed to the application, once per message.
+type Delivery struct {
+	ID     gossip.MessageID
+	Origin string
+	// Hops is the number of links the message crossed; 0 for this node's own broadcasts.
+	Hops int
+	Data []byte
+	// ReceivedAt is when the node delivered it.
+	ReceivedAt time.Time
+}
+
+// EventType says what an Event reports.
+type EventType uint8
+
+const (
+	// NeighborUp: Peer entered the active view; Path says how the link travels.
+	NeighborUp EventType = iota + 1
+	// NeighborDown: Peer left the active view; Reason says why when the link went down.
+	NeighborDown
+)
+
+// String returns "neighbor_up" or "neighbor_down", the names the command line prints.
+func (t EventType) String() string {
+	switch t {
+	case NeighborUp:
+		return "neighbor_up"
+	case NeighborDown:
+		return "neighbor_down"
+	}
+	return fmt.Sprintf("EventType(%d)", uint8(t))
+}
+
+// Event reports a change of the node's neighbours.
+type Event struct {
+	Type   EventType
+	Peer   string
+	Path   link.Path
+	Reason string
+	At     time.Time
+}
+
+// Neighbor is one peer of the active view.
+type Neighbor struct {
+	ID   string
+	Path link.Path
+	// Eager reports whether the broadcast tree uses this link for payloads (false: lazy,
+	// announcements only).
+	Eager bool
+	Since time.Time
+}
+
+// Stats are the node's counters and the cores' own.
+type Stats struct {
+	Membership membership.Stats
+	Gossip     gossip.Stats
+	// Links is the number of open links, neighbours or not.
+	Links int
+	// FramesSent and FramesReceived count protocol frames.
+	FramesSent, FramesReceived uint64
+	// BadFrames counts frames the wire format or a core refused (each closed its link);
+	// FramesDropped counts frames dropped because a peer's pending queue was full;
+	// SlowPeers counts links closed because their send queue was full.
+	BadFrames, FramesDropped, SlowPeers uint64
+	// DeliveriesDropped and EventsDropped count what the application did not read in time.
+	DeliveriesDropped, EventsDropped uint64
+}
+
+// peerLink is what the node knows of its link to one peer.
+type peerLink struct {
+	up         bool
+	path       link.Path
+	since      time.Time
+	lastActive time.Time
+	pending    [][]byte // frames waiting for the link to come up
+	downReason string   // why the link went down, for the NeighborDown event
+}
+
+// Node is one member of the overlay.
+type Node struct {
+	cfg   Config
+	tr    link.Transport
+	mem   *membership.Core
+	gsp   *gossip.Core
+	start time.Time
+	now   func() time.Time
+
+	// Owned by the loop goroutine.
+	links      map[string]*peerLink
+	downReason map[string]string // reason of the last LinkDown of a neighbour, until its NeighborDown
+	neighbors  map[string]time.Time
+	buf        []byte
+
+	reqs       chan func()
+	deliveries chan Delivery
+	events     chan Event
+	stop       chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+
+	mu    sync.Mutex // guards stats
+	stats Stats
+}
+
+// New creates a node and starts its goroutine. The node joins through cfg.Contacts, if any.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("node: seeding: %w", err)
+		}
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	mc := cfg.Membership
+	mc.Self, mc.Rand, mc.Contacts = cfg.ID, mrand.New(mrand.NewPCG(seed, 1)), cfg.Contacts
+	mem, err := membership.New(mc)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	gc := cfg.Gossip
+	gc.Self, gc.Rand = cfg.ID, mrand.New(mrand.NewPCG(seed, 2))
+	gsp, err := gossip.New(gc)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	n := &Node{
+		cfg: cfg, tr: cfg.Transport, mem: mem, gsp: gsp, start: now(), now: now,
+		links:      map[string]*peerLink{},
+		downReason: map[string]string{},
+		neighbors:  map[string]time.Time{},
+		reqs:       make(chan func()),
+		deliveries: make(chan Delivery, cfg.DeliveryQueueLength),
+		events:     make(chan Event, cfg.EventQueueLength),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	n.tick()
+	if len(cfg.Contacts) > 0 {
+		n.mem.Join("")
+	} else {
+		n.mem.Join("") // the first node of a network: waits to be joined
+	}
+	n.flush()
+	go n.run()
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Deliveries returns the channel of broadcasts delivered to this node, its own included
+// (Hops 0). It is closed by Close.
+func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
+
+// Events returns the channel of neighbour changes. It is closed by Close.
+func (n *Node) Events() <-chan Event { return n.events }
+
+// Broadcast sends data to every node of the overlay and delivers it locally. data must not be
+// modified afterwards.
+func (n *Node) Broadcast(data []byte) (gossip.MessageID, error) {
+	var id gossip.MessageID
+	var err error
+	if e := n.do(func() {
+		id, err = n.gsp.Broadcast(data)
+	}); e != nil {
+		return id, e
+	}
+	return id, err
+}
+
+// Join joins (again) through contact: what a node does with contacts the signaling server
+// hands out after the node ran out of its own.
+func (n *Node) Join(contact string) error {
+	return n.do(func() { n.mem.Join(contact) })
+}
+
+// Neighbors lists the active view, sorted by ID.
+func (n *Node) Neighbors() []Neighbor {
+	var out []Neighbor
+	_ = n.do(func() {
+		eager := map[string]bool{}
+		for _, p := range n.gsp.EagerPeers() {
+			eager[p] = true
+		}
+		for _, p := range n.mem.ActiveView() {
+			nb := Neighbor{ID: p, Eager: eager[p], Since: n.neighbors[p]}
+			if l := n.links[p]; l != nil {
+				nb.Path = l.path
+			}
+			out = append(out, nb)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// PassiveView returns a copy of the membership passive view.
+func (n *Node) PassiveView() []string {
+	var out []string
+	_ = n.do(func() { out = n.mem.PassiveView() })
+	return out
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	var s Stats
+	_ = n.do(func() {
+		n.mu.Lock()
+		s = n.stats
+		n.mu.Unlock()
+		s.Membership, s.Gossip = n.mem.Stats(), n.gsp.Stats()
+		for _, l := range n.links {
+			if l.up {
+				s.Links++
+			}
+		}
+	})
+	return s
+}
+
+// Close leaves the overlay gracefully: DISCONNECT to every neighbour, then every link is
+// closed, so the neighbours repair their views at once instead of waiting for a failure
+// timeout. Deliveries and Events are closed afterwards.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { close(n.stop) })
+	<-n.done
+	return nil
+}
+
+// do runs fn on the node's goroutine and waits for it.
+func (n *Node) do(fn func()) error {
+	finished := make(chan struct{})
+	select {
+	case n.reqs <- func() { fn(); close(finished) }:
+	case <-n.done:
+		return ErrClosed
+	}
+	<-finished
+	return nil
+}
+
+func (n *Node) run() {
+	defer close(n.done)
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	events := n.tr.Events()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				n.cfg.Logger.Error().Msg("transport closed under the node")
+				n.shutdown(false)
+				return
+			}
+			n.tick()
+			n.onLinkEvent(ev)
+		case <-ticker.C:
+			n.tick()
+			n.closeIdleLinks()
+		case fn := <-n.reqs:
+			n.tick()
+			fn()
+		case <-n.stop:
+			n.shutdown(true)
+			return
+		}
+		n.flush()
+	}
+}
+
+func (n *Node) tick() {
+	now := n.now().Sub(n.start)
+	n.mem.Tick(now)
+	n.gsp.Tick(now)
+}
+
+func (n *Node) shutdown(graceful bool) {
+	if graceful {
+		n.mem.Leave()
+		n.flush()
+		for peer, l := range n.links {
+			if l.up {
+				n.tr.CloseLink(peer, "node leaving")
+			}
+		}
+	}
+	if err := n.tr.Close(); err != nil {
+		n.cfg.Logger.Warn().Err(err).Msg("closing transport")
+	}
+	close(n.deliveries)
+	close(n.events)
+}
+
+func (n *Node) count(f func(*Stats)) {
+	n.mu.Lock()
+	f(&n.stats)
+	n.mu.Unlock()
+}
+
+// flush carries out what the cores asked for until both are quiet.
+func (n *Node) flush() {
+	for n.mem.HasReady() || n.gsp.HasReady() {
+		if n.mem.HasReady() {
+			rd := n.mem.Ready()
+			for _, env := range rd.Messages {
+				frame, err := wire.AppendMembership(n.buf[:0], env.Msg)
+				if err != nil {
+					n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a membership message")
+					continue
+				}
+				n.buf = frame
+				n.send(env.To, frame)
+			}
+			for _, e := range rd.Events {
+				n.onMembershipEvent(e)
+			}
+		}
+		if n.gsp.HasReady() {
+			rd := n.gsp.Ready()
+			for _, env := range rd.Messages {
+				frame, err := wire.AppendGossip(n.buf[:0], env.Msg)
+				if err != nil {
+					n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a gossip message")
+					continue
+				}
+				n.buf = frame
+				n.send(env.To, frame)
+			}
+			for _, d := range rd.Deliveries {
+				n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload, ReceivedAt: n.now()})
+			}
+		}
+	}
+}
+
+func (n *Node) onMembershipEvent(e membership.Event) {
+	switch e.Type {
+	case membership.NeighborUp:
+		n.gsp.NeighborUp(e.Peer)
+		n.neighbors[e.Peer] = n.now()
+		ev := Event{Type: NeighborUp, Peer: e.Peer, At: n.now()}
+		if l := n.links[e.Peer]; l != nil {
+			ev.Path = l.path
+		}
+		n.cfg.Logger.Debug().Str("peer", e.Peer).Str("path", string(ev.Path)).Msg("neighbour up")
+		n.emit(ev)
+	case membership.NeighborDown:
+		n.gsp.NeighborDown(e.Peer)
+		delete(n.neighbors, e.Peer)
+		reason := n.downReason[e.Peer]
+		delete(n.downReason, e.Peer)
+		if reason == "" {
+			reason = "disconnected"
+		}
+		n.cfg.Logger.Debug().Str("peer", e.Peer).Str("reason", reason).Msg("neighbour down")
+		n.emit(Event{Type: NeighborDown, Peer: e.Peer, Reason: reason, At: n.now()})
+	case membership.NeedContacts:
+		if n.cfg.NeedContacts != nil {
+			n.cfg.NeedContacts()
+		}
+	}
+}
+
+// send hands frame to peer's link, or queues it and dials when there is no link yet.
+func (n *Node) send(peer string, frame []byte) {
+	l := n.links[peer]
+	if l != nil && l.up {
+		err := n.tr.Send(peer, frame)
+		switch {
+		case err == nil:
+			l.lastActive = n.now()
+			n.count(func(s *Stats) { s.FramesSent++ })
+			return
+		case errors.Is(err, link.ErrQueueFull):
+			// A peer that cannot keep up is dropped and replaced rather than allowed to stall
+			// the overlay; the LinkDown that follows reports it to the membership core.
+			n.count(func(s *Stats) { s.SlowPeers++ })
+			n.cfg.Logger.Warn().Str("peer", peer).Msg("send queue full: closing the link")
+			n.tr.CloseLink(peer, "send queue full")
+			return
+		case errors.Is(err, link.ErrNoLink):
+			// The link is going down; its LinkDown is on the way. Queue and redial.
+			l.up = false
+		default:
+			n.cfg.Logger.Error().Err(err).Str("peer", peer).Msg("send")
+			return
+		}
+	}
+	if l == nil {
+		l = &peerLink{}
+		n.links[peer] = l
+	}
+	if len(l.pending) >= n.cfg.PendingFramesPerPeer {
+		n.count(func(s *Stats) { s.FramesDropped++ })
+		return
+	}
+	l.pending = append(l.pending, append([]byte(nil), frame...))
+	n.tr.Dial(peer)
+}
+
+func (n *Node) onLinkEvent(ev link.Event) {
+	switch ev.Type {
+	case link.LinkUp:
+		l := n.links[ev.Peer]
+		if l == nil {
+			l = &peerLink{}
+			n.links[ev.Peer] = l
+		}
+		l.up, l.path, l.since, l.lastActive = true, ev.Path, n.now(), n.now()
+		pending := l.pending
+		l.pending = nil
+		for _, f := range pending {
+			n.send(ev.Peer, f)
+		}
+	case link.LinkDown:
+		delete(n.links, ev.Peer)
+		n.downReason[ev.Peer] = ev.Reason
+		n.mem.PeerDown(ev.Peer)
+		if _, isNeighbor := n.neighbors[ev.Peer]; !isNeighbor {
+			delete(n.downReason, ev.Peer)
+		}
+	case link.Frame:
+		if l := n.links[ev.Peer]; l != nil {
+			l.lastActive = n.now()
+		}
+		n.onFrame(ev.Peer, ev.Data)
+	}
+}
+
+func (n *Node) onFrame(peer string, data []byte) {
+	n.count(func(s *Stats) { s.FramesReceived++ })
+	f, err := n.cfg.Limits.Decode(data)
+	if err == nil {
+		switch f.Protocol {
+		case wire.ProtocolMembership:
+			err = n.mem.Step(peer, f.Membership)
+		case wire.ProtocolGossip:
+			err = n.gsp.Step(peer, f.Gossip)
+		case wire.ProtocolControl:
+			if f.Control.Type == wire.ControlClose {
+				n.tr.CloseLink(peer, "closed by peer: "+f.Control.Reason)
+			}
+		}
+	}
+	if err != nil {
+		n.count(func(s *Stats) { s.BadFrames++ })
+		n.cfg.Logger.Warn().Err(err).Str("peer", peer).Msg("refused a frame: closing the link")
+		n.tr.CloseLink(peer, "bad frame")
+	}
+}
+
+// closeIdleLinks closes links to peers that are not neighbours and have been quiet.
+func (n *Node) closeIdleLinks() {
+	now := n.now()
+	for peer, l := range n.links {
+		if _, isNeighbor := n.neighbors[peer]; isNeighbor || !l.up {
+			continue
+		}
+		if now.Sub(l.lastActive) > n.cfg.IdleLinkTimeout {
+			n.tr.CloseLink(peer, "idle")
+		}
+	}
+}
+
+// deliver hands d to the application, dropping the oldest waiting delivery when the reader is
+// behind.
+func (n *Node) deliver(d Delivery) {
+	for {
+		select {
+		case n.deliveries <- d:
+			return
+		default:
+		}
+		select {
+		case <-n.deliveries:
+			n.count(func(s *Stats) { s.DeliveriesDropped++ })
+		default:
+		}
+	}
+}
+
+func (n *Node) emit(ev Event) {
+	for {
+		select {
+		case n.events <- ev:
+			return
+		default:
+		}
+		select {
+		case <-n.events:
+			n.count(func(s *Stats) { s.EventsDropped++ })
+		default:
+		}
+	}
+}
