@@ -71,6 +71,12 @@ func (m *mesh) add(id string, contacts []string, seed uint64) *Node {
 	if err != nil {
 		m.t.Fatal(err)
 	}
+	m.track(nd)
+	return nd
+}
+
+// track follows nd's deliveries (counted per message) and drains its events.
+func (m *mesh) track(nd *Node) {
 	k := len(m.nodes)
 	m.nodes = append(m.nodes, nd)
 	m.got = append(m.got, map[gossip.MessageID]int{})
@@ -88,7 +94,6 @@ func (m *mesh) add(id string, contacts []string, seed uint64) *Node {
 		for range nd.Events() {
 		}
 	}()
-	return nd
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -123,7 +123,7 @@ type Transport struct {
 	iceServers []webrtc.ICEServer
 	closed     bool
 
-	// frozen is a test hook: the node stops answering and sending pings and
+	// frozen is set by Freeze: the node stops sending frames and pings and
 	// ignores everything it receives, like a stuck process whose sockets
 	// are still open.
 	frozen atomic.Bool
@@ -660,6 +660,9 @@ func (t *Transport) writeText(c *conn, s string) {
 
 // Send implements link.Transport.
 func (t *Transport) Send(peer string, frame []byte) error {
+	if t.frozen.Load() {
+		return nil // a hung process's writes go nowhere
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -794,6 +797,12 @@ func (t *Transport) heartbeatLoop() {
 		}
 	}
 }
+
+// Freeze makes the Transport behave like a crashed process whose sockets stay open: it stops
+// sending frames and heartbeats and ignores everything it receives, so its peers notice only
+// through their heartbeat timeout. It is for failure tests and cannot be undone; Close still
+// releases everything.
+func (t *Transport) Freeze() { t.frozen.Store(true) }
 
 // heartbeat pings every open link and closes those silent for longer than
 // HeartbeatTimeout. Detection therefore takes between HeartbeatTimeout and

@@ -267,7 +267,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 	connect(t, a, b)
 	// b's process is stuck: its sockets and ICE agent still answer, the
 	// link layer does not.
-	b.frozen.Store(true)
+	b.Freeze()
 	start := time.Now()
 	down := a.rec.waitEvent(t, link.LinkDown, b.ID())
 	if down.Reason != link.ReasonHeartbeatTimeout {

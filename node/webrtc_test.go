@@ -1,0 +1,189 @@
+package node
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/link/rtclink"
+	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
+)
+
+// loopbackSettings keeps every ICE packet on 127.0.0.1: loopback host candidates only, no
+// STUN, TURN or mDNS.
+func loopbackSettings() *webrtc.SettingEngine {
+	se := &webrtc.SettingEngine{}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return se
+}
+
+// signalingServer runs a signaling server on a loopback port that can be stopped and started
+// again on the same address.
+type signalingServer struct {
+	t    *testing.T
+	addr string
+	srv  *signalserver.Server
+	http *httptest.Server
+}
+
+func startSignaling(t *testing.T, addr string) *signalingServer {
+	t.Helper()
+	cfg := signalserver.DefaultConfig()
+	cfg.MaxPeersPerNetwork = 200
+	srv, err := signalserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	for try := 0; ; try++ { // the old listener's port may take a moment to be free again
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || try == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(http.Handler(srv))
+	hs.Listener = ln
+	hs.Start()
+	return &signalingServer{t: t, addr: ln.Addr().String(), srv: srv, http: hs}
+}
+
+func (s *signalingServer) url() string { return "ws://" + s.addr + "/ws" }
+
+func (s *signalingServer) stop() {
+	s.srv.Close()
+	s.http.Close()
+}
+
+func startWebRTCNode(t *testing.T, url string, seed uint64) *WebRTCNode {
+	t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultWebRTCConfig(id, url, "test")
+	cfg.Node = testConfig()
+	cfg.Node.Seed = seed
+	cfg.Link.SettingEngine = loopbackSettings()
+	cfg.Link.MDNS = rtclink.MDNSDisabled
+	cfg.Link.HeartbeatInterval = 250 * time.Millisecond
+	cfg.Link.HeartbeatTimeout = 1500 * time.Millisecond
+	cfg.Signal.MinBackoff = 50 * time.Millisecond
+	cfg.Signal.MaxBackoff = 500 * time.Millisecond
+	w, err := StartWebRTC(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestWebRTCMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 WebRTC nodes skipped in -short mode")
+	}
+	sig := startSignaling(t, "")
+	m := &mesh{t: t}
+	var rtc []*WebRTCNode
+	t.Cleanup(func() {
+		for _, w := range rtc {
+			w.Close()
+		}
+		m.wg.Wait()
+		sig.stop()
+	})
+	const n = 50
+	for i := range n {
+		w := startWebRTCNode(t, sig.url(), uint64(i+1))
+		rtc = append(rtc, w)
+		m.track(w.Node)
+	}
+	waitFor(t, 60*time.Second, "50 WebRTC nodes connected and symmetric", func() error { return m.overlayOK(m.nodes) })
+	for _, nd := range m.nodes {
+		for _, nb := range nd.Neighbors() {
+			if nb.Path == "" || strings.Contains(string(nb.Path), "relay") {
+				t.Errorf("%s -> %s: path %q, want a direct loopback path", nd.ID(), nb.ID, nb.Path)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func(from []*Node, k int) []*Node {
+		var out []*Node
+		for range k {
+			out = append(out, from[rng.IntN(len(from))])
+		}
+		return out
+	}
+	m.broadcastAll(pick(m.nodes, 10), m.nodes)
+	const measured = 90
+	payloads := m.broadcastAll(pick(m.nodes, measured), m.nodes)
+	rmr := float64(payloads)/float64(measured*(n-1)) - 1
+	t.Logf("50 WebRTC nodes: %d payload frames for %d broadcasts, RMR %.3f", payloads, measured, rmr)
+	if rmr > 0.1 {
+		t.Errorf("RMR %.3f once the tree formed, want <= 0.1", rmr)
+	}
+	m.noDuplicates()
+
+	// The signaling server goes away: the overlay does not need it.
+	sig.stop()
+	waitFor(t, 10*time.Second, "nodes notice the server is gone", func() error {
+		for _, w := range rtc {
+			if w.SignalingConnected() {
+				return fmt.Errorf("%s still connected", w.ID())
+			}
+		}
+		return nil
+	})
+	m.broadcastAll(pick(m.nodes, 5), m.nodes)
+	sig = startSignaling(t, sig.addr)
+	waitFor(t, 20*time.Second, "nodes reconnect to the returning server", func() error {
+		for _, w := range rtc {
+			if !w.SignalingConnected() {
+				return fmt.Errorf("%s not reconnected", w.ID())
+			}
+		}
+		return nil
+	})
+
+	// Ten nodes hang silently: no goodbye, their traffic stops. The survivors notice within
+	// the heartbeat timeout, repair their views, and the next broadcasts reach every survivor.
+	crashed := map[string]bool{}
+	for _, w := range rtc[40:] {
+		w.transport.Freeze()
+		crashed[w.ID()] = true
+	}
+	frozeAt := time.Now()
+	survivors := m.nodes[:40]
+	waitFor(t, 30*time.Second, "survivors repaired their views", func() error {
+		for _, nd := range survivors {
+			for _, nb := range nd.Neighbors() {
+				if crashed[nb.ID] {
+					return fmt.Errorf("%s still has hung %s as a neighbour", nd.ID(), nb.ID)
+				}
+			}
+		}
+		return m.overlayOK(survivors)
+	})
+	t.Logf("survivors repaired their views %v after 10 nodes hung (heartbeat timeout 1.5 s)", time.Since(frozeAt).Round(10*time.Millisecond))
+	m.broadcastAll(pick(survivors, 10), survivors)
+	m.noDuplicates()
+}
