@@ -1,8 +1,10 @@
 // Command rtcmesh is the one binary of rtcmesh. Its subcommands run the parts of the system:
-// `sim` explores the protocols at scale in the deterministic simulator, and `version` prints
-// build information. Every flag of every subcommand can also be set through an environment
-// variable named RTCMESH_ followed by the flag's name in capitals with dashes as underscores
-// (--fail → RTCMESH_FAIL); a flag given on the command line wins.
+// `signal` serves WebSocket signaling (optionally with an embedded TURN relay), `turn` runs
+// the TURN/STUN relay on its own, `sim` explores the protocols at scale in the deterministic
+// simulator, and `version` prints build information. Every flag of every subcommand can also
+// be set through an environment variable named RTCMESH_ followed by the flag's name in
+// capitals with dashes as underscores (--fail → RTCMESH_FAIL); a flag given on the command
+// line wins.
 package main
 
 import (
@@ -26,6 +28,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{name: "signal", summary: "serve WebSocket signaling at /ws, optionally with an embedded TURN relay", run: runSignal},
+		{name: "turn", summary: "run the TURN/STUN relay on its own", run: runTurn},
 		{name: "sim", summary: "simulate HyParView + Plumtree over thousands of nodes and print figures", run: runSim},
 		{name: "version", summary: "print the version and build information", run: runVersion},
 	}

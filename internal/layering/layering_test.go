@@ -52,8 +52,9 @@ func optional() map[string]rule {
 		"link":                           {},
 		"link/memlink":                   {internal: []string{"link"}},
 		"link/rtclink":                   {internal: []string{"link", "identity"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4", "github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3", "github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
-		"node":                           {internal: []string{"membership", "gossip", "wire", "link"}, external: []string{"github.com/rs/zerolog"}},
-		"turnserver":                     {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5", "github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
+		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
+			external: []string{"github.com/rs/zerolog", "github.com/pion/webrtc/v4"}},
+		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5", "github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
 	}
 }
 

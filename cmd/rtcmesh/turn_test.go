@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/turnserver"
+)
+
+func TestTurnAllocatesRelaysAndStops(t *testing.T) {
+	cfg, _, err := parseTurnFlags([]string{
+		"--listen", "127.0.0.1:0", "--listen-tcp", "off", "--relay-ports", "0",
+		"--secret", testTURNSecret, "--allow-peers", "127.0.0.1/32", "--max-allocations-per-user", "2",
+	}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatalf("parseTurnFlags: %v", err)
+	}
+	if cfg.ListenTCP != "" || cfg.PublicIP != netip.MustParseAddr("127.0.0.1") || cfg.RelayBindIP != cfg.PublicIP {
+		t.Fatalf("relay config %+v: want UDP only, relaying from and advertising 127.0.0.1", cfg)
+	}
+	cmd := startCommand(t, func(ctx context.Context, log zerolog.Logger, ready func(turnAddrs)) error {
+		return serveTurn(ctx, cfg, log, ready)
+	})
+	if cmd.addrs.UDP == nil || cmd.addrs.TCP != nil || cmd.addrs.TLS != nil {
+		t.Fatalf("relay addresses %+v, want UDP only", cmd.addrs)
+	}
+	if want := "turn:" + cmd.addrs.UDP.String() + "?transport=udp"; !slices.Contains(cmd.addrs.URLs, want) {
+		t.Errorf("relay URLs %q do not include %q", cmd.addrs.URLs, want)
+	}
+
+	user, pass := turnserver.Credentials(testTURNSecret, "node-a", time.Hour, time.Now())
+	relayConn, err := newTURNClient(t, cmd.addrs.UDP.String(), user, pass).Allocate()
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	defer relayConn.Close()
+	if a, ok := relayConn.LocalAddr().(*net.UDPAddr); !ok || !a.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Fatalf("relayed address %v, want 127.0.0.1:<port>", relayConn.LocalAddr())
+	}
+
+	// --allow-peers lets the relay reach a loopback peer, which the deny-list refuses by
+	// default.
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if _, err := relayConn.WriteTo([]byte("through the relay"), peer.LocalAddr()); err != nil {
+		t.Fatalf("relay WriteTo the allowed peer: %v", err)
+	}
+	buf := make([]byte, 64)
+	_ = peer.SetReadDeadline(time.Now().Add(testWait))
+	n, from, err := peer.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "through the relay" || from.String() != relayConn.LocalAddr().String() {
+		t.Fatalf("peer read %q from %v (%v), want the payload from the relayed address %v", buf[:n], from, err, relayConn.LocalAddr())
+	}
+
+	if err := cmd.stop(t); err != nil {
+		t.Fatalf("serveTurn returned %v after cancel, want nil", err)
+	}
+	// The relay is gone: its listener port is free again.
+	conn, err := net.ListenPacket("udp4", cmd.addrs.UDP.String())
+	if err != nil {
+		t.Fatalf("the relay's UDP port is still bound after shutdown: %v", err)
+	}
+	conn.Close()
+}
+
+func TestRelayAddrs(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7")
+	cases := []struct {
+		name             string
+		public           netip.Addr
+		listens          []string
+		wantPub, wantBnd netip.Addr
+		wantErr          bool
+	}{
+		{"specific listen address, no public IP", netip.Addr{}, []string{"10.1.2.3:3478"}, netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.1.2.3"), false},
+		{"behind 1:1 NAT", v4, []string{"10.1.2.3:3478"}, v4, netip.MustParseAddr("10.1.2.3"), false},
+		{"all interfaces with public IP", v4, []string{"0.0.0.0:3478"}, v4, netip.Addr{}, false},
+		{"all IPv6 interfaces with IPv6 public IP", v6, []string{"[::]:3478"}, v6, netip.IPv6Unspecified(), false},
+		{"first specific listen address wins", netip.Addr{}, []string{"", "0.0.0.0:3478", "127.0.0.1:3479"}, netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.1"), false},
+		{"all interfaces without public IP", netip.Addr{}, []string{"0.0.0.0:3478"}, netip.Addr{}, netip.Addr{}, true},
+		{"host name without public IP", netip.Addr{}, []string{"localhost:3478"}, netip.Addr{}, netip.Addr{}, true},
+		{"mixed families", v6, []string{"10.1.2.3:3478"}, netip.Addr{}, netip.Addr{}, true},
+		{"unspecified public IP", netip.IPv4Unspecified(), []string{"10.1.2.3:3478"}, netip.Addr{}, netip.Addr{}, true},
+	}
+	for _, tc := range cases {
+		pub, bind, err := relayAddrs("--public-ip", tc.public, tc.listens...)
+		if (err != nil) != tc.wantErr || pub != tc.wantPub || bind != tc.wantBnd {
+			t.Errorf("%s: got %v, %v, %v; want %v, %v, error %v", tc.name, pub, bind, err, tc.wantPub, tc.wantBnd, tc.wantErr)
+		}
+	}
+}
