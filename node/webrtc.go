@@ -141,7 +141,11 @@ func (w *WebRTCNode) pumpSignals(seed uint64) {
 		case *signaling.Error:
 			log.Warn().Str("code", string(m.Code)).Str("message", m.Message).Msg("signaling server error")
 		}
-		if ev.Disconnected != nil {
+		switch {
+		case ev.Disconnected == nil:
+		case errors.Is(ev.Disconnected, context.Canceled):
+			log.Debug().Msg("disconnected from the signaling server")
+		default:
 			log.Warn().Err(ev.Disconnected).Msg("signaling server connection lost; the overlay carries on")
 		}
 	}

@@ -34,13 +34,13 @@ func loopbackSettings() *webrtc.SettingEngine {
 // signalingServer runs a signaling server on a loopback port that can be stopped and started
 // again on the same address.
 type signalingServer struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	srv  *signalserver.Server
 	http *httptest.Server
 }
 
-func startSignaling(t *testing.T, addr string) *signalingServer {
+func startSignaling(t testing.TB, addr string) *signalingServer {
 	t.Helper()
 	cfg := signalserver.DefaultConfig()
 	cfg.MaxPeersPerNetwork = 200
@@ -75,7 +75,7 @@ func (s *signalingServer) stop() {
 	s.http.Close()
 }
 
-func startWebRTCNode(t *testing.T, url string, seed uint64) *WebRTCNode {
+func startWebRTCNode(t testing.TB, url string, seed uint64) *WebRTCNode {
 	t.Helper()
 	id, err := identity.Generate()
 	if err != nil {

@@ -1,5 +1,6 @@
 // Command rtcmesh is the one binary of rtcmesh. Its subcommands run the parts of the system:
-// `signal` serves WebSocket signaling (optionally with an embedded TURN relay), `turn` runs
+// `node` joins a network and broadcasts the lines of its standard input, `signal` serves
+// WebSocket signaling (optionally with an embedded TURN relay), `turn` runs
 // the TURN/STUN relay on its own, `sim` explores the protocols at scale in the deterministic
 // simulator, and `version` prints build information. Every flag of every subcommand can also
 // be set through an environment variable named RTCMESH_ followed by the flag's name in
@@ -28,6 +29,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{name: "node", summary: "join a network and broadcast the lines of standard input; events as JSON lines", run: runNode},
 		{name: "signal", summary: "serve WebSocket signaling at /ws, optionally with an embedded TURN relay", run: runSignal},
 		{name: "turn", summary: "run the TURN/STUN relay on its own", run: runTurn},
 		{name: "sim", summary: "simulate HyParView + Plumtree over thousands of nodes and print figures", run: runSim},

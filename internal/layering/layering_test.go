@@ -31,11 +31,12 @@ var coreForbidden = []string{"net", "sync", "os", "testing", "io/fs", "syscall",
 
 func layers() map[string]rule {
 	return map[string]rule{
-		"membership":        {forbidStd: coreForbidden, core: true},
-		"gossip":            {forbidStd: coreForbidden, core: true},
-		"wire":              {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
-		"sim":               {internal: []string{"membership", "gossip"}, forbidStd: []string{"net"}},
-		"cmd/rtcmesh":       {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver"}, external: []string{"github.com/rs/zerolog"}},
+		"membership": {forbidStd: coreForbidden, core: true},
+		"gossip":     {forbidStd: coreForbidden, core: true},
+		"wire":       {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
+		"sim":        {internal: []string{"membership", "gossip"}, forbidStd: []string{"net"}},
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink"},
+			external: []string{"github.com/rs/zerolog", "github.com/pion/webrtc/v4", "github.com/pion/ice/v4"}},
 		"internal/layering": {},
 	}
 }

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/link/rtclink"
+	"github.com/rtcmesh/rtcmesh/node"
+)
+
+const nodeSynopsis = `Joins a network through the signaling server and runs the overlay over WebRTC data channels.
+Every line read on standard input is broadcast to the network. Standard output carries one JSON
+object per line for each event:
+
+  {"event":"ready","id":ID}
+  {"event":"neighbor_up","peer":ID,"path":"host|srflx|prflx|relay"}
+  {"event":"neighbor_down","peer":ID,"reason":TEXT}
+  {"event":"deliver","id":MSGID,"origin":ID,"hops":N,"data":TEXT}
+
+Logs go to standard error. The node's ID is derived from its DTLS certificate, kept in
+--identity so the ID survives restarts. On SIGINT or SIGTERM the node tells its neighbours it
+is leaving and exits 0; end of input does not stop it.`
+
+func defaultIdentityPath() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "rtcmesh-identity.pem"
+	}
+	return filepath.Join(dir, "rtcmesh", "identity.pem")
+}
+
+// nodeConfig is what serveNode needs, built from the flags.
+type nodeConfig struct {
+	Identity *identity.Identity
+	WebRTC   node.WebRTCConfig
+	LogLevel zerolog.Level
+	MaxLine  int
+}
+
+func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string) (nodeConfig, error) {
+	fs := newFlagSet("node", nodeSynopsis, stderr)
+	signalURL := fs.String("signal", "ws://127.0.0.1:8080/ws", "signaling server WebSocket URL")
+	network := fs.String("network", "default", "network (room) to join")
+	token := fs.String("token", "", "token for a closed network (signaling.NetworkToken of the network name)")
+	idPath := fs.String("identity", defaultIdentityPath(), "file holding the node's certificate and key; created on first start")
+	ephemeral := fs.Bool("ephemeral", false, "use a fresh identity (a new ID) instead of --identity")
+	profile := fs.String("profile", "wan", "timing profile: wan (links across the internet) or lan")
+	mdns := fs.Bool("mdns", true, "publish host candidates as <uuid>.local names (mDNS), as browsers do")
+	heartbeat := fs.Duration("heartbeat-timeout", 5*time.Second, "a neighbour silent this long is taken as down")
+	var icePrefixes prefixList
+	fs.Var(&icePrefixes, "ice-networks", "comma-separated CIDRs: gather and check ICE candidates only on these networks (e.g. 127.0.0.0/8 for a single machine)")
+	maxLine := fs.Int("max-line", 60*1024, "longest input line broadcast, in bytes")
+	level := addLogLevelFlag(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return nodeConfig{}, err
+	}
+	if *signalURL == "" || *network == "" {
+		return nodeConfig{}, usageError{errors.New("--signal and --network are required")}
+	}
+	var id *identity.Identity
+	var err error
+	if *ephemeral {
+		id, err = identity.Generate()
+	} else {
+		id, err = identity.LoadOrCreate(*idPath)
+	}
+	if err != nil {
+		return nodeConfig{}, fmt.Errorf("identity: %w", err)
+	}
+	cfg := node.DefaultWebRTCConfig(id, *signalURL, *network)
+	switch *profile {
+	case "wan":
+	case "lan":
+		cfg.Node = node.DefaultLANConfig()
+	default:
+		return nodeConfig{}, usageError{fmt.Errorf("--profile %q: want wan or lan", *profile)}
+	}
+	if *maxLine < 1 || *maxLine > cfg.Node.Gossip.MaxPayload {
+		return nodeConfig{}, usageError{fmt.Errorf("--max-line %d: must be between 1 and %d", *maxLine, cfg.Node.Gossip.MaxPayload)}
+	}
+	if *heartbeat <= 0 {
+		return nodeConfig{}, usageError{fmt.Errorf("--heartbeat-timeout %v must be positive", *heartbeat)}
+	}
+	cfg.Signal.Token = *token
+	cfg.Link.HeartbeatTimeout = *heartbeat
+	if cfg.Link.HeartbeatInterval*2 > *heartbeat {
+		cfg.Link.HeartbeatInterval = *heartbeat / 4
+	}
+	if !*mdns {
+		cfg.Link.MDNS = rtclink.MDNSDisabled
+	}
+	if len(icePrefixes) > 0 {
+		cfg.Link.SettingEngine = iceNetworks(icePrefixes, *mdns)
+	}
+	return nodeConfig{Identity: id, WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine}, nil
+}
+
+// iceNetworks returns pion settings that gather and accept candidates only inside prefixes.
+func iceNetworks(prefixes []netip.Prefix, mdns bool) *webrtc.SettingEngine {
+	in := func(ip net.IP) bool {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return false
+		}
+		a = a.Unmap()
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	se := &webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(in)
+	se.SetRemoteIPFilter(in)
+	if !mdns {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	return se
+}
+
+func runNode(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseNodeFlags(args, stderr, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveNode(ctx, cfg, os.Stdin, stdout, newLogger(stderr, cfg.LogLevel))
+}
+
+// nodeEvent is one line of the node's standard output.
+type nodeEvent struct {
+	Event  string `json:"event"`
+	ID     string `json:"id,omitempty"`
+	Peer   string `json:"peer,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Origin string `json:"origin,omitempty"`
+	Hops   *int   `json:"hops,omitempty"`
+	Data   string `json:"data,omitempty"`
+}
+
+// serveNode runs a node until ctx is cancelled: input lines are broadcast, events are written
+// to out as JSON lines.
+func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer, log zerolog.Logger) error {
+	cfg.WebRTC.Node.Logger = log
+	cfg.WebRTC.Link.Logger = log.With().Str("component", "link").Logger()
+	cfg.WebRTC.Signal.Logger = log.With().Str("component", "signaling").Logger()
+	w, err := node.StartWebRTC(cfg.WebRTC)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	enc := json.NewEncoder(out)
+	write := func(ev nodeEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := enc.Encode(ev); err != nil {
+			log.Error().Err(err).Msg("writing an event")
+		}
+	}
+	write(nodeEvent{Event: "ready", ID: w.ID()})
+	log.Info().Str("id", w.ID()).Str("signal", cfg.WebRTC.Signal.URL).Str("network", cfg.WebRTC.Signal.Network).Msg("node started")
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ev := range w.Events() {
+			write(nodeEvent{Event: ev.Type.String(), Peer: ev.Peer, Path: string(ev.Path), Reason: ev.Reason})
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for d := range w.Deliveries() {
+			hops := d.Hops
+			write(nodeEvent{Event: "deliver", ID: d.ID.String(), Origin: d.Origin, Hops: &hops, Data: string(d.Data)})
+		}
+	}()
+	go func() {
+		// Not in the WaitGroup: a read from standard input cannot be interrupted, and the
+		// process ends when serveNode returns.
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 0, 4096), cfg.MaxLine)
+		for sc.Scan() {
+			line := append([]byte(nil), sc.Bytes()...)
+			if len(line) == 0 {
+				continue
+			}
+			if _, err := w.Broadcast(line); err != nil {
+				if errors.Is(err, node.ErrClosed) {
+					return
+				}
+				log.Error().Err(err).Msg("broadcast")
+			}
+		}
+		if err := sc.Err(); err != nil {
+			log.Error().Err(err).Int("max_line", cfg.MaxLine).Msg("reading standard input stopped")
+		}
+	}()
+	<-ctx.Done()
+	log.Info().Msg("leaving the network")
+	err = w.Close()
+	wg.Wait()
+	return err
+}
