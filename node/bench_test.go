@@ -29,10 +29,10 @@ func BenchmarkWebRTCLinkSetup(b *testing.B) {
 	defer sig.stop()
 	var setups []time.Duration
 	for i := range b.N {
-		first := startWebRTCNode(b, sig.url(), uint64(2*i+1))
+		first := startWebRTCNode(b, sig.url(), uint64(2*i+1), 0)
 		waitNeighbors(b, first, 0) // welcomed, alone
 		start := time.Now()
-		second := startWebRTCNode(b, sig.url(), uint64(2*i+2))
+		second := startWebRTCNode(b, sig.url(), uint64(2*i+2), 0)
 		for ev := range second.Events() {
 			if ev.Type == NeighborUp {
 				break
@@ -61,7 +61,7 @@ func BenchmarkWebRTCBroadcast50(b *testing.B) {
 	got := map[gossip.MessageID]map[string]bool{} // message → nodes that delivered it
 	var wg sync.WaitGroup
 	for i := range n {
-		w := startWebRTCNode(b, sig.url(), uint64(i+1))
+		w := startWebRTCNode(b, sig.url(), uint64(i+1), 0)
 		nodes = append(nodes, w)
 		wg.Add(2)
 		go func() {
@@ -160,8 +160,25 @@ func missing(nodes []*WebRTCNode, delivered map[string]bool) string {
 		for _, nb := range w.Neighbors() {
 			ids = append(ids, fmt.Sprintf("%s(eager=%v)", nb.ID[:6], nb.Eager))
 		}
-		out = append(out, fmt.Sprintf("%s: neighbours %v, links %d, gossip %+v, bad %d dropped %d slow %d",
-			w.ID()[:6], ids, s.Links, s.Gossip, s.BadFrames, s.FramesDropped, s.SlowPeers))
+		out = append(out, fmt.Sprintf("%s: neighbours %v, links %d, gossip %+v, bad %d dropped %d slow %d peerdowns %d",
+			w.ID()[:6], ids, s.Links, s.Gossip, s.BadFrames, s.FramesDropped, s.SlowPeers, s.Membership.PeerDowns))
+		// How each of its neighbours sees it: symmetric, and eager or lazy?
+		for _, nb := range w.Neighbors() {
+			for _, other := range nodes {
+				if other.ID() != nb.ID {
+					continue
+				}
+				seen := "does not list it"
+				for _, back := range other.Neighbors() {
+					if back.ID == w.ID() {
+						seen = fmt.Sprintf("lists it (eager=%v)", back.Eager)
+					}
+				}
+				os := other.Stats()
+				out = append(out, fmt.Sprintf("  neighbour %s %s; delivered=%v dropped %d slow %d peerdowns %d gossip sent %v",
+					nb.ID[:6], seen, delivered[nb.ID], os.FramesDropped, os.SlowPeers, os.Membership.PeerDowns, os.Gossip.Sent))
+			}
+		}
 	}
 	return strings.Join(out, "\n")
 }

@@ -75,7 +75,9 @@ func (s *signalingServer) stop() {
 	s.http.Close()
 }
 
-func startWebRTCNode(t testing.TB, url string, seed uint64) *WebRTCNode {
+// startWebRTCNode starts a node on loopback. heartbeat is the link heartbeat timeout; 0 keeps
+// rtclink's default.
+func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration) *WebRTCNode {
 	t.Helper()
 	id, err := identity.Generate()
 	if err != nil {
@@ -86,8 +88,10 @@ func startWebRTCNode(t testing.TB, url string, seed uint64) *WebRTCNode {
 	cfg.Node.Seed = seed
 	cfg.Link.SettingEngine = loopbackSettings()
 	cfg.Link.MDNS = rtclink.MDNSDisabled
-	cfg.Link.HeartbeatInterval = 250 * time.Millisecond
-	cfg.Link.HeartbeatTimeout = 1500 * time.Millisecond
+	if heartbeat > 0 {
+		cfg.Link.HeartbeatInterval = heartbeat / 6
+		cfg.Link.HeartbeatTimeout = heartbeat
+	}
 	cfg.Signal.MinBackoff = 50 * time.Millisecond
 	cfg.Signal.MaxBackoff = 500 * time.Millisecond
 	w, err := StartWebRTC(cfg)
@@ -111,9 +115,11 @@ func TestWebRTCMesh(t *testing.T) {
 		m.wg.Wait()
 		sig.stop()
 	})
-	const n = 50
+	// The heartbeat timeout is short enough to test failure detection quickly, long enough
+	// that a machine busy with other tests does not time out healthy links.
+	const n, heartbeat = 50, 3 * time.Second
 	for i := range n {
-		w := startWebRTCNode(t, sig.url(), uint64(i+1))
+		w := startWebRTCNode(t, sig.url(), uint64(i+1), heartbeat)
 		rtc = append(rtc, w)
 		m.track(w.Node)
 	}
@@ -183,7 +189,7 @@ func TestWebRTCMesh(t *testing.T) {
 		}
 		return m.overlayOK(survivors)
 	})
-	t.Logf("survivors repaired their views %v after 10 nodes hung (heartbeat timeout 1.5 s)", time.Since(frozeAt).Round(10*time.Millisecond))
+	t.Logf("survivors repaired their views %v after 10 nodes hung (heartbeat timeout %v)", time.Since(frozeAt).Round(10*time.Millisecond), heartbeat)
 	m.broadcastAll(pick(survivors, 10), survivors)
 	m.noDuplicates()
 }
