@@ -6,30 +6,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pion/ice/v4"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 )
-
-// loopbackSettings keeps every ICE packet on 127.0.0.1: loopback host candidates only, no
-// STUN, TURN or mDNS.
-func loopbackSettings() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return se
-}
 
 // signalingServer runs a signaling server on a loopback port that can be stopped and started
 // again on the same address.
@@ -86,7 +71,7 @@ func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Durat
 	cfg := DefaultWebRTCConfig(id, url, "test")
 	cfg.Node = testConfig()
 	cfg.Node.Seed = seed
-	cfg.Link.SettingEngine = loopbackSettings()
+	cfg.Link.SettingEngine = rtclink.NetworkSettings([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	cfg.Link.MDNS = rtclink.MDNSDisabled
 	if heartbeat > 0 {
 		cfg.Link.HeartbeatInterval = heartbeat / 6

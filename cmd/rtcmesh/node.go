@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/identity"
@@ -107,34 +103,9 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 		cfg.Link.MDNS = rtclink.MDNSDisabled
 	}
 	if len(icePrefixes) > 0 {
-		cfg.Link.SettingEngine = iceNetworks(icePrefixes, *mdns)
+		cfg.Link.SettingEngine = rtclink.NetworkSettings(icePrefixes)
 	}
 	return nodeConfig{Identity: id, WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine}, nil
-}
-
-// iceNetworks returns pion settings that gather and accept candidates only inside prefixes.
-func iceNetworks(prefixes []netip.Prefix, mdns bool) *webrtc.SettingEngine {
-	in := func(ip net.IP) bool {
-		a, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			return false
-		}
-		a = a.Unmap()
-		for _, p := range prefixes {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
-	se := &webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(in)
-	se.SetRemoteIPFilter(in)
-	if !mdns {
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	}
-	return se
 }
 
 func runNode(args []string, stdout, stderr io.Writer) error {

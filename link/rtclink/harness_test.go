@@ -3,12 +3,11 @@ package rtclink
 import (
 	"bytes"
 	"errors"
-	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 
@@ -19,18 +18,10 @@ import (
 // waitLimit is the generous deadline for conditions on real sockets.
 const waitLimit = 20 * time.Second
 
-// loopbackSettings keeps all ICE traffic on 127.0.0.1: loopback host
-// candidates only, no STUN/TURN, no mDNS.
+// loopbackSettings keeps all ICE traffic on 127.0.0.0/8 (the test configs also turn mDNS
+// off, and use no STUN or TURN server).
 func loopbackSettings() *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	// No multicast either (pion's default would open an mDNS socket).
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return se
+	return NetworkSettings([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 }
 
 // hub is an in-process signaling server: it routes signals between

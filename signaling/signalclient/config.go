@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/signaling"
+	"github.com/rtcmesh/rtcmesh/signaling/internal/defaults"
 )
 
 // Config holds every knob of the client. A zero field takes the default shown in
@@ -93,31 +94,16 @@ func DefaultConfig(url, id, network string) Config {
 
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig(c.URL, c.ID, c.Network)
-	var errs []error
-	intField := func(name string, v *int, def int) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			errs = append(errs, fmt.Errorf("%s is %d, must not be negative", name, *v))
-		}
-	}
-	durField := func(name string, v *time.Duration, def time.Duration) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			errs = append(errs, fmt.Errorf("%s is %v, must not be negative", name, *v))
-		}
-	}
-	intField("EventQueueLength", &c.EventQueueLength, d.EventQueueLength)
-	intField("SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
-	intField("MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
-	durField("MinBackoff", &c.MinBackoff, d.MinBackoff)
-	durField("MaxBackoff", &c.MaxBackoff, d.MaxBackoff)
-	durField("HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
-	durField("WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
-	durField("IdleTimeout", &c.IdleTimeout, d.IdleTimeout)
+	var fill defaults.Filler
+	defaults.Field(&fill, "EventQueueLength", &c.EventQueueLength, d.EventQueueLength)
+	defaults.Field(&fill, "SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
+	defaults.Field(&fill, "MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
+	defaults.Field(&fill, "MinBackoff", &c.MinBackoff, d.MinBackoff)
+	defaults.Field(&fill, "MaxBackoff", &c.MaxBackoff, d.MaxBackoff)
+	defaults.Field(&fill, "HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
+	defaults.Field(&fill, "WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
+	defaults.Field(&fill, "IdleTimeout", &c.IdleTimeout, d.IdleTimeout)
+	errs := fill.Errs()
 	if c.MinBackoff > c.MaxBackoff {
 		errs = append(errs, fmt.Errorf("MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff))
 	}

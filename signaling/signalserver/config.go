@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/signaling"
+	"github.com/rtcmesh/rtcmesh/signaling/internal/defaults"
 )
 
 // Config holds every knob of the server. A zero field takes the default shown in
@@ -135,35 +136,20 @@ func StaticSecrets(secrets map[string][]byte) func(network string) []byte {
 // withDefaults fills zero fields and validates the result.
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	var errs []error
-	intField := func(name string, v *int, def int) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			errs = append(errs, fmt.Errorf("%s is %d, must not be negative", name, *v))
-		}
-	}
-	durField := func(name string, v *time.Duration, def time.Duration) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			errs = append(errs, fmt.Errorf("%s is %v, must not be negative", name, *v))
-		}
-	}
-	intField("MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
-	intField("RateBurst", &c.RateBurst, d.RateBurst)
-	intField("MaxPeersPerNetwork", &c.MaxPeersPerNetwork, d.MaxPeersPerNetwork)
-	intField("MaxConnections", &c.MaxConnections, d.MaxConnections)
-	intField("ContactCount", &c.ContactCount, d.ContactCount)
-	intField("MaxPeersReply", &c.MaxPeersReply, d.MaxPeersReply)
-	intField("SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
-	durField("HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
-	durField("WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
-	durField("PingInterval", &c.PingInterval, d.PingInterval)
-	durField("PongTimeout", &c.PongTimeout, d.PongTimeout)
-	durField("CloseGracePeriod", &c.CloseGracePeriod, d.CloseGracePeriod)
+	var fill defaults.Filler
+	defaults.Field(&fill, "MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
+	defaults.Field(&fill, "RateBurst", &c.RateBurst, d.RateBurst)
+	defaults.Field(&fill, "MaxPeersPerNetwork", &c.MaxPeersPerNetwork, d.MaxPeersPerNetwork)
+	defaults.Field(&fill, "MaxConnections", &c.MaxConnections, d.MaxConnections)
+	defaults.Field(&fill, "ContactCount", &c.ContactCount, d.ContactCount)
+	defaults.Field(&fill, "MaxPeersReply", &c.MaxPeersReply, d.MaxPeersReply)
+	defaults.Field(&fill, "SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
+	defaults.Field(&fill, "HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
+	defaults.Field(&fill, "WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
+	defaults.Field(&fill, "PingInterval", &c.PingInterval, d.PingInterval)
+	defaults.Field(&fill, "PongTimeout", &c.PongTimeout, d.PongTimeout)
+	defaults.Field(&fill, "CloseGracePeriod", &c.CloseGracePeriod, d.CloseGracePeriod)
+	errs := fill.Errs()
 	switch {
 	case c.RateLimit == 0:
 		c.RateLimit = d.RateLimit
