@@ -47,8 +47,9 @@ func optional() map[string]rule {
 	return map[string]rule{
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
-		"signaling/signalserver":         {internal: []string{"signaling", "signaling/internal/tokenbucket"}, external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalclient":         {internal: []string{"signaling", "signaling/internal/tokenbucket"}, external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
+		"signaling/internal/defaults":    {},
+		"signaling/signalserver":         {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"}, external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
+		"signaling/signalclient":         {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"}, external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
 		"identity":                       {external: []string{"github.com/pion/webrtc/v4"}},
 		"link":                           {},
 		"link/memlink":                   {internal: []string{"link"}},
