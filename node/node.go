@@ -196,7 +196,8 @@ func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 func (n *Node) Events() <-chan Event { return n.events }
 
 // Broadcast sends data to every node of the overlay and delivers it locally. data must not be
-// modified afterwards.
+// modified afterwards. A broadcast made while the node has no neighbour reaches nobody else:
+// wait for a NeighborUp event first.
 func (n *Node) Broadcast(data []byte) (gossip.MessageID, error) {
 	var id gossip.MessageID
 	var err error
