@@ -10,7 +10,8 @@
 // Config.DetectionDelay; and every node that had the crashed node in its active view gets
 // PeerDown after Config.HeartbeatTimeout, like the heartbeat on the runtime's links. Setting
 // HeartbeatTimeout to 0 leaves detection on send only, the papers' model, under which a node
-// whose neighbours all crashed learns of it one shuffle round at a time. A core that is
+// whose neighbours all crashed learns of it one shuffle round at a time. Partition cuts the
+// network into groups that cannot reach each other, with the same failure detection. A core that is
 // isolated and out of contacts (membership.NeedContacts) is given a random live node to join
 // through, as the signaling server's peer list would. Optional loss drops a message (any
 // protocol) with Config.Loss probability.
@@ -125,7 +126,7 @@ type Counters struct {
 	GossipMessages             uint64
 	PayloadMessages            uint64
 	DroppedByLoss              uint64
-	SendsToCrashed             uint64
+	SendsToCrashed             uint64 // and to nodes cut off by a partition
 	StepErrors                 uint64
 	DuplicateDeliveries        uint64
 	MessagesToUnknownAddresses uint64
@@ -143,6 +144,8 @@ type Sim struct {
 	pos   []int32
 	track map[gossip.MessageID]*broadcast
 	cnt   Counters
+	// group[i] is node i's side of a partition; nil when the network is whole.
+	group []int32
 }
 
 // broadcast follows one message through the network.
@@ -255,6 +258,48 @@ func (s *Sim) Crash(i int32) {
 	}
 }
 
+// Partition splits the network: the nodes of each group can reach each other but no node of
+// another group, and nodes in no group form one more group. A message sent across fails like
+// one sent to a crashed node, and with a heartbeat every active link across goes down after
+// HeartbeatTimeout, at both ends. Heal joins the network again.
+func (s *Sim) Partition(groups ...[]int32) {
+	s.group = make([]int32, len(s.nodes))
+	for k, g := range groups {
+		for _, i := range g {
+			s.group[i] = int32(k + 1)
+		}
+	}
+	if s.cfg.HeartbeatTimeout <= 0 {
+		return
+	}
+	at := s.q.now + ms(s.cfg.HeartbeatTimeout)
+	for _, i := range s.live {
+		for _, peer := range s.nodes[i].mem.ActiveView() {
+			if j, ok := s.lookup(peer); ok && s.separated(i, j) {
+				s.q.push(event{at: at, kind: evPeerDown, to: i, from: j})
+			}
+		}
+	}
+}
+
+// Heal ends a partition.
+func (s *Sim) Heal() { s.group = nil }
+
+// separated reports whether a partition keeps nodes a and b apart.
+func (s *Sim) separated(a, b int32) bool {
+	if s.group == nil {
+		return false
+	}
+	ga, gb := int32(0), int32(0)
+	if int(a) < len(s.group) {
+		ga = s.group[a]
+	}
+	if int(b) < len(s.group) {
+		gb = s.group[b]
+	}
+	return ga != gb
+}
+
 // CrashRandom crashes k live nodes chosen uniformly at random and returns them.
 func (s *Sim) CrashRandom(k int) []int32 {
 	if k > len(s.live) {
@@ -317,10 +362,10 @@ func (s *Sim) tickGossip(i int32) {
 func (s *Sim) handle(ev *event) {
 	s.cnt.Events++
 	n := &s.nodes[ev.to]
-	if !n.alive {
+	if !n.alive || ((ev.kind == evMembership || ev.kind == evGossip) && s.separated(ev.from, ev.to)) {
 		if ev.kind == evMembership || ev.kind == evGossip {
-			// The message reached a node that crashed while it was in flight: the sender's
-			// link breaks.
+			// The message reached a node that crashed, or was cut off by a partition, while
+			// it was in flight: the sender's link breaks.
 			s.linkFailed(ev.from, ev.to)
 		}
 		return
@@ -465,7 +510,7 @@ func (s *Sim) send(from int32, to string, ev event) {
 			s.cnt.PayloadMessages++
 		}
 	}
-	if !s.nodes[j].alive {
+	if !s.nodes[j].alive || s.separated(from, j) {
 		s.linkFailed(from, j)
 		return
 	}
