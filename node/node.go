@@ -129,9 +129,7 @@ type Node struct {
 	stop       chan struct{}
 	done       chan struct{}
 	closeOnce  sync.Once
-
-	mu    sync.Mutex // guards stats
-	stats Stats
+	stats      Stats // owned by the loop goroutine, read through do
 }
 
 // New creates a node and starts its goroutine. The node joins through cfg.Contacts, if any.
@@ -175,11 +173,9 @@ func New(cfg Config) (*Node, error) {
 		done:       make(chan struct{}),
 	}
 	n.tick()
-	if len(cfg.Contacts) > 0 {
-		n.mem.Join("")
-	} else {
-		n.mem.Join("") // the first node of a network: waits to be joined
-	}
+	// Join through the first contact; with none (the first node of a network, or contacts
+	// still to come from the signaling server) the node waits to be joined or for Join.
+	n.mem.Join("")
 	n.flush()
 	go n.run()
 	return n, nil
@@ -246,9 +242,7 @@ func (n *Node) PassiveView() []string {
 func (n *Node) Stats() Stats {
 	var s Stats
 	_ = n.do(func() {
-		n.mu.Lock()
 		s = n.stats
-		n.mu.Unlock()
 		s.Membership, s.Gossip = n.mem.Stats(), n.gsp.Stats()
 		for _, l := range n.links {
 			if l.up {
@@ -332,12 +326,6 @@ func (n *Node) shutdown(graceful bool) {
 	close(n.events)
 }
 
-func (n *Node) count(f func(*Stats)) {
-	n.mu.Lock()
-	f(&n.stats)
-	n.mu.Unlock()
-}
-
 // flush carries out what the cores asked for until both are quiet.
 func (n *Node) flush() {
 	for n.mem.HasReady() || n.gsp.HasReady() {
@@ -410,12 +398,12 @@ func (n *Node) send(peer string, frame []byte) {
 		switch {
 		case err == nil:
 			l.lastActive = n.now()
-			n.count(func(s *Stats) { s.FramesSent++ })
+			n.stats.FramesSent++
 			return
 		case errors.Is(err, link.ErrQueueFull):
 			// A peer that cannot keep up is dropped and replaced rather than allowed to stall
 			// the overlay; the LinkDown that follows reports it to the membership core.
-			n.count(func(s *Stats) { s.SlowPeers++ })
+			n.stats.SlowPeers++
 			n.cfg.Logger.Warn().Str("peer", peer).Msg("send queue full: closing the link")
 			n.tr.CloseLink(peer, "send queue full")
 			return
@@ -432,7 +420,7 @@ func (n *Node) send(peer string, frame []byte) {
 		n.links[peer] = l
 	}
 	if len(l.pending) >= n.cfg.PendingFramesPerPeer {
-		n.count(func(s *Stats) { s.FramesDropped++ })
+		n.stats.FramesDropped++
 		return
 	}
 	l.pending = append(l.pending, append([]byte(nil), frame...))
@@ -469,7 +457,7 @@ func (n *Node) onLinkEvent(ev link.Event) {
 }
 
 func (n *Node) onFrame(peer string, data []byte) {
-	n.count(func(s *Stats) { s.FramesReceived++ })
+	n.stats.FramesReceived++
 	f, err := n.cfg.Limits.Decode(data)
 	if err == nil {
 		switch f.Protocol {
@@ -484,7 +472,7 @@ func (n *Node) onFrame(peer string, data []byte) {
 		}
 	}
 	if err != nil {
-		n.count(func(s *Stats) { s.BadFrames++ })
+		n.stats.BadFrames++
 		n.cfg.Logger.Warn().Err(err).Str("peer", peer).Msg("refused a frame: closing the link")
 		n.tr.CloseLink(peer, "bad frame")
 	}
@@ -514,7 +502,7 @@ func (n *Node) deliver(d Delivery) {
 		}
 		select {
 		case <-n.deliveries:
-			n.count(func(s *Stats) { s.DeliveriesDropped++ })
+			n.stats.DeliveriesDropped++
 		default:
 		}
 	}
@@ -529,7 +517,7 @@ func (n *Node) emit(ev Event) {
 		}
 		select {
 		case <-n.events:
-			n.count(func(s *Stats) { s.EventsDropped++ })
+			n.stats.EventsDropped++
 		default:
 		}
 	}
