@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,7 +33,10 @@ object per line for each event:
 
 Logs go to standard error. The node's ID is derived from its DTLS certificate, kept in
 --identity so the ID survives restarts. On SIGINT or SIGTERM the node tells its neighbours it
-is leaving and exits 0; end of input does not stop it.`
+is leaving and exits 0; end of input does not stop it.
+
+--http-listen serves Prometheus metrics at /metrics, /healthz (200 while the process runs) and
+/readyz (200 once the node has a neighbour, else 503 with the reason).`
 
 func defaultIdentityPath() string {
 	dir, err := os.UserConfigDir()
@@ -48,6 +52,11 @@ type nodeConfig struct {
 	WebRTC   node.WebRTCConfig
 	LogLevel zerolog.Level
 	MaxLine  int
+	// HTTPListen is the address serving /metrics, /healthz and /readyz; empty serves none.
+	HTTPListen string
+	// HTTPReady, if not nil, is called with the bound address once HTTPListen serves (for
+	// tests, which listen on port 0).
+	HTTPReady func(net.Addr)
 }
 
 func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string) (nodeConfig, error) {
@@ -63,6 +72,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	var icePrefixes prefixList
 	fs.Var(&icePrefixes, "ice-networks", "comma-separated CIDRs: gather and check ICE candidates only on these networks (e.g. 127.0.0.0/8 for a single machine)")
 	maxLine := fs.Int("max-line", 60*1024, "longest input line broadcast, in bytes")
+	httpListen := fs.String("http-listen", "", `HTTP address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:9090; empty serves none`)
 	level := addLogLevelFlag(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return nodeConfig{}, err
@@ -94,6 +104,9 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if *heartbeat <= 0 {
 		return nodeConfig{}, usageError{fmt.Errorf("--heartbeat-timeout %v must be positive", *heartbeat)}
 	}
+	if err := checkHTTPListen("--http-listen", *httpListen); err != nil {
+		return nodeConfig{}, usageError{err}
+	}
 	cfg.Signal.Token = *token
 	cfg.Link.HeartbeatTimeout = *heartbeat
 	if cfg.Link.HeartbeatInterval*2 > *heartbeat {
@@ -105,7 +118,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if len(icePrefixes) > 0 {
 		cfg.Link.SettingEngine = rtclink.NetworkSettings(icePrefixes)
 	}
-	return nodeConfig{Identity: id, WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine}, nil
+	return nodeConfig{Identity: id, WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine, HTTPListen: *httpListen}, nil
 }
 
 func runNode(args []string, stdout, stderr io.Writer) error {
@@ -139,6 +152,17 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 	w, err := node.StartWebRTC(cfg.WebRTC)
 	if err != nil {
 		return err
+	}
+	if cfg.HTTPListen != "" {
+		hs, err := startNodeHealthServer(cfg.HTTPListen, w, log)
+		if err != nil {
+			_ = w.Close()
+			return err
+		}
+		defer hs.close()
+		if cfg.HTTPReady != nil {
+			cfg.HTTPReady(hs.addr)
+		}
 	}
 	var mu sync.Mutex
 	enc := json.NewEncoder(out)

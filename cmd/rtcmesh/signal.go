@@ -21,7 +21,8 @@ import (
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
-const signalSynopsis = `Runs the signaling server: WebSocket signaling at /ws, and /healthz, which answers 200 "ok".
+const signalSynopsis = `Runs the signaling server: WebSocket signaling at /ws, /healthz, which answers 200 "ok",
+/readyz (200 while listening, 503 while draining) and Prometheus metrics at /metrics.
 Nodes say hello there, get ICE servers and a few live contacts of their network, and relay
 offers, answers and candidates to each other.
 
@@ -86,7 +87,7 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	tdef := turnserver.DefaultConfig()
 	fs := newFlagSet("signal", signalSynopsis, stderr)
 	f := &signalFlags{turnRelayPorts: portRange{min: tdef.RelayPortMin, max: tdef.RelayPortMax}}
-	f.listen = fs.String("listen", "127.0.0.1:8080", "HTTP address serving /ws and /healthz (behind a TLS-terminating proxy for wss://)")
+	f.listen = fs.String("listen", "127.0.0.1:8080", "HTTP address serving /ws, /healthz, /readyz and /metrics (behind a TLS-terminating proxy for wss://)")
 	f.drainTimeout = fs.Duration("drain-timeout", 10*time.Second, "on shutdown, how long clients get to leave before their connections are dropped")
 	f.maxFrameSize = fs.Int("max-frame-size", def.MaxFrameSize, "largest frame a client may send, in bytes")
 	f.rate = fs.Float64("rate", def.RateLimit, "messages per second a connection may send, sustained")
@@ -225,7 +226,7 @@ func runSignal(args []string, stdout, stderr io.Writer) error {
 
 // signalAddrs are the addresses a running signal command is bound to.
 type signalAddrs struct {
-	// HTTP serves /ws and /healthz.
+	// HTTP serves /ws, /healthz, /readyz and /metrics.
 	HTTP net.Addr
 	// TURN is the embedded relay's addresses; zero when it runs none.
 	TURN turnAddrs
@@ -272,6 +273,12 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 		return closeTURN(relay, log.With().Str("component", "turn").Logger())
 	}
 
+	metricsHandler, err := signalMetricsHandler(sig, relay)
+	if err != nil {
+		_ = closeRelay()
+		return err
+	}
+	var state serviceState
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = closeRelay()
@@ -284,6 +291,8 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")
 	})
+	mux.Handle("/metrics", metricsHandler)
+	mux.HandleFunc("/readyz", readyzHandler(state.ready))
 	hs := &http.Server{
 		Handler: mux,
 		// Bounds how long a client may dribble its request headers (slowloris); upgraded
@@ -294,6 +303,7 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	state.listening.Store(true)
 
 	ev := log.Info().Str("listen", addrs.HTTP.String()).Str("ws", "ws://"+addrs.HTTP.String()+"/ws").
 		Bool("closed_networks", cfg.Server.NetworkSecret != nil).Strs("turn_urls", cfg.TURNURLs).Strs("stun_urls", cfg.STUNURLs)
@@ -312,6 +322,7 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 		log.Error().Err(serveErr).Msg("HTTP server failed")
 	}
 	log.Info().Dur("drain_timeout", cfg.DrainTimeout).Msg("signaling server shutting down")
+	state.stopping.Store(true)
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	// The signaling server first tells every client it is going away and refuses new

@@ -25,7 +25,10 @@ anything else that implements the scheme. Relays to loopback, private, link-loca
 special addresses are refused unless --allow-peers lists them. Relay sockets bind to the first
 listen address that names one specific IP, otherwise to all interfaces; --public-ip is then
 required. Pass the secret through RTCMESH_SECRET rather than the command line, where other
-users of the machine can read it. Stops on SIGINT or SIGTERM.`
+users of the machine can read it. Stops on SIGINT or SIGTERM.
+
+--http-listen serves Prometheus metrics at /metrics, /healthz (200 while the process runs) and
+/readyz (200 while the relay listens, 503 while it shuts down).`
 
 // turnFlags holds the values of the turn command's flags.
 type turnFlags struct {
@@ -36,6 +39,7 @@ type turnFlags struct {
 	allowPeers                                    prefixList
 	maxAllocations, maxAllocationsPerUser         *int
 	bandwidth                                     *int64
+	httpListen                                    *string
 	logLevel                                      *logLevel
 }
 
@@ -56,6 +60,7 @@ func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
 	f.maxAllocations = fs.Int("max-allocations", def.MaxAllocations, "concurrent allocations on the whole relay")
 	f.maxAllocationsPerUser = fs.Int("max-allocations-per-user", def.MaxAllocationsPerUser, "concurrent allocations per node ID (a node needs one per link it relays)")
 	f.bandwidth = fs.Int64("bandwidth", def.BandwidthPerAllocation, "relayed bytes per second per allocation and direction; 0 is unlimited")
+	f.httpListen = fs.String("http-listen", "", `HTTP address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:9090; empty serves none`)
 	f.logLevel = addLogLevelFlag(fs)
 	return fs, f
 }
@@ -64,9 +69,23 @@ func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
 // configuration. Every mistake a flag can make is reported here as a usageError, so nothing
 // is bound before the whole command line is known to be good.
 func parseTurnFlags(args []string, stderr io.Writer, getenv func(string) string) (turnserver.Config, zerolog.Level, error) {
+	c, err := parseTurnCommand(args, stderr, getenv)
+	return c.Relay, c.Level, err
+}
+
+// turnCommand is what the turn command runs, built from the flags by parseTurnCommand.
+type turnCommand struct {
+	Relay turnserver.Config
+	Level zerolog.Level
+	// HTTPListen is the address serving /metrics, /healthz and /readyz; empty serves none.
+	HTTPListen string
+}
+
+// parseTurnCommand is parseTurnFlags plus the flags that are not the relay's own.
+func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) string) (turnCommand, error) {
 	fs, f := turnFlagSet(stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
-		return turnserver.Config{}, 0, err
+		return turnCommand{}, err
 	}
 	cfg := turnserver.DefaultConfig()
 	cfg.ListenUDP, cfg.ListenTCP, cfg.ListenTLS = listenAddr(*f.listen), listenAddr(*f.listenTCP), listenAddr(*f.tlsListen)
@@ -99,15 +118,18 @@ func parseTurnFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if cfg.BandwidthPerAllocation < 0 {
 		errs = append(errs, fmt.Errorf("--bandwidth is %d, must not be negative", cfg.BandwidthPerAllocation))
 	}
+	if err := checkHTTPListen("--http-listen", *f.httpListen); err != nil {
+		errs = append(errs, err)
+	}
 	var err error
 	cfg.PublicIP, cfg.RelayBindIP, err = relayAddrs("--public-ip", f.publicIP.addr, cfg.ListenUDP, cfg.ListenTCP, cfg.ListenTLS)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return turnserver.Config{}, 0, usageError{err}
+		return turnCommand{}, usageError{err}
 	}
-	return cfg, f.logLevel.level, nil
+	return turnCommand{Relay: cfg, Level: f.logLevel.level, HTTPListen: *f.httpListen}, nil
 }
 
 // checkTURNSecret refuses a TURN secret the relay would refuse, naming the flag.
@@ -150,14 +172,14 @@ func relayAddrs(publicFlag string, public netip.Addr, listens ...string) (public
 }
 
 func runTurn(args []string, stdout, stderr io.Writer) error {
-	cfg, level, err := parseTurnFlags(args, stderr, os.Getenv)
+	c, err := parseTurnCommand(args, stderr, os.Getenv)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, level)
+	log := newLogger(stderr, c.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serveTurn(ctx, cfg, log, nil)
+	return serveTurnHTTP(ctx, c.Relay, c.HTTPListen, log, nil)
 }
 
 // turnAddrs are the addresses a running relay is bound to (nil when off) and the ICE server
@@ -165,17 +187,36 @@ func runTurn(args []string, stdout, stderr io.Writer) error {
 type turnAddrs struct {
 	UDP, TCP, TLS net.Addr
 	URLs          []string
+	// HTTP serves /metrics, /healthz and /readyz; nil when --http-listen is empty.
+	HTTP net.Addr
 }
 
 // serveTurn runs the relay until ctx is done, then closes it and returns nil. ready, if not
 // nil, is called once the listeners are bound. The relay logs to log.
 func serveTurn(ctx context.Context, cfg turnserver.Config, log zerolog.Logger, ready func(turnAddrs)) error {
+	return serveTurnHTTP(ctx, cfg, "", log, ready)
+}
+
+// serveTurnHTTP is serveTurn that also serves /metrics, /healthz and /readyz on httpListen,
+// unless it is empty.
+func serveTurnHTTP(ctx context.Context, cfg turnserver.Config, httpListen string, log zerolog.Logger, ready func(turnAddrs)) error {
 	cfg.Logger = log.With().Str("component", "turn").Logger()
 	srv, err := turnserver.New(cfg)
 	if err != nil {
 		return fmt.Errorf("starting TURN relay: %w", err)
 	}
 	addrs := turnAddrs{UDP: srv.UDPAddr(), TCP: srv.TCPAddr(), TLS: srv.TLSAddr(), URLs: srv.URLs("")}
+	var state serviceState
+	if httpListen != "" {
+		hs, err := startTURNHealthServer(httpListen, srv, &state, log)
+		if err != nil {
+			_ = closeTURN(srv, log)
+			return err
+		}
+		defer hs.close()
+		addrs.HTTP = hs.addr
+	}
+	state.listening.Store(true)
 	log.Info().Str("udp", addrString(addrs.UDP)).Str("tcp", addrString(addrs.TCP)).Str("tls", addrString(addrs.TLS)).
 		Str("public_ip", cfg.PublicIP.String()).Str("relay_ports", portRangeString(cfg.RelayPortMin, cfg.RelayPortMax)).
 		Strs("urls", addrs.URLs).Msg("TURN relay listening")
@@ -184,6 +225,7 @@ func serveTurn(ctx context.Context, cfg turnserver.Config, log zerolog.Logger, r
 	}
 	<-ctx.Done()
 	log.Info().Msg("TURN relay shutting down")
+	state.stopping.Store(true)
 	return closeTURN(srv, log)
 }
 

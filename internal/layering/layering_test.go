@@ -35,7 +35,9 @@ func layers() map[string]rule {
 		"gossip":     {forbidStd: coreForbidden, core: true},
 		"wire":       {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
 		"sim":        {internal: []string{"membership", "gossip"}, forbidStd: []string{"net"}},
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink"},
+		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
+			external: []string{"github.com/prometheus/client_golang"}},
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics"},
 			external: []string{"github.com/rs/zerolog", "github.com/pion/webrtc/v4", "github.com/pion/ice/v4"}},
 		"internal/layering": {},
 	}

@@ -1,0 +1,145 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/link"
+	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/node"
+)
+
+// NodeSource is what NodeCollector reads: *node.Node and *node.WebRTCNode provide it.
+type NodeSource interface {
+	Stats() node.Stats
+	Neighbors() []node.Neighbor
+}
+
+// knownPaths are always exported for rtcmesh_links, at zero when no neighbour uses them, so a
+// dashboard sees a path type appear as a change of value rather than a new series.
+var knownPaths = []link.Path{link.PathHost, link.PathSrflx, link.PathPrflx, link.PathRelay, link.PathMemory}
+
+// unknownPath labels a neighbour whose link is not (or no longer) up.
+const unknownPath = "unknown"
+
+// NodeCollector exports one node's membership, broadcast and link counters.
+type NodeCollector struct {
+	node NodeSource
+
+	activeView, passiveView             *prometheus.Desc
+	membershipReceived, membershipSent  *prometheus.Desc
+	peerDowns, rejoins, membershipInval *prometheus.Desc
+
+	links, linksOpen *prometheus.Desc
+
+	broadcasts, delivered, duplicates *prometheus.Desc
+	gossipSent, gossipReceived        *prometheus.Desc
+	cache, seen, missing              *prometheus.Desc
+	eager, lazy, gossipInvalid        *prometheus.Desc
+
+	framesSent, framesReceived, badFrames *prometheus.Desc
+	framesDropped, slowPeers              *prometheus.Desc
+	deliveriesDropped, eventsDropped      *prometheus.Desc
+}
+
+// NewNodeCollector returns a collector reading n at every scrape.
+func NewNodeCollector(n NodeSource) *NodeCollector {
+	return &NodeCollector{
+		node:               n,
+		activeView:         newDesc("membership", "active_view_size", "Peers in the HyParView active view (the node's neighbours)."),
+		passiveView:        newDesc("membership", "passive_view_size", "Peers in the HyParView passive view (backups for repairs)."),
+		membershipReceived: newDesc("membership", "messages_received_total", "HyParView messages handed to the membership core, by type.", "type"),
+		membershipSent:     newDesc("membership", "messages_sent_total", "HyParView messages the membership core emitted, by type.", "type"),
+		peerDowns:          newDesc("membership", "peer_downs_total", "Link failures (failed dials, lost links, failed sends) reported to the membership core."),
+		rejoins:            newDesc("membership", "rejoins_total", "Joins restarted through a contact because both views ran empty."),
+		membershipInval:    newDesc("membership", "invalid_messages_total", "HyParView messages the membership core refused."),
+		links:              newDesc("", "links", "Neighbours by the path their link takes (host, srflx, prflx, relay, memory; unknown while the link is not up).", "path"),
+		linksOpen:          newDesc("", "links_open", "Open links, neighbours or not (a link opened for a shuffle reply or a refused request counts until it idles out)."),
+		broadcasts:         newDesc("gossip", "broadcasts_total", "Messages this node broadcast."),
+		delivered:          newDesc("gossip", "delivered_total", "Other nodes' messages delivered to this node's application."),
+		duplicates:         newDesc("gossip", "duplicates_total", "Payloads received again after the first copy."),
+		gossipSent:         newDesc("gossip", "messages_sent_total", "Plumtree messages the broadcast core emitted, by type.", "type"),
+		gossipReceived:     newDesc("gossip", "messages_received_total", "Plumtree messages handed to the broadcast core, by type.", "type"),
+		cache:              newDesc("gossip", "cache_messages", "Payloads held to answer GRAFTs."),
+		seen:               newDesc("gossip", "seen_ids", "Message IDs remembered for duplicate suppression."),
+		missing:            newDesc("gossip", "missing_messages", "Messages announced by IHAVE but not yet received."),
+		eager:              newDesc("gossip", "eager_peers", "Neighbours the broadcast tree sends payloads to."),
+		lazy:               newDesc("gossip", "lazy_peers", "Neighbours that get announcements (IHAVE) only."),
+		gossipInvalid:      newDesc("gossip", "invalid_messages_total", "Plumtree messages the broadcast core refused."),
+		framesSent:         newDesc("node", "frames_sent_total", "Protocol frames handed to links."),
+		framesReceived:     newDesc("node", "frames_received_total", "Protocol frames received from links."),
+		badFrames:          newDesc("node", "bad_frames_total", "Frames the wire format or a core refused; each closed its link."),
+		framesDropped:      newDesc("node", "frames_dropped_total", "Frames dropped because a peer's pending queue was full."),
+		slowPeers:          newDesc("node", "slow_peers_total", "Links closed because their send queue was full."),
+		deliveriesDropped:  newDesc("node", "deliveries_dropped_total", "Deliveries the application did not read in time (the oldest are dropped)."),
+		eventsDropped:      newDesc("node", "events_dropped_total", "Neighbour events the application did not read in time (the oldest are dropped)."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.activeView, c.passiveView, c.membershipReceived, c.membershipSent, c.peerDowns, c.rejoins, c.membershipInval,
+		c.links, c.linksOpen,
+		c.broadcasts, c.delivered, c.duplicates, c.gossipSent, c.gossipReceived, c.cache, c.seen, c.missing,
+		c.eager, c.lazy, c.gossipInvalid,
+		c.framesSent, c.framesReceived, c.badFrames, c.framesDropped, c.slowPeers, c.deliveriesDropped, c.eventsDropped,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. It reads the node twice (Stats, then Neighbors),
+// each a consistent snapshot taken on the node's own goroutine; a closed node reads as zero.
+func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.node.Stats()
+	m, g := s.Membership, s.Gossip
+
+	ch <- gauge(c.activeView, float64(m.ActiveSize))
+	ch <- gauge(c.passiveView, float64(m.PassiveSize))
+	for t := membership.Join; t <= membership.ShuffleReply; t++ {
+		ch <- counter(c.membershipReceived, m.MessagesReceived[t], t.String())
+		ch <- counter(c.membershipSent, m.MessagesSent[t], t.String())
+	}
+	ch <- counter(c.peerDowns, m.PeerDowns)
+	ch <- counter(c.rejoins, m.Rejoins)
+	ch <- counter(c.membershipInval, m.InvalidMessages)
+
+	byPath := make(map[string]int, len(knownPaths))
+	for _, p := range knownPaths {
+		byPath[string(p)] = 0
+	}
+	for _, nb := range c.node.Neighbors() {
+		p := string(nb.Path)
+		if p == "" {
+			p = unknownPath
+		}
+		byPath[p]++
+	}
+	for p, n := range byPath {
+		ch <- gauge(c.links, float64(n), p)
+	}
+	ch <- gauge(c.linksOpen, float64(s.Links))
+
+	ch <- counter(c.broadcasts, g.Broadcasts)
+	ch <- counter(c.delivered, g.Delivered)
+	ch <- counter(c.duplicates, g.Duplicates)
+	for t := gossip.Gossip; t <= gossip.Prune; t++ {
+		ch <- counter(c.gossipSent, g.Sent[t], t.String())
+		ch <- counter(c.gossipReceived, g.Received[t], t.String())
+	}
+	ch <- gauge(c.cache, float64(g.CachedMessages))
+	ch <- gauge(c.seen, float64(g.SeenIDs))
+	ch <- gauge(c.missing, float64(g.PendingMissing))
+	ch <- gauge(c.eager, float64(g.EagerPeers))
+	ch <- gauge(c.lazy, float64(g.LazyPeers))
+	ch <- counter(c.gossipInvalid, g.InvalidMessages)
+
+	ch <- counter(c.framesSent, s.FramesSent)
+	ch <- counter(c.framesReceived, s.FramesReceived)
+	ch <- counter(c.badFrames, s.BadFrames)
+	ch <- counter(c.framesDropped, s.FramesDropped)
+	ch <- counter(c.slowPeers, s.SlowPeers)
+	ch <- counter(c.deliveriesDropped, s.DeliveriesDropped)
+	ch <- counter(c.eventsDropped, s.EventsDropped)
+}
