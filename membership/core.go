@@ -370,6 +370,12 @@ func (c *Core) Tick(now time.Duration) {
 		c.shuffleTimer.arm(at)
 		c.shuffle()
 		if c.pending == "" && len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
+			if len(c.passive) == 0 {
+				// Short of neighbours a whole round with no one left to ask: in a small
+				// overlay a few nodes can end up knowing only each other. Only the driver
+				// can find others.
+				c.needContacts()
+			}
 			c.retryRepair()
 		}
 	}

@@ -113,10 +113,12 @@ const (
 	NeighborUp EventType = 1
 	// NeighborDown: the peer left the active view (failure, disconnect or eviction).
 	NeighborDown EventType = 2
-	// NeedContacts: the node is isolated and every contact it knows failed (after a mass
-	// failure its passive view and its contacts may all be dead). Peer is empty. The driver
-	// should find live nodes elsewhere (the signaling server's peer list) and call Join with
-	// one of them. Repeated at most once per RejoinBackoff while the node stays isolated.
+	// NeedContacts: the node cannot find neighbours by itself: it is isolated and every
+	// contact it knows failed (after a mass failure its passive view and its contacts may all
+	// be dead), or its active view is not full and its passive view is empty (a few nodes of a
+	// small overlay that know only each other). Peer is empty. The driver should find live
+	// nodes elsewhere (the signaling server's peer list) and call Join with one that is not
+	// already a neighbour. Repeated at most once per RejoinBackoff while the condition lasts.
 	NeedContacts EventType = 3
 )
 

@@ -67,19 +67,40 @@ func (m *mesh) add(id string, contacts []string, seed uint64) *Node {
 	}
 	cfg := testConfig()
 	cfg.Transport, cfg.ID, cfg.Contacts, cfg.Seed = tr, id, contacts, seed
+	// What the signaling server's peer list gives a real node that needs contacts: a node it
+	// is not linked to yet.
+	var self *Node
+	cfg.NeedContacts = func() {
+		go func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if self == nil || len(m.nodes) < 2 {
+				return
+			}
+			other := m.nodes[rand.IntN(len(m.nodes))]
+			if other != self {
+				go self.Join(other.ID())
+			}
+		}()
+	}
 	nd, err := New(cfg)
 	if err != nil {
 		m.t.Fatal(err)
 	}
+	m.mu.Lock()
+	self = nd
+	m.mu.Unlock()
 	m.track(nd)
 	return nd
 }
 
 // track follows nd's deliveries (counted per message) and drains its events.
 func (m *mesh) track(nd *Node) {
+	m.mu.Lock()
 	k := len(m.nodes)
 	m.nodes = append(m.nodes, nd)
 	m.got = append(m.got, map[gossip.MessageID]int{})
+	m.mu.Unlock()
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()

@@ -129,8 +129,19 @@ func (w *WebRTCNode) pumpSignals(seed uint64) {
 				w.joinAny(m.Contacts, rng)
 			}
 		case *signaling.PeerList:
-			if len(m.Peers) > 0 && len(w.Neighbors()) == 0 {
-				w.joinAny(m.Peers, rng)
+			// Asked for by NeedContacts: join through a peer that is not a neighbour yet.
+			current := map[string]bool{w.ID(): true}
+			for _, nb := range w.Neighbors() {
+				current[nb.ID] = true
+			}
+			var fresh []string
+			for _, p := range m.Peers {
+				if !current[p] {
+					fresh = append(fresh, p)
+				}
+			}
+			if len(fresh) > 0 {
+				w.joinAny(fresh, rng)
 			}
 		case *signaling.Offer:
 			w.transport.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalOffer, SDP: m.SDP})

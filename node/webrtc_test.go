@@ -100,9 +100,9 @@ func TestWebRTCMesh(t *testing.T) {
 		m.wg.Wait()
 		sig.stop()
 	})
-	// The heartbeat timeout is short enough to test failure detection quickly, long enough
-	// that a machine busy with other tests does not time out healthy links.
-	const n, heartbeat = 50, 3 * time.Second
+	// rtclink's default heartbeat timeout (5 s): shorter ones timed out healthy links on a
+	// machine saturated by other tests, and every re-formed link costs duplicates.
+	const n, heartbeat = 50, 5 * time.Second
 	for i := range n {
 		w := startWebRTCNode(t, sig.url(), uint64(i+1), heartbeat)
 		rtc = append(rtc, w)

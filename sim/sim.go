@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
@@ -130,7 +131,7 @@ type Counters struct {
 	StepErrors                 uint64
 	DuplicateDeliveries        uint64
 	MessagesToUnknownAddresses uint64
-	// ContactRequests counts NeedContacts events answered with a live node.
+	// ContactRequests counts NeedContacts events.
 	ContactRequests uint64
 }
 
@@ -441,9 +442,10 @@ func (s *Sim) flush(i int32, mem, gsp bool) {
 				case membership.NeighborDown:
 					n.gsp.NeighborDown(e.Peer)
 				case membership.NeedContacts:
-					// What the signaling server's peer list gives a real node: a live node.
-					if c := s.RandomLive(); c >= 0 && c != i {
-						s.cnt.ContactRequests++
+					// What the signaling server's peer list gives a real node: a live node,
+					// not already a neighbour.
+					s.cnt.ContactRequests++
+					if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.mem.ActiveView(), s.nodes[c].id) {
 						n.mem.Join(s.nodes[c].id)
 					}
 				}
