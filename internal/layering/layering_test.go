@@ -35,31 +35,32 @@ func layers() map[string]rule {
 		"gossip":     {forbidStd: coreForbidden, core: true},
 		"wire":       {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
 		"sim":        {internal: []string{"membership", "gossip"}, forbidStd: []string{"net"}},
-		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
-			external: []string{"github.com/prometheus/client_golang"}},
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics"},
-			external: []string{"github.com/rs/zerolog", "github.com/pion/webrtc/v4", "github.com/pion/ice/v4"}},
-		"internal/layering": {},
-		"internal/natlab":   {}, // std lib only: it runs the rtcmesh binary, never imports it
-	}
-}
 
-// optional lists packages that exist only once a later issue lands; the test checks them when
-// their directory exists.
-func optional() map[string]rule {
-	return map[string]rule{
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
 		"signaling/internal/defaults":    {},
-		"signaling/signalserver":         {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"}, external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalclient":         {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"}, external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"identity":                       {external: []string{"github.com/pion/webrtc/v4"}},
-		"link":                           {},
-		"link/memlink":                   {internal: []string{"link"}},
-		"link/rtclink":                   {internal: []string{"link", "identity"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4", "github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3", "github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
+		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"},
+			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
+		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"},
+			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
+		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
+			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
+
+		"identity":     {external: []string{"github.com/pion/webrtc/v4"}},
+		"link":         {},
+		"link/memlink": {internal: []string{"link"}},
+		"link/rtclink": {internal: []string{"link", "identity"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
+			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
+			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
 		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog", "github.com/pion/webrtc/v4"}},
-		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5", "github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
+		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
+			external: []string{"github.com/prometheus/client_golang"}},
+
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics"},
+			external: []string{"github.com/rs/zerolog"}},
+		"internal/layering": {},
+		"internal/natlab":   {}, // std lib only: it runs the rtcmesh binary, never imports it
 	}
 }
 
@@ -69,11 +70,6 @@ func TestLayering(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := layers()
-	for pkg, r := range optional() {
-		if _, err := os.Stat(filepath.Join(root, pkg)); err == nil {
-			table[pkg] = r
-		}
-	}
 	pkgs := packagesUnder(t, root)
 	for _, pkg := range pkgs {
 		r, ok := table[pkg]
