@@ -314,7 +314,9 @@ func (e Experiment) broadcastPhase(s *Sim, sample func()) ([]MessageResult, erro
 			}
 			break
 		}
-		origin := s.RandomLive()
+		// Broadcast from a node that has been in the overlay for a round, as the measured
+		// nodes have (see Measure's join grace).
+		origin := s.RandomLiveJoinedBefore(s.Now() - e.round())
 		if origin < 0 {
 			return nil, errors.New("sim: no live node left to broadcast from")
 		}

@@ -196,6 +196,32 @@ func (s *Sim) RandomLive() int32 {
 	return s.live[s.rng.IntN(len(s.live))]
 }
 
+// RandomLiveJoinedBefore returns a live node added at or before t, chosen uniformly among
+// those, or -1 when there is none. Under churn it keeps broadcasts from starting at a node
+// that joined a moment ago and has no neighbour yet.
+func (s *Sim) RandomLiveJoinedBefore(t time.Duration) int32 {
+	cutoff := ms(t)
+	for range 64 { // nearly every live node qualifies: sample, and scan only if unlucky
+		i := s.RandomLive()
+		if i < 0 {
+			return -1
+		}
+		if s.nodes[i].bornAt <= cutoff {
+			return i
+		}
+	}
+	var old []int32
+	for _, i := range s.live {
+		if s.nodes[i].bornAt <= cutoff {
+			old = append(old, i)
+		}
+	}
+	if len(old) == 0 {
+		return -1
+	}
+	return old[s.rng.IntN(len(old))]
+}
+
 // AddNode creates a node and, when the network already has live nodes, makes it join through
 // one of them (chosen at random; Config.ContactCount of them become its contacts for
 // re-joining). It returns the new node's index.
