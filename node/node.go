@@ -443,11 +443,10 @@ func (n *Node) onLinkEvent(ev link.Event) {
 		}
 	case link.LinkDown:
 		delete(n.links, ev.Peer)
-		n.downReason[ev.Peer] = ev.Reason
-		n.mem.PeerDown(ev.Peer)
-		if _, isNeighbor := n.neighbors[ev.Peer]; !isNeighbor {
-			delete(n.downReason, ev.Peer)
+		if _, isNeighbor := n.neighbors[ev.Peer]; isNeighbor {
+			n.downReason[ev.Peer] = ev.Reason // for the NeighborDown that PeerDown causes
 		}
+		n.mem.PeerDown(ev.Peer)
 	case link.Frame:
 		if l := n.links[ev.Peer]; l != nil {
 			l.lastActive = n.now()

@@ -133,6 +133,15 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() error)
 	}
 }
 
+// pickNodes returns k nodes of from chosen at random, with repetition: broadcast origins.
+func pickNodes(rng *rand.Rand, from []*Node, k int) []*Node {
+	out := make([]*Node, 0, k)
+	for range k {
+		out = append(out, from[rng.IntN(len(from))])
+	}
+	return out
+}
+
 // overlayOK checks the live nodes' active views: within bounds, symmetric, connected.
 func (m *mesh) overlayOK(live []*Node) error {
 	views := map[string][]string{}
@@ -224,13 +233,7 @@ func TestMeshOfFifty(t *testing.T) {
 	m := newMesh(t, 50, 500*time.Millisecond)
 	waitFor(t, 20*time.Second, "overlay of 50 connected and symmetric", func() error { return m.overlayOK(m.nodes) })
 	rng := rand.New(rand.NewPCG(3, 4))
-	pick := func(from []*Node, k int) []*Node {
-		var out []*Node
-		for range k {
-			out = append(out, from[rng.IntN(len(from))])
-		}
-		return out
-	}
+	pick := func(from []*Node, k int) []*Node { return pickNodes(rng, from, k) }
 	// The first broadcasts shape the tree; then each message crosses each node once.
 	m.broadcastAll(pick(m.nodes, 10), m.nodes)
 	const measured = 90

@@ -117,13 +117,7 @@ func TestWebRTCMesh(t *testing.T) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	pick := func(from []*Node, k int) []*Node {
-		var out []*Node
-		for range k {
-			out = append(out, from[rng.IntN(len(from))])
-		}
-		return out
-	}
+	pick := func(from []*Node, k int) []*Node { return pickNodes(rng, from, k) }
 	m.broadcastAll(pick(m.nodes, 10), m.nodes)
 	const measured = 90
 	payloads := m.broadcastAll(pick(m.nodes, measured), m.nodes)

@@ -48,7 +48,6 @@ func defaultIdentityPath() string {
 
 // nodeConfig is what serveNode needs, built from the flags.
 type nodeConfig struct {
-	Identity *identity.Identity
 	WebRTC   node.WebRTCConfig
 	LogLevel zerolog.Level
 	MaxLine  int
@@ -118,7 +117,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if len(icePrefixes) > 0 {
 		cfg.Link.SettingEngine = rtclink.NetworkSettings(icePrefixes)
 	}
-	return nodeConfig{Identity: id, WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine, HTTPListen: *httpListen}, nil
+	return nodeConfig{WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine, HTTPListen: *httpListen}, nil
 }
 
 func runNode(args []string, stdout, stderr io.Writer) error {
