@@ -231,7 +231,7 @@ func (m *mesh) noDuplicates() {
 
 func TestMeshOfFifty(t *testing.T) {
 	m := newMesh(t, 50, 500*time.Millisecond)
-	waitFor(t, 20*time.Second, "overlay of 50 connected and symmetric", func() error { return m.overlayOK(m.nodes) })
+	waitFor(t, 60*time.Second, "overlay of 50 connected and symmetric", func() error { return m.overlayOK(m.nodes) })
 	rng := rand.New(rand.NewPCG(3, 4))
 	pick := func(from []*Node, k int) []*Node { return pickNodes(rng, from, k) }
 	// The first broadcasts shape the tree; then each message crosses each node once.
@@ -253,7 +253,7 @@ func TestMeshOfFifty(t *testing.T) {
 		crashed[nd.ID()] = true
 	}
 	survivors := m.nodes[:40]
-	waitFor(t, 20*time.Second, "survivors repaired their views", func() error {
+	waitFor(t, 60*time.Second, "survivors repaired their views", func() error {
 		for _, nd := range survivors {
 			for _, nb := range nd.Neighbors() {
 				if crashed[nb.ID] {
@@ -270,7 +270,7 @@ func TestMeshOfFifty(t *testing.T) {
 // TestHostilePeer: a peer that sends garbage is disconnected; the node keeps running.
 func TestHostilePeer(t *testing.T) {
 	m := newMesh(t, 3, 500*time.Millisecond)
-	waitFor(t, 10*time.Second, "3 nodes connected", func() error { return m.overlayOK(m.nodes) })
+	waitFor(t, 30*time.Second, "3 nodes connected", func() error { return m.overlayOK(m.nodes) })
 	evil, err := m.net.Transport("evil")
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +291,7 @@ func TestHostilePeer(t *testing.T) {
 		waitForLinkDown(t, evil, target.ID())
 		evil.Dial(target.ID())
 	}
-	waitFor(t, 5*time.Second, "bad frames counted", func() error {
+	waitFor(t, 15*time.Second, "bad frames counted", func() error {
 		if s := target.Stats(); s.BadFrames < 4 {
 			return fmt.Errorf("BadFrames %d", s.BadFrames)
 		}
@@ -331,7 +331,7 @@ func waitForLinkEvent(t *testing.T, tr link.Transport, peer string, want link.Ev
 // shuffle can carry a stale ID back, and it is dropped when a dial to it fails.)
 func TestGracefulClose(t *testing.T) {
 	m := newMesh(t, 10, time.Hour) // a crash would go unnoticed for an hour
-	waitFor(t, 20*time.Second, "overlay of 10 connected", func() error { return m.overlayOK(m.nodes) })
+	waitFor(t, 60*time.Second, "overlay of 10 connected", func() error { return m.overlayOK(m.nodes) })
 	leaving := m.nodes[4]
 	var neighbours []*Node
 	for _, nb := range leaving.Neighbors() {
@@ -348,7 +348,7 @@ func TestGracefulClose(t *testing.T) {
 		t.Errorf("Broadcast after Close: %v, want ErrClosed", err)
 	}
 	rest := slices.DeleteFunc(slices.Clone(m.nodes), func(nd *Node) bool { return nd == leaving })
-	waitFor(t, 10*time.Second, "neighbours dropped the leaving node", func() error {
+	waitFor(t, 30*time.Second, "neighbours dropped the leaving node", func() error {
 		for _, nd := range neighbours {
 			for _, nb := range nd.Neighbors() {
 				if nb.ID == leaving.ID() {
