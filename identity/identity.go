@@ -1,11 +1,5 @@
-// Package identity gives an rtcmesh node its identity: an ECDSA P-256 key and a
-// self-signed certificate that WebRTC uses for DTLS. The node ID is derived
-// from the certificate, so a peer that completes a DTLS handshake has proved
-// it holds the key behind the ID it claimed (see ID and IDFromCertificate).
-//
-// The certificate is persisted (LoadOrCreate) so that the ID survives
-// restarts; it is valid for a century because an ID that expires is an ID that
-// changes, and pion refuses expired certificates.
+//go:build !js
+
 package identity
 
 import (
@@ -13,10 +7,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base32"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,23 +16,14 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 )
 
-// IDLength is the length of a node ID: base32 without padding of a 32-byte hash.
-const IDLength = 52
-
 // validity is how long a generated certificate stays valid. The ID is tied to
 // the certificate, so it must not expire during a node's lifetime.
 const validity = 100 * 365 * 24 * time.Hour
-
-// idEncoding is RFC 4648 base32, lowercase, no padding: IDs appear in URLs,
-// logs and mDNS-free contexts where case-insensitive and padding-free is
-// friendliest.
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Identity is a node's key pair and certificate. It is immutable and safe for
 // concurrent use.
@@ -242,26 +225,4 @@ func (id *Identity) Certificate() webrtc.Certificate {
 // CertificateDER returns the DER bytes of the certificate (a copy).
 func (id *Identity) CertificateDER() []byte {
 	return append([]byte(nil), id.cert.Raw...)
-}
-
-// IDFromCertificate derives a node ID from a DER certificate: lowercase
-// base32 (RFC 4648 alphabet, no padding) of its SHA-256, 52 characters. It is
-// the same hash as the SDP a=fingerprint, so the ID commits to the DTLS key.
-func IDFromCertificate(der []byte) string {
-	sum := sha256.Sum256(der)
-	return idEncoding.EncodeToString(sum[:])
-}
-
-// ValidID reports whether s is syntactically a node ID (52 characters of
-// lowercase base32 that decode to 32 bytes with no stray trailing bits).
-func ValidID(s string) bool {
-	if len(s) != IDLength || strings.ToLower(s) != s {
-		return false
-	}
-	b, err := idEncoding.DecodeString(s)
-	if err != nil || len(b) != sha256.Size {
-		return false
-	}
-	// Reject non-canonical encodings (the last character carries 2 unused bits).
-	return idEncoding.EncodeToString(b) == s
 }

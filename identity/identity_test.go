@@ -1,3 +1,5 @@
+//go:build !js
+
 package identity
 
 import (
@@ -186,5 +188,47 @@ func TestParseRoundTrip(t *testing.T) {
 	c1, c2 := id.Certificate(), back.Certificate()
 	if !c1.Equals(c2) {
 		t.Fatal("certificates differ after round trip")
+	}
+}
+
+// The fingerprint pion puts in its SDP maps to the same ID as the certificate: this is what a
+// browser peer checks, since it cannot read the remote certificate.
+func TestIDFromFingerprintMatchesCertificate(t *testing.T) {
+	id, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := id.Certificate()
+	fps, err := cert.GetFingerprints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, fp := range fps {
+		if fp.Algorithm != "sha-256" {
+			continue
+		}
+		found = true
+		got, err := IDFromFingerprint(fp.Algorithm + " " + fp.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != id.ID() {
+			t.Errorf("IDFromFingerprint = %s, want %s", got, id.ID())
+		}
+	}
+	if !found {
+		t.Fatal("pion gave no sha-256 fingerprint")
+	}
+}
+
+func TestIDFromFingerprintRefuses(t *testing.T) {
+	for _, v := range []string{
+		"", "sha-256", "sha-1 AB:CD", "sha-512 " + strings.Repeat("AB:", 63) + "AB",
+		"sha-256 ZZ:" + strings.Repeat("AB:", 30) + "AB", "sha-256 " + strings.Repeat("AB:", 30) + "AB",
+	} {
+		if got, err := IDFromFingerprint(v); err == nil {
+			t.Errorf("IDFromFingerprint(%.30q) = %s, want an error", v, got)
+		}
 	}
 }

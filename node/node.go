@@ -80,6 +80,8 @@ type Neighbor struct {
 	// announcements only).
 	Eager bool
 	Since time.Time
+	// RTT is the link's last measured round trip (link.LinkInfo.RTT); 0 if not known yet.
+	RTT time.Duration
 }
 
 // Stats are the node's counters and the cores' own.
@@ -227,6 +229,14 @@ func (n *Node) Neighbors() []Neighbor {
 			out = append(out, nb)
 		}
 	})
+	// Link statistics come from the Transport, outside the runtime's goroutine.
+	rtt := map[string]time.Duration{}
+	for _, l := range n.cfg.Transport.Links() {
+		rtt[l.Peer] = l.RTT
+	}
+	for i := range out {
+		out[i].RTT = rtt[out[i].ID]
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

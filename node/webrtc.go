@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"sync"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/signaling"
@@ -117,9 +115,9 @@ func (w *WebRTCNode) pumpSignals(seed uint64) {
 	for ev := range w.signal.Events() {
 		switch m := ev.Message.(type) {
 		case *signaling.Welcome:
-			servers := make([]webrtc.ICEServer, 0, len(m.ICEServers))
+			servers := make([]rtclink.ICEServer, 0, len(m.ICEServers))
 			for _, s := range m.ICEServers {
-				servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+				servers = append(servers, rtclink.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 			}
 			w.transport.SetICEServers(servers)
 			log.Info().Int("contacts", len(m.Contacts)).Int("ice_servers", len(servers)).Msg("welcomed by the signaling server")

@@ -41,26 +41,36 @@ func layers() map[string]rule {
 		"signaling/internal/defaults":    {},
 		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"},
+		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults", "internal/browser"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
 			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
 
-		"identity":     {external: []string{"github.com/pion/webrtc/v4"}},
+		"identity":     {internal: []string{"internal/browser"}, external: []string{"github.com/pion/webrtc/v4"}},
 		"link":         {},
 		"link/memlink": {internal: []string{"link"}},
-		"link/rtclink": {internal: []string{"link", "identity"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
+		"link/rtclink": {internal: []string{"link", "identity", "internal/browser"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
 			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
 		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
-			external: []string{"github.com/rs/zerolog", "github.com/pion/webrtc/v4"}},
+			external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics"},
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics",
+			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
-		"internal/layering": {},
-		"internal/natlab":   {}, // std lib only: it runs the rtcmesh binary, never imports it
+		"chat":             {},
+		"internal/browser": {}, // syscall/js helpers for the js/wasm twins
+		// The browser peer: the same runtime and cores as a Go node, nothing of pion.
+		"web/peer": {internal: []string{"chat", "gossip", "identity", "node"}, external: []string{"github.com/rs/zerolog"}},
+		"web":      {}, // the demo page's files and their handler: std lib only
+		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "signaling", "signaling/signalserver", "turnserver", "web"},
+			external: []string{"github.com/rs/zerolog"}},
+		"web/internal/wasmbuild": {},
+		"web/internal/genwasm":   {internal: []string{"web/internal/wasmbuild"}},
+		"internal/layering":      {},
+		"internal/natlab":        {}, // std lib only: it runs the rtcmesh binary, never imports it
 	}
 }
 
@@ -96,7 +106,7 @@ func packagesUnder(t *testing.T, root string) []string {
 		}
 		if d.IsDir() {
 			name := d.Name()
-			if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "node_modules") {
 				return filepath.SkipDir
 			}
 			return nil

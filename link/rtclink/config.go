@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/identity"
@@ -27,6 +26,14 @@ const (
 	MDNSDisabled
 )
 
+// ICEServer is one STUN or TURN server, as the signaling welcome gives it.
+type ICEServer struct {
+	// URLs are stun:, turn: or turns: URLs of one server.
+	URLs []string
+	// Username and Credential authenticate to a TURN server.
+	Username, Credential string
+}
+
 // Config configures a Transport. Zero durations and sizes take the defaults
 // listed on each field; negative values are an error.
 type Config struct {
@@ -37,10 +44,17 @@ type Config struct {
 	Signaler Signaler
 	// ICEServers are the STUN/TURN servers for new PeerConnections. They
 	// usually arrive in the signaling welcome: see Transport.SetICEServers.
-	ICEServers []webrtc.ICEServer
+	ICEServers []ICEServer
 	// MDNS selects mDNS use. Default MDNSQueryAndGather. pion opens one mDNS
 	// socket per PeerConnection (v4 has no way to share one).
 	MDNS MDNSMode
+	// RelayOnly makes every link go through a TURN relay of ICEServers: only
+	// relay candidates are gathered and offered (ICE transport policy
+	// "relay"), without their related address, so peers and the signaling
+	// server never learn this node's own or NAT-mapped addresses. Links cost
+	// a relay hop and fail when no TURN server is configured or reachable.
+	// Default false.
+	RelayOnly bool
 
 	// ICEDisconnectedTimeout: no traffic for this long marks ICE disconnected.
 	// Default 3s (pion's 5s).
@@ -92,8 +106,9 @@ type Config struct {
 	// SettingEngine is an escape hatch for pion settings not exposed above
 	// (tests use it for loopback-only gathering or a vnet). It is copied;
 	// the fields above override the matching settings in it, and data
-	// channels are always detached.
-	SettingEngine *webrtc.SettingEngine
+	// channels are always detached. Browsers have no such settings: there
+	// SettingEngine is an empty type and the field is ignored.
+	SettingEngine *SettingEngine
 }
 
 // DefaultConfig returns a Config with every default filled in, for the given

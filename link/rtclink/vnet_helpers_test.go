@@ -1,3 +1,5 @@
+//go:build !js
+
 package rtclink
 
 import (
@@ -202,12 +204,12 @@ func vnetSettings(host *vnet.Net) *webrtc.SettingEngine {
 
 // vnetICEServers returns the lab server as STUN and, if withTURN, as TURN
 // with fresh ephemeral credentials for nodeID, as a signaling welcome would.
-func vnetICEServers(nodeID string, withTURN bool) []webrtc.ICEServer {
+func vnetICEServers(nodeID string, withTURN bool) []ICEServer {
 	hostPort := fmt.Sprintf("%s:%d", vnetServerIP, vnetServerPort)
-	servers := []webrtc.ICEServer{{URLs: []string{"stun:" + hostPort}}}
+	servers := []ICEServer{{URLs: []string{"stun:" + hostPort}}}
 	if withTURN {
 		user, pass := turnserver.Credentials(vnetTURNSecret, nodeID, time.Hour, time.Now())
-		servers = append(servers, webrtc.ICEServer{
+		servers = append(servers, ICEServer{
 			URLs:       []string{"turn:" + hostPort + "?transport=udp"},
 			Username:   user,
 			Credential: pass,

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -29,7 +28,9 @@ type Config struct {
 
 	// Header adds HTTP headers to the WebSocket handshake (for example Origin when the
 	// server only admits some origins). Browsers set their own headers and ignore this.
-	Header http.Header
+	// The type is http.Header's underlying map, so that the browser build does not link
+	// net/http; an http.Header value can be assigned to it.
+	Header map[string][]string
 
 	// EventQueueLength bounds the events waiting for the application. When it is full the
 	// oldest event is dropped (counted in Stats.EventsDropped): signaling is lossy by nature

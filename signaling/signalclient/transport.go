@@ -1,7 +1,6 @@
 package signalclient
 
 import (
-	"net/http"
 	"strconv"
 	"time"
 )
@@ -27,7 +26,7 @@ type transport interface {
 // dialOptions is what a transport needs to know; every field comes from Config.
 type dialOptions struct {
 	url          string
-	header       http.Header
+	header       map[string][]string
 	maxFrameSize int
 	writeTimeout time.Duration
 	idleTimeout  time.Duration

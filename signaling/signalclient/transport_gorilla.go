@@ -26,7 +26,7 @@ func dial(ctx context.Context, opts dialOptions) (transport, error) {
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
 	}
-	ws, resp, err := d.DialContext(ctx, opts.url, opts.header)
+	ws, resp, err := d.DialContext(ctx, opts.url, http.Header(opts.header))
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("websocket dial %s: %w (HTTP %s)", opts.url, err, resp.Status)
