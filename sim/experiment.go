@@ -128,6 +128,11 @@ type Result struct {
 	DuplicateDeliveries uint64  `json:"duplicate_deliveries"`
 	StepErrors          uint64  `json:"step_errors"`
 	SimulatedSeconds    float64 `json:"simulated_seconds"`
+	// NeighborChangesPerNodeMinute is the rate of NeighborUp and NeighborDown events per live
+	// node per simulated minute during the broadcast phase (after the overlay stabilised; with
+	// --fail or --churn it includes the repairs). A stable overlay keeps it near zero; every
+	// change is a link opened or closed and a broadcast tree edge lost.
+	NeighborChangesPerNodeMinute float64 `json:"neighbor_changes_per_node_minute"`
 	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
 	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
 	// sampled once per simulated round.
@@ -186,9 +191,13 @@ func Run(e Experiment) (Result, error) {
 	if e.FailFraction > 0 {
 		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	}
+	changesBefore, phaseStart := s.Counters().NeighborChanges, s.Now()
 	per, err := e.broadcastPhase(s, sample)
 	if err != nil {
 		return Result{}, err
+	}
+	if minutes := (s.Now() - phaseStart).Minutes(); minutes > 0 && s.LiveCount() > 0 {
+		res.NeighborChangesPerNodeMinute = float64(s.Counters().NeighborChanges-changesBefore) / float64(s.LiveCount()) / minutes
 	}
 	res.PerMessage = per
 	summarise(&res, per, e.WarmupMessages)

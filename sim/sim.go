@@ -133,6 +133,9 @@ type Counters struct {
 	MessagesToUnknownAddresses uint64
 	// ContactRequests counts NeedContacts events.
 	ContactRequests uint64
+	// NeighborChanges counts NeighborUp and NeighborDown events of all nodes: how much the
+	// active views (and so the links and the broadcast tree) churn.
+	NeighborChanges uint64
 }
 
 // Sim is one simulated network. It is not safe for concurrent use; one goroutine drives it.
@@ -464,8 +467,10 @@ func (s *Sim) flush(i int32, mem, gsp bool) {
 			for _, e := range rd.Events {
 				switch e.Type {
 				case membership.NeighborUp:
+					s.cnt.NeighborChanges++
 					n.gsp.NeighborUp(e.Peer)
 				case membership.NeighborDown:
+					s.cnt.NeighborChanges++
 					n.gsp.NeighborDown(e.Peer)
 				case membership.NeedContacts:
 					// What the signaling server's peer list gives a real node: a live node,

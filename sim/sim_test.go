@@ -295,3 +295,27 @@ func TestPartition(t *testing.T) {
 		t.Errorf("counters: %+v", c)
 	}
 }
+
+// Small stable overlays, like the demo's, must not keep reshuffling their links: every
+// neighbour change opens or closes a real link and costs the broadcast tree an edge. With an
+// odd total of active slots (11 nodes × 5) one slot is always free and moves around through
+// the escalation in membership's retryRepair; that costs a bounded trickle of changes, and
+// otherwise a stable overlay does not change at all.
+func TestSmallOverlayIsCalm(t *testing.T) {
+	for _, tc := range []struct {
+		nodes int
+		max   float64 // neighbour changes per node per simulated minute
+	}{{8, 0}, {10, 0}, {11, 3}, {20, 0}, {50, 0}} {
+		e := DefaultExperiment(tc.nodes)
+		e.Messages = 60
+		res, err := Run(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d nodes: %.2f neighbour changes per node-minute, reliability %.3f", tc.nodes, res.NeighborChangesPerNodeMinute, res.Reliability)
+		if res.NeighborChangesPerNodeMinute > tc.max || res.Reliability != 1 {
+			t.Errorf("%d nodes: %.2f neighbour changes per node-minute (max %.0f), reliability %.3f",
+				tc.nodes, res.NeighborChangesPerNodeMinute, tc.max, res.Reliability)
+		}
+	}
+}
