@@ -4,6 +4,7 @@ package identity
 
 import (
 	"fmt"
+	"strings"
 	"syscall/js"
 
 	"github.com/rtcmesh/rtcmesh/internal/browser"
@@ -37,18 +38,66 @@ func Generate() (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: generate certificate: %w", err)
 	}
-	fps, err := browser.Call(cert, "getFingerprints")
+	id, err := fingerprintID(cert)
 	if err != nil {
-		return nil, fmt.Errorf("identity: certificate fingerprints: %w", err)
+		return nil, err
 	}
-	for i := 0; i < fps.Length(); i++ {
-		fp := fps.Index(i)
-		id, err := IDFromFingerprint(fp.Get("algorithm").String() + " " + fp.Get("value").String())
-		if err == nil {
-			return &Identity{cert: cert, id: id}, nil
+	return &Identity{cert: cert, id: id}, nil
+}
+
+// fingerprintID derives the ID of a browser certificate from its sha-256 fingerprint.
+// RTCCertificate.getFingerprints is not in every browser (Firefox lacks it), so without it
+// the fingerprint is read from the SDP of an offer made with the certificate, which is
+// where peers will read it too.
+func fingerprintID(cert js.Value) (string, error) {
+	if cert.Get("getFingerprints").Type() == js.TypeFunction {
+		fps, err := browser.Call(cert, "getFingerprints")
+		if err != nil {
+			return "", fmt.Errorf("identity: certificate fingerprints: %w", err)
+		}
+		for i := 0; i < fps.Length(); i++ {
+			fp := fps.Index(i)
+			if id, err := IDFromFingerprint(fp.Get("algorithm").String() + " " + fp.Get("value").String()); err == nil {
+				return id, nil
+			}
+		}
+		return "", fmt.Errorf("identity: the browser gave the certificate no sha-256 fingerprint")
+	}
+	pc, err := newPeerConnection(cert)
+	if err != nil {
+		return "", err
+	}
+	defer pc.Call("close")
+	pc.Call("createDataChannel", "fingerprint")
+	promise, err := browser.Call(pc, "createOffer")
+	if err != nil {
+		return "", fmt.Errorf("identity: offer to read the fingerprint: %w", err)
+	}
+	offer, err := browser.Await(promise)
+	if err != nil {
+		return "", fmt.Errorf("identity: offer to read the fingerprint: %w", err)
+	}
+	for _, line := range strings.Split(offer.Get("sdp").String(), "\n") {
+		if value, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:"); ok {
+			if id, err := IDFromFingerprint(value); err == nil {
+				return id, nil
+			}
 		}
 	}
-	return nil, fmt.Errorf("identity: the browser gave the certificate no sha-256 fingerprint")
+	return "", fmt.Errorf("identity: the browser's offer has no sha-256 fingerprint")
+}
+
+func newPeerConnection(cert js.Value) (pc js.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if jsErr, ok := r.(js.Error); ok {
+				err = fmt.Errorf("identity: RTCPeerConnection: %w", browser.Error(jsErr.Value))
+				return
+			}
+			err = fmt.Errorf("identity: RTCPeerConnection: %v", r)
+		}
+	}()
+	return js.Global().Get("RTCPeerConnection").New(map[string]any{"certificates": []any{cert}}), nil
 }
 
 // ID returns the node ID.
