@@ -3,7 +3,8 @@
 // against the kernel's own connection tracking rather than a simulation.
 //
 // A Lab has one "internet" namespace (a bridge on 203.0.113.0/24 where the signaling server
-// and TURN relay live) and any number of homes. A home is a router namespace whose uplink sits
+// and TURN relay live, plus a private address of its own as a cloud VM has, InternetPrivate)
+// and any number of homes. A home is a router namespace whose uplink sits
 // on the internet bridge with a public TEST-NET address and whose LAN is a bridge on
 // 10.N.0.0/24; hosts are namespaces on that LAN with a default route via the router. The
 // router masquerades the LAN behind its uplink (plain MASQUERADE for an "easy" NAT,
@@ -110,8 +111,12 @@ const (
 	// InternetServer is the internet namespace's own address on the lab internet,
 	// 203.0.113.0/24 (TEST-NET-3), where the signaling server and TURN relay listen.
 	InternetServer = "203.0.113.1"
-	maxHomes       = 200 // routers get 203.0.113.10 upwards, LANs 10.1.0.0/24 upwards
-	maxHosts       = 200 // hosts get 10.N.0.10 upwards
+	// InternetPrivate is the internet namespace's private address, on an interface of its
+	// own with nothing attached (a cloud VM's private network, 172.16.0.0/24): what a TURN
+	// relay on that host must refuse to relay to.
+	InternetPrivate = "172.16.0.1"
+	maxHomes        = 200 // routers get 203.0.113.10 upwards, LANs 10.1.0.0/24 upwards
+	maxHosts        = 200 // hosts get 10.N.0.10 upwards
 )
 
 // Lab is one set of namespaces forming an internet and its homes. Its methods fail the test
@@ -175,6 +180,11 @@ func New(t testing.TB, binary string) *Lab {
 	l.inet.run("ip", "link", "add", "br0", "type", "bridge")
 	l.inet.run("ip", "addr", "add", InternetServer+"/24", "dev", "br0")
 	l.inet.run("ip", "link", "set", "br0", "up")
+	// An empty bridge is a plain interface to hold the host's private address (the dummy
+	// driver is not always available).
+	l.inet.run("ip", "link", "add", "priv0", "type", "bridge")
+	l.inet.run("ip", "addr", "add", InternetPrivate+"/24", "dev", "priv0")
+	l.inet.run("ip", "link", "set", "priv0", "up")
 	l.inet.keepBridgesPlain()
 	return l
 }
@@ -302,6 +312,14 @@ func (l *Lab) Home(name string, nat NATType) *Home {
 	return h
 }
 
+// BlockUDP makes the home's router drop every UDP packet from its LAN to the internet, as
+// restrictive networks do: its hosts reach the internet over TCP only, so a link must go
+// through a TURN relay reached over TCP.
+func (h *Home) BlockUDP() {
+	h.lab.t.Helper()
+	h.Router.run("iptables", "-I", "FORWARD", "1", "-o", "up0", "-p", "udp", "-j", "DROP")
+}
+
 // Host creates a host namespace on the home's LAN (10.N.0.10 upwards) with a default route via
 // the router.
 func (h *Home) Host(name string) *Namespace {
@@ -411,10 +429,21 @@ func (ll *lineLog) read(r io.Reader) {
 // Start runs the lab's rtcmesh binary with args inside the namespace. The process is killed
 // when the test ends (or the test binary dies).
 func (ns *Namespace) Start(name string, args ...string) *Process {
+	ns.lab.t.Helper()
+	return ns.StartProgram(name, nil, ns.lab.binary, args...)
+}
+
+// StartProgram runs any program inside the namespace, with the test's environment plus env
+// ("KEY=value" entries), as Start does the rtcmesh binary. A test re-executes its own binary
+// (os.Args[0]) this way to run Go code, such as a protocol client, inside a lab namespace.
+func (ns *Namespace) StartProgram(name string, env []string, path string, args ...string) *Process {
 	l := ns.lab
 	l.t.Helper()
-	full := append([]string{"netns", "exec", ns.Name, l.binary}, args...)
+	full := append([]string{"netns", "exec", ns.Name, path}, args...)
 	cmd := exec.Command("ip", full...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// ip netns exec execs the binary in place, so this signal reaches rtcmesh itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &Process{Name: name, cmd: cmd, out: newLineLog(), err: newLineLog(), done: make(chan struct{})}

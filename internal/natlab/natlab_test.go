@@ -19,6 +19,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Re-executed inside a lab namespace to run a helper (see runHelper), not the tests.
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
 	var dir string
 	if natlab.Available() == nil {
 		var err error
