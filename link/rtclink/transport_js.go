@@ -14,7 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/internal/browser"
 	"github.com/rtcmesh/rtcmesh/link"
 )
@@ -403,31 +402,6 @@ func (t *Transport) onOpen(c *conn, pc, dc js.Value) {
 		defer t.wg.Done()
 		t.readLoop(c)
 	}()
-}
-
-// checkFingerprints accepts sdp only if it has a fingerprint and every a=fingerprint line in
-// it is the sha-256 of the certificate behind id. Requiring all of them (not any) stops a peer
-// from adding a matching line beside the one the browser would verify.
-func checkFingerprints(sdp, id string) error {
-	found := 0
-	for _, line := range strings.Split(sdp, "\n") {
-		value, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:")
-		if !ok {
-			continue
-		}
-		got, err := identity.IDFromFingerprint(value)
-		if err != nil {
-			return err
-		}
-		if got != id {
-			return fmt.Errorf("certificate of %s, not %s", short(got), short(id))
-		}
-		found++
-	}
-	if found == 0 {
-		return errors.New("the peer's description has no fingerprint")
-	}
-	return nil
 }
 
 // pathOf reads the selected candidate pair from the connection's statistics and maps it to a
