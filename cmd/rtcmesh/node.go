@@ -36,7 +36,10 @@ Logs go to standard error. The node's ID is derived from its DTLS certificate, k
 is leaving and exits 0; end of input does not stop it.
 
 --http-listen serves Prometheus metrics at /metrics, /healthz (200 while the process runs) and
-/readyz (200 once the node has a neighbour, else 503 with the reason).`
+/readyz (200 once the node has a neighbour, else 503 with the reason). With --http-broadcast
+it also accepts POST /broadcast: the request body is broadcast as one message (bounded by the
+gossip payload limit, the largest --max-line) and the answer is {"id":MSGID,"bytes":N}. Anyone who can
+reach --http-listen can then broadcast as this node: keep it on loopback or a private network.`
 
 func defaultIdentityPath() string {
 	dir, err := os.UserConfigDir()
@@ -53,6 +56,8 @@ type nodeConfig struct {
 	MaxLine  int
 	// HTTPListen is the address serving /metrics, /healthz and /readyz; empty serves none.
 	HTTPListen string
+	// HTTPBroadcast enables POST /broadcast on HTTPListen.
+	HTTPBroadcast bool
 	// HTTPReady, if not nil, is called with the bound address once HTTPListen serves (for
 	// tests, which listen on port 0).
 	HTTPReady func(net.Addr)
@@ -72,6 +77,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	fs.Var(&icePrefixes, "ice-networks", "comma-separated CIDRs: gather and check ICE candidates only on these networks (e.g. 127.0.0.0/8 for a single machine)")
 	maxLine := fs.Int("max-line", 60*1024, "longest input line broadcast, in bytes")
 	httpListen := fs.String("http-listen", "", `HTTP address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:9090; empty serves none`)
+	httpBroadcast := fs.Bool("http-broadcast", false, "also serve POST /broadcast on --http-listen: the request body is broadcast as one message and its ID returned; whoever reaches --http-listen can broadcast")
 	level := addLogLevelFlag(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return nodeConfig{}, err
@@ -106,6 +112,9 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if err := checkHTTPListen("--http-listen", *httpListen); err != nil {
 		return nodeConfig{}, usageError{err}
 	}
+	if *httpBroadcast && *httpListen == "" {
+		return nodeConfig{}, usageError{errors.New("--http-broadcast needs --http-listen")}
+	}
 	cfg.Signal.Token = *token
 	cfg.Link.HeartbeatTimeout = *heartbeat
 	if cfg.Link.HeartbeatInterval*2 > *heartbeat {
@@ -117,7 +126,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if len(icePrefixes) > 0 {
 		cfg.Link.SettingEngine = rtclink.NetworkSettings(icePrefixes)
 	}
-	return nodeConfig{WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine, HTTPListen: *httpListen}, nil
+	return nodeConfig{WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine, HTTPListen: *httpListen, HTTPBroadcast: *httpBroadcast}, nil
 }
 
 func runNode(args []string, stdout, stderr io.Writer) error {
@@ -153,7 +162,7 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 		return err
 	}
 	if cfg.HTTPListen != "" {
-		hs, err := startNodeHealthServer(cfg.HTTPListen, w, log)
+		hs, err := startNodeHealthServer(cfg.HTTPListen, w, cfg.HTTPBroadcast, cfg.WebRTC.Node.Gossip.MaxPayload, log)
 		if err != nil {
 			_ = w.Close()
 			return err

@@ -71,6 +71,7 @@ func layers() map[string]rule {
 		"web/internal/genwasm":   {internal: []string{"web/internal/wasmbuild"}},
 		"internal/layering":      {},
 		"internal/natlab":        {}, // std lib only: it runs the rtcmesh binary, never imports it
+		"internal/composetest":   {}, // std lib only: it runs the image through docker-compose
 	}
 }
 

@@ -1,0 +1,22 @@
+# Builds the static rtcmesh binary and the container image around it. Nothing is pulled from
+# a registry: the image is FROM scratch.
+
+GO        ?= go
+DOCKER    ?= docker
+IMAGE     ?= rtcmesh:latest
+BIN       := bin/rtcmesh
+
+.PHONY: build image clean
+
+# A static binary (no cgo, so no libc in the image), with paths trimmed from the build info.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/rtcmesh
+
+# bin/rootfs/data becomes /data in the image, owned by the user rtcmesh runs as. The legacy
+# builder (DOCKER_BUILDKIT=0) is enough for a FROM scratch image and needs no buildx plugin.
+image: build
+	mkdir -p bin/rootfs/data
+	DOCKER_BUILDKIT=0 $(DOCKER) build -t $(IMAGE) .
+
+clean:
+	rm -rf bin
