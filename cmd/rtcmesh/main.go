@@ -1,5 +1,6 @@
 // Command rtcmesh is the one binary of rtcmesh. Its subcommands run the parts of the system:
-// `node` joins a network and broadcasts the lines of its standard input, `signal` serves
+// `node` joins a network and broadcasts the lines of its standard input, `demo` runs a whole
+// network with its web page on localhost, `signal` serves
 // WebSocket signaling (optionally with an embedded TURN relay), `turn` runs
 // the TURN/STUN relay on its own, `sim` explores the protocols at scale in the deterministic
 // simulator, and `version` prints build information. Every flag of every subcommand can also
@@ -30,6 +31,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "node", summary: "join a network and broadcast the lines of standard input; events as JSON lines", run: runNode},
+		{name: "demo", summary: "run signaling, TURN, the web page and 8 Go nodes on localhost; open the URL it prints", run: runDemo},
 		{name: "signal", summary: "serve WebSocket signaling at /ws, optionally with an embedded TURN relay", run: runSignal},
 		{name: "turn", summary: "run the TURN/STUN relay on its own", run: runTurn},
 		{name: "sim", summary: "simulate HyParView + Plumtree over thousands of nodes and print figures", run: runSim},

@@ -19,10 +19,12 @@ import (
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 	"github.com/rtcmesh/rtcmesh/turnserver"
+	"github.com/rtcmesh/rtcmesh/web"
 )
 
 const signalSynopsis = `Runs the signaling server: WebSocket signaling at /ws, /healthz, which answers 200 "ok",
-/readyz (200 while listening, 503 while draining) and Prometheus metrics at /metrics.
+/readyz (200 while listening, 503 while draining), Prometheus metrics at /metrics and, unless
+--web=false, the demo web page at / (a browser tab opening it joins --web-network as a peer).
 Nodes say hello there, get ICE servers and a few live contacts of their network, and relay
 offers, answers and candidates to each other.
 
@@ -61,6 +63,8 @@ type signalConfig struct {
 	CredentialTTL time.Duration
 	// STUNURLs are extra STUN servers handed out without credentials.
 	STUNURLs []string
+	// Web configures the demo page served at "/"; nil serves none.
+	Web *web.Config
 	// Now is the clock for minting credentials. Nil means time.Now.
 	Now func() time.Time
 }
@@ -79,6 +83,8 @@ type signalFlags struct {
 	turnRelayPorts                    portRange
 	turnURLs, stunURLs                listFlag
 	turnCredentialTTL                 *time.Duration
+	web                               *bool
+	webNetwork                        *string
 	logLevel                          *logLevel
 }
 
@@ -106,6 +112,8 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.Var(&f.turnRelayPorts, "turn-relay-ports", "relay port range MIN-MAX (inclusive) of the embedded relay; 0 lets the system pick")
 	f.turnCredentialTTL = fs.Duration("turn-credential-ttl", tdef.CredentialTTL, "lifetime of the TURN credentials a welcome carries")
 	fs.Var(&f.stunURLs, "stun-url", `extra STUN server handed out without credentials, e.g. "stun:stun.example.org:3478"; repeatable or comma-separated`)
+	f.web = fs.Bool("web", true, "serve the demo web page at /: a browser opening it joins the mesh as a peer")
+	f.webNetwork = fs.String("web-network", "default", "network the web page joins unless its URL says ?network=")
 	f.logLevel = addLogLevelFlag(fs)
 	return fs, f
 }
@@ -191,6 +199,13 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 			errs = append(errs, err)
 		}
 		cfg.TURN = &t
+	}
+	if *f.web {
+		w := web.DefaultConfig(*f.webNetwork)
+		if _, err := web.NewHandler(w); err != nil {
+			errs = append(errs, fmt.Errorf("--web-network: %w", err))
+		}
+		cfg.Web = &w
 	}
 	if err := errors.Join(errs...); err != nil {
 		return signalConfig{}, 0, usageError{err}
@@ -278,6 +293,16 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 		_ = closeRelay()
 		return err
 	}
+	var page *web.Handler
+	if cfg.Web != nil {
+		if page, err = web.NewHandler(*cfg.Web); err != nil {
+			_ = closeRelay()
+			return usageError{fmt.Errorf("web page: %w", err)}
+		}
+		if !page.HasPeer() {
+			log.Warn().Msg("this build embeds no browser peer (web/static/peer.wasm.gz): the page cannot join; run go generate ./web")
+		}
+	}
 	var state serviceState
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -293,6 +318,9 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 	})
 	mux.Handle("/metrics", metricsHandler)
 	mux.HandleFunc("/readyz", readyzHandler(state.ready))
+	if page != nil {
+		mux.Handle("/", page)
+	}
 	hs := &http.Server{
 		Handler: mux,
 		// Bounds how long a client may dribble its request headers (slowloris); upgraded
@@ -306,7 +334,7 @@ func serveSignal(ctx context.Context, cfg signalConfig, log zerolog.Logger, read
 	state.listening.Store(true)
 
 	ev := log.Info().Str("listen", addrs.HTTP.String()).Str("ws", "ws://"+addrs.HTTP.String()+"/ws").
-		Bool("closed_networks", cfg.Server.NetworkSecret != nil).Strs("turn_urls", cfg.TURNURLs).Strs("stun_urls", cfg.STUNURLs)
+		Bool("closed_networks", cfg.Server.NetworkSecret != nil).Bool("web", page != nil).Strs("turn_urls", cfg.TURNURLs).Strs("stun_urls", cfg.STUNURLs)
 	if relay != nil {
 		ev = ev.Str("turn_udp", addrString(addrs.TURN.UDP)).Str("turn_tcp", addrString(addrs.TURN.TCP)).Strs("embedded_turn_urls", relayURLs)
 	}

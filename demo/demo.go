@@ -1,0 +1,516 @@
+// Package demo runs a complete rtcmesh network on localhost in one process: the signaling
+// server with the demo page (package web) mounted next to it, the TURN relay, and a number of
+// Go nodes that join one network and, optionally, chat on their own so a browser opening the
+// page sees traffic at once. `rtcmesh demo` is a thin command around Start; the browser tests
+// use the same API to drive Go nodes and read what they delivered.
+//
+// Everything listens on loopback and, by default, the nodes gather ICE candidates on loopback
+// only, so the demo sends nothing off the machine. The relay is allowed to relay to loopback
+// (a public relay refuses that) because every peer of the demo lives there.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/chat"
+	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/link/rtclink"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/signaling"
+	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
+	"github.com/rtcmesh/rtcmesh/turnserver"
+	"github.com/rtcmesh/rtcmesh/web"
+)
+
+// Config configures a demo network. Start from DefaultConfig.
+type Config struct {
+	// Listen is the HTTP address serving the page at "/" and signaling at "/ws". Port 0
+	// picks a free port (URL reports it). Default "127.0.0.1:8080"; it should be a loopback
+	// address, since the nodes and the relay live on loopback.
+	Listen string
+	// Network is the network (room) the Go nodes join and the page joins unless its URL says
+	// ?network=. Default "demo".
+	Network string
+	// Nodes is how many Go nodes run. Default 8; at least 0 (a demo of browsers only).
+	Nodes int
+	// Chatter is how often a random Go node broadcasts a chat line of its own, so the page
+	// shows traffic without anyone typing. Zero disables it. Default 0 (the command sets 10 s).
+	Chatter time.Duration
+	// TURNListen is the address of the embedded TURN relay (UDP and TCP); empty runs none.
+	// It must name one loopback IP, which is also the relay address. The relay relays to
+	// loopback and to ICENetworks. Default "127.0.0.1:0".
+	TURNListen string
+	// ICENetworks are the networks the Go nodes gather and check ICE candidates on. Default
+	// 127.0.0.0/8: the demo stays on the machine.
+	ICENetworks []netip.Prefix
+	// History is how many delivered messages each Go node keeps for Messages; older ones are
+	// dropped. Default 1000.
+	History int
+	// Node is the template of every Go node's runtime configuration (ID, transport and
+	// contacts are filled in). Default node.DefaultLANConfig(): every peer is on one machine.
+	Node node.Config
+	// Signal configures the signaling server; its ICEServers hook is set by Start. Default
+	// signalserver.DefaultConfig().
+	Signal signalserver.Config
+	// DrainTimeout bounds Close: how long signaling clients get to leave. Default 2 s.
+	DrainTimeout time.Duration
+	// Seed seeds the nodes' protocol cores and the chatter; 0 draws one at random.
+	Seed uint64
+	// Logger receives every component's logs; the zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the demo's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:       "127.0.0.1:8080",
+		Network:      "demo",
+		Nodes:        8,
+		TURNListen:   "127.0.0.1:0",
+		ICENetworks:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		History:      1000,
+		Node:         node.DefaultLANConfig(),
+		Signal:       signalserver.DefaultConfig(),
+		DrainTimeout: 2 * time.Second,
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("Listen is empty"))
+	}
+	if c.Network == "" {
+		errs = append(errs, errors.New("Network is empty"))
+	}
+	if c.Nodes < 0 {
+		errs = append(errs, fmt.Errorf("Nodes is %d, must be at least 0", c.Nodes))
+	}
+	if c.Chatter < 0 {
+		errs = append(errs, fmt.Errorf("Chatter is %v, must not be negative", c.Chatter))
+	}
+	if c.History < 1 {
+		errs = append(errs, fmt.Errorf("History is %d, must be at least 1", c.History))
+	}
+	if c.DrainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("DrainTimeout is %v, must be positive", c.DrainTimeout))
+	}
+	if len(c.ICENetworks) == 0 {
+		errs = append(errs, errors.New("ICENetworks is empty: the nodes could not gather a candidate"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return nil
+}
+
+// Demo is a running demo network.
+type Demo struct {
+	cfg     Config
+	log     zerolog.Logger
+	addr    net.Addr
+	sig     *signalserver.Server
+	relay   *turnserver.Server
+	http    *http.Server
+	served  chan error
+	page    *web.Handler
+	nodes   []*Node
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// Start starts the relay, the signaling server with the page, then the Go nodes. The nodes
+// join in the background: WaitConnected waits for them.
+func Start(cfg Config) (*Demo, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = mrand.Uint64()
+	}
+	d := &Demo{cfg: cfg, log: cfg.Logger, served: make(chan error, 1)}
+	page, err := web.NewHandler(web.DefaultConfig(cfg.Network))
+	if err != nil {
+		return nil, fmt.Errorf("demo: page: %w", err)
+	}
+	if !page.HasPeer() {
+		d.log.Warn().Msg("this build embeds no browser peer (web/static/peer.wasm.gz): the page cannot join; run go generate ./web")
+	}
+	d.page = page
+
+	sc := cfg.Signal
+	sc.Logger = d.log.With().Str("component", "signal").Logger()
+	if cfg.TURNListen != "" {
+		if d.relay, err = startRelay(cfg, d.log.With().Str("component", "turn").Logger()); err != nil {
+			return nil, err
+		}
+		relay, urls := d.relay, d.relay.URLs("")
+		sc.ICEServers = func(nodeID string) []signaling.ICEServer {
+			user, pass := relay.Credentials(nodeID)
+			return []signaling.ICEServer{{URLs: urls, Username: user, Credential: pass}}
+		}
+	}
+	if d.sig, err = signalserver.New(sc); err != nil {
+		d.closeRelay()
+		return nil, fmt.Errorf("demo: signaling server: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		d.closeRelay()
+		return nil, fmt.Errorf("demo: listening on %s: %w", cfg.Listen, err)
+	}
+	d.addr = ln.Addr()
+	mux := http.NewServeMux()
+	mux.Handle("/ws", d.sig)
+	mux.Handle("/", page)
+	d.http = &http.Server{
+		Handler: mux,
+		// Bounds a client dribbling its headers; WebSockets are then bounded by the
+		// signaling server's own timeouts.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          stdlog.New(cfg.Logger.With().Str("component", "http").Logger(), "", 0),
+	}
+	go func() { d.served <- d.http.Serve(ln) }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stop = cancel
+	for i := range cfg.Nodes {
+		n, err := d.startNode(i)
+		if err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+		d.nodes = append(d.nodes, n)
+	}
+	if cfg.Chatter > 0 && len(d.nodes) > 0 {
+		d.wg.Add(1)
+		go d.chatter(ctx)
+	}
+	d.log.Info().Str("url", d.URL()).Int("nodes", cfg.Nodes).Str("network", cfg.Network).Msg("demo running")
+	return d, nil
+}
+
+func startRelay(cfg Config, log zerolog.Logger) (*turnserver.Server, error) {
+	host, _, err := net.SplitHostPort(cfg.TURNListen)
+	if err != nil {
+		return nil, fmt.Errorf("demo: TURNListen %q: %w", cfg.TURNListen, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("demo: TURNListen %q must name a loopback IP", cfg.TURNListen)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("demo: TURN secret: %w", err)
+	}
+	t := turnserver.DefaultConfig()
+	t.ListenUDP, t.ListenTCP = cfg.TURNListen, cfg.TURNListen
+	t.PublicIP, t.RelayBindIP = ip, ip
+	t.RelayPortMin, t.RelayPortMax = 0, 0
+	t.Secret = hex.EncodeToString(secret)
+	// Every peer of the demo is on this machine, on loopback or the ICENetworks, which a
+	// public relay rightly refuses to relay to.
+	t.AllowedPeers = append([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, cfg.ICENetworks...)
+	t.Logger = log
+	srv, err := turnserver.New(t)
+	if err != nil {
+		return nil, fmt.Errorf("demo: TURN relay: %w", err)
+	}
+	return srv, nil
+}
+
+func (d *Demo) startNode(i int) (*Node, error) {
+	id, err := identity.Generate()
+	if err != nil {
+		return nil, fmt.Errorf("demo: node %d identity: %w", i, err)
+	}
+	wc := node.DefaultWebRTCConfig(id, d.SignalURL(), d.cfg.Network)
+	wc.Node = d.cfg.Node
+	wc.Node.Seed = d.cfg.Seed + uint64(i) + 1
+	log := d.log.With().Str("component", "node").Str("node", id.ID()[:8]).Logger()
+	wc.Node.Logger = log
+	wc.Link.Logger = log
+	wc.Signal.Logger = log
+	wc.Link.SettingEngine = rtclink.NetworkSettings(d.cfg.ICENetworks)
+	// mDNS would multicast on the machine's real interfaces; loopback needs no names.
+	wc.Link.MDNS = rtclink.MDNSDisabled
+	w, err := node.StartWebRTC(wc)
+	if err != nil {
+		return nil, fmt.Errorf("demo: starting node %d: %w", i, err)
+	}
+	n := &Node{w: w, index: i, history: d.cfg.History, changed: make(chan struct{})}
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); n.drainDeliveries(log) }()
+	go func() { defer d.wg.Done(); n.drainEvents(log) }()
+	return n, nil
+}
+
+// chatter makes a random node say something every Chatter.
+func (d *Demo) chatter(ctx context.Context) {
+	defer d.wg.Done()
+	lines := []string{
+		"hello, mesh", "ping", "anyone there?", "gossip travels fast", "still here",
+		"tick", "greetings from Go", "the tree is eager", "lazy links carry IHAVE",
+	}
+	rng := mrand.New(mrand.NewPCG(d.cfg.Seed, 7))
+	t := time.NewTicker(d.cfg.Chatter)
+	defer t.Stop()
+	for count := 1; ; count++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := d.nodes[rng.IntN(len(d.nodes))]
+		if len(n.w.Neighbors()) == 0 {
+			continue // it would only talk to itself
+		}
+		text := fmt.Sprintf("%s #%d from Go node %d", lines[rng.IntN(len(lines))], count, n.index+1)
+		if _, err := n.Say(text); err != nil {
+			d.log.Debug().Err(err).Msg("chatter")
+		}
+	}
+}
+
+// URL is the page's address, http://host:port/.
+func (d *Demo) URL() string { return "http://" + d.addr.String() + "/" }
+
+// SignalURL is the signaling WebSocket's address, ws://host:port/ws.
+func (d *Demo) SignalURL() string { return "ws://" + d.addr.String() + "/ws" }
+
+// Addr is the address the HTTP server listens on.
+func (d *Demo) Addr() net.Addr { return d.addr }
+
+// Page is the page's handler (its Sizes give the bytes a browser downloads).
+func (d *Demo) Page() *web.Handler { return d.page }
+
+// Nodes returns the Go nodes, in start order.
+func (d *Demo) Nodes() []*Node { return append([]*Node(nil), d.nodes...) }
+
+// WaitConnected waits until every Go node has at least one neighbour, or ctx ends.
+func (d *Demo) WaitConnected(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		alone := 0
+		for _, n := range d.nodes {
+			if len(n.w.Neighbors()) == 0 {
+				alone++
+			}
+		}
+		if alone == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: %d of %d nodes still have no neighbour: %w", alone, len(d.nodes), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the chatter, makes every node leave the mesh, drains the signaling clients
+// (the browser tabs are told the server is going away), then closes the HTTP server and the
+// relay. It is safe to call more than once.
+func (d *Demo) Close() error {
+	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if d.stop != nil {
+		d.stop()
+	}
+	var errs []error
+	var mu sync.Mutex
+	var nwg sync.WaitGroup
+	for _, n := range d.nodes {
+		nwg.Add(1)
+		go func() {
+			defer nwg.Done()
+			if err := n.w.Close(); err != nil && !errors.Is(err, node.ErrClosed) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("closing node %d: %w", n.index+1, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	nwg.Wait()
+	d.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.DrainTimeout)
+	defer cancel()
+	if err := d.sig.Shutdown(ctx); err != nil {
+		d.log.Debug().Err(err).Msg("signaling clients did not leave in time; dropped")
+	}
+	if err := d.http.Shutdown(ctx); err != nil {
+		_ = d.http.Close()
+	}
+	if err := <-d.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("serving HTTP: %w", err))
+	}
+	d.closeRelay()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return nil
+}
+
+func (d *Demo) closeRelay() {
+	if d.relay != nil {
+		if err := d.relay.Close(); err != nil {
+			d.log.Warn().Err(err).Msg("closing the TURN relay")
+		}
+	}
+}
+
+// Message is one broadcast a Go node delivered.
+type Message struct {
+	// ID is the broadcast's ID in hex.
+	ID string
+	// Origin is the node ID of its author; Hops the links it crossed (0: the node's own).
+	Origin string
+	Hops   int
+	// Text is the chat text, or the raw payload quoted when it is not a chat message.
+	Text string
+	// Chat reports whether the payload was a chat message.
+	Chat bool
+	// Latency is the time from its author's send to this delivery; -1 when unknown.
+	Latency time.Duration
+	// ReceivedAt is when the node delivered it.
+	ReceivedAt time.Time
+}
+
+// Node is one Go node of the demo.
+type Node struct {
+	w       *node.WebRTCNode
+	index   int
+	history int
+
+	mu       sync.Mutex
+	messages []Message
+	// changed is closed and replaced whenever a message is recorded.
+	changed chan struct{}
+}
+
+// ID is the node's ID.
+func (n *Node) ID() string { return n.w.ID() }
+
+// WebRTC is the node itself, for its neighbours, views and stats. Its Deliveries and Events
+// are read by the demo; read Messages instead.
+func (n *Node) WebRTC() *node.WebRTCNode { return n.w }
+
+// Say broadcasts text as a chat message stamped with the current time and returns the
+// broadcast's ID in hex.
+func (n *Node) Say(text string) (string, error) {
+	payload, err := chat.Encode(chat.Message{Text: text, SentAt: time.Now()})
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	id, err := n.w.Broadcast(payload)
+	if err != nil {
+		return "", fmt.Errorf("demo: broadcast: %w", err)
+	}
+	return hex.EncodeToString(id[:]), nil
+}
+
+// Messages returns the messages the node delivered, oldest first (at most Config.History).
+func (n *Node) Messages() []Message {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Message(nil), n.messages...)
+}
+
+// WaitMessage waits until the node delivered a message whose text is text, or ctx ends.
+func (n *Node) WaitMessage(ctx context.Context, text string) (Message, error) {
+	for {
+		n.mu.Lock()
+		ch := n.changed
+		for _, m := range n.messages {
+			if m.Text == text {
+				n.mu.Unlock()
+				return m, nil
+			}
+		}
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Message{}, fmt.Errorf("demo: node %d did not deliver %q: %w", n.index+1, text, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+func (n *Node) drainDeliveries(log zerolog.Logger) {
+	for dl := range n.w.Deliveries() {
+		m := Message{ID: hex.EncodeToString(dl.ID[:]), Origin: dl.Origin, Hops: dl.Hops, ReceivedAt: dl.ReceivedAt, Latency: -1}
+		if c, err := chat.Decode(dl.Data); err == nil {
+			m.Text, m.Chat = c.Text, true
+			if lat, ok := chat.Latency(c, dl.ReceivedAt); ok {
+				m.Latency = lat
+			}
+		} else {
+			m.Text = fmt.Sprintf("%q", dl.Data)
+		}
+		log.Debug().Str("origin", short(m.Origin)).Int("hops", m.Hops).Dur("latency", m.Latency).Str("text", m.Text).Msg("delivered")
+		n.mu.Lock()
+		n.messages = append(n.messages, m)
+		if over := len(n.messages) - n.history; over > 0 {
+			n.messages = append(n.messages[:0], n.messages[over:]...)
+		}
+		close(n.changed)
+		n.changed = make(chan struct{})
+		n.mu.Unlock()
+	}
+}
+
+func (n *Node) drainEvents(log zerolog.Logger) {
+	for ev := range n.w.Events() {
+		log.Debug().Str("event", ev.Type.String()).Str("peer", short(ev.Peer)).Str("path", string(ev.Path)).Str("reason", ev.Reason).Msg("neighbour")
+	}
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// Describe writes a few lines telling a person what runs and what to do with it.
+func (d *Demo) Describe(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rtcmesh demo: %d Go nodes, the signaling server", len(d.nodes))
+	if d.relay != nil {
+		b.WriteString(" and a TURN relay")
+	}
+	fmt.Fprintf(&b, " are running on this machine (network %q).\n\n", d.cfg.Network)
+	fmt.Fprintf(&b, "  Open %s\n\n", d.URL())
+	b.WriteString("in a browser: the tab becomes a full peer of the mesh, running the same Go\n")
+	b.WriteString("membership and gossip code compiled to WebAssembly. The page draws the overlay as the tab\n")
+	b.WriteString("sees it and lets you broadcast; open it in several tabs to watch them talk.\n")
+	if d.cfg.Chatter > 0 {
+		fmt.Fprintf(&b, "A random Go node says something every %v.\n", d.cfg.Chatter)
+	}
+	b.WriteString("Press Ctrl-C to stop.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,138 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func startDemo(t *testing.T, nodes int) *Demo {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Nodes = nodes
+	cfg.Seed = 1
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+// TestGoNodes runs the demo without a browser: the Go nodes form a mesh, a broadcast reaches
+// every one of them as a chat message with its latency, and the page and its config are
+// served on the same address as signaling.
+func TestGoNodes(t *testing.T) {
+	d := startDemo(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := d.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodes := d.Nodes()
+	// A node that just got its first neighbour may not reach all the others yet: repeat
+	// until one broadcast reaches everyone.
+	var text string
+	for try := 0; ; try++ {
+		text = "hello from the test " + strings.Repeat("!", try)
+		if _, err := nodes[0].Say(text); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		missing := 0
+		for _, n := range nodes {
+			if _, err := n.WaitMessage(wctx, text); err != nil {
+				missing++
+			}
+		}
+		wcancel()
+		if missing == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d nodes never delivered a broadcast", missing, len(nodes))
+		}
+	}
+	for i, n := range nodes {
+		m, _ := n.WaitMessage(ctx, text)
+		if !m.Chat || m.Origin != nodes[0].ID() || m.Latency < 0 {
+			t.Errorf("node %d delivered %+v", i+1, m)
+		}
+		if (i == 0) != (m.Hops == 0) {
+			t.Errorf("node %d: hops %d", i+1, m.Hops)
+		}
+	}
+
+	resp, err := http.Get(d.URL() + "config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg struct{ Network string }
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &cfg); err != nil || cfg.Network != "demo" {
+		t.Errorf("config.json %q: %v", body, err)
+	}
+	page, err := http.Get(d.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("page: %s %q", page.Status, page.Header.Get("Content-Type"))
+	}
+}
+
+func TestChatter(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.Nodes, cfg.Chatter, cfg.Seed = "127.0.0.1:0", 3, 200*time.Millisecond, 2
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		heard := 0
+		for _, m := range d.Nodes()[0].Messages() {
+			if m.Chat && strings.Contains(m.Text, "from Go node") {
+				heard++
+			}
+		}
+		if heard >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 1 heard %d chatter lines in 60 s", heard)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for name, mut := range map[string]func(*Config){
+		"no listen":   func(c *Config) { c.Listen = "" },
+		"no network":  func(c *Config) { c.Network = "" },
+		"neg nodes":   func(c *Config) { c.Nodes = -1 },
+		"no history":  func(c *Config) { c.History = 0 },
+		"public turn": func(c *Config) { c.TURNListen = "0.0.0.0:0" },
+		"no ice nets": func(c *Config) { c.ICENetworks = nil },
+	} {
+		cfg := DefaultConfig()
+		cfg.Listen, cfg.Nodes = "127.0.0.1:0", 0
+		mut(&cfg)
+		if d, err := Start(cfg); err == nil {
+			d.Close()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,321 @@
+// The demo page: starts the browser peer (Go compiled to WebAssembly, see web/peer) and draws
+// what it sees. The peer talks to the page only through globalThis.rtcmeshHooks (events it
+// calls) and globalThis.rtcmesh (id, and broadcast, snapshot and close, which return Promises).
+"use strict";
+
+(() => {
+  // How often the overlay picture and counters are refreshed from rtcmesh.snapshot(), in ms.
+  const REFRESH_MS = 500;
+  // The messages list keeps this many entries; older ones are dropped so a busy mesh cannot
+  // grow the page without bound.
+  const MAX_MESSAGES = 200;
+  // Characters of a node ID shown as its label; the full ID is in the tooltip.
+  const SHORT_ID = 6;
+  // Geometry of the picture, in SVG user units (the viewBox is 720 x 600 around 0,0).
+  const ACTIVE_RADIUS = 170, PASSIVE_RADIUS = 262;
+  const SELF_R = 36, ACTIVE_R = 27, PASSIVE_R = 17;
+  const PATHS = ["host", "srflx", "prflx", "relay"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const $ = (id) => document.getElementById(id);
+  const short = (id) => (id || "").slice(0, SHORT_ID);
+
+  const state = {
+    id: "",
+    messages: 0,
+    // Current and target positions of drawn peers, by ID, for the easing animation.
+    pos: new Map(),
+    target: new Map(),
+    animating: false,
+  };
+
+  function showError(text) {
+    const e = $("error");
+    e.textContent = text;
+    e.hidden = false;
+  }
+
+  function svg(tag, attrs, parent) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  // --- The overlay picture -------------------------------------------------------------
+
+  const graph = $("overlay");
+  const layers = {};
+  for (const name of ["rings", "links", "labels", "nodes"]) layers[name] = svg("g", { class: name }, graph);
+  svg("circle", { class: "ring", r: ACTIVE_RADIUS }, layers.rings);
+  svg("circle", { class: "ring", r: PASSIVE_RADIUS }, layers.rings);
+  const emptyNote = svg("text", { class: "empty-graph", x: 0, y: SELF_R + 62 }, layers.rings);
+
+  const selfNode = svg("g", { class: "node self" }, layers.nodes);
+  const selfTitle = svg("title", {}, selfNode);
+  svg("circle", { r: SELF_R }, selfNode);
+  const selfLabel = svg("text", { y: 0 }, selfNode);
+  selfLabel.textContent = "you";
+  const selfIdLabel = svg("text", { y: SELF_R + 16, class: "self-id" }, layers.labels);
+  selfIdLabel.setAttribute("text-anchor", "middle");
+  selfIdLabel.setAttribute("style", "font:12px ui-monospace,monospace;fill:#3b5bdb;font-weight:700");
+
+  // Drawn elements by peer ID: {g, circle, text, title, line, label}.
+  const drawn = new Map();
+
+  function ringPosition(i, n, radius, offset) {
+    const a = -Math.PI / 2 + offset + (2 * Math.PI * i) / n;
+    return [radius * Math.cos(a), radius * Math.sin(a)];
+  }
+
+  function pathClass(p) {
+    return PATHS.includes(p) ? p : "unknown";
+  }
+
+  function render(snap) {
+    const seen = new Set();
+    const active = [...snap.neighbors].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const passive = [...snap.passive].filter((id) => !active.some((n) => n.id === id)).sort();
+    active.forEach((nb, i) => {
+      seen.add(nb.id);
+      const d = ensure(nb.id);
+      const kind = pathClass(nb.path);
+      d.g.setAttribute("class", "node active");
+      d.line.setAttribute("class", `lk ${nb.eager ? "eager" : "lazy"} ${kind}`);
+      d.line.style.display = "";
+      d.label.setAttribute("class", `lk-label ${kind}`);
+      d.label.style.display = "";
+      const rtt = nb.rttMs > 0 ? ` ${Math.round(nb.rttMs)} ms` : "";
+      d.label.textContent = `${nb.path || "?"}${rtt}`;
+      d.title.textContent = `${nb.id}\n${nb.eager ? "eager" : "lazy"} link, path ${nb.path || "unknown"}` +
+        (nb.rttMs > 0 ? `, RTT ${nb.rttMs.toFixed(1)} ms` : "") +
+        (nb.sinceMs > 0 ? `, up ${Math.round(nb.sinceMs / 1000)} s` : "");
+      d.text.setAttribute("y", 0);
+      state.target.set(nb.id, ringPosition(i, active.length, ACTIVE_RADIUS, 0));
+    });
+    passive.forEach((id, i) => {
+      seen.add(id);
+      const d = ensure(id);
+      d.g.setAttribute("class", "node passive");
+      d.line.style.display = "none";
+      d.label.style.display = "none";
+      d.title.textContent = `${id}\npassive view (known, not linked)`;
+      d.text.setAttribute("y", PASSIVE_R + 13);
+      state.target.set(id, ringPosition(i, passive.length, PASSIVE_RADIUS, Math.PI / Math.max(passive.length, 1)));
+    });
+    for (const [id, d] of drawn) {
+      if (seen.has(id)) continue;
+      d.g.remove(); d.line.remove(); d.label.remove();
+      drawn.delete(id); state.pos.delete(id); state.target.delete(id);
+    }
+    for (const [id, d] of drawn) d.circle.setAttribute("r", active.some((n) => n.id === id) ? ACTIVE_R : PASSIVE_R);
+    emptyNote.textContent = active.length === 0 ? "waiting for neighbours…" : "";
+    $("view-sizes").textContent = `${active.length} neighbour${active.length === 1 ? "" : "s"} · ${passive.length} in the passive view`;
+    animate();
+  }
+
+  function ensure(id) {
+    let d = drawn.get(id);
+    if (d) return d;
+    const line = svg("line", { x1: 0, y1: 0, x2: 0, y2: 0, "data-peer": id }, layers.links);
+    const label = svg("text", {}, layers.labels);
+    const g = svg("g", { "data-peer": id }, layers.nodes);
+    const title = svg("title", {}, g);
+    const circle = svg("circle", { r: ACTIVE_R }, g);
+    const text = svg("text", {}, g);
+    text.textContent = short(id);
+    d = { g, circle, text, title, line, label };
+    drawn.set(id, d);
+    // New peers grow out of the centre.
+    state.pos.set(id, [0, 0]);
+    return d;
+  }
+
+  // animate eases every drawn peer towards its target, moving nodes, links and labels together.
+  function animate() {
+    if (state.animating) return;
+    state.animating = true;
+    const step = () => {
+      let moving = false;
+      for (const [id, d] of drawn) {
+        const [tx, ty] = state.target.get(id) || [0, 0];
+        let [x, y] = state.pos.get(id) || [0, 0];
+        const dx = tx - x, dy = ty - y;
+        if (Math.abs(dx) + Math.abs(dy) > 0.5) {
+          x += dx * 0.18; y += dy * 0.18; moving = true;
+        } else {
+          x = tx; y = ty;
+        }
+        state.pos.set(id, [x, y]);
+        d.g.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
+        d.line.setAttribute("x2", x.toFixed(1));
+        d.line.setAttribute("y2", y.toFixed(1));
+        d.label.setAttribute("x", (x * 0.56).toFixed(1));
+        d.label.setAttribute("y", (y * 0.56).toFixed(1));
+      }
+      if (moving) requestAnimationFrame(step);
+      else state.animating = false;
+    };
+    requestAnimationFrame(step);
+  }
+
+  function flashSelf() {
+    selfNode.classList.remove("flash");
+    // Reading layout restarts the CSS animation when messages arrive back to back.
+    void selfNode.getBoundingClientRect();
+    selfNode.classList.add("flash");
+  }
+
+  // --- Counters and status ---------------------------------------------------------------
+
+  // refresh reads a snapshot (a Promise: the peer answers from its own goroutine) and redraws.
+  // Only one snapshot is in flight at a time, so a busy peer is never asked faster than it
+  // answers.
+  let refreshing = false, refreshAgain = false;
+  async function refresh() {
+    const api = globalThis.rtcmesh;
+    if (!api || typeof api.snapshot !== "function") return;
+    if (refreshing) { refreshAgain = true; return; }
+    refreshing = true;
+    try {
+      const snap = await api.snapshot();
+      const sig = $("signal-status");
+      sig.textContent = snap.signaling ? "signaling: connected" : "signaling: disconnected";
+      sig.className = `pill ${snap.signaling ? "pill-on" : "pill-off"}`;
+      const st = snap.stats || {};
+      for (const k of ["sent", "delivered", "duplicates", "ihave", "graft", "prune"]) {
+        $(`c-${k}`).textContent = String(st[k] ?? 0);
+      }
+      render(snap);
+    } catch (e) {
+      showError(`snapshot failed: ${e.message || e}`);
+    } finally {
+      refreshing = false;
+      if (refreshAgain) { refreshAgain = false; refresh(); }
+    }
+  }
+
+  // --- Messages ------------------------------------------------------------------------
+
+  function addMessage(m) {
+    const li = document.createElement("li");
+    if (m.own) li.className = "own";
+    li.dataset.origin = m.origin;
+    li.dataset.hops = String(m.hops);
+    const text = document.createElement("div");
+    text.className = "text";
+    text.textContent = m.text;
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const from = document.createElement("span");
+    from.append("from ");
+    const code = document.createElement("code");
+    code.textContent = short(m.origin);
+    code.title = m.origin;
+    from.append(code);
+    if (m.own) {
+      const you = document.createElement("span");
+      you.className = "you";
+      you.textContent = " (you)";
+      from.append(you);
+    }
+    const hops = document.createElement("span");
+    hops.textContent = `${m.hops} hop${m.hops === 1 ? "" : "s"}`;
+    const lat = document.createElement("span");
+    lat.textContent = m.latencyMs >= 0 ? `${Math.round(m.latencyMs)} ms` : "latency unknown";
+    lat.className = "latency";
+    const at = document.createElement("span");
+    at.textContent = new Date(m.receivedAtMs || Date.now()).toLocaleTimeString();
+    meta.append(from, hops, lat, at);
+    li.append(text, meta);
+    const list = $("messages");
+    list.prepend(li);
+    while (list.children.length > MAX_MESSAGES) list.lastElementChild.remove();
+    state.messages++;
+    $("msg-count").textContent = `(${state.messages})`;
+    $("no-messages").hidden = true;
+    flashSelf();
+  }
+
+  // --- Starting the peer -----------------------------------------------------------------
+
+  function onReady(id) {
+    state.id = id;
+    const pid = $("peer-id");
+    pid.textContent = `${short(id)}…`;
+    pid.title = id;
+    selfTitle.textContent = `${id}\nthis peer`;
+    selfIdLabel.textContent = short(id);
+    $("send-text").disabled = false;
+    $("send-button").disabled = false;
+    $("send-text").focus();
+    refresh();
+  }
+
+  $("send-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $("send-text");
+    const err = $("send-error");
+    const text = input.value;
+    if (!text.trim()) return;
+    try {
+      await globalThis.rtcmesh.broadcast(text);
+      if (input.value === text) input.value = "";
+      err.hidden = true;
+    } catch (e) {
+      err.textContent = `Broadcast failed: ${e.message || e}`;
+      err.hidden = false;
+    }
+  });
+
+  async function start() {
+    let network = "";
+    try {
+      const resp = await fetch("/config.json", { cache: "no-cache" });
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      network = (await resp.json()).network || "";
+    } catch (e) {
+      showError(`Could not read /config.json: ${e.message || e}`);
+      return;
+    }
+    const override = new URLSearchParams(location.search).get("network");
+    if (override) network = override;
+    $("net-name").textContent = `network: ${network}`;
+    globalThis.rtcmeshConfig = {
+      signalURL: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`,
+      network,
+    };
+    globalThis.rtcmeshHooks = {
+      onReady,
+      onMessage: addMessage,
+      onLinkEvent: () => refresh(),
+      onError: (text) => showError(text),
+    };
+    if (typeof Go !== "function") {
+      showError("wasm_exec.js did not load: the page cannot run the browser peer.");
+      return;
+    }
+    if (typeof RTCPeerConnection !== "function") {
+      showError("This browser has no WebRTC (RTCPeerConnection): it cannot join the mesh.");
+      return;
+    }
+    const go = new Go();
+    try {
+      const { instance } = await WebAssembly.instantiateStreaming(fetch("/peer.wasm"), go.importObject);
+      setInterval(refresh, REFRESH_MS);
+      await go.run(instance);
+      showError("The browser peer stopped.");
+    } catch (e) {
+      showError(`Could not start the browser peer: ${e.message || e}`);
+    }
+  }
+
+  addEventListener("pagehide", () => {
+    const api = globalThis.rtcmesh;
+    if (api && typeof api.close === "function") {
+      Promise.resolve().then(() => api.close()).catch(() => { /* the page is going away either way */ });
+    }
+  });
+
+  start();
+})();
