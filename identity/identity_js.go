@@ -87,17 +87,12 @@ func fingerprintID(cert js.Value) (string, error) {
 	return "", fmt.Errorf("identity: the browser's offer has no sha-256 fingerprint")
 }
 
-func newPeerConnection(cert js.Value) (pc js.Value, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if jsErr, ok := r.(js.Error); ok {
-				err = fmt.Errorf("identity: RTCPeerConnection: %w", browser.Error(jsErr.Value))
-				return
-			}
-			err = fmt.Errorf("identity: RTCPeerConnection: %v", r)
-		}
-	}()
-	return js.Global().Get("RTCPeerConnection").New(map[string]any{"certificates": []any{cert}}), nil
+func newPeerConnection(cert js.Value) (js.Value, error) {
+	pc, err := browser.New(js.Global().Get("RTCPeerConnection"), map[string]any{"certificates": []any{cert}})
+	if err != nil {
+		return js.Value{}, fmt.Errorf("identity: RTCPeerConnection: %w", err)
+	}
+	return pc, nil
 }
 
 // ID returns the node ID.

@@ -88,3 +88,34 @@ func Uint8Array(b []byte) js.Value {
 	js.CopyBytesToJS(u8, b)
 	return u8
 }
+
+// New runs `new ctor(args...)`, turning a thrown JavaScript exception (a bad URL, an
+// unsupported option) into an error instead of a Go panic.
+func New(ctor js.Value, args ...any) (v js.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if jsErr, ok := r.(js.Error); ok {
+				err = Error(jsErr.Value)
+				return
+			}
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return ctor.New(args...), nil
+}
+
+// On installs handler as target's on<event> callback and returns the function, which the
+// caller must Release once target can no longer fire it. handler runs on the page's event
+// loop: it must not block.
+func On(target js.Value, event string, handler func(ev js.Value)) js.Func {
+	f := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		ev := js.Undefined()
+		if len(args) > 0 {
+			ev = args[0]
+		}
+		handler(ev)
+		return nil
+	})
+	target.Set("on"+event, f)
+	return f
+}

@@ -52,6 +52,27 @@ const (
 // ID returns this node's ID.
 func (t *Transport) ID() string { return t.self }
 
+// start runs the Transport's two goroutines: the event pump and the heartbeat.
+func (t *Transport) start() {
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		t.queue.pump(t.events, t.done)
+	}()
+	go func() {
+		defer t.wg.Done()
+		t.heartbeatLoop()
+	}()
+}
+
+// SetICEServers replaces the STUN/TURN servers used by links opened from now
+// on (existing links keep theirs).
+func (t *Transport) SetICEServers(servers []ICEServer) {
+	t.mu.Lock()
+	t.iceServers = append([]ICEServer(nil), servers...)
+	t.mu.Unlock()
+}
+
 // Events implements link.Transport.
 func (t *Transport) Events() <-chan link.Event { return t.events }
 
@@ -107,6 +128,19 @@ func (t *Transport) isOpening(c *conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return c.state == stateOpening
+}
+
+// queueLocalCandidate sends a local candidate (RTCIceCandidateInit JSON), or keeps it until
+// the description has gone out: the peer must see the description first.
+func (t *Transport) queueLocalCandidate(c *conn, cand string) {
+	c.sigMu.Lock()
+	if !c.descSent {
+		c.pendingLocal = append(c.pendingLocal, cand)
+		c.sigMu.Unlock()
+		return
+	}
+	c.sigMu.Unlock()
+	t.sendCandidate(c, cand)
 }
 
 func (t *Transport) sendCandidate(c *conn, cand string) {

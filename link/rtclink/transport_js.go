@@ -128,23 +128,8 @@ func New(cfg Config) (*Transport, error) {
 		links:      make(map[string]*conn),
 		iceServers: append([]ICEServer(nil), cfg.ICEServers...),
 	}
-	t.wg.Add(2)
-	go func() {
-		defer t.wg.Done()
-		t.queue.pump(t.events, t.done)
-	}()
-	go func() {
-		defer t.wg.Done()
-		t.heartbeatLoop()
-	}()
+	t.start()
 	return t, nil
-}
-
-// SetICEServers replaces the STUN/TURN servers used by links opened from now on.
-func (t *Transport) SetICEServers(servers []ICEServer) {
-	t.mu.Lock()
-	t.iceServers = append([]ICEServer(nil), servers...)
-	t.mu.Unlock()
 }
 
 // startOffer creates the RTCPeerConnection of an outgoing attempt and sends the offer.
@@ -259,41 +244,30 @@ func (t *Transport) newPeerConnection(c *conn) (pc js.Value, err error) {
 		servers = append(servers, server)
 	}
 	t.mu.Unlock()
-	defer func() {
-		if r := recover(); r != nil {
-			if jsErr, ok := r.(js.Error); ok {
-				err = fmt.Errorf("new peer connection: %w", browser.Error(jsErr.Value))
-				return
-			}
-			err = fmt.Errorf("new peer connection: %v", r)
-		}
-	}()
 	policy := "all"
 	if t.cfg.RelayOnly {
 		policy = "relay"
 	}
-	pc = js.Global().Get("RTCPeerConnection").New(map[string]any{
+	pc, err = browser.New(js.Global().Get("RTCPeerConnection"), map[string]any{
 		"iceServers":         servers,
 		"iceTransportPolicy": policy,
 		"certificates":       []any{t.cert},
 	})
-	dc := pc.Call("createDataChannel", "rtcmesh", map[string]any{
+	if err != nil {
+		return js.Value{}, fmt.Errorf("new peer connection: %w", err)
+	}
+	dc, err := browser.Call(pc, "createDataChannel", "rtcmesh", map[string]any{
 		"negotiated": true, "id": int(dataChannelID), "ordered": true,
 	})
+	if err != nil {
+		pc.Call("close")
+		return js.Value{}, fmt.Errorf("create data channel: %w", err)
+	}
 	dc.Set("binaryType", "arraybuffer")
 	c.pc, c.channel = pc, dc
 	c.inWake = make(chan struct{}, 1)
 	on := func(target js.Value, event string, handler func(ev js.Value)) {
-		f := js.FuncOf(func(_ js.Value, args []js.Value) any {
-			ev := js.Undefined()
-			if len(args) > 0 {
-				ev = args[0]
-			}
-			handler(ev)
-			return nil
-		})
-		c.funcs = append(c.funcs, f)
-		target.Set("on"+event, f)
+		c.funcs = append(c.funcs, browser.On(target, event, handler))
 	}
 	// Callbacks hand their work to goroutines or to the inbox: they must not block.
 	on(pc, "icecandidate", func(ev js.Value) {
@@ -302,7 +276,7 @@ func (t *Transport) newPeerConnection(c *conn) (pc js.Value, err error) {
 			return
 		}
 		b := js.Global().Get("JSON").Call("stringify", cand.Call("toJSON")).String()
-		go t.onLocalCandidate(c, b)
+		go t.queueLocalCandidate(c, b)
 	})
 	on(pc, "connectionstatechange", func(js.Value) {
 		switch pc.Get("connectionState").String() {
@@ -316,17 +290,6 @@ func (t *Transport) newPeerConnection(c *conn) (pc js.Value, err error) {
 	on(dc, "close", func(js.Value) { go t.closeConn(c, link.ReasonClosedByPeer) })
 	on(dc, "message", func(ev js.Value) { t.onMessage(c, ev.Get("data")) })
 	return pc, nil
-}
-
-func (t *Transport) onLocalCandidate(c *conn, cand string) {
-	c.sigMu.Lock()
-	if !c.descSent {
-		c.pendingLocal = append(c.pendingLocal, cand)
-		c.sigMu.Unlock()
-		return
-	}
-	c.sigMu.Unlock()
-	t.sendCandidate(c, cand)
 }
 
 // onMessage runs in the data channel's callback: it queues the message for the link's reader.

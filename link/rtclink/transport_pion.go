@@ -140,24 +140,8 @@ func New(cfg Config) (*Transport, error) {
 		links:      make(map[string]*conn),
 		iceServers: append([]ICEServer(nil), cfg.ICEServers...),
 	}
-	t.wg.Add(2)
-	go func() {
-		defer t.wg.Done()
-		t.queue.pump(t.events, t.done)
-	}()
-	go func() {
-		defer t.wg.Done()
-		t.heartbeatLoop()
-	}()
+	t.start()
 	return t, nil
-}
-
-// SetICEServers replaces the STUN/TURN servers used by links opened from now
-// on (existing links keep theirs).
-func (t *Transport) SetICEServers(servers []ICEServer) {
-	t.mu.Lock()
-	t.iceServers = append([]ICEServer(nil), servers...)
-	t.mu.Unlock()
 }
 
 // startOffer creates the PeerConnection of an outgoing attempt and sends the
@@ -241,14 +225,7 @@ func (t *Transport) onLocalCandidate(c *conn, cand *webrtc.ICECandidate) {
 		t.log.Warn().Err(err).Msg("encode local ICE candidate")
 		return
 	}
-	c.sigMu.Lock()
-	if !c.descSent {
-		c.pendingLocal = append(c.pendingLocal, string(b))
-		c.sigMu.Unlock()
-		return
-	}
-	c.sigMu.Unlock()
-	t.sendCandidate(c, string(b))
+	t.queueLocalCandidate(c, string(b))
 }
 
 // addRemoteCandidate hands a candidate (RTCIceCandidateInit JSON, checked by

@@ -287,6 +287,7 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 		maxFrameSize: c.cfg.MaxFrameSize,
 		writeTimeout: c.cfg.WriteTimeout,
 		idleTimeout:  c.cfg.IdleTimeout,
+		maxUnread:    c.cfg.EventQueueLength,
 	})
 	if err != nil {
 		return false, err

@@ -30,6 +30,10 @@ type dialOptions struct {
 	maxFrameSize int
 	writeTimeout time.Duration
 	idleTimeout  time.Duration
+	// maxUnread bounds the frames received and not yet read. Only the browser transport
+	// needs it (a page cannot stop a WebSocket from reading); it is Config.EventQueueLength,
+	// the client's own bound on what it holds for a slow reader.
+	maxUnread int
 }
 
 // CloseError is how a transport reports the server's close frame, whatever the library.

@@ -12,12 +12,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/internal/browser"
 )
 
-// browserInboxFrames bounds the frames the browser has delivered and the client has not read
-// yet. A page cannot stop a WebSocket from reading, so instead of growing without bound the
-// connection is closed (and the client reconnects) if the reader falls this far behind; the
-// client's read loop normally keeps the inbox near empty.
-const browserInboxFrames = 1024
-
 // browserTransport is the transport in a browser: the page's own WebSocket. The browser sets
 // the handshake headers (Config.Header is ignored) and answers the server's pings itself,
 // invisibly to the page, so this transport has no idle timeout: a dead connection surfaces as
@@ -40,22 +34,11 @@ func dial(ctx context.Context, opts dialOptions) (transport, error) {
 		return nil, errors.New("websocket dial: this browser has no WebSocket")
 	}
 	t := &browserTransport{opts: opts, wake: make(chan struct{}, 1), opened: make(chan error, 1)}
-	var err error
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				if jsErr, ok := r.(js.Error); ok {
-					err = browser.Error(jsErr.Value)
-				} else {
-					err = fmt.Errorf("%v", r)
-				}
-			}
-		}()
-		t.ws = ctor.New(opts.url)
-	}()
+	ws, err := browser.New(ctor, opts.url)
 	if err != nil {
 		return nil, fmt.Errorf("websocket dial %s: %w", opts.url, err)
 	}
+	t.ws = ws
 	t.ws.Set("binaryType", "arraybuffer")
 	t.on("open", func(js.Value) { t.signalOpened(nil) })
 	t.on("error", func(js.Value) {
@@ -93,16 +76,7 @@ func dial(ctx context.Context, opts dialOptions) (transport, error) {
 
 // on installs handler as the WebSocket's on<event> callback.
 func (t *browserTransport) on(event string, handler func(ev js.Value)) {
-	f := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ev := js.Undefined()
-		if len(args) > 0 {
-			ev = args[0]
-		}
-		handler(ev)
-		return nil
-	})
-	t.funcs = append(t.funcs, f)
-	t.ws.Set("on"+event, f)
+	t.funcs = append(t.funcs, browser.On(t.ws, event, handler))
 }
 
 func (t *browserTransport) signalOpened(err error) {
@@ -128,8 +102,11 @@ func (t *browserTransport) onMessage(ev js.Value) {
 	if t.ended != nil {
 		return
 	}
-	if len(t.inbox) >= browserInboxFrames {
-		t.ended = fmt.Errorf("more than %d unread frames from the server", browserInboxFrames)
+	// A page cannot stop a WebSocket from reading, so instead of growing without bound the
+	// connection is closed (and the client reconnects) if the reader falls this far behind;
+	// the client's read loop normally keeps the inbox near empty.
+	if len(t.inbox) >= t.opts.maxUnread {
+		t.ended = fmt.Errorf("more than %d unread frames from the server", t.opts.maxUnread)
 		t.ws.Call("close", 1008, "reader too slow")
 	} else {
 		t.inbox = append(t.inbox, []byte(frame))
