@@ -26,6 +26,11 @@ import (
 	"time"
 )
 
+// DefaultHeartbeatTimeout is how long a link may stay silent before its Transport reports it
+// down. It is the default of every Transport (rtclink, memlink) and of the simulator's model of
+// them, defined once here so the three cannot drift apart.
+const DefaultHeartbeatTimeout = 5 * time.Second
+
 // Path says how a link's packets travel.
 type Path string
 
