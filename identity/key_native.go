@@ -1,0 +1,181 @@
+//go:build !js
+
+package identity
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// keyPEMType is the PEM block of a key file: PKCS#8, as openssl writes Ed25519 keys.
+const keyPEMType = "PRIVATE KEY"
+
+// Key is a node's identity key, an Ed25519 private key. The node ID is the hash of its public
+// key, so whoever can sign with it can prove the ID: at signaling, on every link and on every
+// broadcast. It is immutable and safe for concurrent use.
+type Key struct {
+	priv ed25519.PrivateKey
+	id   string
+}
+
+var _ Signer = (*Key)(nil)
+
+// GenerateKey creates a fresh key that lives as long as the process (tests, ephemeral nodes).
+func GenerateKey() (*Key, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("identity: generate key: %w", err)
+	}
+	return newKey(priv), nil
+}
+
+func newKey(priv ed25519.PrivateKey) *Key {
+	return &Key{priv: priv, id: IDFromPublicKey(priv.Public().(ed25519.PublicKey))}
+}
+
+// ID returns the node ID.
+func (k *Key) ID() string { return k.id }
+
+// PublicKey returns the raw Ed25519 public key (a copy).
+func (k *Key) PublicKey() []byte {
+	return bytes.Clone(k.priv.Public().(ed25519.PublicKey))
+}
+
+// Sign signs msg. Ed25519 is deterministic: the same key and message give the same signature.
+func (k *Key) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
+
+// MarshalPEM encodes the key as one PKCS#8 "PRIVATE KEY" PEM block, the format ParseKey and
+// LoadOrCreateKey read. The output is the secret.
+func (k *Key) MarshalPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k.priv)
+	if err != nil {
+		return nil, fmt.Errorf("identity: marshal key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: keyPEMType, Bytes: der}), nil
+}
+
+// ErrWave1Identity is returned for a key file written by rtcmesh before identities were
+// signing keys: a DTLS certificate and its ECDSA key. That ID was the certificate's hash and
+// cannot be proven by a signing key, so it cannot carry over; the error says what to do rather
+// than silently giving the node a new ID.
+var ErrWave1Identity = errors.New("identity: this file holds an old (wave 1) certificate identity, whose ID cannot be " +
+	"carried over to a signing key; move the file away (the node will get a new ID) or point the node at another file")
+
+// ParseKey reads a key from PEM: exactly one PKCS#8 Ed25519 "PRIVATE KEY" block.
+func ParseKey(data []byte) (*Key, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("identity: no PEM block")
+	}
+	if block.Type == "CERTIFICATE" || block.Type == "EC PRIVATE KEY" || bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		return nil, ErrWave1Identity
+	}
+	if block.Type != keyPEMType {
+		return nil, fmt.Errorf("identity: unexpected PEM block %q, want %q", block.Type, keyPEMType)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("identity: trailing data after the key")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("identity: parse key: %w", err)
+	}
+	switch priv := k.(type) {
+	case ed25519.PrivateKey:
+		return newKey(priv), nil
+	default:
+		// An ECDSA PKCS#8 key is what wave 1 wrote next to its certificate.
+		return nil, fmt.Errorf("identity: key is %T, want Ed25519: %w", k, ErrWave1Identity)
+	}
+}
+
+// LoadOrCreateKey loads the key stored at path, or creates one there if no file exists. A new
+// file is written atomically (a temporary file in the same directory, fsync, then a hard link
+// that fails if the name appeared meanwhile), mode 0600, its directory 0700: a crash never
+// leaves a half-written key, and two processes starting at once end up with the same key. A
+// file that exists but cannot be used is an error, never replaced: that would change the ID.
+func LoadOrCreateKey(path string) (*Key, error) {
+	k, err := loadKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, err
+	}
+	k, err = GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("identity: create directory for %s: %w", path, err)
+	}
+	if err := writeNew(path, pemBytes); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return loadKey(path) // another process won the race: use its key
+		}
+		return nil, err
+	}
+	return k, nil
+}
+
+func loadKey(path string) (*Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("identity: read %s: %w", path, err)
+	}
+	k, err := ParseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("identity: load %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// writeNew writes data to a new file at path atomically and durably, failing with fs.ErrExist
+// if path exists.
+func writeNew(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("identity: create temporary file for %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after the link, or on failure
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("identity: chmod %s: %w", tmp.Name(), err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("identity: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("identity: sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("identity: close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		return fmt.Errorf("identity: install %s: %w", path, err)
+	}
+	// The new name must survive a crash too: sync the directory that holds it.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
