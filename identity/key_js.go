@@ -1,0 +1,239 @@
+//go:build js && wasm
+
+package identity
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"syscall/js"
+
+	"github.com/rtcmesh/rtcmesh/internal/browser"
+)
+
+// Where a tab keeps its key. IndexedDB is shared by every tab of an origin, but two tabs must
+// never hold one ID (they would replace each other at the signaling server), so each tab keeps
+// its key under a name of its own, remembered in sessionStorage (which survives a reload but
+// not a new tab), and holds a Web Lock on that name while it lives (a duplicated tab copies
+// sessionStorage; the lock makes it pick a name of its own).
+const (
+	keyDatabase   = "rtcmesh-identity"
+	keyStore      = "keys"
+	keyNameItem   = "rtcmesh-key-name"
+	keyLockPrefix = "rtcmesh-key-"
+	// lockWaitMs is how long a reloading tab waits for its previous document to release the
+	// lock on its key name before it takes a new name (and so a new ID).
+	lockWaitMs = 2000
+)
+
+// Key is, in the browser, a WebCrypto Ed25519 key pair whose private half was created
+// non-extractable: the page can sign with it but no script can read it. Its ID is the hash of
+// the raw public key, exactly as on other platforms.
+type Key struct {
+	priv js.Value
+	pub  []byte
+	id   string
+}
+
+var _ Signer = (*Key)(nil)
+
+// ID returns the node ID.
+func (k *Key) ID() string { return k.id }
+
+// PublicKey returns the raw Ed25519 public key (a copy).
+func (k *Key) PublicKey() []byte { return bytes.Clone(k.pub) }
+
+// Sign signs msg with WebCrypto. It waits for the browser's promise, so it must be called from
+// a goroutine, never from a JavaScript callback.
+func (k *Key) Sign(msg []byte) ([]byte, error) {
+	p, err := browser.Call(subtle(), "sign", "Ed25519", k.priv, browser.Uint8Array(msg))
+	if err != nil {
+		return nil, fmt.Errorf("identity: sign: %w", err)
+	}
+	sig, err := browser.Await(p)
+	if err != nil {
+		return nil, fmt.Errorf("identity: sign: %w", err)
+	}
+	return browser.Bytes(sig), nil
+}
+
+func subtle() js.Value { return js.Global().Get("crypto").Get("subtle") }
+
+// GenerateKey creates a key that lives as long as the page (the page's ephemeral option).
+func GenerateKey() (*Key, error) {
+	pair, err := generatePair()
+	if err != nil {
+		return nil, err
+	}
+	return fromPair(pair)
+}
+
+func generatePair() (js.Value, error) {
+	if subtle().Type() != js.TypeObject {
+		return js.Value{}, errors.New("identity: this page has no WebCrypto (crypto.subtle needs a secure context: https or localhost)")
+	}
+	// extractable=false applies to the private key; a public key is always exportable.
+	p, err := browser.Call(subtle(), "generateKey", "Ed25519", false, []any{"sign", "verify"})
+	if err != nil {
+		return js.Value{}, fmt.Errorf("identity: generate Ed25519 key (does this browser support Ed25519 in WebCrypto?): %w", err)
+	}
+	pair, err := browser.Await(p)
+	if err != nil {
+		return js.Value{}, fmt.Errorf("identity: generate Ed25519 key (does this browser support Ed25519 in WebCrypto?): %w", err)
+	}
+	return pair, nil
+}
+
+func fromPair(pair js.Value) (*Key, error) {
+	p, err := browser.Call(subtle(), "exportKey", "raw", pair.Get("publicKey"))
+	if err != nil {
+		return nil, fmt.Errorf("identity: export public key: %w", err)
+	}
+	raw, err := browser.Await(p)
+	if err != nil {
+		return nil, fmt.Errorf("identity: export public key: %w", err)
+	}
+	pub := browser.Bytes(raw)
+	if len(pub) != PublicKeySize {
+		return nil, fmt.Errorf("identity: the browser's public key is %d bytes, want %d", len(pub), PublicKeySize)
+	}
+	return &Key{priv: pair.Get("privateKey"), pub: pub, id: IDFromPublicKey(pub)}, nil
+}
+
+// LoadOrCreateTabKey returns this tab's key: the one stored in IndexedDB under the tab's name,
+// or a new one stored there. A reload keeps the key (and so the ID); a new or duplicated tab
+// gets its own. Where storage is unavailable (private modes may refuse IndexedDB) the error
+// says so; the caller may fall back to GenerateKey.
+func LoadOrCreateTabKey() (*Key, error) {
+	name, err := claimKeyName()
+	if err != nil {
+		return nil, err
+	}
+	db, err := openKeyDatabase()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Call("close")
+	stored, err := idbRequest(db.Call("transaction", keyStore, "readonly").Call("objectStore", keyStore).Call("get", name))
+	if err != nil {
+		return nil, fmt.Errorf("identity: read key %s: %w", name, err)
+	}
+	if stored.Type() == js.TypeObject && stored.Get("privateKey").Type() == js.TypeObject {
+		return fromPair(stored)
+	}
+	pair, err := generatePair()
+	if err != nil {
+		return nil, err
+	}
+	record := map[string]any{"privateKey": pair.Get("privateKey"), "publicKey": pair.Get("publicKey")}
+	if _, err := idbRequest(db.Call("transaction", keyStore, "readwrite").Call("objectStore", keyStore).Call("put", record, name)); err != nil {
+		return nil, fmt.Errorf("identity: store key %s: %w", name, err)
+	}
+	return fromPair(pair)
+}
+
+// claimKeyName returns the tab's key name, creating it when the tab has none, and holds a Web
+// Lock on it for the life of the document. If another live tab holds the name (a duplicated
+// tab copied this tab's sessionStorage) a fresh name is taken.
+func claimKeyName() (string, error) {
+	storage := js.Global().Get("sessionStorage")
+	if storage.Type() != js.TypeObject {
+		return "", errors.New("identity: this page has no sessionStorage to remember its key name")
+	}
+	name := storage.Call("getItem", keyNameItem)
+	if name.Type() == js.TypeString && name.String() != "" {
+		if held, err := holdLock(name.String(), lockWaitMs); err != nil {
+			return "", err
+		} else if held {
+			return name.String(), nil
+		}
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	fresh := hex.EncodeToString(b[:])
+	if _, err := holdLock(fresh, 0); err != nil {
+		return "", err
+	}
+	storage.Call("setItem", keyNameItem, fresh)
+	return fresh, nil
+}
+
+// holdLock asks for the Web Lock of a key name and keeps it until the document goes away. It
+// reports false if another document kept it for waitMs. Browsers without Web Locks rely on
+// sessionStorage alone.
+func holdLock(name string, waitMs int) (bool, error) {
+	locks := js.Global().Get("navigator").Get("locks")
+	if locks.Type() != js.TypeObject {
+		return true, nil
+	}
+	granted := make(chan bool, 1)
+	// The callback returns a promise that never settles, so the lock stays held; it only
+	// signals a channel and never blocks the event loop.
+	var onGrant js.Func
+	onGrant = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		ok := len(args) > 0 && !args[0].IsNull()
+		granted <- ok
+		if !ok {
+			return nil
+		}
+		return js.Global().Get("Promise").New(js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+	})
+	opts := map[string]any{}
+	if waitMs > 0 {
+		opts["signal"] = js.Global().Get("AbortSignal").Call("timeout", waitMs)
+	} else {
+		opts["ifAvailable"] = true
+	}
+	p, err := browser.Call(locks, "request", keyLockPrefix+name, opts, onGrant)
+	if err != nil {
+		onGrant.Release()
+		return false, fmt.Errorf("identity: lock key name: %w", err)
+	}
+	// A wait that times out rejects the request's promise without calling the callback.
+	go func() {
+		if _, err := browser.Await(p); err != nil {
+			select {
+			case granted <- false:
+			default:
+			}
+		}
+	}()
+	return <-granted, nil
+}
+
+func openKeyDatabase() (js.Value, error) {
+	idb := js.Global().Get("indexedDB")
+	if idb.Type() != js.TypeObject {
+		return js.Value{}, errors.New("identity: this page has no IndexedDB to keep its key in")
+	}
+	req, err := browser.Call(idb, "open", keyDatabase, 1)
+	if err != nil {
+		return js.Value{}, fmt.Errorf("identity: open key database: %w", err)
+	}
+	upgrade := browser.On(req, "upgradeneeded", func(js.Value) {
+		req.Get("result").Call("createObjectStore", keyStore)
+	})
+	defer upgrade.Release()
+	db, err := idbRequest(req)
+	if err != nil {
+		return js.Value{}, fmt.Errorf("identity: open key database: %w", err)
+	}
+	return db, nil
+}
+
+// idbRequest waits for an IndexedDB request to succeed or fail.
+func idbRequest(req js.Value) (js.Value, error) {
+	done := make(chan error, 1)
+	ok := browser.On(req, "success", func(js.Value) { done <- nil })
+	defer ok.Release()
+	fail := browser.On(req, "error", func(js.Value) {
+		done <- browser.Error(req.Get("error"))
+	})
+	defer fail.Release()
+	if err := <-done; err != nil {
+		return js.Value{}, err
+	}
+	return req.Get("result"), nil
+}
