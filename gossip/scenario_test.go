@@ -21,8 +21,9 @@ import (
 //	deliver                       deliver every queued message, FIFO, until none is left
 //	deliver-one a->b              deliver the first message queued from a to b
 //	drop a->b                     lose every message queued from a to b
-//	inject a->b TYPE [id=m1] [hops=N] [origin=x] [payload=x]
-//	                              b steps a message a never sent (Graft, Prune, Gossip, IHave)
+//	inject a->b TYPE [id=m1] [hops=N] [origin=x] [payload=x] [seq=N] [time=D]
+//	                              b steps a message a never sent (Graft, Prune, Gossip, IHave);
+//	                              a Gossip has seq 1 and the current time unless told
 //	tick D                        advance every core's clock by D; prints the messages queued
 //	queue                         print the messages in flight
 //	peers [a b ...]               print eager and lazy peers
@@ -184,6 +185,12 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 			m.ID = net.idFor(label)
 		}
 		m.Origin, m.Hops = origin, uint16(hops)
+		if m.Type == Gossip {
+			seq, at := 1, net.now.String()
+			d.MaybeScanArgs(t, "seq", &seq)
+			d.MaybeScanArgs(t, "time", &at)
+			m.Seq, m.Time = uint64(seq), dur(at).Milliseconds()
+		}
 		if payload != "" {
 			m.Payload = []byte(payload)
 		}
