@@ -103,8 +103,9 @@
 // HELLO carries a node ID and a network (signaling room). Nothing in rtcmesh sends it or reads
 // it today, and its NodeID proves nothing, so no receiver may act on it: who is at the other
 // end of a link is the link layer's business (link/rtclink checks the peer's DTLS certificate
-// against its ID, and is to prove the peer's identity key before any frame is accepted). PING/PONG is the heartbeat that notices a silent peer long before ICE
-// does. CLOSE is the last frame before a deliberate close, with a human-readable reason.
+// against its ID, and is to prove the peer's identity key before any frame is accepted).
+// PING/PONG is the heartbeat that notices a silent peer long before ICE does. CLOSE is the
+// last frame before a deliberate close, with a human-readable reason.
 //
 // # Example
 //
