@@ -29,6 +29,8 @@ import (
 //	peers [a b ...]               print eager and lazy peers
 //	deadline a                    print a's NextDeadline
 //	stats a                       print a's Stats
+//	refused a                     print a's refusal counters and tracked origins
+//	highwater a origin            print a's HighWater(origin)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		net := newTestNet(t, testConfig(), 1)
@@ -225,6 +227,13 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 			recv = append(recv, fmt.Sprintf("%v=%d", typ, s.Received[typ]))
 		}
 		net.printf("sent %s\nreceived %s\n", strings.Join(sent, " "), strings.Join(recv, " "))
+	case "refused":
+		s := net.core(plain()[0]).Stats()
+		net.printf("self-origin=%d clock=%d replay=%d signature=%d reports-dropped=%d origins=%d restarts=%d\n",
+			s.RefusedSelfOrigin, s.RefusedClock, s.RefusedReplay, s.RefusedSignature, s.MisbehaviourDropped, s.Origins, s.OriginRestarts)
+	case "highwater":
+		names := plain()
+		net.printf("%d\n", net.core(names[0]).HighWater(names[1]))
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
 	}
