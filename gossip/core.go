@@ -27,7 +27,8 @@ import (
 //   - Peers that announced a message to us are sent neither its payload nor an announcement
 //     of it: they have it.
 //   - A payload, once passed to Broadcast or Step, is kept by reference (cache, deliveries,
-//     forwarded messages) and must not be modified by the caller afterwards.
+//     forwarded messages) and must not be modified by the caller afterwards; so is a proof
+//     passed to Step or returned by Config.Auth's Sign.
 //   - Signed broadcasts: a Gossip is delivered and forwarded only after these checks, in this
 //     order: well formed (else Step's error); a message ID already seen is a duplicate as in
 //     the paper (nothing else is looked at: it is neither delivered nor forwarded, and the

@@ -165,8 +165,9 @@ func (r Refusal) String() string {
 
 // Misbehaviour reports one refused Gossip: the peer whose link it came on, and why. The peer
 // is not necessarily its author: an honest relay can forward a message this node refuses for
-// its clock or as a replay (it was new to the relay), but never one with a bad signature,
-// because every relay verifies before it forwards. Peer scoring weighs the reasons.
+// its clock, as a replay (it was new to the relay), or as this node's own from before a
+// restart, but never one with a bad signature, because every relay verifies before it
+// forwards. Peer scoring weighs the reasons.
 type Misbehaviour struct {
 	Peer   string
 	Reason Refusal
