@@ -27,7 +27,21 @@ import (
 //   - Peers that announced a message to us are sent neither its payload nor an announcement
 //     of it: they have it.
 //   - A payload, once passed to Broadcast or Step, is kept by reference (cache, deliveries,
-//     forwarded messages) and must not be modified by the caller afterwards.
+//     forwarded messages) and must not be modified by the caller afterwards; so is a proof
+//     passed to Step or returned by Config.Auth's Sign.
+//   - Signed broadcasts: a Gossip is delivered and forwarded only after these checks, in this
+//     order: well formed (else Step's error); a message ID already seen is a duplicate as in
+//     the paper (nothing else is looked at: it is neither delivered nor forwarded, and the
+//     Prune it may cause is what any duplicate causes); then it is refused if it claims this
+//     node as origin (this node's own broadcasts coming back were caught as duplicates just
+//     before, and that Prune is how the tree forms around an origin), if its Time is off by
+//     more than MaxClockSkew, if its sequence number was delivered already or is too old
+//     (see originState), and if Config.Auth does not verify it. Only then is its sequence
+//     number remembered, and it is delivered, cached and forwarded with its Seq, Time and
+//     Proof unchanged. The cheap checks go first so that most garbage costs no signature
+//     check. A refusal is not an error of Step (an honest relay can forward a message that
+//     is a replay or too old for this node, and the runtime closes a link on an error): it
+//     is counted in Stats and reported in Ready.Misbehaviour for peer scoring to weigh.
 //   - Cache and seen-set expiry produce no output, so NextDeadline does not report them; they
 //     happen on Tick, which is the only call that advances the core's time, so no lookup ever
 //     sees an expired entry.
@@ -72,6 +86,13 @@ type Core struct {
 	// ordered by the time of each queue's first announcement (which is deadline order).
 	pending []lazyQueue
 
+	// seq is the sequence number of this node's last broadcast.
+	seq uint64
+	// origins tracks other origins' sequence numbers (see originState), at most MaxOrigins,
+	// linked from the most to the least recently heard.
+	origins                  map[string]*originState
+	originsHead, originsTail *originState
+
 	out   Ready
 	stats Stats
 }
@@ -79,7 +100,10 @@ type Core struct {
 // cachedMessage is a payload kept to answer Grafts.
 type cachedMessage struct {
 	origin  string
+	seq     uint64
+	time    int64
 	payload []byte
+	proof   []byte
 	// hops is the hop count at which this node received the message (0 for its own).
 	hops uint16
 	// parent is the eager peer the payload came from, a candidate for the optimisation's
@@ -135,6 +159,16 @@ func (cfg *Config) validate() error {
 	if cfg.OptimizationThreshold < 0 {
 		errs = append(errs, fmt.Errorf("OptimizationThreshold must not be negative, got %d", cfg.OptimizationThreshold))
 	}
+	positiveDur("MaxClockSkew", cfg.MaxClockSkew)
+	if cfg.ReplayWindow <= 0 || cfg.ReplayWindow%64 != 0 {
+		errs = append(errs, fmt.Errorf("ReplayWindow must be a positive multiple of 64, got %d", cfg.ReplayWindow))
+	}
+	positive("MaxOrigins", cfg.MaxOrigins)
+	positive("MaxMisbehaviourReports", cfg.MaxMisbehaviourReports)
+	if cfg.MaxClockSkew > 0 && cfg.SeenMaxAge > 0 && 2*cfg.MaxClockSkew >= cfg.SeenMaxAge {
+		errs = append(errs, fmt.Errorf("MaxClockSkew (%v) must be below half of SeenMaxAge (%v), or a replay could outlive its ID in the seen set and still be on time",
+			cfg.MaxClockSkew, cfg.SeenMaxAge))
+	}
 	// Flood mode never arms a timer, so its timeouts do not matter.
 	if !cfg.Flood {
 		positiveDur("MissingTimeout", cfg.MissingTimeout)
@@ -178,20 +212,31 @@ func (c *Core) NeighborDown(peer string) {
 	}
 }
 
-// Broadcast starts a broadcast of payload from this node: it is delivered locally at once
+// Broadcast starts a broadcast of payload from this node: it gets the next sequence number
+// and the time of the last Tick, is signed by Config.Auth if set, delivered locally at once
 // (Hops 0), pushed to the eager peers and announced to the lazy ones. It returns the new
-// message's ID.
+// message's ID. If Auth fails to sign, nothing is sent and the sequence number is not used.
 func (c *Core) Broadcast(payload []byte) (MessageID, error) {
 	if len(payload) > c.cfg.MaxPayload {
 		return MessageID{}, fmt.Errorf("gossip: broadcast payload of %d bytes exceeds MaxPayload %d", len(payload), c.cfg.MaxPayload)
 	}
-	id := c.newID()
+	m := Message{Type: Gossip, ID: c.newID(), Origin: c.cfg.Self, Hops: 1, Seq: c.seq + 1, Time: c.nowMillis(), Payload: payload}
+	if c.cfg.Auth != nil {
+		sm := m // see onGossip: only the copy given to the Authenticator escapes
+		proof, err := c.cfg.Auth.Sign(&sm)
+		if err != nil {
+			return MessageID{}, fmt.Errorf("gossip: sign broadcast: %w", err)
+		}
+		m.Proof = proof
+	}
+	c.seq = m.Seq
+	id := m.ID
 	c.remember(id)
 	c.stats.Broadcasts++
-	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: id, Origin: c.cfg.Self, Hops: 0, Payload: payload})
-	c.store(id, c.cfg.Self, payload, 0, "")
+	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: id, Origin: c.cfg.Self, Hops: 0, Seq: m.Seq, Time: m.Time, Payload: payload})
+	c.store(&m, 0, "")
 	for _, p := range c.eager {
-		c.send(p, Message{Type: Gossip, ID: id, Origin: c.cfg.Self, Hops: 1, Payload: payload})
+		c.send(p, m)
 	}
 	if !c.cfg.Flood {
 		for _, p := range c.lazy {
@@ -222,7 +267,9 @@ func putUint64(b []byte, v uint64) {
 
 // Step processes message m received from peer from. A message that breaks the protocol's
 // rules is refused with an error, leaves the state unchanged and counts in
-// Stats.InvalidMessages; the driver may disconnect the peer.
+// Stats.InvalidMessages; the driver may disconnect the peer. A well-formed Gossip that fails
+// the signed-broadcast checks (see Core) is not an error: it is dropped, counted
+// (Stats.Refused…) and reported in Ready.Misbehaviour.
 func (c *Core) Step(from string, m Message) error {
 	if err := c.check(from, m); err != nil {
 		c.stats.InvalidMessages++
@@ -262,6 +309,8 @@ func (c *Core) check(from string, m Message) error {
 			return errors.New("hop count 0 (the origin sends 1)")
 		case len(m.Payload) > c.cfg.MaxPayload:
 			return fmt.Errorf("payload of %d bytes exceeds MaxPayload %d", len(m.Payload), c.cfg.MaxPayload)
+		case m.Seq == 0:
+			return errors.New("sequence number 0 (origins number from 1)")
 		}
 	case IHave:
 		if len(m.IHave) == 0 {
@@ -292,9 +341,36 @@ func (c *Core) onGossip(from string, m Message) {
 		}
 		return
 	}
+	if m.Origin == c.cfg.Self {
+		c.refuse(from, &m, RefusedSelfOrigin, nil)
+		return
+	}
+	// Compared without subtracting from m.Time, which a peer chooses and could overflow.
+	now, skew := c.nowMillis(), c.cfg.MaxClockSkew.Milliseconds()
+	if m.Time > now+skew || m.Time < now-skew {
+		c.refuse(from, &m, RefusedClock, nil)
+		return
+	}
+	st := c.origins[m.Origin]
+	verdict := c.checkSeq(st, &m)
+	if verdict == seqReplay {
+		c.refuse(from, &m, RefusedReplay, nil)
+		return
+	}
+	if c.cfg.Auth != nil {
+		// A copy for the Authenticator, which the compiler must assume keeps it: m itself
+		// then stays on the stack, and the duplicate path allocates nothing.
+		vm := m
+		if err := c.cfg.Auth.Verify(&vm); err != nil {
+			c.refuse(from, &m, RefusedSignature, err)
+			return
+		}
+	}
+	c.acceptSeq(st, &m, verdict)
+
 	c.remember(m.ID)
 	c.stats.Delivered++
-	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: m.ID, Origin: m.Origin, Hops: m.Hops, Payload: m.Payload})
+	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: m.ID, Origin: m.Origin, Hops: m.Hops, Seq: m.Seq, Time: m.Time, Payload: m.Payload})
 
 	// The message is no longer missing: stop its timer, but keep the announcers for the
 	// optimisation and to skip announcing back to them.
@@ -309,17 +385,18 @@ func (c *Core) onGossip(from string, m Message) {
 			c.moveToEager(from)
 		}
 	}
-	c.store(m.ID, m.Origin, m.Payload, m.Hops, parent)
+	c.store(&m, m.Hops, parent)
 
-	next := m.Hops
-	if next < math.MaxUint16 {
-		next++
+	// Forwarded as received (Seq, Time and Proof are the origin's), one hop further.
+	fwd := m
+	if fwd.Hops < math.MaxUint16 {
+		fwd.Hops++
 	}
 	// A peer that announced the message has it already (possibly an announcer that was
 	// grafted and so is eager now): it gets neither the payload nor an announcement.
 	for _, p := range c.eager {
 		if p != from && (entry == nil || !entry.announcedBy(p)) {
-			c.send(p, Message{Type: Gossip, ID: m.ID, Origin: m.Origin, Hops: next, Payload: m.Payload})
+			c.send(p, fwd)
 		}
 	}
 	if c.cfg.Flood {
@@ -414,7 +491,8 @@ func (c *Core) onGraft(from string, m Message) {
 		if next < math.MaxUint16 {
 			next++
 		}
-		c.send(from, Message{Type: Gossip, ID: m.ID, Origin: cm.origin, Hops: next, Payload: cm.payload})
+		c.send(from, Message{Type: Gossip, ID: m.ID, Origin: cm.origin, Hops: next, Seq: cm.seq, Time: cm.time,
+			Payload: cm.payload, Proof: cm.proof})
 	}
 }
 
@@ -511,6 +589,7 @@ func (c *Core) Stats() Stats {
 	s.CachedMessages = len(c.cache)
 	s.SeenIDs = len(c.seen)
 	s.PendingMissing = len(c.missing)
+	s.Origins = len(c.origins)
 	return s
 }
 
@@ -526,16 +605,37 @@ func (c *Core) remember(id MessageID) {
 	c.seenQ.push(stamped{id: id, at: c.now})
 }
 
-// store caches a payload to answer Grafts, evicting the oldest when the cache is full. Flood
-// mode answers no Grafts and caches nothing.
-func (c *Core) store(id MessageID, origin string, payload []byte, hops uint16, parent string) {
+// refuse drops Gossip m from peer from for reason: it is counted and reported, nothing else.
+func (c *Core) refuse(from string, m *Message, reason Refusal, err error) {
+	switch reason {
+	case RefusedSelfOrigin:
+		c.stats.RefusedSelfOrigin++
+	case RefusedClock:
+		c.stats.RefusedClock++
+	case RefusedReplay:
+		c.stats.RefusedReplay++
+	case RefusedSignature:
+		c.stats.RefusedSignature++
+	}
+	if len(c.out.Misbehaviour) >= c.cfg.MaxMisbehaviourReports {
+		c.stats.MisbehaviourDropped++
+		return
+	}
+	c.out.Misbehaviour = append(c.out.Misbehaviour, Misbehaviour{Peer: from, Reason: reason, ID: m.ID, Origin: m.Origin, Err: err})
+}
+
+// store caches Gossip m, received at hops (0 for this node's own), to answer Grafts,
+// evicting the oldest when the cache is full. Flood mode answers no Grafts and caches nothing.
+func (c *Core) store(m *Message, hops uint16, parent string) {
 	if c.cfg.Flood {
 		return
 	}
+	id := m.ID
+	entry := cachedMessage{origin: m.Origin, seq: m.Seq, time: m.Time, payload: m.Payload, proof: m.Proof, hops: hops, parent: parent}
 	if cm := c.cache[id]; cm != nil {
 		// Only possible when the seen set forgot the ID before the cache did and the message
 		// was delivered again: refresh the entry but keep its single queue record.
-		*cm = cachedMessage{origin: origin, payload: payload, hops: hops, parent: parent}
+		*cm = entry
 		return
 	}
 	if c.cache == nil {
@@ -544,7 +644,7 @@ func (c *Core) store(id MessageID, origin string, payload []byte, hops uint16, p
 	for len(c.cache) >= c.cfg.CacheMaxMessages {
 		delete(c.cache, c.cacheQ.pop().id)
 	}
-	c.cache[id] = &cachedMessage{origin: origin, payload: payload, hops: hops, parent: parent}
+	c.cache[id] = &entry
 	c.cacheQ.push(stamped{id: id, at: c.now})
 }
 

@@ -461,7 +461,8 @@ func TestBoundsHold(t *testing.T) {
 	now := time.Duration(0)
 	for i := range 5000 {
 		from := peers[i%len(peers)]
-		if err := c.Step(from, Message{Type: Gossip, ID: newID(), Origin: "z", Hops: 3, Payload: []byte("p")}); err != nil {
+		m := Message{Type: Gossip, ID: newID(), Origin: "z", Hops: 3, Seq: uint64(i + 1), Time: now.Milliseconds(), Payload: []byte("p")}
+		if err := c.Step(from, m); err != nil {
 			t.Fatal(err)
 		}
 		batch := make([]Announcement, 1+i%cfg.LazyBatchMax)
@@ -490,14 +491,19 @@ func TestBoundsHold(t *testing.T) {
 	check()
 }
 
-// TestSeenExpiry: a message that resurfaces after SeenMaxAge is new again (documented), and
-// one that resurfaces before is a duplicate.
-func TestSeenExpiry(t *testing.T) {
+// TestSeenExpiryReplay: a message that resurfaces before SeenMaxAge is a duplicate. One that
+// resurfaces after it used to be new again; since broadcasts carry their origin's time it is a
+// replay refused by its time, because MaxClockSkew is below half of SeenMaxAge.
+func TestSeenExpiryReplay(t *testing.T) {
 	cfg := validConfig("a")
 	cfg.SeenMaxAge = time.Minute
-	c, _ := New(cfg)
+	cfg.MaxClockSkew = 20 * time.Second
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.NeighborUp("b")
-	m := Message{Type: Gossip, ID: MessageID{7}, Origin: "z", Hops: 2}
+	m := Message{Type: Gossip, ID: MessageID{7}, Origin: "z", Hops: 2, Seq: 1}
 	_ = c.Step("b", m)
 	c.Tick(59 * time.Second)
 	_ = c.Step("b", m)
@@ -506,7 +512,7 @@ func TestSeenExpiry(t *testing.T) {
 	}
 	c.Tick(time.Minute)
 	_ = c.Step("b", m)
-	if s := c.Stats(); s.Delivered != 2 {
+	if s := c.Stats(); s.Delivered != 1 || s.RefusedClock != 1 || s.SeenIDs != 0 {
 		t.Fatalf("after expiry: %+v", s)
 	}
 }
@@ -569,7 +575,7 @@ func BenchmarkStepGossip(b *testing.B) {
 	b.ReportAllocs()
 	now := time.Duration(0)
 	for i := 0; b.Loop(); i++ {
-		m := Message{Type: Gossip, ID: ids[i%len(ids)], Origin: "z", Hops: 3, Payload: payload}
+		m := Message{Type: Gossip, ID: ids[i%len(ids)], Origin: "z", Hops: 3, Seq: uint64(i + 1), Time: now.Milliseconds(), Payload: payload}
 		if err := c.Step("b", m); err != nil {
 			b.Fatal(err)
 		}
@@ -586,7 +592,7 @@ func BenchmarkStepGossip(b *testing.B) {
 func BenchmarkStepDuplicate(b *testing.B) {
 	c := benchCore(b)
 	c.cfg.Flood = true
-	m := Message{Type: Gossip, ID: MessageID{1}, Origin: "z", Hops: 3}
+	m := Message{Type: Gossip, ID: MessageID{1}, Origin: "z", Hops: 3, Seq: 1}
 	_ = c.Step("b", m)
 	c.Ready()
 	b.ReportAllocs()

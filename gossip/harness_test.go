@@ -165,6 +165,9 @@ func (n *testNet) collect(name string) {
 	for _, e := range rd.Messages {
 		n.queue = append(n.queue, inFlight{from: name, to: e.To, msg: e.Msg})
 	}
+	for _, mb := range rd.Misbehaviour {
+		n.printf("  %s refuses %s origin=%s from %s: %v\n", name, n.label(mb.ID), mb.Origin, mb.Peer, mb.Reason)
+	}
 }
 
 func (n *testNet) format(f inFlight) string {

@@ -21,13 +21,16 @@ import (
 //	deliver                       deliver every queued message, FIFO, until none is left
 //	deliver-one a->b              deliver the first message queued from a to b
 //	drop a->b                     lose every message queued from a to b
-//	inject a->b TYPE [id=m1] [hops=N] [origin=x] [payload=x]
-//	                              b steps a message a never sent (Graft, Prune, Gossip, IHave)
+//	inject a->b TYPE [id=m1] [hops=N] [origin=x] [payload=x] [seq=N] [time=D]
+//	                              b steps a message a never sent (Graft, Prune, Gossip, IHave);
+//	                              a Gossip has seq 1 and the current time unless told
 //	tick D                        advance every core's clock by D; prints the messages queued
 //	queue                         print the messages in flight
 //	peers [a b ...]               print eager and lazy peers
 //	deadline a                    print a's NextDeadline
 //	stats a                       print a's Stats
+//	refused a                     print a's refusal counters and tracked origins
+//	highwater a origin            print a's HighWater(origin)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		net := newTestNet(t, testConfig(), 1)
@@ -184,6 +187,12 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 			m.ID = net.idFor(label)
 		}
 		m.Origin, m.Hops = origin, uint16(hops)
+		if m.Type == Gossip {
+			seq, at := 1, net.now.String()
+			d.MaybeScanArgs(t, "seq", &seq)
+			d.MaybeScanArgs(t, "time", &at)
+			m.Seq, m.Time = uint64(seq), dur(at).Milliseconds()
+		}
 		if payload != "" {
 			m.Payload = []byte(payload)
 		}
@@ -218,6 +227,13 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 			recv = append(recv, fmt.Sprintf("%v=%d", typ, s.Received[typ]))
 		}
 		net.printf("sent %s\nreceived %s\n", strings.Join(sent, " "), strings.Join(recv, " "))
+	case "refused":
+		s := net.core(plain()[0]).Stats()
+		net.printf("self-origin=%d clock=%d replay=%d signature=%d reports-dropped=%d origins=%d restarts=%d\n",
+			s.RefusedSelfOrigin, s.RefusedClock, s.RefusedReplay, s.RefusedSignature, s.MisbehaviourDropped, s.Origins, s.OriginRestarts)
+	case "highwater":
+		names := plain()
+		net.printf("%d\n", net.core(names[0]).HighWater(names[1]))
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
 	}

@@ -77,10 +77,21 @@ type Message struct {
 	// Origin is the node that broadcast the message (Gossip).
 	Origin string
 	// Hops is the number of links the payload has crossed, counting the one it is on: the
-	// origin sends 1 (Gossip).
+	// origin sends 1 (Gossip). Relays change it, so it is not signed.
 	Hops uint16
+	// Seq is the origin's sequence number for this broadcast: 1 for its first, one more for
+	// each next (Gossip). Signed; relays forward it unchanged.
+	Seq uint64
+	// Time is the origin's clock in milliseconds when it broadcast the message: the time of
+	// its core's last Tick (Gossip). The runtime ticks with wall-clock time since the Unix
+	// epoch, the simulator with simulated time. Signed; relays forward it unchanged.
+	Time int64
 	// Payload is the application's data (Gossip). The core never modifies it.
 	Payload []byte
+	// Proof is the origin's proof that it broadcast ID, Origin, Seq, Time and Payload, made by
+	// its Config.Auth (the runtime's: public key ‖ signature) and opaque to the core; empty
+	// when unsigned (Gossip). Relays forward it unchanged.
+	Proof []byte
 	// IHave is the batch of announcements (IHave).
 	IHave []Announcement
 }
@@ -98,8 +109,73 @@ type Delivery struct {
 	Origin string
 	// Hops is the number of links the payload crossed to get here; 0 for the node's own
 	// broadcasts, which are delivered locally at once.
-	Hops    uint16
+	Hops uint16
+	// Seq and Time are the origin's sequence number and clock (ms) of the message (see
+	// Message). Catch-up builds on Seq: see Core.HighWater.
+	Seq     uint64
+	Time    int64
 	Payload []byte
+}
+
+// Authenticator signs this node's broadcasts and verifies other origins'. The runtime's signs
+// with the node's identity key and puts public key ‖ signature in the proof; with none
+// (Config.Auth nil, as in the simulator) broadcasts are unsigned and every origin is taken at
+// its word, while sequence numbers and times are still checked.
+type Authenticator interface {
+	// Sign returns the proof for m, a Gossip whose ID, Origin, Seq, Time and Payload are set
+	// (Hops and Proof are not covered: Hops changes on every link). An error fails the
+	// Broadcast.
+	Sign(m *Message) ([]byte, error)
+	// Verify checks m.Proof against m's ID, Origin, Seq, Time and Payload, and that the proof
+	// was made by m.Origin's key. A non-nil error refuses the message (RefusedSignature).
+	// It must not keep or modify m.
+	Verify(m *Message) error
+}
+
+// Refusal is why a Gossip that was well formed was refused: it is neither delivered nor
+// forwarded, and the link it came on is reported in Ready.Misbehaviour.
+type Refusal uint8
+
+// The reasons a Gossip is refused, in the order the core checks them.
+const (
+	// RefusedSelfOrigin: the message claims this node as its origin, but this node does not
+	// remember sending it.
+	RefusedSelfOrigin Refusal = 1
+	// RefusedClock: the origin's Time is further than Config.MaxClockSkew from this node's
+	// clock (too old, or from the future).
+	RefusedClock Refusal = 2
+	// RefusedReplay: the origin's sequence number was already delivered, or is older than
+	// the Config.ReplayWindow this node remembers, or the message predates the origin's
+	// last restart.
+	RefusedReplay Refusal = 3
+	// RefusedSignature: Config.Auth refused the proof (a forged origin, a modified message,
+	// a missing or malformed proof).
+	RefusedSignature Refusal = 4
+)
+
+var refusalNames = [...]string{RefusedSelfOrigin: "self-origin", RefusedClock: "clock", RefusedReplay: "replay", RefusedSignature: "signature"}
+
+// String returns the reason's short name, e.g. "replay".
+func (r Refusal) String() string {
+	if int(r) < len(refusalNames) && refusalNames[r] != "" {
+		return refusalNames[r]
+	}
+	return fmt.Sprintf("Refusal(%d)", uint8(r))
+}
+
+// Misbehaviour reports one refused Gossip: the peer whose link it came on, and why. The peer
+// is not necessarily its author: an honest relay can forward a message this node refuses for
+// its clock, as a replay (it was new to the relay), or as this node's own from before a
+// restart, but never one with a bad signature, because every relay verifies before it
+// forwards. Peer scoring weighs the reasons.
+type Misbehaviour struct {
+	Peer   string
+	Reason Refusal
+	// ID and Origin are the refused message's, as claimed.
+	ID     MessageID
+	Origin string
+	// Err is Config.Auth's error (RefusedSignature only).
+	Err error
 }
 
 // Ready is what the driver must do after NeighborUp, NeighborDown, Broadcast, Step or Tick:
@@ -108,10 +184,16 @@ type Delivery struct {
 type Ready struct {
 	Messages   []Envelope
 	Deliveries []Delivery
+	// Misbehaviour lists the Gossips refused since the last Ready, in order, at most
+	// Config.MaxMisbehaviourReports of them (the rest are only counted, in
+	// Stats.MisbehaviourDropped). The runtime hands them to peer scoring.
+	Misbehaviour []Misbehaviour
 }
 
 // Empty reports whether there is nothing to do.
-func (rd Ready) Empty() bool { return len(rd.Messages) == 0 && len(rd.Deliveries) == 0 }
+func (rd Ready) Empty() bool {
+	return len(rd.Messages) == 0 && len(rd.Deliveries) == 0 && len(rd.Misbehaviour) == 0
+}
 
 // Stats are counters and gauges a driver may export as metrics.
 type Stats struct {
@@ -127,6 +209,17 @@ type Stats struct {
 	Sent, Received [Prune + 1]uint64
 	// InvalidMessages counts messages Step refused with an error.
 	InvalidMessages uint64
+	// RefusedSelfOrigin, RefusedClock, RefusedReplay and RefusedSignature count the Gossips
+	// refused for each Refusal (not errors of Step: see Core.Step). MisbehaviourDropped
+	// counts the refusals left out of a full Ready.Misbehaviour.
+	RefusedSelfOrigin, RefusedClock, RefusedReplay, RefusedSignature uint64
+	MisbehaviourDropped                                              uint64
+	// Origins is the number of origins whose sequence numbers are tracked (at most
+	// Config.MaxOrigins); OriginsEvicted counts origins forgotten to stay within it;
+	// OriginRestarts counts origins seen to start numbering again (a restart).
+	Origins        int
+	OriginsEvicted uint64
+	OriginRestarts uint64
 }
 
 // Config configures one Plumtree core. DefaultConfig returns the paper's settings.
@@ -171,24 +264,52 @@ type Config struct {
 	MissingMaxAnnouncers int
 	// MaxPayload bounds a payload accepted from Broadcast or a peer (bytes).
 	MaxPayload int
+
+	// Auth signs this node's broadcasts and verifies everyone else's before they are
+	// delivered or forwarded. nil means unsigned: the simulator leaves the cryptography out,
+	// and a runtime on an open network must never do so.
+	Auth Authenticator
+	// MaxClockSkew refuses a Gossip whose origin Time is further than this from this node's
+	// clock (RefusedClock). It must exceed the real clock differences plus a broadcast's
+	// delay, and be below half of SeenMaxAge: a message is then refused by its time once
+	// its ID may have left the seen set, so a replay is refused either by its time or,
+	// within the skew, by its ID (and by its sequence number).
+	MaxClockSkew time.Duration
+	// ReplayWindow is how many sequence numbers below the highest one received from an
+	// origin are remembered (a bitmap); an older one is refused as a replay (RefusedReplay).
+	// A positive multiple of 64.
+	ReplayWindow int
+	// MaxOrigins bounds the origins whose sequence numbers are tracked; the one heard from
+	// least recently is forgotten to make room. This stays safe: a replay of a forgotten
+	// origin's message is still refused by its time (MaxClockSkew) or by its ID (the seen
+	// set, which holds IDs for longer than twice the skew as long as fewer than SeenMaxIDs
+	// messages arrive in that time). Only messages that verify create an origin's state.
+	MaxOrigins int
+	// MaxMisbehaviourReports bounds Ready.Misbehaviour; further refusals between two Readys
+	// are only counted.
+	MaxMisbehaviourReports int
 }
 
 // DefaultConfig returns Plumtree's settings for a WAN of WebRTC links: optimisation threshold
 // 7 (many senders), timeouts of a few hundred milliseconds, caches bounded to a few minutes.
-// Self and Rand must still be set.
+// Self and Rand must still be set, and Auth on any network that is not simulated.
 func DefaultConfig() Config {
 	return Config{
-		LazyFlushInterval:     50 * time.Millisecond,
-		LazyBatchMax:          64,
-		MissingTimeout:        1 * time.Second,
-		GraftRetryTimeout:     500 * time.Millisecond,
-		OptimizationThreshold: 7,
-		CacheMaxMessages:      4096,
-		CacheMaxAge:           2 * time.Minute,
-		SeenMaxIDs:            65536,
-		SeenMaxAge:            10 * time.Minute,
-		MissingMaxIDs:         4096,
-		MissingMaxAnnouncers:  8,
-		MaxPayload:            60 * 1024,
+		LazyFlushInterval:      50 * time.Millisecond,
+		LazyBatchMax:           64,
+		MissingTimeout:         1 * time.Second,
+		GraftRetryTimeout:      500 * time.Millisecond,
+		OptimizationThreshold:  7,
+		CacheMaxMessages:       4096,
+		CacheMaxAge:            2 * time.Minute,
+		SeenMaxIDs:             65536,
+		SeenMaxAge:             10 * time.Minute,
+		MissingMaxIDs:          4096,
+		MissingMaxAnnouncers:   8,
+		MaxPayload:             60 * 1024,
+		MaxClockSkew:           2 * time.Minute,
+		ReplayWindow:           1024,
+		MaxOrigins:             8192,
+		MaxMisbehaviourReports: 64,
 	}
 }

@@ -74,6 +74,9 @@ func DefaultConfig() Config {
 	// runtime's longer defaults would only cost memory, which at 100,000 nodes is gigabytes.
 	gc.CacheMaxAge = 30 * time.Second
 	gc.SeenMaxAge = time.Minute
+	// Every simulated node reads the same clock, so the skew allowed only has to cover a
+	// broadcast's delay, and it must stay below half of SeenMaxAge.
+	gc.MaxClockSkew = 20 * time.Second
 	return Config{
 		Seed:             1,
 		Membership:       mc,

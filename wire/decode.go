@@ -18,9 +18,9 @@ const (
 // Decode parses one frame under the limits l. It never panics, whatever the input, and
 // allocates only in proportion to the frame (the strings, and the Nodes and IHave slices).
 //
-// The decoded gossip Payload aliases frame (capped, so appending to it cannot write into the
-// frame): the caller must not modify or reuse frame while the payload is in use. Strings are
-// copies.
+// The decoded gossip Payload and Proof alias frame (capped, so appending to them cannot write
+// into the frame): the caller must not modify or reuse frame while they are in use. Strings
+// are copies.
 //
 // Errors are *Error values wrapping ErrTooLarge (the frame or a field exceeds l), ErrVersion
 // (the version byte is not Version) or ErrMalformed (anything else wrong), naming the field
@@ -35,7 +35,7 @@ func (l Limits) Decode(frame []byte) (Frame, error) {
 		return f, r.fail("version", 0, ErrMalformed, "empty frame")
 	}
 	if frame[0] != Version {
-		return f, r.fail("version", 0, ErrVersion, "version %d, this node reads version %d", frame[0], Version)
+		return f, r.fail("version", 0, ErrVersion, "frame version %d, this node speaks version %d", frame[0], Version)
 	}
 	if len(frame) < headerSize {
 		return f, r.fail("header", 0, ErrMalformed, "%d bytes, a header has %d", len(frame), headerSize)
@@ -123,7 +123,16 @@ func (r *reader) gossip() (gossip.Message, error) {
 		if m.Hops, err = r.hops("hops"); err != nil {
 			return m, err
 		}
-		m.Payload, err = r.payload("payload")
+		if m.Seq, err = r.uvarint("seq"); err != nil {
+			return m, err
+		}
+		if m.Time, err = r.varint("time"); err != nil {
+			return m, err
+		}
+		if m.Payload, err = r.bytes("payload", r.limits.MaxPayload, "MaxPayload"); err != nil {
+			return m, err
+		}
+		m.Proof, err = r.bytes("proof", r.limits.MaxProof, "MaxProof")
 	case gossip.IHave:
 		m.IHave, err = r.announcements("ihave")
 	case gossip.Graft:
@@ -201,6 +210,17 @@ func (r *reader) uvarint(field string) (uint64, error) {
 		x |= uint64(b&0x7f) << shift
 		shift += 7
 	}
+}
+
+// varint reads a signed varint as encoding/binary.AppendVarint writes it (zigzag, then a
+// minimal uvarint), so every value has one encoding.
+func (r *reader) varint(field string) (int64, error) {
+	u, err := r.uvarint(field)
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x, err
 }
 
 // length reads a uvarint length or count bounded by limit (named limitName in errors) and by
@@ -301,9 +321,10 @@ func (r *reader) messageID(field string) (gossip.MessageID, error) {
 	return id, nil
 }
 
-// payload reads a payload bounded by MaxPayload, aliasing the frame with cap == len.
-func (r *reader) payload(field string) ([]byte, error) {
-	n, err := r.length(field, r.limits.MaxPayload, "MaxPayload", 1)
+// bytes reads a byte string (a payload or a proof) bounded by limit, aliasing the frame with
+// cap == len.
+func (r *reader) bytes(field string, limit int, limitName string) ([]byte, error) {
+	n, err := r.length(field, limit, limitName, 1)
 	if err != nil || n == 0 {
 		return nil, err
 	}

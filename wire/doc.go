@@ -11,8 +11,8 @@
 // encoding, so decoding and re-encoding any accepted frame gives back the same bytes, and a
 // peer that sends anything else is sending garbage and can be disconnected.
 //
-// Decoded payloads alias the frame (see Gossip below): the caller must not reuse a frame's
-// buffer while the decoded message is in use. The runtime hands every received frame its own
+// Decoded payloads and proofs alias the frame (see Gossip below): the caller must not reuse a
+// frame's buffer while the decoded message is in use. The runtime hands every received frame its own
 // buffer, so aliasing saves a copy of every payload on the hot path.
 //
 // # Frames
@@ -25,7 +25,7 @@
 // the order listed below, and nothing else:
 //
 //	offset  size  field
-//	0       1     version   format version; this package writes and reads 1
+//	0       1     version   format version; this package writes and reads 2
 //	1       1     protocol  1 membership (HyParView), 2 gossip (Plumtree), 3 link control
 //	2       1     type      message type within the protocol (membership.MessageType,
 //	                        gossip.MessageType or ControlType: the numeric constants)
@@ -38,6 +38,8 @@
 //	uvarint  unsigned LEB128 as encoding/binary.AppendUvarint writes it: 7 bits per byte, least
 //	         significant group first, high bit set on every byte but the last; at most 10
 //	         bytes and minimal (no trailing 0x80 padding groups: 0x80 0x00 is not 0)
+//	varint   a signed 64-bit integer as encoding/binary.AppendVarint writes it: zigzag
+//	         (0, -1, 1, -2, ... become 0, 1, 2, 3, ...), then a uvarint as above
 //	hops     uvarint at most 65535
 //	id       uvarint length n, then n bytes of valid UTF-8; 1 <= n <= 255 (a node ID; the
 //	         receiver bounds n by Limits.MaxIDLength)
@@ -69,20 +71,28 @@
 // # Protocol 2: gossip (Plumtree)
 //
 //	type  name    fields
-//	1     GOSSIP  ID msgid, Origin id, Hops hops, Payload bytes (n <= Limits.MaxPayload)
+//	1     GOSSIP  ID msgid, Origin id, Hops hops, Seq uvarint, Time varint,
+//	              Payload bytes (n <= Limits.MaxPayload), Proof bytes (n <= Limits.MaxProof)
 //	2     IHAVE   IHave list(announcement) (count <= Limits.MaxAnnouncements), where
 //	              announcement = ID msgid, Hops hops
 //	3     GRAFT   ID msgid (all zero: repair the tree only)
 //	4     PRUNE   (none)
 //
-// The decoded Payload of a GOSSIP is a subslice of the frame, capped (cap == len) so that an
-// append to it cannot overwrite the frame; a zero-length payload decodes as nil. Empty lists
-// (IHAVE, SHUFFLE, SHUFFLE_REPLY) decode as nil.
+// GOSSIP is a signed broadcast: Seq is the origin's sequence number (gossip.Message.Seq),
+// Time the origin's clock in milliseconds when it broadcast (since the Unix epoch in the
+// runtime), Proof the origin's proof of authorship over ID, Origin, Seq, Time and Payload (the
+// runtime's: Ed25519 public key ‖ signature, 96 bytes; empty when unsigned). Hops is not
+// signed: each relay adds one. The format checks none of it (a Seq of 0 or an empty Proof
+// decode): the gossip core does, before it delivers or forwards.
+//
+// The decoded Payload and Proof of a GOSSIP are subslices of the frame, capped (cap == len)
+// so that an append to them cannot overwrite the frame; a zero-length one decodes as nil.
+// Empty lists (IHAVE, SHUFFLE, SHUFFLE_REPLY) decode as nil.
 //
 // # Protocol 3: link control
 //
 // Link control is the runtime's own conversation with its neighbour on a link, below the
-// protocols: who is at the other end, is it still there, why is it going away.
+// protocols: is it still there, why is it going away.
 //
 //	type  name   fields
 //	1     HELLO  NodeID id, Network str (n <= Limits.MaxIDLength; may be empty)
@@ -90,21 +100,35 @@
 //	3     PONG   Seq uvarint (the Seq of the PING answered)
 //	4     CLOSE  Reason str (n <= Limits.MaxReasonLength; may be empty)
 //
-// HELLO is the first frame each side sends on a new link: the identity it claims, which the
-// runtime checks against the peer's DTLS certificate fingerprint, and the network (signaling
-// room) it belongs to. PING/PONG is the heartbeat that notices a silent peer long before ICE
-// does. CLOSE is the last frame before a deliberate close, with a human-readable reason.
+// HELLO carries a node ID and a network (signaling room). Nothing in rtcmesh sends it or reads
+// it today, and its NodeID proves nothing, so no receiver may act on it: who is at the other
+// end of a link is the link layer's business (link/rtclink checks the peer's DTLS certificate
+// against its ID, and is to prove the peer's identity key before any frame is accepted).
+// PING/PONG is the heartbeat that notices a silent peer long before ICE does. CLOSE is the
+// last frame before a deliberate close, with a human-readable reason.
 //
 // # Example
 //
 // A FORWARD_JOIN for node "n1" with TTL 6 is the 7 bytes
 //
-//	01 01 03 02 6e 31 06
+//	02 01 03 02 6e 31 06
 //	|  |  |  |  '-----'  '- TTL 6
 //	|  |  |  '- Node: length 2, "n1"
 //	|  |  '- type 3 FORWARD_JOIN
 //	|  '- protocol 1 membership
-//	'- version 1
+//	'- version 2
+//
+// and a GOSSIP of origin "src" (ID 60 61 ... 6f), received at hop 2, sequence number 300,
+// time 1,700,000,000,000 ms, payload "hi" and a 96-byte proof is
+//
+//	02 02 01 60..6f 03 73 72 63 02 ac 02 80 a0 ab fe f9 62 02 68 69 60 <96 bytes>
+//	         |      |           |  |     |                 |        '- Proof: length 96
+//	         |      |           |  |     |                 '- Payload: length 2, "hi"
+//	         |      |           |  |     '- Time: zigzag 3,400,000,000,000 as a uvarint
+//	         |      |           |  '- Seq 300
+//	         |      |           '- Hops 2
+//	         |      '- Origin: length 3, "src"
+//	         '- ID, 16 bytes
 //
 // testdata/vectors.txt holds a frame of every type, checked by the tests in both directions.
 //
@@ -113,12 +137,15 @@
 // Byte 0 is the format's version, a major version: any change to any layout (a new field, a
 // new message type, a new flag bit, a relaxed bound in the table above) makes a new version,
 // because the strict decoder has no room for silent extensions and an old receiver must not
-// misread a new frame. A receiver decodes the versions it knows (this package: 1) and refuses
-// any other with an error wrapping ErrVersion that names the version, so the runtime can log
-// "peer speaks wire version N" and close the link instead of guessing. A future version that
-// must interoperate with this one has to keep decoding version 1 and answer a version-1 peer
-// in version 1; the HELLO exchange, the first frame on every link, is where a node learns
-// which version its peer speaks.
+// misread a new frame. A receiver decodes the versions it knows (this package: 2) and refuses
+// any other with an error wrapping ErrVersion that names both versions ("frame version 1, this
+// node speaks version 2"), so the runtime can log it and close the link instead of guessing.
+//
+// Version 1 was this format without GOSSIP's Seq, Time and Proof. Version 2 deliberately does
+// not decode it: an unsigned broadcast is exactly what version 2 exists to refuse, so a node
+// of each version cannot talk, and the first frame either sends closes the link with that
+// error. A future version that must interoperate with this one has to keep decoding version 2
+// and answer a version-2 peer in version 2.
 //
 // # Limits
 //

@@ -102,8 +102,12 @@ func AppendGossip(dst []byte, m gossip.Message) ([]byte, error) {
 		dst = append(dst, m.ID[:]...)
 		dst = appendString(dst, m.Origin)
 		dst = appendHops(dst, m.Hops)
+		dst = binary.AppendUvarint(dst, m.Seq)
+		dst = binary.AppendVarint(dst, m.Time)
 		dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
 		dst = append(dst, m.Payload...)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Proof)))
+		dst = append(dst, m.Proof...)
 	case gossip.IHave:
 		dst = binary.AppendUvarint(dst, uint64(len(m.IHave)))
 		// One growth for the whole list (hops take at most 3 bytes) instead of one per item.
@@ -138,6 +142,15 @@ func checkGossip(m gossip.Message) error {
 		}
 		if len(m.Payload) != 0 {
 			return notCarried(p, t, "payload")
+		}
+		if m.Seq != 0 {
+			return notCarried(p, t, "seq")
+		}
+		if m.Time != 0 {
+			return notCarried(p, t, "time")
+		}
+		if len(m.Proof) != 0 {
+			return notCarried(p, t, "proof")
 		}
 	}
 	if m.ID != (gossip.MessageID{}) && m.Type != gossip.Gossip && m.Type != gossip.Graft {

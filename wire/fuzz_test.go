@@ -16,6 +16,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	limits := []Limits{DefaultLimits(), {
 		MaxFrameSize: 512, MaxIDLength: 8, MaxNodes: 4, MaxAnnouncements: 4, MaxPayload: 64, MaxReasonLength: 8,
+		MaxProof: 16,
 	}}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		for _, l := range limits {
@@ -42,6 +43,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if p := got.Gossip.Payload; p != nil && cap(p) != len(p) {
 				t.Fatalf("payload cap %d > len %d", cap(p), len(p))
+			}
+			if p := got.Gossip.Proof; p != nil && cap(p) != len(p) {
+				t.Fatalf("proof cap %d > len %d", cap(p), len(p))
 			}
 		}
 	})

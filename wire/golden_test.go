@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata/vectors.txt from the e
 
 const vectorsPath = "testdata/vectors.txt"
 
-const vectorsHeader = `# rtcmesh wire format, version 1: test vectors.
+const vectorsHeader = `# rtcmesh wire format, version 2: test vectors.
 # One frame per line: a name, then the frame in hex. TestGoldenVectors encodes the messages
 # named in samples_test.go and compares with these bytes, and decodes these bytes back to the
 # messages, so the format cannot change by accident. A deliberate change bumps wire.Version and

@@ -28,6 +28,15 @@ func msgID(b byte) gossip.MessageID {
 	return id
 }
 
+// seqBytes returns 0, 1, ..., n-1.
+func seqBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
 // nodeID is a node ID as the runtime makes them: 52 characters of base32, here with a
 // recognisable prefix.
 func nodeID(prefix string) string {
@@ -55,6 +64,12 @@ func goldenSamples() []sample {
 		{"gossip/gossip", gsp(gossip.Message{Type: gossip.Gossip, ID: msgID(0x10), Origin: "src", Hops: 1,
 			Payload: []byte("hello")})},
 		{"gossip/gossip_hops_300_empty_payload", gsp(gossip.Message{Type: gossip.Gossip, ID: msgID(0x20), Origin: "x", Hops: 300})},
+		// Sequence number 300, time 2023-11-14T22:13:20Z in ms, a 96-byte proof 00 01 ... 5f
+		// (the size of an Ed25519 public key and signature).
+		{"gossip/gossip_signed", gsp(gossip.Message{Type: gossip.Gossip, ID: msgID(0x60), Origin: "src", Hops: 2,
+			Seq: 300, Time: 1_700_000_000_000, Payload: []byte("hi"), Proof: seqBytes(96)})},
+		{"gossip/gossip_negative_time", gsp(gossip.Message{Type: gossip.Gossip, ID: msgID(0x70), Origin: "y", Hops: 1,
+			Seq: 1, Time: -2, Payload: []byte("t")})},
 		{"gossip/ihave", gsp(gossip.Message{Type: gossip.IHave, IHave: []gossip.Announcement{
 			{ID: msgID(0x30), Hops: 2}, {ID: msgID(0x40), Hops: 65535}}})},
 		{"gossip/ihave_empty", gsp(gossip.Message{Type: gossip.IHave})},
@@ -102,6 +117,7 @@ func framesEqual(a, b Frame) bool {
 	}
 	ag, bg := a.Gossip, b.Gossip
 	if ag.Type != bg.Type || ag.ID != bg.ID || ag.Origin != bg.Origin || ag.Hops != bg.Hops ||
+		ag.Seq != bg.Seq || ag.Time != bg.Time || !bytes.Equal(ag.Proof, bg.Proof) ||
 		!bytes.Equal(ag.Payload, bg.Payload) || len(ag.IHave) != len(bg.IHave) {
 		return false
 	}

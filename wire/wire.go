@@ -8,10 +8,11 @@ import (
 	"github.com/rtcmesh/rtcmesh/membership"
 )
 
-// Version is the format version this package writes and the only one it reads.
-const Version = 1
+// Version is the format version this package writes and the only one it reads. Version 2
+// added the signed-broadcast fields of GOSSIP (Seq, Time, Proof); version 1 frames are refused.
+const Version = 2
 
-// Format bounds: what version 1 can carry at all, whatever a receiver's Limits say.
+// Format bounds: what version 2 can carry at all, whatever a receiver's Limits say.
 const (
 	// MaxStringLength bounds every string field (node IDs, network names, close reasons).
 	MaxStringLength = 255
@@ -25,7 +26,8 @@ const headerSize = 3
 // Protocol says which protocol a frame belongs to (byte 1 of every frame).
 type Protocol uint8
 
-// The protocols of version 1. The numeric values are part of the format.
+// The protocols of version 2 (unchanged since version 1). The numeric values are part of the
+// format.
 const (
 	// ProtocolMembership frames carry a membership.Message (HyParView).
 	ProtocolMembership Protocol = 1
@@ -54,8 +56,9 @@ type ControlType uint8
 // The link-control messages. The numeric values are part of the format and must never be
 // reused.
 const (
-	// ControlHello is the first frame each side sends on a new link: the node ID it claims
-	// (which the runtime checks against the DTLS certificate fingerprint) and its network.
+	// ControlHello carries a node ID and a network (signaling room). It proves nothing: the
+	// runtime does not send it today, and an ID it carries must not be trusted (a link's
+	// peer is proven by the link layer).
 	ControlHello ControlType = 1
 	// ControlPing asks the peer to answer with a ControlPong carrying the same Seq; the
 	// runtime's heartbeat, which notices a silent peer long before ICE does.
@@ -85,7 +88,7 @@ func (t ControlType) Valid() bool { return t >= ControlHello && t <= ControlClos
 // its Type documents are meaningful, the others are zero.
 type Control struct {
 	Type ControlType
-	// NodeID is the ID the sender claims (Hello). Non-empty.
+	// NodeID is the ID the sender claims, unproven (Hello). Non-empty.
 	NodeID string
 	// Network is the network (signaling room) the sender belongs to (Hello). May be empty.
 	Network string
@@ -127,12 +130,16 @@ type Limits struct {
 	MaxPayload int
 	// MaxReasonLength bounds a CLOSE reason in bytes. At most MaxStringLength.
 	MaxReasonLength int
+	// MaxProof bounds a GOSSIP's Proof in bytes (the origin's public key ‖ signature: 96 for
+	// Ed25519).
+	MaxProof int
 }
 
 // DefaultLimits returns the limits for the cores' default configurations: 64 KiB frames,
 // node IDs of up to 64 bytes (an ID is 52 characters of base32), the membership and gossip
-// defaults for list and payload sizes, and IHAVE batches of up to 256, four times what a
-// default gossip core sends, so a peer configured to batch more is not cut off.
+// defaults for list and payload sizes, IHAVE batches of up to 256, four times what a
+// default gossip core sends, so a peer configured to batch more is not cut off, and proofs of
+// up to 128 bytes (an Ed25519 public key and signature take 96).
 func DefaultLimits() Limits {
 	return Limits{
 		MaxFrameSize:     64 * 1024,
@@ -141,6 +148,7 @@ func DefaultLimits() Limits {
 		MaxAnnouncements: 4 * gossip.DefaultConfig().LazyBatchMax,
 		MaxPayload:       gossip.DefaultConfig().MaxPayload,
 		MaxReasonLength:  128,
+		MaxProof:         128,
 	}
 }
 
@@ -155,6 +163,7 @@ func (l Limits) Validate() error {
 		{"MaxFrameSize", l.MaxFrameSize}, {"MaxIDLength", l.MaxIDLength},
 		{"MaxNodes", l.MaxNodes}, {"MaxAnnouncements", l.MaxAnnouncements},
 		{"MaxPayload", l.MaxPayload}, {"MaxReasonLength", l.MaxReasonLength},
+		{"MaxProof", l.MaxProof},
 	} {
 		if f.v <= 0 {
 			return fmt.Errorf("wire: Limits.%s is %d, must be positive", f.name, f.v)
@@ -177,12 +186,16 @@ func (l Limits) largestFrame() int {
 	id := uvarintLen(uint64(l.MaxIDLength)) + l.MaxIDLength
 	shuffle := headerSize + id + 1 + uvarintLen(uint64(l.MaxNodes)) + l.MaxNodes*id
 	hops := uvarintLen(MaxHops)
-	gossipFrame := headerSize + 16 + id + hops + uvarintLen(uint64(l.MaxPayload)) + l.MaxPayload
+	gossipFrame := headerSize + 16 + id + hops + 2*binaryMaxVarintLen64 +
+		uvarintLen(uint64(l.MaxPayload)) + l.MaxPayload + uvarintLen(uint64(l.MaxProof)) + l.MaxProof
 	ihave := headerSize + uvarintLen(uint64(l.MaxAnnouncements)) + l.MaxAnnouncements*(16+hops)
 	hello := headerSize + 2*id
 	closeFrame := headerSize + uvarintLen(uint64(l.MaxReasonLength)) + l.MaxReasonLength
 	return max(shuffle, gossipFrame, ihave, hello, closeFrame, headerSize+10)
 }
+
+// binaryMaxVarintLen64 is the longest (u)varint: a GOSSIP's Seq and Time take at most this.
+const binaryMaxVarintLen64 = 10
 
 // uvarintLen is the length of v's uvarint encoding.
 func uvarintLen(v uint64) int {
