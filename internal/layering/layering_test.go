@@ -38,10 +38,9 @@ func layers() map[string]rule {
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
-		"signaling/internal/defaults":    {},
-		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"},
+		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults", "internal/browser"},
+		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "internal/browser"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
 			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
