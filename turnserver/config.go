@@ -152,14 +152,23 @@ func DefaultConfig() Config {
 	}
 }
 
-// validate checks cfg and fills in derived defaults. It returns a copy.
+// Validate reports every invalid field of cfg, as New would, without opening a listener: a
+// caller (the signaling service, a command line) can refuse a configuration before it binds
+// anything.
+func (cfg Config) Validate() error {
+	_, err := cfg.validate()
+	return err
+}
+
+// validate checks cfg, in the order its fields are declared, and fills in derived defaults.
+// It returns a copy.
 func (cfg Config) validate() (Config, error) {
 	var errs []error
 	if cfg.ListenUDP == "" && cfg.ListenTCP == "" && cfg.ListenTLS == "" {
 		errs = append(errs, errors.New("no listener: set ListenUDP, ListenTCP or ListenTLS"))
 	}
 	if cfg.ListenTLS != "" && cfg.TLSConfig == nil && (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "") {
-		errs = append(errs, errors.New("ListenTLS needs TLSConfig or both TLSCertFile and TLSKeyFile"))
+		errs = append(errs, errors.New("ListenTLS needs TLSCertFile and TLSKeyFile, or TLSConfig"))
 	}
 	if cfg.ListenTLS != "" && cfg.TLSHandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("TLSHandshakeTimeout must be positive, got %v", cfg.TLSHandshakeTimeout))

@@ -42,6 +42,8 @@ func layers() map[string]rule {
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
 		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "internal/browser"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
+		"signaling/signalservice": {internal: []string{"signaling", "signaling/signalserver", "turnserver", "web", "metrics"},
+			external: []string{"github.com/rs/zerolog"}},
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
 			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
 
@@ -64,7 +66,7 @@ func layers() map[string]rule {
 		// The browser peer: the same runtime and cores as a Go node, nothing of pion.
 		"web/peer": {internal: []string{"chat", "gossip", "identity", "node"}, external: []string{"github.com/rs/zerolog"}},
 		"web":      {}, // the demo page's files and their handler: std lib only
-		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "signaling", "signaling/signalserver", "turnserver", "web"},
+		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "signaling/signalserver", "signaling/signalservice", "turnserver", "web"},
 			external: []string{"github.com/rs/zerolog"}},
 		"web/internal/wasmbuild": {},
 		"web/internal/genwasm":   {internal: []string{"web/internal/wasmbuild"}},
