@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -15,7 +13,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/metrics"
 	"github.com/rtcmesh/rtcmesh/node"
-	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
+	"github.com/rtcmesh/rtcmesh/signaling/signalservice"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
@@ -34,33 +32,13 @@ func checkHTTPListen(flagName, addr string) error {
 	return nil
 }
 
-// healthzHandler answers 200 "ok" for as long as the process serves HTTP: liveness only.
-func healthzHandler(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = io.WriteString(w, "ok")
-}
-
-// readyzHandler answers 200 "ready" when ready returns nil, else 503 with the reason, so a
-// load balancer or orchestrator can tell why the process should get no traffic yet.
-func readyzHandler(ready func() error) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error())
-			return
-		}
-		_, _ = io.WriteString(w, "ready")
-	}
-}
-
 // serviceState is the readiness of a server command: not ready until it listens, and not
 // ready again once it is shutting down, so traffic stops reaching it while it drains.
 type serviceState struct {
 	listening, stopping atomic.Bool
 }
 
-// ready reports the state as readyzHandler expects it.
+// ready reports the state as signalservice.Readyz expects it.
 func (s *serviceState) ready() error {
 	switch {
 	case s.stopping.Load():
@@ -72,7 +50,8 @@ func (s *serviceState) ready() error {
 }
 
 // healthServer serves /metrics, /healthz and /readyz on a listener of its own, for the
-// commands whose main protocol is not HTTP (node, turn).
+// commands whose main protocol is not HTTP (node, turn); the signal command's service serves
+// them itself.
 type healthServer struct {
 	addr   net.Addr
 	hs     *http.Server
@@ -95,8 +74,8 @@ func startHealthServer(addr string, metricsHandler http.Handler, ready func() er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metricsHandler)
-	mux.HandleFunc("/healthz", healthzHandler)
-	mux.HandleFunc("/readyz", readyzHandler(ready))
+	mux.HandleFunc("/healthz", signalservice.Healthz)
+	mux.HandleFunc("/readyz", signalservice.Readyz(ready))
 	for _, r := range extra {
 		mux.Handle(r.path, r.handler)
 	}
@@ -110,7 +89,7 @@ func startHealthServer(addr string, metricsHandler http.Handler, ready func() er
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       60 * time.Second,
-			ErrorLog:          stdLogger(log),
+			ErrorLog:          signalservice.ErrorLog(log),
 		},
 		served: make(chan error, 1),
 		log:    log,
@@ -161,88 +140,6 @@ func startNodeHealthServer(addr string, w *node.WebRTCNode, broadcast bool, maxP
 		extra = append(extra, route{"/broadcast", broadcastHandler(send, ready, maxPayload, log)})
 	}
 	return startHealthServer(addr, metrics.Handler(reg), ready, log, extra...)
-}
-
-// broadcastFunc broadcasts one message and returns its ID: what POST /broadcast needs of a
-// node.
-type broadcastFunc func(data []byte) (id string, err error)
-
-// broadcastResponse is the JSON body of a successful POST /broadcast.
-type broadcastResponse struct {
-	// ID is the message ID, as the deliver events on every node's standard output name it.
-	ID string `json:"id"`
-	// Bytes is the payload's length.
-	Bytes int `json:"bytes"`
-}
-
-// broadcastHandler broadcasts the body of a POST as one message and answers its ID as JSON.
-// It exists for operators and smoke tests that have no access to a node's standard input (a
-// container). The body is bounded by maxPayload, the largest payload gossip accepts; a body
-// over it is refused with 413 before more of it is read. An empty body is 400, a method other
-// than POST 405, and a node with no neighbour 503: a broadcast then would reach nobody.
-func broadcastHandler(broadcast broadcastFunc, ready func() error, maxPayload int, log zerolog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		fail := func(code int, format string, args ...any) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(code)
-			_, _ = fmt.Fprintf(w, format+"\n", args...)
-		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			fail(http.StatusMethodNotAllowed, "method %s not allowed: POST the message as the request body", r.Method)
-			return
-		}
-		if r.ContentLength > int64(maxPayload) {
-			fail(http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the largest message, %d bytes", r.ContentLength, maxPayload)
-			return
-		}
-		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxPayload)))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				fail(http.StatusRequestEntityTooLarge, "body exceeds the largest message, %d bytes", maxPayload)
-				return
-			}
-			fail(http.StatusBadRequest, "reading the body: %v", err)
-			return
-		}
-		if len(data) == 0 {
-			fail(http.StatusBadRequest, "empty body: POST the message as the request body")
-			return
-		}
-		if err := ready(); err != nil {
-			fail(http.StatusServiceUnavailable, "not broadcasting: %v", err)
-			return
-		}
-		id, err := broadcast(data)
-		if err != nil {
-			if errors.Is(err, node.ErrClosed) {
-				fail(http.StatusServiceUnavailable, "the node is shutting down")
-				return
-			}
-			log.Error().Err(err).Int("bytes", len(data)).Msg("broadcast over HTTP")
-			fail(http.StatusInternalServerError, "broadcast: %v", err)
-			return
-		}
-		log.Info().Str("msg_id", id).Int("bytes", len(data)).Str("remote", r.RemoteAddr).Msg("broadcast over HTTP")
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(broadcastResponse{ID: id, Bytes: len(data)})
-	}
-}
-
-// signalMetricsHandler serves the signaling server's metrics, and the embedded relay's when
-// relay is not nil.
-func signalMetricsHandler(sig *signalserver.Server, relay *turnserver.Server) (http.Handler, error) {
-	reg, err := metrics.NewRegistry(metrics.NewSignalCollector(sig))
-	if err != nil {
-		return nil, err
-	}
-	if relay != nil {
-		if err := reg.Register(metrics.NewTURNCollector(relay)); err != nil {
-			return nil, fmt.Errorf("registering the embedded relay's metrics: %w", err)
-		}
-	}
-	return metrics.Handler(reg), nil
 }
 
 // startTURNHealthServer serves a TURN relay's metrics on addr; state says whether it is ready.
