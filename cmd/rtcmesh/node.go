@@ -105,8 +105,8 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if *heartbeat <= 0 {
 		return nodeConfig{}, usageError{fmt.Errorf("--heartbeat-timeout %v must be positive", *heartbeat)}
 	}
-	if err := checkHTTPListen("--http-listen", *httpListen); err != nil {
-		return nodeConfig{}, usageError{err}
+	if err := checkHTTPListen(*httpListen); err != nil {
+		return nodeConfig{}, err
 	}
 	if *httpBroadcast && *httpListen == "" {
 		return nodeConfig{}, usageError{errors.New("--http-broadcast needs --http-listen")}
@@ -186,9 +186,9 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 			_ = w.Close()
 			return err
 		}
-		defer hs.close()
+		defer hs.Close()
 		if cfg.HTTPReady != nil {
-			cfg.HTTPReady(hs.addr)
+			cfg.HTTPReady(hs.Addr())
 		}
 	}
 	write := eventWriter(out, log)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/metrics"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
@@ -98,7 +99,7 @@ func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) strin
 	if cfg.ListenTLS == "" && (cfg.TLSCertFile != "" || cfg.TLSKeyFile != "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key are only used with --tls-listen"))
 	}
-	if err := checkHTTPListen("--http-listen", f.httpListen); err != nil {
+	if err := checkHTTPListen(f.httpListen); err != nil {
 		errs = append(errs, err)
 	}
 	var err error
@@ -146,17 +147,17 @@ func serveTurnHTTP(ctx context.Context, cfg turnserver.Config, httpListen string
 		return fmt.Errorf("starting TURN relay: %w", err)
 	}
 	addrs := turnAddrs{UDP: srv.UDPAddr(), TCP: srv.TCPAddr(), TLS: srv.TLSAddr(), URLs: srv.URLs("")}
-	var state serviceState
+	var state metrics.Readiness
 	if httpListen != "" {
 		hs, err := startTURNHealthServer(httpListen, srv, &state, log)
 		if err != nil {
 			_ = srv.Close()
 			return err
 		}
-		defer hs.close()
-		addrs.HTTP = hs.addr
+		defer hs.Close()
+		addrs.HTTP = hs.Addr()
 	}
-	state.listening.Store(true)
+	state.Listening()
 	log.Info().Str("udp", addrString(addrs.UDP)).Str("tcp", addrString(addrs.TCP)).Str("tls", addrString(addrs.TLS)).
 		Str("public_ip", cfg.PublicIP.String()).Str("relay_ports", portRangeString(cfg.RelayPortMin, cfg.RelayPortMax)).
 		Strs("urls", addrs.URLs).Msg("TURN relay listening")
@@ -165,7 +166,7 @@ func serveTurnHTTP(ctx context.Context, cfg turnserver.Config, httpListen string
 	}
 	<-ctx.Done()
 	log.Info().Msg("TURN relay shutting down")
-	state.stopping.Store(true)
+	state.Stopping()
 	return srv.Close() // it logs what it did over its life
 }
 

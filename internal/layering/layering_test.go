@@ -56,9 +56,9 @@ func layers() map[string]rule {
 		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
-			external: []string{"github.com/prometheus/client_golang"}},
+			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics",
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "identity", "link/rtclink", "metrics",
 			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},

@@ -3,9 +3,7 @@
 // the demo web page at /, liveness at /healthz, readiness at /readyz and Prometheus metrics at
 // /metrics, all behind one bounded http.Server. `rtcmesh signal` and the demo package both run
 // it, so the two cannot drift apart.
-//
-// The health handlers (Healthz, Readyz) and ErrorLog are exported because the other commands
-// (a node's and a standalone relay's metrics endpoints) answer the same way.
+// /healthz and /readyz answer as every command's do (metrics.Healthz, metrics.Readyz).
 package signalservice
 
 import (

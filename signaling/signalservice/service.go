@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -29,9 +28,8 @@ type Service struct {
 	http      *http.Server
 	addr      net.Addr
 
-	// listening and stopping make /readyz: not ready until the listener is bound, and not
-	// ready again once Close began, so traffic stops reaching a draining server.
-	listening, stopping atomic.Bool
+	// readiness answers /readyz: ready from the bind to the start of Close.
+	readiness metrics.Readiness
 	// served is closed when the HTTP server stopped; serveErr is then its error.
 	served   chan struct{}
 	serveErr error
@@ -67,10 +65,10 @@ func Start(cfg Config) (*Service, error) {
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          ErrorLog(s.log.With().Str("component", "http").Logger()),
+		ErrorLog:          metrics.ErrorLog(s.log.With().Str("component", "http").Logger()),
 	}
 	go s.serve(ln)
-	s.listening.Store(true)
+	s.readiness.Listening()
 	s.logListening()
 	return s, nil
 }
@@ -129,8 +127,8 @@ func (s *Service) routes() (*http.ServeMux, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.sig)
-	mux.HandleFunc("/healthz", Healthz)
-	mux.HandleFunc("/readyz", Readyz(s.Ready))
+	mux.HandleFunc("/healthz", metrics.Healthz)
+	mux.HandleFunc("/readyz", metrics.Readyz(s.Ready))
 	mux.Handle("/metrics", metrics.Handler(reg))
 	if s.page != nil {
 		mux.Handle("/", s.page)
@@ -205,15 +203,7 @@ func (s *Service) RelayURLs() []string { return s.relayURLs }
 func (s *Service) Page() *web.Handler { return s.page }
 
 // Ready reports whether the service should get traffic, as /readyz answers.
-func (s *Service) Ready() error {
-	switch {
-	case s.stopping.Load():
-		return errors.New("shutting down")
-	case !s.listening.Load():
-		return errors.New("not listening yet")
-	}
-	return nil
-}
+func (s *Service) Ready() error { return s.readiness.Ready() }
 
 // Failed is closed when the HTTP server stopped serving: after Close, or earlier when it
 // failed (Close then returns the failure).
@@ -230,7 +220,7 @@ func (s *Service) Close() error {
 
 func (s *Service) close() error {
 	s.log.Info().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("signaling server shutting down")
-	s.stopping.Store(true)
+	s.readiness.Stopping()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
 	// The signaling server first says bye and refuses new WebSockets; only then does the

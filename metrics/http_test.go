@@ -1,4 +1,4 @@
-package signalservice
+package metrics
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Moved from cmd/rtcmesh with ErrorLog (it was stdLogger there).
+// Moved from cmd/rtcmesh with ErrorLog (stdLogger there).
 func TestStdLoggerWritesWarnings(t *testing.T) {
 	var buf bytes.Buffer
 	ErrorLog(zerolog.New(&buf).Level(zerolog.InfoLevel).With().Timestamp().Logger()).Printf("http: Accept error: %s", "too many open files")
