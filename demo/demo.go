@@ -88,6 +88,28 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate reports every invalid field, in the order they are declared, as Start would,
+// without starting anything.
+func (c Config) Validate() error { return c.validate() }
+
+// LoopbackListen checks that listen (host:port) is for this machine only, as the demo's
+// peers live on loopback, and names 127.0.0.1 for an empty host, which would otherwise listen
+// on every interface.
+func LoopbackListen(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("Listen %q: %w", listen, err)
+	}
+	switch ip, perr := netip.ParseAddr(host); {
+	case host == "":
+		return net.JoinHostPort("127.0.0.1", port), nil
+	case host == "localhost":
+	case perr != nil || !ip.IsLoopback():
+		return "", fmt.Errorf("Listen %q: the demo's peers live on loopback; use a loopback address", listen)
+	}
+	return listen, nil
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.Listen == "" {
