@@ -14,22 +14,13 @@ import (
 	"github.com/rtcmesh/rtcmesh/demo"
 )
 
-const demoSynopsis = `Runs a whole rtcmesh network on this machine in one process: the signaling server, a TURN
-relay, the demo web page and --nodes Go nodes, all on loopback. Open the URL it prints in a
-browser: the tab joins the mesh as a full peer (the same Go code, compiled to
-WebAssembly), draws the overlay as it sees it, and broadcasts what you type. Open more tabs to
-add more browser peers. --chatter makes a random Go node say something now and then, so the
-page shows traffic at once. Ctrl-C (or SIGTERM) makes every node leave the mesh and stops.
-
---listen :0 (or 127.0.0.1:0) picks a free port; the URL printed names it.`
-
 // demoFields names the flag that sets each field a demo validation error may name.
 var demoFields = map[string]string{"Listen": "--listen", "Network": "--network", "Nodes": "--nodes", "Chatter": "--chatter", "ICENetworks": "--ice-networks"}
 
 // parseDemoFlags parses the demo command's flags into a demo.Config, which it validates.
 func parseDemoFlags(args []string, stderr io.Writer, getenv func(string) string) (demo.Config, zerolog.Level, error) {
 	cfg := demo.DefaultConfig()
-	fs := newFlagSet("demo", demoSynopsis, stderr)
+	fs := newFlagSet("demo", stderr)
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "Go nodes to run")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address of the page and of signaling (/ws); a loopback address, :0 picks a free port")
 	fs.StringVar(&cfg.Network, "network", cfg.Network, "network (room) the nodes and, by default, the page join")

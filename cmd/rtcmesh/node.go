@@ -22,25 +22,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/node"
 )
 
-const nodeSynopsis = `Joins a network through the signaling server and runs the overlay over WebRTC data channels.
-Every line read on standard input is broadcast to the network. Standard output carries one JSON
-object per line for each event:
-
-  {"event":"ready","id":ID}
-  {"event":"neighbor_up","peer":ID,"path":"host|srflx|prflx|relay"}
-  {"event":"neighbor_down","peer":ID,"reason":TEXT}
-  {"event":"deliver","id":MSGID,"origin":ID,"hops":N,"data":TEXT}
-
-Logs go to standard error. The node's ID is derived from its DTLS certificate, kept in
---identity so the ID survives restarts. On SIGINT or SIGTERM the node tells its neighbours it
-is leaving and exits 0; end of input does not stop it.
-
---http-listen serves Prometheus metrics at /metrics, /healthz (200 while the process runs) and
-/readyz (200 once the node has a neighbour, else 503 with the reason). With --http-broadcast
-it also accepts POST /broadcast: the request body is broadcast as one message (bounded by the
-gossip payload limit, the largest --max-line) and the answer is {"id":MSGID,"bytes":N}. Anyone who can
-reach --http-listen can then broadcast as this node: keep it on loopback or a private network.`
-
 func defaultIdentityPath() string {
 	dir, err := os.UserConfigDir()
 	if err != nil {
@@ -69,7 +50,7 @@ type nodeConfig struct {
 }
 
 func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string) (nodeConfig, error) {
-	fs := newFlagSet("node", nodeSynopsis, stderr)
+	fs := newFlagSet("node", stderr)
 	signalURL := fs.String("signal", "ws://127.0.0.1:8080/ws", "signaling server WebSocket URL")
 	network := fs.String("network", "default", "network (room) to join")
 	token := fs.String("token", "", "token for a closed network (signaling.NetworkToken of the network name)")

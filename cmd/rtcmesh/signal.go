@@ -18,24 +18,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/web"
 )
 
-const signalSynopsis = `Runs the signaling server: WebSocket signaling at /ws, /healthz, which answers 200 "ok",
-/readyz (200 while listening, 503 while draining), Prometheus metrics at /metrics and, unless
---web=false, the demo web page at / (a browser tab opening it joins --web-network as a peer).
-Nodes say hello there, get ICE servers and a few live contacts of their network, and relay
-offers, answers and candidates to each other.
-
---network-secret closes every network with one secret: a hello must then carry
-signaling.NetworkToken(secret, network), the hex HMAC-SHA256 of the network name, so the
-operator can hand out a distinct token per network without storing any.
-
---turn-listen runs a TURN/STUN relay in the same process (UDP and TCP on that address).
---turn-secret signs the ephemeral credentials that every welcome carries, per node ID, for
-that relay and for every --turn-url (coturn with use-auth-secret and the same
-static-auth-secret, or 'rtcmesh turn --secret'). Pass secrets through RTCMESH_TURN_SECRET and
-RTCMESH_NETWORK_SECRET rather than the command line, where other users of the machine can read
-them. On SIGINT or SIGTERM the server tells every client it is going away, waits up to
---drain-timeout for them to leave, closes the relay and exits 0.`
-
 // signalFlags holds the values of the signal command's flags: most are bound straight to the
 // fields of the service's configuration, the embedded relay's and the page's.
 type signalFlags struct {
@@ -62,7 +44,7 @@ var signalFields = map[string]string{
 func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	f := &signalFlags{cfg: signalservice.DefaultConfig(), turn: turnserver.DefaultConfig()}
 	f.turnRelayPorts = portRange{min: f.turn.RelayPortMin, max: f.turn.RelayPortMax}
-	c, s, fs := &f.cfg, &f.cfg.Signal, newFlagSet("signal", signalSynopsis, stderr)
+	c, s, fs := &f.cfg, &f.cfg.Signal, newFlagSet("signal", stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP address serving /ws, /healthz, /readyz and /metrics (behind a TLS-terminating proxy for wss://)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on shutdown, how long clients get to leave before their connections are dropped")
 	fs.IntVar(&s.MaxFrameSize, "max-frame-size", s.MaxFrameSize, "largest frame a client may send, in bytes")

@@ -13,16 +13,10 @@ import (
 	"github.com/rtcmesh/rtcmesh/sim"
 )
 
-const simSynopsis = `Builds a HyParView overlay of --nodes simulated nodes (joins over 5 membership rounds,
-then --rounds stabilisation rounds), optionally crashes a fraction of them at once (--fail),
-then broadcasts --messages messages from random live nodes, optionally while --churn nodes are
-replaced every round, and prints reliability, redundancy (RMR), last delivery hop, the shape of
-the overlay and how many rounds it took to heal. The same --seed gives the same figures.`
-
 // simFlagSet binds the sim command's flags to the fields of e, an experiment with the
 // defaults; jsonOut and cpuProfile are the flags that are not the experiment's.
 func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut *bool, cpuProfile *string) {
-	fs = newFlagSet("sim", simSynopsis, stderr)
+	fs = newFlagSet("sim", stderr)
 	c := &e.Config
 	fs.IntVar(&e.Nodes, "nodes", e.Nodes, "number of nodes")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed; the same seed gives the same result")

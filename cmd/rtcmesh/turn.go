@@ -17,18 +17,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
-const turnSynopsis = `Runs the bundled TURN/STUN relay on its own, for nodes whose NATs defeat hole punching.
-Clients authenticate with ephemeral TURN REST credentials ("expiry:nodeID", HMAC-SHA1 under
---secret) minted by 'rtcmesh signal --turn-url ... --turn-secret' with the same secret, or by
-anything else that implements the scheme. Relays to loopback, private, link-local and other
-special addresses are refused unless --allow-peers lists them. Relay sockets bind to the first
-listen address that names one specific IP, otherwise to all interfaces; --public-ip is then
-required. Pass the secret through RTCMESH_SECRET rather than the command line, where other
-users of the machine can read it. Stops on SIGINT or SIGTERM.
-
---http-listen serves Prometheus metrics at /metrics, /healthz (200 while the process runs) and
-/readyz (200 while the relay listens, 503 while it shuts down).`
-
 // turnFlags holds the values of the turn command's flags; most are bound straight to the
 // fields of the relay's configuration.
 type turnFlags struct {
@@ -49,7 +37,7 @@ var turnFields = map[string]string{
 
 func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
 	f := &turnFlags{cfg: turnserver.DefaultConfig()}
-	c, fs := &f.cfg, newFlagSet("turn", turnSynopsis, stderr)
+	c, fs := &f.cfg, newFlagSet("turn", stderr)
 	f.relayPorts = portRange{min: c.RelayPortMin, max: c.RelayPortMax}
 	fs.StringVar(&f.listen, "listen", c.ListenUDP, `UDP address for STUN and TURN over UDP ("off" disables)`)
 	fs.StringVar(&f.listenTCP, "listen-tcp", c.ListenTCP, `TCP address for TURN over TCP ("off" disables)`)
