@@ -134,7 +134,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("ICENetworks is empty: the nodes could not gather a candidate"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: invalid config: %w", err)
 	}
 	return nil
 }

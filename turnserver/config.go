@@ -176,18 +176,17 @@ func (cfg Config) validate() (Config, error) {
 	if !cfg.RelayBindIP.IsValid() {
 		cfg.RelayBindIP = netip.IPv4Unspecified()
 	}
-	if !cfg.PublicIP.IsValid() {
-		if cfg.RelayBindIP.IsUnspecified() {
-			errs = append(errs, errors.New("PublicIP is required when RelayBindIP is unspecified"))
-		}
+	switch {
+	case !cfg.PublicIP.IsValid() && cfg.RelayBindIP.IsUnspecified():
+		errs = append(errs, errors.New("PublicIP is required when RelayBindIP is unspecified"))
+	case !cfg.PublicIP.IsValid():
 		cfg.PublicIP = cfg.RelayBindIP
-	}
-	if cfg.PublicIP.IsUnspecified() {
+	case cfg.PublicIP.IsUnspecified():
 		errs = append(errs, fmt.Errorf("PublicIP %v is unspecified; clients cannot reach it", cfg.PublicIP))
 	}
 	cfg.PublicIP = cfg.PublicIP.Unmap()
 	cfg.RelayBindIP = cfg.RelayBindIP.Unmap()
-	if cfg.PublicIP.Is4() != cfg.RelayBindIP.Is4() {
+	if cfg.PublicIP.IsValid() && cfg.PublicIP.Is4() != cfg.RelayBindIP.Is4() {
 		errs = append(errs, fmt.Errorf("PublicIP %v and RelayBindIP %v are of different address families",
 			cfg.PublicIP, cfg.RelayBindIP))
 	}
@@ -203,7 +202,8 @@ func (cfg Config) validate() (Config, error) {
 		errs = append(errs, errors.New("Realm is empty"))
 	}
 	if len(cfg.Secret) < MinSecretLength {
-		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d", MinSecretLength, len(cfg.Secret)))
+		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d: credentials are visible to every client, so a short secret can be brute forced offline",
+			MinSecretLength, len(cfg.Secret)))
 	}
 	if cfg.CredentialTTL <= 0 {
 		errs = append(errs, fmt.Errorf("CredentialTTL must be positive, got %v", cfg.CredentialTTL))
