@@ -15,7 +15,9 @@ import (
 )
 
 // demoFields names the flag that sets each field a demo validation error may name.
-var demoFields = map[string]string{"Listen": "--listen", "Network": "--network", "Nodes": "--nodes", "Chatter": "--chatter", "ICENetworks": "--ice-networks"}
+func demoFields() map[string]string {
+	return map[string]string{"Listen": "--listen", "Network": "--network", "Nodes": "--nodes", "Chatter": "--chatter", "ICENetworks": "--ice-networks"}
+}
 
 // parseDemoFlags parses the demo command's flags into a demo.Config, which it validates.
 func parseDemoFlags(args []string, stderr io.Writer, getenv func(string) string) (demo.Config, zerolog.Level, error) {
@@ -34,11 +36,11 @@ func parseDemoFlags(args []string, stderr io.Writer, getenv func(string) string)
 	}
 	listen, err := demo.LoopbackListen(cfg.Listen)
 	if err != nil {
-		return demo.Config{}, 0, flagErrors(err, demoFields)
+		return demo.Config{}, 0, flagErrors(err, demoFields())
 	}
 	cfg.Listen = listen
 	if err := cfg.Validate(); err != nil {
-		return demo.Config{}, 0, flagErrors(err, demoFields)
+		return demo.Config{}, 0, flagErrors(err, demoFields())
 	}
 	return cfg, level.level, nil
 }

@@ -11,9 +11,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
-// httpListenFields names --http-listen in the errors of metrics.ServerConfig.Validate.
-var httpListenFields = map[string]string{"Listen": "--http-listen"}
-
 // checkHTTPListen refuses an --http-listen value the metrics server would refuse, before
 // anything is bound. Empty means off and is accepted.
 func checkHTTPListen(addr string) error {
@@ -21,7 +18,7 @@ func checkHTTPListen(addr string) error {
 		return nil
 	}
 	if err := metrics.DefaultServerConfig(addr).Validate(); err != nil {
-		return flagErrors(err, httpListenFields)
+		return flagErrors(err, map[string]string{"Listen": "--http-listen"})
 	}
 	return nil
 }

@@ -132,14 +132,11 @@ type nodeEvent struct {
 // loadIdentity returns the node's identity: a fresh one when ephemeral, else the one kept at
 // path, created there on first start.
 func loadIdentity(path string, ephemeral bool) (*identity.Identity, error) {
+	load := func() (*identity.Identity, error) { return identity.LoadOrCreate(path) }
 	if ephemeral {
-		id, err := identity.Generate()
-		if err != nil {
-			return nil, fmt.Errorf("identity: %w", err)
-		}
-		return id, nil
+		load = identity.Generate
 	}
-	id, err := identity.LoadOrCreate(path)
+	id, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}

@@ -32,13 +32,15 @@ type signalFlags struct {
 }
 
 // signalFields names the flag that sets each field a validation error may name.
-var signalFields = map[string]string{
-	"Listen": "--listen", "DrainTimeout": "--drain-timeout", "MaxFrameSize": "--max-frame-size", "RateLimit": "--rate",
-	"RateBurst": "--burst", "HandshakeTimeout": "--handshake-timeout", "MaxPeersPerNetwork": "--max-peers-per-network",
-	"MaxConnections": "--max-connections", "ContactCount": "--contacts", "AllowedOrigins": "--allowed-origins",
-	"NetworkSecret": "--network-secret", "TURNSecret": "--turn-secret", "Secret": "--turn-secret", "TURNURLs": "--turn-url",
-	"STUNURLs": "--stun-url", "CredentialTTL": "--turn-credential-ttl", "Realm": "--turn-realm",
-	"PublicIP": "--turn-public-ip", "Web.Network": "--web-network",
+func signalFields() map[string]string {
+	return map[string]string{
+		"Listen": "--listen", "DrainTimeout": "--drain-timeout", "MaxFrameSize": "--max-frame-size", "RateLimit": "--rate",
+		"RateBurst": "--burst", "HandshakeTimeout": "--handshake-timeout", "MaxPeersPerNetwork": "--max-peers-per-network",
+		"MaxConnections": "--max-connections", "ContactCount": "--contacts", "AllowedOrigins": "--allowed-origins",
+		"NetworkSecret": "--network-secret", "TURNSecret": "--turn-secret", "Secret": "--turn-secret", "TURNURLs": "--turn-url",
+		"STUNURLs": "--stun-url", "CredentialTTL": "--turn-credential-ttl", "Realm": "--turn-realm",
+		"PublicIP": "--turn-public-ip", "Web.Network": "--web-network",
+	}
 }
 
 func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
@@ -95,7 +97,7 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 		cfg.Web = &w
 	}
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
-		return signalservice.Config{}, 0, flagErrors(err, signalFields)
+		return signalservice.Config{}, 0, flagErrors(err, signalFields())
 	}
 	return cfg, f.logLevel.level, nil
 }

@@ -29,10 +29,12 @@ type turnFlags struct {
 }
 
 // turnFields names the flag that sets each field a validation error may name.
-var turnFields = map[string]string{
-	"ListenUDP": "--listen", "ListenTCP": "--listen-tcp", "ListenTLS": "--tls-listen", "TLSCertFile": "--tls-cert",
-	"TLSKeyFile": "--tls-key", "PublicIP": "--public-ip", "Realm": "--realm", "Secret": "--secret", "AllowedPeers": "--allow-peers",
-	"MaxAllocations": "--max-allocations", "MaxAllocationsPerUser": "--max-allocations-per-user", "BandwidthPerAllocation": "--bandwidth",
+func turnFields() map[string]string {
+	return map[string]string{
+		"ListenUDP": "--listen", "ListenTCP": "--listen-tcp", "ListenTLS": "--tls-listen", "TLSCertFile": "--tls-cert",
+		"TLSKeyFile": "--tls-key", "PublicIP": "--public-ip", "Realm": "--realm", "Secret": "--secret", "AllowedPeers": "--allow-peers",
+		"MaxAllocations": "--max-allocations", "MaxAllocationsPerUser": "--max-allocations-per-user", "BandwidthPerAllocation": "--bandwidth",
+	}
 }
 
 func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
@@ -57,14 +59,6 @@ func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
 	return fs, f
 }
 
-// parseTurnFlags parses the turn command's flags and environment into a relay
-// configuration. Every mistake a flag can make is reported here as a usageError, so nothing
-// is bound before the whole command line is known to be good.
-func parseTurnFlags(args []string, stderr io.Writer, getenv func(string) string) (turnserver.Config, zerolog.Level, error) {
-	c, err := parseTurnCommand(args, stderr, getenv)
-	return c.Relay, c.Level, err
-}
-
 // turnCommand is what the turn command runs, built from the flags by parseTurnCommand.
 type turnCommand struct {
 	Relay turnserver.Config
@@ -73,8 +67,10 @@ type turnCommand struct {
 	HTTPListen string
 }
 
-// parseTurnCommand is parseTurnFlags plus the flags that are not the relay's own. The relay's
-// own fields are checked by turnserver's Validate; only what spans flags is checked here.
+// parseTurnCommand parses the turn command's flags and environment. Every mistake a flag can
+// make is reported here as a usageError, so nothing is bound before the whole command line is
+// known to be good: the relay's own fields are checked by turnserver's Validate, and only
+// what spans flags here.
 func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) string) (turnCommand, error) {
 	fs, f := turnFlagSet(stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -95,7 +91,7 @@ func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) strin
 		errs = append(errs, err)
 	}
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
-		return turnCommand{}, flagErrors(err, turnFields)
+		return turnCommand{}, flagErrors(err, turnFields())
 	}
 	return turnCommand{Relay: cfg, Level: f.logLevel.level, HTTPListen: f.httpListen}, nil
 }
@@ -120,14 +116,9 @@ type turnAddrs struct {
 	HTTP net.Addr
 }
 
-// serveTurn runs the relay until ctx is done, then closes it and returns nil. ready, if not
-// nil, is called once the listeners are bound. The relay logs to log.
-func serveTurn(ctx context.Context, cfg turnserver.Config, log zerolog.Logger, ready func(turnAddrs)) error {
-	return serveTurnHTTP(ctx, cfg, "", log, ready)
-}
-
-// serveTurnHTTP is serveTurn that also serves /metrics, /healthz and /readyz on httpListen,
-// unless it is empty.
+// serveTurnHTTP runs the relay, and /metrics, /healthz and /readyz on httpListen unless it is
+// empty, until ctx is done, then closes them and returns nil. ready, if not nil, is called once
+// the listeners are bound. The relay logs to log.
 func serveTurnHTTP(ctx context.Context, cfg turnserver.Config, httpListen string, log zerolog.Logger, ready func(turnAddrs)) error {
 	cfg.Logger = log.With().Str("component", "turn").Logger()
 	srv, err := turnserver.New(cfg)

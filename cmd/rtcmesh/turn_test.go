@@ -15,18 +15,19 @@ import (
 )
 
 func TestTurnAllocatesRelaysAndStops(t *testing.T) {
-	cfg, _, err := parseTurnFlags([]string{
+	c, err := parseTurnCommand([]string{
 		"--listen", "127.0.0.1:0", "--listen-tcp", "off", "--relay-ports", "0",
 		"--secret", testTURNSecret, "--allow-peers", "127.0.0.1/32", "--max-allocations-per-user", "2",
 	}, io.Discard, noEnv)
 	if err != nil {
-		t.Fatalf("parseTurnFlags: %v", err)
+		t.Fatalf("parseTurnCommand: %v", err)
 	}
+	cfg := c.Relay
 	if cfg.ListenTCP != "" || cfg.PublicIP != netip.MustParseAddr("127.0.0.1") || cfg.RelayBindIP != cfg.PublicIP {
 		t.Fatalf("relay config %+v: want UDP only, relaying from and advertising 127.0.0.1", cfg)
 	}
 	cmd := startCommand(t, func(ctx context.Context, log zerolog.Logger, ready func(turnAddrs)) error {
-		return serveTurn(ctx, cfg, log, ready)
+		return serveTurnHTTP(ctx, cfg, "", log, ready)
 	})
 	if cmd.addrs.UDP == nil || cmd.addrs.TCP != nil || cmd.addrs.TLS != nil {
 		t.Fatalf("relay addresses %+v, want UDP only", cmd.addrs)
