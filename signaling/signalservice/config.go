@@ -41,12 +41,13 @@ type Config struct {
 	// DrainTimeout bounds Close: how long clients get to leave after the server said bye
 	// before their connections are dropped. Default 10 s.
 	DrainTimeout time.Duration
-	// Signal configures the signaling server. Start sets its Logger, its NetworkSecret from
-	// NetworkSecret and its ICEServers hook from the fields below, so those three must be
-	// left unset. Default signalserver.DefaultConfig().
+	// Signal configures the signaling server. Start sets its Logger, its ICEServers hook from
+	// TURN, TURNURLs and STUNURLs (so the hook must be left unset) and, when NetworkSecret is
+	// set, its NetworkSecret hook. Default signalserver.DefaultConfig().
 	Signal signalserver.Config
-	// NetworkSecret, when not empty, closes every network: a hello must carry
+	// NetworkSecret, when not empty, closes every network with one secret: a hello must carry
 	// signaling.NetworkToken(NetworkSecret, network). At least MinNetworkSecretLength bytes.
+	// (Signal.NetworkSecret, a secret per network, is the alternative; not both.)
 	NetworkSecret string
 	// TURN configures the embedded TURN/STUN relay; nil runs none. Start sets its Logger and
 	// Now. Every welcome carries the relay's URLs with credentials minted for the node.
@@ -106,8 +107,11 @@ func (c Config) validate() (Config, error) {
 			errs = append(errs, fmt.Errorf("%s is %v, must be positive", d.name, d.v))
 		}
 	}
-	if c.Signal.NetworkSecret != nil || c.Signal.ICEServers != nil {
-		errs = append(errs, errors.New("Signal.NetworkSecret and Signal.ICEServers are set by Start: use NetworkSecret, TURN, TURNURLs and STUNURLs"))
+	if c.Signal.ICEServers != nil {
+		errs = append(errs, errors.New("Signal.ICEServers is set by Start: use TURN, TURNURLs and STUNURLs"))
+	}
+	if c.Signal.NetworkSecret != nil && c.NetworkSecret != "" {
+		errs = append(errs, errors.New("Signal.NetworkSecret and NetworkSecret are both set: use one"))
 	}
 	if err := c.Signal.Validate(); err != nil {
 		errs = append(errs, err)

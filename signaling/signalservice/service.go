@@ -149,7 +149,7 @@ func (s *Service) serve(ln net.Listener) {
 
 func (s *Service) logListening() {
 	addr := s.addr.String()
-	ev := s.log.Info().Str("listen", addr).Str("ws", "ws://"+addr+"/ws").Bool("closed_networks", s.cfg.NetworkSecret != "").
+	ev := s.log.Info().Str("listen", addr).Str("ws", "ws://"+addr+"/ws").Bool("closed_networks", s.cfg.NetworkSecret != "" || s.cfg.Signal.NetworkSecret != nil).
 		Bool("web", s.page != nil).Strs("turn_urls", s.cfg.TURNURLs).Strs("stun_urls", s.cfg.STUNURLs)
 	if s.relay != nil {
 		ev = ev.Str("turn_udp", addrString(s.relay.UDPAddr())).Str("turn_tcp", addrString(s.relay.TCPAddr())).Strs("embedded_turn_urls", s.relayURLs)
