@@ -1,7 +1,7 @@
 // Package demo runs a complete rtcmesh network on localhost in one process: the signaling
-// server with the demo page (package web) mounted next to it, the TURN relay, and a number of
-// Go nodes that join one network and, optionally, chat on their own so a browser opening the
-// page sees traffic at once. `rtcmesh demo` is a thin command around Start; the browser tests
+// service (package signalservice: signaling, the TURN relay and the demo page of package web)
+// and a number of Go nodes that join one network and, optionally, chat on their own so a
+// browser opening the page sees traffic at once. `rtcmesh demo` is a thin command around Start; the browser tests
 // use the same API to drive Go nodes and read what they delivered.
 //
 // Everything listens on loopback and, by default, the nodes gather ICE candidates on loopback
@@ -16,10 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	stdlog "log"
 	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -31,8 +29,8 @@ import (
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/node"
-	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
+	"github.com/rtcmesh/rtcmesh/signaling/signalservice"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 	"github.com/rtcmesh/rtcmesh/web"
 )
@@ -64,8 +62,8 @@ type Config struct {
 	// Node is the template of every Go node's runtime configuration (ID, transport and
 	// contacts are filled in). Default node.DefaultLANConfig(): every peer is on one machine.
 	Node node.Config
-	// Signal configures the signaling server; its ICEServers hook is set by Start. Default
-	// signalserver.DefaultConfig().
+	// Signal configures the signaling server; its Logger and ICEServers hook are set by the
+	// signaling service. Default signalserver.DefaultConfig().
 	Signal signalserver.Config
 	// DrainTimeout bounds Close: how long signaling clients get to leave. Default 2 s.
 	DrainTimeout time.Duration
@@ -88,6 +86,28 @@ func DefaultConfig() Config {
 		Signal:       signalserver.DefaultConfig(),
 		DrainTimeout: 2 * time.Second,
 	}
+}
+
+// Validate reports every invalid field, in the order they are declared, as Start would,
+// without starting anything.
+func (c Config) Validate() error { return c.validate() }
+
+// LoopbackListen checks that listen (host:port) is for this machine only, as the demo's
+// peers live on loopback, and names 127.0.0.1 for an empty host, which would otherwise listen
+// on every interface.
+func LoopbackListen(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("Listen %q: %w", listen, err)
+	}
+	switch ip, perr := netip.ParseAddr(host); {
+	case host == "":
+		return net.JoinHostPort("127.0.0.1", port), nil
+	case host == "localhost":
+	case perr != nil || !ip.IsLoopback():
+		return "", fmt.Errorf("Listen %q: the demo's peers live on loopback; use a loopback address", listen)
+	}
+	return listen, nil
 }
 
 func (c *Config) validate() error {
@@ -114,7 +134,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("ICENetworks is empty: the nodes could not gather a candidate"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: invalid config: %w", err)
 	}
 	return nil
 }
@@ -123,12 +143,7 @@ func (c *Config) validate() error {
 type Demo struct {
 	cfg     Config
 	log     zerolog.Logger
-	addr    net.Addr
-	sig     *signalserver.Server
-	relay   *turnserver.Server
-	http    *http.Server
-	served  chan error
-	page    *web.Handler
+	svc     *signalservice.Service
 	nodes   []*Node
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -136,8 +151,8 @@ type Demo struct {
 	closed  bool
 }
 
-// Start starts the relay, the signaling server with the page, then the Go nodes. The nodes
-// join in the background: WaitConnected waits for them.
+// Start starts the signaling service (the relay, the signaling server and the page), then
+// the Go nodes. The nodes join in the background: WaitConnected waits for them.
 func Start(cfg Config) (*Demo, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -145,50 +160,23 @@ func Start(cfg Config) (*Demo, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = mrand.Uint64()
 	}
-	d := &Demo{cfg: cfg, log: cfg.Logger, served: make(chan error, 1)}
-	page, err := web.NewHandler(web.DefaultConfig(cfg.Network))
-	if err != nil {
-		return nil, fmt.Errorf("demo: page: %w", err)
-	}
-	if !page.HasPeer() {
-		d.log.Warn().Msg("this build embeds no browser peer (web/static/peer.wasm.gz): the page cannot join; run go generate ./web")
-	}
-	d.page = page
-
-	sc := cfg.Signal
-	sc.Logger = d.log.With().Str("component", "signal").Logger()
+	d := &Demo{cfg: cfg, log: cfg.Logger}
+	sc := signalservice.DefaultConfig()
+	sc.Listen, sc.DrainTimeout, sc.Signal, sc.Logger = cfg.Listen, cfg.DrainTimeout, cfg.Signal, cfg.Logger
+	page := web.DefaultConfig(cfg.Network)
+	sc.Web = &page
 	if cfg.TURNListen != "" {
-		if d.relay, err = startRelay(cfg, d.log.With().Str("component", "turn").Logger()); err != nil {
+		t, err := relayConfig(cfg)
+		if err != nil {
 			return nil, err
 		}
-		relay, urls := d.relay, d.relay.URLs("")
-		sc.ICEServers = func(nodeID string) []signaling.ICEServer {
-			user, pass := relay.Credentials(nodeID)
-			return []signaling.ICEServer{{URLs: urls, Username: user, Credential: pass}}
-		}
+		sc.TURN = &t
 	}
-	if d.sig, err = signalserver.New(sc); err != nil {
-		d.closeRelay()
-		return nil, fmt.Errorf("demo: signaling server: %w", err)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	svc, err := signalservice.Start(sc)
 	if err != nil {
-		d.closeRelay()
-		return nil, fmt.Errorf("demo: listening on %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
-	d.addr = ln.Addr()
-	mux := http.NewServeMux()
-	mux.Handle("/ws", d.sig)
-	mux.Handle("/", page)
-	d.http = &http.Server{
-		Handler: mux,
-		// Bounds a client dribbling its headers; WebSockets are then bounded by the
-		// signaling server's own timeouts.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          stdlog.New(cfg.Logger.With().Str("component", "http").Logger(), "", 0),
-	}
-	go func() { d.served <- d.http.Serve(ln) }()
+	d.svc = svc
 
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stop = cancel
@@ -208,18 +196,20 @@ func Start(cfg Config) (*Demo, error) {
 	return d, nil
 }
 
-func startRelay(cfg Config, log zerolog.Logger) (*turnserver.Server, error) {
+// relayConfig is the demo's TURN relay: on a loopback IP, with a fresh random secret, allowed
+// to relay to loopback and the ICENetworks.
+func relayConfig(cfg Config) (turnserver.Config, error) {
 	host, _, err := net.SplitHostPort(cfg.TURNListen)
 	if err != nil {
-		return nil, fmt.Errorf("demo: TURNListen %q: %w", cfg.TURNListen, err)
+		return turnserver.Config{}, fmt.Errorf("demo: TURNListen %q: %w", cfg.TURNListen, err)
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("demo: TURNListen %q must name a loopback IP", cfg.TURNListen)
+		return turnserver.Config{}, fmt.Errorf("demo: TURNListen %q must name a loopback IP", cfg.TURNListen)
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("demo: TURN secret: %w", err)
+		return turnserver.Config{}, fmt.Errorf("demo: TURN secret: %w", err)
 	}
 	t := turnserver.DefaultConfig()
 	t.ListenUDP, t.ListenTCP = cfg.TURNListen, cfg.TURNListen
@@ -229,12 +219,7 @@ func startRelay(cfg Config, log zerolog.Logger) (*turnserver.Server, error) {
 	// Every peer of the demo is on this machine, on loopback or the ICENetworks, which a
 	// public relay rightly refuses to relay to.
 	t.AllowedPeers = append([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, cfg.ICENetworks...)
-	t.Logger = log
-	srv, err := turnserver.New(t)
-	if err != nil {
-		return nil, fmt.Errorf("demo: TURN relay: %w", err)
-	}
-	return srv, nil
+	return t, nil
 }
 
 func (d *Demo) startNode(i int) (*Node, error) {
@@ -291,16 +276,16 @@ func (d *Demo) chatter(ctx context.Context) {
 }
 
 // URL is the page's address, http://host:port/.
-func (d *Demo) URL() string { return "http://" + d.addr.String() + "/" }
+func (d *Demo) URL() string { return d.svc.URL() }
 
 // SignalURL is the signaling WebSocket's address, ws://host:port/ws.
-func (d *Demo) SignalURL() string { return "ws://" + d.addr.String() + "/ws" }
+func (d *Demo) SignalURL() string { return d.svc.SignalURL() }
 
 // Addr is the address the HTTP server listens on.
-func (d *Demo) Addr() net.Addr { return d.addr }
+func (d *Demo) Addr() net.Addr { return d.svc.Addr() }
 
 // Page is the page's handler (its Sizes give the bytes a browser downloads).
-func (d *Demo) Page() *web.Handler { return d.page }
+func (d *Demo) Page() *web.Handler { return d.svc.Page() }
 
 // Nodes returns the Go nodes, in start order.
 func (d *Demo) Nodes() []*Node { return append([]*Node(nil), d.nodes...) }
@@ -327,9 +312,9 @@ func (d *Demo) WaitConnected(ctx context.Context) error {
 	}
 }
 
-// Close stops the chatter, makes every node leave the mesh, drains the signaling clients
-// (the browser tabs are told the server is going away), then closes the HTTP server and the
-// relay. It is safe to call more than once.
+// Close stops the chatter, makes every node leave the mesh, then closes the signaling service,
+// which drains its clients (the browser tabs are told the server is going away) and closes the
+// HTTP server and the relay. It is safe to call more than once.
 func (d *Demo) Close() error {
 	d.closeMu.Lock()
 	defer d.closeMu.Unlock()
@@ -356,30 +341,13 @@ func (d *Demo) Close() error {
 	}
 	nwg.Wait()
 	d.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.DrainTimeout)
-	defer cancel()
-	if err := d.sig.Shutdown(ctx); err != nil {
-		d.log.Debug().Err(err).Msg("signaling clients did not leave in time; dropped")
+	if err := d.svc.Close(); err != nil {
+		errs = append(errs, err)
 	}
-	if err := d.http.Shutdown(ctx); err != nil {
-		_ = d.http.Close()
-	}
-	if err := <-d.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		errs = append(errs, fmt.Errorf("serving HTTP: %w", err))
-	}
-	d.closeRelay()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return nil
-}
-
-func (d *Demo) closeRelay() {
-	if d.relay != nil {
-		if err := d.relay.Close(); err != nil {
-			d.log.Warn().Err(err).Msg("closing the TURN relay")
-		}
-	}
 }
 
 // Message is one broadcast a Go node delivered.
@@ -499,7 +467,7 @@ func short(id string) string {
 func (d *Demo) Describe(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rtcmesh demo: %d Go nodes, the signaling server", len(d.nodes))
-	if d.relay != nil {
+	if d.svc.Relay() != nil {
 		b.WriteString(" and a TURN relay")
 	}
 	fmt.Fprintf(&b, " are running on this machine (network %q).\n\n", d.cfg.Network)

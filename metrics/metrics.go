@@ -1,5 +1,7 @@
 // Package metrics exports the counters of rtcmesh's components (a node, the signaling server,
-// the TURN relay) as Prometheus metrics.
+// the TURN relay) as Prometheus metrics, and answers the operational endpoints every command
+// serves the same way: /healthz (Healthz), /readyz (Readyz, Readiness) and, for the commands
+// whose main protocol is not HTTP, a Server holding /metrics and both.
 //
 // Each collector reads its component's Stats at scrape time, so nothing is counted twice and
 // the components stay free of any Prometheus dependency. Nothing registers itself globally:

@@ -152,14 +152,23 @@ func DefaultConfig() Config {
 	}
 }
 
-// validate checks cfg and fills in derived defaults. It returns a copy.
+// Validate reports every invalid field of cfg, as New would, without opening a listener: a
+// caller (the signaling service, a command line) can refuse a configuration before it binds
+// anything.
+func (cfg Config) Validate() error {
+	_, err := cfg.validate()
+	return err
+}
+
+// validate checks cfg, in the order its fields are declared, and fills in derived defaults.
+// It returns a copy.
 func (cfg Config) validate() (Config, error) {
 	var errs []error
 	if cfg.ListenUDP == "" && cfg.ListenTCP == "" && cfg.ListenTLS == "" {
 		errs = append(errs, errors.New("no listener: set ListenUDP, ListenTCP or ListenTLS"))
 	}
 	if cfg.ListenTLS != "" && cfg.TLSConfig == nil && (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "") {
-		errs = append(errs, errors.New("ListenTLS needs TLSConfig or both TLSCertFile and TLSKeyFile"))
+		errs = append(errs, errors.New("ListenTLS needs TLSCertFile and TLSKeyFile, or TLSConfig"))
 	}
 	if cfg.ListenTLS != "" && cfg.TLSHandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("TLSHandshakeTimeout must be positive, got %v", cfg.TLSHandshakeTimeout))
@@ -167,18 +176,17 @@ func (cfg Config) validate() (Config, error) {
 	if !cfg.RelayBindIP.IsValid() {
 		cfg.RelayBindIP = netip.IPv4Unspecified()
 	}
-	if !cfg.PublicIP.IsValid() {
-		if cfg.RelayBindIP.IsUnspecified() {
-			errs = append(errs, errors.New("PublicIP is required when RelayBindIP is unspecified"))
-		}
+	switch {
+	case !cfg.PublicIP.IsValid() && cfg.RelayBindIP.IsUnspecified():
+		errs = append(errs, errors.New("PublicIP is required when RelayBindIP is unspecified"))
+	case !cfg.PublicIP.IsValid():
 		cfg.PublicIP = cfg.RelayBindIP
-	}
-	if cfg.PublicIP.IsUnspecified() {
+	case cfg.PublicIP.IsUnspecified():
 		errs = append(errs, fmt.Errorf("PublicIP %v is unspecified; clients cannot reach it", cfg.PublicIP))
 	}
 	cfg.PublicIP = cfg.PublicIP.Unmap()
 	cfg.RelayBindIP = cfg.RelayBindIP.Unmap()
-	if cfg.PublicIP.Is4() != cfg.RelayBindIP.Is4() {
+	if cfg.PublicIP.IsValid() && cfg.PublicIP.Is4() != cfg.RelayBindIP.Is4() {
 		errs = append(errs, fmt.Errorf("PublicIP %v and RelayBindIP %v are of different address families",
 			cfg.PublicIP, cfg.RelayBindIP))
 	}
@@ -194,7 +202,8 @@ func (cfg Config) validate() (Config, error) {
 		errs = append(errs, errors.New("Realm is empty"))
 	}
 	if len(cfg.Secret) < MinSecretLength {
-		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d", MinSecretLength, len(cfg.Secret)))
+		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d: credentials are visible to every client, so a short secret can be brute forced offline",
+			MinSecretLength, len(cfg.Secret)))
 	}
 	if cfg.CredentialTTL <= 0 {
 		errs = append(errs, fmt.Errorf("CredentialTTL must be positive, got %v", cfg.CredentialTTL))

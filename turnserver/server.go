@@ -158,12 +158,19 @@ func (s *Server) closeListeners() {
 }
 
 // Close stops the listeners; pion/turn then closes every allocation's relay
-// socket. Calling Close more than once returns the first result.
+// socket. It logs what the relay did over its life, so that every program
+// running one reports the same figures. Calling Close more than once returns
+// the first result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		st := s.Stats()
 		if err := s.turn.Close(); err != nil {
 			s.closeErr = fmt.Errorf("turnserver: close: %w", err)
+			return
 		}
+		s.log.Info().Uint64("allocations", st.AllocationsTotal).Uint64("bytes_relayed", st.BytesRelayed()).
+			Uint64("auth_failures", st.AuthFailures).Uint64("permission_refusals", st.PermissionRefusals).
+			Uint64("quota_refusals", st.QuotaRefusals).Uint64("bandwidth_drops", st.BandwidthDrops).Msg("TURN relay closed")
 	})
 	return s.closeErr
 }

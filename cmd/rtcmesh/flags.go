@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -104,12 +108,57 @@ func listenAddr(s string) string {
 	return s
 }
 
-// hostIP returns the IP of a listen address host:port when it names one specific address,
-// and false for a host name, an empty host or an unspecified address (0.0.0.0, ::).
-func hostIP(addr string) (netip.Addr, bool) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil || ap.Addr().IsUnspecified() {
-		return netip.Addr{}, false
+// prefixList is the value of a flag holding CIDRs (--allow-peers, --ice-networks): they are
+// comma-separated, the flag may be repeated, and a bare IP stands for itself alone.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	if l == nil {
+		return ""
 	}
-	return ap.Addr().Unmap(), true
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *prefixList) Set(s string) error {
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if !strings.Contains(item, "/") {
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return fmt.Errorf("%q is neither a CIDR nor an IP address", item)
+			}
+			*l = append(*l, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR: %w", item, err)
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
+}
+
+// invalidConfig matches the prefix a package's validate puts before its problems.
+var invalidConfig = regexp.MustCompile(`\w+: invalid config: `)
+
+// flagErrors turns what a package's Validate found into a usage error in the terms of the
+// command line: fields maps each Config field name the errors may name to the flag that sets
+// it. The packages validate; the command only translates, so the two cannot disagree.
+func flagErrors(err error, fields map[string]string) error {
+	names := slices.Sorted(maps.Keys(fields))
+	for i, n := range names {
+		names[i] = regexp.QuoteMeta(n)
+	}
+	field := regexp.MustCompile(`\b(` + strings.Join(names, "|") + `)\b`)
+	msg := invalidConfig.ReplaceAllString(err.Error(), "")
+	msg = field.ReplaceAllStringFunc(msg, func(f string) string { return fields[f] })
+	return usageError{errors.New(msg)}
 }

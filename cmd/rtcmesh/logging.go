@@ -4,8 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	stdlog "log"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -55,18 +53,4 @@ func newLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Logger()
-}
-
-// stdLogger adapts log for libraries that take a standard *log.Logger (net/http's
-// ErrorLog), so their rare complaints (accept errors, malformed requests) come out as warnings
-// in the same format as everything else instead of as bare text lines.
-func stdLogger(log zerolog.Logger) *stdlog.Logger {
-	return stdlog.New(warnWriter{log}, "", 0)
-}
-
-type warnWriter struct{ log zerolog.Logger }
-
-func (w warnWriter) Write(p []byte) (int, error) {
-	w.log.Warn().Msg(strings.TrimSpace(string(p)))
-	return len(p), nil
 }

@@ -45,15 +45,3 @@ func TestLogLevelNames(t *testing.T) {
 		}
 	}
 }
-
-func TestStdLoggerWritesWarnings(t *testing.T) {
-	var buf bytes.Buffer
-	stdLogger(newLogger(&buf, zerolog.InfoLevel)).Printf("http: Accept error: %s", "too many open files")
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
-		t.Fatalf("%q is not one JSON record: %v", buf.String(), err)
-	}
-	if rec["level"] != "warn" || rec["message"] != "http: Accept error: too many open files" {
-		t.Errorf("record %v", rec)
-	}
-}

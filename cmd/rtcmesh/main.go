@@ -10,6 +10,7 @@
 package main
 
 import (
+	"embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -89,9 +90,20 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// newFlagSet returns a FlagSet for a subcommand whose usage lists every flag with its default
-// and its environment variable.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// help holds the prose of each command's --help, help/<command>.txt: text, kept out of the
+// code that parses the flags it describes.
+//
+//go:embed help/*.txt
+var help embed.FS
+
+// newFlagSet returns a FlagSet for a subcommand whose usage prints help/<name>.txt, then lists
+// every flag with its default and its environment variable.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	text, err := help.ReadFile("help/" + name + ".txt")
+	if err != nil {
+		text = []byte("(no description: " + err.Error() + ")")
+	}
+	synopsis := strings.TrimRight(string(text), "\n") // a text file ends with a newline
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -145,7 +157,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version", "Prints the module version, the Go version and the VCS revision it was built from.", stderr)
+	fs := newFlagSet("version", stderr)
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
 	}

@@ -22,25 +22,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/node"
 )
 
-const nodeSynopsis = `Joins a network through the signaling server and runs the overlay over WebRTC data channels.
-Every line read on standard input is broadcast to the network. Standard output carries one JSON
-object per line for each event:
-
-  {"event":"ready","id":ID}
-  {"event":"neighbor_up","peer":ID,"path":"host|srflx|prflx|relay"}
-  {"event":"neighbor_down","peer":ID,"reason":TEXT}
-  {"event":"deliver","id":MSGID,"origin":ID,"hops":N,"data":TEXT}
-
-Logs go to standard error. The node's ID is derived from its DTLS certificate, kept in
---identity so the ID survives restarts. On SIGINT or SIGTERM the node tells its neighbours it
-is leaving and exits 0; end of input does not stop it.
-
---http-listen serves Prometheus metrics at /metrics, /healthz (200 while the process runs) and
-/readyz (200 once the node has a neighbour, else 503 with the reason). With --http-broadcast
-it also accepts POST /broadcast: the request body is broadcast as one message (bounded by the
-gossip payload limit, the largest --max-line) and the answer is {"id":MSGID,"bytes":N}. Anyone who can
-reach --http-listen can then broadcast as this node: keep it on loopback or a private network.`
-
 func defaultIdentityPath() string {
 	dir, err := os.UserConfigDir()
 	if err != nil {
@@ -51,9 +32,14 @@ func defaultIdentityPath() string {
 
 // nodeConfig is what serveNode needs, built from the flags.
 type nodeConfig struct {
-	WebRTC   node.WebRTCConfig
-	LogLevel zerolog.Level
-	MaxLine  int
+	// WebRTC configures the node; its Identity is loaded (or made) by serveNode.
+	WebRTC node.WebRTCConfig
+	// IdentityPath is the file holding the node's certificate, created on first start;
+	// Ephemeral ignores it for a fresh identity.
+	IdentityPath string
+	Ephemeral    bool
+	LogLevel     zerolog.Level
+	MaxLine      int
 	// HTTPListen is the address serving /metrics, /healthz and /readyz; empty serves none.
 	HTTPListen string
 	// HTTPBroadcast enables POST /broadcast on HTTPListen.
@@ -64,7 +50,7 @@ type nodeConfig struct {
 }
 
 func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string) (nodeConfig, error) {
-	fs := newFlagSet("node", nodeSynopsis, stderr)
+	fs := newFlagSet("node", stderr)
 	signalURL := fs.String("signal", "ws://127.0.0.1:8080/ws", "signaling server WebSocket URL")
 	network := fs.String("network", "default", "network (room) to join")
 	token := fs.String("token", "", "token for a closed network (signaling.NetworkToken of the network name)")
@@ -85,17 +71,8 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if *signalURL == "" || *network == "" {
 		return nodeConfig{}, usageError{errors.New("--signal and --network are required")}
 	}
-	var id *identity.Identity
-	var err error
-	if *ephemeral {
-		id, err = identity.Generate()
-	} else {
-		id, err = identity.LoadOrCreate(*idPath)
-	}
-	if err != nil {
-		return nodeConfig{}, fmt.Errorf("identity: %w", err)
-	}
-	cfg := node.DefaultWebRTCConfig(id, *signalURL, *network)
+	// Parsing creates nothing: the identity is loaded, or its file created, by serveNode.
+	cfg := node.DefaultWebRTCConfig(nil, *signalURL, *network)
 	switch *profile {
 	case "wan":
 	case "lan":
@@ -109,8 +86,8 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if *heartbeat <= 0 {
 		return nodeConfig{}, usageError{fmt.Errorf("--heartbeat-timeout %v must be positive", *heartbeat)}
 	}
-	if err := checkHTTPListen("--http-listen", *httpListen); err != nil {
-		return nodeConfig{}, usageError{err}
+	if err := checkHTTPListen(*httpListen); err != nil {
+		return nodeConfig{}, err
 	}
 	if *httpBroadcast && *httpListen == "" {
 		return nodeConfig{}, usageError{errors.New("--http-broadcast needs --http-listen")}
@@ -126,7 +103,8 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if len(icePrefixes) > 0 {
 		cfg.Link.SettingEngine = rtclink.NetworkSettings(icePrefixes)
 	}
-	return nodeConfig{WebRTC: cfg, LogLevel: level.level, MaxLine: *maxLine, HTTPListen: *httpListen, HTTPBroadcast: *httpBroadcast}, nil
+	return nodeConfig{WebRTC: cfg, IdentityPath: *idPath, Ephemeral: *ephemeral, LogLevel: level.level, MaxLine: *maxLine,
+		HTTPListen: *httpListen, HTTPBroadcast: *httpBroadcast}, nil
 }
 
 func runNode(args []string, stdout, stderr io.Writer) error {
@@ -151,9 +129,28 @@ type nodeEvent struct {
 	Data   string `json:"data,omitempty"`
 }
 
+// loadIdentity returns the node's identity: a fresh one when ephemeral, else the one kept at
+// path, created there on first start.
+func loadIdentity(path string, ephemeral bool) (*identity.Identity, error) {
+	load := func() (*identity.Identity, error) { return identity.LoadOrCreate(path) }
+	if ephemeral {
+		load = identity.Generate
+	}
+	id, err := load()
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	return id, nil
+}
+
 // serveNode runs a node until ctx is cancelled: input lines are broadcast, events are written
 // to out as JSON lines.
 func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer, log zerolog.Logger) error {
+	id, err := loadIdentity(cfg.IdentityPath, cfg.Ephemeral)
+	if err != nil {
+		return err
+	}
+	cfg.WebRTC.Identity = id
 	cfg.WebRTC.Node.Logger = log
 	cfg.WebRTC.Link.Logger = log.With().Str("component", "link").Logger()
 	cfg.WebRTC.Signal.Logger = log.With().Str("component", "signaling").Logger()
@@ -167,61 +164,68 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 			_ = w.Close()
 			return err
 		}
-		defer hs.close()
+		defer hs.Close()
 		if cfg.HTTPReady != nil {
-			cfg.HTTPReady(hs.addr)
+			cfg.HTTPReady(hs.Addr())
 		}
 	}
+	write := eventWriter(out, log)
+	write(nodeEvent{Event: "ready", ID: w.ID()})
+	log.Info().Str("id", w.ID()).Str("signal", cfg.WebRTC.Signal.URL).Str("network", cfg.WebRTC.Signal.Network).Msg("node started")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ev := range w.Events() {
+			write(nodeEvent{Event: ev.Type.String(), Peer: ev.Peer, Path: string(ev.Path), Reason: ev.Reason})
+		}
+	})
+	wg.Go(func() {
+		for d := range w.Deliveries() {
+			hops := d.Hops
+			write(nodeEvent{Event: "deliver", ID: d.ID.String(), Origin: d.Origin, Hops: &hops, Data: string(d.Data)})
+		}
+	})
+	// Not in the WaitGroup: a read from standard input cannot be interrupted, and the process
+	// ends when serveNode returns.
+	go broadcastLines(in, w, cfg.MaxLine, log)
+	<-ctx.Done()
+	log.Info().Msg("leaving the network")
+	err = w.Close()
+	wg.Wait()
+	return err
+}
+
+// eventWriter returns a function writing one event as a JSON line to out; the event and
+// delivery goroutines share it.
+func eventWriter(out io.Writer, log zerolog.Logger) func(nodeEvent) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(out)
-	write := func(ev nodeEvent) {
+	return func(ev nodeEvent) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err := enc.Encode(ev); err != nil {
 			log.Error().Err(err).Msg("writing an event")
 		}
 	}
-	write(nodeEvent{Event: "ready", ID: w.ID()})
-	log.Info().Str("id", w.ID()).Str("signal", cfg.WebRTC.Signal.URL).Str("network", cfg.WebRTC.Signal.Network).Msg("node started")
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for ev := range w.Events() {
-			write(nodeEvent{Event: ev.Type.String(), Peer: ev.Peer, Path: string(ev.Path), Reason: ev.Reason})
+}
+
+// broadcastLines broadcasts every non-empty line of in, up to maxLine bytes, until in ends
+// or the node closes.
+func broadcastLines(in io.Reader, w *node.WebRTCNode, maxLine int, log zerolog.Logger) {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	for sc.Scan() {
+		line := append([]byte(nil), sc.Bytes()...)
+		if len(line) == 0 {
+			continue
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for d := range w.Deliveries() {
-			hops := d.Hops
-			write(nodeEvent{Event: "deliver", ID: d.ID.String(), Origin: d.Origin, Hops: &hops, Data: string(d.Data)})
-		}
-	}()
-	go func() {
-		// Not in the WaitGroup: a read from standard input cannot be interrupted, and the
-		// process ends when serveNode returns.
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 0, 4096), cfg.MaxLine)
-		for sc.Scan() {
-			line := append([]byte(nil), sc.Bytes()...)
-			if len(line) == 0 {
-				continue
+		if _, err := w.Broadcast(line); err != nil {
+			if errors.Is(err, node.ErrClosed) {
+				return
 			}
-			if _, err := w.Broadcast(line); err != nil {
-				if errors.Is(err, node.ErrClosed) {
-					return
-				}
-				log.Error().Err(err).Msg("broadcast")
-			}
+			log.Error().Err(err).Msg("broadcast")
 		}
-		if err := sc.Err(); err != nil {
-			log.Error().Err(err).Int("max_line", cfg.MaxLine).Msg("reading standard input stopped")
-		}
-	}()
-	<-ctx.Done()
-	log.Info().Msg("leaving the network")
-	err = w.Close()
-	wg.Wait()
-	return err
+	}
+	if err := sc.Err(); err != nil {
+		log.Error().Err(err).Int("max_line", maxLine).Msg("reading standard input stopped")
+	}
 }

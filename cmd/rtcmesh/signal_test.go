@@ -332,7 +332,7 @@ func TestSignalWithoutTURN(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseSignalFlags: %v", err)
 	}
-	if cfg.TURN != nil || cfg.Server.NetworkSecret != nil {
+	if cfg.TURN != nil || cfg.NetworkSecret != "" {
 		t.Fatalf("defaults run an embedded relay or close networks: %+v", cfg)
 	}
 	cmd := startCommand(t, func(ctx context.Context, log zerolog.Logger, ready func(signalAddrs)) error {
@@ -366,11 +366,11 @@ func TestSignalFlagsFromEnvironment(t *testing.T) {
 	if !slices.Equal(cfg.TURNURLs, []string{"turn:a.example.org:3478", "turns:b.example.org:443?transport=tcp"}) {
 		t.Errorf("TURN URLs %q", cfg.TURNURLs)
 	}
-	if !slices.Equal(cfg.Server.AllowedOrigins, []string{"https://app.example.org", "https://other.example.org"}) {
-		t.Errorf("allowed origins %q", cfg.Server.AllowedOrigins)
+	if !slices.Equal(cfg.Signal.AllowedOrigins, []string{"https://app.example.org", "https://other.example.org"}) {
+		t.Errorf("allowed origins %q", cfg.Signal.AllowedOrigins)
 	}
-	if cfg.Server.ContactCount != 3 {
-		t.Errorf("contacts %d: the command line must win over RTCMESH_CONTACTS", cfg.Server.ContactCount)
+	if cfg.Signal.ContactCount != 3 {
+		t.Errorf("contacts %d: the command line must win over RTCMESH_CONTACTS", cfg.Signal.ContactCount)
 	}
 }
 

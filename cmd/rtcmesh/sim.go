@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,36 +13,36 @@ import (
 	"github.com/rtcmesh/rtcmesh/sim"
 )
 
-const simSynopsis = `Builds a HyParView overlay of --nodes simulated nodes (joins over 5 membership rounds,
-then --rounds stabilisation rounds), optionally crashes a fraction of them at once (--fail),
-then broadcasts --messages messages from random live nodes, optionally while --churn nodes are
-replaced every round, and prints reliability, redundancy (RMR), last delivery hop, the shape of
-the overlay and how many rounds it took to heal. The same --seed gives the same figures.`
+// simFlagSet binds the sim command's flags to the fields of e, an experiment with the
+// defaults; jsonOut and cpuProfile are the flags that are not the experiment's.
+func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut *bool, cpuProfile *string) {
+	fs = newFlagSet("sim", stderr)
+	c := &e.Config
+	fs.IntVar(&e.Nodes, "nodes", e.Nodes, "number of nodes")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed; the same seed gives the same result")
+	fs.IntVar(&e.Messages, "messages", 1000, "broadcasts to send and measure")
+	fs.StringVar((*string)(&e.Protocol), "protocol", string(sim.Plumtree), "broadcast protocol: plumtree or flood")
+	fs.Float64Var(&e.FailFraction, "fail", 0, "fraction of nodes crashed at once after stabilisation, before the messages")
+	fs.IntVar(&e.Churn, "churn", 0, "nodes crashed and nodes joined at every round while messages flow")
+	fs.IntVar(&e.ChurnRounds, "churn-rounds", e.ChurnRounds, "rounds of churn (messages are spread over them)")
+	fs.IntVar(&e.StabilizationRounds, "rounds", e.StabilizationRounds, "stabilisation rounds after the joins")
+	fs.DurationVar(&e.MessageInterval, "message-interval", e.MessageInterval, "simulated time between broadcasts (without churn)")
+	fs.DurationVar(&e.MessageWindow, "message-window", e.MessageWindow, "simulated time after which a broadcast is measured")
+	fs.DurationVar(&c.DetectionDelay, "detect-delay", c.DetectionDelay, "how long a send to a crashed node takes to fail")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat", c.HeartbeatTimeout, "neighbours of a crashed node notice after this long (the link heartbeat); 0: only when they send to it, as in the papers")
+	fs.Float64Var(&c.Loss, "loss", 0, "probability that a message is lost in transit")
+	fs.DurationVar(&c.LatencyMin, "latency-min", c.LatencyMin, "smallest one-way link latency")
+	fs.DurationVar(&c.LatencyMax, "latency-max", c.LatencyMax, "largest one-way link latency")
+	fs.IntVar(&c.Membership.ActiveSize, "active", c.Membership.ActiveSize, "HyParView active view size")
+	fs.IntVar(&c.Membership.PassiveSize, "passive", c.Membership.PassiveSize, "HyParView passive view size")
+	fs.IntVar(&c.Gossip.OptimizationThreshold, "threshold", c.Gossip.OptimizationThreshold, "Plumtree optimisation threshold in hops (0: off)")
+	fs.IntVar(&e.PathSources, "path-sources", e.PathSources, "BFS sources for the shortest-path statistics (0: all)")
+	return fs, fs.Bool("json", false, "print one JSON object instead of a summary"), fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+}
 
 func runSim(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sim", simSynopsis, stderr)
-	def := sim.DefaultExperiment(10000)
-	nodes := fs.Int("nodes", def.Nodes, "number of nodes")
-	seed := fs.Uint64("seed", def.Config.Seed, "random seed; the same seed gives the same result")
-	messages := fs.Int("messages", 1000, "broadcasts to send and measure")
-	protocol := fs.String("protocol", string(sim.Plumtree), "broadcast protocol: plumtree or flood")
-	fail := fs.Float64("fail", 0, "fraction of nodes crashed at once after stabilisation, before the messages")
-	churn := fs.Int("churn", 0, "nodes crashed and nodes joined at every round while messages flow")
-	churnRounds := fs.Int("churn-rounds", def.ChurnRounds, "rounds of churn (messages are spread over them)")
-	rounds := fs.Int("rounds", def.StabilizationRounds, "stabilisation rounds after the joins")
-	interval := fs.Duration("message-interval", def.MessageInterval, "simulated time between broadcasts (without churn)")
-	window := fs.Duration("message-window", def.MessageWindow, "simulated time after which a broadcast is measured")
-	detect := fs.Duration("detect-delay", def.Config.DetectionDelay, "how long a send to a crashed node takes to fail")
-	heartbeat := fs.Duration("heartbeat", def.Config.HeartbeatTimeout, "neighbours of a crashed node notice after this long (the link heartbeat); 0: only when they send to it, as in the papers")
-	loss := fs.Float64("loss", 0, "probability that a message is lost in transit")
-	latMin := fs.Duration("latency-min", def.Config.LatencyMin, "smallest one-way link latency")
-	latMax := fs.Duration("latency-max", def.Config.LatencyMax, "largest one-way link latency")
-	activeSize := fs.Int("active", def.Config.Membership.ActiveSize, "HyParView active view size")
-	passiveSize := fs.Int("passive", def.Config.Membership.PassiveSize, "HyParView passive view size")
-	threshold := fs.Int("threshold", def.Config.Gossip.OptimizationThreshold, "Plumtree optimisation threshold in hops (0: off)")
-	pathSources := fs.Int("path-sources", def.PathSources, "BFS sources for the shortest-path statistics (0: all)")
-	jsonOut := fs.Bool("json", false, "print one JSON object instead of a summary")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	e := sim.DefaultExperiment(10000)
+	fs, jsonOut, cpuProfile := simFlagSet(stderr, &e)
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -56,15 +57,6 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	e := def
-	e.Nodes, e.Messages, e.Protocol = *nodes, *messages, sim.Protocol(*protocol)
-	e.FailFraction, e.Churn, e.ChurnRounds = *fail, *churn, *churnRounds
-	e.StabilizationRounds, e.MessageInterval, e.MessageWindow = *rounds, *interval, *window
-	e.PathSources = *pathSources
-	e.Config.Seed, e.Config.DetectionDelay, e.Config.HeartbeatTimeout = *seed, *detect, *heartbeat
-	e.Config.Loss, e.Config.LatencyMin, e.Config.LatencyMax = *loss, *latMin, *latMax
-	e.Config.Membership.ActiveSize, e.Config.Membership.PassiveSize = *activeSize, *passiveSize
-	e.Config.Gossip.OptimizationThreshold = *threshold
 	if !*jsonOut && isTerminal(stderr) {
 		bar := &progressBar{w: stderr}
 		e.Progress = bar.update
@@ -75,8 +67,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		return enc.Encode(res)
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	printSummary(stdout, res)
 	return nil

@@ -15,18 +15,19 @@ import (
 )
 
 func TestTurnAllocatesRelaysAndStops(t *testing.T) {
-	cfg, _, err := parseTurnFlags([]string{
+	c, err := parseTurnCommand([]string{
 		"--listen", "127.0.0.1:0", "--listen-tcp", "off", "--relay-ports", "0",
 		"--secret", testTURNSecret, "--allow-peers", "127.0.0.1/32", "--max-allocations-per-user", "2",
 	}, io.Discard, noEnv)
 	if err != nil {
-		t.Fatalf("parseTurnFlags: %v", err)
+		t.Fatalf("parseTurnCommand: %v", err)
 	}
+	cfg := c.Relay
 	if cfg.ListenTCP != "" || cfg.PublicIP != netip.MustParseAddr("127.0.0.1") || cfg.RelayBindIP != cfg.PublicIP {
 		t.Fatalf("relay config %+v: want UDP only, relaying from and advertising 127.0.0.1", cfg)
 	}
 	cmd := startCommand(t, func(ctx context.Context, log zerolog.Logger, ready func(turnAddrs)) error {
-		return serveTurn(ctx, cfg, log, ready)
+		return serveTurnHTTP(ctx, cfg, "", log, ready)
 	})
 	if cmd.addrs.UDP == nil || cmd.addrs.TCP != nil || cmd.addrs.TLS != nil {
 		t.Fatalf("relay addresses %+v, want UDP only", cmd.addrs)
@@ -71,31 +72,4 @@ func TestTurnAllocatesRelaysAndStops(t *testing.T) {
 		t.Fatalf("the relay's UDP port is still bound after shutdown: %v", err)
 	}
 	conn.Close()
-}
-
-func TestRelayAddrs(t *testing.T) {
-	v4, v6 := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7")
-	cases := []struct {
-		name             string
-		public           netip.Addr
-		listens          []string
-		wantPub, wantBnd netip.Addr
-		wantErr          bool
-	}{
-		{"specific listen address, no public IP", netip.Addr{}, []string{"10.1.2.3:3478"}, netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.1.2.3"), false},
-		{"behind 1:1 NAT", v4, []string{"10.1.2.3:3478"}, v4, netip.MustParseAddr("10.1.2.3"), false},
-		{"all interfaces with public IP", v4, []string{"0.0.0.0:3478"}, v4, netip.Addr{}, false},
-		{"all IPv6 interfaces with IPv6 public IP", v6, []string{"[::]:3478"}, v6, netip.IPv6Unspecified(), false},
-		{"first specific listen address wins", netip.Addr{}, []string{"", "0.0.0.0:3478", "127.0.0.1:3479"}, netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.1"), false},
-		{"all interfaces without public IP", netip.Addr{}, []string{"0.0.0.0:3478"}, netip.Addr{}, netip.Addr{}, true},
-		{"host name without public IP", netip.Addr{}, []string{"localhost:3478"}, netip.Addr{}, netip.Addr{}, true},
-		{"mixed families", v6, []string{"10.1.2.3:3478"}, netip.Addr{}, netip.Addr{}, true},
-		{"unspecified public IP", netip.IPv4Unspecified(), []string{"10.1.2.3:3478"}, netip.Addr{}, netip.Addr{}, true},
-	}
-	for _, tc := range cases {
-		pub, bind, err := relayAddrs("--public-ip", tc.public, tc.listens...)
-		if (err != nil) != tc.wantErr || pub != tc.wantPub || bind != tc.wantBnd {
-			t.Errorf("%s: got %v, %v, %v; want %v, %v, error %v", tc.name, pub, bind, err, tc.wantPub, tc.wantBnd, tc.wantErr)
-		}
-	}
 }

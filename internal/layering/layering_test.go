@@ -38,11 +38,12 @@ func layers() map[string]rule {
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
-		"signaling/internal/defaults":    {},
-		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults"},
+		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "signaling/internal/defaults", "internal/browser"},
+		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "internal/browser"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
+		"signaling/signalservice": {internal: []string{"signaling", "signaling/signalserver", "turnserver", "web", "metrics"},
+			external: []string{"github.com/rs/zerolog"}},
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
 			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
 
@@ -55,9 +56,9 @@ func layers() map[string]rule {
 		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
-			external: []string{"github.com/prometheus/client_golang"}},
+			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling", "signaling/signalserver", "turnserver", "node", "identity", "link/rtclink", "metrics",
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "identity", "link/rtclink", "metrics",
 			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},
@@ -65,7 +66,7 @@ func layers() map[string]rule {
 		// The browser peer: the same runtime and cores as a Go node, nothing of pion.
 		"web/peer": {internal: []string{"chat", "gossip", "identity", "node"}, external: []string{"github.com/rs/zerolog"}},
 		"web":      {}, // the demo page's files and their handler: std lib only
-		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "signaling", "signaling/signalserver", "turnserver", "web"},
+		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "signaling/signalserver", "signaling/signalservice", "turnserver", "web"},
 			external: []string{"github.com/rs/zerolog"}},
 		"web/internal/wasmbuild": {},
 		"web/internal/genwasm":   {internal: []string{"web/internal/wasmbuild"}},

@@ -7,11 +7,10 @@ import (
 )
 
 func TestBackoffDoublesWithJitterUpToMax(t *testing.T) {
-	c, err := New(Config{
-		URL: "ws://127.0.0.1:1/ws", ID: "a", Network: "n",
-		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-		Rand: rand.New(rand.NewPCG(1, 1)),
-	})
+	cfg := DefaultConfig("ws://127.0.0.1:1/ws", "a", "n")
+	cfg.MinBackoff, cfg.MaxBackoff = 100*time.Millisecond, time.Second
+	cfg.Rand = rand.New(rand.NewPCG(1, 1))
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

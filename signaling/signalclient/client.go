@@ -90,7 +90,7 @@ type session struct {
 
 // New validates cfg and returns a client. Nothing happens until Run.
 func New(cfg Config) (*Client, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}

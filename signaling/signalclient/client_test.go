@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -36,9 +37,22 @@ func startServer(t *testing.T, cfg signalserver.Config) *testServer {
 	return ts
 }
 
+// overDefaults returns signalserver.DefaultConfig() with every non-zero field of partial set
+// over it, so that a test names only the fields it is about.
+func overDefaults(partial signalserver.Config) signalserver.Config {
+	cfg := signalserver.DefaultConfig()
+	src, dst := reflect.ValueOf(partial), reflect.ValueOf(&cfg).Elem()
+	for i := range src.NumField() {
+		if !src.Field(i).IsZero() {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	return cfg
+}
+
 func (ts *testServer) start(cfg signalserver.Config, addr string) {
 	ts.t.Helper()
-	srv, err := signalserver.New(cfg)
+	srv, err := signalserver.New(overDefaults(cfg))
 	if err != nil {
 		ts.t.Fatalf("signalserver.New: %v", err)
 	}
@@ -134,7 +148,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func cfgFor(ts *testServer, id, network string) signalclient.Config {
-	return signalclient.Config{URL: ts.url(), ID: id, Network: network}
+	return signalclient.DefaultConfig(ts.url(), id, network)
 }
 
 func TestExchangeOfferAnswerCandidate(t *testing.T) {
@@ -205,7 +219,7 @@ func TestNotConnectedWhileServerAway(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	c, _ := runClient(t, signalclient.Config{URL: "ws://" + addr + "/ws", ID: "alice", Network: "lobby"})
+	c, _ := runClient(t, signalclient.DefaultConfig("ws://"+addr+"/ws", "alice", "lobby"))
 	if err := c.SendOffer("bob", "s"); !errors.Is(err, signalclient.ErrNotConnected) {
 		t.Fatalf("SendOffer with no server = %v, want ErrNotConnected", err)
 	}
@@ -373,7 +387,7 @@ func TestClientPacesUnderServerLimit(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	good := signalclient.Config{URL: "ws://127.0.0.1:1/ws", ID: "a", Network: "n"}
+	good := signalclient.DefaultConfig("ws://127.0.0.1:1/ws", "a", "n")
 	if _, err := signalclient.New(good); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}

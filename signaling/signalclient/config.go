@@ -10,11 +10,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/signaling"
-	"github.com/rtcmesh/rtcmesh/signaling/internal/defaults"
 )
 
-// Config holds every knob of the client. A zero field takes the default shown in
-// DefaultConfig; a negative one is an error from New.
+// Config holds every knob of the client. Start from DefaultConfig: New refuses a zero or
+// negative bound rather than guessing what it was meant to be.
 type Config struct {
 	// URL is the server's WebSocket endpoint, ws://host:port/ws or wss://host/ws.
 	URL string
@@ -93,21 +92,11 @@ func DefaultConfig(url, id, network string) Config {
 	}
 }
 
-func (c Config) withDefaults() (Config, error) {
-	d := DefaultConfig(c.URL, c.ID, c.Network)
-	var fill defaults.Filler
-	defaults.Field(&fill, "EventQueueLength", &c.EventQueueLength, d.EventQueueLength)
-	defaults.Field(&fill, "SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
-	defaults.Field(&fill, "MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
-	defaults.Field(&fill, "MinBackoff", &c.MinBackoff, d.MinBackoff)
-	defaults.Field(&fill, "MaxBackoff", &c.MaxBackoff, d.MaxBackoff)
-	defaults.Field(&fill, "HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
-	defaults.Field(&fill, "WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
-	defaults.Field(&fill, "IdleTimeout", &c.IdleTimeout, d.IdleTimeout)
-	errs := fill.Errs()
-	if c.MinBackoff > c.MaxBackoff {
-		errs = append(errs, fmt.Errorf("MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff))
-	}
+// validate checks every field, in the order they are declared, and returns c with a nil Now
+// replaced by time.Now. Every bound must be set: start from DefaultConfig, which holds the one
+// definition of each default.
+func (c Config) validate() (Config, error) {
+	var errs []error
 	if u, err := url.Parse(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("URL: %w", err))
 	} else if u.Scheme != "ws" && u.Scheme != "wss" {
@@ -116,6 +105,22 @@ func (c Config) withDefaults() (Config, error) {
 	if err := (&signaling.Hello{ID: c.ID, Network: c.Network, Token: c.Token}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("hello: %w", err))
 	}
+	positive := func(name string, ok bool, v any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, v))
+		}
+	}
+	positive("EventQueueLength", c.EventQueueLength > 0, c.EventQueueLength)
+	positive("SendQueueLength", c.SendQueueLength > 0, c.SendQueueLength)
+	positive("MinBackoff", c.MinBackoff > 0, c.MinBackoff)
+	positive("MaxBackoff", c.MaxBackoff > 0, c.MaxBackoff)
+	if c.MinBackoff > c.MaxBackoff {
+		errs = append(errs, fmt.Errorf("MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff))
+	}
+	positive("HandshakeTimeout", c.HandshakeTimeout > 0, c.HandshakeTimeout)
+	positive("WriteTimeout", c.WriteTimeout > 0, c.WriteTimeout)
+	positive("IdleTimeout", c.IdleTimeout > 0, c.IdleTimeout)
+	positive("MaxFrameSize", c.MaxFrameSize > 0, c.MaxFrameSize)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

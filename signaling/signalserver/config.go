@@ -11,11 +11,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/signaling"
-	"github.com/rtcmesh/rtcmesh/signaling/internal/defaults"
 )
 
-// Config holds every knob of the server. A zero field takes the default shown in
-// DefaultConfig; a negative one is an error from New.
+// Config holds every knob of the server. Start from DefaultConfig: New refuses a zero or
+// negative bound rather than guessing what it was meant to be.
 type Config struct {
 	// MaxFrameSize is the largest frame a client may send, in bytes. A larger frame gets a
 	// fatal frame_too_large. Default 64 KiB; SDPs are a few KiB.
@@ -71,7 +70,7 @@ type Config struct {
 	// MaxCorrespondents is how many distinct peers the server remembers per connection as
 	// signaling partners (sent or received a relay). When the connection ends, those still
 	// connected receive peer-left. Oldest are forgotten first. Default 64; -1 disables
-	// peer-left.
+	// peer-left (0 is refused, so that a forgotten field does not silently disable it).
 	MaxCorrespondents int
 
 	// AllowedOrigins lists the browser origins (scheme://host[:port], or "*" for any) that may
@@ -133,43 +132,48 @@ func StaticSecrets(secrets map[string][]byte) func(network string) []byte {
 	return func(network string) []byte { return copied[network] }
 }
 
-// withDefaults fills zero fields and validates the result.
-func (c Config) withDefaults() (Config, error) {
-	d := DefaultConfig()
-	var fill defaults.Filler
-	defaults.Field(&fill, "MaxFrameSize", &c.MaxFrameSize, d.MaxFrameSize)
-	defaults.Field(&fill, "RateBurst", &c.RateBurst, d.RateBurst)
-	defaults.Field(&fill, "MaxPeersPerNetwork", &c.MaxPeersPerNetwork, d.MaxPeersPerNetwork)
-	defaults.Field(&fill, "MaxConnections", &c.MaxConnections, d.MaxConnections)
-	defaults.Field(&fill, "ContactCount", &c.ContactCount, d.ContactCount)
-	defaults.Field(&fill, "MaxPeersReply", &c.MaxPeersReply, d.MaxPeersReply)
-	defaults.Field(&fill, "SendQueueLength", &c.SendQueueLength, d.SendQueueLength)
-	defaults.Field(&fill, "HandshakeTimeout", &c.HandshakeTimeout, d.HandshakeTimeout)
-	defaults.Field(&fill, "WriteTimeout", &c.WriteTimeout, d.WriteTimeout)
-	defaults.Field(&fill, "PingInterval", &c.PingInterval, d.PingInterval)
-	defaults.Field(&fill, "PongTimeout", &c.PongTimeout, d.PongTimeout)
-	defaults.Field(&fill, "CloseGracePeriod", &c.CloseGracePeriod, d.CloseGracePeriod)
-	errs := fill.Errs()
-	switch {
-	case c.RateLimit == 0:
-		c.RateLimit = d.RateLimit
-	case !(c.RateLimit > 0): // negative or NaN
-		errs = append(errs, fmt.Errorf("RateLimit is %v, must be positive", c.RateLimit))
+// Validate reports every invalid field of c, as New would, without building a server: a
+// caller (the signaling service, a command line) can refuse a configuration before it binds
+// anything.
+func (c Config) Validate() error {
+	_, err := c.validate()
+	return err
+}
+
+// validate checks every field, in the order they are declared, and returns c with its
+// origins normalised and a nil Now replaced by time.Now. Every bound must be set: start from
+// DefaultConfig, which holds the one definition of each default.
+func (c Config) validate() (Config, error) {
+	var errs []error
+	positive := func(name string, ok bool, v any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, v))
+		}
 	}
-	switch {
-	case c.MaxCorrespondents == 0:
-		c.MaxCorrespondents = d.MaxCorrespondents
-	case c.MaxCorrespondents < -1:
-		errs = append(errs, fmt.Errorf("MaxCorrespondents is %d, want -1 (off) or positive", c.MaxCorrespondents))
+	positive("MaxFrameSize", c.MaxFrameSize > 0, c.MaxFrameSize)
+	if c.MaxFrameSize > 0 && c.MaxFrameSize < minFrameSize {
+		errs = append(errs, fmt.Errorf("MaxFrameSize is %d, too small for a hello (minimum %d)", c.MaxFrameSize, minFrameSize))
 	}
-	if c.MaxFrameSize > 0 && c.MaxFrameSize < 512 {
-		errs = append(errs, fmt.Errorf("MaxFrameSize is %d, too small for a hello (minimum 512)", c.MaxFrameSize))
-	}
+	positive("RateLimit", c.RateLimit > 0, c.RateLimit) // also refuses NaN
+	positive("RateBurst", c.RateBurst > 0, c.RateBurst)
+	positive("HandshakeTimeout", c.HandshakeTimeout > 0, c.HandshakeTimeout)
+	positive("MaxPeersPerNetwork", c.MaxPeersPerNetwork > 0, c.MaxPeersPerNetwork)
+	positive("MaxConnections", c.MaxConnections > 0, c.MaxConnections)
+	positive("ContactCount", c.ContactCount > 0, c.ContactCount)
+	positive("MaxPeersReply", c.MaxPeersReply > 0, c.MaxPeersReply)
 	if c.ContactCount > signaling.MaxListLength || c.MaxPeersReply > signaling.MaxListLength {
 		errs = append(errs, fmt.Errorf("ContactCount and MaxPeersReply must be at most %d", signaling.MaxListLength))
 	}
+	positive("SendQueueLength", c.SendQueueLength > 0, c.SendQueueLength)
+	positive("WriteTimeout", c.WriteTimeout > 0, c.WriteTimeout)
+	positive("PingInterval", c.PingInterval > 0, c.PingInterval)
+	positive("PongTimeout", c.PongTimeout > 0, c.PongTimeout)
 	if c.PongTimeout > 0 && c.PingInterval > 0 && c.PongTimeout <= c.PingInterval {
 		errs = append(errs, fmt.Errorf("PongTimeout %v must exceed PingInterval %v", c.PongTimeout, c.PingInterval))
+	}
+	positive("CloseGracePeriod", c.CloseGracePeriod > 0, c.CloseGracePeriod)
+	if c.MaxCorrespondents == 0 || c.MaxCorrespondents < -1 {
+		errs = append(errs, fmt.Errorf("MaxCorrespondents is %d, want -1 (off) or positive", c.MaxCorrespondents))
 	}
 	origins := make([]string, 0, len(c.AllowedOrigins))
 	for _, o := range c.AllowedOrigins {
@@ -189,6 +193,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// minFrameSize is the smallest MaxFrameSize that still admits a hello with its token.
+const minFrameSize = 512
 
 // normalizeOrigin lower-cases an origin and checks it is "*" or scheme://host[:port].
 func normalizeOrigin(o string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ const wait = 5 * time.Second
 // startServer runs a server on loopback and tears it down with the test.
 func startServer(t *testing.T, cfg signalserver.Config) (*signalserver.Server, string) {
 	t.Helper()
-	srv, err := signalserver.New(cfg)
+	srv, err := signalserver.New(overDefaults(cfg))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -31,6 +32,19 @@ func startServer(t *testing.T, cfg signalserver.Config) (*signalserver.Server, s
 		hs.Close()
 	})
 	return srv, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+// overDefaults returns signalserver.DefaultConfig() with every non-zero field of partial set
+// over it, so that a test names only the fields it is about.
+func overDefaults(partial signalserver.Config) signalserver.Config {
+	cfg := signalserver.DefaultConfig()
+	src, dst := reflect.ValueOf(partial), reflect.ValueOf(&cfg).Elem()
+	for i := range src.NumField() {
+		if !src.Field(i).IsZero() {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	return cfg
 }
 
 // rawClient speaks the protocol by hand, so tests see exactly what the server sends.

@@ -82,7 +82,7 @@ type Stats struct {
 
 // New validates cfg and returns a server.
 func New(cfg Config) (*Server, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
