@@ -8,6 +8,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/metrics"
 	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodehttp"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
@@ -25,7 +26,7 @@ func checkHTTPListen(addr string) error {
 
 // startNodeHealthServer serves a node's metrics on addr. The node is ready once it has a
 // neighbour: before that it cannot broadcast to anyone. With broadcast set, POST /broadcast
-// broadcasts its body (see broadcastHandler).
+// broadcasts its body (see nodehttp.BroadcastHandler).
 func startNodeHealthServer(addr string, w *node.WebRTCNode, broadcast bool, maxPayload int, log zerolog.Logger) (*metrics.Server, error) {
 	reg, err := metrics.NewRegistry(metrics.NewNodeCollector(w))
 	if err != nil {
@@ -45,7 +46,7 @@ func startNodeHealthServer(addr string, w *node.WebRTCNode, broadcast bool, maxP
 			id, err := w.Broadcast(data)
 			return id.String(), err
 		}
-		extra["/broadcast"] = broadcastHandler(send, ready, maxPayload, cfg.Logger)
+		extra["/broadcast"] = nodehttp.BroadcastHandler(send, ready, maxPayload, cfg.Logger)
 	}
 	return metrics.StartServer(cfg, reg, ready, extra)
 }

@@ -55,10 +55,11 @@ func layers() map[string]rule {
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
 		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
+		"node/nodehttp": {internal: []string{"node"}, external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "identity", "link/rtclink", "metrics",
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "identity", "link/rtclink", "metrics",
 			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},

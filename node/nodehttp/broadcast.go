@@ -1,4 +1,8 @@
-package main
+// Package nodehttp serves a running node over HTTP for operators: POST /broadcast, which
+// broadcasts its body as one message. It exists for hosts that cannot reach a node's standard
+// input (a container) and for smoke tests. Metrics and health endpoints live in package
+// metrics; this package only adds what acts on the overlay.
+package nodehttp
 
 import (
 	"encoding/json"
@@ -12,24 +16,24 @@ import (
 	"github.com/rtcmesh/rtcmesh/node"
 )
 
-// broadcastFunc broadcasts one message and returns its ID: what POST /broadcast needs of a
+// BroadcastFunc broadcasts one message and returns its ID: what POST /broadcast needs of a
 // node.
-type broadcastFunc func(data []byte) (id string, err error)
+type BroadcastFunc func(data []byte) (id string, err error)
 
-// broadcastResponse is the JSON body of a successful POST /broadcast.
-type broadcastResponse struct {
+// BroadcastResponse is the JSON body of a successful POST /broadcast.
+type BroadcastResponse struct {
 	// ID is the message ID, as the deliver events on every node's standard output name it.
 	ID string `json:"id"`
 	// Bytes is the payload's length.
 	Bytes int `json:"bytes"`
 }
 
-// broadcastHandler broadcasts the body of a POST as one message and answers its ID as JSON.
+// BroadcastHandler broadcasts the body of a POST as one message and answers its ID as JSON.
 // It exists for operators and smoke tests that have no access to a node's standard input (a
 // container). The body is bounded by maxPayload, the largest payload gossip accepts; a body
 // over it is refused with 413 before more of it is read. An empty body is 400, a method other
 // than POST 405, and a node with no neighbour 503: a broadcast then would reach nobody.
-func broadcastHandler(broadcast broadcastFunc, ready func() error, maxPayload int, log zerolog.Logger) http.HandlerFunc {
+func BroadcastHandler(broadcast BroadcastFunc, ready func() error, maxPayload int, log zerolog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		fail := func(code int, format string, args ...any) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -75,6 +79,6 @@ func broadcastHandler(broadcast broadcastFunc, ready func() error, maxPayload in
 		}
 		log.Info().Str("msg_id", id).Int("bytes", len(data)).Str("remote", r.RemoteAddr).Msg("broadcast over HTTP")
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(broadcastResponse{ID: id, Bytes: len(data)})
+		_ = json.NewEncoder(w).Encode(BroadcastResponse{ID: id, Bytes: len(data)})
 	}
 }
