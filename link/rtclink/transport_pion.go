@@ -94,9 +94,8 @@ type Transport struct {
 
 var _ link.Transport = (*Transport)(nil)
 
-// New validates cfg, applies defaults and starts a Transport.
+// New validates cfg and starts a Transport.
 func New(cfg Config) (*Transport, error) {
-	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
