@@ -164,40 +164,28 @@ func (c *Config) validate() error {
 	if c.MDNS < MDNSQueryAndGather || c.MDNS > MDNSDisabled {
 		return fmt.Errorf("rtclink: Config.MDNS %d is not a valid mode", c.MDNS)
 	}
-	durations := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"ICEDisconnectedTimeout", c.ICEDisconnectedTimeout},
-		{"ICEFailedTimeout", c.ICEFailedTimeout},
-		{"ICEKeepaliveInterval", c.ICEKeepaliveInterval},
-		{"HeartbeatInterval", c.HeartbeatInterval},
-		{"HeartbeatTimeout", c.HeartbeatTimeout},
-		{"DialTimeout", c.DialTimeout},
-	}
-	for _, f := range durations {
-		if f.d <= 0 {
-			return fmt.Errorf("rtclink: Config.%s must be positive, not %v (start from DefaultConfig)", f.name, f.d)
-		}
+	if err := firstNotPositive(
+		named("ICEDisconnectedTimeout", c.ICEDisconnectedTimeout),
+		named("ICEFailedTimeout", c.ICEFailedTimeout),
+		named("ICEKeepaliveInterval", c.ICEKeepaliveInterval),
+		named("HeartbeatInterval", c.HeartbeatInterval),
+		named("HeartbeatTimeout", c.HeartbeatTimeout),
+		named("DialTimeout", c.DialTimeout),
+	); err != nil {
+		return err
 	}
 	if c.HeartbeatTimeout <= c.HeartbeatInterval {
 		return fmt.Errorf("rtclink: Config.HeartbeatTimeout (%v) must exceed HeartbeatInterval (%v)",
 			c.HeartbeatTimeout, c.HeartbeatInterval)
 	}
-	sizes := []struct {
-		name string
-		n    int
-	}{
-		{"MaxFrameSize", c.MaxFrameSize},
-		{"SendBufferBytes", c.SendBufferBytes},
-		{"EventQueueLength", c.EventQueueLength},
-		{"MaxLinks", c.MaxLinks},
-		{"MaxPendingCandidates", c.MaxPendingCandidates},
-	}
-	for _, f := range sizes {
-		if f.n <= 0 {
-			return fmt.Errorf("rtclink: Config.%s must be positive, not %d (start from DefaultConfig)", f.name, f.n)
-		}
+	if err := firstNotPositive(
+		named("MaxFrameSize", c.MaxFrameSize),
+		named("SendBufferBytes", c.SendBufferBytes),
+		named("EventQueueLength", c.EventQueueLength),
+		named("MaxLinks", c.MaxLinks),
+		named("MaxPendingCandidates", c.MaxPendingCandidates),
+	); err != nil {
+		return err
 	}
 	if c.MaxFrameSize > maxFrameSizeLimit {
 		return fmt.Errorf("rtclink: Config.MaxFrameSize %d exceeds %d", c.MaxFrameSize, maxFrameSizeLimit)
@@ -205,6 +193,27 @@ func (c *Config) validate() error {
 	if c.SendBufferBytes < c.MaxFrameSize {
 		return fmt.Errorf("rtclink: Config.SendBufferBytes (%d) must be at least MaxFrameSize (%d)",
 			c.SendBufferBytes, c.MaxFrameSize)
+	}
+	return nil
+}
+
+// namedValue is a Config field's name and value, for validate.
+type namedValue[T int | time.Duration] struct {
+	name  string
+	value T
+}
+
+func named[T int | time.Duration](name string, value T) namedValue[T] {
+	return namedValue[T]{name, value}
+}
+
+// firstNotPositive returns an error for the first of fields, in the order given, that is
+// zero or negative. A slice, not a map, so that the error is the same on every run.
+func firstNotPositive[T int | time.Duration](fields ...namedValue[T]) error {
+	for _, f := range fields {
+		if f.value <= 0 {
+			return fmt.Errorf("rtclink: Config.%s must be positive, not %v (start from DefaultConfig)", f.name, f.value)
+		}
 	}
 	return nil
 }
