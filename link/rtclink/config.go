@@ -83,16 +83,18 @@ type Config struct {
 	DialTimeout time.Duration
 
 	// MaxFrameSize is the largest frame Send accepts and the largest the peer
-	// may send; it is advertised as the SCTP max-message-size. A peer that
-	// sends more is disconnected ("frame too large"). Browsers handle up to
-	// 256 KiB. Default 64 KiB.
+	// may send; the pion build advertises it as the SCTP max-message-size (a
+	// browser advertises its own). A peer that sends more is disconnected
+	// ("frame too large"). Browsers handle up to 256 KiB. Default 64 KiB.
 	MaxFrameSize int
 	// SendBufferBytes bounds the bytes queued for sending on one link (the
 	// data channel's buffered amount). Send returns ErrQueueFull beyond it.
 	// Must be at least MaxFrameSize. Default 1 MiB.
 	SendBufferBytes int
 	// EventQueueLength bounds the Frame events waiting for the consumer;
-	// when full, links stop being read (back-pressure). Link up/down events
+	// when full, links stop being read (back-pressure). A page cannot stop
+	// reading a data channel, so in the browser it also bounds each link's
+	// unread messages, and a link beyond it is closed. Link up/down events
 	// are never dropped and are bounded by MaxLinks. Default 1024.
 	EventQueueLength int
 	// MaxLinks bounds links open or being opened, each costing ~150 KiB and
