@@ -93,10 +93,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 		return nodeConfig{}, usageError{errors.New("--http-broadcast needs --http-listen")}
 	}
 	cfg.Signal.Token = *token
-	cfg.Link.HeartbeatTimeout = *heartbeat
-	if cfg.Link.HeartbeatInterval*2 > *heartbeat {
-		cfg.Link.HeartbeatInterval = *heartbeat / 4
-	}
+	cfg.Link.SetHeartbeatTimeout(*heartbeat)
 	if !*mdns {
 		cfg.Link.MDNS = rtclink.MDNSDisabled
 	}

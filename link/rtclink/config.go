@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/link"
 )
 
 // MDNSMode says whether ICE uses multicast DNS for host candidates.
@@ -34,8 +35,9 @@ type ICEServer struct {
 	Username, Credential string
 }
 
-// Config configures a Transport. Zero durations and sizes take the defaults
-// listed on each field; negative values are an error.
+// Config configures a Transport. Start from DefaultConfig: New fills in nothing, and every
+// duration and size must be positive. The zero values of MDNS, RelayOnly, ICEServers, Logger
+// and SettingEngine are meaningful, as their fields say.
 type Config struct {
 	// Identity is this node's certificate; every PeerConnection uses it, and
 	// the node ID is derived from it. Required.
@@ -73,23 +75,26 @@ type Config struct {
 	// closed with reason "heartbeat timeout". Must exceed HeartbeatInterval.
 	// ICE alone notices a silent peer only when its timeouts expire, and not
 	// at all if the peer's ICE agent still answers while its node is stuck.
-	// Default 5s.
+	// Default link.DefaultHeartbeatTimeout (5s). SetHeartbeatTimeout sets it
+	// together with a fitting HeartbeatInterval.
 	HeartbeatTimeout time.Duration
 	// DialTimeout bounds the time from Dial (or an incoming offer) to LinkUp.
 	// Default 15s.
 	DialTimeout time.Duration
 
 	// MaxFrameSize is the largest frame Send accepts and the largest the peer
-	// may send; it is advertised as the SCTP max-message-size. A peer that
-	// sends more is disconnected ("frame too large"). Browsers handle up to
-	// 256 KiB. Default 64 KiB.
+	// may send; the pion build advertises it as the SCTP max-message-size (a
+	// browser advertises its own). A peer that sends more is disconnected
+	// ("frame too large"). Browsers handle up to 256 KiB. Default 64 KiB.
 	MaxFrameSize int
 	// SendBufferBytes bounds the bytes queued for sending on one link (the
 	// data channel's buffered amount). Send returns ErrQueueFull beyond it.
 	// Must be at least MaxFrameSize. Default 1 MiB.
 	SendBufferBytes int
 	// EventQueueLength bounds the Frame events waiting for the consumer;
-	// when full, links stop being read (back-pressure). Link up/down events
+	// when full, links stop being read (back-pressure). A page cannot stop
+	// reading a data channel, so in the browser it also bounds each link's
+	// unread messages, and a link beyond it is closed. Link up/down events
 	// are never dropped and are bounded by MaxLinks. Default 1024.
 	EventQueueLength int
 	// MaxLinks bounds links open or being opened, each costing ~150 KiB and
@@ -111,41 +116,46 @@ type Config struct {
 	SettingEngine *SettingEngine
 }
 
-// DefaultConfig returns a Config with every default filled in, for the given
-// identity and signaler.
+// DefaultConfig returns a Config for the given identity and signaler with every other field
+// at its default. It is the one place the defaults are defined: start from it and change what
+// you need, because New does not fill in zero values.
 func DefaultConfig(id *identity.Identity, s Signaler) Config {
-	c := Config{Identity: id, Signaler: s}
-	c.applyDefaults()
-	return c
+	return Config{
+		Identity:               id,
+		Signaler:               s,
+		MDNS:                   MDNSQueryAndGather,
+		ICEDisconnectedTimeout: 3 * time.Second,
+		ICEFailedTimeout:       6 * time.Second,
+		ICEKeepaliveInterval:   time.Second,
+		HeartbeatInterval:      time.Second,
+		HeartbeatTimeout:       link.DefaultHeartbeatTimeout,
+		DialTimeout:            15 * time.Second,
+		MaxFrameSize:           64 << 10,
+		SendBufferBytes:        1 << 20,
+		EventQueueLength:       1024,
+		MaxLinks:               128,
+		MaxPendingCandidates:   32,
+	}
 }
 
-func (c *Config) applyDefaults() {
-	setDur := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
+// SetHeartbeatTimeout sets HeartbeatTimeout to d and derives HeartbeatInterval from it, so
+// that a caller choosing only the timeout (a command-line flag) gets a valid pair. The
+// interval is kept while at least two pings fit in the timeout (interval <= d/2), so a single
+// late ping does not expire a link; otherwise it becomes d/4. A d that is not positive is
+// stored as given and rejected by New.
+func (c *Config) SetHeartbeatTimeout(d time.Duration) {
+	c.HeartbeatTimeout = d
+	if c.HeartbeatInterval*2 > d {
+		c.HeartbeatInterval = d / 4
 	}
-	setInt := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setDur(&c.ICEDisconnectedTimeout, 3*time.Second)
-	setDur(&c.ICEFailedTimeout, 6*time.Second)
-	setDur(&c.ICEKeepaliveInterval, time.Second)
-	setDur(&c.HeartbeatInterval, time.Second)
-	setDur(&c.HeartbeatTimeout, 5*time.Second)
-	setDur(&c.DialTimeout, 15*time.Second)
-	setInt(&c.MaxFrameSize, 64<<10)
-	setInt(&c.SendBufferBytes, 1<<20)
-	setInt(&c.EventQueueLength, 1024)
-	setInt(&c.MaxLinks, 128)
-	setInt(&c.MaxPendingCandidates, 32)
 }
 
 // maxFrameSizeLimit keeps frames well inside what SCTP and browsers handle.
 const maxFrameSizeLimit = 16 << 20
 
+// validate reports the first missing or invalid field, always checking in the same order
+// (the order of the fields in Config), so a Config with several faults gets the same error
+// on every run.
 func (c *Config) validate() error {
 	if c.Identity == nil {
 		return errors.New("rtclink: Config.Identity is required")
@@ -156,32 +166,28 @@ func (c *Config) validate() error {
 	if c.MDNS < MDNSQueryAndGather || c.MDNS > MDNSDisabled {
 		return fmt.Errorf("rtclink: Config.MDNS %d is not a valid mode", c.MDNS)
 	}
-	for name, d := range map[string]time.Duration{
-		"ICEDisconnectedTimeout": c.ICEDisconnectedTimeout,
-		"ICEFailedTimeout":       c.ICEFailedTimeout,
-		"ICEKeepaliveInterval":   c.ICEKeepaliveInterval,
-		"HeartbeatInterval":      c.HeartbeatInterval,
-		"HeartbeatTimeout":       c.HeartbeatTimeout,
-		"DialTimeout":            c.DialTimeout,
-	} {
-		if d < 0 {
-			return fmt.Errorf("rtclink: Config.%s is negative (%v)", name, d)
-		}
-	}
-	for name, n := range map[string]int{
-		"MaxFrameSize":         c.MaxFrameSize,
-		"SendBufferBytes":      c.SendBufferBytes,
-		"EventQueueLength":     c.EventQueueLength,
-		"MaxLinks":             c.MaxLinks,
-		"MaxPendingCandidates": c.MaxPendingCandidates,
-	} {
-		if n < 0 {
-			return fmt.Errorf("rtclink: Config.%s is negative (%d)", name, n)
-		}
+	if err := firstNotPositive(
+		named("ICEDisconnectedTimeout", c.ICEDisconnectedTimeout),
+		named("ICEFailedTimeout", c.ICEFailedTimeout),
+		named("ICEKeepaliveInterval", c.ICEKeepaliveInterval),
+		named("HeartbeatInterval", c.HeartbeatInterval),
+		named("HeartbeatTimeout", c.HeartbeatTimeout),
+		named("DialTimeout", c.DialTimeout),
+	); err != nil {
+		return err
 	}
 	if c.HeartbeatTimeout <= c.HeartbeatInterval {
 		return fmt.Errorf("rtclink: Config.HeartbeatTimeout (%v) must exceed HeartbeatInterval (%v)",
 			c.HeartbeatTimeout, c.HeartbeatInterval)
+	}
+	if err := firstNotPositive(
+		named("MaxFrameSize", c.MaxFrameSize),
+		named("SendBufferBytes", c.SendBufferBytes),
+		named("EventQueueLength", c.EventQueueLength),
+		named("MaxLinks", c.MaxLinks),
+		named("MaxPendingCandidates", c.MaxPendingCandidates),
+	); err != nil {
+		return err
 	}
 	if c.MaxFrameSize > maxFrameSizeLimit {
 		return fmt.Errorf("rtclink: Config.MaxFrameSize %d exceeds %d", c.MaxFrameSize, maxFrameSizeLimit)
@@ -189,6 +195,27 @@ func (c *Config) validate() error {
 	if c.SendBufferBytes < c.MaxFrameSize {
 		return fmt.Errorf("rtclink: Config.SendBufferBytes (%d) must be at least MaxFrameSize (%d)",
 			c.SendBufferBytes, c.MaxFrameSize)
+	}
+	return nil
+}
+
+// namedValue is a Config field's name and value, for validate.
+type namedValue[T int | time.Duration] struct {
+	name  string
+	value T
+}
+
+func named[T int | time.Duration](name string, value T) namedValue[T] {
+	return namedValue[T]{name, value}
+}
+
+// firstNotPositive returns an error for the first of fields, in the order given, that is
+// zero or negative. A slice, not a map, so that the error is the same on every run.
+func firstNotPositive[T int | time.Duration](fields ...namedValue[T]) error {
+	for _, f := range fields {
+		if f.value <= 0 {
+			return fmt.Errorf("rtclink: Config.%s must be positive, not %v (start from DefaultConfig)", f.name, f.value)
+		}
 	}
 	return nil
 }

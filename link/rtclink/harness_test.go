@@ -117,15 +117,13 @@ type node struct {
 }
 
 func testConfig(id *identity.Identity, s Signaler) Config {
-	return Config{
-		Identity:          id,
-		Signaler:          s,
-		MDNS:              MDNSDisabled,
-		SettingEngine:     loopbackSettings(),
-		HeartbeatInterval: 200 * time.Millisecond,
-		HeartbeatTimeout:  2 * time.Second,
-		DialTimeout:       15 * time.Second,
-	}
+	c := DefaultConfig(id, s)
+	c.MDNS = MDNSDisabled
+	c.SettingEngine = loopbackSettings()
+	c.HeartbeatInterval = 200 * time.Millisecond
+	c.HeartbeatTimeout = 2 * time.Second
+	c.DialTimeout = 15 * time.Second
+	return c
 }
 
 // newNode starts a transport registered in h under its own ID. mod may

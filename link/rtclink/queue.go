@@ -8,7 +8,7 @@ import (
 
 // eventQueue orders a Transport's events and feeds them to the consumer's
 // channel through one pump goroutine. Link up/down events are appended
-// without blocking (they come from API calls and pion callbacks that must not
+// without blocking (they come from API calls and WebRTC callbacks that must not
 // wait on the consumer, and there are at most two per link); Frame events
 // block their producer, a link's read loop, while limit frames are waiting,
 // which stops reading that link and back-pressures the sender.

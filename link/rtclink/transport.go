@@ -1,13 +1,16 @@
-// Package rtclink implements link.Transport with pion WebRTC: one
-// PeerConnection and one reliable, ordered data channel per link, set up
-// through a Signaler with trickle ICE.
+// Package rtclink implements link.Transport with WebRTC: one PeerConnection and one reliable,
+// ordered data channel per link, set up through a Signaler with trickle ICE. A Go process runs
+// it on pion (transport_pion.go); the browser peer, built for GOOS=js, on the page's own
+// RTCPeerConnection (transport_js.go). Everything else, this file included, is shared by the
+// two builds.
 //
 // Every link is authenticated: once DTLS completes, the SHA-256 of the
 // peer's certificate must equal the node ID the link was opened for
 // (identity.IDFromCertificate); otherwise the link is closed with reason
-// "identity mismatch". pion already checks the certificate against the SDP
-// fingerprint, so neither a peer nor the signaling server can speak as
-// another node.
+// "identity mismatch". The WebRTC stack already checks the certificate against
+// the SDP fingerprint, so neither a peer nor the signaling server can speak as
+// another node. (A page cannot read the peer's certificate: in the browser the
+// ID is checked against every sha-256 fingerprint of the peer's SDP instead.)
 //
 // The data channel is pre-negotiated (id 0, no in-band open handshake).
 // Binary messages are frames; text messages are link control: "ping <ns>",
@@ -20,11 +23,16 @@ package rtclink
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
@@ -48,6 +56,99 @@ const (
 	stateUp
 	stateClosed
 )
+
+// conn is one link attempt: one peerConn. A replaced attempt (glare, reconnect) is a
+// different conn, so events from an old connection act only on their own, already closed,
+// conn.
+type conn struct {
+	peer      string
+	offerer   bool
+	dialTimer *time.Timer // set at creation, then read-only
+
+	// Guarded by Transport.mu.
+	state   connState
+	dialed  bool // a Dial awaits this attempt's result
+	path    link.Path
+	since   time.Time
+	channel peerConn // pc once its data channel is open and the link up; nil before
+	maxSend int
+
+	// Guarded by Transport.queue.mu: set when the link's LinkDown is queued
+	// (or would have been), after which no Frame for it is queued.
+	downQueued bool
+
+	// opMu serialises signalling operations on pc (create, descriptions,
+	// candidates). It may be held across waits for the browser, so no
+	// platform callback takes it. Lock order: opMu, then Transport.mu, then
+	// queue.mu.
+	opMu          sync.Mutex
+	pc            peerConn // nil until created
+	remoteDescSet bool
+	pendingRemote []string // RTCIceCandidateInit JSON
+
+	// sigMu orders outgoing signals: the description before any candidate.
+	sigMu        sync.Mutex
+	descSent     bool
+	pendingLocal []string
+
+	// writeMu keeps one writer at a time on the data channel (Send and the
+	// heartbeat), so frames and pings keep their stream order.
+	writeMu sync.Mutex
+
+	bytesIn, bytesOut, framesIn, framesOut atomic.Uint64
+	rttNanos                               atomic.Int64
+	lastRecvNanos                          atomic.Int64
+}
+
+// Transport is a link.Transport over WebRTC. Create it with New.
+type Transport struct {
+	cfg   Config
+	self  string
+	stack stack
+	log   zerolog.Logger
+
+	queue  *eventQueue
+	events chan link.Event
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	links      map[string]*conn
+	iceServers []ICEServer
+	closed     bool
+
+	// frozen is set by Freeze: the node stops sending frames and pings and
+	// ignores everything it receives, like a stuck process whose sockets
+	// are still open.
+	frozen atomic.Bool
+}
+
+var _ link.Transport = (*Transport)(nil)
+
+// New validates cfg and starts a Transport.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With().Str("node", short(cfg.Identity.ID())).Logger()
+	st, err := newStack(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		cfg:        cfg,
+		self:       cfg.Identity.ID(),
+		stack:      st,
+		log:        log,
+		queue:      newEventQueue(cfg.EventQueueLength),
+		events:     make(chan link.Event),
+		done:       make(chan struct{}),
+		links:      make(map[string]*conn),
+		iceServers: append([]ICEServer(nil), cfg.ICEServers...),
+	}
+	t.start()
+	return t, nil
+}
 
 // ID returns this node's ID.
 func (t *Transport) ID() string { return t.self }
@@ -122,6 +223,71 @@ func (t *Transport) newConnLocked(peer string, offerer bool) *conn {
 	})
 	t.links[peer] = c
 	return c
+}
+
+// startOffer creates the connection of an outgoing attempt and sends the offer.
+func (t *Transport) startOffer(c *conn) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if !t.isOpening(c) {
+		return
+	}
+	if err := t.newPeerConn(c); err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
+		return
+	}
+	sdp, err := c.pc.createOffer()
+	if err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
+		return
+	}
+	t.sendDescription(c, Signal{Type: SignalOffer, SDP: sdp})
+}
+
+// answerOffer creates the connection of an incoming attempt and answers the
+// offer. c.opMu must be held.
+func (t *Transport) answerOffer(c *conn, offer string) {
+	if err := t.newPeerConn(c); err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
+		return
+	}
+	if err := c.pc.setRemoteOffer(offer); err != nil {
+		t.log.Warn().Err(err).Str("peer", short(c.peer)).Msg("bad offer")
+		t.closeConn(c, link.ReasonConnectionFailed+": bad offer: "+err.Error())
+		return
+	}
+	c.remoteDescSet = true
+	sdp, err := c.pc.createAnswer()
+	if err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
+		return
+	}
+	t.sendDescription(c, Signal{Type: SignalAnswer, SDP: sdp})
+}
+
+// newPeerConn creates c's connection with the current ICE servers and routes
+// its events to c. c.opMu must be held.
+func (t *Transport) newPeerConn(c *conn) error {
+	t.mu.Lock()
+	servers := t.iceServers
+	t.mu.Unlock()
+	pc, err := t.stack.newPeerConn(servers, peerHandlers{
+		candidate: func(init string) { t.queueLocalCandidate(c, init) },
+		down:      func(reason string) { t.linkFailed(c, reason) },
+		open:      func(pc peerConn) { t.onOpen(c, pc) },
+		arrived: func() bool {
+			if t.frozen.Load() {
+				return false
+			}
+			c.lastRecvNanos.Store(time.Now().UnixNano())
+			return true
+		},
+	})
+	if err != nil {
+		return err
+	}
+	c.pc = pc
+	return nil
 }
 
 func (t *Transport) isOpening(c *conn) bool {
@@ -233,11 +399,11 @@ func (t *Transport) handleAnswer(from, sdp string) {
 	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
-	if !c.hasPeerConnection() || c.remoteDescSet || !t.isOpening(c) {
+	if c.pc == nil || c.remoteDescSet || !t.isOpening(c) {
 		t.log.Debug().Str("peer", short(from)).Msg("unexpected answer dropped")
 		return
 	}
-	if err := t.applyAnswer(c, sdp); err != nil {
+	if err := c.pc.setRemoteAnswer(sdp); err != nil {
 		t.log.Warn().Err(err).Str("peer", short(from)).Msg("bad answer")
 		t.closeConn(c, link.ReasonConnectionFailed+": bad answer: "+err.Error())
 		return
@@ -279,6 +445,161 @@ func (t *Transport) handleCandidate(from, candJSON string) {
 		return
 	}
 	t.addRemoteCandidate(c, candJSON)
+}
+
+// addRemoteCandidate hands a candidate (RTCIceCandidateInit JSON, checked by
+// handleCandidate) to the connection. c.opMu must be held.
+func (t *Transport) addRemoteCandidate(c *conn, init string) {
+	if err := c.pc.addCandidate(init); err != nil {
+		t.log.Debug().Err(err).Str("peer", short(c.peer)).Msg("add ICE candidate")
+	}
+}
+
+// onOpen runs when pc's data channel opens: DTLS and SCTP are up. It checks
+// the peer's identity and reports the link.
+func (t *Transport) onOpen(c *conn, pc peerConn) {
+	if err := pc.checkIdentity(c.peer); err != nil {
+		t.log.Warn().Err(err).Str("claimed", c.peer).
+			Msg("identity mismatch: peer certificate does not match its node ID; closing link")
+		t.closeConn(c, link.ReasonIdentityMismatch)
+		return
+	}
+	if err := pc.startChannel(); err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
+		return
+	}
+	maxSend := t.cfg.MaxFrameSize
+	if m := pc.maxMessageSize(); m > 0 && m < maxSend {
+		maxSend = m // the peer accepts less than we would send
+	}
+	path := pathOf(pc)
+	now := time.Now()
+
+	t.mu.Lock()
+	if c.state != stateOpening {
+		t.mu.Unlock()
+		return
+	}
+	c.state = stateUp
+	c.channel, c.path, c.since, c.maxSend = pc, path, now, maxSend
+	c.lastRecvNanos.Store(now.UnixNano())
+	t.queue.mu.Lock()
+	t.queue.pushLocked(link.Event{Type: link.LinkUp, Peer: c.peer, Path: path})
+	t.queue.mu.Unlock()
+	t.wg.Add(1)
+	t.mu.Unlock()
+	c.dialTimer.Stop()
+	t.log.Debug().Str("peer", short(c.peer)).Str("path", string(path)).Msg("link up")
+	go func() {
+		defer t.wg.Done()
+		t.readLoop(c, pc)
+	}()
+}
+
+// readLoop hands the link's messages, in order, to the event queue (frames)
+// or to control handling (text) until the link ends.
+func (t *Transport) readLoop(c *conn, pc peerConn) {
+	for {
+		m, err := pc.receive()
+		if err != nil {
+			var reason downReason
+			switch {
+			case errors.Is(err, errConnClosed):
+			case errors.As(err, &reason):
+				t.linkFailed(c, string(reason))
+			default:
+				t.closeConn(c, link.ReasonConnectionFailed+": read: "+err.Error())
+			}
+			return
+		}
+		if m.text {
+			t.handleControl(c, string(m.data))
+			continue
+		}
+		c.bytesIn.Add(uint64(len(m.data)))
+		c.framesIn.Add(1)
+		if !t.queue.pushFrame(c, link.Event{Type: link.Frame, Peer: c.peer, Data: m.data}) {
+			return // link down or transport closed; the connection is being torn down
+		}
+	}
+}
+
+// linkFailed closes c for a reason its connection reported, and logs a peer
+// that broke the frame limit (once, however many paths report it).
+func (t *Transport) linkFailed(c *conn, reason string) {
+	if t.closeConn(c, reason) && reason == link.ReasonFrameTooLarge {
+		t.log.Warn().Str("peer", short(c.peer)).Int("limit", t.cfg.MaxFrameSize).
+			Msg("peer sent a frame above the limit; closing link")
+	}
+}
+
+func (t *Transport) writeText(c *conn, s string) {
+	t.mu.Lock()
+	ch := c.channel
+	t.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	c.writeMu.Lock()
+	err := ch.send([]byte(s), true)
+	c.writeMu.Unlock()
+	if err != nil {
+		t.log.Debug().Err(err).Str("peer", short(c.peer)).Msg("write control message")
+	}
+}
+
+// Send implements link.Transport.
+func (t *Transport) Send(peer string, frame []byte) error {
+	if t.frozen.Load() {
+		return nil // a hung process's writes go nowhere
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return link.ErrClosed
+	}
+	c := t.links[peer]
+	if c == nil || c.state != stateUp {
+		t.mu.Unlock()
+		return link.ErrNoLink
+	}
+	ch, maxSend := c.channel, c.maxSend
+	t.mu.Unlock()
+	if len(frame) > maxSend {
+		return fmt.Errorf("%w: %d bytes, limit %d", link.ErrFrameTooLarge, len(frame), maxSend)
+	}
+	if ch.bufferedAmount()+len(frame) > t.cfg.SendBufferBytes {
+		return link.ErrQueueFull
+	}
+	c.writeMu.Lock()
+	err := ch.send(frame, false)
+	c.writeMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: %v", link.ErrNoLink, err)
+	}
+	c.bytesOut.Add(uint64(len(frame)))
+	c.framesOut.Add(1)
+	return nil
+}
+
+// shutdown says goodbye on an open link and closes its connection.
+func (t *Transport) shutdown(c *conn, wasUp bool, reason string) {
+	c.opMu.Lock()
+	pc := c.pc
+	c.opMu.Unlock()
+	if pc == nil {
+		return
+	}
+	if wasUp && reason != link.ReasonClosedByPeer && !strings.HasPrefix(reason, link.ReasonClosedByPeer+":") {
+		t.writeText(c, "bye "+reason)
+		deadline := time.Now().Add(byeFlushTimeout)
+		for pc.bufferedAmount() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := pc.close(); err != nil {
+		t.log.Debug().Err(err).Str("peer", short(c.peer)).Msg("close peer connection")
+	}
 }
 
 func (t *Transport) handleControl(c *conn, msg string) {
@@ -351,18 +672,19 @@ func (t *Transport) Links() []link.LinkInfo {
 	return out
 }
 
-func (t *Transport) closeConn(c *conn, reason string) {
+// closeConn closes c (see closeLocked) and reports whether it was still open.
+func (t *Transport) closeConn(c *conn, reason string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.closeLocked(c, reason, false)
+	return t.closeLocked(c, reason, false)
 }
 
 // closeLocked closes c: reports LinkDown (unless silent, or nobody knows of
-// the attempt) and tears the PeerConnection down in the background. t.mu
-// must be held.
-func (t *Transport) closeLocked(c *conn, reason string, silent bool) {
+// the attempt) and tears the connection down in the background. It reports
+// whether c was still open. t.mu must be held.
+func (t *Transport) closeLocked(c *conn, reason string, silent bool) bool {
 	if c.state == stateClosed {
-		return
+		return false
 	}
 	prev := c.state
 	c.state = stateClosed
@@ -387,6 +709,7 @@ func (t *Transport) closeLocked(c *conn, reason string, silent bool) {
 		defer t.wg.Done()
 		t.shutdown(c, prev == stateUp, reason)
 	}()
+	return true
 }
 
 func (t *Transport) heartbeatLoop() {

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall/js"
 	"time"
 
@@ -18,11 +16,10 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 )
 
-// This file is the browser twin of transport_pion.go: the same Transport API on the
-// browser's own RTCPeerConnection, driven through syscall/js. pion's js/wasm build wraps
-// RTCPeerConnection too, but it cannot give a connection a certificate, and a node's ID is
-// the hash of the one certificate every one of its connections must use. Differences from
-// the pion build:
+// This file is the browser build's stack: the Transport's connections are the page's own
+// RTCPeerConnections, driven through syscall/js. pion's js/wasm build wraps RTCPeerConnection
+// too, but it cannot give a connection a certificate, and a node's ID is the hash of the one
+// certificate every one of its connections must use. Differences from the pion build:
 //
 //   - The browser decides ICE timeouts, mDNS and candidate gathering: Config.MDNS, the ICE*
 //     durations and Config.SettingEngine are ignored.
@@ -31,205 +28,56 @@ import (
 //     has checked the certificate against those fingerprints.
 //   - A page cannot stop reading a data channel, so back-pressure cannot reach the sender:
 //     a link whose unread frames exceed Config.EventQueueLength is closed instead.
+//   - No JavaScript callback may block (it would stall the page), so callbacks hand their
+//     work to goroutines, or messages to the connection's inbox.
 
 // callbackReleaseDelay is how long a closed connection's callbacks stay installed: the data
 // channel may still report its close (or a last message) while the close settles, and an
 // event that reached a released Go function would crash the page.
 const callbackReleaseDelay = 5 * time.Second
 
-// inMessage is one data channel message waiting for its link's reader.
-type inMessage struct {
-	data   []byte
-	text   string
-	isText bool
+// browserStack opens the page's RTCPeerConnections with the node's certificate.
+type browserStack struct {
+	cert             js.Value
+	relayOnly        bool
+	maxFrameSize     int
+	eventQueueLength int
 }
 
-// conn is one link attempt: one RTCPeerConnection (see transport_pion.go).
-type conn struct {
-	peer      string
-	offerer   bool
-	dialTimer *time.Timer
+var _ stack = (*browserStack)(nil)
 
-	// Guarded by Transport.mu.
-	state   connState
-	dialed  bool
-	path    link.Path
-	since   time.Time
-	dc      js.Value
-	maxSend int
-
-	// Guarded by Transport.queue.mu.
-	downQueued bool
-
-	// opMu serialises signalling operations on pc. It is held across promise waits, so
-	// JavaScript callbacks never take it (a callback that blocks stalls the page).
-	opMu          sync.Mutex
-	pc            js.Value // undefined until created
-	channel       js.Value // the data channel, from creation (dc is set when it opens)
-	remoteDescSet bool
-	pendingRemote []string // RTCIceCandidateInit JSON
-	funcs         []js.Func
-
-	sigMu        sync.Mutex
-	descSent     bool
-	pendingLocal []string
-
-	// The inbox takes messages from the data channel's callback to the link's reader.
-	inMu    sync.Mutex
-	inbox   []inMessage
-	inEnded bool
-	inWake  chan struct{}
-
-	bytesIn, bytesOut, framesIn, framesOut atomic.Uint64
-	rttNanos                               atomic.Int64
-	lastRecvNanos                          atomic.Int64
-}
-
-// Transport is a link.Transport over the browser's RTCPeerConnection. Create it with New.
-type Transport struct {
-	cfg  Config
-	self string
-	cert js.Value
-	log  zerolog.Logger
-
-	queue  *eventQueue
-	events chan link.Event
-	done   chan struct{}
-	wg     sync.WaitGroup
-
-	mu         sync.Mutex
-	links      map[string]*conn
-	iceServers []ICEServer
-	closed     bool
-
-	frozen atomic.Bool
-}
-
-var _ link.Transport = (*Transport)(nil)
-
-// New validates cfg, applies defaults and starts a Transport.
-func New(cfg Config) (*Transport, error) {
-	cfg.applyDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
+func newStack(cfg *Config, _ zerolog.Logger) (stack, error) {
 	if js.Global().Get("RTCPeerConnection").Type() != js.TypeFunction {
 		return nil, errors.New("rtclink: this browser has no WebRTC (RTCPeerConnection is missing)")
 	}
-	log := cfg.Logger.With().Str("node", short(cfg.Identity.ID())).Logger()
-	t := &Transport{
-		cfg:        cfg,
-		self:       cfg.Identity.ID(),
-		cert:       cfg.Identity.JSCertificate(),
-		log:        log,
-		queue:      newEventQueue(cfg.EventQueueLength),
-		events:     make(chan link.Event),
-		done:       make(chan struct{}),
-		links:      make(map[string]*conn),
-		iceServers: append([]ICEServer(nil), cfg.ICEServers...),
-	}
-	t.start()
-	return t, nil
+	return &browserStack{
+		cert:             cfg.Identity.JSCertificate(),
+		relayOnly:        cfg.RelayOnly,
+		maxFrameSize:     cfg.MaxFrameSize,
+		eventQueueLength: cfg.EventQueueLength,
+	}, nil
 }
 
-// startOffer creates the RTCPeerConnection of an outgoing attempt and sends the offer.
-func (t *Transport) startOffer(c *conn) {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	if !t.isOpening(c) {
-		return
-	}
-	pc, err := t.newPeerConnection(c)
-	if err != nil {
-		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
-		return
-	}
-	if err := t.setLocal(pc, "createOffer"); err != nil {
-		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
-		return
-	}
-	t.sendDescription(c, Signal{Type: SignalOffer, SDP: pc.Get("localDescription").Get("sdp").String()})
+// browserConn is one link attempt's RTCPeerConnection and data channel.
+type browserConn struct {
+	pc, dc           js.Value
+	h                peerHandlers
+	maxFrameSize     int
+	eventQueueLength int
+	funcs            []js.Func // released by close
+
+	// The inbox takes messages from the data channel's callback to the link's reader.
+	inMu   sync.Mutex
+	inbox  []inMessage
+	inErr  error // set when the inbox takes no more: receive returns it
+	inWake chan struct{}
 }
 
-// setLocal runs pc.createOffer or pc.createAnswer and sets the result as the local
-// description.
-func (t *Transport) setLocal(pc js.Value, create string) error {
-	p, err := browser.Call(pc, create)
-	if err != nil {
-		return err
-	}
-	desc, err := browser.Await(p)
-	if err != nil {
-		return fmt.Errorf("%s: %w", create, err)
-	}
-	if p, err = browser.Call(pc, "setLocalDescription", desc); err != nil {
-		return err
-	}
-	if _, err := browser.Await(p); err != nil {
-		return fmt.Errorf("setLocalDescription: %w", err)
-	}
-	return nil
-}
+var _ peerConn = (*browserConn)(nil)
 
-func setRemote(pc js.Value, typ, sdp string) error {
-	p, err := browser.Call(pc, "setRemoteDescription", map[string]any{"type": typ, "sdp": sdp})
-	if err != nil {
-		return err
-	}
-	if _, err := browser.Await(p); err != nil {
-		return fmt.Errorf("setRemoteDescription: %w", err)
-	}
-	return nil
-}
-
-// answerOffer creates the RTCPeerConnection of an incoming attempt and answers the offer.
-// c.opMu must be held.
-func (t *Transport) answerOffer(c *conn, sdp string) {
-	pc, err := t.newPeerConnection(c)
-	if err != nil {
-		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
-		return
-	}
-	if err := setRemote(pc, "offer", sdp); err != nil {
-		t.log.Warn().Err(err).Str("peer", short(c.peer)).Msg("bad offer")
-		t.closeConn(c, link.ReasonConnectionFailed+": bad offer: "+err.Error())
-		return
-	}
-	c.remoteDescSet = true
-	if err := t.setLocal(pc, "createAnswer"); err != nil {
-		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
-		return
-	}
-	t.sendDescription(c, Signal{Type: SignalAnswer, SDP: pc.Get("localDescription").Get("sdp").String()})
-}
-
-// applyAnswer sets the peer's answer. c.opMu must be held.
-func (t *Transport) applyAnswer(c *conn, sdp string) error { return setRemote(c.pc, "answer", sdp) }
-
-// hasPeerConnection reports whether c's RTCPeerConnection exists. c.opMu must be held.
-func (c *conn) hasPeerConnection() bool { return c.pc.Truthy() }
-
-// addRemoteCandidate hands a candidate (RTCIceCandidateInit JSON, checked by handleCandidate)
-// to the browser. c.opMu must be held.
-func (t *Transport) addRemoteCandidate(c *conn, candJSON string) {
-	init, err := browser.Call(js.Global().Get("JSON"), "parse", candJSON)
-	if err == nil {
-		var p js.Value
-		if p, err = browser.Call(c.pc, "addIceCandidate", init); err == nil {
-			_, err = browser.Await(p)
-		}
-	}
-	if err != nil {
-		t.log.Debug().Err(err).Str("peer", short(c.peer)).Msg("add ICE candidate")
-	}
-}
-
-// newPeerConnection creates c's RTCPeerConnection and its pre-negotiated data channel and
-// installs their callbacks. c.opMu must be held.
-func (t *Transport) newPeerConnection(c *conn) (pc js.Value, err error) {
-	t.mu.Lock()
-	servers := make([]any, 0, len(t.iceServers))
-	for _, s := range t.iceServers {
+func (s *browserStack) newPeerConn(servers []ICEServer, h peerHandlers) (peerConn, error) {
+	jsServers := make([]any, 0, len(servers))
+	for _, s := range servers {
 		urls := make([]any, len(s.URLs))
 		for i, u := range s.URLs {
 			urls[i] = u
@@ -241,143 +89,175 @@ func (t *Transport) newPeerConnection(c *conn) (pc js.Value, err error) {
 		if s.Credential != "" {
 			server["credential"] = s.Credential
 		}
-		servers = append(servers, server)
+		jsServers = append(jsServers, server)
 	}
-	t.mu.Unlock()
 	policy := "all"
-	if t.cfg.RelayOnly {
+	if s.relayOnly {
 		policy = "relay"
 	}
-	pc, err = browser.New(js.Global().Get("RTCPeerConnection"), map[string]any{
-		"iceServers":         servers,
+	pc, err := browser.New(js.Global().Get("RTCPeerConnection"), map[string]any{
+		"iceServers":         jsServers,
 		"iceTransportPolicy": policy,
-		"certificates":       []any{t.cert},
+		"certificates":       []any{s.cert},
 	})
 	if err != nil {
-		return js.Value{}, fmt.Errorf("new peer connection: %w", err)
+		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	dc, err := browser.Call(pc, "createDataChannel", "rtcmesh", map[string]any{
 		"negotiated": true, "id": int(dataChannelID), "ordered": true,
 	})
 	if err != nil {
 		pc.Call("close")
-		return js.Value{}, fmt.Errorf("create data channel: %w", err)
+		return nil, fmt.Errorf("create data channel: %w", err)
 	}
 	dc.Set("binaryType", "arraybuffer")
-	c.pc, c.channel = pc, dc
-	c.inWake = make(chan struct{}, 1)
-	on := func(target js.Value, event string, handler func(ev js.Value)) {
-		c.funcs = append(c.funcs, browser.On(target, event, handler))
+	b := &browserConn{
+		pc: pc, dc: dc, h: h,
+		maxFrameSize:     s.maxFrameSize,
+		eventQueueLength: s.eventQueueLength,
+		inWake:           make(chan struct{}, 1),
 	}
-	// Callbacks hand their work to goroutines or to the inbox: they must not block.
+	on := func(target js.Value, event string, handler func(ev js.Value)) {
+		b.funcs = append(b.funcs, browser.On(target, event, handler))
+	}
 	on(pc, "icecandidate", func(ev js.Value) {
 		cand := ev.Get("candidate")
 		if !cand.Truthy() || cand.Get("candidate").String() == "" { // end of gathering
 			return
 		}
-		b := js.Global().Get("JSON").Call("stringify", cand.Call("toJSON")).String()
-		go t.queueLocalCandidate(c, b)
+		init := js.Global().Get("JSON").Call("stringify", cand.Call("toJSON")).String()
+		go h.candidate(init)
 	})
 	on(pc, "connectionstatechange", func(js.Value) {
 		switch pc.Get("connectionState").String() {
 		case "failed":
-			go t.closeConn(c, link.ReasonConnectionFailed)
+			go h.down(link.ReasonConnectionFailed)
 		case "closed":
-			go t.closeConn(c, link.ReasonClosedByPeer)
+			go h.down(link.ReasonClosedByPeer)
 		}
 	})
-	on(dc, "open", func(js.Value) { go t.onOpen(c, pc, dc) })
-	on(dc, "close", func(js.Value) { go t.closeConn(c, link.ReasonClosedByPeer) })
-	on(dc, "message", func(ev js.Value) { t.onMessage(c, ev.Get("data")) })
-	return pc, nil
+	on(dc, "open", func(js.Value) { go h.open(b) })
+	on(dc, "close", func(js.Value) { go h.down(link.ReasonClosedByPeer) })
+	on(dc, "message", func(ev js.Value) { b.onMessage(ev.Get("data")) })
+	return b, nil
 }
 
 // onMessage runs in the data channel's callback: it queues the message for the link's reader.
-func (t *Transport) onMessage(c *conn, data js.Value) {
-	if t.frozen.Load() {
+func (b *browserConn) onMessage(data js.Value) {
+	if !b.h.arrived() {
 		return
 	}
 	var m inMessage
-	var size int
 	if data.Type() == js.TypeString {
-		m = inMessage{text: data.String(), isText: true}
-		size = len(m.text)
+		m = inMessage{data: []byte(data.String()), text: true}
 	} else {
 		m = inMessage{data: browser.Bytes(data)}
-		size = len(m.data)
 	}
-	if size > t.cfg.MaxFrameSize {
-		t.log.Warn().Str("peer", short(c.peer)).Int("limit", t.cfg.MaxFrameSize).
-			Msg("peer sent a frame above the limit; closing link")
-		go t.closeConn(c, link.ReasonFrameTooLarge)
+	b.inMu.Lock()
+	defer b.inMu.Unlock()
+	if b.inErr != nil {
 		return
 	}
-	c.lastRecvNanos.Store(time.Now().UnixNano())
-	c.inMu.Lock()
-	defer c.inMu.Unlock()
-	if c.inEnded {
+	var reason string
+	switch {
+	case len(m.data) > b.maxFrameSize:
+		reason = link.ReasonFrameTooLarge
+	case len(b.inbox) >= b.eventQueueLength:
+		reason = link.ReasonConnectionFailed + ": receive queue overflow"
+	default:
+		b.inbox = append(b.inbox, m)
+		b.wakeLocked()
 		return
 	}
-	if len(c.inbox) >= t.cfg.EventQueueLength {
-		c.inEnded = true
-		go t.closeConn(c, link.ReasonConnectionFailed+": receive queue overflow")
-		return
-	}
-	c.inbox = append(c.inbox, m)
+	// The reader may not run yet (the link is not up), so the link is closed from here too.
+	b.inErr = downReason(reason)
+	b.wakeLocked()
+	go b.h.down(reason)
+}
+
+// wakeLocked wakes the reader. b.inMu must be held.
+func (b *browserConn) wakeLocked() {
 	select {
-	case c.inWake <- struct{}{}:
+	case b.inWake <- struct{}{}:
 	default:
 	}
 }
 
-// onOpen runs when the data channel opens: it checks the peer's identity, learns the path
-// and reports the link.
-func (t *Transport) onOpen(c *conn, pc, dc js.Value) {
-	if err := checkFingerprints(pc.Get("remoteDescription").Get("sdp").String(), c.peer); err != nil {
-		t.log.Warn().Err(err).Str("claimed", c.peer).Msg("identity mismatch; closing link")
-		t.closeConn(c, link.ReasonIdentityMismatch)
-		return
+// setLocal runs pc.createOffer or pc.createAnswer, sets the result as the local description
+// and returns its SDP.
+func (b *browserConn) setLocal(create string) (string, error) {
+	p, err := browser.Call(b.pc, create)
+	if err != nil {
+		return "", err
 	}
-	path := t.pathOf(pc)
-	maxSend := t.cfg.MaxFrameSize
-	if sctp := pc.Get("sctp"); sctp.Truthy() {
-		if m := sctp.Get("maxMessageSize").Float(); m > 0 && !math.IsInf(m, 0) && m < float64(maxSend) {
-			maxSend = int(m) // the peer accepts less than we would send
-		}
+	desc, err := browser.Await(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", create, err)
 	}
-	now := time.Now()
-	t.mu.Lock()
-	if c.state != stateOpening {
-		t.mu.Unlock()
-		return
+	if p, err = browser.Call(b.pc, "setLocalDescription", desc); err != nil {
+		return "", err
 	}
-	c.state = stateUp
-	c.dc, c.path, c.since, c.maxSend = dc, path, now, maxSend
-	c.lastRecvNanos.Store(now.UnixNano())
-	t.queue.mu.Lock()
-	t.queue.pushLocked(link.Event{Type: link.LinkUp, Peer: c.peer, Path: path})
-	t.queue.mu.Unlock()
-	t.wg.Add(1)
-	t.mu.Unlock()
-	c.dialTimer.Stop()
-	t.log.Debug().Str("peer", short(c.peer)).Str("path", string(path)).Msg("link up")
-	go func() {
-		defer t.wg.Done()
-		t.readLoop(c)
-	}()
+	if _, err := browser.Await(p); err != nil {
+		return "", fmt.Errorf("setLocalDescription: %w", err)
+	}
+	return b.pc.Get("localDescription").Get("sdp").String(), nil
 }
 
-// pathOf reads the selected candidate pair from the connection's statistics and maps it to a
-// Path by the same rule as the pion build.
-func (t *Transport) pathOf(pc js.Value) link.Path {
-	p, err := browser.Call(pc, "getStats")
+func (b *browserConn) setRemote(typ, sdp string) error {
+	p, err := browser.Call(b.pc, "setRemoteDescription", map[string]any{"type": typ, "sdp": sdp})
 	if err != nil {
-		return ""
+		return err
+	}
+	if _, err := browser.Await(p); err != nil {
+		return fmt.Errorf("setRemoteDescription: %w", err)
+	}
+	return nil
+}
+
+func (b *browserConn) createOffer() (string, error)     { return b.setLocal("createOffer") }
+func (b *browserConn) setRemoteOffer(sdp string) error  { return b.setRemote("offer", sdp) }
+func (b *browserConn) createAnswer() (string, error)    { return b.setLocal("createAnswer") }
+func (b *browserConn) setRemoteAnswer(sdp string) error { return b.setRemote("answer", sdp) }
+func (b *browserConn) checkIdentity(id string) error {
+	return checkFingerprints(b.pc.Get("remoteDescription").Get("sdp").String(), id)
+}
+func (b *browserConn) startChannel() error { return nil } // messages flow from the callback already
+func (b *browserConn) bufferedAmount() int { return b.dc.Get("bufferedAmount").Int() }
+
+func (b *browserConn) addCandidate(init string) error {
+	v, err := browser.Call(js.Global().Get("JSON"), "parse", init)
+	if err != nil {
+		return err
+	}
+	p, err := browser.Call(b.pc, "addIceCandidate", v)
+	if err != nil {
+		return err
+	}
+	_, err = browser.Await(p)
+	return err
+}
+
+func (b *browserConn) maxMessageSize() int {
+	sctp := b.pc.Get("sctp")
+	if !sctp.Truthy() {
+		return 0
+	}
+	m := sctp.Get("maxMessageSize").Float()
+	if m <= 0 || math.IsInf(m, 0) || math.IsNaN(m) {
+		return 0
+	}
+	return int(min(m, math.MaxInt32))
+}
+
+// selectedPair reads the selected candidate pair from the connection's statistics.
+func (b *browserConn) selectedPair() (local, remote string, ok bool) {
+	p, err := browser.Call(b.pc, "getStats")
+	if err != nil {
+		return "", "", false
 	}
 	report, err := browser.Await(p)
 	if err != nil {
-		t.log.Debug().Err(err).Msg("getStats")
-		return ""
+		return "", "", false
 	}
 	var pairID string
 	var pairs []js.Value
@@ -407,7 +287,7 @@ func (t *Transport) pathOf(pc js.Value) link.Path {
 		}
 	}
 	if !pair.Truthy() {
-		return ""
+		return "", "", false
 	}
 	typeOf := func(id js.Value) string {
 		if id.Type() != js.TypeString {
@@ -418,141 +298,60 @@ func (t *Transport) pathOf(pc js.Value) link.Path {
 		}
 		return ""
 	}
-	local, remote := typeOf(pair.Get("localCandidateId")), typeOf(pair.Get("remoteCandidateId"))
-	has := func(typ string) bool { return local == typ || remote == typ }
-	switch {
-	case has("relay"):
-		return link.PathRelay
-	case has("srflx"):
-		return link.PathSrflx
-	case has("prflx"):
-		return link.PathPrflx
-	default:
-		return link.PathHost
-	}
+	return typeOf(pair.Get("localCandidateId")), typeOf(pair.Get("remoteCandidateId")), true
 }
 
-// readLoop hands the link's messages, in order, to the event queue (frames) or to the link's
-// control handling (text).
-func (t *Transport) readLoop(c *conn) {
+func (b *browserConn) send(msg []byte, text bool) error {
+	var v any = browser.Uint8Array(msg)
+	if text {
+		v = string(msg)
+	}
+	_, err := browser.Call(b.dc, "send", v)
+	return err
+}
+
+// receive takes the next message from the inbox, waiting for one.
+func (b *browserConn) receive() (inMessage, error) {
 	for {
-		c.inMu.Lock()
-		if c.inEnded {
-			c.inMu.Unlock()
-			return
+		b.inMu.Lock()
+		if b.inErr != nil {
+			b.inMu.Unlock()
+			return inMessage{}, b.inErr
 		}
-		if len(c.inbox) == 0 {
-			c.inMu.Unlock()
-			select {
-			case <-c.inWake:
-				continue
-			case <-t.done:
-				return
-			}
+		if len(b.inbox) > 0 {
+			m := b.inbox[0]
+			b.inbox[0] = inMessage{}
+			b.inbox = b.inbox[1:]
+			b.inMu.Unlock()
+			return m, nil
 		}
-		m := c.inbox[0]
-		c.inbox[0] = inMessage{}
-		c.inbox = c.inbox[1:]
-		c.inMu.Unlock()
-		if m.isText {
-			t.handleControl(c, m.text)
-			continue
-		}
-		c.bytesIn.Add(uint64(len(m.data)))
-		c.framesIn.Add(1)
-		if !t.queue.pushFrame(c, link.Event{Type: link.Frame, Peer: c.peer, Data: m.data}) {
-			return
-		}
+		b.inMu.Unlock()
+		<-b.inWake
 	}
 }
 
-func (t *Transport) writeText(c *conn, s string) {
-	t.mu.Lock()
-	dc := c.dc
-	t.mu.Unlock()
-	if !dc.Truthy() {
-		return
-	}
-	if _, err := browser.Call(dc, "send", s); err != nil {
-		t.log.Debug().Err(err).Str("peer", short(c.peer)).Msg("write control message")
-	}
-}
-
-// Send implements link.Transport.
-func (t *Transport) Send(peer string, frame []byte) error {
-	if t.frozen.Load() {
-		return nil
-	}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return link.ErrClosed
-	}
-	c := t.links[peer]
-	if c == nil || c.state != stateUp {
-		t.mu.Unlock()
-		return link.ErrNoLink
-	}
-	dc, maxSend := c.dc, c.maxSend
-	t.mu.Unlock()
-	if len(frame) > maxSend {
-		return fmt.Errorf("%w: %d bytes, limit %d", link.ErrFrameTooLarge, len(frame), maxSend)
-	}
-	if dc.Get("bufferedAmount").Int()+len(frame) > t.cfg.SendBufferBytes {
-		return link.ErrQueueFull
-	}
-	if _, err := browser.Call(dc, "send", browser.Uint8Array(frame)); err != nil {
-		return fmt.Errorf("%w: %v", link.ErrNoLink, err)
-	}
-	c.bytesOut.Add(uint64(len(frame)))
-	c.framesOut.Add(1)
-	return nil
-}
-
-// shutdown says goodbye on an open link, closes the RTCPeerConnection and releases its
-// callbacks.
-func (t *Transport) shutdown(c *conn, wasUp bool, reason string) {
-	c.inMu.Lock()
-	c.inEnded = true
-	c.inbox = nil
-	if c.inWake != nil {
-		select {
-		case c.inWake <- struct{}{}:
-		default:
-		}
-	}
-	c.inMu.Unlock()
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	if !c.pc.Truthy() {
-		return
-	}
-	if wasUp && reason != link.ReasonClosedByPeer && !strings.HasPrefix(reason, link.ReasonClosedByPeer+":") {
-		t.mu.Lock()
-		dc := c.dc
-		t.mu.Unlock()
-		t.writeText(c, "bye "+reason)
-		deadline := time.Now().Add(byeFlushTimeout)
-		for dc.Get("bufferedAmount").Int() > 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+// close ends the inbox, closes the RTCPeerConnection and releases its callbacks.
+func (b *browserConn) close() error {
+	b.inMu.Lock()
+	b.inErr = errConnClosed
+	b.inbox = nil
+	b.wakeLocked()
+	b.inMu.Unlock()
 	for _, name := range []string{"onicecandidate", "onconnectionstatechange"} {
-		c.pc.Set(name, js.Null())
+		b.pc.Set(name, js.Null())
 	}
-	if _, err := browser.Call(c.pc, "close"); err != nil {
-		t.log.Debug().Err(err).Str("peer", short(c.peer)).Msg("close peer connection")
-	}
+	_, err := browser.Call(b.pc, "close")
 	// The data channel's handlers may still fire once more while the close settles; release
 	// the callbacks a little later so that no event reaches a released function.
-	funcs, channel := c.funcs, c.channel
-	c.funcs = nil
+	funcs, dc := b.funcs, b.dc
+	b.funcs = nil
 	time.AfterFunc(callbackReleaseDelay, func() {
 		for _, name := range []string{"onopen", "onclose", "onmessage"} {
-			channel.Set(name, js.Null())
+			dc.Set(name, js.Null())
 		}
 		for _, f := range funcs {
 			f.Release()
 		}
 	})
+	return err
 }
