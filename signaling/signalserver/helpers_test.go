@@ -3,8 +3,6 @@ package signalserver_test
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -40,18 +38,21 @@ func startServer(t *testing.T, cfg signalserver.Config) (*signalserver.Server, s
 
 // keyFor returns the identity key of the test node called name: the same key for the same
 // name, so tests can name nodes and reconnect them.
-func keyFor(name string) *identity.Key {
+func keyFor(name string) testKey {
 	seed := sha256.Sum256([]byte("signalserver test key " + name))
-	der, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(seed[:]))
-	if err != nil {
-		panic(err)
-	}
-	k, err := identity.ParseKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err != nil {
-		panic(err)
-	}
-	return k
+	return testKey{ed25519.NewKeyFromSeed(seed[:])}
 }
+
+// testKey is an in-memory Ed25519 identity key for tests, built here rather than with
+// identity.GenerateKey so the tests also compile for js/wasm, where identity keys live in
+// WebCrypto.
+type testKey struct{ priv ed25519.PrivateKey }
+
+var _ identity.Signer = testKey{}
+
+func (k testKey) ID() string                      { return identity.IDFromPublicKey(k.PublicKey()) }
+func (k testKey) PublicKey() []byte               { return []byte(k.priv.Public().(ed25519.PublicKey)) }
+func (k testKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
 
 // idOf is the node ID of the test node called name.
 func idOf(name string) string { return keyFor(name).ID() }
