@@ -323,8 +323,7 @@ func (s *Server) register(c *conn, id string, h *signaling.Hello) (*signaling.We
 
 	if old != nil {
 		old.log.Info().Str("id", id).Msg("replaced by a newer connection that proved the same key")
-		old.fatal(signaling.CodeReplaced, fmt.Sprintf("a newer connection proved your identity key (id %s) in network %q: "+
-			"your key is in use elsewhere", id, h.Network))
+		old.fatal(signaling.CodeReplaced, fmt.Sprintf("a newer connection proved your identity key (id %s): it is in use elsewhere", id))
 	}
 	w := &signaling.Welcome{ID: id, Contacts: contacts, Limits: s.limits}
 	if s.cfg.ICEServers != nil {
