@@ -32,8 +32,18 @@ const (
 	// CodeUnknownType: the "type" is not one this server knows. Fatal before hello, not fatal
 	// after (so newer clients can probe for newer message types).
 	CodeUnknownType ErrorCode = "unknown_type"
-	// CodeBadHello: the hello is invalid (bad id, bad network, unknown field). Fatal.
+	// CodeBadHello: the hello is invalid (bad id, bad network, bad public_key or signature
+	// encoding, unknown field). Fatal.
 	CodeBadHello ErrorCode = "bad_hello"
+	// CodeBadProof: the hello's signature does not verify under its public key for this
+	// connection's nonce and the hello's network, or its "id" is not the ID of its public key.
+	// Fatal, and checked before anything else about the hello: an unproven hello never
+	// touches the network, its members or TURN credentials.
+	CodeBadProof ErrorCode = "bad_proof"
+	// CodeUnsupportedVersion: a challenge or hello of another protocol version than the
+	// receiver's ProtocolVersion (a hello without "version" is version 1). Fatal. The message
+	// names both versions.
+	CodeUnsupportedVersion ErrorCode = "unsupported_version"
 	// CodeUnauthorized: the network is closed and the token is missing or wrong. Fatal.
 	CodeUnauthorized ErrorCode = "unauthorized"
 	// CodeOriginNotAllowed: a browser connected from an Origin the server does not allow.
@@ -44,8 +54,9 @@ const (
 	// CodeUnexpectedMessage: a message only the server may send (welcome, error, …), or a
 	// second hello. Not fatal.
 	CodeUnexpectedMessage ErrorCode = "unexpected_message"
-	// CodeReplaced: a newer connection said hello with the same ID in the same network. Fatal
-	// for the older connection. Clients should not reconnect after it (see package doc).
+	// CodeReplaced: a newer connection proved the same ID (the same identity key) in the same
+	// network. Fatal for the older connection. Since every hello is proven, the client's own
+	// key is in use elsewhere: it should not reconnect (see package doc).
 	CodeReplaced ErrorCode = "replaced"
 	// CodeSlowConsumer: the connection's send queue overflowed because it reads too slowly.
 	// The queue is full, so this code appears only as the close frame's reason text.
@@ -68,6 +79,8 @@ var (
 	ErrUnknownField = errors.New("unknown field")
 	// ErrInvalidField: a field is missing or its value is out of bounds.
 	ErrInvalidField = errors.New("invalid field")
+	// ErrUnsupportedVersion: a challenge or hello of another protocol version.
+	ErrUnsupportedVersion = errors.New("unsupported protocol version")
 )
 
 // MessageError describes why a frame is not a valid message.
@@ -103,6 +116,8 @@ func CodeFor(err error, helloPhase bool) ErrorCode {
 		return CodeBadHello
 	}
 	switch {
+	case errors.Is(err, ErrUnsupportedVersion):
+		return CodeUnsupportedVersion
 	case errors.Is(err, ErrTooLarge):
 		return CodeFrameTooLarge
 	case errors.Is(err, ErrUnknownType):

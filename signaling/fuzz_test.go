@@ -17,7 +17,20 @@ func b64(b []byte, padded bool) string {
 // survives Marshal and parses back to the same message.
 func FuzzParseMessage(f *testing.F) {
 	seeds := []string{
-		`{"type":"hello","id":"a","network":"n","token":"t"}`,
+		`{"type":"hello","id":"a","network":"n","token":"t"}`, // version 1
+		`{"type":"challenge","version":2,"nonce":"` + testNonce + `"}`,
+		`{"type":"challenge","nonce":"` + testNonce + `"}`,
+		`{"type":"challenge","version":3,"nonce":"x"}`,
+		`{"type":"challenge","version":2,"nonce":"` + testNonce[:42] + `B"}`,
+		testHello(""),
+		testHello(`,"id":"` + testID + `","token":"t"`),
+		testHello(`,"version":1`),
+		testHello(`,"version":-9223372036854775808`),
+		testHello(`,"version":1e3`),
+		testHello(`,"public_key":"` + testKey + `=="`),
+		testHello(`,"signature":"` + testSig[:85] + `_"`),
+		testHello(`,"signature":null`),
+		`{"type":"hello","version":2}`,
 		`{"type":"welcome","id":"a","ice_servers":[{"urls":["stun:x"],"username":"u","credential":"c"}],"contacts":["b"],"limits":{"max_frame_size":1,"rate":1,"burst":1}}`,
 		`{"type":"offer","to":"b","sdp":"v=0"}`,
 		`{"type":"answer","from":"b","sdp":"v=0"}`,

@@ -13,6 +13,7 @@ type Type string
 
 // Message types. The direction each one travels is in the package doc.
 const (
+	TypeChallenge Type = "challenge"
 	TypeHello     Type = "hello"
 	TypeWelcome   Type = "welcome"
 	TypeOffer     Type = "offer"
@@ -23,6 +24,23 @@ const (
 	TypePeerLeft  Type = "peer-left"
 	TypeError     Type = "error"
 	TypeBye       Type = "bye"
+)
+
+// ProtocolVersion is the signaling protocol this package speaks. It travels in challenge and
+// hello, the two messages whose shape changed from version 1 (a hello that named an ID and
+// proved nothing) to version 2 (a hello that proves possession of the ID's key).
+const ProtocolVersion = 2
+
+// Sizes of the binary fields of challenge and hello, before base64url encoding. PublicKeySize
+// and SignatureSize are those of identity keys (Ed25519); this package does not import
+// identity, and a test checks that the two agree.
+const (
+	// NonceSize is the size of the server's challenge nonce.
+	NonceSize = 32
+	// PublicKeySize is the size of hello.public_key.
+	PublicKeySize = 32
+	// SignatureSize is the size of hello.signature.
+	SignatureSize = 64
 )
 
 // Protocol bounds that do not depend on server configuration.
@@ -42,7 +60,7 @@ const (
 	MaxListLength = 1000
 )
 
-// Message is one protocol message. The concrete types are pointers: *Hello, *Welcome,
+// Message is one protocol message. The concrete types are pointers: *Challenge, *Hello, *Welcome,
 // *Offer, *Answer, *Candidate, *PeersRequest, *PeerList, *PeerLeft, *Error and *Bye.
 type Message interface {
 	// Type is the message's "type" field.
@@ -51,11 +69,32 @@ type Message interface {
 	Validate() error
 }
 
-// Hello is the first message of every connection (client → server).
+// Challenge is the first message of every connection (server → client): a fresh random nonce
+// that the client signs in its hello, so a captured hello cannot be replayed on another
+// connection.
+type Challenge struct {
+	// Version is the server's protocol version, ProtocolVersion.
+	Version int `json:"version"`
+	// Nonce is NonceSize random bytes in unpadded base64url (EncodeBinary).
+	Nonce string `json:"nonce"`
+}
+
+// Hello is the client's first message (client → server), the answer to the challenge. It
+// proves that the client holds the private key of PublicKey: Signature is that key's signature
+// of HelloTranscript's bytes, identity.Transcript(identity.LabelSignalingHello, nonce,
+// []byte(network)). The server derives the node ID from PublicKey.
 type Hello struct {
-	ID      string `json:"id"`
+	// Version is the client's protocol version, ProtocolVersion.
+	Version int `json:"version"`
+	// ID optionally names the ID the client expects; if present it must be the one derived
+	// from PublicKey.
+	ID      string `json:"id,omitempty"`
 	Network string `json:"network"`
 	Token   string `json:"token,omitempty"`
+	// PublicKey is the identity public key, PublicKeySize bytes in unpadded base64url.
+	PublicKey string `json:"public_key"`
+	// Signature is SignatureSize bytes in unpadded base64url.
+	Signature string `json:"signature"`
 }
 
 // ICEServer has the shape of the browser's RTCIceServer, so a page can pass it straight to
@@ -78,7 +117,7 @@ type Limits struct {
 
 // Welcome answers a valid hello (server → client).
 type Welcome struct {
-	// ID echoes the hello's ID.
+	// ID is the client's node ID, derived by the server from the hello's proven public key.
 	ID string `json:"id"`
 	// ICEServers are STUN/TURN servers to use, possibly with fresh ephemeral credentials.
 	ICEServers []ICEServer `json:"ice_servers,omitempty"`
@@ -153,6 +192,7 @@ type Bye struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+func (*Challenge) Type() Type    { return TypeChallenge }
 func (*Hello) Type() Type        { return TypeHello }
 func (*Welcome) Type() Type      { return TypeWelcome }
 func (*Offer) Type() Type        { return TypeOffer }
@@ -172,7 +212,8 @@ type messageSpec struct {
 
 // specs is read-only after init; it is a table, not mutable state.
 var specs = map[Type]messageSpec{
-	TypeHello:     spec(func() Message { return new(Hello) }, "id", "network", "token"),
+	TypeChallenge: spec(func() Message { return new(Challenge) }, "version", "nonce"),
+	TypeHello:     spec(func() Message { return new(Hello) }, "version", "id", "network", "token", "public_key", "signature"),
 	TypeWelcome:   spec(func() Message { return new(Welcome) }, "id", "ice_servers", "contacts", "limits"),
 	TypeOffer:     spec(func() Message { return new(Offer) }, "to", "from", "sdp"),
 	TypeAnswer:    spec(func() Message { return new(Answer) }, "to", "from", "sdp"),
@@ -231,6 +272,13 @@ func ParseMessage(data []byte, maxSize int) (Message, error) {
 	if !ok {
 		return nil, &MessageError{Type: t, Err: ErrUnknownType, Detail: quoteBounded(string(t))}
 	}
+	// The version comes before any other check: a message of another version may have other
+	// fields, and the peer deserves to hear that the versions differ, not which field is odd.
+	if t == TypeChallenge || t == TypeHello {
+		if err := checkVersion(t, fields["version"]); err != nil {
+			return nil, err
+		}
+	}
 	for name := range fields {
 		if name != "type" && !s.fields[name] {
 			return nil, &MessageError{Type: t, Err: ErrUnknownField, Detail: quoteBounded(name)}
@@ -247,6 +295,22 @@ func ParseMessage(data []byte, maxSize int) (Message, error) {
 		return nil, &MessageError{Type: t, Err: ErrInvalidField, Detail: err.Error()}
 	}
 	return m, nil
+}
+
+// checkVersion checks the version field of a challenge or hello; raw is nil if it is absent,
+// which is how version 1 spoke.
+func checkVersion(t Type, raw json.RawMessage) error {
+	if raw == nil {
+		return &MessageError{Type: t, Err: ErrUnsupportedVersion, Detail: fmt.Sprintf("%s had version 1 (no version field)", t)}
+	}
+	var v int
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return &MessageError{Type: t, Err: ErrMalformed, Detail: `"version" is not an integer`}
+	}
+	if v != ProtocolVersion {
+		return &MessageError{Type: t, Err: ErrUnsupportedVersion, Detail: fmt.Sprintf("%s had version %d", t, v)}
+	}
+	return nil
 }
 
 // checkNestedFields rejects unknown fields inside welcome's nested objects.

@@ -9,13 +9,28 @@ import (
 
 const testID = "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst" // 52 chars of base32
 
+// Well-formed binary fields: 43 characters encode 32 bytes, 86 encode 64. The last character
+// of a 32-byte value must leave its 2 unused bits zero ("A", "Q", "g" or "w").
+var (
+	testKey   = strings.Repeat("k", 42) + "w"
+	testNonce = strings.Repeat("n", 42) + "A"
+	testSig   = strings.Repeat("s", 85) + "w"
+)
+
+// testHello is a well-formed v2 hello frame (its signature proves nothing).
+func testHello(extra string) string {
+	return `{"type":"hello","version":2,"network":"lobby","public_key":"` + testKey + `","signature":"` + testSig + `"` + extra + `}`
+}
+
 func TestParseValidMessages(t *testing.T) {
 	cases := []struct {
 		in   string
 		want Message
 	}{
-		{`{"type":"hello","id":"` + testID + `","network":"lobby","token":"x"}`,
-			&Hello{ID: testID, Network: "lobby", Token: "x"}},
+		{`{"type":"hello","version":2,"id":"` + testID + `","network":"lobby","token":"x","public_key":"` + testKey + `","signature":"` + testSig + `"}`,
+			&Hello{Version: 2, ID: testID, Network: "lobby", Token: "x", PublicKey: testKey, Signature: testSig}},
+		{testHello(""), &Hello{Version: 2, Network: "lobby", PublicKey: testKey, Signature: testSig}},
+		{`{"type":"challenge","version":2,"nonce":"` + testNonce + `"}`, &Challenge{Version: 2, Nonce: testNonce}},
 		{`{"type":"welcome","id":"a","ice_servers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:127.0.0.1"],"username":"u","credential":"c"}],"contacts":["b","c"],"limits":{"max_frame_size":65536,"rate":20,"burst":100}}`,
 			&Welcome{ID: "a", ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}, {URLs: []string{"turn:127.0.0.1"}, Username: "u", Credential: "c"}},
 				Contacts: []string{"b", "c"}, Limits: Limits{MaxFrameSize: 65536, Rate: 20, Burst: 100}}},
@@ -63,16 +78,34 @@ func TestParseErrors(t *testing.T) {
 		{"unknown type", `{"type":"subscribe"}`, 0, ErrUnknownType, "subscribe", `"subscribe"`},
 		{"unknown field", `{"type":"offer","to":"b","sdp":"s","priority":1}`, 0, ErrUnknownField, TypeOffer, `"priority"`},
 		{"wrong case", `{"type":"offer","to":"b","SDP":"s"}`, 0, ErrUnknownField, TypeOffer, `"SDP"`},
-		{"field of another type", `{"type":"hello","id":"a","network":"n","sdp":"s"}`, 0, ErrUnknownField, TypeHello, `"sdp"`},
+		{"field of another type", testHello(`,"sdp":"s"`), 0, ErrUnknownField, TypeHello, `"sdp"`},
 		{"nested unknown field", `{"type":"welcome","id":"a","limits":{"rate":1,"x":2}}`, 0, ErrUnknownField, TypeWelcome, "limits"},
 		{"ice unknown field", `{"type":"welcome","id":"a","ice_servers":[{"urls":["stun:x"],"url":"y"}]}`, 0, ErrUnknownField, TypeWelcome, "ice_servers[0]"},
 		{"wrong field type", `{"type":"peers","max":"3"}`, 0, ErrMalformed, TypePeers, ""},
 		{"fraction", `{"type":"peers","max":1.5}`, 0, ErrMalformed, TypePeers, ""},
-		{"hello no id", `{"type":"hello","network":"n"}`, 0, ErrInvalidField, TypeHello, "id is empty"},
-		{"hello bad id", `{"type":"hello","id":"a b","network":"n"}`, 0, ErrInvalidField, TypeHello, "character"},
-		{"hello long id", `{"type":"hello","id":"` + long + `","network":"n"}`, 0, ErrInvalidField, TypeHello, "limit 64"},
-		{"hello bad network", `{"type":"hello","id":"a","network":"a/b"}`, 0, ErrInvalidField, TypeHello, "network"},
-		{"hello token space", `{"type":"hello","id":"a","network":"n","token":"a b"}`, 0, ErrInvalidField, TypeHello, "token"},
+		{"hello bad id", testHello(`,"id":"a b"`), 0, ErrInvalidField, TypeHello, "character"},
+		{"hello long id", testHello(`,"id":"` + long + `"`), 0, ErrInvalidField, TypeHello, "limit 64"},
+		{"hello bad network", `{"type":"hello","version":2,"network":"a/b","public_key":"` + testKey + `","signature":"` + testSig + `"}`, 0, ErrInvalidField, TypeHello, "network"},
+		{"hello token space", testHello(`,"token":"a b"`), 0, ErrInvalidField, TypeHello, "token"},
+		{"hello v1", `{"type":"hello","id":"a","network":"n"}`, 0, ErrUnsupportedVersion, TypeHello, "hello had version 1 (no version field)"},
+		{"hello v1 explicit", `{"type":"hello","version":1,"id":"a","network":"n"}`, 0, ErrUnsupportedVersion, TypeHello, "hello had version 1"},
+		{"hello v3 with new fields", `{"type":"hello","version":3,"future":true}`, 0, ErrUnsupportedVersion, TypeHello, "hello had version 3"},
+		{"hello version string", `{"type":"hello","version":"2"}`, 0, ErrMalformed, TypeHello, "version"},
+		{"hello version float", `{"type":"hello","version":2.5}`, 0, ErrMalformed, TypeHello, "version"},
+		{"hello version null", `{"type":"hello","version":null,"network":"lobby","public_key":"` + testKey + `","signature":"` + testSig + `"}`, 0, ErrUnsupportedVersion, TypeHello, "version 0"},
+		{"hello no key", `{"type":"hello","version":2,"network":"n","signature":"` + testSig + `"}`, 0, ErrInvalidField, TypeHello, "public_key is 0 characters"},
+		{"hello no signature", `{"type":"hello","version":2,"network":"n","public_key":"` + testKey + `"}`, 0, ErrInvalidField, TypeHello, "signature is 0 characters"},
+		{"hello short key", testHello(`,"public_key":"` + testKey[1:] + `"`), 0, ErrInvalidField, TypeHello, "public_key is 42 characters, want 43"},
+		{"hello padded key", testHello(`,"public_key":"` + testKey + `="`), 0, ErrInvalidField, TypeHello, "public_key is 44"},
+		{"hello non-canonical key", testHello(`,"public_key":"` + testKey[:42] + `x"`), 0, ErrInvalidField, TypeHello, "canonical"},
+		{"hello std base64 key", testHello(`,"public_key":"` + testKey[:41] + `+w"`), 0, ErrInvalidField, TypeHello, "canonical"},
+		{"hello long signature", testHello(`,"signature":"` + testSig + `AA"`), 0, ErrInvalidField, TypeHello, "signature is 88"},
+		{"hello key wrong case", testHello(`,"Public_Key":"x"`), 0, ErrUnknownField, TypeHello, "Public_Key"},
+		{"challenge v1", `{"type":"challenge","nonce":"` + testNonce + `"}`, 0, ErrUnsupportedVersion, TypeChallenge, "challenge had version 1"},
+		{"challenge v3", `{"type":"challenge","version":3,"salt":"x"}`, 0, ErrUnsupportedVersion, TypeChallenge, "challenge had version 3"},
+		{"challenge short nonce", `{"type":"challenge","version":2,"nonce":"abc"}`, 0, ErrInvalidField, TypeChallenge, "nonce is 3 characters"},
+		{"challenge no nonce", `{"type":"challenge","version":2}`, 0, ErrInvalidField, TypeChallenge, "nonce"},
+		{"challenge nonce not string", `{"type":"challenge","version":2,"nonce":7}`, 0, ErrMalformed, TypeChallenge, "nonce"},
 		{"offer no sdp", `{"type":"offer","to":"b"}`, 0, ErrInvalidField, TypeOffer, "sdp is empty"},
 		{"offer no address", `{"type":"offer","sdp":"s"}`, 0, ErrInvalidField, TypeOffer, "neither"},
 		{"candidate empty", `{"type":"candidate","to":"b","candidate":""}`, 0, ErrInvalidField, TypeCandidate, "candidate is empty"},
@@ -111,9 +144,12 @@ func TestCodeFor(t *testing.T) {
 		{parse(strings.Repeat(" ", 101)), false, CodeFrameTooLarge},
 		{parse(`{`), true, CodeMalformed},
 		{parse(`{"type":"nope"}`), false, CodeUnknownType},
-		{parse(`{"type":"hello","id":"","network":"n"}`), true, CodeBadHello},
-		{parse(`{"type":"hello","id":"a","network":"n","x":1}`), true, CodeBadHello},
-		{parse(`{"type":"hello","id":"","network":"n"}`), false, CodeMalformed},
+		{parse(`{"type":"hello","version":2,"network":"n"}`), true, CodeBadHello},
+		{parse(`{"type":"hello","version":2,"network":"n","x":1}`), true, CodeBadHello},
+		{parse(`{"type":"hello","version":2,"network":"n"}`), false, CodeMalformed},
+		{parse(`{"type":"hello","id":"a","network":"n"}`), true, CodeUnsupportedVersion},
+		{parse(`{"type":"hello","version":7}`), false, CodeUnsupportedVersion},
+		{parse(`{"type":"challenge","version":1}`), false, CodeUnsupportedVersion},
 		{parse(`{"type":"offer","to":"b"}`), false, CodeMalformed},
 	}
 	for i, tc := range cases {
@@ -125,7 +161,8 @@ func TestCodeFor(t *testing.T) {
 
 func TestMarshalRoundTrip(t *testing.T) {
 	msgs := []Message{
-		&Hello{ID: testID, Network: "lobby"},
+		&Challenge{Version: ProtocolVersion, Nonce: testNonce},
+		&Hello{Version: ProtocolVersion, ID: testID, Network: "lobby", PublicKey: testKey, Signature: testSig},
 		&Welcome{ID: "a", Limits: Limits{MaxFrameSize: 1, Rate: 0.5, Burst: 2}},
 		&Offer{From: "a", SDP: "v=0\r\n"},
 		&Answer{To: "a", SDP: "v=0\r\n"},

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -74,23 +75,85 @@ func validateRelay(to, from string) error {
 	return nil
 }
 
-// Validate implements Message.
-func (m *Hello) Validate() error {
-	if err := ValidateID(m.ID); err != nil {
-		return err
+// ValidateToken checks a network token: at most MaxTokenLength printable ASCII bytes.
+func ValidateToken(token string) error {
+	if len(token) > MaxTokenLength {
+		return fmt.Errorf("token is %d bytes, limit %d", len(token), MaxTokenLength)
 	}
-	if err := ValidateNetwork(m.Network); err != nil {
-		return err
-	}
-	if len(m.Token) > MaxTokenLength {
-		return fmt.Errorf("token is %d bytes, limit %d", len(m.Token), MaxTokenLength)
-	}
-	for i := 0; i < len(m.Token); i++ {
-		if m.Token[i] < 0x21 || m.Token[i] > 0x7e {
+	for i := 0; i < len(token); i++ {
+		if token[i] < 0x21 || token[i] > 0x7e {
 			return fmt.Errorf("token has a non-printable or non-ASCII byte at %d", i)
 		}
 	}
 	return nil
+}
+
+// EncodeBinary encodes b as challenge.nonce, hello.public_key and hello.signature are
+// encoded: unpadded base64url.
+func EncodeBinary(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// DecodeBinary decodes a field written by EncodeBinary that must hold exactly size bytes;
+// what names the field in the error. The length is checked before decoding, and decoding is
+// strict (the unused bits of the last character must be zero), so every value has exactly
+// one spelling.
+func DecodeBinary(what, s string, size int) ([]byte, error) {
+	if want := base64.RawURLEncoding.EncodedLen(size); len(s) != want {
+		return nil, fmt.Errorf("%s is %d characters, want %d (%d bytes in unpadded base64url)", what, len(s), want, size)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not canonical unpadded base64url: %w", what, err)
+	}
+	if len(b) != size { // unreachable for a canonical encoding of that length
+		return nil, fmt.Errorf("%s decodes to %d bytes, want %d", what, len(b), size)
+	}
+	return b, nil
+}
+
+// NonceBytes decodes the nonce.
+func (m *Challenge) NonceBytes() ([]byte, error) { return DecodeBinary("nonce", m.Nonce, NonceSize) }
+
+// Validate implements Message.
+func (m *Challenge) Validate() error {
+	if m.Version != ProtocolVersion {
+		return fmt.Errorf("version is %d, want %d", m.Version, ProtocolVersion)
+	}
+	_, err := m.NonceBytes()
+	return err
+}
+
+// PublicKeyBytes decodes the public key.
+func (m *Hello) PublicKeyBytes() ([]byte, error) {
+	return DecodeBinary("public_key", m.PublicKey, PublicKeySize)
+}
+
+// SignatureBytes decodes the signature.
+func (m *Hello) SignatureBytes() ([]byte, error) {
+	return DecodeBinary("signature", m.Signature, SignatureSize)
+}
+
+// Validate implements Message. It checks the encoding of the proof, not the proof itself,
+// which needs the connection's nonce and the identity package.
+func (m *Hello) Validate() error {
+	if m.Version != ProtocolVersion {
+		return fmt.Errorf("version is %d, want %d", m.Version, ProtocolVersion)
+	}
+	if m.ID != "" {
+		if err := ValidateID(m.ID); err != nil {
+			return err
+		}
+	}
+	if err := ValidateNetwork(m.Network); err != nil {
+		return err
+	}
+	if err := ValidateToken(m.Token); err != nil {
+		return err
+	}
+	if _, err := m.PublicKeyBytes(); err != nil {
+		return err
+	}
+	_, err := m.SignatureBytes()
+	return err
 }
 
 // Validate implements Message.

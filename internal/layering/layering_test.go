@@ -38,9 +38,9 @@ func layers() map[string]rule {
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
-		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket"},
+		"signaling/signalserver": {internal: []string{"signaling", "signaling/internal/tokenbucket", "identity"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "internal/browser"},
+		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "internal/browser", "identity"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
 		"signaling/signalservice": {internal: []string{"signaling", "signaling/signalserver", "turnserver", "web", "metrics"},
 			external: []string{"github.com/rs/zerolog"}},

@@ -1,13 +1,16 @@
 package signalclient
 
 import (
+	"crypto/ed25519"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/rtcmesh/rtcmesh/identity"
 )
 
 func TestBackoffDoublesWithJitterUpToMax(t *testing.T) {
-	cfg := DefaultConfig("ws://127.0.0.1:1/ws", "a", "n")
+	cfg := DefaultConfig("ws://127.0.0.1:1/ws", seedKey{ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))}, "n")
 	cfg.MinBackoff, cfg.MaxBackoff = 100*time.Millisecond, time.Second
 	cfg.Rand = rand.New(rand.NewPCG(1, 1))
 	c, err := New(cfg)
@@ -33,3 +36,10 @@ func TestBackoffDoublesWithJitterUpToMax(t *testing.T) {
 		t.Fatalf("backoff(1000) = %v overflowed the cap", d)
 	}
 }
+
+// seedKey is an in-memory identity key (identity.GenerateKey is not built for js/wasm).
+type seedKey struct{ priv ed25519.PrivateKey }
+
+func (k seedKey) ID() string                      { return identity.IDFromPublicKey(k.PublicKey()) }
+func (k seedKey) PublicKey() []byte               { return []byte(k.priv.Public().(ed25519.PublicKey)) }
+func (k seedKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }

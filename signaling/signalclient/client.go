@@ -1,5 +1,6 @@
 // Package signalclient is the Go client of rtcmesh's signaling service. A Client keeps one
-// WebSocket session to the server alive: it says hello, hands the application the welcome
+// WebSocket session to the server alive: it answers the server's challenge with a hello
+// signed by the node's identity key (Config.Key), hands the application the welcome
 // and every relayed offer, answer and candidate as Events, and reconnects with jittered
 // exponential backoff whenever the session ends. While the server is away the application
 // keeps working; Send methods then return ErrNotConnected.
@@ -16,10 +17,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/internal/tokenbucket"
 )
@@ -39,6 +42,9 @@ var (
 	ErrAlreadyRunning = errors.New("signalclient: Run already called")
 	// ErrServerGoingAway: the server said bye (it is shutting down); the client reconnects.
 	ErrServerGoingAway = errors.New("signalclient: server going away")
+	// ErrUnsupportedVersion: the server's challenge is of another signaling protocol version.
+	// Run returns it: reconnecting would not change the server.
+	ErrUnsupportedVersion = errors.New("signalclient: the server speaks another signaling protocol version")
 )
 
 // Event is something the application should know about. Exactly one field is set.
@@ -69,6 +75,7 @@ type Stats struct {
 // Events, and call the Send methods from any goroutine.
 type Client struct {
 	cfg    Config
+	id     string // cfg.Key.ID()
 	log    zerolog.Logger
 	rng    *rand.Rand // used only by the Run goroutine
 	events chan Event
@@ -102,13 +109,18 @@ func New(cfg Config) (*Client, error) {
 		}
 		rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	}
+	id := cfg.Key.ID()
 	return &Client{
 		cfg:    cfg,
-		log:    cfg.Logger.With().Str("id", cfg.ID).Str("network", cfg.Network).Logger(),
+		id:     id,
+		log:    cfg.Logger.With().Str("id", id).Str("network", cfg.Network).Logger(),
 		rng:    rng,
 		events: make(chan Event, cfg.EventQueueLength),
 	}, nil
 }
+
+// ID is the client's node ID, the ID of Config.Key.
+func (c *Client) ID() string { return c.id }
 
 // Events delivers events in order, holding at most Config.EventQueueLength (the oldest is
 // dropped when full). It is closed when Run returns.
@@ -179,8 +191,10 @@ func (c *Client) send(m signaling.Message) error {
 // Run connects, keeps the session alive and reconnects until ctx is done (it then returns
 // ctx.Err()) or the server refuses the client for a reason that retrying cannot fix: it then
 // returns an error wrapping the server's *signaling.Error with code replaced (another
-// instance with this ID took over), unauthorized, bad_hello or origin_not_allowed. Run
-// closes the Events channel when it returns and may be called only once.
+// connection proved this node's key: the key is in use elsewhere), unauthorized, bad_hello,
+// bad_proof, unsupported_version or origin_not_allowed, or wrapping ErrUnsupportedVersion
+// (the server speaks another protocol version). Run closes the Events channel when it
+// returns and may be called only once.
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.running {
@@ -210,6 +224,11 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		if permanent(err) {
 			c.log.Error().Err(err).Msg("server refused this client; not reconnecting")
+			var se *signaling.Error
+			if errors.As(err, &se) && se.Code == signaling.CodeReplaced {
+				return fmt.Errorf("signalclient: another connection proved this node's identity key (id %s) to the server, "+
+					"so the key is in use elsewhere (another instance of this node?); not reconnecting: %w", c.id, err)
+			}
 			return fmt.Errorf("signalclient: %w", err)
 		}
 		delay := c.backoff(attempt)
@@ -227,12 +246,16 @@ func (c *Client) Run(ctx context.Context) error {
 
 // permanent reports whether err means reconnecting would fail the same way or do harm.
 func permanent(err error) bool {
+	if errors.Is(err, ErrUnsupportedVersion) {
+		return true
+	}
 	var se *signaling.Error
 	if !errors.As(err, &se) {
 		return false
 	}
 	switch se.Code {
-	case signaling.CodeReplaced, signaling.CodeUnauthorized, signaling.CodeBadHello, signaling.CodeOriginNotAllowed:
+	case signaling.CodeReplaced, signaling.CodeUnauthorized, signaling.CodeBadHello, signaling.CodeBadProof,
+		signaling.CodeUnsupportedVersion, signaling.CodeOriginNotAllowed:
 		return true
 	}
 	return false
@@ -276,8 +299,9 @@ func describe(ev Event) string {
 	return "disconnected"
 }
 
-// runSession dials, says hello, waits for the welcome and then reads until the connection
-// ends. It reports whether a welcome arrived and why the session ended.
+// runSession dials, answers the challenge with a signed hello, waits for the welcome and then
+// reads until the connection ends. It reports whether a welcome arrived and why the session
+// ended.
 func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 	dialCtx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
@@ -297,12 +321,24 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 	// cancellation and the handshake deadline.
 	stopOnCancel := context.AfterFunc(ctx, func() { t.Close() })
 	defer stopOnCancel()
-	handshakeTimer := time.AfterFunc(c.cfg.HandshakeTimeout, func() { t.Close() })
+	var timedOut atomic.Bool
+	handshakeTimer := time.AfterFunc(c.cfg.HandshakeTimeout, func() {
+		timedOut.Store(true)
+		t.Close()
+	})
 	defer handshakeTimer.Stop()
 
-	hello, err := signaling.Marshal(&signaling.Hello{ID: c.cfg.ID, Network: c.cfg.Network, Token: c.cfg.Token})
+	nonce, err := c.awaitChallenge(t)
 	if err != nil {
-		return false, fmt.Errorf("build hello: %w", err)
+		if timedOut.Load() {
+			return false, fmt.Errorf("no challenge from the server within %v (a server of signaling protocol 1 sends none): %w",
+				c.cfg.HandshakeTimeout, err)
+		}
+		return false, err
+	}
+	hello, err := c.signHello(dialCtx, nonce)
+	if err != nil {
+		return false, err
 	}
 	if err := t.WriteMessage(hello); err != nil {
 		return false, fmt.Errorf("send hello: %w", err)
@@ -352,6 +388,9 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 				c.log.Warn().Msg("ignoring a second welcome")
 				continue
 			}
+			if m.ID != c.id {
+				return false, fmt.Errorf("server welcomed id %.60q, but this client's key has id %s", m.ID, c.id)
+			}
 			handshakeTimer.Stop()
 			s = c.startSession(m, t, stopWriter)
 			c.emit(Event{Message: m})
@@ -367,6 +406,8 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 			if ended == nil {
 				ended = fmt.Errorf("%w: %s", ErrServerGoingAway, m.Reason)
 			}
+		case *signaling.Challenge:
+			c.log.Warn().Msg("ignoring a second challenge")
 		case *signaling.Offer, *signaling.Answer, *signaling.Candidate, *signaling.PeerList, *signaling.PeerLeft:
 			if s == nil {
 				c.log.Warn().Str("type", string(m.Type())).Msg("ignoring message before welcome")
@@ -377,6 +418,83 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 			c.log.Warn().Str("type", string(m.Type())).Msg("ignoring client-to-server message type from server")
 		}
 	}
+}
+
+// awaitChallenge reads until the server's challenge and returns its nonce. A fatal error or a
+// bye before it ends the session; frames of unknown types are skipped (see the protocol's
+// evolution rule), but a challenge of another protocol version is ErrUnsupportedVersion.
+func (c *Client) awaitChallenge(t transport) ([]byte, error) {
+	for {
+		frame, err := t.ReadMessage()
+		if err != nil {
+			return nil, fmt.Errorf("waiting for challenge: %w", err)
+		}
+		m, err := signaling.ParseMessage(frame, c.cfg.MaxFrameSize)
+		if err != nil {
+			if errors.Is(err, signaling.ErrUnsupportedVersion) {
+				return nil, fmt.Errorf("%w: this client speaks signaling protocol %d: %v", ErrUnsupportedVersion, signaling.ProtocolVersion, err)
+			}
+			c.log.Warn().Err(err).Msg("ignoring unparsable frame from server while waiting for the challenge")
+			continue
+		}
+		c.mu.Lock()
+		c.stats.Received++
+		c.mu.Unlock()
+		switch m := m.(type) {
+		case *signaling.Challenge:
+			nonce, err := m.NonceBytes()
+			if err != nil { // unreachable: ParseMessage validated it
+				return nil, fmt.Errorf("challenge: %w", err)
+			}
+			return nonce, nil
+		case *signaling.Error:
+			if m.Fatal {
+				return nil, m
+			}
+			c.emit(Event{Message: m})
+		case *signaling.Bye:
+			return nil, fmt.Errorf("%w: %s", ErrServerGoingAway, m.Reason)
+		default:
+			c.log.Warn().Str("type", string(m.Type())).Msg("ignoring message before the challenge")
+		}
+	}
+}
+
+// signHello builds the hello that answers nonce. Signing runs in its own goroutine so that a
+// key that never answers (a stuck browser) cannot hold the session past ctx, the handshake
+// deadline; the goroutine ends when Sign returns.
+func (c *Client) signHello(ctx context.Context, nonce []byte) ([]byte, error) {
+	transcript := identity.Transcript(identity.LabelSignalingHello, nonce, []byte(c.cfg.Network))
+	type result struct {
+		sig []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sig, err := c.cfg.Key.Sign(transcript)
+		done <- result{sig, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sign the challenge: %w", ctx.Err())
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("sign the challenge: %w", r.err)
+	}
+	hello, err := signaling.Marshal(&signaling.Hello{
+		Version:   signaling.ProtocolVersion,
+		ID:        c.id,
+		Network:   c.cfg.Network,
+		Token:     c.cfg.Token,
+		PublicKey: signaling.EncodeBinary(c.cfg.Key.PublicKey()),
+		Signature: signaling.EncodeBinary(r.sig),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build hello: %w", err)
+	}
+	return hello, nil
 }
 
 // startSession publishes the welcomed session to the Send methods and starts its writer,

@@ -2,6 +2,8 @@ package signalclient_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalclient"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
@@ -147,8 +150,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func cfgFor(ts *testServer, id, network string) signalclient.Config {
-	return signalclient.DefaultConfig(ts.url(), id, network)
+// keyFor returns the identity key of the test node called name: the same key for the same
+// name, so tests can name nodes and reconnect them.
+func keyFor(name string) testKey {
+	seed := sha256.Sum256([]byte("signalclient test key " + name))
+	return testKey{ed25519.NewKeyFromSeed(seed[:])}
+}
+
+// testKey is an in-memory Ed25519 identity key for tests, built here rather than with
+// identity.GenerateKey so the tests also compile for js/wasm, where identity keys live in
+// WebCrypto.
+type testKey struct{ priv ed25519.PrivateKey }
+
+var _ identity.Signer = testKey{}
+
+func (k testKey) ID() string                      { return identity.IDFromPublicKey(k.PublicKey()) }
+func (k testKey) PublicKey() []byte               { return []byte(k.priv.Public().(ed25519.PublicKey)) }
+func (k testKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
+
+// idOf is the node ID of the test node called name.
+func idOf(name string) string { return keyFor(name).ID() }
+
+// cfgFor configures the test node called name.
+func cfgFor(ts *testServer, name, network string) signalclient.Config {
+	return signalclient.DefaultConfig(ts.url(), keyFor(name), network)
 }
 
 func TestExchangeOfferAnswerCandidate(t *testing.T) {
@@ -162,29 +187,29 @@ func TestExchangeOfferAnswerCandidate(t *testing.T) {
 		t.Fatalf("alice's welcome = %+v", w)
 	}
 	bob, _ := runClient(t, cfgFor(ts, "bob", "lobby"))
-	if w := expectWelcome(t, bob); len(w.Contacts) != 1 || w.Contacts[0] != "alice" {
+	if w := expectWelcome(t, bob); len(w.Contacts) != 1 || w.Contacts[0] != idOf("alice") {
 		t.Fatalf("bob's contacts = %v, want [alice]", w.Contacts)
 	}
 
-	if err := bob.SendOffer("alice", "offer-sdp"); err != nil {
+	if err := bob.SendOffer(idOf("alice"), "offer-sdp"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, alice); !sameMessage(ev.Message, &signaling.Offer{From: "bob", SDP: "offer-sdp"}) {
+	if ev := next(t, alice); !sameMessage(ev.Message, &signaling.Offer{From: idOf("bob"), SDP: "offer-sdp"}) {
 		t.Fatalf("alice got %+v", ev)
 	}
-	if err := alice.SendAnswer("bob", "answer-sdp"); err != nil {
+	if err := alice.SendAnswer(idOf("bob"), "answer-sdp"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, bob); !sameMessage(ev.Message, &signaling.Answer{From: "alice", SDP: "answer-sdp"}) {
+	if ev := next(t, bob); !sameMessage(ev.Message, &signaling.Answer{From: idOf("alice"), SDP: "answer-sdp"}) {
 		t.Fatalf("bob got %+v", ev)
 	}
 	for i := range 3 {
-		if err := alice.SendCandidate("bob", fmt.Sprintf(`{"candidate":"c%d"}`, i)); err != nil {
+		if err := alice.SendCandidate(idOf("bob"), fmt.Sprintf(`{"candidate":"c%d"}`, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 3 {
-		want := &signaling.Candidate{From: "alice", Candidate: fmt.Sprintf(`{"candidate":"c%d"}`, i)}
+		want := &signaling.Candidate{From: idOf("alice"), Candidate: fmt.Sprintf(`{"candidate":"c%d"}`, i)}
 		if ev := next(t, bob); !sameMessage(ev.Message, want) {
 			t.Fatalf("bob got %+v, want %+v", ev, want)
 		}
@@ -199,7 +224,7 @@ func TestExchangeOfferAnswerCandidate(t *testing.T) {
 	if err := bob.RequestPeers(0); err != nil {
 		t.Fatal(err)
 	}
-	if pl, ok := next(t, bob).Message.(*signaling.PeerList); !ok || len(pl.Peers) != 1 || pl.Peers[0] != "alice" {
+	if pl, ok := next(t, bob).Message.(*signaling.PeerList); !ok || len(pl.Peers) != 1 || pl.Peers[0] != idOf("alice") {
 		t.Fatalf("peer list = %+v", pl)
 	}
 	// Invalid input is refused locally with a clear error.
@@ -219,7 +244,7 @@ func TestNotConnectedWhileServerAway(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	c, _ := runClient(t, signalclient.DefaultConfig("ws://"+addr+"/ws", "alice", "lobby"))
+	c, _ := runClient(t, signalclient.DefaultConfig("ws://"+addr+"/ws", keyFor("alice"), "lobby"))
 	if err := c.SendOffer("bob", "s"); !errors.Is(err, signalclient.ErrNotConnected) {
 		t.Fatalf("SendOffer with no server = %v, want ErrNotConnected", err)
 	}
@@ -269,6 +294,9 @@ func TestReplacedClientStops(t *testing.T) {
 		if !errors.As(err, &se) || se.Code != signaling.CodeReplaced {
 			t.Fatalf("replaced client's Run = %v, want code replaced", err)
 		}
+		if !strings.Contains(err.Error(), "key is in use elsewhere") {
+			t.Errorf("replaced client's Run = %v, want it to say the key is in use elsewhere", err)
+		}
 	case <-time.After(wait):
 		t.Fatal("replaced client kept running")
 	}
@@ -313,11 +341,11 @@ func TestSlowConsumerEventsBounded(t *testing.T) {
 
 	const n = 50
 	for i := range n {
-		if err := fast.SendCandidate("slow", fmt.Sprint(i)); err != nil {
+		if err := fast.SendCandidate(idOf("slow"), fmt.Sprint(i)); err != nil {
 			t.Fatalf("candidate %d: %v", i, err)
 		}
 	}
-	waitFor(t, "all candidates received", func() bool { return slow.Stats().Received == n+1 })
+	waitFor(t, "all candidates received", func() bool { return slow.Stats().Received == n+2 }) // + challenge and welcome
 	if got := len(slow.Events()); got != 4 {
 		t.Fatalf("queued events = %d, want the bound 4", got)
 	}
@@ -325,7 +353,7 @@ func TestSlowConsumerEventsBounded(t *testing.T) {
 		t.Fatalf("dropped = %d, want %d", got, n-4)
 	}
 	for i := n - 4; i < n; i++ { // the newest survive
-		if ev := next(t, slow); !sameMessage(ev.Message, &signaling.Candidate{From: "fast", Candidate: fmt.Sprint(i)}) {
+		if ev := next(t, slow); !sameMessage(ev.Message, &signaling.Candidate{From: idOf("fast"), Candidate: fmt.Sprint(i)}) {
 			t.Fatalf("kept event %+v, want candidate %d", ev, i)
 		}
 	}
@@ -387,16 +415,18 @@ func TestClientPacesUnderServerLimit(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	good := signalclient.DefaultConfig("ws://127.0.0.1:1/ws", "a", "n")
+	good := signalclient.DefaultConfig("ws://127.0.0.1:1/ws", keyFor("a"), "n")
 	if _, err := signalclient.New(good); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
 	for name, mutate := range map[string]func(*signalclient.Config){
-		"http url":         func(c *signalclient.Config) { c.URL = "http://127.0.0.1/ws" },
-		"bad id":           func(c *signalclient.Config) { c.ID = "a b" },
-		"no network":       func(c *signalclient.Config) { c.Network = "" },
-		"negative queue":   func(c *signalclient.Config) { c.EventQueueLength = -1 },
-		"backoff inverted": func(c *signalclient.Config) { c.MinBackoff, c.MaxBackoff = time.Second, time.Millisecond },
+		"http url":          func(c *signalclient.Config) { c.URL = "http://127.0.0.1/ws" },
+		"no key":            func(c *signalclient.Config) { c.Key = nil },
+		"broken key":        func(c *signalclient.Config) { c.Key = brokenKey{keyFor("a")} },
+		"bad token":         func(c *signalclient.Config) { c.Token = "a b" },
+		"no network":        func(c *signalclient.Config) { c.Network = "" },
+		"negative queue":    func(c *signalclient.Config) { c.EventQueueLength = -1 },
+		"backoff inverted":  func(c *signalclient.Config) { c.MinBackoff, c.MaxBackoff = time.Second, time.Millisecond },
 	} {
 		cfg := good
 		mutate(&cfg)

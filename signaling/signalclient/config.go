@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling"
 )
 
@@ -18,10 +19,14 @@ type Config struct {
 	// URL is the server's WebSocket endpoint, ws://host:port/ws or wss://host/ws.
 	URL string
 
-	// ID is this node's ID, Network the network to join and Token the network's token if it
-	// is closed (see signaling.NetworkToken). ID and Network must pass signaling.ValidateID
-	// and signaling.ValidateNetwork.
-	ID      string
+	// Key is this node's identity key; required. The client answers the server's challenge
+	// with it, and its ID (Key.ID()) is the client's node ID. Key.Sign is called from the Run
+	// goroutine (never from a JavaScript callback, so a browser key may block it while
+	// WebCrypto works), at most once per connection, bounded by HandshakeTimeout.
+	Key identity.Signer
+
+	// Network is the network to join and Token the network's token if it is closed (see
+	// signaling.NetworkToken). Network must pass signaling.ValidateNetwork.
 	Network string
 	Token   string
 
@@ -49,7 +54,8 @@ type Config struct {
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 
-	// HandshakeTimeout bounds dialing plus waiting for the welcome. Default 10 s.
+	// HandshakeTimeout bounds dialing, waiting for the challenge, signing it and waiting for
+	// the welcome. Default 10 s.
 	HandshakeTimeout time.Duration
 
 	// WriteTimeout bounds writing one frame. Default 10 s.
@@ -75,11 +81,12 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// DefaultConfig returns the defaults for url, id and network.
-func DefaultConfig(url, id, network string) Config {
+// DefaultConfig returns the defaults for a client of the server at url that proves key and
+// joins network.
+func DefaultConfig(url string, key identity.Signer, network string) Config {
 	return Config{
 		URL:              url,
-		ID:               id,
+		Key:              key,
 		Network:          network,
 		EventQueueLength: 256,
 		SendQueueLength:  64,
@@ -102,9 +109,13 @@ func (c Config) validate() (Config, error) {
 	} else if u.Scheme != "ws" && u.Scheme != "wss" {
 		errs = append(errs, fmt.Errorf("URL %q: scheme must be ws or wss", c.URL))
 	}
-	if err := (&signaling.Hello{ID: c.ID, Network: c.Network, Token: c.Token}).Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("hello: %w", err))
+	if err := signaling.ValidateNetwork(c.Network); err != nil {
+		errs = append(errs, fmt.Errorf("Network: %w", err))
 	}
+	if err := signaling.ValidateToken(c.Token); err != nil {
+		errs = append(errs, fmt.Errorf("Token: %w", err))
+	}
+	errs = append(errs, checkKey(c.Key)...)
 	positive := func(name string, ok bool, v any) {
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, v))
@@ -128,4 +139,20 @@ func (c Config) validate() (Config, error) {
 		return c, fmt.Errorf("signalclient: invalid config: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// checkKey checks the identity key: present, and its ID the hash of its public key.
+func checkKey(key identity.Signer) []error {
+	if key == nil {
+		return []error{errors.New("Key is missing: the client needs the node's identity key (identity.Signer) " +
+			"to answer the server's challenge")}
+	}
+	var errs []error
+	pub := key.PublicKey()
+	if len(pub) != signaling.PublicKeySize {
+		errs = append(errs, fmt.Errorf("Key: public key is %d bytes, want %d", len(pub), signaling.PublicKeySize))
+	} else if derived := identity.IDFromPublicKey(pub); key.ID() != derived {
+		errs = append(errs, fmt.Errorf("Key: ID() is %.60q, but its public key's ID is %s", key.ID(), derived))
+	}
+	return errs
 }

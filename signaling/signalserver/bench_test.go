@@ -20,7 +20,7 @@ func BenchmarkRelay(b *testing.B) {
 	defer stop()
 	send := dialBench(b, url, "sender")
 	recv := dialBench(b, url, "receiver")
-	frame, err := signaling.Marshal(&signaling.Candidate{To: "receiver", Candidate: `{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}`})
+	frame, err := signaling.Marshal(&signaling.Candidate{To: idOf("receiver"), Candidate: `{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}`})
 	if err != nil {
 		b.Fatal(err)
 	}

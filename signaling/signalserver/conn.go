@@ -1,6 +1,7 @@
 package signalserver
 
 import (
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/internal/tokenbucket"
 )
@@ -41,6 +43,9 @@ type conn struct {
 	bucket         *tokenbucket.Bucket
 	handshakeTimer *time.Timer
 	helloSeen      atomic.Bool // read by the handshake timer
+	// nonce is this connection's challenge (signaling.NonceSize random bytes), set before
+	// the reader starts; nil if the connection was refused before the challenge.
+	nonce []byte
 
 	// Hub state, guarded by srv.mu (id and network are written once, under the lock,
 	// by the reader before any other goroutine can see the connection as registered).
@@ -128,6 +133,19 @@ func (c *conn) enqueue(frame []byte) {
 	}
 }
 
+// challenge draws the connection's nonce and queues the challenge, the first message the
+// client sees.
+func (c *conn) challenge() {
+	nonce := make([]byte, signaling.NonceSize)
+	if _, err := crand.Read(nonce); err != nil {
+		c.log.Error().Err(err).Msg("cannot draw a challenge nonce")
+		c.fatal(signaling.CodeInternal, "server could not draw a challenge")
+		return
+	}
+	c.nonce = nonce
+	c.sendMessage(&signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(nonce)})
+}
+
 func (c *conn) handshakeExpired() {
 	if !c.helloSeen.Load() {
 		c.fatal(signaling.CodeHandshakeTimeout, fmt.Sprintf("no hello within %v", c.srv.cfg.HandshakeTimeout))
@@ -200,6 +218,11 @@ func (c *conn) handleFrame(data []byte) {
 			c.fatal(signaling.CodeHelloRequired, fmt.Sprintf("first message must be hello, got %s", me.Type))
 			return
 		}
+		if helloPhase && errors.As(err, &me) && errors.Is(err, signaling.ErrUnsupportedVersion) {
+			c.fatal(signaling.CodeUnsupportedVersion, fmt.Sprintf("this server speaks signaling protocol %d; %s",
+				signaling.ProtocolVersion, me.Detail))
+			return
+		}
 		c.refuse(signaling.CodeFor(err, helloPhase), err.Error(), "")
 		return
 	}
@@ -231,6 +254,13 @@ func (c *conn) handleFrame(data []byte) {
 func (c *conn) handleHello(h *signaling.Hello) {
 	c.helloSeen.Store(true)
 	c.handshakeTimer.Stop()
+	// The proof comes first: an unproven hello learns nothing about the network (not even
+	// whether it is closed) and touches no member and no TURN credential.
+	id, err := c.verifyHello(h)
+	if err != nil {
+		c.fatal(signaling.CodeBadProof, err.Error())
+		return
+	}
 	if get := c.srv.cfg.NetworkSecret; get != nil {
 		if secret := get(h.Network); secret != nil && !signaling.VerifyNetworkToken(secret, h.Network, h.Token) {
 			what := "wrong token"
@@ -241,7 +271,7 @@ func (c *conn) handleHello(h *signaling.Hello) {
 			return
 		}
 	}
-	welcome, code, text := c.srv.register(c, h)
+	welcome, code, text := c.srv.register(c, id, h)
 	if welcome == nil {
 		if code == "" {
 			c.closeWith(&signaling.Bye{Reason: "server shutting down"}, websocket.CloseGoingAway, "shutting down", "")
@@ -256,11 +286,48 @@ func (c *conn) handleHello(h *signaling.Hello) {
 		c.fatal(signaling.CodeInternal, "server could not build the welcome")
 		return
 	}
-	c.log.Debug().Str("id", h.ID).Str("network", h.Network).Int("contacts", len(welcome.Contacts)).Msg("welcomed")
+	c.log.Debug().Str("id", id).Str("network", h.Network).Int("contacts", len(welcome.Contacts)).Msg("welcomed")
 	c.enqueue(frame)
 }
 
-// relay stamps the sender and hands m to the target's queue.
+// verifyHello checks that h proves possession of the key it carries, for this connection's
+// nonce and h's network, and returns the ID derived from that key. The error's text is short
+// enough to reach the client whole (it becomes the bad_proof message); the identity error it
+// wraps is for errors.Is.
+func (c *conn) verifyHello(h *signaling.Hello) (string, error) {
+	if c.nonce == nil { // unreachable: hellos are read only after the challenge was queued
+		return "", errors.New("this connection has no challenge")
+	}
+	pub, err := h.PublicKeyBytes()
+	if err != nil {
+		return "", fmt.Errorf("hello: %w", err)
+	}
+	sig, err := h.SignatureBytes()
+	if err != nil {
+		return "", fmt.Errorf("hello: %w", err)
+	}
+	id := identity.IDFromPublicKey(pub)
+	if h.ID != "" && h.ID != id {
+		return "", &proofError{msg: "hello.id is not the ID of hello.public_key, " + id, err: identity.ErrKeyMismatch}
+	}
+	msg := identity.Transcript(identity.LabelSignalingHello, c.nonce, []byte(h.Network))
+	if err := identity.Verify(id, pub, msg, sig); err != nil {
+		return "", &proofError{msg: "hello.signature does not sign this connection's challenge and network under hello.public_key", err: err}
+	}
+	return id, nil
+}
+
+// proofError is a failed proof: a message for the client, and the cause.
+type proofError struct {
+	msg string
+	err error
+}
+
+func (e *proofError) Error() string { return e.msg }
+func (e *proofError) Unwrap() error { return e.err }
+
+// relay hands m, whose From the caller set to c's proven ID (never to what the client sent),
+// to the target's queue.
 func (c *conn) relay(to string, m signaling.Message) {
 	if to == "" {
 		c.refuse(signaling.CodeMalformed, fmt.Sprintf("%s needs a \"to\"", m.Type()), "")

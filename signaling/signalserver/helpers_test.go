@@ -1,6 +1,8 @@
 package signalserver_test
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 )
@@ -47,10 +50,50 @@ func overDefaults(partial signalserver.Config) signalserver.Config {
 	return cfg
 }
 
+// keyFor returns the identity key of the test node called name: the same key for the same
+// name, so tests can name nodes and reconnect them.
+func keyFor(name string) testKey {
+	seed := sha256.Sum256([]byte("signalserver test key " + name))
+	return testKey{ed25519.NewKeyFromSeed(seed[:])}
+}
+
+// testKey is an in-memory Ed25519 identity key for tests, built here rather than with
+// identity.GenerateKey so the tests also compile for js/wasm, where identity keys live in
+// WebCrypto.
+type testKey struct{ priv ed25519.PrivateKey }
+
+var _ identity.Signer = testKey{}
+
+func (k testKey) ID() string                      { return identity.IDFromPublicKey(k.PublicKey()) }
+func (k testKey) PublicKey() []byte               { return []byte(k.priv.Public().(ed25519.PublicKey)) }
+func (k testKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
+
+// idOf is the node ID of the test node called name.
+func idOf(name string) string { return keyFor(name).ID() }
+
+// signHello returns a protocol-2 hello from key for network, signed over nonce.
+func signHello(t testing.TB, key identity.Signer, nonce []byte, network, token string) *signaling.Hello {
+	t.Helper()
+	sig, err := key.Sign(identity.Transcript(identity.LabelSignalingHello, nonce, []byte(network)))
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return &signaling.Hello{
+		Version:   signaling.ProtocolVersion,
+		ID:        key.ID(),
+		Network:   network,
+		Token:     token,
+		PublicKey: signaling.EncodeBinary(key.PublicKey()),
+		Signature: signaling.EncodeBinary(sig),
+	}
+}
+
 // rawClient speaks the protocol by hand, so tests see exactly what the server sends.
 type rawClient struct {
 	t  *testing.T
 	ws *websocket.Conn
+	// nonce is the server's challenge once read (by awaitChallenge, or skipped over by read).
+	nonce []byte
 }
 
 func dialRaw(t *testing.T, url string, header http.Header) *rawClient {
@@ -89,7 +132,24 @@ func (c *rawClient) read() signaling.Message {
 	return m
 }
 
+// tryRead returns the next message other than the challenge, which it records.
 func (c *rawClient) tryRead() (signaling.Message, error) {
+	for {
+		m, err := c.readAny()
+		if err != nil {
+			return nil, err
+		}
+		if ch, ok := m.(*signaling.Challenge); ok {
+			c.recordChallenge(ch)
+			continue
+		}
+		return m, nil
+	}
+}
+
+// readAny returns the next message, whatever it is.
+func (c *rawClient) readAny() (signaling.Message, error) {
+	c.t.Helper()
 	c.ws.SetReadDeadline(time.Now().Add(wait))
 	_, data, err := c.ws.ReadMessage()
 	if err != nil {
@@ -102,16 +162,54 @@ func (c *rawClient) tryRead() (signaling.Message, error) {
 	return m, nil
 }
 
-func (c *rawClient) hello(id, network string) *signaling.Welcome {
+func (c *rawClient) recordChallenge(ch *signaling.Challenge) {
 	c.t.Helper()
-	c.send(&signaling.Hello{ID: id, Network: network})
+	if c.nonce != nil {
+		c.t.Fatalf("second challenge %+v", ch)
+	}
+	nonce, err := ch.NonceBytes()
+	if err != nil {
+		c.t.Fatalf("challenge nonce: %v", err)
+	}
+	c.nonce = nonce
+}
+
+// awaitChallenge reads the challenge, which must be the first message, unless already read.
+func (c *rawClient) awaitChallenge() *signaling.Challenge {
+	c.t.Helper()
+	if c.nonce != nil {
+		return &signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(c.nonce)}
+	}
+	m, err := c.readAny()
+	if err != nil {
+		c.t.Fatalf("waiting for the challenge: %v", err)
+	}
+	ch, ok := m.(*signaling.Challenge)
+	if !ok {
+		c.t.Fatalf("first message %#v, want a challenge", m)
+	}
+	c.recordChallenge(ch)
+	return ch
+}
+
+// helloFor returns the hello of the test node name, answering this connection's challenge.
+func (c *rawClient) helloFor(name, network, token string) *signaling.Hello {
+	c.t.Helper()
+	c.awaitChallenge()
+	return signHello(c.t, keyFor(name), c.nonce, network, token)
+}
+
+// hello says hello as the test node name and returns the welcome.
+func (c *rawClient) hello(name, network string) *signaling.Welcome {
+	c.t.Helper()
+	c.send(c.helloFor(name, network, ""))
 	m := c.read()
 	w, ok := m.(*signaling.Welcome)
 	if !ok {
 		c.t.Fatalf("after hello got %#v, want welcome", m)
 	}
-	if w.ID != id {
-		c.t.Fatalf("welcome id %q, want %q", w.ID, id)
+	if w.ID != idOf(name) {
+		c.t.Fatalf("welcome id %q, want %q", w.ID, idOf(name))
 	}
 	return w
 }
@@ -189,12 +287,28 @@ func serveForBench(b *testing.B, srv *signalserver.Server) (string, func()) {
 	}
 }
 
-func dialBench(b *testing.B, url, id string) *websocket.Conn {
+func dialBench(b *testing.B, url, name string) *websocket.Conn {
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	hello, _ := signaling.Marshal(&signaling.Hello{ID: id, Network: "bench"})
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := signaling.ParseMessage(data, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch, ok := m.(*signaling.Challenge)
+	if !ok {
+		b.Fatalf("first message %#v, want a challenge", m)
+	}
+	nonce, err := ch.NonceBytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	hello, _ := signaling.Marshal(signHello(b, keyFor(name), nonce, "bench", ""))
 	if err := ws.WriteMessage(websocket.TextMessage, hello); err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 // Package signalserver is rtcmesh's signaling server: an http.Handler that accepts WebSocket
-// connections (mounted by the binary at /ws), admits each node into a network after its hello,
-// hands it ICE servers and a few random live contacts, and relays offers, answers and
-// candidates between nodes of the same network with the sender stamped by the server.
+// connections (mounted by the binary at /ws), challenges each with a fresh nonce, admits a
+// node into a network only after its hello proved possession of the identity key its ID is
+// derived from, hands it ICE servers and a few random live contacts, and relays offers,
+// answers and candidates between nodes of the same network with the proven sender stamped by
+// the server.
 //
 // The server is only for meeting: once nodes are linked, the overlay does not need it. Every
 // limit is a Config field and is reported to the client as a signaling.ErrorCode before the
@@ -193,6 +195,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.fatal(signaling.CodeOriginNotAllowed, fmt.Sprintf("origin %q is not allowed", boundedString(r.Header.Get("Origin"))))
 	default:
 		c.handshakeTimer = time.AfterFunc(s.cfg.HandshakeTimeout, c.handshakeExpired)
+		c.challenge()
 	}
 	c.readLoop()
 }
@@ -282,8 +285,10 @@ func (s *Server) countRejection(code signaling.ErrorCode) {
 	s.mu.Unlock()
 }
 
-// register admits c with hello h. It returns the welcome to send, or the fatal error code.
-func (s *Server) register(c *conn, h *signaling.Hello) (*signaling.Welcome, signaling.ErrorCode, string) {
+// register admits c as the node id, proven by hello h. It returns the welcome to send, or the
+// fatal error code. Only proven hellos reach it, so only the holder of id's key can replace
+// a connection of id.
+func (s *Server) register(c *conn, id string, h *signaling.Hello) (*signaling.Welcome, signaling.ErrorCode, string) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -292,7 +297,7 @@ func (s *Server) register(c *conn, h *signaling.Hello) (*signaling.Welcome, sign
 	n := s.networks[h.Network]
 	var old *conn
 	if n != nil {
-		old = n.members[h.ID]
+		old = n.members[id]
 		if old == nil && len(n.members) >= s.cfg.MaxPeersPerNetwork {
 			s.mu.Unlock()
 			return nil, signaling.CodeNetworkFull, fmt.Sprintf("network %q has its maximum of %d peers", h.Network, s.cfg.MaxPeersPerNetwork)
@@ -301,7 +306,7 @@ func (s *Server) register(c *conn, h *signaling.Hello) (*signaling.Welcome, sign
 		n = &network{name: h.Network, members: make(map[string]*conn)}
 		s.networks[h.Network] = n
 	}
-	c.id, c.network, c.net = h.ID, h.Network, n
+	c.id, c.network, c.net = id, h.Network, n
 	if old != nil {
 		old.registered = false
 		c.slot = old.slot
@@ -310,19 +315,20 @@ func (s *Server) register(c *conn, h *signaling.Hello) (*signaling.Welcome, sign
 		c.slot = len(n.order)
 		n.order = append(n.order, c)
 	}
-	n.members[h.ID] = c
+	n.members[id] = c
 	c.registered = true
 	contacts := s.sampleLocked(n, s.cfg.ContactCount, c)
 	s.stats.Welcomed++
 	s.mu.Unlock()
 
 	if old != nil {
-		old.log.Info().Msg("replaced by a newer connection with the same id")
-		old.fatal(signaling.CodeReplaced, "a newer connection with your id joined this network")
+		old.log.Info().Str("id", id).Msg("replaced by a newer connection that proved the same key")
+		old.fatal(signaling.CodeReplaced, fmt.Sprintf("a newer connection proved your identity key (id %s): it is in use elsewhere", id))
 	}
-	w := &signaling.Welcome{ID: h.ID, Contacts: contacts, Limits: s.limits}
+	w := &signaling.Welcome{ID: id, Contacts: contacts, Limits: s.limits}
 	if s.cfg.ICEServers != nil {
-		w.ICEServers = s.cfg.ICEServers(h.ID)
+		// Credentials for id are minted only here, after the proof.
+		w.ICEServers = s.cfg.ICEServers(id)
 	}
 	return w, "", ""
 }

@@ -23,17 +23,17 @@ func TestRelayStampsSender(t *testing.T) {
 	a.hello("alice", "lobby")
 	b.hello("bob", "lobby")
 
-	// A spoofed "from" is overwritten with the sender's registered ID.
-	a.send(&signaling.Offer{To: "bob", From: "mallory", SDP: "offer-sdp"})
-	if got, want := b.read(), (&signaling.Offer{From: "alice", SDP: "offer-sdp"}); !equal(got, want) {
+	// A spoofed "from" is overwritten with the sender's proven ID.
+	a.send(&signaling.Offer{To: idOf("bob"), From: "mallory", SDP: "offer-sdp"})
+	if got, want := b.read(), (&signaling.Offer{From: idOf("alice"), SDP: "offer-sdp"}); !equal(got, want) {
 		t.Fatalf("bob got %#v, want %#v", got, want)
 	}
-	b.send(&signaling.Answer{To: "alice", SDP: "answer-sdp"})
-	if got, want := a.read(), (&signaling.Answer{From: "bob", SDP: "answer-sdp"}); !equal(got, want) {
+	b.send(&signaling.Answer{To: idOf("alice"), SDP: "answer-sdp"})
+	if got, want := a.read(), (&signaling.Answer{From: idOf("bob"), SDP: "answer-sdp"}); !equal(got, want) {
 		t.Fatalf("alice got %#v, want %#v", got, want)
 	}
-	a.send(&signaling.Candidate{To: "bob", Candidate: `{"candidate":"c1"}`})
-	if got, want := b.read(), (&signaling.Candidate{From: "alice", Candidate: `{"candidate":"c1"}`}); !equal(got, want) {
+	a.send(&signaling.Candidate{To: idOf("bob"), Candidate: `{"candidate":"c1"}`})
+	if got, want := b.read(), (&signaling.Candidate{From: idOf("alice"), Candidate: `{"candidate":"c1"}`}); !equal(got, want) {
 		t.Fatalf("bob got %#v, want %#v", got, want)
 	}
 }
@@ -47,12 +47,12 @@ func TestNetworksIsolateAndUnknownTarget(t *testing.T) {
 	a.hello("alice", "one")
 	c.hello("carol", "two")
 
-	a.send(&signaling.Offer{To: "carol", SDP: "s"})
+	a.send(&signaling.Offer{To: idOf("carol"), SDP: "s"})
 	e := a.expectError(signaling.CodeUnknownTarget)
-	if e.To != "carol" {
+	if e.To != idOf("carol") {
 		t.Errorf("unknown_target names %q, want carol", e.To)
 	}
-	a.send(&signaling.Offer{To: "alice", SDP: "s"})
+	a.send(&signaling.Offer{To: idOf("alice"), SDP: "s"})
 	a.expectError(signaling.CodeUnknownTarget)
 	// Not fatal: the connection still works.
 	a.send(&signaling.PeersRequest{})
@@ -78,8 +78,9 @@ func TestWelcomeContactsAndICEServers(t *testing.T) {
 	_, url := startServer(t, cfg)
 	live := []string{}
 	for i := range 6 {
-		id := fmt.Sprintf("n%d", i)
-		w := dialRaw(t, url, nil).hello(id, "lobby")
+		name := fmt.Sprintf("n%d", i)
+		id := idOf(name)
+		w := dialRaw(t, url, nil).hello(name, "lobby")
 		if want := min(i, 3); len(w.Contacts) != want {
 			t.Fatalf("%s got %d contacts %v, want %d", id, len(w.Contacts), w.Contacts, want)
 		}
@@ -107,7 +108,7 @@ func TestWelcomeContactsAndICEServers(t *testing.T) {
 	c.hello("asker", "lobby")
 	c.send(&signaling.PeersRequest{Max: 100})
 	pl, ok := c.read().(*signaling.PeerList)
-	if !ok || len(pl.Peers) != 4 || slices.Contains(pl.Peers, "asker") {
+	if !ok || len(pl.Peers) != 4 || slices.Contains(pl.Peers, idOf("asker")) {
 		t.Fatalf("peer list = %#v, want 4 peers other than asker", pl)
 	}
 }
@@ -167,7 +168,7 @@ func TestNetworkFull(t *testing.T) {
 	dialRaw(t, url, nil).hello("a", "lobby")
 	dialRaw(t, url, nil).hello("b", "lobby")
 	c := dialRaw(t, url, nil)
-	c.send(&signaling.Hello{ID: "c", Network: "lobby"})
+	c.send(c.helloFor("c", "lobby", ""))
 	c.expectFatal(signaling.CodeNetworkFull)
 	// Other networks are unaffected, and a reconnecting member still gets in.
 	dialRaw(t, url, nil).hello("c", "elsewhere")
@@ -214,12 +215,19 @@ func (c *rawClient) sendAndExpectFatal(frame string, code signaling.ErrorCode) {
 
 func TestBadHello(t *testing.T) {
 	_, url := startServer(t, signalserver.Config{})
+	key := strings.Repeat("k", 42) + "w"
+	sig := strings.Repeat("s", 85) + "w"
+	v2 := func(fields string) string {
+		return `{"type":"hello","version":2,"public_key":"` + key + `","signature":"` + sig + `",` + fields + `}`
+	}
 	for _, frame := range []string{
-		`{"type":"hello","id":"","network":"lobby"}`,
-		`{"type":"hello","id":"has space","network":"lobby"}`,
-		`{"type":"hello","id":"a","network":"` + strings.Repeat("n", 65) + `"}`,
-		`{"type":"hello","id":"a","network":"lobby","colour":"blue"}`,
-		`{"type":"hello","id":7,"network":"lobby"}`,
+		v2(`"id":"has space","network":"lobby"`),
+		v2(`"network":"` + strings.Repeat("n", 65) + `"`),
+		v2(`"network":"lobby","colour":"blue"`),
+		v2(`"id":7,"network":"lobby"`),
+		`{"type":"hello","version":2,"network":"lobby"}`,
+		`{"type":"hello","version":2,"network":"lobby","public_key":"` + key + `","signature":"short"}`,
+		`{"type":"hello","version":2,"network":"lobby","public_key":"` + key + `=","signature":"` + sig + `"}`,
 	} {
 		dialRaw(t, url, nil).sendAndExpectFatal(frame, signaling.CodeBadHello)
 	}
@@ -236,7 +244,9 @@ func TestUnexpectedMessage(t *testing.T) {
 	_, url := startServer(t, signalserver.Config{})
 	a := dialRaw(t, url, nil)
 	a.hello("alice", "lobby")
-	a.send(&signaling.Hello{ID: "alice", Network: "lobby"})
+	a.send(a.helloFor("alice", "lobby", ""))
+	a.expectError(signaling.CodeUnexpectedMessage)
+	a.send(&signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(make([]byte, signaling.NonceSize))})
 	a.expectError(signaling.CodeUnexpectedMessage)
 	a.send(&signaling.Welcome{ID: "alice"})
 	a.expectError(signaling.CodeUnexpectedMessage)
@@ -247,12 +257,15 @@ func TestUnauthorized(t *testing.T) {
 	_, url := startServer(t, signalserver.Config{
 		NetworkSecret: signalserver.StaticSecrets(map[string][]byte{"team": secret}),
 	})
-	dialRaw(t, url, nil).sendAndExpectFatal(`{"type":"hello","id":"a","network":"team"}`, signaling.CodeUnauthorized)
-	wrong := signaling.NetworkToken(secret, "other")
-	dialRaw(t, url, nil).sendAndExpectFatal(`{"type":"hello","id":"a","network":"team","token":"`+wrong+`"}`, signaling.CodeUnauthorized)
+	missing := dialRaw(t, url, nil)
+	missing.send(missing.helloFor("a", "team", ""))
+	missing.expectFatal(signaling.CodeUnauthorized)
+	wrong := dialRaw(t, url, nil)
+	wrong.send(wrong.helloFor("a", "team", signaling.NetworkToken(secret, "other")))
+	wrong.expectFatal(signaling.CodeUnauthorized)
 
 	ok := dialRaw(t, url, nil)
-	ok.send(&signaling.Hello{ID: "a", Network: "team", Token: signaling.NetworkToken(secret, "team")})
+	ok.send(ok.helloFor("a", "team", signaling.NetworkToken(secret, "team")))
 	if _, isWelcome := ok.read().(*signaling.Welcome); !isWelcome {
 		t.Fatal("correct token refused")
 	}
@@ -275,17 +288,17 @@ func TestDuplicateIDReplacesOlder(t *testing.T) {
 	old.hello("alice", "lobby")
 	b := dialRaw(t, url, nil)
 	b.hello("bob", "lobby")
-	b.send(&signaling.Offer{To: "alice", SDP: "for-old"})
+	b.send(&signaling.Offer{To: idOf("alice"), SDP: "for-old"})
 	old.read()
 
 	fresh := dialRaw(t, url, nil)
 	w := fresh.hello("alice", "lobby")
-	if slices.Contains(w.Contacts, "alice") {
+	if slices.Contains(w.Contacts, idOf("alice")) {
 		t.Errorf("contacts %v name the client itself", w.Contacts)
 	}
 	old.expectFatal(signaling.CodeReplaced)
-	b.send(&signaling.Offer{To: "alice", SDP: "for-new"})
-	if got := fresh.read(); !equal(got, &signaling.Offer{From: "bob", SDP: "for-new"}) {
+	b.send(&signaling.Offer{To: idOf("alice"), SDP: "for-new"})
+	if got := fresh.read(); !equal(got, &signaling.Offer{From: idOf("bob"), SDP: "for-new"}) {
 		t.Fatalf("new alice got %#v", got)
 	}
 	// The replaced connection leaving must not remove the new one, nor announce peer-left.
@@ -294,7 +307,7 @@ func TestDuplicateIDReplacesOlder(t *testing.T) {
 		t.Fatalf("peers = %d, want 2", st.Peers)
 	}
 	b.send(&signaling.PeersRequest{})
-	if pl, ok := b.read().(*signaling.PeerList); !ok || !slices.Equal(pl.Peers, []string{"alice"}) {
+	if pl, ok := b.read().(*signaling.PeerList); !ok || !slices.Equal(pl.Peers, []string{idOf("alice")}) {
 		t.Fatalf("bob's next message is %#v, want a peer-list of alice", pl)
 	}
 }
@@ -307,10 +320,10 @@ func TestPeerLeftGoesToCorrespondentsOnly(t *testing.T) {
 	b.hello("bob", "lobby")
 	c := dialRaw(t, url, nil)
 	c.hello("carol", "lobby")
-	a.send(&signaling.Offer{To: "bob", SDP: "s"})
+	a.send(&signaling.Offer{To: idOf("bob"), SDP: "s"})
 	b.read()
 	b.ws.Close()
-	if got := a.read(); !equal(got, &signaling.PeerLeft{ID: "bob"}) {
+	if got := a.read(); !equal(got, &signaling.PeerLeft{ID: idOf("bob")}) {
 		t.Fatalf("alice got %#v, want peer-left bob", got)
 	}
 	c.send(&signaling.PeersRequest{})
@@ -341,7 +354,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		if i > 1000 {
 			t.Fatal("60 MB sent and the slow reader is still connected")
 		}
-		fast.send(&signaling.Offer{To: "slow", SDP: sdp})
+		fast.send(&signaling.Offer{To: idOf("slow"), SDP: sdp})
 	}
 	waitFor(t, "slow consumer removed", func() bool { return srv.Stats().Peers == 1 })
 	// The fast client is unaffected.
@@ -367,7 +380,7 @@ func TestInternalErrorOnBadICEServers(t *testing.T) {
 		ICEServers: func(string) []signaling.ICEServer { return []signaling.ICEServer{{URLs: nil}} },
 	})
 	a := dialRaw(t, url, nil)
-	a.send(&signaling.Hello{ID: "a", Network: "lobby"})
+	a.send(a.helloFor("a", "lobby", ""))
 	a.expectFatal(signaling.CodeInternal)
 }
 
@@ -394,7 +407,7 @@ func TestKeepalive(t *testing.T) {
 	}
 	// A silent client (never reads, so never answers pings) is dropped.
 	silent := dialRaw(t, url, nil)
-	silent.send(&signaling.Hello{ID: "silent", Network: "lobby"})
+	silent.send(silent.helloFor("silent", "lobby", ""))
 	waitFor(t, "silent client dropped", func() bool {
 		st := srv.Stats()
 		return st.Peers == 1 && st.Connections == 1
