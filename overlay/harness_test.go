@@ -235,7 +235,7 @@ func (n *testNet) broadcast(name, text string) gossip.MessageID {
 	return id
 }
 
-// reached lists the live peers that did not deliver id.
+// missing lists the live peers that did not deliver id.
 func (n *testNet) missing(id gossip.MessageID) []string {
 	var out []string
 	for _, name := range n.live() {
