@@ -310,8 +310,8 @@ func (c *Core) Leave() {
 	c.asked = c.asked[:0]
 	c.lastShuffle = c.lastShuffle[:0]
 	c.joinList = c.joinList[:0]
-	c.failedRounds, c.pending, c.joinTarget = 0, "", ""
-	c.pendingTimer.stop()
+	c.failedRounds, c.joinTarget = 0, ""
+	c.clearPending()
 	c.joinTimer.stop()
 	c.rejoinTimer.stop()
 	c.shuffleTimer.stop()
@@ -347,8 +347,7 @@ func (c *Core) Tick(now time.Duration) {
 	if c.pendingTimer.due(now) {
 		// No reply from the repair candidate in time: it is as good as unreachable.
 		cand := c.pending
-		c.pending = ""
-		c.pendingTimer.stop()
+		c.clearPending()
 		c.passive = removeValue(c.passive, cand)
 	}
 	if c.joinTimer.due(now) {
@@ -412,8 +411,7 @@ func (c *Core) PeerDown(peer string) {
 	c.passive = removeValue(c.passive, peer)
 	c.asked = removeValue(c.asked, peer)
 	if peer == c.pending {
-		c.pending = ""
-		c.pendingTimer.stop()
+		c.clearPending()
 	}
 	if peer == c.joinTarget {
 		c.advanceJoin(false)
@@ -535,8 +533,7 @@ func (c *Core) onJoinReply(from string) {
 // us again. Either way the link ends up symmetric.
 func (c *Core) accepted(p string) {
 	if p == c.pending {
-		c.pending = ""
-		c.pendingTimer.stop()
+		c.clearPending()
 	}
 	switch {
 	case indexOf(c.active, p) >= 0:
@@ -607,8 +604,7 @@ func (c *Core) onNeighborReply(from string, m *Message) {
 	// round moves on to another candidate. A refusal never removes an active peer.
 	c.asked = removeValue(c.asked, from)
 	if from == c.pending {
-		c.pending = ""
-		c.pendingTimer.stop()
+		c.clearPending()
 		c.addTried(from)
 	}
 }
@@ -641,8 +637,7 @@ func (c *Core) onDisconnect(from string, m *Message) {
 	c.passive = removeValue(c.passive, from)
 	c.asked = removeValue(c.asked, from)
 	if from == c.pending {
-		c.pending = ""
-		c.pendingTimer.stop()
+		c.clearPending()
 	}
 	if from == c.joinTarget {
 		c.advanceJoin(false)
@@ -714,6 +709,13 @@ func (c *Core) maintain() {
 	if isolated && c.pending == "" && c.joinTarget == "" && !c.rejoinTimer.armed {
 		c.startRejoin()
 	}
+}
+
+// clearPending ends the outstanding repair request (answered, failed, timed out or
+// abandoned), so the repair may ask the next candidate.
+func (c *Core) clearPending() {
+	c.pending = ""
+	c.pendingTimer.stop()
 }
 
 func (c *Core) askNeighbor(cand string, high bool) {
@@ -813,8 +815,7 @@ func (c *Core) addActive(p string) bool {
 	// from it is now a no-op, and must stay one even if we drop p before it arrives.
 	c.asked = removeValue(c.asked, p)
 	if p == c.pending {
-		c.pending = ""
-		c.pendingTimer.stop()
+		c.clearPending()
 	}
 	c.passive = removeValue(c.passive, p)
 	c.active = append(c.active, p)

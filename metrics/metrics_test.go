@@ -175,7 +175,7 @@ func TestNodeCollectorValues(t *testing.T) {
 // memNodes starts n complete nodes over an in-memory network, each joining through the first.
 func memNodes(t *testing.T, n int) []*node.Node {
 	t.Helper()
-	net, err := memlink.NewNetwork(memlink.Config{})
+	net, err := memlink.NewNetwork(memlink.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

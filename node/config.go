@@ -80,6 +80,8 @@ func DefaultLANConfig() Config {
 	return c
 }
 
+// validate refuses a missing or invalid field, the first in field order; the protocol
+// templates are checked by overlay.New with the node's fields filled in.
 func (c *Config) validate() error {
 	switch {
 	case c.Transport == nil:
@@ -90,8 +92,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: TickInterval %v must be positive", c.TickInterval)
 	case c.IdleLinkTimeout <= 0:
 		return fmt.Errorf("node: IdleLinkTimeout %v must be positive", c.IdleLinkTimeout)
-	case c.PendingFramesPerPeer < 1 || c.DeliveryQueueLength < 1 || c.EventQueueLength < 1:
-		return errors.New("node: PendingFramesPerPeer, DeliveryQueueLength and EventQueueLength must be at least 1")
+	case c.PendingFramesPerPeer < 1:
+		return fmt.Errorf("node: PendingFramesPerPeer %d must be at least 1", c.PendingFramesPerPeer)
+	case c.DeliveryQueueLength < 1:
+		return fmt.Errorf("node: DeliveryQueueLength %d must be at least 1", c.DeliveryQueueLength)
+	case c.EventQueueLength < 1:
+		return fmt.Errorf("node: EventQueueLength %d must be at least 1", c.EventQueueLength)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("node: limits: %w", err)

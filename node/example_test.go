@@ -14,7 +14,7 @@ import (
 // Two nodes over in-memory links: the second joins through the first, then broadcasts. With
 // node.StartWebRTC the same API runs over WebRTC data channels through a signaling server.
 func Example() {
-	network, err := memlink.NewNetwork(memlink.Config{})
+	network, err := memlink.NewNetwork(memlink.DefaultConfig())
 	if err != nil {
 		panic(err)
 	}

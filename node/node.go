@@ -1,7 +1,7 @@
-// Package node is the rtcmesh runtime. One goroutine owns a HyParView core (package
-// membership) and a Plumtree core (package gossip), carries their messages to peers over a
-// link.Transport in the wire format, and gives the application a small API: Broadcast,
-// Deliveries, Events, Neighbors, Stats and Close.
+// Package node is the rtcmesh runtime. One goroutine owns the composition of a HyParView core
+// (package membership) and a Plumtree core (package gossip), an overlay.Peer, carries their
+// messages to peers over a link.Transport in the wire format, and gives the application a small
+// API: Broadcast, Deliveries, Events, Neighbors, Stats and Close.
 //
 // Peers are addressed by node ID. To send to a peer the node uses the open link, or dials one
 // and queues the frames (a bounded few) until it is up. A link that goes down, or that cannot be
@@ -25,6 +25,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/overlay"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
 
@@ -107,17 +108,18 @@ type peerLink struct {
 	since      time.Time
 	lastActive time.Time
 	pending    [][]byte // frames waiting for the link to come up
-	downReason string   // why the link went down, for the NeighborDown event
 }
 
 // Node is one member of the overlay.
 type Node struct {
 	cfg   Config
 	tr    link.Transport
-	mem   *membership.Core
-	gsp   *gossip.Core
+	peer  *overlay.Peer
 	start time.Time
 	now   func() time.Time
+	// elapsed is the cores' time (since start) read at the top of the current loop
+	// iteration, so every call into the cores within one iteration sees the same instant.
+	elapsed time.Duration
 
 	// Owned by the loop goroutine.
 	links      map[string]*peerLink
@@ -147,15 +149,10 @@ func New(cfg Config) (*Node, error) {
 		}
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	mc := cfg.Membership
-	mc.Self, mc.Rand, mc.Contacts = cfg.ID, mrand.New(mrand.NewPCG(seed, 1)), cfg.Contacts
-	mem, err := membership.New(mc)
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	gc := cfg.Gossip
-	gc.Self, gc.Rand = cfg.ID, mrand.New(mrand.NewPCG(seed, 2))
-	gsp, err := gossip.New(gc)
+	oc := overlay.Config{Self: cfg.ID, Membership: cfg.Membership, Gossip: cfg.Gossip}
+	oc.Membership.Rand, oc.Membership.Contacts = mrand.New(mrand.NewPCG(seed, 1)), cfg.Contacts
+	oc.Gossip.Rand = mrand.New(mrand.NewPCG(seed, 2))
+	peer, err := overlay.New(oc)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -164,7 +161,7 @@ func New(cfg Config) (*Node, error) {
 		now = time.Now
 	}
 	n := &Node{
-		cfg: cfg, tr: cfg.Transport, mem: mem, gsp: gsp, start: now(), now: now,
+		cfg: cfg, tr: cfg.Transport, peer: peer, start: now(), now: now,
 		links:      map[string]*peerLink{},
 		downReason: map[string]string{},
 		neighbors:  map[string]time.Time{},
@@ -177,7 +174,7 @@ func New(cfg Config) (*Node, error) {
 	n.tick()
 	// Join through the first contact; with none (the first node of a network, or contacts
 	// still to come from the signaling server) the node waits to be joined or for Join.
-	n.mem.Join("")
+	n.peer.Join(n.elapsed, "")
 	n.flush()
 	go n.run()
 	return n, nil
@@ -200,7 +197,7 @@ func (n *Node) Broadcast(data []byte) (gossip.MessageID, error) {
 	var id gossip.MessageID
 	var err error
 	if e := n.do(func() {
-		id, err = n.gsp.Broadcast(data)
+		id, err = n.peer.Broadcast(n.elapsed, data)
 	}); e != nil {
 		return id, e
 	}
@@ -210,7 +207,7 @@ func (n *Node) Broadcast(data []byte) (gossip.MessageID, error) {
 // Join joins (again) through contact: what a node does with contacts the signaling server
 // hands out after the node ran out of its own.
 func (n *Node) Join(contact string) error {
-	return n.do(func() { n.mem.Join(contact) })
+	return n.do(func() { n.peer.Join(n.elapsed, contact) })
 }
 
 // Neighbors lists the active view, sorted by ID.
@@ -218,10 +215,10 @@ func (n *Node) Neighbors() []Neighbor {
 	var out []Neighbor
 	_ = n.do(func() {
 		eager := map[string]bool{}
-		for _, p := range n.gsp.EagerPeers() {
+		for _, p := range n.peer.EagerPeers() {
 			eager[p] = true
 		}
-		for _, p := range n.mem.ActiveView() {
+		for _, p := range n.peer.ActiveView() {
 			nb := Neighbor{ID: p, Eager: eager[p], Since: n.neighbors[p]}
 			if l := n.links[p]; l != nil {
 				nb.Path = l.path
@@ -244,7 +241,7 @@ func (n *Node) Neighbors() []Neighbor {
 // PassiveView returns a copy of the membership passive view.
 func (n *Node) PassiveView() []string {
 	var out []string
-	_ = n.do(func() { out = n.mem.PassiveView() })
+	_ = n.do(func() { out = n.peer.PassiveView() })
 	return out
 }
 
@@ -253,7 +250,8 @@ func (n *Node) Stats() Stats {
 	var s Stats
 	_ = n.do(func() {
 		s = n.stats
-		s.Membership, s.Gossip = n.mem.Stats(), n.gsp.Stats()
+		cs := n.peer.Stats()
+		s.Membership, s.Gossip = cs.Membership, cs.Gossip
 		for _, l := range n.links {
 			if l.up {
 				s.Links++
@@ -313,15 +311,16 @@ func (n *Node) run() {
 	}
 }
 
+// tick reads the clock once for this loop iteration and advances both cores to it: the
+// runtime's coarse clock fires whatever came due since the last iteration.
 func (n *Node) tick() {
-	now := n.now().Sub(n.start)
-	n.mem.Tick(now)
-	n.gsp.Tick(now)
+	n.elapsed = n.now().Sub(n.start)
+	n.peer.Tick(n.elapsed)
 }
 
 func (n *Node) shutdown(graceful bool) {
 	if graceful {
-		n.mem.Leave()
+		n.peer.Leave(n.elapsed)
 		n.flush()
 		for peer, l := range n.links {
 			if l.up {
@@ -338,44 +337,40 @@ func (n *Node) shutdown(graceful bool) {
 
 // flush carries out what the cores asked for until both are quiet.
 func (n *Node) flush() {
-	for n.mem.HasReady() || n.gsp.HasReady() {
-		if n.mem.HasReady() {
-			rd := n.mem.Ready()
-			for _, env := range rd.Messages {
-				frame, err := wire.AppendMembership(n.buf[:0], env.Msg)
-				if err != nil {
-					n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a membership message")
-					continue
-				}
-				n.buf = frame
-				n.send(env.To, frame)
+	for n.peer.HasReady() {
+		rd := n.peer.Ready()
+		for _, env := range rd.Membership {
+			frame, err := wire.AppendMembership(n.buf[:0], env.Msg)
+			if err != nil {
+				n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a membership message")
+				continue
 			}
-			for _, e := range rd.Events {
-				n.onMembershipEvent(e)
-			}
+			n.buf = frame
+			n.send(env.To, frame)
 		}
-		if n.gsp.HasReady() {
-			rd := n.gsp.Ready()
-			for _, env := range rd.Messages {
-				frame, err := wire.AppendGossip(n.buf[:0], env.Msg)
-				if err != nil {
-					n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a gossip message")
-					continue
-				}
-				n.buf = frame
-				n.send(env.To, frame)
+		for _, e := range rd.Events {
+			n.onMembershipEvent(e)
+		}
+		for _, env := range rd.Gossip {
+			frame, err := wire.AppendGossip(n.buf[:0], env.Msg)
+			if err != nil {
+				n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a gossip message")
+				continue
 			}
-			for _, d := range rd.Deliveries {
-				n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload, ReceivedAt: n.now()})
-			}
+			n.buf = frame
+			n.send(env.To, frame)
+		}
+		for _, d := range rd.Deliveries {
+			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload, ReceivedAt: n.now()})
 		}
 	}
 }
 
+// onMembershipEvent reports a membership event to the application; the composition has
+// already given NeighborUp and NeighborDown to the gossip core.
 func (n *Node) onMembershipEvent(e membership.Event) {
 	switch e.Type {
 	case membership.NeighborUp:
-		n.gsp.NeighborUp(e.Peer)
 		n.neighbors[e.Peer] = n.now()
 		ev := Event{Type: NeighborUp, Peer: e.Peer, At: n.now()}
 		if l := n.links[e.Peer]; l != nil {
@@ -384,7 +379,6 @@ func (n *Node) onMembershipEvent(e membership.Event) {
 		n.cfg.Logger.Debug().Str("peer", e.Peer).Str("path", string(ev.Path)).Msg("neighbour up")
 		n.emit(ev)
 	case membership.NeighborDown:
-		n.gsp.NeighborDown(e.Peer)
 		delete(n.neighbors, e.Peer)
 		reason := n.downReason[e.Peer]
 		delete(n.downReason, e.Peer)
@@ -456,7 +450,7 @@ func (n *Node) onLinkEvent(ev link.Event) {
 		if _, isNeighbor := n.neighbors[ev.Peer]; isNeighbor {
 			n.downReason[ev.Peer] = ev.Reason // for the NeighborDown that PeerDown causes
 		}
-		n.mem.PeerDown(ev.Peer)
+		n.peer.PeerDown(n.elapsed, ev.Peer)
 	case link.Frame:
 		if l := n.links[ev.Peer]; l != nil {
 			l.lastActive = n.now()
@@ -471,9 +465,9 @@ func (n *Node) onFrame(peer string, data []byte) {
 	if err == nil {
 		switch f.Protocol {
 		case wire.ProtocolMembership:
-			err = n.mem.Step(peer, f.Membership)
+			err = n.peer.StepMembership(n.elapsed, peer, f.Membership)
 		case wire.ProtocolGossip:
-			err = n.gsp.Step(peer, f.Gossip)
+			err = n.peer.StepGossip(n.elapsed, peer, f.Gossip)
 		case wire.ProtocolControl:
 			if f.Control.Type == wire.ControlClose {
 				n.tr.CloseLink(peer, "closed by peer: "+f.Control.Reason)

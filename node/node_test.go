@@ -36,7 +36,9 @@ func testConfig() Config {
 
 func newMesh(t *testing.T, n int, heartbeat time.Duration) *mesh {
 	t.Helper()
-	net, err := memlink.NewNetwork(memlink.Config{HeartbeatTimeout: heartbeat})
+	lc := memlink.DefaultConfig()
+	lc.HeartbeatTimeout = heartbeat
+	net, err := memlink.NewNetwork(lc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +364,7 @@ func TestGracefulClose(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	net, err := memlink.NewNetwork(memlink.Config{})
+	net, err := memlink.NewNetwork(memlink.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

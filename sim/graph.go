@@ -49,9 +49,9 @@ func (s *Sim) Graph(pathSources int) GraphStats {
 	var passiveSum, activeSum int
 	for k, i := range live {
 		n := &s.nodes[i]
-		active := n.mem.ActiveView()
+		active := n.p.ActiveView()
 		activeSum += len(active)
-		passiveSum += len(n.mem.PassiveView())
+		passiveSum += len(n.p.PassiveView())
 		for _, p := range active {
 			j, ok := s.lookup(p)
 			if !ok || dense[j] == 0 {

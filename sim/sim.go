@@ -1,6 +1,8 @@
 // Package sim is a deterministic discrete-event simulator that drives the very same HyParView
-// (membership) and Plumtree (gossip) cores the real node runs, at 10,000 to 100,000 nodes in
-// one process.
+// (membership) and Plumtree (gossip) cores the real node runs, composed the same way (one
+// overlay.Peer per node), at 10,000 to 100,000 nodes in one process. Each event touches one
+// core and wakes a node exactly at its NextDeadline (overlay.Peer.TickDue), so the other core
+// costs nothing.
 //
 // Time is simulated in whole milliseconds. Every pair of nodes has a fixed one-way latency drawn
 // from [Config.LatencyMin, Config.LatencyMax] by hashing the pair with the seed, so messages on
@@ -28,7 +30,9 @@ import (
 	"time"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/overlay"
 )
 
 // Config describes the simulated network and the protocol settings every node gets.
@@ -84,7 +88,7 @@ func DefaultConfig() Config {
 		LatencyMin:       5 * time.Millisecond,
 		LatencyMax:       50 * time.Millisecond,
 		DetectionDelay:   200 * time.Millisecond,
-		HeartbeatTimeout: 5 * time.Second,
+		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
 		ContactCount:     3,
 	}
 }
@@ -104,23 +108,28 @@ func (c Config) validate() error {
 	case c.ContactCount < 1:
 		return fmt.Errorf("sim: ContactCount %d must be at least 1", c.ContactCount)
 	}
+	// The protocol templates are checked once here, by the composition every node gets, with
+	// the per-node fields filled in as AddNode fills them, rather than at the first AddNode.
+	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip}
+	oc.Membership.Rand = rand.New(rand.NewPCG(c.Seed, 1))
+	oc.Gossip.Rand = rand.New(rand.NewPCG(c.Seed, 2))
+	if _, err := overlay.New(oc); err != nil {
+		return fmt.Errorf("sim: protocol settings: %w", err)
+	}
 	return nil
 }
 
 const noWake = -1
 
-// simNode is one simulated node: its two cores and its life span.
+// simNode is one simulated node: its composed cores and its life span.
 type simNode struct {
-	id     string
-	mem    *membership.Core
-	gsp    *gossip.Core
+	id string
+	// p is held by value (see overlay.Peer): one pointer chase less on every event.
+	p      overlay.Peer
 	alive  bool
 	bornAt int64 // ms
 	diedAt int64 // ms; meaningful when !alive
 	wakeAt int64 // the pending wake event's time, or noWake
-	// memDue and gspDue cache each core's NextDeadline (ms, or noWake), refreshed only when
-	// the core was touched, so an event for one core does not pull the other into the cache.
-	memDue, gspDue int64
 }
 
 // Counters are totals over the whole run.
@@ -234,36 +243,28 @@ func (s *Sim) RandomLiveJoinedBefore(t time.Duration) int32 {
 func (s *Sim) AddNode() (int32, error) {
 	i := int32(len(s.nodes))
 	id := nodeID(i)
-	mc := s.cfg.Membership
-	mc.Self = id
-	mc.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
+	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip}
+	oc.Membership.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
 	var contacts []string
 	for k := 0; k < s.cfg.ContactCount && k < len(s.live); k++ {
 		contacts = append(contacts, s.nodes[s.RandomLive()].id)
 	}
-	mc.Contacts = contacts
-	mem, err := membership.New(mc)
+	oc.Membership.Contacts = contacts
+	oc.Gossip.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+2))
+	peer, err := overlay.New(oc)
 	if err != nil {
 		return -1, fmt.Errorf("sim: node %s: %w", id, err)
 	}
-	gc := s.cfg.Gossip
-	gc.Self = id
-	gc.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+2))
-	gsp, err := gossip.New(gc)
-	if err != nil {
-		return -1, fmt.Errorf("sim: node %s: %w", id, err)
-	}
-	s.nodes = append(s.nodes, simNode{id: id, mem: mem, gsp: gsp, alive: true, bornAt: s.q.now,
-		wakeAt: noWake, memDue: noWake, gspDue: noWake})
+	s.nodes = append(s.nodes, simNode{id: id, p: *peer, alive: true, bornAt: s.q.now, wakeAt: noWake})
 	s.pos = append(s.pos, int32(len(s.live)))
 	s.live = append(s.live, i)
+	p := &s.nodes[i].p
 	// Give the cores the current time, then join.
-	s.tickMembership(i)
-	s.tickGossip(i)
+	p.Tick(s.nowD())
 	if len(contacts) > 0 {
-		s.nodes[i].mem.Join(contacts[0])
+		p.Join(s.nowD(), contacts[0])
 	}
-	s.flush(i, true, true)
+	s.flush(i)
 	return i, nil
 }
 
@@ -283,7 +284,7 @@ func (s *Sim) Crash(i int32) {
 	s.live = s.live[:len(s.live)-1]
 	if s.cfg.HeartbeatTimeout > 0 {
 		at := s.q.now + ms(s.cfg.HeartbeatTimeout)
-		for _, peer := range n.mem.ActiveView() {
+		for _, peer := range n.p.ActiveView() {
 			if j, ok := s.lookup(peer); ok {
 				s.q.push(event{at: at, kind: evPeerDown, to: j, from: i})
 			}
@@ -307,7 +308,7 @@ func (s *Sim) Partition(groups ...[]int32) {
 	}
 	at := s.q.now + ms(s.cfg.HeartbeatTimeout)
 	for _, i := range s.live {
-		for _, peer := range s.nodes[i].mem.ActiveView() {
+		for _, peer := range s.nodes[i].p.ActiveView() {
 			if j, ok := s.lookup(peer); ok && s.separated(i, j) {
 				s.q.push(event{at: at, kind: evPeerDown, to: i, from: j})
 			}
@@ -353,13 +354,12 @@ func (s *Sim) Broadcast(i int32, payload []byte) (gossip.MessageID, error) {
 	if !n.alive {
 		return gossip.MessageID{}, fmt.Errorf("sim: node %s is not alive", n.id)
 	}
-	s.tickGossip(i)
-	id, err := n.gsp.Broadcast(payload)
+	id, err := n.p.Broadcast(s.nowD(), payload)
 	if err != nil {
 		return id, fmt.Errorf("sim: broadcast from %s: %w", n.id, err)
 	}
 	s.track[id] = &broadcast{id: id, origin: i, sentAt: s.q.now, delivered: make([]uint64, (len(s.nodes)+63)/64)}
-	s.flush(i, false, true)
+	s.flush(i)
 	return id, nil
 }
 
@@ -384,13 +384,8 @@ func (s *Sim) RunUntil(t time.Duration) {
 
 func ms(d time.Duration) int64 { return int64((d + time.Millisecond - 1) / time.Millisecond) }
 
-func (s *Sim) tickMembership(i int32) {
-	s.nodes[i].mem.Tick(time.Duration(s.q.now) * time.Millisecond)
-}
-
-func (s *Sim) tickGossip(i int32) {
-	s.nodes[i].gsp.Tick(time.Duration(s.q.now) * time.Millisecond)
-}
+// nowD is the simulated time as the cores count it.
+func (s *Sim) nowD() time.Duration { return time.Duration(s.q.now) * time.Millisecond }
 
 func (s *Sim) handle(ev *event) {
 	s.cnt.Events++
@@ -405,43 +400,33 @@ func (s *Sim) handle(ev *event) {
 	}
 	switch ev.kind {
 	case evMembership:
-		s.tickMembership(ev.to)
-		if err := n.mem.Step(s.nodes[ev.from].id, ev.mm); err != nil {
+		if err := n.p.StepMembership(s.nowD(), s.nodes[ev.from].id, ev.mm); err != nil {
 			s.cnt.StepErrors++
 		}
-		s.flush(ev.to, true, false)
+		s.flush(ev.to)
 	case evGossip:
 		if ev.gm.Type == gossip.Gossip {
 			if b := s.track[ev.gm.ID]; b != nil {
 				b.payloads++
 			}
 		}
-		s.tickGossip(ev.to)
-		if err := n.gsp.Step(s.nodes[ev.from].id, ev.gm); err != nil {
+		if err := n.p.StepGossip(s.nowD(), s.nodes[ev.from].id, ev.gm); err != nil {
 			s.cnt.StepErrors++
 		}
-		s.flush(ev.to, false, true)
+		s.flush(ev.to)
 	case evWake:
 		if ev.at != n.wakeAt {
 			return // superseded by an earlier wake
 		}
 		n.wakeAt = noWake
-		mem, gsp := n.memDue != noWake && n.memDue <= s.q.now, n.gspDue != noWake && n.gspDue <= s.q.now
-		if mem {
-			s.tickMembership(ev.to)
-		}
-		if gsp {
-			s.tickGossip(ev.to)
-		}
-		s.flush(ev.to, mem, gsp)
+		n.p.TickDue(s.nowD())
+		s.flush(ev.to)
 	case evPeerDown:
-		s.tickMembership(ev.to)
-		n.mem.PeerDown(s.nodes[ev.from].id)
-		s.flush(ev.to, true, false)
+		n.p.PeerDown(s.nowD(), s.nodes[ev.from].id)
+		s.flush(ev.to)
 	case evJoin:
-		s.tickMembership(ev.to)
-		n.mem.Join(s.nodes[ev.from].id)
-		s.flush(ev.to, true, false)
+		n.p.Join(s.nowD(), s.nodes[ev.from].id)
+		s.flush(ev.to)
 	}
 }
 
@@ -454,72 +439,44 @@ func (s *Sim) linkFailed(from, to int32) {
 }
 
 // flush carries out what node i's cores asked for, until both are quiet, and schedules the
-// node's next timer. mem and gsp say which cores were touched: only those are asked.
-func (s *Sim) flush(i int32, mem, gsp bool) {
+// node's next wake. The composition refreshes only the deadline of a core the event touched.
+func (s *Sim) flush(i int32) {
 	n := &s.nodes[i]
-	for (mem && n.mem.HasReady()) || (gsp && n.gsp.HasReady()) {
-		if mem && n.mem.HasReady() {
-			rd := n.mem.Ready()
-			for _, env := range rd.Messages {
-				s.send(i, env.To, event{kind: evMembership, mm: env.Msg})
-			}
-			if len(rd.Events) > 0 && !gsp {
-				s.tickGossip(i)
-				gsp = true
-			}
-			for _, e := range rd.Events {
-				switch e.Type {
-				case membership.NeighborUp:
-					s.cnt.NeighborChanges++
-					n.gsp.NeighborUp(e.Peer)
-				case membership.NeighborDown:
-					s.cnt.NeighborChanges++
-					n.gsp.NeighborDown(e.Peer)
-				case membership.NeedContacts:
-					// What the signaling server's peer list gives a real node: a live node,
-					// not already a neighbour.
-					s.cnt.ContactRequests++
-					if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.mem.ActiveView(), s.nodes[c].id) {
-						n.mem.Join(s.nodes[c].id)
-					}
+	for n.p.HasReady() {
+		rd := n.p.Ready()
+		for _, env := range rd.Membership {
+			s.send(i, env.To, event{kind: evMembership, mm: env.Msg})
+		}
+		for _, e := range rd.Events {
+			switch e.Type {
+			case membership.NeighborUp, membership.NeighborDown:
+				s.cnt.NeighborChanges++
+			case membership.NeedContacts:
+				// What the signaling server's peer list gives a real node: a live node,
+				// not already a neighbour.
+				s.cnt.ContactRequests++
+				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) {
+					n.p.Join(s.nowD(), s.nodes[c].id)
 				}
 			}
 		}
-		if gsp && n.gsp.HasReady() {
-			rd := n.gsp.Ready()
-			for _, env := range rd.Messages {
-				s.send(i, env.To, event{kind: evGossip, gm: env.Msg})
-			}
-			for _, d := range rd.Deliveries {
-				s.recordDelivery(i, d)
-			}
+		for _, env := range rd.Gossip {
+			s.send(i, env.To, event{kind: evGossip, gm: env.Msg})
 		}
-	}
-	if mem {
-		n.memDue = deadlineMs(n.mem.NextDeadline())
-	}
-	if gsp {
-		n.gspDue = deadlineMs(n.gsp.NextDeadline())
+		for _, d := range rd.Deliveries {
+			s.recordDelivery(i, d)
+		}
 	}
 	s.scheduleWake(i)
 }
 
-func deadlineMs(d time.Duration, ok bool) int64 {
-	if !ok {
-		return noWake
-	}
-	return ms(d)
-}
-
 func (s *Sim) scheduleWake(i int32) {
 	n := &s.nodes[i]
-	at := n.memDue
-	if at == noWake || (n.gspDue != noWake && n.gspDue < at) {
-		at = n.gspDue
-	}
-	if at == noWake {
+	next, ok := n.p.NextDeadline()
+	if !ok {
 		return
 	}
+	at := ms(next)
 	if at <= s.q.now {
 		at = s.q.now + 1
 	}

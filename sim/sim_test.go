@@ -65,6 +65,8 @@ func TestConfigValidation(t *testing.T) {
 		"negative heartbeat":       func(c *Config) { c.HeartbeatTimeout = -1 },
 		"no detection":             func(c *Config) { c.DetectionDelay = 0 },
 		"no contacts":              func(c *Config) { c.ContactCount = 0 },
+		"membership template":      func(c *Config) { c.Membership.ActiveSize = 0 },
+		"gossip template":          func(c *Config) { c.Gossip.MaxPayload = 0 },
 	} {
 		c := DefaultConfig()
 		mutate(&c)

@@ -33,8 +33,11 @@ func layers() map[string]rule {
 	return map[string]rule{
 		"membership": {forbidStd: coreForbidden, core: true},
 		"gossip":     {forbidStd: coreForbidden, core: true},
-		"wire":       {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
-		"sim":        {internal: []string{"membership", "gossip"}, forbidStd: []string{"net"}},
+		// The composition of the two cores for one node: as pure as they are.
+		"overlay": {internal: []string{"membership", "gossip"}, forbidStd: coreForbidden, core: true},
+		"wire":    {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
+		// link only for link.DefaultHeartbeatTimeout, the heartbeat the simulator models.
+		"sim": {internal: []string{"membership", "gossip", "overlay", "link"}, forbidStd: []string{"net"}},
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
@@ -53,7 +56,7 @@ func layers() map[string]rule {
 		"link/rtclink": {internal: []string{"link", "identity", "internal/browser"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
 			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
-		"node": {internal: []string{"membership", "gossip", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
+		"node": {internal: []string{"membership", "gossip", "overlay", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodehttp": {internal: []string{"node"}, external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},

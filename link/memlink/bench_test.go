@@ -11,7 +11,7 @@ import (
 // BenchmarkFrame measures one 1 KiB frame through a memlink link, sender to
 // consumer, with the consumer draining continuously.
 func BenchmarkFrame(b *testing.B) {
-	n, err := NewNetwork(Config{})
+	n, err := NewNetwork(DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,58 +32,62 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 )
 
-// Config configures a Network. Zero values take the listed defaults.
+// Config configures a Network. DefaultConfig fills every field; NewNetwork refuses a
+// missing or invalid one.
 type Config struct {
 	// Latency returns the one-way delay from one node to another. Nil means
 	// no delay. Frames keep their order whatever it returns.
 	Latency func(from, to string) time.Duration
 	// HeartbeatTimeout: a link cut by a partition or a crash goes down this
-	// long after the cut, as a heartbeat would notice. Default 5s.
+	// long after the cut, as a heartbeat would notice
+	// (link.DefaultHeartbeatTimeout, as on rtclink).
 	HeartbeatTimeout time.Duration
 	// DetectImmediately reports cut links down at once instead.
 	DetectImmediately bool
-	// DialTimeout: a Dial across a cut fails after this long. Default 15s.
+	// DialTimeout: a Dial across a cut fails after this long (15 s).
 	DialTimeout time.Duration
 	// SendQueueLength bounds the frames in flight on one link in one
 	// direction (sent, not yet handed to the receiver's event channel).
-	// Send returns ErrQueueFull beyond it. Default 256.
+	// Send returns ErrQueueFull beyond it (256).
 	SendQueueLength int
-	// EventQueueLength is the capacity of each Transport's event channel.
-	// Default 1024.
+	// EventQueueLength is the capacity of each Transport's event channel
+	// (1024).
 	EventQueueLength int
-	// MaxFrameSize bounds one frame. Default 64 KiB.
+	// MaxFrameSize bounds one frame (64 KiB).
 	MaxFrameSize int
-	// Clock drives latency and timeouts. Default RealClock().
+	// Clock drives latency and timeouts: RealClock(), or a ManualClock in
+	// tests. Required.
 	Clock Clock
 }
 
-func (c *Config) applyDefaults() {
-	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = 5 * time.Second
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 15 * time.Second
-	}
-	if c.SendQueueLength == 0 {
-		c.SendQueueLength = 256
-	}
-	if c.EventQueueLength == 0 {
-		c.EventQueueLength = 1024
-	}
-	if c.MaxFrameSize == 0 {
-		c.MaxFrameSize = 64 << 10
-	}
-	if c.Clock == nil {
-		c.Clock = RealClock()
+// DefaultConfig returns a Network's defaults: no latency, the links'
+// heartbeat timeout, a real clock.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
+		DialTimeout:      15 * time.Second,
+		SendQueueLength:  256,
+		EventQueueLength: 1024,
+		MaxFrameSize:     64 << 10,
+		Clock:            RealClock(),
 	}
 }
 
+// validate refuses a missing or invalid field, the first in field order.
 func (c *Config) validate() error {
-	if c.HeartbeatTimeout < 0 || c.DialTimeout < 0 {
-		return errors.New("memlink: negative timeout in Config")
-	}
-	if c.SendQueueLength < 0 || c.EventQueueLength < 0 || c.MaxFrameSize < 0 {
-		return errors.New("memlink: negative size in Config")
+	switch {
+	case c.HeartbeatTimeout <= 0:
+		return fmt.Errorf("memlink: Config.HeartbeatTimeout must be positive, got %v", c.HeartbeatTimeout)
+	case c.DialTimeout <= 0:
+		return fmt.Errorf("memlink: Config.DialTimeout must be positive, got %v", c.DialTimeout)
+	case c.SendQueueLength < 1:
+		return fmt.Errorf("memlink: Config.SendQueueLength must be at least 1, got %d", c.SendQueueLength)
+	case c.EventQueueLength < 1:
+		return fmt.Errorf("memlink: Config.EventQueueLength must be at least 1, got %d", c.EventQueueLength)
+	case c.MaxFrameSize < 1:
+		return fmt.Errorf("memlink: Config.MaxFrameSize must be at least 1, got %d", c.MaxFrameSize)
+	case c.Clock == nil:
+		return errors.New("memlink: Config.Clock is required (RealClock() or a ManualClock)")
 	}
 	return nil
 }
@@ -99,9 +103,8 @@ type Network struct {
 	seq   uint64         // orders events with equal delivery times
 }
 
-// NewNetwork validates cfg and returns an empty Network.
+// NewNetwork validates cfg (start from DefaultConfig) and returns an empty Network.
 func NewNetwork(cfg Config) (*Network, error) {
-	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,13 @@ import (
 )
 
 const waitLimit = 10 * time.Second
+
+// config is DefaultConfig with a test's changes.
+func config(change func(*Config)) Config {
+	c := DefaultConfig()
+	change(&c)
+	return c
+}
 
 // recorder drains a Transport's events so tests can wait for conditions.
 type recorder struct {
@@ -134,7 +142,7 @@ func mustTransport(t *testing.T, n *Network, id string) *Transport {
 }
 
 func TestLinkUpFramesInOrderAndClose(t *testing.T) {
-	n := newNet(t, Config{})
+	n := newNet(t, DefaultConfig())
 	a, b := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra, rb := record(a, nil), record(b, nil)
 	a.Dial("b")
@@ -191,7 +199,7 @@ func TestLinkUpFramesInOrderAndClose(t *testing.T) {
 }
 
 func TestGlareMakesOneLink(t *testing.T) {
-	n := newNet(t, Config{})
+	n := newNet(t, DefaultConfig())
 	a, b := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra, rb := record(a, nil), record(b, nil)
 	a.Dial("b")
@@ -217,7 +225,9 @@ func TestGlareMakesOneLink(t *testing.T) {
 
 func TestLatencyOnManualClock(t *testing.T) {
 	clk := NewManualClock(time.Unix(1000, 0))
-	n := newNet(t, Config{Clock: clk, Latency: func(from, to string) time.Duration { return 50 * time.Millisecond }})
+	n := newNet(t, config(func(c *Config) {
+		c.Clock, c.Latency = clk, func(from, to string) time.Duration { return 50 * time.Millisecond }
+	}))
 	a, b := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra, rb := record(a, nil), record(b, nil)
 	a.Dial("b")
@@ -245,7 +255,7 @@ func TestLatencyOnManualClock(t *testing.T) {
 
 func TestCrashDetectedByHeartbeatTimeout(t *testing.T) {
 	clk := NewManualClock(time.Unix(1000, 0))
-	n := newNet(t, Config{Clock: clk, HeartbeatTimeout: 5 * time.Second, SendQueueLength: 8})
+	n := newNet(t, config(func(c *Config) { c.Clock, c.HeartbeatTimeout, c.SendQueueLength = clk, 5*time.Second, 8 }))
 	a, b := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra, rb := record(a, nil), record(b, nil)
 	a.Dial("b")
@@ -284,7 +294,7 @@ func TestCrashDetectedByHeartbeatTimeout(t *testing.T) {
 }
 
 func TestCrashDetectedImmediately(t *testing.T) {
-	n := newNet(t, Config{DetectImmediately: true})
+	n := newNet(t, config(func(c *Config) { c.DetectImmediately = true }))
 	a, _ := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra := record(a, nil)
 	a.Dial("b")
@@ -297,7 +307,7 @@ func TestCrashDetectedImmediately(t *testing.T) {
 
 func TestRestartReplacesStaleLink(t *testing.T) {
 	clk := NewManualClock(time.Unix(1000, 0))
-	n := newNet(t, Config{Clock: clk})
+	n := newNet(t, config(func(c *Config) { c.Clock = clk }))
 	a, b := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra := record(a, nil)
 	record(b, nil)
@@ -325,7 +335,7 @@ func TestRestartReplacesStaleLink(t *testing.T) {
 
 func TestPartitionHealAndTimeout(t *testing.T) {
 	clk := NewManualClock(time.Unix(1000, 0))
-	n := newNet(t, Config{Clock: clk, HeartbeatTimeout: 5 * time.Second, DialTimeout: 10 * time.Second})
+	n := newNet(t, config(func(c *Config) { c.Clock, c.HeartbeatTimeout, c.DialTimeout = clk, 5*time.Second, 10*time.Second }))
 	a, b, c := mustTransport(t, n, "a"), mustTransport(t, n, "b"), mustTransport(t, n, "c")
 	ra, rb, rc := record(a, nil), record(b, nil), record(c, nil)
 	a.Dial("b")
@@ -378,7 +388,7 @@ func TestPartitionHealAndTimeout(t *testing.T) {
 }
 
 func TestBackpressureBoundsQueues(t *testing.T) {
-	n := newNet(t, Config{SendQueueLength: 8, EventQueueLength: 4})
+	n := newNet(t, config(func(c *Config) { c.SendQueueLength, c.EventQueueLength = 8, 4 }))
 	a, b := mustTransport(t, n, "a"), mustTransport(t, n, "b")
 	ra := record(a, nil)
 	gate := make(chan struct{})
@@ -416,7 +426,7 @@ func TestBackpressureBoundsQueues(t *testing.T) {
 }
 
 func TestDialFailuresAndConfig(t *testing.T) {
-	n := newNet(t, Config{})
+	n := newNet(t, DefaultConfig())
 	a := mustTransport(t, n, "a")
 	ra := record(a, nil)
 	a.Dial("nobody")
@@ -433,10 +443,10 @@ func TestDialFailuresAndConfig(t *testing.T) {
 	if _, err := n.Transport(""); err == nil {
 		t.Fatal("empty ID accepted")
 	}
-	if _, err := NewNetwork(Config{SendQueueLength: -1}); err == nil {
+	if _, err := NewNetwork(config(func(c *Config) { c.SendQueueLength = -1 })); err == nil {
 		t.Fatal("negative queue accepted")
 	}
-	if _, err := NewNetwork(Config{HeartbeatTimeout: -time.Second}); err == nil {
+	if _, err := NewNetwork(config(func(c *Config) { c.HeartbeatTimeout = -time.Second })); err == nil {
 		t.Fatal("negative timeout accepted")
 	}
 }
@@ -445,7 +455,7 @@ func TestDialFailuresAndConfig(t *testing.T) {
 // mesh, floods one frame per link, and checks everything is torn down.
 func TestThousandsOfNodes(t *testing.T) {
 	before := runtime.NumGoroutine()
-	n, err := NewNetwork(Config{})
+	n, err := NewNetwork(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,5 +516,32 @@ func TestThousandsOfNodes(t *testing.T) {
 			t.Fatalf("%d goroutines left, %d before", runtime.NumGoroutine(), before)
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestConfigValidation: every field is required, and of several faults the first in field
+// order is reported.
+func TestConfigValidation(t *testing.T) {
+	if _, err := NewNetwork(Config{}); err == nil {
+		t.Fatal("zero Config accepted")
+	}
+	for _, tc := range []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.HeartbeatTimeout, c.Clock = 0, nil }, "Config.HeartbeatTimeout must be positive"},
+		{func(c *Config) { c.DialTimeout, c.SendQueueLength = -time.Second, 0 }, "Config.DialTimeout must be positive"},
+		{func(c *Config) { c.SendQueueLength = 0 }, "Config.SendQueueLength must be at least 1"},
+		{func(c *Config) { c.EventQueueLength = 0 }, "Config.EventQueueLength must be at least 1"},
+		{func(c *Config) { c.MaxFrameSize = 0 }, "Config.MaxFrameSize must be at least 1"},
+		{func(c *Config) { c.Clock = nil }, "Config.Clock is required"},
+	} {
+		_, err := NewNetwork(config(tc.change))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want an error containing %q", err, tc.want)
+		}
+	}
+	if got := DefaultConfig().HeartbeatTimeout; got != link.DefaultHeartbeatTimeout {
+		t.Errorf("default heartbeat %v, want link.DefaultHeartbeatTimeout %v", got, link.DefaultHeartbeatTimeout)
 	}
 }

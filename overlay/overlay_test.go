@@ -1,0 +1,242 @@
+package overlay
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcmesh/rtcmesh/membership"
+)
+
+func TestConfigValidation(t *testing.T) {
+	valid := func() Config {
+		c := DefaultConfig()
+		c.Self = "a"
+		c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
+		c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
+		return c
+	}
+	if _, err := New(valid()); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	shared := rand.New(rand.NewPCG(3, 3))
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		// Several faults at once: the first in field order is reported.
+		{"no self, no rand", func(c *Config) { c.Self, c.Membership.Rand = "", nil }, "Config.Self is required"},
+		{"no membership rand", func(c *Config) { c.Membership.Rand, c.Gossip.Rand = nil, nil }, "Config.Membership.Rand is required"},
+		{"no gossip rand", func(c *Config) { c.Gossip.Rand = nil }, "Config.Gossip.Rand is required"},
+		{"shared rand", func(c *Config) { c.Membership.Rand, c.Gossip.Rand = shared, shared }, "must be different sources"},
+		{"membership field", func(c *Config) { c.Membership.ActiveSize = 0 }, "overlay: membership: Config.ActiveSize"},
+		{"gossip field", func(c *Config) { c.Gossip.MaxPayload = 0 }, "overlay: gossip: invalid config: MaxPayload"},
+	} {
+		c := valid()
+		tc.change(&c)
+		_, err := New(c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Self given once reaches both cores, whatever the templates said.
+func TestSelfReachesBothCores(t *testing.T) {
+	n := newTestNet(t, 1)
+	n.cfg.Membership.Self, n.cfg.Gossip.Self = "stale", "stale"
+	n.add("a")
+	n.add("b", "a")
+	n.deliver()
+	id := n.broadcast("a", "hi")
+	n.deliver()
+	if got := n.missing(id); len(got) != 0 {
+		t.Fatalf("not delivered at %v", got)
+	}
+	if v := n.peers["b"].ActiveView(); !slices.Equal(v, []string{"a"}) {
+		t.Fatalf("b's active view %v, want [a]", v)
+	}
+}
+
+// A join makes both ends neighbours in both cores, and the events reach the driver after the
+// gossip core has them.
+func TestJoinFeedsGossip(t *testing.T) {
+	n := newTestNet(t, 2)
+	a := n.add("a")
+	b := n.add("b", "a")
+	n.deliver()
+	for name, p := range map[string]*Peer{"a": a, "b": b} {
+		other := map[string]string{"a": "b", "b": "a"}[name]
+		if !slices.Equal(p.EagerPeers(), []string{other}) || len(p.LazyPeers()) != 0 {
+			t.Errorf("%s: eager %v lazy %v, want eager [%s]", name, p.EagerPeers(), p.LazyPeers(), other)
+		}
+		if ev := n.events[name]; len(ev) != 1 || ev[0] != (membership.Event{Type: membership.NeighborUp, Peer: other}) {
+			t.Errorf("%s: events %v, want one NeighborUp %s", name, ev, other)
+		}
+	}
+	id := n.broadcast("b", "hello")
+	if n.delivered["b"][id] != 1 {
+		t.Fatal("own broadcast not delivered at once")
+	}
+	n.deliver()
+	if n.delivered["a"][id] != 1 {
+		t.Fatal("broadcast not delivered at a")
+	}
+}
+
+// PeerDown of a neighbour removes it from both cores in one Ready.
+func TestPeerDownFeedsGossip(t *testing.T) {
+	n := newTestNet(t, 3)
+	n.add("a")
+	n.add("b", "a")
+	n.deliver()
+	a := n.peers["a"]
+	a.PeerDown(n.now, "b")
+	rd := a.Ready()
+	if len(rd.Events) == 0 || rd.Events[0] != (membership.Event{Type: membership.NeighborDown, Peer: "b"}) {
+		t.Fatalf("events %v, want NeighborDown b first", rd.Events)
+	}
+	if len(a.EagerPeers())+len(a.LazyPeers()) != 0 {
+		t.Fatalf("gossip still has neighbours %v %v", a.EagerPeers(), a.LazyPeers())
+	}
+}
+
+// A node whose every contact failed reports NeedContacts; the driver's Join gets it back in.
+func TestNeedContacts(t *testing.T) {
+	n := newTestNet(t, 4)
+	n.add("a")
+	n.add("b", "a")
+	n.deliver()
+	n.add("c", "gone")
+	n.deliver() // the JOIN to "gone" fails: PeerDown, then NeedContacts
+	if !slices.ContainsFunc(n.events["c"], func(e membership.Event) bool { return e.Type == membership.NeedContacts }) {
+		t.Fatalf("c's events %v: no NeedContacts", n.events["c"])
+	}
+	n.peers["c"].Join(n.now, "b")
+	n.drain("c")
+	n.deliver()
+	if len(n.peers["c"].ActiveView()) == 0 {
+		t.Fatal("c still isolated after Join")
+	}
+}
+
+// NextDeadline is the earlier core's deadline; TickDue before it does nothing, at it fires.
+func TestDeadlines(t *testing.T) {
+	n := newTestNet(t, 5)
+	n.build(8)
+	p := n.peers[peerName(3)]
+	at, ok := p.NextDeadline()
+	if !ok {
+		t.Fatal("no deadline: the shuffle round is always armed")
+	}
+	if at <= n.now || at > n.now+n.cfg.Membership.ShuffleInterval {
+		t.Fatalf("deadline %v not within a round of %v", at, n.now)
+	}
+	p.TickDue(at - time.Millisecond)
+	if p.HasReady() {
+		t.Fatal("TickDue before the deadline produced output")
+	}
+	// A first broadcast prunes duplicate paths into lazy links; a broadcast from a peer with
+	// lazy neighbours then arms the IHave batch: an earlier deadline.
+	n.broadcast(peerName(0), "prune")
+	n.runFor(time.Second)
+	for _, name := range n.live() {
+		if len(n.peers[name].LazyPeers()) > 0 {
+			n.broadcast(name, "batch")
+			if got, _ := n.peers[name].NextDeadline(); got != n.now+n.cfg.Gossip.LazyFlushInterval {
+				t.Fatalf("deadline %v after a broadcast, want the IHave batch at %v", got, n.now+n.cfg.Gossip.LazyFlushInterval)
+			}
+			return
+		}
+	}
+	t.Fatal("no peer with a lazy neighbour after a broadcast")
+}
+
+// Every broadcast reaches every peer of a settled overlay, once.
+func TestBroadcastReachesAll(t *testing.T) {
+	n := newTestNet(t, 6)
+	n.build(30)
+	for i := range 10 {
+		id := n.broadcast(peerName(i*3), "m")
+		n.runFor(time.Second)
+		if m := n.missing(id); len(m) != 0 {
+			t.Fatalf("broadcast %d missed %v", i, m)
+		}
+	}
+}
+
+// After crashes the survivors repair their views (the invariants hold throughout) and
+// broadcasts reach every live peer again.
+func TestCrashAndRepair(t *testing.T) {
+	n := newTestNet(t, 7)
+	n.answerContacts = true
+	n.build(30)
+	for i := range 10 {
+		n.crash(peerName(2*i + 1))
+	}
+	n.runFor(5 * n.cfg.Membership.ShuffleInterval)
+	for _, name := range n.live() {
+		for _, q := range n.peers[name].ActiveView() {
+			if n.dead[q] {
+				t.Errorf("%s still has crashed %s in its active view", name, q)
+			}
+		}
+	}
+	for _, origin := range []string{peerName(0), peerName(10), peerName(20)} {
+		id := n.broadcast(origin, "after")
+		n.runFor(2 * time.Second)
+		if m := n.missing(id); len(m) != 0 {
+			t.Fatalf("broadcast from %s missed %v", origin, m)
+		}
+	}
+}
+
+// Random joins, crashes, broadcasts and time: the invariants are checked after every event
+// (drain calls checkPeer), for several seeds.
+func TestRandomInvariants(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		n := newTestNet(t, seed)
+		n.answerContacts = true
+		n.add(peerName(0))
+		next := 1
+		for range 400 {
+			live := n.live()
+			switch r := n.rng.IntN(10); {
+			case r < 3 && next < 60:
+				n.add(peerName(next), live[n.rng.IntN(len(live))])
+				next++
+			case r < 4 && len(live) > 3:
+				n.crash(live[n.rng.IntN(len(live))])
+			case r < 7:
+				n.broadcast(live[n.rng.IntN(len(live))], "x")
+			default:
+				n.runFor(time.Duration(1+n.rng.IntN(3000)) * time.Millisecond)
+			}
+			n.deliver()
+		}
+	}
+}
+
+// The same seed gives the same run: the composition adds no hidden state or randomness.
+func TestDeterministic(t *testing.T) {
+	run := func() []membership.Event {
+		n := newTestNet(t, 42)
+		n.answerContacts = true
+		n.build(20)
+		n.crash(peerName(4))
+		n.runFor(5 * time.Second)
+		n.broadcast(peerName(7), "d")
+		n.runFor(time.Second)
+		var all []membership.Event
+		for _, name := range n.names {
+			all = append(all, n.events[name]...)
+		}
+		return all
+	}
+	if a, b := run(), run(); !slices.Equal(a, b) {
+		t.Fatal("two runs with one seed differ")
+	}
+}
