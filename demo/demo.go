@@ -29,6 +29,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/rtcnode"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 	"github.com/rtcmesh/rtcmesh/signaling/signalservice"
 	"github.com/rtcmesh/rtcmesh/turnserver"
@@ -223,11 +224,11 @@ func relayConfig(cfg Config) (turnserver.Config, error) {
 }
 
 func (d *Demo) startNode(i int) (*Node, error) {
-	id, err := identity.Generate()
+	id, err := identity.GenerateKey()
 	if err != nil {
 		return nil, fmt.Errorf("demo: node %d identity: %w", i, err)
 	}
-	wc := node.DefaultWebRTCConfig(id, d.SignalURL(), d.cfg.Network)
+	wc := rtcnode.DefaultConfig(id, d.SignalURL(), d.cfg.Network)
 	wc.Node = d.cfg.Node
 	wc.Node.Seed = d.cfg.Seed + uint64(i) + 1
 	log := d.log.With().Str("component", "node").Str("node", id.ID()[:8]).Logger()
@@ -237,7 +238,7 @@ func (d *Demo) startNode(i int) (*Node, error) {
 	wc.Link.SettingEngine = rtclink.NetworkSettings(d.cfg.ICENetworks)
 	// mDNS would multicast on the machine's real interfaces; loopback needs no names.
 	wc.Link.MDNS = rtclink.MDNSDisabled
-	w, err := node.StartWebRTC(wc)
+	w, err := rtcnode.Start(wc)
 	if err != nil {
 		return nil, fmt.Errorf("demo: starting node %d: %w", i, err)
 	}
@@ -369,7 +370,7 @@ type Message struct {
 
 // Node is one Go node of the demo.
 type Node struct {
-	w       *node.WebRTCNode
+	w       *rtcnode.Node
 	index   int
 	history int
 
@@ -384,7 +385,7 @@ func (n *Node) ID() string { return n.w.ID() }
 
 // WebRTC is the node itself, for its neighbours, views and stats. Its Deliveries and Events
 // are read by the demo; read Messages instead.
-func (n *Node) WebRTC() *node.WebRTCNode { return n.w }
+func (n *Node) WebRTC() *rtcnode.Node { return n.w }
 
 // Say broadcasts text as a chat message stamped with the current time and returns the
 // broadcast's ID in hex.

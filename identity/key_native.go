@@ -37,6 +37,16 @@ func GenerateKey() (*Key, error) {
 	return newKey(priv), nil
 }
 
+// KeyFromSeed derives a key from a 32-byte seed (RFC 8032's private key). The same seed gives
+// the same key and ID, which tests and simulations use for reproducible IDs; a real node's
+// seed must be secret and random, as LoadOrCreateKey's is.
+func KeyFromSeed(seed []byte) (*Key, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("identity: seed is %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	return newKey(ed25519.NewKeyFromSeed(seed)), nil
+}
+
 func newKey(priv ed25519.PrivateKey) *Key {
 	return &Key{priv: priv, id: IDFromPublicKey(priv.Public().(ed25519.PublicKey))}
 }

@@ -134,11 +134,8 @@ func TestLoadOrCreateKeyConcurrentStartsAgree(t *testing.T) {
 }
 
 func TestLoadKeyRefusesWave1Identity(t *testing.T) {
-	old, err := Generate() // a wave-1 certificate identity
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := old.MarshalPEM()
+	// Written by rtcmesh before identities were signing keys: a certificate and its key.
+	data, err := os.ReadFile(filepath.Join("testdata", "wave1-identity.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,9 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/link/memlink"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 	"github.com/rtcmesh/rtcmesh/turnserver"
@@ -186,17 +188,18 @@ func memNodes(t *testing.T, n int) []*node.Node {
 		}
 		net.Close()
 	})
+	first := nodetest.Key(t, "node0").ID()
 	for i := range n {
-		id := fmt.Sprintf("node%d", i)
-		tr, err := net.Transport(id)
+		key := nodetest.Key(t, fmt.Sprintf("node%d", i))
+		tr, err := net.Transport(key.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := node.DefaultLANConfig()
 		cfg.TickInterval = 20 * time.Millisecond
-		cfg.Transport, cfg.ID, cfg.Seed = tr, id, uint64(i+1)
+		cfg.Key, cfg.Transport, cfg.Seed = key, tr, uint64(i+1)
 		if i > 0 {
-			cfg.Contacts = []string{"node0"}
+			cfg.Contacts = []string{first}
 		}
 		nd, err := node.New(cfg)
 		if err != nil {
@@ -311,20 +314,33 @@ func TestSignalCollector(t *testing.T) {
 	url := "ws" + strings.TrimPrefix(hs.URL, "http")
 	c := NewSignalCollector(srv)
 
-	dial := func(id string) *websocket.Conn {
+	// dial connects the test node called name: it answers the server's challenge with a hello
+	// signed by name's key (signaling protocol 2).
+	dial := func(name string) *websocket.Conn {
 		ws, _, err := websocket.DefaultDialer.Dial(url, http.Header{})
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
 		t.Cleanup(func() { ws.Close() })
-		hello := fmt.Sprintf(`{"type":"hello","id":%q,"network":"lobby"}`, id)
+		_ = ws.SetReadDeadline(time.Now().Add(wait))
+		var challenge signaling.Challenge
+		if err := ws.ReadJSON(&challenge); err != nil {
+			t.Fatalf("%s: challenge: %v", name, err)
+		}
+		key := nodetest.Key(t, name)
+		nonce, err := challenge.NonceBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, _ := key.Sign(identity.Transcript(identity.LabelSignalingHello, nonce, []byte("lobby")))
+		hello := fmt.Sprintf(`{"type":"hello","version":%d,"network":"lobby","public_key":%q,"signature":%q}`,
+			signaling.ProtocolVersion, signaling.EncodeBinary(key.PublicKey()), signaling.EncodeBinary(sig))
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(hello)); err != nil {
 			t.Fatal(err)
 		}
-		_ = ws.SetReadDeadline(time.Now().Add(wait))
 		_, data, err := ws.ReadMessage()
 		if err != nil || !strings.Contains(string(data), `"welcome"`) {
-			t.Fatalf("%s: reply %s (%v), want a welcome", id, data, err)
+			t.Fatalf("%s: reply %s (%v), want a welcome", name, data, err)
 		}
 		return ws
 	}
@@ -334,7 +350,7 @@ func TestSignalCollector(t *testing.T) {
 	if err := alice.WriteMessage(websocket.TextMessage, []byte(`{"type":"offer","to":"carol","sdp":"v=0"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.WriteMessage(websocket.TextMessage, []byte(`{"type":"offer","to":"bob","sdp":"v=0"}`)); err != nil {
+	if err := alice.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"offer","to":%q,"sdp":"v=0"}`, nodetest.Key(t, "bob").ID()))); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the refusal and the relay to be counted", func() bool {

@@ -8,23 +8,26 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
 
-// Config configures a Node. DefaultConfig fills every field but Transport and ID.
+// Config configures a Node. DefaultConfig fills every field but Key and Transport.
 type Config struct {
+	// Key is this node's identity key. The node's ID is its hash (Key.ID()): the ID the
+	// Transport's peers know the node by, and the origin of its broadcasts, which it signs.
+	// Required.
+	Key identity.Signer
 	// Transport carries frames to peers: link/rtclink for WebRTC, link/memlink in one process.
 	// Required. The node owns it from New on and closes it on Close.
 	Transport link.Transport
-	// ID is this node's ID, the one its Transport's peers know it by. Required.
-	ID string
 	// Contacts are nodes to join through (the signaling server's welcome hands some out).
 	// More can be given later with Join.
 	Contacts []string
-	// Membership and Gossip are the templates for the two protocol cores; Self, Rand and
-	// Contacts are filled in by the node.
+	// Membership and Gossip are the templates for the two protocol cores; Self, Rand,
+	// Contacts and the gossip core's Auth (the broadcast signatures) are filled in by the node.
 	Membership membership.Config
 	Gossip     gossip.Config
 	// Limits bound every frame a peer sends; a frame outside them closes the link.
@@ -47,9 +50,16 @@ type Config struct {
 	// the node is isolated and every contact it knows failed. It should find live nodes (ask
 	// the signaling server) and hand them to Join.
 	NeedContacts func()
+	// OnMisbehaviour, when set, is told of every broadcast the node refused (a bad signature,
+	// a replay, its own ID as origin, a time outside Gossip.MaxClockSkew) and of the peer that
+	// sent it: the hook for peer scoring. It is called from the node's goroutine and must not
+	// block. Refusals are counted in Stats either way.
+	OnMisbehaviour func(gossip.Misbehaviour)
 	// Seed seeds the cores' random sources; 0 draws one from crypto/rand.
 	Seed uint64
-	// Now is the clock; nil means time.Now. Only differences between its readings are used.
+	// Now is the clock; nil means time.Now. It is read once at start for the wall-clock time
+	// broadcasts carry (the cores run on time since the Unix epoch), then only differences
+	// between its readings are used, so the cores' time never goes backwards.
 	Now func() time.Time
 	// Logger receives the node's logs; the zero value logs nothing.
 	Logger zerolog.Logger
@@ -86,8 +96,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Transport == nil:
 		return errors.New("node: Config.Transport is required")
-	case c.ID == "":
-		return errors.New("node: Config.ID is required")
+	case c.Key == nil:
+		return errors.New("node: Config.Key is required: the identity key gives the node its ID and signs its broadcasts")
 	case c.TickInterval <= 0:
 		return fmt.Errorf("node: TickInterval %v must be positive", c.TickInterval)
 	case c.IdleLinkTimeout <= 0:

@@ -12,20 +12,28 @@ import (
 )
 
 // Two nodes over in-memory links: the second joins through the first, then broadcasts. With
-// node.StartWebRTC the same API runs over WebRTC data channels through a signaling server.
+// rtcnode.Start the same API runs over WebRTC data channels through a signaling server.
 func Example() {
 	network, err := memlink.NewNetwork(memlink.DefaultConfig())
 	if err != nil {
 		panic(err)
 	}
 	defer network.Close()
-	start := func(id string, contacts ...string) *node.Node {
-		tr, err := network.Transport(id)
+	// A node's ID is the hash of its identity key; names are for printing. Real nodes keep
+	// their key in a file (identity.LoadOrCreateKey) or make a fresh one.
+	names := map[string]string{}
+	start := func(name string, contacts ...string) *node.Node {
+		key, err := identity.GenerateKey()
+		if err != nil {
+			panic(err)
+		}
+		names[key.ID()] = name
+		tr, err := network.Transport(key.ID())
 		if err != nil {
 			panic(err)
 		}
 		cfg := node.DefaultLANConfig()
-		cfg.Transport, cfg.ID, cfg.Contacts = tr, id, contacts
+		cfg.Key, cfg.Transport, cfg.Contacts = key, tr, contacts
 		n, err := node.New(cfg)
 		if err != nil {
 			panic(err)
@@ -34,13 +42,13 @@ func Example() {
 	}
 	alice := start("alice")
 	defer alice.Close()
-	bob := start("bob", "alice")
+	bob := start("bob", alice.ID())
 	defer bob.Close()
 
 	// Wait until bob has a neighbour: a broadcast made before that reaches nobody.
 	for ev := range bob.Events() {
 		if ev.Type == node.NeighborUp {
-			fmt.Println("bob's neighbour:", ev.Peer)
+			fmt.Println("bob's neighbour:", names[ev.Peer])
 			break
 		}
 	}
@@ -49,7 +57,7 @@ func Example() {
 	}
 	select {
 	case d := <-alice.Deliveries():
-		fmt.Printf("alice got %q from %s, %d hop\n", d.Data, d.Origin, d.Hops)
+		fmt.Printf("alice got %q from %s, %d hop\n", d.Data, names[d.Origin], d.Hops)
 	case <-time.After(10 * time.Second):
 		fmt.Println("no delivery")
 	}
@@ -58,27 +66,4 @@ func Example() {
 	// bob's neighbour: alice
 	// alice got "hello, mesh" from bob, 1 hop
 	// alice's neighbours: 1
-}
-
-// A node that meets its peers through a signaling server (rtcmesh signal) and links to them
-// with WebRTC. Its identity, and so its ID, is kept in a file across restarts.
-func ExampleStartWebRTC() {
-	id, err := identity.LoadOrCreate("/var/lib/rtcmesh/identity.pem")
-	if err != nil {
-		panic(err)
-	}
-	cfg := node.DefaultWebRTCConfig(id, "wss://signal.example.org/ws", "my-network")
-	n, err := node.StartWebRTC(cfg)
-	if err != nil {
-		panic(err)
-	}
-	defer n.Close()
-	go func() {
-		for ev := range n.Events() {
-			fmt.Println(ev.Type, ev.Peer, ev.Path, ev.Reason)
-		}
-	}()
-	for d := range n.Deliveries() {
-		fmt.Printf("%s from %s after %d hops\n", d.Data, d.Origin, d.Hops)
-	}
 }

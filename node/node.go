@@ -117,8 +117,9 @@ type Node struct {
 	peer  *overlay.Peer
 	start time.Time
 	now   func() time.Time
-	// elapsed is the cores' time (since start) read at the top of the current loop
-	// iteration, so every call into the cores within one iteration sees the same instant.
+	// elapsed is the cores' time (wall-clock time since the Unix epoch, advanced monotonically
+	// from start) read at the top of the current loop iteration, so every call into the cores
+	// within one iteration sees the same instant.
 	elapsed time.Duration
 
 	// Owned by the loop goroutine.
@@ -149,7 +150,8 @@ func New(cfg Config) (*Node, error) {
 		}
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	oc := overlay.Config{Self: cfg.ID, Membership: cfg.Membership, Gossip: cfg.Gossip}
+	oc := overlay.Config{Self: cfg.Key.ID(), Membership: cfg.Membership, Gossip: cfg.Gossip}
+	oc.Gossip.Auth = newBroadcastAuth(cfg.Key)
 	oc.Membership.Rand, oc.Membership.Contacts = mrand.New(mrand.NewPCG(seed, 1)), cfg.Contacts
 	oc.Gossip.Rand = mrand.New(mrand.NewPCG(seed, 2))
 	peer, err := overlay.New(oc)
@@ -180,8 +182,8 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// ID returns the node's ID.
-func (n *Node) ID() string { return n.cfg.ID }
+// ID returns the node's ID, the hash of its identity key.
+func (n *Node) ID() string { return n.cfg.Key.ID() }
 
 // Deliveries returns the channel of broadcasts delivered to this node, its own included
 // (Hops 0). It is closed by Close.
@@ -314,7 +316,9 @@ func (n *Node) run() {
 // tick reads the clock once for this loop iteration and advances both cores to it: the
 // runtime's coarse clock fires whatever came due since the last iteration.
 func (n *Node) tick() {
-	n.elapsed = n.now().Sub(n.start)
+	// The cores' time is wall-clock time since the Unix epoch, as broadcasts carry it to
+	// other nodes' clock checks, advanced by the monotonic clock so it never steps back.
+	n.elapsed = time.Duration(n.start.UnixNano()) + n.now().Sub(n.start)
 	n.peer.Tick(n.elapsed)
 }
 
@@ -362,6 +366,9 @@ func (n *Node) flush() {
 		}
 		for _, d := range rd.Deliveries {
 			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload, ReceivedAt: n.now()})
+		}
+		for _, m := range rd.Misbehaviour {
+			n.onMisbehaviour(m)
 		}
 	}
 }
@@ -496,6 +503,21 @@ func (n *Node) closeIdleLinks() {
 
 // deliver hands d to the application, dropping the oldest waiting delivery when the reader is
 // behind.
+// onMisbehaviour logs a refused broadcast and hands it to the peer-scoring hook. A bad
+// signature is evidence against the sending link (every honest relay verifies before it
+// forwards); replays and stale times can come from honest relays and are logged quietly.
+func (n *Node) onMisbehaviour(m gossip.Misbehaviour) {
+	ev := n.cfg.Logger.Debug()
+	if m.Reason == gossip.RefusedSignature || m.Reason == gossip.RefusedSelfOrigin {
+		ev = n.cfg.Logger.Warn()
+	}
+	ev.Str("peer", m.Peer).Str("origin", m.Origin).Str("msg_id", m.ID.String()).Stringer("reason", m.Reason).
+		AnErr("error", m.Err).Msg("broadcast refused")
+	if n.cfg.OnMisbehaviour != nil {
+		n.cfg.OnMisbehaviour(m)
+	}
+}
+
 func (n *Node) deliver(d Delivery) {
 	for {
 		select {

@@ -88,6 +88,9 @@ type Ready struct {
 	Gossip []gossip.Envelope
 	// Deliveries are broadcasts for the application, once per message.
 	Deliveries []gossip.Delivery
+	// Misbehaviour are the broadcasts the gossip core refused, with the peer that sent each:
+	// what peer scoring weighs.
+	Misbehaviour []gossip.Misbehaviour
 }
 
 // Stats are both cores' counters.
@@ -269,7 +272,7 @@ func (p *Peer) Ready() Ready {
 	p.memOut = false
 	if p.gspOut && p.gsp.HasReady() {
 		gr := p.gsp.Ready()
-		rd.Gossip, rd.Deliveries = gr.Messages, gr.Deliveries
+		rd.Gossip, rd.Deliveries, rd.Misbehaviour = gr.Messages, gr.Deliveries, gr.Misbehaviour
 	}
 	p.gspOut = false
 	return rd

@@ -7,8 +7,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/metrics"
-	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodehttp"
+	"github.com/rtcmesh/rtcmesh/rtcnode"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 )
 
@@ -27,7 +27,7 @@ func checkHTTPListen(addr string) error {
 // startNodeHealthServer serves a node's metrics on addr. The node is ready once it has a
 // neighbour: before that it cannot broadcast to anyone. With broadcast set, POST /broadcast
 // broadcasts its body (see nodehttp.BroadcastHandler).
-func startNodeHealthServer(addr string, w *node.WebRTCNode, broadcast bool, maxPayload int, log zerolog.Logger) (*metrics.Server, error) {
+func startNodeHealthServer(addr string, w *rtcnode.Node, broadcast bool, maxPayload int, log zerolog.Logger) (*metrics.Server, error) {
 	reg, err := metrics.NewRegistry(metrics.NewNodeCollector(w))
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/rtcnode"
 )
 
 func defaultIdentityPath() string {
@@ -32,10 +33,10 @@ func defaultIdentityPath() string {
 
 // nodeConfig is what serveNode needs, built from the flags.
 type nodeConfig struct {
-	// WebRTC configures the node; its Identity is loaded (or made) by serveNode.
-	WebRTC node.WebRTCConfig
-	// IdentityPath is the file holding the node's certificate, created on first start;
-	// Ephemeral ignores it for a fresh identity.
+	// WebRTC configures the node; its Key is loaded (or made) by serveNode.
+	WebRTC rtcnode.Config
+	// IdentityPath is the file holding the node's identity key, created on first start;
+	// Ephemeral ignores it for a fresh key (a new ID).
 	IdentityPath string
 	Ephemeral    bool
 	LogLevel     zerolog.Level
@@ -54,7 +55,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	signalURL := fs.String("signal", "ws://127.0.0.1:8080/ws", "signaling server WebSocket URL")
 	network := fs.String("network", "default", "network (room) to join")
 	token := fs.String("token", "", "token for a closed network (signaling.NetworkToken of the network name)")
-	idPath := fs.String("identity", defaultIdentityPath(), "file holding the node's certificate and key; created on first start")
+	idPath := fs.String("identity", defaultIdentityPath(), "file holding the node's identity key, whose hash is its ID; created on first start")
 	ephemeral := fs.Bool("ephemeral", false, "use a fresh identity (a new ID) instead of --identity")
 	profile := fs.String("profile", "wan", "timing profile: wan (links across the internet) or lan")
 	mdns := fs.Bool("mdns", true, "publish host candidates as <uuid>.local names (mDNS), as browsers do")
@@ -72,7 +73,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 		return nodeConfig{}, usageError{errors.New("--signal and --network are required")}
 	}
 	// Parsing creates nothing: the identity is loaded, or its file created, by serveNode.
-	cfg := node.DefaultWebRTCConfig(nil, *signalURL, *network)
+	cfg := rtcnode.DefaultConfig(nil, *signalURL, *network)
 	switch *profile {
 	case "wan":
 	case "lan":
@@ -126,12 +127,12 @@ type nodeEvent struct {
 	Data   string `json:"data,omitempty"`
 }
 
-// loadIdentity returns the node's identity: a fresh one when ephemeral, else the one kept at
-// path, created there on first start.
-func loadIdentity(path string, ephemeral bool) (*identity.Identity, error) {
-	load := func() (*identity.Identity, error) { return identity.LoadOrCreate(path) }
+// loadIdentity returns the node's identity key: a fresh one when ephemeral, else the one kept
+// at path, created there on first start.
+func loadIdentity(path string, ephemeral bool) (*identity.Key, error) {
+	load := func() (*identity.Key, error) { return identity.LoadOrCreateKey(path) }
 	if ephemeral {
-		load = identity.Generate
+		load = identity.GenerateKey
 	}
 	id, err := load()
 	if err != nil {
@@ -147,11 +148,11 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 	if err != nil {
 		return err
 	}
-	cfg.WebRTC.Identity = id
+	cfg.WebRTC.Key = id
 	cfg.WebRTC.Node.Logger = log
 	cfg.WebRTC.Link.Logger = log.With().Str("component", "link").Logger()
 	cfg.WebRTC.Signal.Logger = log.With().Str("component", "signaling").Logger()
-	w, err := node.StartWebRTC(cfg.WebRTC)
+	w, err := rtcnode.Start(cfg.WebRTC)
 	if err != nil {
 		return err
 	}
@@ -207,7 +208,7 @@ func eventWriter(out io.Writer, log zerolog.Logger) func(nodeEvent) {
 
 // broadcastLines broadcasts every non-empty line of in, up to maxLine bytes, until in ends
 // or the node closes.
-func broadcastLines(in io.Reader, w *node.WebRTCNode, maxLine int, log zerolog.Logger) {
+func broadcastLines(in io.Reader, w *rtcnode.Node, maxLine int, log zerolog.Logger) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	for sc.Scan() {

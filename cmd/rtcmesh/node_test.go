@@ -20,8 +20,8 @@ func TestParseNodeFlagsCreatesNothing(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("parsing the flags touched %s: %v", path, err)
 	}
-	if cfg.IdentityPath != path || cfg.Ephemeral || cfg.WebRTC.Identity != nil {
-		t.Errorf("identity path %q, ephemeral %v, identity %v: want the path only", cfg.IdentityPath, cfg.Ephemeral, cfg.WebRTC.Identity)
+	if cfg.IdentityPath != path || cfg.Ephemeral || cfg.WebRTC.Key != nil {
+		t.Errorf("identity path %q, ephemeral %v, identity %v: want the path only", cfg.IdentityPath, cfg.Ephemeral, cfg.WebRTC.Key)
 	}
 	id, err := loadIdentity(path, false)
 	if err != nil {

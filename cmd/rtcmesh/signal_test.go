@@ -19,6 +19,7 @@ import (
 	"github.com/pion/turn/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalclient"
 	"github.com/rtcmesh/rtcmesh/turnserver"
@@ -102,10 +103,13 @@ func (r *running[A]) stop(t *testing.T) error {
 	}
 }
 
+// testID is the node ID of the test client called name (see startClient).
+func testID(t testing.TB, name string) string { return nodetest.Key(t, name).ID() }
+
 // startClient runs a signaling client until the test ends; the channel yields Run's result.
-func startClient(t *testing.T, url, id, network, token string) (*signalclient.Client, <-chan error) {
+func startClient(t *testing.T, url, name, network, token string) (*signalclient.Client, <-chan error) {
 	t.Helper()
-	cfg := signalclient.DefaultConfig(url, id, network)
+	cfg := signalclient.DefaultConfig(url, nodetest.Key(t, name), network)
 	cfg.Token = token
 	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	c, err := signalclient.New(cfg)
@@ -124,7 +128,7 @@ func startClient(t *testing.T, url, id, network, token string) (*signalclient.Cl
 		select {
 		case <-finished:
 		case <-time.After(testWait):
-			t.Errorf("client %s did not stop", id)
+			t.Errorf("client %s did not stop", name)
 		}
 	})
 	return c, done
@@ -245,10 +249,10 @@ func TestSignalServesRelaysAndShutsDown(t *testing.T) {
 			if !slices.Equal(s.URLs, addrs.TURN.URLs) {
 				t.Errorf("embedded relay URLs %q, want %q", s.URLs, addrs.TURN.URLs)
 			}
-			checkCredentials(t, s, "node-a", testTURNSecret, ttl)
+			checkCredentials(t, s, testID(t, "node-a"), testTURNSecret, ttl)
 			embedded = &welcomeA.ICEServers[i]
 		case slices.Equal(s.URLs, []string{externalTURN, externalTURNS}):
-			checkCredentials(t, s, "node-a", testTURNSecret, ttl)
+			checkCredentials(t, s, testID(t, "node-a"), testTURNSecret, ttl)
 			sawExternal = true
 		case slices.Equal(s.URLs, []string{stunURL}):
 			if s.Username != "" || s.Credential != "" {
@@ -272,14 +276,14 @@ func TestSignalServesRelaysAndShutsDown(t *testing.T) {
 
 	b, _ := startClient(t, url, "node-b", "net1", token)
 	welcomeB := expectWelcome(t, b)
-	if !slices.Contains(welcomeB.Contacts, "node-a") {
+	if !slices.Contains(welcomeB.Contacts, testID(t, "node-a")) {
 		t.Errorf("node-b's contacts %q do not include node-a", welcomeB.Contacts)
 	}
-	if err := a.SendOffer("node-b", "v=0 offer from a"); err != nil {
+	if err := a.SendOffer(testID(t, "node-b"), "v=0 offer from a"); err != nil {
 		t.Fatalf("SendOffer: %v", err)
 	}
 	ev := nextEvent(t, b)
-	if o, ok := ev.Message.(*signaling.Offer); !ok || o.From != "node-a" || o.SDP != "v=0 offer from a" {
+	if o, ok := ev.Message.(*signaling.Offer); !ok || o.From != testID(t, "node-a") || o.SDP != "v=0 offer from a" {
 		t.Fatalf("node-b got %+v, want the offer from node-a", ev)
 	}
 

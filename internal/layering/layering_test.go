@@ -50,27 +50,31 @@ func layers() map[string]rule {
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
 			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
 
-		"identity":     {internal: []string{"internal/browser"}, external: []string{"github.com/pion/webrtc/v4"}},
+		"identity":     {internal: []string{"internal/browser"}}, // pure: keys and proofs, no WebRTC
 		"link":         {},
 		"link/memlink": {internal: []string{"link"}},
 		"link/rtclink": {internal: []string{"link", "identity", "internal/browser"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
 			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
-		"node": {internal: []string{"membership", "gossip", "overlay", "wire", "link", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
+		"node": {internal: []string{"membership", "gossip", "overlay", "wire", "link", "identity"},
+			external: []string{"github.com/rs/zerolog"}},
+		"node/nodetest": {internal: []string{"gossip", "identity", "node"}},
+		// The WebRTC node: the runtime over rtclink, meeting peers through signaling.
+		"rtcnode": {internal: []string{"node", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodehttp": {internal: []string{"node"}, external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "identity", "link/rtclink", "metrics",
+		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",
 			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},
 		"internal/browser": {}, // syscall/js helpers for the js/wasm twins
 		// The browser peer: the same runtime and cores as a Go node, nothing of pion.
-		"web/peer": {internal: []string{"chat", "gossip", "identity", "node"}, external: []string{"github.com/rs/zerolog"}},
+		"web/peer": {internal: []string{"chat", "gossip", "identity", "node", "rtcnode"}, external: []string{"github.com/rs/zerolog"}},
 		"web":      {}, // the demo page's files and their handler: std lib only
-		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "signaling/signalserver", "signaling/signalservice", "turnserver", "web"},
+		"demo": {internal: []string{"chat", "identity", "link/rtclink", "node", "rtcnode", "signaling/signalserver", "signaling/signalservice", "turnserver", "web"},
 			external: []string{"github.com/rs/zerolog"}},
 		"web/internal/wasmbuild": {},
 		"web/internal/genwasm":   {internal: []string{"web/internal/wasmbuild"}},

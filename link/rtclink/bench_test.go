@@ -58,7 +58,7 @@ func BenchmarkThroughput(b *testing.B) {
 	// Plain transports with a counting consumer: a recorder would cost the
 	// receiver more than the link does.
 	mk := func() (*Transport, *atomic.Int64, chan struct{}) {
-		id, err := identity.Generate()
+		id, err := identity.GenerateKey()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -39,9 +39,11 @@ type ICEServer struct {
 // duration and size must be positive. The zero values of MDNS, RelayOnly, ICEServers, Logger
 // and SettingEngine are meaningful, as their fields say.
 type Config struct {
-	// Identity is this node's certificate; every PeerConnection uses it, and
-	// the node ID is derived from it. Required.
-	Identity *identity.Identity
+	// Key is this node's identity key: the node ID is its hash, and every
+	// link proves it by signing both ends' DTLS fingerprints with it. The
+	// DTLS certificate itself is made per Transport and thrown away with it.
+	// Required.
+	Key identity.Signer
 	// Signaler carries offers, answers and candidates to peers. Required.
 	Signaler Signaler
 	// ICEServers are the STUN/TURN servers for new PeerConnections. They
@@ -119,9 +121,9 @@ type Config struct {
 // DefaultConfig returns a Config for the given identity and signaler with every other field
 // at its default. It is the one place the defaults are defined: start from it and change what
 // you need, because New does not fill in zero values.
-func DefaultConfig(id *identity.Identity, s Signaler) Config {
+func DefaultConfig(key identity.Signer, s Signaler) Config {
 	return Config{
-		Identity:               id,
+		Key:                    key,
 		Signaler:               s,
 		MDNS:                   MDNSQueryAndGather,
 		ICEDisconnectedTimeout: 3 * time.Second,
@@ -157,8 +159,8 @@ const maxFrameSizeLimit = 16 << 20
 // (the order of the fields in Config), so a Config with several faults gets the same error
 // on every run.
 func (c *Config) validate() error {
-	if c.Identity == nil {
-		return errors.New("rtclink: Config.Identity is required")
+	if c.Key == nil {
+		return errors.New("rtclink: Config.Key is required: the node's identity key proves its ID on every link")
 	}
 	if c.Signaler == nil {
 		return errors.New("rtclink: Config.Signaler is required")

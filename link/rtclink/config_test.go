@@ -12,7 +12,7 @@ import (
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	id, err := identity.Generate()
+	id, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,11 +28,11 @@ func TestDefaultConfigIsValid(t *testing.T) {
 // A Config with several faults reports the same one every time: validate must not depend on
 // map iteration order.
 func TestValidateIsDeterministic(t *testing.T) {
-	id, err := identity.Generate()
+	id, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Config{Identity: id, Signaler: hubSignaler{}} // every duration and size zero
+	c := Config{Key: id, Signaler: hubSignaler{}} // every duration and size zero
 	first := c.validate()
 	if first == nil || !strings.Contains(first.Error(), "ICEDisconnectedTimeout") {
 		t.Fatalf("zero Config: %v, want the first duration reported", first)

@@ -116,7 +116,7 @@ type node struct {
 	log *syncBuffer
 }
 
-func testConfig(id *identity.Identity, s Signaler) Config {
+func testConfig(id *identity.Key, s Signaler) Config {
 	c := DefaultConfig(id, s)
 	c.MDNS = MDNSDisabled
 	c.SettingEngine = loopbackSettings()
@@ -130,7 +130,7 @@ func testConfig(id *identity.Identity, s Signaler) Config {
 // adjust the config. Events are drained unless paused.
 func newNode(tb testing.TB, h *hub, mod func(*Config)) *node {
 	tb.Helper()
-	id, err := identity.Generate()
+	id, err := identity.GenerateKey()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -25,7 +25,7 @@ type stack interface {
 // reconnect) gets a new peerConn, so events of an old one concern only its own, closed, conn.
 //
 // The Transport calls the signalling methods (createOffer to addCandidate) one at a time under
-// conn.opMu; checkIdentity to path once, when the data channel has opened, before the link is
+// conn.opMu; fingerprints to path once, when the data channel has opened, before the link is
 // up; send one at a time under conn.writeMu; receive from the link's one reader goroutine; and
 // close once, when the link is closed.
 type peerConn interface {
@@ -42,9 +42,10 @@ type peerConn interface {
 	// been checked to name a candidate.
 	addCandidate(init string) error
 
-	// checkIdentity returns an error unless the certificate the peer used for DTLS is the one
-	// behind node ID id: the check that makes a link authenticated.
-	checkIdentity(id string) error
+	// fingerprints returns the SHA-256 of this end's DTLS certificate and of the one the
+	// peer presented, as the DTLS handshake verified it. Both ends sign the pair with their
+	// identity keys (see proof.go): that binds the node IDs to this very DTLS session.
+	fingerprints() (local, remote []byte, err error)
 	// startChannel readies the open data channel for send and receive.
 	startChannel() error
 	// maxMessageSize is the largest message the peer accepts (its SCTP max-message-size), or

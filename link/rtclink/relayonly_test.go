@@ -69,12 +69,12 @@ func TestRelayOnly(t *testing.T) {
 	}
 	a := newNode(t, h, func(c *Config) {
 		c.RelayOnly = true
-		c.ICEServers = servers(c.Identity.ID())
+		c.ICEServers = servers(c.Key.ID())
 		mu.Lock()
-		hiddenID = c.Identity.ID()
+		hiddenID = c.Key.ID()
 		mu.Unlock()
 	})
-	b := newNode(t, h, func(c *Config) { c.ICEServers = servers(c.Identity.ID()) })
+	b := newNode(t, h, func(c *Config) { c.ICEServers = servers(c.Key.ID()) })
 
 	a.Dial(b.ID())
 	upA := a.rec.waitEvent(t, link.LinkUp, b.ID())

@@ -70,8 +70,11 @@ type conn struct {
 	dialed  bool // a Dial awaits this attempt's result
 	path    link.Path
 	since   time.Time
-	channel peerConn // pc once its data channel is open and the link up; nil before
+	channel peerConn // pc once its data channel is open; nil before
 	maxSend int
+	// The link proof (proof.go): the link goes up once this end has sent its proof and the
+	// peer's has checked out, whichever comes last.
+	proofSent, peerProven bool
 
 	// Guarded by Transport.queue.mu: set when the link's LinkDown is queued
 	// (or would have been), after which no Frame for it is queued.
@@ -95,6 +98,10 @@ type conn struct {
 	// heartbeat), so frames and pings keep their stream order.
 	writeMu sync.Mutex
 
+	// up mirrors state == stateUp for the read loop, which checks it on every frame without
+	// taking Transport.mu.
+	up atomic.Bool
+
 	bytesIn, bytesOut, framesIn, framesOut atomic.Uint64
 	rttNanos                               atomic.Int64
 	lastRecvNanos                          atomic.Int64
@@ -112,8 +119,12 @@ type Transport struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex
-	links      map[string]*conn
+	mu    sync.Mutex
+	links map[string]*conn
+	// successors holds, per peer with a live link, the one incoming attempt that may replace
+	// it: it runs beside the live link and takes its place only once it has proven the same
+	// identity, so an offer naming a linked peer can never tear that link down.
+	successors map[string]*conn
 	iceServers []ICEServer
 	closed     bool
 
@@ -130,20 +141,21 @@ func New(cfg Config) (*Transport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger.With().Str("node", short(cfg.Identity.ID())).Logger()
+	log := cfg.Logger.With().Str("node", short(cfg.Key.ID())).Logger()
 	st, err := newStack(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	t := &Transport{
 		cfg:        cfg,
-		self:       cfg.Identity.ID(),
+		self:       cfg.Key.ID(),
 		stack:      st,
 		log:        log,
 		queue:      newEventQueue(cfg.EventQueueLength),
 		events:     make(chan link.Event),
 		done:       make(chan struct{}),
 		links:      make(map[string]*conn),
+		successors: make(map[string]*conn),
 		iceServers: append([]ICEServer(nil), cfg.ICEServers...),
 	}
 	t.start()
@@ -204,6 +216,7 @@ func (t *Transport) Dial(peer string) {
 		return
 	}
 	c := t.newConnLocked(peer, true)
+	t.links[peer] = c
 	c.dialed = true
 	t.wg.Add(1)
 	go func() {
@@ -212,6 +225,8 @@ func (t *Transport) Dial(peer string) {
 	}()
 }
 
+// newConnLocked creates a link attempt with its dial timer; the caller registers it in links
+// or successors. t.mu must be held.
 func (t *Transport) newConnLocked(peer string, offerer bool) *conn {
 	c := &conn{peer: peer, offerer: offerer}
 	c.dialTimer = time.AfterFunc(t.cfg.DialTimeout, func() {
@@ -221,7 +236,6 @@ func (t *Transport) newConnLocked(peer string, offerer bool) *conn {
 			t.closeLocked(c, link.ReasonDialTimeout, false)
 		}
 	})
-	t.links[peer] = c
 	return c
 }
 
@@ -361,7 +375,20 @@ func (t *Transport) handleOffer(from, sdp string) {
 		return
 	}
 	dialed := false
-	if old := t.links[from]; old != nil {
+	if old := t.links[from]; old != nil && old.state == stateUp {
+		// The peer may have restarted, or someone replays its signals: either way the live
+		// link stays until a new one proves the same identity (upIfReadyLocked).
+		if prev := t.successors[from]; prev != nil {
+			t.closeLocked(prev, link.ReasonReplaced, true)
+		}
+		c := t.newConnLocked(from, false)
+		t.successors[from] = c
+		c.opMu.Lock()
+		t.mu.Unlock()
+		defer c.opMu.Unlock()
+		t.answerOffer(c, sdp)
+		return
+	} else if old != nil {
 		if old.offerer && old.state == stateOpening {
 			if t.self < from {
 				// Glare, and our offer wins: the peer answers ours.
@@ -371,17 +398,16 @@ func (t *Transport) handleOffer(from, sdp string) {
 			}
 			t.log.Debug().Str("peer", short(from)).Msg("glare: answering the peer's offer")
 		}
-		// The attempt or link is replaced; a pending Dial moves to the new one.
-		if old.state == stateOpening {
-			dialed = old.dialed
-		}
-		t.closeLocked(old, link.ReasonReplaced, old.state == stateOpening)
+		// The attempt is replaced; a pending Dial moves to the new one.
+		dialed = old.dialed
+		t.closeLocked(old, link.ReasonReplaced, true)
 	} else if len(t.links) >= t.cfg.MaxLinks {
 		t.mu.Unlock()
 		t.log.Warn().Str("peer", short(from)).Msg("offer refused: too many links")
 		return
 	}
 	c := t.newConnLocked(from, false)
+	t.links[from] = c
 	c.dialed = dialed
 	c.opMu.Lock() // fresh conn: uncontended; held so its candidates queue behind
 	t.mu.Unlock()
@@ -428,7 +454,10 @@ func (t *Transport) handleCandidate(from, candJSON string) {
 		return
 	}
 	t.mu.Lock()
-	c := t.links[from]
+	c := t.successors[from]
+	if c == nil {
+		c = t.links[from]
+	}
 	t.mu.Unlock()
 	if c == nil {
 		t.log.Debug().Str("peer", short(from)).Msg("ICE candidate for no link dropped")
@@ -455,12 +484,12 @@ func (t *Transport) addRemoteCandidate(c *conn, init string) {
 	}
 }
 
-// onOpen runs when pc's data channel opens: DTLS and SCTP are up. It checks
-// the peer's identity and reports the link.
+// onOpen runs when pc's data channel opens: DTLS and SCTP are up. It starts reading, for the
+// peer's proof, and sends this end's; the link goes up once both are done (upIfReadyLocked).
 func (t *Transport) onOpen(c *conn, pc peerConn) {
-	if err := pc.checkIdentity(c.peer); err != nil {
-		t.log.Warn().Err(err).Str("claimed", c.peer).
-			Msg("identity mismatch: peer certificate does not match its node ID; closing link")
+	local, remote, err := pc.fingerprints()
+	if err != nil {
+		t.log.Warn().Err(err).Str("peer", short(c.peer)).Msg("identity mismatch: no DTLS fingerprints; closing link")
 		t.closeConn(c, link.ReasonIdentityMismatch)
 		return
 	}
@@ -473,32 +502,88 @@ func (t *Transport) onOpen(c *conn, pc peerConn) {
 		maxSend = m // the peer accepts less than we would send
 	}
 	path := pathOf(pc)
-	now := time.Now()
 
 	t.mu.Lock()
 	if c.state != stateOpening {
 		t.mu.Unlock()
 		return
 	}
-	c.state = stateUp
-	c.channel, c.path, c.since, c.maxSend = pc, path, now, maxSend
-	c.lastRecvNanos.Store(now.UnixNano())
-	t.queue.mu.Lock()
-	t.queue.pushLocked(link.Event{Type: link.LinkUp, Peer: c.peer, Path: path})
-	t.queue.mu.Unlock()
+	c.channel, c.path, c.maxSend = pc, path, maxSend
+	c.lastRecvNanos.Store(time.Now().UnixNano())
 	t.wg.Add(1)
 	t.mu.Unlock()
-	c.dialTimer.Stop()
-	t.log.Debug().Str("peer", short(c.peer)).Str("path", string(path)).Msg("link up")
 	go func() {
 		defer t.wg.Done()
-		t.readLoop(c, pc)
+		t.readLoop(c, pc, local, remote)
 	}()
+
+	// Signing may wait (WebCrypto in a browser), so it happens before taking writeMu. The
+	// proof is written under writeMu with proofSent set first: the link cannot go up, and so
+	// no frame can be sent, before the proof is on the wire ahead of it.
+	proof, err := proofMessage(t.cfg.Key, local, remote)
+	if err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": "+err.Error())
+		return
+	}
+	c.writeMu.Lock()
+	t.mu.Lock()
+	open := c.state == stateOpening
+	c.proofSent = open
+	t.mu.Unlock()
+	if open {
+		err = pc.send([]byte(proof), true)
+	}
+	c.writeMu.Unlock()
+	if err != nil {
+		t.closeConn(c, link.ReasonConnectionFailed+": send link proof: "+err.Error())
+		return
+	}
+	t.mu.Lock()
+	t.upIfReadyLocked(c)
+	t.mu.Unlock()
+}
+
+// upIfReadyLocked brings c up once both proofs are done: it replaces the live link c
+// succeeds, if any (LinkDown for the old one, then LinkUp), and reports the link. t.mu must be
+// held.
+func (t *Transport) upIfReadyLocked(c *conn) {
+	if c.state != stateOpening || !c.proofSent || !c.peerProven {
+		return
+	}
+	if t.successors[c.peer] == c {
+		delete(t.successors, c.peer)
+		if old := t.links[c.peer]; old != nil {
+			c.dialed = old.dialed
+			t.closeLocked(old, link.ReasonReplaced, false)
+		}
+		t.links[c.peer] = c
+	}
+	c.state = stateUp
+	c.up.Store(true)
+	c.since = time.Now()
+	t.queue.mu.Lock()
+	t.queue.pushLocked(link.Event{Type: link.LinkUp, Peer: c.peer, Path: c.path})
+	t.queue.mu.Unlock()
+	c.dialTimer.Stop()
+	t.log.Debug().Str("peer", short(c.peer)).Str("path", string(c.path)).Msg("link up")
+}
+
+// peerProved records that the peer's link proof checked out.
+func (t *Transport) peerProved(c *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.peerProven = true
+	t.upIfReadyLocked(c)
 }
 
 // readLoop hands the link's messages, in order, to the event queue (frames)
 // or to control handling (text) until the link ends.
-func (t *Transport) readLoop(c *conn, pc peerConn) {
+//
+// The first thing it expects is the peer's link proof, checked against this session's DTLS
+// fingerprints local (ours) and remote (the peer's); a frame before the link is up, a second
+// proof or a bad one closes the link.
+func (t *Transport) readLoop(c *conn, pc peerConn, local, remote []byte) {
+	proven := false
 	for {
 		m, err := pc.receive()
 		if err != nil {
@@ -513,8 +598,30 @@ func (t *Transport) readLoop(c *conn, pc peerConn) {
 			return
 		}
 		if m.text {
+			if verb, arg, _ := strings.Cut(string(m.data), " "); verb == proofVerb {
+				err := errors.New("a second link proof")
+				if !proven {
+					err = checkProof(c.peer, arg, local, remote)
+				}
+				if err != nil {
+					t.log.Warn().Err(err).Str("claimed", short(c.peer)).Msg("identity mismatch: bad link proof; closing link")
+					t.closeConn(c, link.ReasonIdentityMismatch)
+					return
+				}
+				proven = true
+				t.peerProved(c)
+				continue
+			}
 			t.handleControl(c, string(m.data))
 			continue
+		}
+		if !c.up.Load() {
+			// An honest peer sends frames only once it has our proof, and we send that only
+			// after marking it sent; so this is a hostile peer, or the link closed meanwhile.
+			if t.closeConn(c, link.ReasonIdentityMismatch) {
+				t.log.Warn().Str("peer", short(c.peer)).Msg("identity mismatch: frame before the link proof; closing link")
+			}
+			return
 		}
 		c.bytesIn.Add(uint64(len(m.data)))
 		c.framesIn.Add(1)
@@ -691,6 +798,10 @@ func (t *Transport) closeLocked(c *conn, reason string, silent bool) bool {
 	if t.links[c.peer] == c {
 		delete(t.links, c.peer)
 	}
+	if t.successors[c.peer] == c {
+		delete(t.successors, c.peer)
+	}
+	c.up.Store(false)
 	t.queue.mu.Lock()
 	c.downQueued = true
 	if !silent && (prev == stateUp || c.dialed) {
@@ -766,6 +877,9 @@ func (t *Transport) Close() error {
 	}
 	t.closed = true
 	t.queue.close()
+	for _, c := range t.successors {
+		t.closeLocked(c, "transport closed", true)
+	}
 	for _, c := range t.links {
 		t.closeLocked(c, "transport closed", true)
 	}

@@ -3,10 +3,18 @@
 package rtclink
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"time"
 
 	"github.com/pion/datachannel"
 	"github.com/pion/ice/v4"
@@ -15,7 +23,6 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 
-	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 )
 
@@ -30,6 +37,7 @@ const initialReadBuffer = 4 << 10
 type pionStack struct {
 	api          *webrtc.API
 	cert         webrtc.Certificate
+	certHash     []byte // SHA-256 of cert's DER: this end's DTLS fingerprint
 	relayOnly    bool
 	maxFrameSize int
 	log          zerolog.Logger
@@ -67,9 +75,14 @@ func newStack(cfg *Config, log zerolog.Logger) (stack, error) {
 		webrtc.WithMediaEngine(&webrtc.MediaEngine{}),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}),
 	)
+	cert, certHash, err := disposableCertificate()
+	if err != nil {
+		return nil, err
+	}
 	return &pionStack{
 		api:          api,
-		cert:         cfg.Identity.Certificate(),
+		cert:         cert,
+		certHash:     certHash,
 		relayOnly:    cfg.RelayOnly,
 		maxFrameSize: cfg.MaxFrameSize,
 		log:          log,
@@ -82,6 +95,7 @@ type pionConn struct {
 	dc           *webrtc.DataChannel
 	h            peerHandlers
 	maxFrameSize int
+	localHash    []byte // the stack's certHash
 
 	// Set by startChannel, before the link is up; then used by send and by the reader.
 	rwc datachannel.ReadWriteCloser
@@ -111,7 +125,7 @@ func (s *pionStack) newPeerConn(servers []ICEServer, h peerHandlers) (peerConn, 
 		_ = pc.Close()
 		return nil, fmt.Errorf("create data channel: %w", err)
 	}
-	p := &pionConn{pc: pc, dc: dc, h: h, maxFrameSize: s.maxFrameSize}
+	p := &pionConn{pc: pc, dc: dc, h: h, maxFrameSize: s.maxFrameSize, localHash: s.certHash}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) { s.onLocalCandidate(p, cand) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
@@ -182,18 +196,54 @@ func (p *pionConn) addCandidate(init string) error {
 	return p.pc.AddICECandidate(cand)
 }
 
-// checkIdentity hashes the certificate the peer presented in DTLS (pion has checked it
-// against the SDP fingerprint).
-func (p *pionConn) checkIdentity(id string) error {
+// fingerprints returns the hashes of the Transport's certificate and of the certificate the
+// peer presented in DTLS (pion has checked it against the SDP fingerprint).
+func (p *pionConn) fingerprints() (local, remote []byte, err error) {
 	der := p.pc.SCTP().Transport().GetRemoteCertificate()
 	if len(der) == 0 {
-		return errors.New("the peer presented no certificate")
+		return nil, nil, errors.New("the peer presented no certificate")
 	}
-	if got := identity.IDFromCertificate(der); got != id {
-		return fmt.Errorf("the peer's certificate is that of %s", got)
-	}
-	return nil
+	sum := sha256.Sum256(der)
+	return p.localHash, sum[:], nil
 }
+
+// disposableCertificate makes the Transport's DTLS certificate: ECDSA P-256, which every
+// browser accepts. It proves nothing by itself and lives as long as the Transport; identity
+// is proven on top of it by the link proof.
+func disposableCertificate() (webrtc.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return webrtc.Certificate{}, nil, fmt.Errorf("rtclink: DTLS key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return webrtc.Certificate{}, nil, fmt.Errorf("rtclink: DTLS certificate serial: %w", err)
+	}
+	now := time.Now()
+	tpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "rtcmesh"},
+		// Backdated a day so a peer with a slightly slow clock accepts it.
+		NotBefore:             now.Add(-24 * time.Hour),
+		NotAfter:              now.Add(dtlsCertificateValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		return webrtc.Certificate{}, nil, fmt.Errorf("rtclink: DTLS certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return webrtc.Certificate{}, nil, fmt.Errorf("rtclink: DTLS certificate: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return webrtc.CertificateFromX509(key, cert), sum[:], nil
+}
+
+// dtlsCertificateValidity outlives any process: pion refuses an expired certificate, and a
+// Transport keeps its certificate for its whole life.
+const dtlsCertificateValidity = 10 * 365 * 24 * time.Hour
 
 func (p *pionConn) startChannel() error {
 	rwc, err := p.dc.Detach()

@@ -214,7 +214,7 @@ func TestIdentityMismatchDialingWrongID(t *testing.T) {
 	a, c := newNode(t, h, nil), newNode(t, h, nil)
 	// X is a valid ID whose key nobody here holds; the "signaling server"
 	// routes it to c and stamps c's signals as X.
-	x, err := identity.Generate()
+	x, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestIdentityMismatchSpoofedSender(t *testing.T) {
 	h := newHub(t)
 	a, c := newNode(t, h, nil), newNode(t, h, nil)
 	// c claims to be z: its signals are stamped z, and z routes to c.
-	z, err := identity.Generate()
+	z, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,13 +371,13 @@ func TestDialFailures(t *testing.T) {
 		t.Fatalf("own ID: %q", ev.Reason)
 	}
 	// Unknown to signaling: SendSignal fails.
-	ghost, _ := identity.Generate()
+	ghost, _ := identity.GenerateKey()
 	a.Dial(ghost.ID())
 	if ev := a.rec.waitEvent(t, link.LinkDown, ghost.ID()); !strings.HasPrefix(ev.Reason, link.ReasonUnreachable) {
 		t.Fatalf("unknown peer: %q", ev.Reason)
 	}
 	// Signals vanish: dial timeout.
-	hole, _ := identity.Generate()
+	hole, _ := identity.GenerateKey()
 	h.mu.Lock()
 	h.blackhole[hole.ID()] = true
 	h.mu.Unlock()
@@ -386,9 +386,9 @@ func TestDialFailures(t *testing.T) {
 		t.Fatalf("black hole: %q", ev.Reason)
 	}
 	// MaxLinks.
-	h1, _ := identity.Generate()
-	h2, _ := identity.Generate()
-	h3, _ := identity.Generate()
+	h1, _ := identity.GenerateKey()
+	h2, _ := identity.GenerateKey()
+	h3, _ := identity.GenerateKey()
 	h.mu.Lock()
 	h.blackhole[h1.ID()], h.blackhole[h2.ID()], h.blackhole[h3.ID()] = true, true, true
 	h.mu.Unlock()
@@ -403,7 +403,7 @@ func TestDialFailures(t *testing.T) {
 func TestBadSignalsAreDropped(t *testing.T) {
 	h := newHub(t)
 	a, b := newNode(t, h, nil), newNode(t, h, nil)
-	stranger, _ := identity.Generate()
+	stranger, _ := identity.GenerateKey()
 	a.HandleSignal("bogus", Signal{Type: SignalOffer, SDP: "v=0"})
 	a.HandleSignal(stranger.ID(), Signal{Type: "hello"})
 	a.HandleSignal(stranger.ID(), Signal{Type: SignalCandidate, Candidate: "{not json"})
@@ -426,14 +426,14 @@ func TestBadSignalsAreDropped(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	id, err := identity.Generate()
+	id, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := newHub(t)
 	sig := hubSignaler{h: h, self: id.ID()}
 	cases := map[string]func(*Config){
-		"no identity":       func(c *Config) { c.Identity = nil },
+		"no identity":       func(c *Config) { c.Key = nil },
 		"no signaler":       func(c *Config) { c.Signaler = nil },
 		"heartbeat order":   func(c *Config) { c.HeartbeatInterval, c.HeartbeatTimeout = time.Second, time.Second },
 		"negative duration": func(c *Config) { c.DialTimeout = -1 },

@@ -225,7 +225,7 @@ func newVnetNode(tb testing.TB, h *hub, host *vnet.Net, withTURN bool, mod func(
 	return newNode(tb, h, func(c *Config) {
 		c.MDNS = MDNSDisabled
 		c.SettingEngine = vnetSettings(host)
-		c.ICEServers = vnetICEServers(c.Identity.ID(), withTURN)
+		c.ICEServers = vnetICEServers(c.Key.ID(), withTURN)
 		if mod != nil {
 			mod(c)
 		}

@@ -1,9 +1,11 @@
 //go:build !js
 
-package node
+package rtcnode
 
 import (
 	"fmt"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -64,14 +66,14 @@ func (s *signalingServer) stop() {
 
 // startWebRTCNode starts a node on loopback. heartbeat is the link heartbeat timeout; 0 keeps
 // rtclink's default.
-func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration) *WebRTCNode {
+func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration) *Node {
 	t.Helper()
-	id, err := identity.Generate()
+	id, err := identity.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultWebRTCConfig(id, url, "test")
-	cfg.Node = testConfig()
+	cfg := DefaultConfig(id, url, "test")
+	cfg.Node = nodetest.Config()
 	cfg.Node.Seed = seed
 	cfg.Link.SettingEngine = rtclink.NetworkSettings([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	cfg.Link.MDNS = rtclink.MDNSDisabled
@@ -81,7 +83,7 @@ func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Durat
 	}
 	cfg.Signal.MinBackoff = 50 * time.Millisecond
 	cfg.Signal.MaxBackoff = 500 * time.Millisecond
-	w, err := StartWebRTC(cfg)
+	w, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +95,13 @@ func TestWebRTCMesh(t *testing.T) {
 		t.Skip("50 WebRTC nodes skipped in -short mode")
 	}
 	sig := startSignaling(t, "")
-	m := &mesh{t: t}
-	var rtc []*WebRTCNode
+	m := nodetest.NewMesh(t, nodetest.Config().Membership.ActiveSize)
+	var rtc []*Node
 	t.Cleanup(func() {
 		for _, w := range rtc {
 			w.Close()
 		}
-		m.wg.Wait()
+		m.Wait()
 		sig.stop()
 	})
 	// rtclink's default heartbeat timeout (5 s): shorter ones timed out healthy links on a
@@ -108,10 +110,10 @@ func TestWebRTCMesh(t *testing.T) {
 	for i := range n {
 		w := startWebRTCNode(t, sig.url(), uint64(i+1), heartbeat)
 		rtc = append(rtc, w)
-		m.track(w.Node)
+		m.Track(w.Node)
 	}
-	waitFor(t, 60*time.Second, "50 WebRTC nodes connected and symmetric", func() error { return m.overlayOK(m.nodes) })
-	for _, nd := range m.nodes {
+	nodetest.WaitFor(t, 60*time.Second, "50 WebRTC nodes connected and symmetric", func() error { return m.OverlayOK(m.Nodes()) })
+	for _, nd := range m.Nodes() {
 		for _, nb := range nd.Neighbors() {
 			if nb.Path == "" || strings.Contains(string(nb.Path), "relay") {
 				t.Errorf("%s -> %s: path %q, want a direct loopback path", nd.ID(), nb.ID, nb.Path)
@@ -119,20 +121,20 @@ func TestWebRTCMesh(t *testing.T) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	pick := func(from []*Node, k int) []*Node { return pickNodes(rng, from, k) }
-	m.broadcastAll(pick(m.nodes, 10), m.nodes)
+	pick := func(from []*node.Node, k int) []*node.Node { return nodetest.PickNodes(rng, from, k) }
+	m.BroadcastAll(pick(m.Nodes(), 10), m.Nodes())
 	const measured = 90
-	payloads := m.broadcastAll(pick(m.nodes, measured), m.nodes)
+	payloads := m.BroadcastAll(pick(m.Nodes(), measured), m.Nodes())
 	rmr := float64(payloads)/float64(measured*(n-1)) - 1
 	t.Logf("50 WebRTC nodes: %d payload frames for %d broadcasts, RMR %.3f", payloads, measured, rmr)
 	if rmr > 0.1 {
 		t.Errorf("RMR %.3f once the tree formed, want <= 0.1", rmr)
 	}
-	m.noDuplicates()
+	m.NoDuplicates()
 
 	// The signaling server goes away: the overlay does not need it.
 	sig.stop()
-	waitFor(t, 10*time.Second, "nodes notice the server is gone", func() error {
+	nodetest.WaitFor(t, 10*time.Second, "nodes notice the server is gone", func() error {
 		for _, w := range rtc {
 			if w.SignalingConnected() {
 				return fmt.Errorf("%s still connected", w.ID())
@@ -140,9 +142,9 @@ func TestWebRTCMesh(t *testing.T) {
 		}
 		return nil
 	})
-	m.broadcastAll(pick(m.nodes, 5), m.nodes)
+	m.BroadcastAll(pick(m.Nodes(), 5), m.Nodes())
 	sig = startSignaling(t, sig.addr)
-	waitFor(t, 20*time.Second, "nodes reconnect to the returning server", func() error {
+	nodetest.WaitFor(t, 20*time.Second, "nodes reconnect to the returning server", func() error {
 		for _, w := range rtc {
 			if !w.SignalingConnected() {
 				return fmt.Errorf("%s not reconnected", w.ID())
@@ -159,8 +161,8 @@ func TestWebRTCMesh(t *testing.T) {
 		crashed[w.ID()] = true
 	}
 	frozeAt := time.Now()
-	survivors := m.nodes[:40]
-	waitFor(t, 30*time.Second, "survivors repaired their views", func() error {
+	survivors := m.Nodes()[:40]
+	nodetest.WaitFor(t, 30*time.Second, "survivors repaired their views", func() error {
 		for _, nd := range survivors {
 			for _, nb := range nd.Neighbors() {
 				if crashed[nb.ID] {
@@ -168,9 +170,9 @@ func TestWebRTCMesh(t *testing.T) {
 				}
 			}
 		}
-		return m.overlayOK(survivors)
+		return m.OverlayOK(survivors)
 	})
 	t.Logf("survivors repaired their views %v after 10 nodes hung (heartbeat timeout %v)", time.Since(frozeAt).Round(10*time.Millisecond), heartbeat)
-	m.broadcastAll(pick(survivors, 10), survivors)
-	m.noDuplicates()
+	m.BroadcastAll(pick(survivors, 10), survivors)
+	m.NoDuplicates()
 }

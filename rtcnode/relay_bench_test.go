@@ -1,9 +1,11 @@
 //go:build !js
 
-package node
+package rtcnode
 
 import (
 	"fmt"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -124,7 +126,7 @@ func startRelaySignaling(b *testing.B, relay *turnserver.Server) string {
 type benchMesh struct {
 	name      string
 	relayOnly bool
-	nodes     []*WebRTCNode
+	nodes     []*Node
 
 	mu   sync.Mutex
 	sent map[gossip.MessageID]time.Time // measured broadcasts
@@ -145,19 +147,19 @@ func startBenchMesh(b *testing.B, url, network string, relayOnly bool, seed uint
 		wg.Wait()
 	})
 	for i := range relayBenchNodes {
-		id, err := identity.Generate()
+		id, err := identity.GenerateKey()
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg := DefaultWebRTCConfig(id, url, network)
-		cfg.Node = testConfig()
+		cfg := DefaultConfig(id, url, network)
+		cfg.Node = nodetest.Config()
 		cfg.Node.Seed = seed + uint64(i)
 		cfg.Link.SettingEngine = rtclink.NetworkSettings([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 		cfg.Link.MDNS = rtclink.MDNSDisabled
 		cfg.Link.RelayOnly = relayOnly
 		cfg.Signal.MinBackoff = 50 * time.Millisecond
 		cfg.Signal.MaxBackoff = 500 * time.Millisecond
-		w, err := StartWebRTC(cfg)
+		w, err := Start(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -190,14 +192,14 @@ func startBenchMesh(b *testing.B, url, network string, relayOnly bool, seed uint
 // intended kind.
 func (m *benchMesh) waitFormed(b *testing.B) {
 	b.Helper()
-	nodes := make([]*Node, len(m.nodes))
+	nodes := make([]*node.Node, len(m.nodes))
 	for i, w := range m.nodes {
 		nodes[i] = w.Node
 	}
-	overlay := &mesh{}
+	overlay := nodetest.NewMesh(b, nodetest.Config().Membership.ActiveSize)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		err := overlay.overlayOK(nodes)
+		err := overlay.OverlayOK(nodes)
 		if err == nil {
 			err = m.pathError()
 		}

@@ -1,9 +1,11 @@
 //go:build !js
 
-package node
+package rtcnode
 
 import (
 	"fmt"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
 	"maps"
 	"slices"
 	"strings"
@@ -36,7 +38,7 @@ func BenchmarkWebRTCLinkSetup(b *testing.B) {
 		start := time.Now()
 		second := startWebRTCNode(b, sig.url(), uint64(2*i+2), 0)
 		for ev := range second.Events() {
-			if ev.Type == NeighborUp {
+			if ev.Type == node.NeighborUp {
 				break
 			}
 		}
@@ -56,7 +58,7 @@ func BenchmarkWebRTCBroadcast50(b *testing.B) {
 	sig := startSignaling(b, "")
 	defer sig.stop()
 	const n = 50
-	var nodes []*WebRTCNode
+	var nodes []*Node
 	var mu sync.Mutex
 	sent := map[gossip.MessageID]time.Time{}
 	var lat []time.Duration
@@ -94,12 +96,13 @@ func BenchmarkWebRTCBroadcast50(b *testing.B) {
 		}
 		wg.Wait()
 	}()
-	m := &mesh{}
+	m := nodetest.NewMesh(b, nodetest.Config().Membership.ActiveSize)
+	var inner []*node.Node
 	for _, w := range nodes {
-		m.nodes = append(m.nodes, w.Node)
+		inner = append(inner, w.Node)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for m.overlayOK(m.nodes) != nil {
+	for m.OverlayOK(inner) != nil {
 		if time.Now().After(deadline) {
 			b.Fatal("overlay of 50 not connected within 60 s")
 		}
@@ -151,7 +154,7 @@ func BenchmarkWebRTCBroadcast50(b *testing.B) {
 }
 
 // missing describes the nodes that have not delivered a message: their neighbours and counters.
-func missing(nodes []*WebRTCNode, delivered map[string]bool) string {
+func missing(nodes []*Node, delivered map[string]bool) string {
 	var out []string
 	for _, w := range nodes {
 		if delivered[w.ID()] {
@@ -185,7 +188,7 @@ func missing(nodes []*WebRTCNode, delivered map[string]bool) string {
 	return strings.Join(out, "\n")
 }
 
-func waitNeighbors(b *testing.B, w *WebRTCNode, want int) {
+func waitNeighbors(b *testing.B, w *Node, want int) {
 	b.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !w.SignalingConnected() || len(w.Neighbors()) != want {

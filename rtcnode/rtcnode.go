@@ -1,4 +1,12 @@
-package node
+// Package rtcnode runs an rtcmesh node the way it runs for real: the node runtime (package
+// node) over WebRTC links (link/rtclink), meeting its peers through a signaling server
+// (signaling/signalclient). One identity key proves the node's ID everywhere it is claimed:
+// to the signaling server (its hello), to every link peer (the link proof) and to every
+// receiver of its broadcasts (their signature).
+//
+// It is the one place that wires those packages together, for the rtcmesh binary, the demo
+// and the browser peer alike; package node itself knows nothing of WebRTC or signaling.
+package rtcnode
 
 import (
 	"context"
@@ -7,86 +15,85 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/rs/zerolog"
+
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
+	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalclient"
 )
 
-// WebRTCConfig configures a node that meets its peers through a signaling server and links
-// to them with WebRTC data channels: the way rtcmesh runs for real.
-type WebRTCConfig struct {
-	// Node configures the runtime; Transport, ID, Contacts and NeedContacts are filled in.
-	Node Config
-	// Identity is the node's certificate; the node's ID is derived from it. Required.
-	Identity *identity.Identity
-	// Signal configures the signaling client; ID is filled in, URL and Network are required.
+// Config configures a node that meets its peers through a signaling server and links to them
+// with WebRTC data channels.
+type Config struct {
+	// Node configures the runtime; Key, Transport, ID, Contacts and NeedContacts are filled in.
+	Node node.Config
+	// Key is the node's identity key; the node's ID is its hash. Required.
+	Key identity.Signer
+	// Signal configures the signaling client; Key is filled in, URL and Network are required.
 	Signal signalclient.Config
-	// Link configures the WebRTC links; Identity and Signaler are filled in, and the ICE
-	// servers are replaced by those of every welcome.
+	// Link configures the WebRTC links; Key and Signaler are filled in, and the ICE servers
+	// are replaced by those of every welcome.
 	Link rtclink.Config
 	// PeersPerRequest is how many live peers the node asks the signaling server for when it is
 	// isolated and out of contacts.
 	PeersPerRequest int
 }
 
-// DefaultWebRTCConfig returns the WAN profile for a node with identity id joining network
-// through the signaling server at url (ws://host:port/ws).
-func DefaultWebRTCConfig(id *identity.Identity, url, network string) WebRTCConfig {
-	var sid string
-	if id != nil {
-		sid = id.ID()
-	}
-	return WebRTCConfig{
-		Node:            DefaultConfig(),
-		Identity:        id,
-		Signal:          signalclient.DefaultConfig(url, sid, network),
-		Link:            rtclink.DefaultConfig(id, nil),
+// DefaultConfig returns the WAN profile for a node with identity key joining network through
+// the signaling server at url (ws://host:port/ws).
+func DefaultConfig(key identity.Signer, url, network string) Config {
+	return Config{
+		Node:            node.DefaultConfig(),
+		Key:             key,
+		Signal:          signalclient.DefaultConfig(url, key, network),
+		Link:            rtclink.DefaultConfig(key, nil),
 		PeersPerRequest: 8,
 	}
 }
 
-// WebRTCNode is a Node whose links are WebRTC data channels, plus its signaling client. The
+// Node is a node.Node whose links are WebRTC data channels, plus its signaling client. The
 // overlay does not need the signaling server once the node has neighbours: while the server is
 // away the node keeps broadcasting, and the client reconnects on its own.
-type WebRTCNode struct {
-	*Node
+type Node struct {
+	*node.Node
 	signal    *signalclient.Client
 	transport *rtclink.Transport
+	log       zerolog.Logger
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
 
-// StartWebRTC starts a node: the signaling client connects (and keeps reconnecting), the
-// welcome's ICE servers configure the links and its contacts are joined through.
-func StartWebRTC(cfg WebRTCConfig) (*WebRTCNode, error) {
-	if cfg.Identity == nil {
-		return nil, errors.New("node: WebRTCConfig.Identity is required")
+// Start starts a node: the signaling client connects (and keeps reconnecting), the welcome's
+// ICE servers configure the links and its contacts are joined through.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Key == nil {
+		return nil, errors.New("rtcnode: Config.Key is required: the identity key proves the node's ID")
 	}
 	if cfg.PeersPerRequest < 1 {
-		return nil, fmt.Errorf("node: PeersPerRequest %d must be at least 1", cfg.PeersPerRequest)
+		return nil, fmt.Errorf("rtcnode: PeersPerRequest %d must be at least 1", cfg.PeersPerRequest)
 	}
-	id := cfg.Identity.ID()
-	cfg.Signal.ID = id
+	cfg.Signal.Key = cfg.Key
 	sc, err := signalclient.New(cfg.Signal)
 	if err != nil {
-		return nil, fmt.Errorf("node: signaling client: %w", err)
+		return nil, fmt.Errorf("rtcnode: signaling client: %w", err)
 	}
-	cfg.Link.Identity, cfg.Link.Signaler = cfg.Identity, signaler{sc}
+	cfg.Link.Key, cfg.Link.Signaler = cfg.Key, signaler{sc}
 	tr, err := rtclink.New(cfg.Link)
 	if err != nil {
-		return nil, fmt.Errorf("node: links: %w", err)
+		return nil, fmt.Errorf("rtcnode: links: %w", err)
 	}
-	w := &WebRTCNode{signal: sc, transport: tr}
+	w := &Node{signal: sc, transport: tr, log: cfg.Node.Logger}
 	nc := cfg.Node
-	nc.Transport, nc.ID, nc.Contacts = tr, id, nil
+	nc.Key, nc.Transport, nc.Contacts = cfg.Key, tr, nil
 	logger := nc.Logger
 	nc.NeedContacts = func() {
 		if err := sc.RequestPeers(cfg.PeersPerRequest); err != nil {
 			logger.Debug().Err(err).Msg("asking the signaling server for peers")
 		}
 	}
-	n, err := New(nc)
+	n, err := node.New(nc)
 	if err != nil {
 		tr.Close()
 		return nil, err
@@ -109,9 +116,9 @@ func StartWebRTC(cfg WebRTCConfig) (*WebRTCNode, error) {
 }
 
 // pumpSignals hands what the signaling server sends to the links and the runtime.
-func (w *WebRTCNode) pumpSignals(seed uint64) {
+func (w *Node) pumpSignals(seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 3))
-	log := w.cfg.Logger
+	log := w.log
 	for ev := range w.signal.Events() {
 		switch m := ev.Message.(type) {
 		case *signaling.Welcome:
@@ -160,19 +167,19 @@ func (w *WebRTCNode) pumpSignals(seed uint64) {
 	}
 }
 
-func (w *WebRTCNode) joinAny(ids []string, rng *rand.Rand) {
+func (w *Node) joinAny(ids []string, rng *rand.Rand) {
 	contact := ids[rng.IntN(len(ids))]
-	if err := w.Join(contact); err != nil && !errors.Is(err, ErrClosed) {
-		w.cfg.Logger.Warn().Err(err).Str("contact", contact).Msg("join")
+	if err := w.Join(contact); err != nil && !errors.Is(err, node.ErrClosed) {
+		w.log.Warn().Err(err).Str("contact", contact).Msg("join")
 	}
 }
 
 // SignalingConnected reports whether the node is connected to the signaling server now.
-func (w *WebRTCNode) SignalingConnected() bool { return w.signal.Connected() }
+func (w *Node) SignalingConnected() bool { return w.signal.Connected() }
 
 // Close leaves the overlay gracefully, closes every link and disconnects from the signaling
 // server.
-func (w *WebRTCNode) Close() error {
+func (w *Node) Close() error {
 	err := w.Node.Close()
 	w.cancel()
 	w.wg.Wait()
@@ -191,5 +198,5 @@ func (s signaler) SendSignal(to string, sig rtclink.Signal) error {
 	case rtclink.SignalCandidate:
 		return s.c.SendCandidate(to, sig.Candidate)
 	}
-	return fmt.Errorf("node: unknown signal type %q", sig.Type)
+	return fmt.Errorf("rtcnode: unknown signal type %q", sig.Type)
 }
