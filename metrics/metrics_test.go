@@ -19,10 +19,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/link/memlink"
 	"github.com/rtcmesh/rtcmesh/membership"
-	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodetest"
 	"github.com/rtcmesh/rtcmesh/signaling"

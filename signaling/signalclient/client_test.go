@@ -420,13 +420,13 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("valid config rejected: %v", err)
 	}
 	for name, mutate := range map[string]func(*signalclient.Config){
-		"http url":          func(c *signalclient.Config) { c.URL = "http://127.0.0.1/ws" },
-		"no key":            func(c *signalclient.Config) { c.Key = nil },
-		"broken key":        func(c *signalclient.Config) { c.Key = brokenKey{keyFor("a")} },
-		"bad token":         func(c *signalclient.Config) { c.Token = "a b" },
-		"no network":        func(c *signalclient.Config) { c.Network = "" },
-		"negative queue":    func(c *signalclient.Config) { c.EventQueueLength = -1 },
-		"backoff inverted":  func(c *signalclient.Config) { c.MinBackoff, c.MaxBackoff = time.Second, time.Millisecond },
+		"http url":         func(c *signalclient.Config) { c.URL = "http://127.0.0.1/ws" },
+		"no key":           func(c *signalclient.Config) { c.Key = nil },
+		"broken key":       func(c *signalclient.Config) { c.Key = brokenKey{keyFor("a")} },
+		"bad token":        func(c *signalclient.Config) { c.Token = "a b" },
+		"no network":       func(c *signalclient.Config) { c.Network = "" },
+		"negative queue":   func(c *signalclient.Config) { c.EventQueueLength = -1 },
+		"backoff inverted": func(c *signalclient.Config) { c.MinBackoff, c.MaxBackoff = time.Second, time.Millisecond },
 	} {
 		cfg := good
 		mutate(&cfg)
