@@ -83,6 +83,11 @@ type Config struct {
 	// DialTimeout bounds the time from Dial (or an incoming offer) to LinkUp.
 	// Default 15s.
 	DialTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for the Transport's goroutines. A connection
+	// wedged inside the WebRTC stack (pion/sctp can block a read loop on a retransmitted
+	// COOKIE ECHO under heavy load, and writers behind it) must not hang the node's shutdown:
+	// past it Close gives up on them, logs, and returns an error. Default 10s.
+	CloseTimeout time.Duration
 
 	// MaxFrameSize is the largest frame Send accepts and the largest the peer
 	// may send; the pion build advertises it as the SCTP max-message-size (a
@@ -132,6 +137,7 @@ func DefaultConfig(key identity.Signer, s Signaler) Config {
 		HeartbeatInterval:      time.Second,
 		HeartbeatTimeout:       link.DefaultHeartbeatTimeout,
 		DialTimeout:            15 * time.Second,
+		CloseTimeout:           10 * time.Second,
 		MaxFrameSize:           64 << 10,
 		SendBufferBytes:        1 << 20,
 		EventQueueLength:       1024,
@@ -175,6 +181,7 @@ func (c *Config) validate() error {
 		named("HeartbeatInterval", c.HeartbeatInterval),
 		named("HeartbeatTimeout", c.HeartbeatTimeout),
 		named("DialTimeout", c.DialTimeout),
+		named("CloseTimeout", c.CloseTimeout),
 	); err != nil {
 		return err
 	}

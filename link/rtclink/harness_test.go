@@ -59,6 +59,9 @@ func newHub(tb testing.TB) *hub {
 func (h *hub) add(routeID string, t *Transport) {
 	n := &hubNode{t: t, inbox: make(chan hubMsg, 4096)}
 	h.mu.Lock()
+	if old := h.routes[routeID]; old != nil {
+		close(old.inbox) // the route moves to t: its old pump ends
+	}
 	h.routes[routeID] = n
 	h.mu.Unlock()
 	h.wg.Add(1)

@@ -868,7 +868,9 @@ func (t *Transport) heartbeat(now time.Time) {
 }
 
 // Close implements link.Transport. It waits until every PeerConnection is
-// closed and every goroutine of the Transport has ended.
+// closed and every goroutine of the Transport has ended, for at most
+// Config.CloseTimeout: goroutines stuck in the WebRTC stack beyond it are
+// abandoned (and the Events channel left open for them) with an error.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -885,9 +887,19 @@ func (t *Transport) Close() error {
 	}
 	t.mu.Unlock()
 	close(t.done)
-	t.wg.Wait()
-	close(t.events)
-	return nil
+	ended := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		close(t.events)
+		return nil
+	case <-time.After(t.cfg.CloseTimeout):
+		t.log.Error().Dur("waited", t.cfg.CloseTimeout).Msg("closing: goroutines still blocked in the WebRTC stack; abandoning them")
+		return fmt.Errorf("rtclink: close: goroutines still blocked in the WebRTC stack after %v", t.cfg.CloseTimeout)
+	}
 }
 
 // short abbreviates a node ID for logs.
