@@ -1,0 +1,25 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+)
+
+// WriteSummary writes the result as the few lines `rtcmesh sim` prints: reliability,
+// redundancy, the overlay's shape and health, and what the run cost.
+func (r Result) WriteSummary(w io.Writer) {
+	heal := fmt.Sprint(r.RoundsToHeal)
+	if r.FailFraction == 0 {
+		heal = "n/a (no failure)"
+	} else if r.RoundsToHeal < 0 {
+		heal = "not healed"
+	}
+	fmt.Fprintf(w, "rtcmesh sim: %d nodes, seed %d, %s, %.0f%% crashed, churn %d/round\n", r.Nodes, r.Seed, r.Protocol, r.FailFraction*100, r.Churn)
+	fmt.Fprintf(w, "  broadcasts       %d, reliability mean %.4f, min %.4f, %d reached every node\n", r.Messages, r.Reliability, r.ReliabilityMin, r.FullyReached)
+	fmt.Fprintf(w, "  redundancy (RMR) %.4f   last delivery hop mean %.2f, max %d\n", r.RMR, r.LDH, r.LDHMax)
+	fmt.Fprintf(w, "  overlay          %d live nodes, connected %v (%d components), isolated %d, asymmetric links %d\n", r.LiveNodes, r.Connected, r.Components, r.Isolated, r.AsymmetricLinks)
+	fmt.Fprintf(w, "  views            active %.2f, passive %.2f on average; %.2f neighbour changes per node-minute while broadcasting\n", r.ActiveViewAvg, r.PassiveViewAvg, r.NeighborChangesPerNodeMinute)
+	fmt.Fprintf(w, "  graph            clustering coefficient %.5f, average shortest path %.2f, max %d\n", r.ClusteringCoefficient, r.AvgShortestPath, r.MaxShortestPath)
+	fmt.Fprintf(w, "  healing          %s rounds\n", heal)
+	fmt.Fprintf(w, "  effort           %d events over %.0f simulated seconds in %.1f s wall, peak heap %.0f MiB\n", r.Events, r.SimulatedSeconds, r.WallSeconds, float64(r.PeakHeapBytes)/(1<<20))
+}
