@@ -36,6 +36,7 @@ type NodeCollector struct {
 	gossipSent, gossipReceived        *prometheus.Desc
 	cache, seen, missing              *prometheus.Desc
 	eager, lazy, gossipInvalid        *prometheus.Desc
+	refused, origins                  *prometheus.Desc
 
 	framesSent, framesReceived, badFrames *prometheus.Desc
 	framesDropped, slowPeers              *prometheus.Desc
@@ -66,6 +67,8 @@ func NewNodeCollector(n NodeSource) *NodeCollector {
 		eager:              newDesc("gossip", "eager_peers", "Neighbours the broadcast tree sends payloads to."),
 		lazy:               newDesc("gossip", "lazy_peers", "Neighbours that get announcements (IHAVE) only."),
 		gossipInvalid:      newDesc("gossip", "invalid_messages_total", "Plumtree messages the broadcast core refused."),
+		refused:            newDesc("gossip", "refused_total", "Broadcasts refused before delivery or forwarding, by reason: signature (forged or modified), replay (a sequence number seen before), clock (time outside the skew window), self-origin (claims this node).", "reason"),
+		origins:            newDesc("gossip", "origins", "Origins whose sequence numbers the node tracks for replay protection."),
 		framesSent:         newDesc("node", "frames_sent_total", "Protocol frames handed to links."),
 		framesReceived:     newDesc("node", "frames_received_total", "Protocol frames received from links."),
 		badFrames:          newDesc("node", "bad_frames_total", "Frames the wire format or a core refused; each closed its link."),
@@ -82,7 +85,7 @@ func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.activeView, c.passiveView, c.membershipReceived, c.membershipSent, c.peerDowns, c.rejoins, c.membershipInval,
 		c.links, c.linksOpen,
 		c.broadcasts, c.delivered, c.duplicates, c.gossipSent, c.gossipReceived, c.cache, c.seen, c.missing,
-		c.eager, c.lazy, c.gossipInvalid,
+		c.eager, c.lazy, c.gossipInvalid, c.refused, c.origins,
 		c.framesSent, c.framesReceived, c.badFrames, c.framesDropped, c.slowPeers, c.deliveriesDropped, c.eventsDropped,
 	} {
 		ch <- d
@@ -134,6 +137,18 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(c.eager, float64(g.EagerPeers))
 	ch <- gauge(c.lazy, float64(g.LazyPeers))
 	ch <- counter(c.gossipInvalid, g.InvalidMessages)
+	for _, r := range []struct {
+		reason gossip.Refusal
+		n      uint64
+	}{
+		{gossip.RefusedSignature, g.RefusedSignature},
+		{gossip.RefusedReplay, g.RefusedReplay},
+		{gossip.RefusedClock, g.RefusedClock},
+		{gossip.RefusedSelfOrigin, g.RefusedSelfOrigin},
+	} {
+		ch <- counter(c.refused, r.n, r.reason.String())
+	}
+	ch <- gauge(c.origins, float64(g.Origins))
 
 	ch <- counter(c.framesSent, s.FramesSent)
 	ch <- counter(c.framesReceived, s.FramesReceived)
