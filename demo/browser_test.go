@@ -48,15 +48,31 @@ type tab struct {
 
 	mu       sync.Mutex
 	errors   []string
+	warnings []string
 	urls     map[network.RequestID]string
 	encoded  map[string]float64
 	loadedAt time.Time
 }
 
+// openTab opens a tab in a browser context of its own.
 func openTab(t *testing.T, browser context.Context, name string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
+	return listenTab(t, ctx, name)
+}
+
+// openTabBeside opens a second tab in other's browser context: same cookies and IndexedDB,
+// its own sessionStorage, as when a person opens a new tab.
+func openTabBeside(t *testing.T, other *tab, name string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(other.ctx)
+	t.Cleanup(cancel)
+	return listenTab(t, ctx, name)
+}
+
+func listenTab(t *testing.T, ctx context.Context, name string) *tab {
+	t.Helper()
 	tb := &tab{name: name, ctx: ctx, urls: map[network.RequestID]string{}, encoded: map[string]float64{}}
 	err := chromedp.Listen(ctx, func(ev any) {
 		tb.mu.Lock()
@@ -69,6 +85,13 @@ func openTab(t *testing.T, browser context.Context, name string) *tab {
 					parts = append(parts, string(a.Value)+a.Description)
 				}
 				tb.errors = append(tb.errors, "console."+string(ev.Type)+": "+strings.Join(parts, " "))
+			}
+			if ev.Type == runtime.ConsoleAPICalledTypeWarning {
+				var parts []string
+				for _, a := range ev.Args {
+					parts = append(parts, string(a.Value)+a.Description)
+				}
+				tb.warnings = append(tb.warnings, strings.Join(parts, " "))
 			}
 		case *runtime.EventExceptionThrown:
 			tb.errors = append(tb.errors, "exception: "+(&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
@@ -117,6 +140,13 @@ func (tb *tab) waitFor(t *testing.T, what string, cond func() (bool, error)) {
 	}
 }
 
+// pageWarnings returns what the page logged with console.warn (the peer's warnings).
+func (tb *tab) pageWarnings() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return append([]string(nil), tb.warnings...)
+}
+
 func (tb *tab) pageErrors() []string {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -145,6 +175,31 @@ func (tb *tab) open(t *testing.T, url string) (id string, toNeighbour time.Durat
 		return v >= 0, err
 	})
 	return id, time.Duration(ms * float64(time.Millisecond))
+}
+
+// reload reloads the page, as a person pressing F5 would, and waits for the new document's peer
+// to be ready and to have a neighbour; it returns the peer's ID.
+func (tb *tab) reload(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, browserWait)
+	defer cancel()
+	// Mark the old document, so the new one is told apart even if the ID stays the same.
+	if _, err := eval[bool](tb, `(globalThis.rtcmeshOldDocument = true)`); err != nil {
+		t.Fatalf("%s: marking the document: %v", tb.name, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatalf("%s: reloading: %v", tb.name, err)
+	}
+	var id string
+	tb.waitFor(t, "the reloaded peer is ready", func() (bool, error) {
+		v, err := eval[string](tb, `(!globalThis.rtcmeshOldDocument && globalThis.rtcmesh && globalThis.rtcmesh.id) || ""`)
+		id = v
+		return v != "", err
+	})
+	tb.waitFor(t, "the reloaded peer has a neighbour", func() (bool, error) {
+		return eval[bool](tb, `globalThis.rtcmesh.snapshot().then(s => s.neighbors.length > 0)`)
+	})
+	return id
 }
 
 // send types text into the page's box and presses Enter, as a person would.
@@ -206,14 +261,16 @@ func (tb *tab) transferred(base string) (map[string]int64, int64) {
 	return out, total
 }
 
-// TestBrowser runs the demo with its 8 Go nodes and real headless Chromium tabs as peers.
-func TestBrowser(t *testing.T) {
+// startBrowserDemo starts a demo with nodes Go nodes on loopback, waits for them to connect,
+// and starts headless Chromium (skipping without it). Both are closed when the test ends.
+func startBrowserDemo(t *testing.T, nodes int, seed uint64) (*Demo, context.Context) {
+	t.Helper()
 	chromium := chromiumPath(t)
 	if testing.Short() {
 		t.Skip("browser tests skipped in -short mode")
 	}
 	cfg := DefaultConfig()
-	cfg.Listen, cfg.Seed = "127.0.0.1:0", 11
+	cfg.Listen, cfg.Seed, cfg.Nodes = "127.0.0.1:0", seed, nodes
 	d, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +310,12 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(browser); err != nil { // starts the browser
 		t.Fatalf("starting %s: %v", chromium, err)
 	}
+	return d, browser
+}
+
+// TestBrowser runs the demo with its 8 Go nodes and real headless Chromium tabs as peers.
+func TestBrowser(t *testing.T) {
+	d, browser := startBrowserDemo(t, DefaultConfig().Nodes, 11)
 
 	a := openTab(t, browser, "tab A")
 	idA, firstNeighbour := a.open(t, d.URL())
@@ -328,6 +391,30 @@ func TestBrowser(t *testing.T) {
 		m := a.waitShown(t, text)
 		if m.Own || m.Origin != nodes[4].ID() || m.Hops == "0" || !strings.HasSuffix(m.Latency, " ms") {
 			t.Errorf("the page shows %+v", m)
+		}
+	})
+
+	t.Run("CryptoBenchmark", func(t *testing.T) {
+		// What a browser peer pays per broadcast: the origin signs with its WebCrypto
+		// Ed25519 key, every receiver verifies with Go's crypto/ed25519 compiled to wasm.
+		const n = 200
+		type result struct {
+			N        int     `json:"n"`
+			Bytes    int     `json:"bytes"`
+			SignMs   float64 `json:"signMs"`
+			VerifyMs float64 `json:"verifyMs"`
+		}
+		r, err := eval[result](a, fmt.Sprintf(`globalThis.rtcmesh.benchmarkCrypto(%d)`, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.N != n || r.SignMs <= 0 || r.VerifyMs <= 0 {
+			t.Fatalf("benchmarkCrypto(%d) = %+v", n, r)
+		}
+		t.Logf("Chromium, %d broadcasts of %d bytes: WebCrypto Ed25519 sign %.3f ms/op, wasm identity.Verify %.3f ms/op",
+			r.N, r.Bytes, r.SignMs, r.VerifyMs)
+		if _, err := eval[map[string]any](a, `globalThis.rtcmesh.benchmarkCrypto(0)`); err == nil {
+			t.Errorf("benchmarkCrypto(0) did not fail")
 		}
 	})
 

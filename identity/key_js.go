@@ -4,6 +4,7 @@ package identity
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -70,6 +71,34 @@ func GenerateKey() (*Key, error) {
 	return fromPair(pair)
 }
 
+// pkcs8Ed25519Prefix is the DER of a PKCS#8 Ed25519 private key (RFC 8410) up to its 32-byte
+// seed.
+var pkcs8Ed25519Prefix = []byte{0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20}
+
+// KeyFromSeed derives a key from a 32-byte seed (RFC 8032's private key), imported into
+// WebCrypto non-extractable. The same seed gives the same key and ID as in a Go process, which
+// tests use for reproducible IDs; a real peer's key is GenerateKey's or LoadOrCreateTabKey's.
+// It waits for WebCrypto, so it must not be called from a JavaScript callback.
+func KeyFromSeed(seed []byte) (*Key, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("identity: seed is %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	if subtle().Type() != js.TypeObject {
+		return nil, errors.New("identity: this page has no WebCrypto (crypto.subtle needs a secure context: https or localhost)")
+	}
+	der := append(bytes.Clone(pkcs8Ed25519Prefix), seed...)
+	p, err := browser.Call(subtle(), "importKey", "pkcs8", browser.Uint8Array(der), "Ed25519", false, []any{"sign"})
+	if err != nil {
+		return nil, fmt.Errorf("identity: import Ed25519 key: %w", err)
+	}
+	priv, err := browser.Await(p)
+	if err != nil {
+		return nil, fmt.Errorf("identity: import Ed25519 key: %w", err)
+	}
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	return &Key{priv: priv, pub: bytes.Clone(pub), id: IDFromPublicKey(pub)}, nil
+}
+
 func generatePair() (js.Value, error) {
 	if subtle().Type() != js.TypeObject {
 		return js.Value{}, errors.New("identity: this page has no WebCrypto (crypto.subtle needs a secure context: https or localhost)")
@@ -100,6 +129,13 @@ func fromPair(pair js.Value) (*Key, error) {
 		return nil, fmt.Errorf("identity: the browser's public key is %d bytes, want %d", len(pub), PublicKeySize)
 	}
 	return &Key{priv: pair.Get("privateKey"), pub: pub, id: IDFromPublicKey(pub)}, nil
+}
+
+// LoadOrCreateKey is the Go processes' key file; a page has no files. It exists so that code
+// shared with Go processes compiles in the browser, and always fails: a tab keeps its key with
+// LoadOrCreateTabKey.
+func LoadOrCreateKey(path string) (*Key, error) {
+	return nil, fmt.Errorf("identity: key file %s: a browser has no key files (use LoadOrCreateTabKey)", path)
 }
 
 // LoadOrCreateTabKey returns this tab's key: the one stored in IndexedDB under the tab's name,

@@ -17,15 +17,16 @@ import (
 )
 
 // This file is the browser build's stack: the Transport's connections are the page's own
-// RTCPeerConnections, driven through syscall/js. pion's js/wasm build wraps RTCPeerConnection
-// too, but it cannot give a connection a certificate, and a node's ID is the hash of the one
-// certificate every one of its connections must use. Differences from the pion build:
+// RTCPeerConnections, driven through syscall/js. As in the pion build, the Transport makes one
+// disposable DTLS certificate (RTCPeerConnection.generateCertificate, ECDSA P-256) and gives it
+// to every connection; identity is proven on top of it by the link proof (proof.go), signed
+// with Config.Key (WebCrypto). Differences from the pion build:
 //
 //   - The browser decides ICE timeouts, mDNS and candidate gathering: Config.MDNS, the ICE*
 //     durations and Config.SettingEngine are ignored.
-//   - A page cannot read the peer's certificate, so the identity check compares the claimed
-//     ID with every sha-256 a=fingerprint of the peer's SDP; the browser's DTLS handshake
-//     has checked the certificate against those fingerprints.
+//   - A page cannot read the peer's certificate, so the peer's fingerprint for the link proof
+//     is the sha-256 a=fingerprint of the peer's SDP (sdpFingerprint), which the browser's
+//     DTLS handshake has checked the certificate against.
 //   - A page cannot stop reading a data channel, so back-pressure cannot reach the sender:
 //     a link whose unread frames exceed Config.EventQueueLength is closed instead.
 //   - No JavaScript callback may block (it would stall the page), so callbacks hand their
@@ -36,9 +37,10 @@ import (
 // event that reached a released Go function would crash the page.
 const callbackReleaseDelay = 5 * time.Second
 
-// browserStack opens the page's RTCPeerConnections with the node's certificate.
+// browserStack opens the page's RTCPeerConnections with the Transport's certificate.
 type browserStack struct {
 	cert             js.Value
+	certHash         []byte // SHA-256 of cert: this end's DTLS fingerprint
 	relayOnly        bool
 	maxFrameSize     int
 	eventQueueLength int
@@ -46,21 +48,93 @@ type browserStack struct {
 
 var _ stack = (*browserStack)(nil)
 
+// newStack makes the Transport's certificate. It waits for the browser, so New must be called
+// from a goroutine, never from a JavaScript callback.
 func newStack(cfg *Config, _ zerolog.Logger) (stack, error) {
 	if js.Global().Get("RTCPeerConnection").Type() != js.TypeFunction {
 		return nil, errors.New("rtclink: this browser has no WebRTC (RTCPeerConnection is missing)")
 	}
+	cert, certHash, err := disposableCertificate()
+	if err != nil {
+		return nil, err
+	}
 	return &browserStack{
-		cert:             cfg.Identity.JSCertificate(),
+		cert:             cert,
+		certHash:         certHash,
 		relayOnly:        cfg.RelayOnly,
 		maxFrameSize:     cfg.MaxFrameSize,
 		eventQueueLength: cfg.EventQueueLength,
 	}, nil
 }
 
+// disposableCertificate asks the browser for the Transport's DTLS certificate (ECDSA P-256,
+// which every browser and pion accept) and returns it with its SHA-256 fingerprint. It proves
+// nothing by itself and lives as long as the Transport.
+func disposableCertificate() (js.Value, []byte, error) {
+	params := map[string]any{"name": "ECDSA", "namedCurve": "P-256"}
+	p, err := browser.Call(js.Global().Get("RTCPeerConnection"), "generateCertificate", params)
+	if err != nil {
+		return js.Value{}, nil, fmt.Errorf("rtclink: DTLS certificate: %w", err)
+	}
+	cert, err := browser.Await(p)
+	if err != nil {
+		return js.Value{}, nil, fmt.Errorf("rtclink: DTLS certificate: %w", err)
+	}
+	hash, err := certificateFingerprint(cert)
+	if err != nil {
+		return js.Value{}, nil, fmt.Errorf("rtclink: DTLS certificate: %w", err)
+	}
+	return cert, hash, nil
+}
+
+// certificateFingerprint returns the sha-256 fingerprint of a browser certificate.
+// RTCCertificate.getFingerprints is not in every browser (Firefox lacks it); without it the
+// fingerprint is read from the SDP of an offer made with the certificate, which is where
+// peers read it too.
+func certificateFingerprint(cert js.Value) ([]byte, error) {
+	if cert.Get("getFingerprints").Type() == js.TypeFunction {
+		fps, err := browser.Call(cert, "getFingerprints")
+		if err != nil {
+			return nil, fmt.Errorf("fingerprints: %w", err)
+		}
+		for i := 0; i < fps.Length(); i++ {
+			fp := fps.Index(i)
+			if fp.Get("algorithm").Type() != js.TypeString || fp.Get("value").Type() != js.TypeString {
+				continue
+			}
+			if hash, err := parseFingerprint(fp.Get("algorithm").String() + " " + fp.Get("value").String()); err == nil {
+				return hash, nil
+			}
+		}
+		return nil, errors.New("the browser gave the certificate no sha-256 fingerprint")
+	}
+	pc, err := browser.New(js.Global().Get("RTCPeerConnection"), map[string]any{"certificates": []any{cert}})
+	if err != nil {
+		return nil, fmt.Errorf("peer connection to read the fingerprint: %w", err)
+	}
+	defer pc.Call("close")
+	if _, err := browser.Call(pc, "createDataChannel", "fingerprint"); err != nil {
+		return nil, fmt.Errorf("offer to read the fingerprint: %w", err)
+	}
+	p, err := browser.Call(pc, "createOffer")
+	if err != nil {
+		return nil, fmt.Errorf("offer to read the fingerprint: %w", err)
+	}
+	offer, err := browser.Await(p)
+	if err != nil {
+		return nil, fmt.Errorf("offer to read the fingerprint: %w", err)
+	}
+	hash, err := sdpFingerprint(offer.Get("sdp").String())
+	if err != nil {
+		return nil, fmt.Errorf("offer to read the fingerprint: %w", err)
+	}
+	return hash, nil
+}
+
 // browserConn is one link attempt's RTCPeerConnection and data channel.
 type browserConn struct {
 	pc, dc           js.Value
+	localHash        []byte // the stack's certHash
 	h                peerHandlers
 	maxFrameSize     int
 	eventQueueLength int
@@ -113,6 +187,7 @@ func (s *browserStack) newPeerConn(servers []ICEServer, h peerHandlers) (peerCon
 	dc.Set("binaryType", "arraybuffer")
 	b := &browserConn{
 		pc: pc, dc: dc, h: h,
+		localHash:        s.certHash,
 		maxFrameSize:     s.maxFrameSize,
 		eventQueueLength: s.eventQueueLength,
 		inWake:           make(chan struct{}, 1),
@@ -218,9 +293,23 @@ func (b *browserConn) createOffer() (string, error)     { return b.setLocal("cre
 func (b *browserConn) setRemoteOffer(sdp string) error  { return b.setRemote("offer", sdp) }
 func (b *browserConn) createAnswer() (string, error)    { return b.setLocal("createAnswer") }
 func (b *browserConn) setRemoteAnswer(sdp string) error { return b.setRemote("answer", sdp) }
-func (b *browserConn) checkIdentity(id string) error {
-	return checkFingerprints(b.pc.Get("remoteDescription").Get("sdp").String(), id)
+
+// fingerprints returns the hash of the Transport's certificate and the peer's fingerprint
+// from its session description: a page cannot read the peer's certificate, but the browser's
+// DTLS handshake has verified it against that fingerprint (and sdpFingerprint refuses a
+// description that announces two).
+func (b *browserConn) fingerprints() (local, remote []byte, err error) {
+	desc := b.pc.Get("remoteDescription")
+	if desc.Type() != js.TypeObject || desc.Get("sdp").Type() != js.TypeString {
+		return nil, nil, errors.New("the connection has no remote description")
+	}
+	remote, err = sdpFingerprint(desc.Get("sdp").String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("the peer's fingerprint: %w", err)
+	}
+	return b.localHash, remote, nil
 }
+
 func (b *browserConn) startChannel() error { return nil } // messages flow from the callback already
 func (b *browserConn) bufferedAmount() int { return b.dc.Get("bufferedAmount").Int() }
 

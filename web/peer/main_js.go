@@ -5,15 +5,21 @@
 // and Plumtree cores and wire format as a Go node, with the browser's RTCPeerConnection and
 // WebSocket underneath (the js twins in link/rtclink, signaling/signalclient and identity).
 //
-// The page configures it through globalThis.rtcmeshConfig ({signalURL, network, logLevel})
-// and receives its events through globalThis.rtcmeshHooks ({onReady, onMessage, onLinkEvent,
-// onError}); once joined it exposes globalThis.rtcmesh with id, broadcast(text),
-// snapshot() and close(), which return Promises because a Go callback must never block the
-// page's event loop. Broadcasts are chat messages (package chat), so every receiver can
-// show their latency.
+// The page configures it through globalThis.rtcmeshConfig ({signalURL, network, logLevel,
+// ephemeralIdentity}) and receives its events through globalThis.rtcmeshHooks ({onReady,
+// onMessage, onLinkEvent, onError}); once joined it exposes globalThis.rtcmesh with id,
+// identity ("tab" or "ephemeral"), broadcast(text), snapshot(), benchmarkCrypto(n) and
+// close(), which return Promises because a Go callback must never block the page's event
+// loop. Broadcasts are chat messages (package chat), so every receiver can show their latency.
+//
+// The identity key is the tab's (identity.LoadOrCreateTabKey: kept in IndexedDB, so a reload
+// keeps the ID), or with ephemeralIdentity one that lives as long as the page. Where the
+// page cannot store a key, the peer falls back to an ephemeral one and warns on the console.
 package main
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,6 +32,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/rtcnode"
 )
 
 func main() {
@@ -42,9 +49,13 @@ func main() {
 
 // peer is the running browser peer.
 type peer struct {
-	node  *node.WebRTCNode
-	hooks js.Value
-	funcs []js.Func
+	node *rtcnode.Node
+	key  *identity.Key
+	// keyKind is "tab" for the tab's stored key, "ephemeral" for one that lives as long as
+	// the page.
+	keyKind string
+	hooks   js.Value
+	funcs   []js.Func
 }
 
 // start reads the page's configuration and starts the node.
@@ -61,23 +72,40 @@ func start(cfg, hooks js.Value) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtcmeshConfig.logLevel: %w", err)
 	}
-	id, err := identity.Generate()
+	logger := zerolog.New(consoleWriter{}).Level(level).With().Timestamp().Logger()
+	key, kind, err := loadKey(cfg.Get("ephemeralIdentity").Truthy(), logger)
 	if err != nil {
 		return nil, err
 	}
-	logger := zerolog.New(consoleWriter{}).Level(level).With().Timestamp().Logger()
-	wc := node.DefaultWebRTCConfig(id, signalURL, network)
+	wc := rtcnode.DefaultConfig(key, signalURL, network)
 	wc.Node.Logger = logger
 	wc.Signal.Logger = logger
 	wc.Link.Logger = logger
-	n, err := node.StartWebRTC(wc)
+	n, err := rtcnode.Start(wc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start the peer: %w", err)
 	}
-	p := &peer{node: n, hooks: hooks}
+	p := &peer{node: n, key: key, keyKind: kind, hooks: hooks}
 	go p.forwardDeliveries()
 	go p.forwardEvents()
 	return p, nil
+}
+
+// loadKey returns the peer's identity key and its kind: the tab's stored key, or with
+// ephemeral (or where the page cannot store one) a key that lives as long as the page.
+func loadKey(ephemeral bool, log zerolog.Logger) (*identity.Key, string, error) {
+	if !ephemeral {
+		key, err := identity.LoadOrCreateTabKey()
+		if err == nil {
+			return key, "tab", nil
+		}
+		log.Warn().Err(err).Msg("cannot keep this tab's identity key: using an ephemeral one (a reload will change the ID)")
+	}
+	key, err := identity.GenerateKey()
+	if err != nil {
+		return nil, "", fmt.Errorf("identity key: %w", err)
+	}
+	return key, "ephemeral", nil
 }
 
 func stringField(v js.Value, name, def string) string {
@@ -91,6 +119,7 @@ func stringField(v js.Value, name, def string) string {
 func (p *peer) api() js.Value {
 	obj := js.Global().Get("Object").New()
 	obj.Set("id", p.node.ID())
+	obj.Set("identity", p.keyKind)
 	obj.Set("broadcast", p.promiseFunc(func(args []js.Value) (any, error) {
 		if len(args) < 1 || args[0].Type() != js.TypeString {
 			return nil, errors.New("broadcast takes the text to send")
@@ -106,6 +135,16 @@ func (p *peer) api() js.Value {
 		return mid.String(), nil
 	}))
 	obj.Set("snapshot", p.promiseFunc(func([]js.Value) (any, error) { return p.snapshot(), nil }))
+	obj.Set("benchmarkCrypto", p.promiseFunc(func(args []js.Value) (any, error) {
+		n := 100
+		if len(args) > 0 && args[0].Type() == js.TypeNumber {
+			n = args[0].Int()
+		}
+		if n < 1 || n > maxBenchmarkOps {
+			return nil, fmt.Errorf("benchmarkCrypto takes a count from 1 to %d", maxBenchmarkOps)
+		}
+		return benchmarkCrypto(p.key, n)
+	}))
 	obj.Set("close", p.promiseFunc(func([]js.Value) (any, error) { return nil, p.node.Close() }))
 	return obj
 }
@@ -167,8 +206,57 @@ func (p *peer) snapshot() map[string]any {
 			"graft":      g.Sent[gossip.Graft],
 			"prune":      g.Sent[gossip.Prune],
 			"links":      st.Links,
+			// Broadcasts refused, by reason: never delivered nor forwarded.
+			"refusedSignature":  g.RefusedSignature,
+			"refusedReplay":     g.RefusedReplay,
+			"refusedSelfOrigin": g.RefusedSelfOrigin,
+			"refusedClock":      g.RefusedClock,
 		},
 	}
+}
+
+// maxBenchmarkOps bounds benchmarkCrypto's count, so a page cannot keep the peer busy for long.
+const maxBenchmarkOps = 10_000
+
+// benchmarkCrypto measures what the browser peer really does per broadcast: the origin signs
+// with the tab's WebCrypto key, every receiver verifies with Go's Ed25519 compiled to wasm
+// (identity.Verify). The transcripts are those of n broadcasts of 1 KiB (as node signs
+// them), and every signature made is verified. It reports milliseconds per operation.
+func benchmarkCrypto(key *identity.Key, n int) (any, error) {
+	payload := make([]byte, 1024)
+	if _, err := rand.Read(payload); err != nil {
+		return nil, fmt.Errorf("benchmark payload: %w", err)
+	}
+	now := time.Now().UnixMilli()
+	transcripts := make([][]byte, n)
+	for i := range transcripts {
+		var id [16]byte
+		var seq, at [8]byte
+		binary.BigEndian.PutUint64(id[:], uint64(i))
+		binary.BigEndian.PutUint64(seq[:], uint64(i+1))
+		binary.BigEndian.PutUint64(at[:], uint64(now))
+		transcripts[i] = identity.Transcript(identity.LabelBroadcast, id[:], []byte(key.ID()), seq[:], at[:], payload)
+	}
+	sigs := make([][]byte, n)
+	start := time.Now()
+	for i, tr := range transcripts {
+		sig, err := key.Sign(tr)
+		if err != nil {
+			return nil, fmt.Errorf("benchmark sign: %w", err)
+		}
+		sigs[i] = sig
+	}
+	signed := time.Since(start)
+	pub := key.PublicKey()
+	start = time.Now()
+	for i, tr := range transcripts {
+		if err := identity.Verify(key.ID(), pub, tr, sigs[i]); err != nil {
+			return nil, fmt.Errorf("benchmark verify: %w", err)
+		}
+	}
+	verified := time.Since(start)
+	perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+	return map[string]any{"n": n, "bytes": len(payload), "signMs": perOp(signed), "verifyMs": perOp(verified)}, nil
 }
 
 // forwardDeliveries hands every delivered broadcast to the page.

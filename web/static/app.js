@@ -1,6 +1,7 @@
 // The demo page: starts the browser peer (Go compiled to WebAssembly, see web/peer) and draws
 // what it sees. The peer talks to the page only through globalThis.rtcmeshHooks (events it
-// calls) and globalThis.rtcmesh (id, and broadcast, snapshot and close, which return Promises).
+// calls) and globalThis.rtcmesh (id, identity, and broadcast, snapshot, benchmarkCrypto and
+// close, which return Promises).
 "use strict";
 
 (() => {
@@ -278,12 +279,17 @@
       showError(`Could not read /config.json: ${e.message || e}`);
       return;
     }
-    const override = new URLSearchParams(location.search).get("network");
+    const params = new URLSearchParams(location.search);
+    const override = params.get("network");
     if (override) network = override;
+    // ?ephemeral=1: an identity that lives as long as the page instead of the tab's stored
+    // one, so a reload joins as a new peer.
+    const ephemeralIdentity = ["1", "true", "yes"].includes(params.get("ephemeral") || "");
     $("net-name").textContent = `network: ${network}`;
     globalThis.rtcmeshConfig = {
       signalURL: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`,
       network,
+      ephemeralIdentity,
     };
     globalThis.rtcmeshHooks = {
       onReady,
