@@ -138,7 +138,11 @@ type Node struct {
 }
 
 // New creates a node and starts its goroutine. The node joins through cfg.Contacts, if any.
-func New(cfg Config) (*Node, error) {
+func New(cfg Config) (*Node, error) { return newNode(cfg, true) }
+
+// newNode is New; signed false leaves broadcasts unsigned and unverified, which only the
+// package's benchmarks use, to measure what the signatures cost.
+func newNode(cfg Config, signed bool) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -151,7 +155,9 @@ func New(cfg Config) (*Node, error) {
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
 	oc := overlay.Config{Self: cfg.Key.ID(), Membership: cfg.Membership, Gossip: cfg.Gossip}
-	oc.Gossip.Auth = newBroadcastAuth(cfg.Key)
+	if signed {
+		oc.Gossip.Auth = newBroadcastAuth(cfg.Key)
+	}
 	oc.Membership.Rand, oc.Membership.Contacts = mrand.New(mrand.NewPCG(seed, 1)), cfg.Contacts
 	oc.Gossip.Rand = mrand.New(mrand.NewPCG(seed, 2))
 	peer, err := overlay.New(oc)
