@@ -14,6 +14,8 @@ import (
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/rtcnode"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalclient"
 	"github.com/rtcmesh/rtcmesh/wire"
@@ -113,7 +115,7 @@ func startHostile(t *testing.T, d *Demo, signalKey, linkKey *identity.Key) *host
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := rtclink.DefaultConfig(linkKey, hostileSignaler{sc})
+	lc := rtclink.DefaultConfig(linkKey, rtcnode.Signaler(sc))
 	lc.SettingEngine = rtclink.NetworkSettings(d.cfg.ICENetworks)
 	lc.MDNS = rtclink.MDNSDisabled
 	tr, err := rtclink.New(lc)
@@ -198,7 +200,7 @@ func (h *hostile) gossip(t *testing.T, origin string, seq uint64, at time.Time, 
 	m := gossip.Message{Type: gossip.Gossip, Origin: origin, Hops: 1, Seq: seq, Time: at.UnixMilli(), Payload: payload}
 	copy(m.ID[:], fmt.Sprintf("%-16.16s", text))
 	binary.BigEndian.PutUint64(m.ID[8:], uint64(at.UnixNano())^seq)
-	sig, err := h.key.Sign(broadcastTranscript(&m))
+	sig, err := h.key.Sign(node.BroadcastTranscript(&m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,29 +218,6 @@ func (h *hostile) send(t *testing.T, peer string, m gossip.Message) {
 	if err := h.tr.Send(peer, frame); err != nil {
 		t.Fatalf("sending to %s: %v", short(peer), err)
 	}
-}
-
-// broadcastTranscript is what an origin signs (node's broadcastAuth): the message ID, the
-// origin, the sequence number, the time and the payload.
-func broadcastTranscript(m *gossip.Message) []byte {
-	var seq, at [8]byte
-	binary.BigEndian.PutUint64(seq[:], m.Seq)
-	binary.BigEndian.PutUint64(at[:], uint64(m.Time))
-	return identity.Transcript(identity.LabelBroadcast, m.ID[:], []byte(m.Origin), seq[:], at[:], m.Payload)
-}
-
-type hostileSignaler struct{ c *signalclient.Client }
-
-func (s hostileSignaler) SendSignal(to string, sig rtclink.Signal) error {
-	switch sig.Type {
-	case rtclink.SignalOffer:
-		return s.c.SendOffer(to, sig.SDP)
-	case rtclink.SignalAnswer:
-		return s.c.SendAnswer(to, sig.SDP)
-	case rtclink.SignalCandidate:
-		return s.c.SendCandidate(to, sig.Candidate)
-	}
-	return fmt.Errorf("unknown signal type %q", sig.Type)
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

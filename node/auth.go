@@ -27,9 +27,11 @@ func newBroadcastAuth(key identity.Signer) broadcastAuth {
 	return broadcastAuth{key: key, pub: key.PublicKey()}
 }
 
-// broadcastTranscript is what an origin signs: the message ID, the origin, the sequence
-// number, the time and the payload. The hop count is left out: relays change it.
-func broadcastTranscript(m *gossip.Message) []byte {
+// BroadcastTranscript is what an origin signs: the message ID, the origin, the sequence
+// number, the time and the payload, under identity.LabelBroadcast. The hop count is left out:
+// relays change it. A broadcast's proof is the origin's public key followed by its signature
+// of this transcript.
+func BroadcastTranscript(m *gossip.Message) []byte {
 	var seq, at [8]byte
 	binary.BigEndian.PutUint64(seq[:], m.Seq)
 	binary.BigEndian.PutUint64(at[:], uint64(m.Time))
@@ -38,7 +40,7 @@ func broadcastTranscript(m *gossip.Message) []byte {
 
 // Sign implements gossip.Authenticator.
 func (a broadcastAuth) Sign(m *gossip.Message) ([]byte, error) {
-	sig, err := a.key.Sign(broadcastTranscript(m))
+	sig, err := a.key.Sign(BroadcastTranscript(m))
 	if err != nil {
 		return nil, fmt.Errorf("node: sign broadcast: %w", err)
 	}
@@ -52,5 +54,5 @@ func (a broadcastAuth) Verify(m *gossip.Message) error {
 		return fmt.Errorf("node: broadcast proof is %d bytes, want %d", len(m.Proof), broadcastProofSize)
 	}
 	pub, sig := m.Proof[:identity.PublicKeySize], m.Proof[identity.PublicKeySize:]
-	return identity.Verify(m.Origin, pub, broadcastTranscript(m), sig)
+	return identity.Verify(m.Origin, pub, BroadcastTranscript(m), sig)
 }

@@ -186,6 +186,10 @@ func (w *Node) Close() error {
 	return err
 }
 
+// Signaler returns the rtclink.Signaler that carries a Transport's offers, answers and
+// candidates through the signaling client c: what Start gives its links.
+func Signaler(c *signalclient.Client) rtclink.Signaler { return signaler{c} }
+
 // signaler sends the links' signals through the signaling client.
 type signaler struct{ c *signalclient.Client }
 

@@ -12,7 +12,7 @@ import (
 // compiler checks both against one contract.
 
 // stack is a build's WebRTC implementation: it holds what every connection of the Transport
-// shares (the node's certificate, pion's API) and opens connections. Each build provides
+// shares (the Transport's disposable DTLS certificate, pion's API) and opens connections. Each build provides
 // newStack(cfg *Config, log zerolog.Logger) (stack, error), which New calls once.
 type stack interface {
 	// newPeerConn creates one link attempt's connection with the ICE servers servers and its

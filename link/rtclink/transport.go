@@ -4,17 +4,19 @@
 // RTCPeerConnection (transport_js.go). Everything else, this file included, is shared by the
 // two builds.
 //
-// Every link is authenticated: once DTLS completes, the SHA-256 of the
-// peer's certificate must equal the node ID the link was opened for
-// (identity.IDFromCertificate); otherwise the link is closed with reason
-// "identity mismatch". The WebRTC stack already checks the certificate against
-// the SDP fingerprint, so neither a peer nor the signaling server can speak as
-// another node. (A page cannot read the peer's certificate: in the browser the
-// ID is checked against every sha-256 fingerprint of the peer's SDP instead.)
+// Every link is authenticated: DTLS certificates are disposable (one per
+// Transport), and right after DTLS each end proves the identity key behind its
+// node ID by signing both ends' certificate fingerprints (proof.go). No frame
+// is accepted before the peer's proof checks out; a missing or bad proof
+// closes the link with reason "identity mismatch", so neither a peer nor the
+// signaling server can speak as another node. An offer naming a peer whose
+// link is up starts a successor that replaces the link only once it has
+// proven the same identity.
 //
 // The data channel is pre-negotiated (id 0, no in-band open handshake).
-// Binary messages are frames; text messages are link control: "ping <ns>",
-// "pong <ns>" (heartbeat and RTT) and "bye <reason>" (orderly close).
+// Binary messages are frames; text messages are link control: "proof <key>
+// <signature>" (first, once), "ping <ns>", "pong <ns>" (heartbeat and RTT) and
+// "bye <reason>" (orderly close).
 //
 // Glare: if both ends dial at once, the offer from the lower node ID (string
 // order) wins; the higher side drops its own offer and answers. Exactly one

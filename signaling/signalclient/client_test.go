@@ -2,7 +2,6 @@ package signalclient_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -152,21 +151,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // keyFor returns the identity key of the test node called name: the same key for the same
 // name, so tests can name nodes and reconnect them.
-func keyFor(name string) testKey {
+func keyFor(name string) *identity.Key {
 	seed := sha256.Sum256([]byte("signalclient test key " + name))
-	return testKey{ed25519.NewKeyFromSeed(seed[:])}
+	k, err := identity.KeyFromSeed(seed[:])
+	if err != nil {
+		panic(err)
+	}
+	return k
 }
-
-// testKey is an in-memory Ed25519 identity key for tests, built here rather than with
-// identity.GenerateKey so the tests also compile for js/wasm, where identity keys live in
-// WebCrypto.
-type testKey struct{ priv ed25519.PrivateKey }
-
-var _ identity.Signer = testKey{}
-
-func (k testKey) ID() string                      { return identity.IDFromPublicKey(k.PublicKey()) }
-func (k testKey) PublicKey() []byte               { return []byte(k.priv.Public().(ed25519.PublicKey)) }
-func (k testKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
 
 // idOf is the node ID of the test node called name.
 func idOf(name string) string { return keyFor(name).ID() }
