@@ -27,7 +27,7 @@ import (
 // Config configures a node that meets its peers through a signaling server and links to them
 // with WebRTC data channels.
 type Config struct {
-	// Node configures the runtime; Key, Transport, ID, Contacts and NeedContacts are filled in.
+	// Node configures the runtime; Key, Transport, Contacts and NeedContacts are filled in.
 	Node node.Config
 	// Key is the node's identity key; the node's ID is its hash. Required.
 	Key identity.Signer

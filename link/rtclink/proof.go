@@ -31,10 +31,6 @@ import (
 // proofVerb starts the proof control message.
 const proofVerb = "proof"
 
-// proofMessageSize bounds the proof message: the verb, two separators and the two fields.
-var proofMessageSize = len(proofVerb) + 2 + base64.RawURLEncoding.EncodedLen(identity.PublicKeySize) +
-	base64.RawURLEncoding.EncodedLen(identity.SignatureSize)
-
 // linkTranscript is what the end whose DTLS fingerprint is signerFP signs for a link to the
 // end whose fingerprint is otherFP.
 func linkTranscript(signerFP, otherFP []byte) []byte {

@@ -34,8 +34,9 @@ func TestLinkProofSignatureChecks(t *testing.T) {
 	if err := checkProof(alice.ID(), honest, fpBob[:], fpAlice[:]); err != nil {
 		t.Fatalf("honest proof refused: %v", err)
 	}
-	if len(proofVerb)+1+len(honest) != proofMessageSize {
-		t.Errorf("proof message is %d bytes, proofMessageSize %d", len(proofVerb)+1+len(honest), proofMessageSize)
+	// "proof", a key of 43 and a signature of 86 characters (unpadded base64url).
+	if want := len(proofVerb) + 2 + 43 + 86; len(proofVerb)+1+len(honest) != want {
+		t.Errorf("proof message is %d bytes, want %d", len(proofVerb)+1+len(honest), want)
 	}
 	pub, sig, _ := strings.Cut(honest, " ")
 	for _, c := range []struct {
