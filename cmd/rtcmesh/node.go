@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/rtcnode"
@@ -59,7 +59,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	ephemeral := fs.Bool("ephemeral", false, "use a fresh identity (a new ID) instead of --identity")
 	profile := fs.String("profile", "wan", "timing profile: wan (links across the internet) or lan")
 	mdns := fs.Bool("mdns", true, "publish host candidates as <uuid>.local names (mDNS), as browsers do")
-	heartbeat := fs.Duration("heartbeat-timeout", 5*time.Second, "a neighbour silent this long is taken as down")
+	heartbeat := fs.Duration("heartbeat-timeout", link.DefaultHeartbeatTimeout, "a neighbour silent this long is taken as down")
 	var icePrefixes prefixList
 	fs.Var(&icePrefixes, "ice-networks", "comma-separated CIDRs: gather and check ICE candidates only on these networks (e.g. 127.0.0.0/8 for a single machine)")
 	maxLine := fs.Int("max-line", 60*1024, "longest input line broadcast, in bytes")

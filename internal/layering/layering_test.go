@@ -66,7 +66,7 @@ func layers() map[string]rule {
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",
+		"cmd/rtcmesh": {internal: []string{"sim", "link", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",
 			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},
