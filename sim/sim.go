@@ -4,6 +4,11 @@
 // core and wakes a node exactly at its NextDeadline (overlay.Peer.TickDue), so the other core
 // costs nothing.
 //
+// The simulator leaves the cryptography out: its gossip cores have no Authenticator, so
+// broadcasts are unsigned. In an honest run a signature changes no protocol decision, and
+// Ed25519 at every receiver would cost more than the rest of the simulation; the per-origin
+// sequence numbers, the replay window and the clock-skew check do run (on simulated time).
+//
 // Time is simulated in whole milliseconds. Every pair of nodes has a fixed one-way latency drawn
 // from [Config.LatencyMin, Config.LatencyMax] by hashing the pair with the seed, so messages on
 // one link arrive in the order they were sent, as on the reliable, ordered data channels of the
