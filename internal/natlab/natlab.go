@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package natlab builds real NATs out of Linux network namespaces, veth pairs, bridges and
 // iptables, and runs the real rtcmesh binary inside them, so tests can check NAT traversal
 // against the kernel's own connection tracking rather than a simulation.
