@@ -168,3 +168,38 @@ func TestRestartedPeerReplacesLiveLinkAfterProof(t *testing.T) {
 		t.Fatalf("a has %d links, want 1", len(l))
 	}
 }
+
+// stallingKey is an identity key whose signatures never come: a peer that completes DTLS and
+// then holds the link open without proving anything.
+type stallingKey struct {
+	*identity.Key
+	release chan struct{}
+}
+
+func (k stallingKey) Sign(msg []byte) ([]byte, error) {
+	<-k.release
+	return nil, errors.New("stalled")
+}
+
+// TestPeerWithoutProofIsDroppedAtDialTimeout: a peer that never sends its link proof gets no
+// link: the dialer reports LinkDown after DialTimeout, and no frame of the peer is accepted.
+func TestPeerWithoutProofIsDroppedAtDialTimeout(t *testing.T) {
+	h := newHub(t)
+	a := newNode(t, h, func(c *Config) { c.DialTimeout = 2 * time.Second })
+	key, _ := identity.GenerateKey()
+	stall := stallingKey{Key: key, release: make(chan struct{})}
+	t.Cleanup(func() { close(stall.release) })
+	b := newNode(t, h, func(c *Config) { c.Key, c.Signaler = stall, hubSignaler{h: h, self: key.ID()} })
+	start := time.Now()
+	a.Dial(b.ID())
+	down := a.rec.waitEvent(t, link.LinkDown, b.ID())
+	if down.Reason != link.ReasonDialTimeout {
+		t.Fatalf("LinkDown reason %q, want %q", down.Reason, link.ReasonDialTimeout)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("link dropped after %v, before the dial timeout", took)
+	}
+	if n := count(a.rec.snapshot(), link.LinkUp, b.ID()); n != 0 {
+		t.Fatalf("a reported the unproven link up")
+	}
+}
