@@ -509,15 +509,12 @@ func (n *Node) closeIdleLinks() {
 
 // deliver hands d to the application, dropping the oldest waiting delivery when the reader is
 // behind.
-// onMisbehaviour logs a refused broadcast and hands it to the peer-scoring hook. A bad
-// signature is evidence against the sending link (every honest relay verifies before it
-// forwards); replays and stale times can come from honest relays and are logged quietly.
+// onMisbehaviour logs a refused broadcast and hands it to the peer-scoring hook. It logs at
+// debug level only: every refusal is a frame a hostile peer chose to send, so a louder level
+// would let it write the operator's log at its own rate. The refusals are counted by reason
+// in Stats (rtcmesh_gossip_refused_total), which is where an attack shows.
 func (n *Node) onMisbehaviour(m gossip.Misbehaviour) {
-	ev := n.cfg.Logger.Debug()
-	if m.Reason == gossip.RefusedSignature || m.Reason == gossip.RefusedSelfOrigin {
-		ev = n.cfg.Logger.Warn()
-	}
-	ev.Str("peer", m.Peer).Str("origin", m.Origin).Str("msg_id", m.ID.String()).Stringer("reason", m.Reason).
+	n.cfg.Logger.Debug().Str("peer", m.Peer).Str("origin", m.Origin).Str("msg_id", m.ID.String()).Stringer("reason", m.Reason).
 		AnErr("error", m.Err).Msg("broadcast refused")
 	if n.cfg.OnMisbehaviour != nil {
 		n.cfg.OnMisbehaviour(m)

@@ -87,10 +87,9 @@ func Start(cfg Config) (*Node, error) {
 	w := &Node{signal: sc, transport: tr, log: cfg.Node.Logger}
 	nc := cfg.Node
 	nc.Key, nc.Transport, nc.Contacts = cfg.Key, tr, nil
-	logger := nc.Logger
 	nc.NeedContacts = func() {
 		if err := sc.RequestPeers(cfg.PeersPerRequest); err != nil {
-			logger.Debug().Err(err).Msg("asking the signaling server for peers")
+			w.log.Debug().Err(err).Msg("asking the signaling server for peers")
 		}
 	}
 	n, err := node.New(nc)
@@ -105,7 +104,7 @@ func Start(cfg Config) (*Node, error) {
 	go func() {
 		defer w.wg.Done()
 		if err := sc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error().Err(err).Msg("signaling client stopped")
+			w.log.Error().Err(err).Msg("signaling client stopped")
 		}
 	}()
 	go func() {
