@@ -170,7 +170,11 @@ func (m *Mesh) BroadcastAll(origins, live []*node.Node) (payloads uint64) {
 			defer m.mu.Unlock()
 			for _, nd := range live {
 				if m.got[index[nd]][id] == 0 {
-					return fmt.Errorf("%s has not delivered %s", nd.ID(), id)
+					// Enough state to tell a lost frame from a refusal or a cut node.
+					g := nd.Stats().Gossip
+					return fmt.Errorf("%s has not delivered %s (neighbours %d, eager %d, lazy %d, missing %d, refused: signature %d, replay %d, clock %d, self-origin %d)",
+						nd.ID(), id, len(nd.Neighbors()), g.EagerPeers, g.LazyPeers, g.PendingMissing,
+						g.RefusedSignature, g.RefusedReplay, g.RefusedClock, g.RefusedSelfOrigin)
 				}
 			}
 			return nil
