@@ -93,6 +93,28 @@ type Core struct {
 	origins                  map[string]*originState
 	originsHead, originsTail *originState
 
+	// history is the catch-up store, sorted by (origin time, ID), from historyHead on, with
+	// historyBytes of payloads and proofs; see catchup.go.
+	history      []historyEntry
+	historyHead  int
+	historyBytes int
+	// pulls are the messages asked for by Pull and not yet received, with the time after
+	// which another peer may be asked; pullQ expires them in that order.
+	pulls map[MessageID]time.Duration
+	pullQ fifo
+	// catchUpPeers holds each neighbour's answer budget.
+	catchUpPeers map[string]*peerCatchUp
+	// syncAt is when the next periodic Digest goes to the neighbour after syncTurn; soonAt
+	// when the Digests to soonPeers go, which spread what was caught up on.
+	syncArmed bool
+	syncAt    time.Duration
+	syncTurn  int
+	soonArmed bool
+	soonAt    time.Duration
+	soonPeers []string
+	// unsent holds this node's broadcasts made while it had no neighbour.
+	unsent []Message
+
 	out   Ready
 	stats Stats
 }
@@ -165,10 +187,17 @@ func (cfg *Config) validate() error {
 	}
 	positive("MaxOrigins", cfg.MaxOrigins)
 	positive("MaxMisbehaviourReports", cfg.MaxMisbehaviourReports)
-	if cfg.MaxClockSkew > 0 && cfg.SeenMaxAge > 0 && 2*cfg.MaxClockSkew >= cfg.SeenMaxAge {
-		errs = append(errs, fmt.Errorf("MaxClockSkew (%v) must be below half of SeenMaxAge (%v), or a replay could outlive its ID in the seen set and still be on time",
-			cfg.MaxClockSkew, cfg.SeenMaxAge))
+	if cfg.CatchUpWindow < 0 {
+		errs = append(errs, fmt.Errorf("CatchUpWindow must not be negative, got %v", cfg.CatchUpWindow))
 	}
+	if cfg.MaxClockSkew > 0 && cfg.SeenMaxAge > 0 && cfg.CatchUpWindow >= 0 && cfg.maxAge()+cfg.MaxClockSkew >= cfg.SeenMaxAge {
+		errs = append(errs, fmt.Errorf("MaxClockSkew (%v) plus the oldest age accepted (the larger of MaxClockSkew and CatchUpWindow, %v) must be below SeenMaxAge (%v), or a replay could outlive its ID in the seen set and still be on time",
+			cfg.MaxClockSkew, cfg.maxAge(), cfg.SeenMaxAge))
+	}
+	if cfg.CatchUpWindow > 0 {
+		errs = append(errs, cfg.validateCatchUp()...)
+	}
+	positive("MaxUnsent", cfg.MaxUnsent)
 	// Flood mode never arms a timer, so its timeouts do not matter.
 	if !cfg.Flood {
 		positiveDur("MissingTimeout", cfg.MissingTimeout)
@@ -188,6 +217,8 @@ func (c *Core) NeighborUp(peer string) {
 		return
 	}
 	c.eager = insertSorted(c.eager, peer)
+	c.flushUnsent(peer)
+	c.catchUpNeighborUp(peer)
 }
 
 // NeighborDown forgets peer, which membership just removed from its active view: it leaves
@@ -196,6 +227,7 @@ func (c *Core) NeighborUp(peer string) {
 func (c *Core) NeighborDown(peer string) {
 	c.eager = removeSorted(c.eager, peer)
 	c.lazy = removeSorted(c.lazy, peer)
+	c.catchUpNeighborDown(peer)
 	for i := range c.pending {
 		if c.pending[i].peer == peer {
 			c.pending = slices.Delete(c.pending, i, i+1)
@@ -216,6 +248,8 @@ func (c *Core) NeighborDown(peer string) {
 // and the time of the last Tick, is signed by Config.Auth if set, delivered locally at once
 // (Hops 0), pushed to the eager peers and announced to the lazy ones. It returns the new
 // message's ID. If Auth fails to sign, nothing is sent and the sequence number is not used.
+// Made while the node has no neighbour, it is kept (Config.MaxUnsent) and pushed to the next
+// neighbour, which forwards it as any broadcast; it is in the catch-up history either way.
 func (c *Core) Broadcast(payload []byte) (MessageID, error) {
 	if len(payload) > c.cfg.MaxPayload {
 		return MessageID{}, fmt.Errorf("gossip: broadcast payload of %d bytes exceeds MaxPayload %d", len(payload), c.cfg.MaxPayload)
@@ -235,6 +269,10 @@ func (c *Core) Broadcast(payload []byte) (MessageID, error) {
 	c.stats.Broadcasts++
 	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: id, Origin: c.cfg.Self, Hops: 0, Seq: m.Seq, Time: m.Time, Payload: payload})
 	c.store(&m, 0, "")
+	c.keep(&m, 0)
+	if len(c.eager)+len(c.lazy) == 0 {
+		c.holdUnsent(m)
+	}
 	for _, p := range c.eager {
 		c.send(p, m)
 	}
@@ -285,6 +323,14 @@ func (c *Core) Step(from string, m Message) error {
 		c.onGraft(from, m)
 	case Prune:
 		c.onPrune(from)
+	case Digest:
+		c.onDigest(from, m)
+	case Have:
+		c.onHave(from, m)
+	case Pull:
+		c.onPull(from, m)
+	case History:
+		c.onHistory(from, m)
 	}
 	return nil
 }
@@ -299,7 +345,7 @@ func (c *Core) check(from string, m Message) error {
 		return fmt.Errorf("unknown message type %d", uint8(m.Type))
 	}
 	switch m.Type {
-	case Gossip:
+	case Gossip, History:
 		switch {
 		case m.ID == MessageID{}:
 			return errors.New("zero message ID")
@@ -311,6 +357,10 @@ func (c *Core) check(from string, m Message) error {
 			return fmt.Errorf("payload of %d bytes exceeds MaxPayload %d", len(m.Payload), c.cfg.MaxPayload)
 		case m.Seq == 0:
 			return errors.New("sequence number 0 (origins number from 1)")
+		}
+	case Digest, Have, Pull:
+		if err := c.checkCatchUp(&m); err != nil {
+			return err
 		}
 	case IHave:
 		if len(m.IHave) == 0 {
@@ -341,32 +391,9 @@ func (c *Core) onGossip(from string, m Message) {
 		}
 		return
 	}
-	if m.Origin == c.cfg.Self {
-		c.refuse(from, &m, RefusedSelfOrigin, nil)
+	if !c.admit(from, &m, false) {
 		return
 	}
-	// Compared without subtracting from m.Time, which a peer chooses and could overflow.
-	now, skew := c.nowMillis(), c.cfg.MaxClockSkew.Milliseconds()
-	if m.Time > now+skew || m.Time < now-skew {
-		c.refuse(from, &m, RefusedClock, nil)
-		return
-	}
-	st := c.origins[m.Origin]
-	verdict := c.checkSeq(st, &m)
-	if verdict == seqReplay {
-		c.refuse(from, &m, RefusedReplay, nil)
-		return
-	}
-	if c.cfg.Auth != nil {
-		// A copy for the Authenticator, which the compiler must assume keeps it: m itself
-		// then stays on the stack, and the duplicate path allocates nothing.
-		vm := m
-		if err := c.cfg.Auth.Verify(&vm); err != nil {
-			c.refuse(from, &m, RefusedSignature, err)
-			return
-		}
-	}
-	c.acceptSeq(st, &m, verdict)
 
 	c.remember(m.ID)
 	c.stats.Delivered++
@@ -386,6 +413,7 @@ func (c *Core) onGossip(from string, m Message) {
 		}
 	}
 	c.store(&m, m.Hops, parent)
+	c.keep(&m, m.Hops)
 
 	// Forwarded as received (Seq, Time and Proof are the origin's), one hop further.
 	fwd := m
@@ -421,6 +449,45 @@ func (c *Core) onGossip(from string, m Message) {
 			c.optimize(m.ID, m.Hops, entry.announcers[best])
 		}
 	}
+}
+
+// admit runs the signed-broadcast checks on a new Gossip or History m (see Core) and records
+// its sequence number if it passes; a message that fails is refused and reported. ownOld
+// admits a History of this node's own from before a restart, whose numbers it does not track.
+func (c *Core) admit(from string, m *Message, ownOld bool) bool {
+	if m.Origin == c.cfg.Self && !ownOld {
+		c.refuse(from, m, RefusedSelfOrigin, nil)
+		return false
+	}
+	// Compared without subtracting from m.Time, which a peer chooses and could overflow.
+	now, skew, oldest := c.nowMillis(), c.cfg.MaxClockSkew.Milliseconds(), c.cfg.maxAge().Milliseconds()
+	if m.Time > now+skew || m.Time < now-oldest {
+		c.refuse(from, m, RefusedClock, nil)
+		return false
+	}
+	var st *originState
+	verdict := seqNew
+	if !ownOld {
+		st = c.origins[m.Origin]
+		verdict = c.checkSeq(st, m)
+		if verdict == seqReplay {
+			c.refuse(from, m, RefusedReplay, nil)
+			return false
+		}
+	}
+	if c.cfg.Auth != nil {
+		// A copy for the Authenticator, which the compiler must assume keeps it: m itself
+		// then stays on the caller's stack, and the duplicate path allocates nothing.
+		vm := *m
+		if err := c.cfg.Auth.Verify(&vm); err != nil {
+			c.refuse(from, m, RefusedSignature, err)
+			return false
+		}
+	}
+	if !ownOld {
+		c.acceptSeq(st, m, verdict)
+	}
+	return true
 }
 
 // optimize applies the optimisation for message id, received at hops from its cached parent,
@@ -487,11 +554,7 @@ func (c *Core) onGraft(from string, m Message) {
 		return
 	}
 	if cm := c.cache[m.ID]; cm != nil {
-		next := cm.hops
-		if next < math.MaxUint16 {
-			next++
-		}
-		c.send(from, Message{Type: Gossip, ID: m.ID, Origin: cm.origin, Hops: next, Seq: cm.seq, Time: cm.time,
+		c.send(from, Message{Type: Gossip, ID: m.ID, Origin: cm.origin, Hops: addHop(cm.hops), Seq: cm.seq, Time: cm.time,
 			Payload: cm.payload, Proof: cm.proof})
 	}
 }
@@ -513,6 +576,7 @@ func (c *Core) Tick(now time.Duration) {
 		c.now = now
 	}
 	c.expire()
+	c.tickCatchUp()
 	for len(c.timers) > 0 && c.timers[0].deadline <= c.now {
 		c.fire(c.timers[0])
 	}
@@ -562,6 +626,9 @@ func (c *Core) NextDeadline() (time.Duration, bool) {
 			at, ok = d, true
 		}
 	}
+	if d, armed := c.catchUpDeadline(); armed && (!ok || d < at) {
+		at, ok = d, true
+	}
 	return at, ok
 }
 
@@ -590,6 +657,9 @@ func (c *Core) Stats() Stats {
 	s.SeenIDs = len(c.seen)
 	s.PendingMissing = len(c.missing)
 	s.Origins = len(c.origins)
+	s.HistoryMessages, s.HistoryBytes = c.historyLen(), c.historyBytes
+	s.PendingPulls = len(c.pulls)
+	s.Unsent = len(c.unsent)
 	return s
 }
 

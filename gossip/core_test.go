@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
+// validConfig is DefaultConfig for self, without catch-up (tested in catchup_test.go).
 func validConfig(self string) Config {
 	cfg := DefaultConfig()
+	cfg.CatchUpWindow = 0
 	cfg.Self = self
 	cfg.Rand = rand.New(rand.NewPCG(1, 2))
 	return cfg
@@ -110,7 +112,13 @@ func TestStepRejectsInvalidMessages(t *testing.T) {
 		{"empty sender", "", Message{Type: Prune}, "empty sender"},
 		{"from self", "a", Message{Type: Prune}, "sender is this node"},
 		{"type 0", "b", Message{Type: 0}, "unknown message type 0"},
-		{"type 5", "b", Message{Type: 5}, "unknown message type 5"},
+		{"type 9", "b", Message{Type: 9}, "unknown message type 9"},
+		{"digest no spans", "b", Message{Type: Digest}, "digest without spans"},
+		{"digest reversed span", "b", Message{Type: Digest, Spans: []Span{{From: 5, To: 5}}}, "span 0 is empty or reversed"},
+		{"digest gap", "b", Message{Type: Digest, Spans: []Span{{From: 1, To: 5}, {From: 6, To: 9}}}, "digest span 1 does not follow span 0"},
+		{"have overlap", "b", Message{Type: Have, Spans: []Span{{From: 1, To: 5}, {From: 4, To: 9}}}, "span 1 overlaps or precedes span 0"},
+		{"pull empty", "b", Message{Type: Pull}, "pull without refs"},
+		{"history zero seq", "b", Message{Type: History, ID: id, Origin: "b", Hops: 1}, "sequence number 0"},
 		{"gossip zero id", "b", Message{Type: Gossip, Origin: "b", Hops: 1}, "zero message ID"},
 		{"gossip no origin", "b", Message{Type: Gossip, ID: id, Hops: 1}, "empty origin"},
 		{"gossip hops 0", "b", Message{Type: Gossip, ID: id, Origin: "b"}, "hop count 0"},

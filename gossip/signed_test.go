@@ -498,7 +498,7 @@ func TestNewValidatesSignedConfig(t *testing.T) {
 		{"origins", func(c *Config) { c.MaxOrigins = 0 }, "MaxOrigins must be positive"},
 		{"reports", func(c *Config) { c.MaxMisbehaviourReports = -1 }, "MaxMisbehaviourReports must be positive"},
 		{"skew vs seen", func(c *Config) { c.MaxClockSkew = 5 * time.Minute },
-			"MaxClockSkew (5m0s) must be below half of SeenMaxAge (10m0s)"},
+			"MaxClockSkew (5m0s) plus the oldest age accepted (the larger of MaxClockSkew and CatchUpWindow, 5m0s) must be below SeenMaxAge (10m0s)"},
 	}
 	for _, tc := range cases {
 		cfg := validConfig("a")

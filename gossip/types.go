@@ -45,9 +45,25 @@ const (
 	// Prune asks the receiver to make the sender a lazy peer: the sender received a payload
 	// twice.
 	Prune MessageType = 4
+
+	// The catch-up (anti-entropy) messages, which neighbours exchange to find and fetch the
+	// broadcasts one of them missed (see catchup.go).
+
+	// Digest summarises the messages the sender holds whose origin Time falls in each of
+	// Spans: one span for the periodic summary, several for a detailed answer.
+	Digest MessageType = 5
+	// Have lists, in Refs, the messages the sender holds in Spans (those that differed in a
+	// Digest); with Reply set it lists only those the receiver lacks and asks for no answer.
+	Have MessageType = 6
+	// Pull asks for the messages named in Refs.
+	Pull MessageType = 7
+	// History carries a message's payload as Gossip does, but in answer to a Pull: it is
+	// delivered with Delivery.History set and not forwarded through the tree.
+	History MessageType = 8
 )
 
-var messageTypeNames = [...]string{Gossip: "GOSSIP", IHave: "IHAVE", Graft: "GRAFT", Prune: "PRUNE"}
+var messageTypeNames = [...]string{Gossip: "GOSSIP", IHave: "IHAVE", Graft: "GRAFT", Prune: "PRUNE",
+	Digest: "DIGEST", Have: "HAVE", Pull: "PULL", History: "HISTORY"}
 
 // String returns the message type's name as the paper writes it, e.g. "GRAFT".
 func (t MessageType) String() string {
@@ -58,7 +74,10 @@ func (t MessageType) String() string {
 }
 
 // Valid reports whether t is one of the defined message types.
-func (t MessageType) Valid() bool { return t >= Gossip && t <= Prune }
+func (t MessageType) Valid() bool { return t >= Gossip && t <= History }
+
+// carriesPayload reports whether messages of type t carry a broadcast (Gossip, History).
+func (t MessageType) carriesPayload() bool { return t == Gossip || t == History }
 
 // Announcement names one message in an IHave batch.
 type Announcement struct {
@@ -67,33 +86,63 @@ type Announcement struct {
 	Hops uint16
 }
 
+// Span is a range of origin times [From, To) in milliseconds, with a summary of the messages
+// a node holds whose Time falls in it.
+type Span struct {
+	From, To int64
+	// Count is the number of messages (Digest; in a Have, the number of Refs in the span).
+	Count uint32
+	// Hash is the sum of the messages' fingerprints under the Digest's Salt (Digest only).
+	Hash uint64
+}
+
+// MessageRef names a message by its origin Time and ID. Catch-up lists messages this way so
+// that the holder finds each one in its history, which is ordered by time, without an index.
+type MessageRef struct {
+	Time int64
+	ID   MessageID
+}
+
 // Message is one Plumtree message, a flat struct: only the fields its Type documents are
 // meaningful. The sender is passed to Step by the driver.
 type Message struct {
 	Type MessageType
-	// ID is the broadcast this message is about (Gossip, Graft). A Graft with a zero ID only
-	// repairs the tree.
-	ID MessageID
-	// Origin is the node that broadcast the message (Gossip).
-	Origin string
+	// Reply marks a Have that answers a Have: it lists only what the receiver lacks, and the
+	// receiver pulls and answers nothing more (Have).
+	Reply bool
 	// Hops is the number of links the payload has crossed, counting the one it is on: the
-	// origin sends 1 (Gossip). Relays change it, so it is not signed.
+	// origin sends 1 (Gossip). Relays change it, so it is not signed. A History carries the
+	// hops at which its sender received the message, plus one.
 	Hops uint16
+	// ID is the broadcast this message is about (Gossip, History, Graft). A Graft with a zero
+	// ID only repairs the tree.
+	ID MessageID
+	// Origin is the node that broadcast the message (Gossip, History).
+	Origin string
 	// Seq is the origin's sequence number for this broadcast: 1 for its first, one more for
-	// each next (Gossip). Signed; relays forward it unchanged.
+	// each next (Gossip, History). Signed; relays forward it unchanged.
 	Seq uint64
 	// Time is the origin's clock in milliseconds when it broadcast the message: the time of
-	// its core's last Tick (Gossip). The runtime ticks with wall-clock time since the Unix
-	// epoch, the simulator with simulated time. Signed; relays forward it unchanged.
+	// its core's last Tick (Gossip, History). The runtime ticks with wall-clock time since the
+	// Unix epoch, the simulator with simulated time. Signed; relays forward it unchanged.
 	Time int64
-	// Payload is the application's data (Gossip). The core never modifies it.
+	// Payload is the application's data (Gossip, History). The core never modifies it.
 	Payload []byte
 	// Proof is the origin's proof that it broadcast ID, Origin, Seq, Time and Payload, made by
 	// its Config.Auth (the runtime's: public key ‖ signature) and opaque to the core; empty
-	// when unsigned (Gossip). Relays forward it unchanged.
+	// when unsigned (Gossip, History). Relays forward it unchanged.
 	Proof []byte
 	// IHave is the batch of announcements (IHave).
 	IHave []Announcement
+	// Salt keys the message fingerprints summed in Spans' Hash (Digest). A fresh random salt
+	// per Digest keeps a peer from choosing message IDs whose fingerprints cancel out.
+	Salt uint64
+	// Spans are, in a Digest, consecutive time ranges with the sender's Count and Hash for
+	// each; in a Have, the time ranges its Refs cover (every message the sender holds in them
+	// is listed, unless Reply is set).
+	Spans []Span
+	// Refs name messages: those the sender holds in Spans (Have), or those it asks for (Pull).
+	Refs []MessageRef
 }
 
 // Envelope is a message the driver must deliver to a peer.
@@ -115,6 +164,10 @@ type Delivery struct {
 	Seq     uint64
 	Time    int64
 	Payload []byte
+	// History is set when the message came by catch-up (a History answering this node's
+	// Pull) rather than through the broadcast tree: the application can tell a late delivery
+	// of something sent a while ago (Time) from live traffic.
+	History bool
 }
 
 // Authenticator signs this node's broadcasts and verifies other origins'. The runtime's signs
@@ -132,7 +185,7 @@ type Authenticator interface {
 	Verify(m *Message) error
 }
 
-// Refusal is why a Gossip that was well formed was refused: it is neither delivered nor
+// Refusal is why a Gossip (or History) that was well formed was refused: it is neither delivered nor
 // forwarded, and the link it came on is reported in Ready.Misbehaviour.
 type Refusal uint8
 
@@ -206,7 +259,7 @@ type Stats struct {
 	// nodes' messages; Duplicates counts payloads received again.
 	Broadcasts, Delivered, Duplicates uint64
 	// Sent and Received count messages by type.
-	Sent, Received [Prune + 1]uint64
+	Sent, Received [History + 1]uint64
 	// InvalidMessages counts messages Step refused with an error.
 	InvalidMessages uint64
 	// RefusedSelfOrigin, RefusedClock, RefusedReplay and RefusedSignature count the Gossips
@@ -220,6 +273,22 @@ type Stats struct {
 	Origins        int
 	OriginsEvicted uint64
 	OriginRestarts uint64
+	// HistoryMessages and HistoryBytes are the messages held for catch-up and their payload
+	// and proof bytes (at most Config.CatchUpMaxMessages and Config.CatchUpMaxBytes).
+	HistoryMessages, HistoryBytes int
+	// HistoryDelivered counts deliveries that came by catch-up (Delivery.History);
+	// HistoryDuplicates counts History payloads that were already delivered.
+	HistoryDelivered, HistoryDuplicates uint64
+	// PendingPulls is the number of messages asked for by Pull and not yet received.
+	PendingPulls int
+	// CatchUpThrottled counts catch-up answers (Have, detailed Digest, History) not sent
+	// because the asking peer's budget (Config.CatchUpPeerRate) was spent.
+	CatchUpThrottled uint64
+	// Unsent is the number of this node's broadcasts made while it had no neighbour and kept
+	// to push to its next one (store-and-forward); UnsentDropped counts those dropped to stay
+	// within Config.MaxUnsent.
+	Unsent        int
+	UnsentDropped uint64
 }
 
 // Config configures one Plumtree core. DefaultConfig returns the paper's settings.
@@ -288,10 +357,53 @@ type Config struct {
 	// MaxMisbehaviourReports bounds Ready.Misbehaviour; further refusals between two Readys
 	// are only counted.
 	MaxMisbehaviourReports int
+
+	// CatchUpWindow is how far back, in origin time, broadcasts are kept and offered to
+	// neighbours by catch-up (anti-entropy, see catchup.go), so that a node that was paused,
+	// cut off or not yet joined gets what it missed, delivered with Delivery.History set.
+	// 0 turns catch-up off. Any message older than the larger of MaxClockSkew and
+	// CatchUpWindow is refused (RefusedClock).
+	CatchUpWindow time.Duration
+	// CatchUpMaxMessages and CatchUpMaxBytes (payload and proof bytes) bound the history
+	// kept for catch-up; the oldest messages leave first.
+	CatchUpMaxMessages int
+	CatchUpMaxBytes    int
+	// CatchUpInterval is how often the node sends a summary Digest to one of its neighbours,
+	// each in turn. It also sends one to every new neighbour, and to its other neighbours
+	// CatchUpSettle after it caught up on something, so what one node fetched spreads.
+	CatchUpInterval time.Duration
+	// CatchUpSettle leaves out of every Digest the messages sent less than this long ago,
+	// which the tree is still delivering, and is the delay before the Digests that spread
+	// what was caught up on.
+	CatchUpSettle time.Duration
+	// CatchUpSpans is how many spans a detailed Digest splits the window into, and the most a
+	// Digest or Have may carry.
+	CatchUpSpans int
+	// CatchUpMaxRefs bounds the Refs of one Have or Pull, sent or accepted. A node whose
+	// answer would list more than a quarter of it answers a summary Digest with a detailed one
+	// first, so that only the spans that differ are listed.
+	CatchUpMaxRefs int
+	// CatchUpPeerRate (bytes per second) and CatchUpPeerBurst (bytes) bound what this node
+	// sends in answer to one neighbour's catch-up (Have, detailed Digest, History), counted
+	// in estimated encoded bytes by a token bucket per neighbour: a peer cannot make it send
+	// more, so catch-up cannot amplify a flood. An answer over budget is not sent; the next
+	// Digest asks again. The burst must hold a History of MaxPayload bytes.
+	CatchUpPeerRate  int
+	CatchUpPeerBurst int
+	// CatchUpPullTimeout is how long a message asked for by Pull is not asked of another
+	// peer; CatchUpMaxPulls bounds the messages asked for and not yet received.
+	CatchUpPullTimeout time.Duration
+	CatchUpMaxPulls    int
+	// MaxUnsent bounds this node's broadcasts made while it has no neighbour, which are kept
+	// and pushed as live broadcasts to its next neighbour (store-and-forward at the origin);
+	// beyond it the oldest is dropped from that list (catch-up still offers it).
+	MaxUnsent int
 }
 
 // DefaultConfig returns Plumtree's settings for a WAN of WebRTC links: optimisation threshold
-// 7 (many senders), timeouts of a few hundred milliseconds, caches bounded to a few minutes.
+// 7 (many senders), timeouts of a few hundred milliseconds, caches bounded to a few minutes,
+// and catch-up over the last 5 minutes (at most 4,096 messages or 16 MiB), a Digest to one
+// neighbour every 10 s, at most 512 KiB/s of answers to any one neighbour.
 // Self and Rand must still be set, and Auth on any network that is not simulated.
 func DefaultConfig() Config {
 	return Config{
@@ -311,5 +423,17 @@ func DefaultConfig() Config {
 		ReplayWindow:           1024,
 		MaxOrigins:             8192,
 		MaxMisbehaviourReports: 64,
+		CatchUpWindow:          5 * time.Minute,
+		CatchUpMaxMessages:     4096,
+		CatchUpMaxBytes:        16 << 20,
+		CatchUpInterval:        10 * time.Second,
+		CatchUpSettle:          2 * time.Second,
+		CatchUpSpans:           16,
+		CatchUpMaxRefs:         1024,
+		CatchUpPeerRate:        512 << 10,
+		CatchUpPeerBurst:       1 << 20,
+		CatchUpPullTimeout:     5 * time.Second,
+		CatchUpMaxPulls:        4096,
+		MaxUnsent:              256,
 	}
 }
