@@ -17,8 +17,9 @@ import (
 //   - Neighbours: only peers reported by NeighborUp are ever eager or lazy, and the core sends
 //     only to them. A Gossip from any other peer (a link that is still being set up) is
 //     delivered and forwarded as usual, but it never changes the peer sets and a duplicate
-//     from such a peer is not answered with Prune; IHave, Graft and Prune from a non-neighbour
-//     are accepted (they count in Stats.Received) and otherwise ignored.
+//     from such a peer is not answered with Prune; IHave, Graft, Prune and the catch-up
+//     messages from a non-neighbour are accepted (they count in Stats.Received) and otherwise
+//     ignored.
 //   - Missing messages: announcers are grafted in the order their IHaves arrived; the first
 //     Graft goes out MissingTimeout after the first announcement, each next one
 //     GraftRetryTimeout after the previous Graft; when every announcer has been tried the entry
@@ -42,8 +43,13 @@ import (
 //     check. A refusal is not an error of Step (an honest relay can forward a message that
 //     is a replay or too old for this node, and the runtime closes a link on an error): it
 //     is counted in Stats and reported in Ready.Misbehaviour for peer scoring to weigh.
-//   - Cache and seen-set expiry produce no output, so NextDeadline does not report them; they
-//     happen on Tick, which is the only call that advances the core's time, so no lookup ever
+//   - Catch-up (see catchup.go) runs beside the tree: a History is checked as a Gossip is,
+//     except that it may be this node's own message from before a restart, and it is
+//     delivered with Delivery.History set but never forwarded or answered with Prune. Any
+//     message whose Time is older than the larger of MaxClockSkew and CatchUpWindow is refused
+//     for its clock.
+//   - Cache, seen-set, history and pull expiry produce no output, so NextDeadline does not
+//     report them; they happen on Tick, which is the only call that advances the core's time, so no lookup ever
 //     sees an expired entry.
 //
 // The optimisation (OptimizationThreshold = t > 0) compares the hop count R at which a message
