@@ -249,8 +249,11 @@ func (c *Core) summarize(spans []Span, salt uint64) {
 	}
 	k := 0
 	for _, e := range c.entries(spans[0].From, spans[len(spans)-1].To) {
-		for e.time >= spans[k].To {
+		for k < len(spans)-1 && e.time >= spans[k].To {
 			k++
+		}
+		if e.time < spans[k].From || e.time >= spans[k].To {
+			continue // in a gap between spans
 		}
 		spans[k].Count++
 		spans[k].Hash += fingerprint(salt, e.id)
@@ -632,6 +635,9 @@ func (c *Core) checkCatchUp(m *Message) error {
 		return fmt.Errorf("%d refs exceed CatchUpMaxRefs %d", len(m.Refs), n)
 	}
 	for i, s := range m.Spans {
+		if s.From < -maxSpanTime || s.To > maxSpanTime {
+			return fmt.Errorf("span %d (%d to %d) is beyond ±%d ms", i, s.From, s.To, int64(maxSpanTime))
+		}
 		if s.To <= s.From {
 			return fmt.Errorf("span %d is empty or reversed (%d to %d)", i, s.From, s.To)
 		}
@@ -644,6 +650,10 @@ func (c *Core) checkCatchUp(m *Message) error {
 	}
 	return nil
 }
+
+// maxSpanTime bounds the times of a span (ms either side of the epoch, about 36 million
+// years), so that no width or split of a span can overflow.
+const maxSpanTime = 1 << 60
 
 // historySize is the estimated encoded size of a History with a payload and proof of the
 // given lengths and an ID-length origin.

@@ -286,3 +286,42 @@ func TestCatchUpQuietAtRest(t *testing.T) {
 		t.Errorf("a sent %d bytes of Digests in a minute at rest, want a few dozen per interval", d)
 	}
 }
+
+// FuzzCatchUpStep feeds a core that holds a history with arbitrary Digests, Haves and Pulls
+// from a neighbour: Step refuses or answers, and never panics or answers beyond its bounds.
+func FuzzCatchUpStep(f *testing.F) {
+	f.Add(uint8(5), int64(0), int64(10), uint8(3), uint64(1), uint8(2), true)
+	f.Add(uint8(6), int64(-1<<62), int64(1<<62), uint8(16), uint64(7), uint8(0), false)
+	f.Add(uint8(7), int64(1000), int64(1), uint8(1), uint64(0), uint8(9), false)
+	f.Fuzz(func(t *testing.T, typ uint8, from, width int64, spans uint8, salt uint64, refs uint8, reply bool) {
+		cfg := catchUpConfig()
+		n := newTestNet(t, cfg, 1)
+		a := n.add("a")
+		n.add("m")
+		n.link("a", "m")
+		for i := range 20 {
+			n.broadcast("a", []byte{byte(i)})
+			n.tick(time.Second)
+		}
+		n.queue = nil
+		m := Message{Type: MessageType(5 + typ%3), Salt: salt, Reply: reply}
+		for i := range int(spans % 20) {
+			m.Spans = append(m.Spans, Span{From: from + int64(i)*width, To: from + int64(i+1)*width, Count: uint32(i), Hash: salt >> i})
+		}
+		for i := range int(refs) {
+			m.Refs = append(m.Refs, MessageRef{Time: from + int64(i), ID: MessageID{byte(i), 1}})
+		}
+		_ = a.Step("m", m)
+		rd := a.Ready()
+		for _, e := range rd.Messages {
+			if len(e.Msg.Refs) > cfg.CatchUpMaxRefs || len(e.Msg.Spans) > cfg.CatchUpSpans {
+				t.Fatalf("answer beyond the bounds: %d refs, %d spans", len(e.Msg.Refs), len(e.Msg.Spans))
+			}
+			if e.Msg.Type == Digest || e.Msg.Type == Have || e.Msg.Type == Pull {
+				if err := a.checkCatchUp(&e.Msg); err != nil {
+					t.Fatalf("a sent a %v it would refuse: %v", e.Msg.Type, err)
+				}
+			}
+		}
+	})
+}
