@@ -464,7 +464,14 @@ func (c *Core) onHistory(from string, m Message) {
 	}
 	// This node's own messages from before a restart come back this way: they are genuine
 	// (signed with this node's key), and welcome as history.
-	if !c.admit(from, &m, m.Origin == c.cfg.Self) {
+	if why := c.admit(from, &m, m.Origin == c.cfg.Self); why != 0 {
+		// A genuine message refused for its time or as a replay (an origin's run from before
+		// it restarted) would be pulled again at every Digest that still finds it missing:
+		// remember its ID, once its proof shows it is the origin's, so it is not. Not before:
+		// a forged time or sequence number must not block the genuine message.
+		if (why == RefusedClock || why == RefusedReplay) && c.verify(&m) == nil {
+			c.remember(m.ID)
+		}
 		return
 	}
 	c.remember(m.ID)

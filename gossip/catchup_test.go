@@ -325,3 +325,41 @@ func FuzzCatchUpStep(f *testing.F) {
 		}
 	})
 }
+
+// A genuine History refused as a replay (a message of an origin's run from before it
+// restarted, say) is not pulled again at the next Digest.
+func TestCatchUpRefusedNotPulledAgain(t *testing.T) {
+	n := newTestNet(t, catchUpConfig(), 1)
+	a := n.add("a")
+	n.add("m")
+	n.link("a", "m")
+	n.tick(time.Minute)
+	for seq := uint64(1); seq <= 3; seq++ {
+		g := Message{Type: Gossip, ID: n.idFor(fmt.Sprint("live", seq)), Origin: "o", Hops: 1, Seq: seq, Time: n.now.Milliseconds(), Payload: []byte("x")}
+		if err := a.Step("m", g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Ready()
+	ref := MessageRef{Time: n.now.Milliseconds() - 1000, ID: n.idFor("old run")}
+	if err := a.Step("m", Message{Type: Have, Reply: true, Refs: []MessageRef{ref}}); err != nil {
+		t.Fatal(err)
+	}
+	if rd := a.Ready(); len(rd.Messages) != 1 || rd.Messages[0].Msg.Type != Pull {
+		t.Fatalf("a did not pull: %+v", rd.Messages)
+	}
+	h := Message{Type: History, ID: ref.ID, Origin: "o", Hops: 1, Seq: 2, Time: ref.Time, Payload: []byte("old")}
+	if err := a.Step("m", h); err != nil {
+		t.Fatal(err)
+	}
+	if rd := a.Ready(); len(rd.Deliveries) != 0 || len(rd.Misbehaviour) != 1 || rd.Misbehaviour[0].Reason != RefusedReplay {
+		t.Fatalf("want a refusal as a replay: %+v", rd)
+	}
+	n.tick(a.cfg.CatchUpPullTimeout)
+	if err := a.Step("m", Message{Type: Have, Reply: true, Refs: []MessageRef{ref}}); err != nil {
+		t.Fatal(err)
+	}
+	if rd := a.Ready(); len(rd.Messages) != 0 {
+		t.Fatalf("a pulled a refused message again: %+v", rd.Messages)
+	}
+}

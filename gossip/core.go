@@ -397,7 +397,7 @@ func (c *Core) onGossip(from string, m Message) {
 		}
 		return
 	}
-	if !c.admit(from, &m, false) {
+	if c.admit(from, &m, false) != 0 {
 		return
 	}
 
@@ -458,18 +458,19 @@ func (c *Core) onGossip(from string, m Message) {
 }
 
 // admit runs the signed-broadcast checks on a new Gossip or History m (see Core) and records
-// its sequence number if it passes; a message that fails is refused and reported. ownOld
-// admits a History of this node's own from before a restart, whose numbers it does not track.
-func (c *Core) admit(from string, m *Message, ownOld bool) bool {
+// its sequence number if it passes; a message that fails is refused and reported, and admit
+// returns why (0 when it passed). ownOld admits a History of this node's own from before a
+// restart, whose numbers it does not track.
+func (c *Core) admit(from string, m *Message, ownOld bool) Refusal {
 	if m.Origin == c.cfg.Self && !ownOld {
 		c.refuse(from, m, RefusedSelfOrigin, nil)
-		return false
+		return RefusedSelfOrigin
 	}
 	// Compared without subtracting from m.Time, which a peer chooses and could overflow.
 	now, skew, oldest := c.nowMillis(), c.cfg.MaxClockSkew.Milliseconds(), c.cfg.maxAge().Milliseconds()
 	if m.Time > now+skew || m.Time < now-oldest {
 		c.refuse(from, m, RefusedClock, nil)
-		return false
+		return RefusedClock
 	}
 	var st *originState
 	verdict := seqNew
@@ -478,22 +479,28 @@ func (c *Core) admit(from string, m *Message, ownOld bool) bool {
 		verdict = c.checkSeq(st, m)
 		if verdict == seqReplay {
 			c.refuse(from, m, RefusedReplay, nil)
-			return false
+			return RefusedReplay
 		}
 	}
-	if c.cfg.Auth != nil {
-		// A copy for the Authenticator, which the compiler must assume keeps it: m itself
-		// then stays on the caller's stack, and the duplicate path allocates nothing.
-		vm := *m
-		if err := c.cfg.Auth.Verify(&vm); err != nil {
-			c.refuse(from, m, RefusedSignature, err)
-			return false
-		}
+	if err := c.verify(m); err != nil {
+		c.refuse(from, m, RefusedSignature, err)
+		return RefusedSignature
 	}
 	if !ownOld {
 		c.acceptSeq(st, m, verdict)
 	}
-	return true
+	return 0
+}
+
+// verify checks m's proof with Config.Auth (nil: unsigned, nothing to check).
+func (c *Core) verify(m *Message) error {
+	if c.cfg.Auth == nil {
+		return nil
+	}
+	// A copy for the Authenticator, which the compiler must assume keeps it: m itself then
+	// stays on the caller's stack, and the duplicate path allocates nothing.
+	vm := *m
+	return c.cfg.Auth.Verify(&vm)
 }
 
 // optimize applies the optimisation for message id, received at hops from its cached parent,
