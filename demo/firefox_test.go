@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/rtcmesh/rtcmesh/internal/bidi"
 )
 
@@ -338,5 +340,64 @@ func TestFirefox(t *testing.T) {
 	t.Logf("page load to first neighbour: %v (Firefox tab A)", firstNeighbour.Round(time.Millisecond))
 	if errs := a.pageErrors(); len(errs) > 0 {
 		t.Errorf("%s logged errors:\n%s", a.name, strings.Join(errs, "\n"))
+	}
+}
+
+// TestBrowserFirefoxAndChromium puts a Firefox tab and a Chromium tab into one demo mesh and
+// checks a broadcast from each reaches the other (and every Go node), with the figures of both.
+func TestBrowserFirefoxAndChromium(t *testing.T) {
+	fx := startFirefox(t)
+	d, chromium := startBrowserDemo(t, DefaultConfig().Nodes, 51)
+	f := fx.openTab(t, "Firefox tab")
+	c := openTab(t, chromium, "Chromium tab")
+	idF, fFirst := f.open(t, d.URL())
+	idC, cFirst := c.open(t, d.URL())
+	t.Logf("page load to first neighbour: Firefox %v, Chromium %v", fFirst.Round(time.Millisecond), cFirst.Round(time.Millisecond))
+
+	wctx, cancel := context.WithTimeout(context.Background(), browserWait)
+	defer cancel()
+	f.send(t, "hello Chromium, from Firefox")
+	if m := c.waitShown(t, "hello Chromium, from Firefox"); m.Origin != idF || m.Own {
+		t.Errorf("the Chromium tab shows %+v", m)
+	}
+	c.send(t, "hello Firefox, from Chromium")
+	if m := f.waitShown(t, "hello Firefox, from Chromium"); m.Origin != idC || m.Own {
+		t.Errorf("the Firefox tab shows %+v", m)
+	}
+	for i, n := range d.Nodes() {
+		for _, text := range []string{"hello Chromium, from Firefox", "hello Firefox, from Chromium"} {
+			if _, err := n.WaitMessage(wctx, text); err != nil {
+				t.Errorf("Go node %d: %v", i+1, err)
+			}
+		}
+	}
+
+	// Figures, by the same measure in both browsers: bytes by Resource Timing.
+	for _, b := range []struct {
+		name string
+		eval func(string) (map[string]float64, error)
+	}{
+		{"Firefox", func(e string) (map[string]float64, error) { return fxEval[map[string]float64](f, e) }},
+		{"Chromium", func(e string) (map[string]float64, error) { return eval[map[string]float64](c, e) }},
+	} {
+		per, err := b.eval(transferredJS)
+		var total float64
+		for _, n := range per {
+			total += n
+		}
+		t.Logf("%s tab downloaded %.0f bytes (Resource Timing transferSize, headers and gzipped bodies): %v %v", b.name, total, per, err)
+	}
+	fPaths, _ := fxEval[[]string](f, `globalThis.rtcmesh.snapshot().then(s => s.neighbors.map(n => n.path))`)
+	cPaths, _ := eval[[]string](c, `globalThis.rtcmesh.snapshot().then(s => s.neighbors.map(n => n.path))`)
+	t.Logf("links by path: Firefox %v, Chromium %v", fPaths, cPaths)
+	time.Sleep(1500 * time.Millisecond)
+	t.Logf("screenshot of the Firefox tab: %s", f.screenshot(t, "cross-firefox.png"))
+	if shot, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100)); err == nil {
+		t.Logf("screenshot of the Chromium tab: %s", saveScreenshot(t, "cross-chromium.png", shot))
+	}
+	for name, errs := range map[string][]string{f.name: f.pageErrors(), c.name: c.pageErrors()} {
+		if len(errs) > 0 {
+			t.Errorf("%s logged errors:\n%s", name, strings.Join(errs, "\n"))
+		}
 	}
 }
