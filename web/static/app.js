@@ -24,10 +24,8 @@
   const state = {
     id: "",
     messages: 0,
-    // Current and target positions of drawn peers, by ID, for the easing animation.
-    pos: new Map(),
+    // Where each drawn peer goes, by ID (see moveAll).
     target: new Map(),
-    animating: false,
   };
 
   function showError(text) {
@@ -146,11 +144,11 @@
     for (const [id, d] of drawn) {
       if (seen.has(id)) continue;
       d.g.remove(); d.line.remove(); d.label.remove();
-      drawn.delete(id); state.pos.delete(id); state.target.delete(id);
+      drawn.delete(id); state.target.delete(id);
     }
     emptyNote.textContent = active.length === 0 ? "waiting for neighbours…" : "";
     $("view-sizes").textContent = `${active.length} neighbour${active.length === 1 ? "" : "s"} · ${passive.length} in the passive view`;
-    animate();
+    moveAll();
   }
 
   // ensure returns the drawn elements of peer id, drawing a new peer at its place at (not
@@ -167,8 +165,7 @@
     text.textContent = short(id);
     d = { g, circle, text, title, line, label };
     drawn.set(id, d);
-    state.pos.set(id, [at.x, at.y]);
-    place(d, at.x, at.y); // now: animation frames may be slow to come (a background tab)
+    place(d, at.x, at.y);
     return d;
   }
 
@@ -181,28 +178,14 @@
     d.label.setAttribute("y", (y * 0.56).toFixed(1));
   }
 
-  // animate eases every drawn peer towards its target, moving nodes, links and labels together.
-  function animate() {
-    if (state.animating) return;
-    state.animating = true;
-    const step = () => {
-      let moving = false;
-      for (const [id, d] of drawn) {
-        const [tx, ty] = state.target.get(id) || [0, 0];
-        let [x, y] = state.pos.get(id) || [0, 0];
-        const dx = tx - x, dy = ty - y;
-        if (Math.abs(dx) + Math.abs(dy) > 0.5) {
-          x += dx * 0.18; y += dy * 0.18; moving = true;
-        } else {
-          x = tx; y = ty;
-        }
-        state.pos.set(id, [x, y]);
-        place(d, x, y);
-      }
-      if (moving) requestAnimationFrame(step);
-      else state.animating = false;
-    };
-    requestAnimationFrame(step);
+  // moveAll puts every drawn peer at its target at once. Peers are not eased from one place to
+  // the next: a peer that changes rings would cross the others on its way, and a background
+  // tab (or a screenshot) can stop an animation halfway, over another peer.
+  function moveAll() {
+    for (const [id, d] of drawn) {
+      const [x, y] = state.target.get(id) || [0, 0];
+      place(d, x, y);
+    }
   }
 
   function flashSelf() {
