@@ -204,6 +204,11 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tcp, ok := conn.(*net.TCPConn); ok && l.s.cfg.TCPSendBuffer > 0 {
+		if err := tcp.SetWriteBuffer(l.s.cfg.TCPSendBuffer); err != nil {
+			l.s.log.Debug().Err(err).Stringer("client", conn.RemoteAddr()).Msg("turnserver: setting the TCP send buffer failed")
+		}
+	}
 	wrapped := &clientStreamConn{Conn: conn, s: l.s}
 	if l.tlsConfig != nil {
 		tlsConn := tls.Server(conn, l.tlsConfig)
@@ -211,14 +216,20 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		wrapped.tls = tlsConn
 		wrapped.handshakeTimeout = l.handshakeTimeout
 	}
+	wrapped.out = newStreamWriter(wrapped.Conn, l.s.cfg.TCPQueueSize)
+	go wrapped.out.run()
 	return wrapped, nil
 }
 
 // clientStreamConn wraps one TCP or TLS client connection. pion/turn frames
-// the stream itself and writes each message with a single Write.
+// the stream itself and writes each message with a single Write, from two
+// goroutines: the connection's read loop (responses) and the allocation's
+// relay socket read loop (peer data). Writes go through out, so that neither
+// ever waits for a client that reads slowly.
 type clientStreamConn struct {
 	net.Conn
-	s *Server
+	s   *Server
+	out *streamWriter
 
 	// tls is set for TLS connections. The handshake runs on the first Read,
 	// in pion/turn's goroutine for this connection, bounded by
@@ -246,13 +257,138 @@ func (c *clientStreamConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// Write queues a message for the client. Peer data (ChannelData and Data
+// indications) that does not fit in the queue is dropped, as a congested UDP
+// path would drop it, instead of stalling the relay socket behind the client:
+// while the relay waits, its UDP receive buffer overflows and everything is
+// lost, for every peer. Other messages (responses) wait for room.
 func (c *clientStreamConn) Write(p []byte) (int, error) {
+	peerData := isPeerData(p)
+	if peerData && !c.out.hasRoom(len(p)) {
+		c.s.counters.tcpQueueDrops.Add(1)
+		return len(p), nil
+	}
 	out, send := c.s.egress(p, c.RemoteAddr(), c.LocalAddr())
 	if !send {
 		return len(p), nil
 	}
-	if _, err := c.Conn.Write(out); err != nil {
+	dropped, err := c.out.write(out, peerData)
+	if dropped {
+		c.s.counters.tcpQueueDrops.Add(1)
+	}
+	if err != nil {
+		if peerData {
+			// The connection is gone; its read loop is about to delete the
+			// allocation. Failing here would log every datagram still arriving.
+			return len(p), nil
+		}
 		return 0, fmt.Errorf("write to client %v: %w", c.RemoteAddr(), err)
 	}
 	return len(p), nil
+}
+
+// Close stops the writer and closes the connection.
+func (c *clientStreamConn) Close() error {
+	c.out.close()
+	return c.Conn.Close()
+}
+
+// isPeerData reports whether p, a message pion/turn sends to a client, is a
+// peer's datagram: ChannelData or a Data indication.
+func isPeerData(p []byte) bool {
+	if len(p) >= channelDataHeaderSize && p[0] >= 0x40 && p[0] <= 0x7f {
+		return true
+	}
+	return len(p) >= stunHeaderSize && binary.BigEndian.Uint16(p[0:2]) == dataIndication
+}
+
+// streamWriter sends one stream connection's messages from its own goroutine.
+// Messages are appended to one buffer, and the goroutine writes whatever has
+// gathered with a single Write, so a busy connection costs one system call
+// (and, for TLS, one record) per batch rather than per message.
+type streamWriter struct {
+	conn  net.Conn
+	limit int // bytes that may wait; Config.TCPQueueSize
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when messages arrive, room appears or the writer stops
+	pending []byte
+	err     error // set when a write fails or the connection closes; the writer then stops
+}
+
+func newStreamWriter(conn net.Conn, limit int) *streamWriter {
+	w := &streamWriter{conn: conn, limit: limit}
+	w.cond.L = &w.mu
+	return w
+}
+
+// hasRoom reports whether n more bytes fit in the queue now. An empty queue
+// always has room, so a message larger than the limit is not refused forever.
+func (w *streamWriter) hasRoom(n int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) == 0 || len(w.pending)+n <= w.limit
+}
+
+// write queues a copy of p. A droppable message that no longer fits (the
+// caller checked hasRoom a moment ago) is dropped; others wait for room.
+func (w *streamWriter) write(p []byte, droppable bool) (dropped bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.err == nil && len(w.pending) > 0 && len(w.pending)+len(p) > w.limit {
+		if droppable {
+			return true, nil
+		}
+		w.cond.Wait()
+	}
+	if w.err != nil {
+		return false, w.err
+	}
+	w.pending = append(w.pending, p...)
+	w.cond.Broadcast()
+	return false, nil
+}
+
+// run writes batches until a write fails or close is called.
+func (w *streamWriter) run() {
+	var spare []byte
+	for {
+		w.mu.Lock()
+		for w.err == nil && len(w.pending) == 0 {
+			w.cond.Wait()
+		}
+		if w.err != nil {
+			w.mu.Unlock()
+			return
+		}
+		batch := w.pending
+		w.pending = spare[:0]
+		w.cond.Broadcast() // room for waiting writers
+		w.mu.Unlock()
+
+		_, err := w.conn.Write(batch)
+		spare = batch
+		if err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.cond.Broadcast()
+			w.mu.Unlock()
+			// The read loop sees the closed connection and deletes the
+			// allocation.
+			_ = w.conn.Close()
+			return
+		}
+	}
+}
+
+// close stops the writer; queued messages are dropped.
+func (w *streamWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = net.ErrClosed
+	}
+	w.cond.Broadcast()
 }
