@@ -51,7 +51,8 @@ func (p *peerPolicy) allows(ip netip.Addr) bool {
 		return false
 	}
 	ip = ip.WithZone("")
-	forms := embeddedForms(ip)
+	var buf [2]netip.Addr
+	forms := embeddedForms(buf[:0], ip)
 	for _, form := range forms {
 		if containsAddr(p.allowed, form) {
 			return true
@@ -68,8 +69,9 @@ func (p *peerPolicy) allows(ip netip.Addr) bool {
 // embeddedForms returns ip and the IPv4 address it carries, if any, so that a
 // deny-list entry for 127.0.0.0/8 also catches ::ffff:127.0.0.1 and
 // 64:ff9b::7f00:1.
-func embeddedForms(ip netip.Addr) []netip.Addr {
-	forms := []netip.Addr{ip}
+// The forms are appended to forms, so a caller can keep them on its stack.
+func embeddedForms(forms []netip.Addr, ip netip.Addr) []netip.Addr {
+	forms = append(forms, ip)
 	if ip.Is4In6() {
 		return append(forms, ip.Unmap())
 	}

@@ -76,6 +76,7 @@ func (g relayGenerator) listen(network string, requestedPort int) (net.PacketCon
 		if err != nil {
 			return nil, fmt.Errorf("open relay socket %s: %w", addr, err)
 		}
+		setSocketBuffers(conn, cfg.RelaySocketBuffer)
 		return conn, nil
 	}
 	ranged := cfg.RelayPortMax != 0

@@ -1,6 +1,7 @@
 package turnserver
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -32,7 +34,7 @@ type Server struct {
 	allocMu sync.RWMutex
 	allocs  map[tupleKey]*allocationEntry
 
-	udpConn     net.PacketConn
+	udpConns    []net.PacketConn // UDPSockets sockets sharing one port
 	tcpListener net.Listener
 	tlsListener net.Listener
 	turn        *turn.Server
@@ -84,9 +86,11 @@ func New(cfg Config) (*Server, error) {
 			OnAllocationDeleted: s.onAllocationDeleted,
 		},
 	}
-	if s.udpConn != nil {
+	// One allocation manager per socket: the kernel keeps each client on
+	// one socket, so its allocation is always found where it was made.
+	for _, conn := range s.udpConns {
 		serverConfig.PacketConnConfigs = append(serverConfig.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &clientPacketConn{PacketConn: s.udpConn, s: s},
+			PacketConn:            &clientPacketConn{PacketConn: conn, s: s},
 			RelayAddressGenerator: generator,
 			PermissionHandler:     s.permitPeer,
 		})
@@ -115,11 +119,25 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) listen() error {
 	cfg := &s.cfg
 	if cfg.ListenUDP != "" {
-		conn, err := net.ListenPacket("udp", cfg.ListenUDP)
-		if err != nil {
-			return fmt.Errorf("turnserver: listen UDP %s: %w", cfg.ListenUDP, err)
+		lc := net.ListenConfig{}
+		if cfg.UDPSockets > 1 {
+			lc.Control = func(_, _ string, c syscall.RawConn) error { return setReusePort(c) }
 		}
-		s.udpConn = conn
+		addr := cfg.ListenUDP
+		granted := 0
+		for range cfg.UDPSockets {
+			conn, err := lc.ListenPacket(context.Background(), "udp", addr)
+			if err != nil {
+				return fmt.Errorf("turnserver: listen UDP %s (socket %d of %d): %w", addr, len(s.udpConns)+1, cfg.UDPSockets, err)
+			}
+			s.udpConns = append(s.udpConns, conn)
+			addr = conn.LocalAddr().String() // the port picked for ":0"
+			granted = setSocketBuffers(conn, cfg.UDPSocketBuffer)
+		}
+		if cfg.UDPSocketBuffer > 0 && granted < cfg.UDPSocketBuffer {
+			s.log.Warn().Int("requested", cfg.UDPSocketBuffer).Int("granted", granted).
+				Msg("turnserver: UDP receive buffer capped by net.core.rmem_max; raise it (sysctl) or grant CAP_NET_ADMIN")
+		}
 	}
 	if cfg.ListenTCP != "" {
 		ln, err := net.Listen("tcp", cfg.ListenTCP)
@@ -147,8 +165,8 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
-	if s.udpConn != nil {
-		_ = s.udpConn.Close()
+	for _, conn := range s.udpConns {
+		_ = conn.Close()
 	}
 	for _, ln := range []net.Listener{s.tcpListener, s.tlsListener} {
 		if ln != nil {
@@ -177,10 +195,10 @@ func (s *Server) Close() error {
 
 // UDPAddr is the UDP listener's address, nil when UDP is off.
 func (s *Server) UDPAddr() net.Addr {
-	if s.udpConn == nil {
+	if len(s.udpConns) == 0 {
 		return nil
 	}
-	return s.udpConn.LocalAddr()
+	return s.udpConns[0].LocalAddr()
 }
 
 // TCPAddr is the TCP listener's address, nil when TCP is off.

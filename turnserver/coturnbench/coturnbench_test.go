@@ -98,6 +98,17 @@ type result struct {
 	cpuPerMsg time.Duration
 	sent      int
 	received  int
+	drops     udpDrops
+}
+
+// udpDrops counts datagrams the kernel dropped because a socket's receive buffer was full, by
+// socket: where a run's loss happened.
+type udpDrops struct {
+	listener, relay, client, peer int
+}
+
+func (d udpDrops) String() string {
+	return fmt.Sprintf("drops: listener %d, relay sockets %d, clients %d, peer %d", d.listener, d.relay, d.client, d.peer)
 }
 
 // relay is one contender.
@@ -187,8 +198,8 @@ func BenchmarkVsCoturn(b *testing.B) {
 					b.Errorf("%s %s run %d: %v", sc.name, r.name, run+1, err)
 					continue
 				}
-				b.Logf("%-9s %-8s run %d: %8.0f msg/s  loss %6.2f%%  CPU %5.1f µs/msg  (sent %d, received %d)",
-					sc.name, r.name, run+1, res.rate, res.lossPct, float64(res.cpuPerMsg.Nanoseconds())/1e3, res.sent, res.received)
+				b.Logf("%-9s %-8s run %d: %8.0f msg/s  loss %6.2f%%  CPU %5.1f µs/msg  (sent %d, received %d; %v)",
+					sc.name, r.name, run+1, res.rate, res.lossPct, float64(res.cpuPerMsg.Nanoseconds())/1e3, res.sent, res.received, res.drops)
 				results[sc.name][r.name] = append(results[sc.name][r.name], res)
 			}
 		}
@@ -234,6 +245,7 @@ func runOnce(b *testing.B, e *env, r relay, sc scenario, port int) (result, erro
 	}
 	res, transcript, parseErr := parseUclient(out)
 	waitErr := client.Wait()
+	res.drops = readDrops(e, port, peerPort)
 	after, err := cpuTime(server.Process.Pid)
 	if err != nil {
 		return result{}, err
@@ -322,6 +334,47 @@ func waitListening(e *env, port int) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("nothing listening on port %d within 10 s", port)
+}
+
+// readDrops sums the receive-buffer drops of the UDP sockets of a run, from /proc/net/udp:
+// the relay's listener (bound to port), uclient's sockets (connected to port), the peer (bound
+// to peerPort) and the rest, which are the relay sockets. Sockets are fresh in every run, and on
+// the host other programs' sockets count as relay sockets.
+func readDrops(e *env, port, peerPort int) udpDrops {
+	var d udpDrops
+	var data []byte
+	var err error
+	if e.netns != "" {
+		data, err = exec.Command("ip", "netns", "exec", e.netns, "cat", "/proc/net/udp").Output()
+	} else {
+		data, err = os.ReadFile("/proc/net/udp")
+	}
+	if err != nil {
+		return d
+	}
+	portOf := func(hexAddr string) int {
+		_, p, _ := strings.Cut(hexAddr, ":")
+		n, _ := strconv.ParseInt(p, 16, 32)
+		return int(n)
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 {
+			continue
+		}
+		drops, _ := strconv.Atoi(f[len(f)-1])
+		switch local, remote := portOf(f[1]), portOf(f[2]); {
+		case local == port:
+			d.listener += drops
+		case remote == port:
+			d.client += drops
+		case local == peerPort:
+			d.peer += drops
+		default:
+			d.relay += drops
+		}
+	}
+	return d
 }
 
 // cpuTime is the user+system CPU time a process has used, from /proc/<pid>/stat.
