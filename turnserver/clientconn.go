@@ -29,8 +29,7 @@ import (
 //     server. The response is rewritten to 403 and re-signed.
 
 var (
-	dataIndication   = stun.NewType(stun.MethodData, stun.ClassIndication).Value()
-	channelBindError = stun.NewType(stun.MethodChannelBind, stun.ClassErrorResponse).Value()
+	dataIndication = stun.NewType(stun.MethodData, stun.ClassIndication).Value()
 )
 
 const (
@@ -73,11 +72,12 @@ func unmapPort(ap netip.AddrPort) netip.AddrPort {
 type allocationEntry struct {
 	user      string
 	fromPeers *tokenBucket // nil when bandwidth is unlimited
-	// channelBindUsername and channelBindRealm are the credentials of the
-	// latest authenticated ChannelBind request on this 5-tuple, kept so a
-	// refusal can be re-signed with the same key. Guarded by Server.allocMu.
-	channelBindUsername string
-	channelBindRealm    string
+	// authUsername and authRealm are the credentials of the latest
+	// authenticated request on this 5-tuple, kept so that an error response
+	// can be re-signed with the same key (see rewriteErrorResponse). Guarded
+	// by Server.allocMu.
+	authUsername string
+	authRealm    string
 }
 
 // egress inspects a message pion/turn is about to send to client from local.
@@ -89,8 +89,9 @@ func (s *Server) egress(p []byte, client, local net.Addr) (out []byte, send bool
 	case len(p) < stunHeaderSize:
 		return p, true
 	}
-	switch binary.BigEndian.Uint16(p[0:2]) {
-	case dataIndication:
+	typ := binary.BigEndian.Uint16(p[0:2])
+	switch {
+	case typ == dataIndication:
 		msg := &stun.Message{Raw: p}
 		if err := msg.Decode(); err != nil {
 			return p, true
@@ -100,11 +101,21 @@ func (s *Server) egress(p []byte, client, local net.Addr) (out []byte, send bool
 			return p, true
 		}
 		return p, s.relayedFromPeer(len(data), client, local)
-	case channelBindError:
-		return s.rewriteChannelBindRefusal(p, client, local), true
+	case typ&classMask == errorResponseClass:
+		return s.rewriteErrorResponse(p, client, local), true
+	case typ == allocateSuccess:
+		s.forgetPendingAuth(client, local)
 	}
 	return p, true
 }
+
+// The class bits of a STUN message type (RFC 8489 section 5).
+const (
+	classMask          = 0x0110
+	errorResponseClass = 0x0110
+)
+
+var allocateSuccess = stun.NewType(stun.MethodAllocate, stun.ClassSuccessResponse).Value()
 
 // relayedFromPeer accounts n payload bytes relayed from a peer to client and
 // reports whether the allocation's bandwidth allows them.
@@ -123,54 +134,118 @@ func (s *Server) relayedFromPeer(n int, client, local net.Addr) bool {
 	return true
 }
 
-// rewriteChannelBindRefusal turns pion/turn's 401 answer to a ChannelBind
-// refused by the peer policy into 403 Forbidden. pion/turn's only
-// ChannelBind 401 that carries MESSAGE-INTEGRITY is that refusal (a failed
-// authentication carries NONCE and REALM instead and is left alone). The
-// response is re-signed with the key of the request's credentials, recorded
-// when pion/turn reported the request authenticated; the original integrity
-// is verified with that key first, so only a response signed for exactly
-// those credentials is rewritten.
-func (s *Server) rewriteChannelBindRefusal(p []byte, client, local net.Addr) []byte {
+// rewriteErrorResponse fixes three things about pion/turn's error responses
+// on their way to the client:
+//
+//   - pion/turn sends every ERROR-CODE without a reason phrase; RFC 8489 asks
+//     for one, and an operator reading a client's log needs it. The standard
+//     phrase is added.
+//   - pion/turn answers a ChannelBind whose peer the PermissionHandler refuses
+//     with 401 Unauthorized (its CreatePermission and Connect answer 403). A
+//     401 tells a client its credentials are wrong, so browsers retry or give
+//     up on the server. pion/turn's only ChannelBind 401 that carries
+//     MESSAGE-INTEGRITY is that refusal (a failed authentication carries
+//     NONCE and REALM instead and is left alone); it becomes 403.
+//   - An Allocate for an address family this relay does not serve fails in
+//     the relay generator, which pion/turn answers 508 Insufficient
+//     Capacity; RFC 8656 asks for 440 Address Family not Supported.
+//
+// A signed response is re-signed with the key of the request's credentials,
+// recorded when pion/turn reported the request authenticated (onAuth); the
+// original integrity is verified with that key first, so only a response
+// signed for exactly those credentials is changed. Without a recorded key a
+// signed response is left as it is.
+func (s *Server) rewriteErrorResponse(p []byte, client, local net.Addr) []byte {
 	msg := &stun.Message{Raw: append([]byte(nil), p...)}
 	if err := msg.Decode(); err != nil {
 		return p
 	}
 	var code stun.ErrorCodeAttribute
-	if err := code.GetFrom(msg); err != nil || code.Code != stun.CodeUnauthorized ||
-		!msg.Contains(stun.AttrMessageIntegrity) || msg.Contains(stun.AttrNonce) {
+	if err := code.GetFrom(msg); err != nil {
 		return p
 	}
-	key, ok := keyOf(client, local)
-	if !ok {
-		return p
-	}
-	s.allocMu.RLock()
+	signed := msg.Contains(stun.AttrMessageIntegrity)
 	var username, realm string
-	if entry := s.allocs[key]; entry != nil {
-		username, realm = entry.channelBindUsername, entry.channelBindRealm
+	if !signed && msg.Type.Method == stun.MethodAllocate {
+		s.forgetPendingAuth(client, local)
 	}
-	s.allocMu.RUnlock()
-	if username == "" {
-		s.log.Warn().Stringer("client", client).Msg("turnserver: ChannelBind refusal without recorded credentials left as 401")
+	if signed {
+		username, realm = s.recordedAuth(client, local, msg.Type.Method == stun.MethodAllocate)
+	}
+	newCode := code.Code
+	switch {
+	case msg.Type.Method == stun.MethodChannelBind && code.Code == stun.CodeUnauthorized && signed && !msg.Contains(stun.AttrNonce):
+		newCode = stun.CodeForbidden
+	case msg.Type.Method == stun.MethodAllocate && code.Code == stun.CodeInsufficientCapacity && username != "":
+		if s.takeFamilyRefusal(username) {
+			newCode = stun.CodeAddrFamilyNotSupported
+		}
+	}
+	if newCode == code.Code && len(code.Reason) > 0 {
 		return p
 	}
-	integrity := stun.MessageIntegrity(longTermKey(username, realm, restPassword(s.cfg.Secret, username)))
-	if err := integrity.Check(msg); err != nil {
-		s.log.Warn().Err(err).Stringer("client", client).Msg("turnserver: ChannelBind refusal signed with other credentials left as 401")
-		return p
+	setters := []stun.Setter{stun.NewTransactionIDSetter(msg.TransactionID), msg.Type}
+	for _, a := range msg.Attributes {
+		switch a.Type {
+		case stun.AttrErrorCode, stun.AttrMessageIntegrity, stun.AttrFingerprint:
+		default:
+			setters = append(setters, a)
+		}
 	}
-	forbidden, err := stun.Build(
-		stun.NewTransactionIDSetter(msg.TransactionID),
-		stun.NewType(stun.MethodChannelBind, stun.ClassErrorResponse),
-		&stun.ErrorCodeAttribute{Code: stun.CodeForbidden, Reason: []byte("Forbidden")},
-		integrity,
-	)
+	setters = append(setters, &stun.ErrorCodeAttribute{Code: newCode, Reason: reasonPhrase(newCode, code.Reason, newCode != code.Code)})
+	if signed {
+		if username == "" {
+			s.log.Debug().Stringer("client", client).Int("code", int(code.Code)).
+				Msg("turnserver: signed error response without recorded credentials left as it is")
+			return p
+		}
+		integrity := stun.MessageIntegrity(longTermKey(username, realm, restPassword(s.cfg.Secret, username)))
+		if err := integrity.Check(msg); err != nil {
+			s.log.Warn().Err(err).Stringer("client", client).Msg("turnserver: error response signed with other credentials left as it is")
+			return p
+		}
+		setters = append(setters, integrity)
+	}
+	out, err := stun.Build(setters...)
 	if err != nil {
-		s.log.Error().Err(err).Msg("turnserver: building ChannelBind 403")
+		s.log.Error().Err(err).Msg("turnserver: rebuilding an error response")
 		return p
 	}
-	return forbidden.Raw
+	return out.Raw
+}
+
+// reasonPhrase is the reason phrase to send with code: the original one
+// unless it is empty or the code changed, else the standard phrase.
+func reasonPhrase(code stun.ErrorCode, original []byte, changed bool) []byte {
+	if len(original) > 0 && !changed {
+		return original
+	}
+	if r, ok := reasonPhrases[code]; ok {
+		return []byte(r)
+	}
+	return []byte("Error")
+}
+
+// reasonPhrases are the RFC 8489, 8656 and 6062 phrases for the codes pion/turn
+// sends.
+var reasonPhrases = map[stun.ErrorCode]string{
+	stun.CodeTryAlternate:           "Try Alternate",
+	stun.CodeBadRequest:             "Bad Request",
+	stun.CodeUnauthorized:           "Unauthorized",
+	stun.CodeForbidden:              "Forbidden",
+	stun.CodeUnknownAttribute:       "Unknown Attribute",
+	stun.CodeAllocMismatch:          "Allocation Mismatch",
+	stun.CodeStaleNonce:             "Stale Nonce",
+	stun.CodeAddrFamilyNotSupported: "Address Family not Supported",
+	stun.CodeWrongCredentials:       "Wrong Credentials",
+	stun.CodeUnsupportedTransProto:  "Unsupported Transport Protocol",
+	stun.CodePeerAddrFamilyMismatch: "Peer Address Family Mismatch",
+	stun.CodeConnAlreadyExists:      "Connection Already Exists",
+	stun.CodeConnTimeoutOrFailure:   "Connection Timeout or Failure",
+	stun.CodeAllocQuotaReached:      "Allocation Quota Reached",
+	stun.CodeRoleConflict:           "Role Conflict",
+	stun.CodeServerError:            "Server Error",
+	stun.CodeInsufficientCapacity:   "Insufficient Capacity",
 }
 
 // clientPacketConn wraps the UDP listener socket.

@@ -37,6 +37,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 	s := g.s
 	wantV4 := conf.Network == "udp4"
 	if wantV4 != s.cfg.RelayBindIP.Is4() {
+		s.noteFamilyRefusal(conf.UserID)
 		return nil, nil, fmt.Errorf("%w: %s", errAddressFamily, conf.Network)
 	}
 	// pion/turn asked QuotaHandler a moment ago; taking the slot here is the
