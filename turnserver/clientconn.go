@@ -29,8 +29,7 @@ import (
 //     server. The response is rewritten to 403 and re-signed.
 
 var (
-	dataIndication   = stun.NewType(stun.MethodData, stun.ClassIndication).Value()
-	channelBindError = stun.NewType(stun.MethodChannelBind, stun.ClassErrorResponse).Value()
+	dataIndication = stun.NewType(stun.MethodData, stun.ClassIndication).Value()
 )
 
 const (
@@ -73,11 +72,12 @@ func unmapPort(ap netip.AddrPort) netip.AddrPort {
 type allocationEntry struct {
 	user      string
 	fromPeers *tokenBucket // nil when bandwidth is unlimited
-	// channelBindUsername and channelBindRealm are the credentials of the
-	// latest authenticated ChannelBind request on this 5-tuple, kept so a
-	// refusal can be re-signed with the same key. Guarded by Server.allocMu.
-	channelBindUsername string
-	channelBindRealm    string
+	// authUsername and authRealm are the credentials of the latest
+	// authenticated request on this 5-tuple, kept so that an error response
+	// can be re-signed with the same key (see rewriteErrorResponse). Guarded
+	// by Server.allocMu.
+	authUsername string
+	authRealm    string
 }
 
 // egress inspects a message pion/turn is about to send to client from local.
@@ -89,8 +89,9 @@ func (s *Server) egress(p []byte, client, local net.Addr) (out []byte, send bool
 	case len(p) < stunHeaderSize:
 		return p, true
 	}
-	switch binary.BigEndian.Uint16(p[0:2]) {
-	case dataIndication:
+	typ := binary.BigEndian.Uint16(p[0:2])
+	switch {
+	case typ == dataIndication:
 		msg := &stun.Message{Raw: p}
 		if err := msg.Decode(); err != nil {
 			return p, true
@@ -100,11 +101,21 @@ func (s *Server) egress(p []byte, client, local net.Addr) (out []byte, send bool
 			return p, true
 		}
 		return p, s.relayedFromPeer(len(data), client, local)
-	case channelBindError:
-		return s.rewriteChannelBindRefusal(p, client, local), true
+	case typ&classMask == errorResponseClass:
+		return s.rewriteErrorResponse(p, client, local), true
+	case typ == allocateSuccess:
+		s.forgetPendingAuth(client, local)
 	}
 	return p, true
 }
+
+// The class bits of a STUN message type (RFC 8489 section 5).
+const (
+	classMask          = 0x0110
+	errorResponseClass = 0x0110
+)
+
+var allocateSuccess = stun.NewType(stun.MethodAllocate, stun.ClassSuccessResponse).Value()
 
 // relayedFromPeer accounts n payload bytes relayed from a peer to client and
 // reports whether the allocation's bandwidth allows them.
@@ -123,54 +134,118 @@ func (s *Server) relayedFromPeer(n int, client, local net.Addr) bool {
 	return true
 }
 
-// rewriteChannelBindRefusal turns pion/turn's 401 answer to a ChannelBind
-// refused by the peer policy into 403 Forbidden. pion/turn's only
-// ChannelBind 401 that carries MESSAGE-INTEGRITY is that refusal (a failed
-// authentication carries NONCE and REALM instead and is left alone). The
-// response is re-signed with the key of the request's credentials, recorded
-// when pion/turn reported the request authenticated; the original integrity
-// is verified with that key first, so only a response signed for exactly
-// those credentials is rewritten.
-func (s *Server) rewriteChannelBindRefusal(p []byte, client, local net.Addr) []byte {
+// rewriteErrorResponse fixes three things about pion/turn's error responses
+// on their way to the client:
+//
+//   - pion/turn sends every ERROR-CODE without a reason phrase; RFC 8489 asks
+//     for one, and an operator reading a client's log needs it. The standard
+//     phrase is added.
+//   - pion/turn answers a ChannelBind whose peer the PermissionHandler refuses
+//     with 401 Unauthorized (its CreatePermission and Connect answer 403). A
+//     401 tells a client its credentials are wrong, so browsers retry or give
+//     up on the server. pion/turn's only ChannelBind 401 that carries
+//     MESSAGE-INTEGRITY is that refusal (a failed authentication carries
+//     NONCE and REALM instead and is left alone); it becomes 403.
+//   - An Allocate for an address family this relay does not serve fails in
+//     the relay generator, which pion/turn answers 508 Insufficient
+//     Capacity; RFC 8656 asks for 440 Address Family not Supported.
+//
+// A signed response is re-signed with the key of the request's credentials,
+// recorded when pion/turn reported the request authenticated (onAuth); the
+// original integrity is verified with that key first, so only a response
+// signed for exactly those credentials is changed. Without a recorded key a
+// signed response is left as it is.
+func (s *Server) rewriteErrorResponse(p []byte, client, local net.Addr) []byte {
 	msg := &stun.Message{Raw: append([]byte(nil), p...)}
 	if err := msg.Decode(); err != nil {
 		return p
 	}
 	var code stun.ErrorCodeAttribute
-	if err := code.GetFrom(msg); err != nil || code.Code != stun.CodeUnauthorized ||
-		!msg.Contains(stun.AttrMessageIntegrity) || msg.Contains(stun.AttrNonce) {
+	if err := code.GetFrom(msg); err != nil {
 		return p
 	}
-	key, ok := keyOf(client, local)
-	if !ok {
-		return p
-	}
-	s.allocMu.RLock()
+	signed := msg.Contains(stun.AttrMessageIntegrity)
 	var username, realm string
-	if entry := s.allocs[key]; entry != nil {
-		username, realm = entry.channelBindUsername, entry.channelBindRealm
+	if !signed && msg.Type.Method == stun.MethodAllocate {
+		s.forgetPendingAuth(client, local)
 	}
-	s.allocMu.RUnlock()
-	if username == "" {
-		s.log.Warn().Stringer("client", client).Msg("turnserver: ChannelBind refusal without recorded credentials left as 401")
+	if signed {
+		username, realm = s.recordedAuth(client, local, msg.Type.Method == stun.MethodAllocate)
+	}
+	newCode := code.Code
+	switch {
+	case msg.Type.Method == stun.MethodChannelBind && code.Code == stun.CodeUnauthorized && signed && !msg.Contains(stun.AttrNonce):
+		newCode = stun.CodeForbidden
+	case msg.Type.Method == stun.MethodAllocate && code.Code == stun.CodeInsufficientCapacity && username != "":
+		if s.takeFamilyRefusal(username) {
+			newCode = stun.CodeAddrFamilyNotSupported
+		}
+	}
+	if newCode == code.Code && len(code.Reason) > 0 {
 		return p
 	}
-	integrity := stun.MessageIntegrity(longTermKey(username, realm, restPassword(s.cfg.Secret, username)))
-	if err := integrity.Check(msg); err != nil {
-		s.log.Warn().Err(err).Stringer("client", client).Msg("turnserver: ChannelBind refusal signed with other credentials left as 401")
-		return p
+	setters := []stun.Setter{stun.NewTransactionIDSetter(msg.TransactionID), msg.Type}
+	for _, a := range msg.Attributes {
+		switch a.Type {
+		case stun.AttrErrorCode, stun.AttrMessageIntegrity, stun.AttrFingerprint:
+		default:
+			setters = append(setters, a)
+		}
 	}
-	forbidden, err := stun.Build(
-		stun.NewTransactionIDSetter(msg.TransactionID),
-		stun.NewType(stun.MethodChannelBind, stun.ClassErrorResponse),
-		&stun.ErrorCodeAttribute{Code: stun.CodeForbidden, Reason: []byte("Forbidden")},
-		integrity,
-	)
+	setters = append(setters, &stun.ErrorCodeAttribute{Code: newCode, Reason: reasonPhrase(newCode, code.Reason, newCode != code.Code)})
+	if signed {
+		if username == "" {
+			s.log.Debug().Stringer("client", client).Int("code", int(code.Code)).
+				Msg("turnserver: signed error response without recorded credentials left as it is")
+			return p
+		}
+		integrity := stun.MessageIntegrity(longTermKey(username, realm, restPassword(s.cfg.Secret, username)))
+		if err := integrity.Check(msg); err != nil {
+			s.log.Warn().Err(err).Stringer("client", client).Msg("turnserver: error response signed with other credentials left as it is")
+			return p
+		}
+		setters = append(setters, integrity)
+	}
+	out, err := stun.Build(setters...)
 	if err != nil {
-		s.log.Error().Err(err).Msg("turnserver: building ChannelBind 403")
+		s.log.Error().Err(err).Msg("turnserver: rebuilding an error response")
 		return p
 	}
-	return forbidden.Raw
+	return out.Raw
+}
+
+// reasonPhrase is the reason phrase to send with code: the original one
+// unless it is empty or the code changed, else the standard phrase.
+func reasonPhrase(code stun.ErrorCode, original []byte, changed bool) []byte {
+	if len(original) > 0 && !changed {
+		return original
+	}
+	if r, ok := reasonPhrases[code]; ok {
+		return []byte(r)
+	}
+	return []byte("Error")
+}
+
+// reasonPhrases are the RFC 8489, 8656 and 6062 phrases for the codes pion/turn
+// sends.
+var reasonPhrases = map[stun.ErrorCode]string{
+	stun.CodeTryAlternate:           "Try Alternate",
+	stun.CodeBadRequest:             "Bad Request",
+	stun.CodeUnauthorized:           "Unauthorized",
+	stun.CodeForbidden:              "Forbidden",
+	stun.CodeUnknownAttribute:       "Unknown Attribute",
+	stun.CodeAllocMismatch:          "Allocation Mismatch",
+	stun.CodeStaleNonce:             "Stale Nonce",
+	stun.CodeAddrFamilyNotSupported: "Address Family not Supported",
+	stun.CodeWrongCredentials:       "Wrong Credentials",
+	stun.CodeUnsupportedTransProto:  "Unsupported Transport Protocol",
+	stun.CodePeerAddrFamilyMismatch: "Peer Address Family Mismatch",
+	stun.CodeConnAlreadyExists:      "Connection Already Exists",
+	stun.CodeConnTimeoutOrFailure:   "Connection Timeout or Failure",
+	stun.CodeAllocQuotaReached:      "Allocation Quota Reached",
+	stun.CodeRoleConflict:           "Role Conflict",
+	stun.CodeServerError:            "Server Error",
+	stun.CodeInsufficientCapacity:   "Insufficient Capacity",
 }
 
 // clientPacketConn wraps the UDP listener socket.
@@ -204,6 +279,11 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tcp, ok := conn.(*net.TCPConn); ok && l.s.cfg.TCPSendBuffer > 0 {
+		if err := tcp.SetWriteBuffer(l.s.cfg.TCPSendBuffer); err != nil {
+			l.s.log.Debug().Err(err).Stringer("client", conn.RemoteAddr()).Msg("turnserver: setting the TCP send buffer failed")
+		}
+	}
 	wrapped := &clientStreamConn{Conn: conn, s: l.s}
 	if l.tlsConfig != nil {
 		tlsConn := tls.Server(conn, l.tlsConfig)
@@ -211,14 +291,20 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		wrapped.tls = tlsConn
 		wrapped.handshakeTimeout = l.handshakeTimeout
 	}
+	wrapped.out = newStreamWriter(wrapped.Conn, l.s.cfg.TCPQueueSize)
+	go wrapped.out.run()
 	return wrapped, nil
 }
 
 // clientStreamConn wraps one TCP or TLS client connection. pion/turn frames
-// the stream itself and writes each message with a single Write.
+// the stream itself and writes each message with a single Write, from two
+// goroutines: the connection's read loop (responses) and the allocation's
+// relay socket read loop (peer data). Writes go through out, so that neither
+// ever waits for a client that reads slowly.
 type clientStreamConn struct {
 	net.Conn
-	s *Server
+	s   *Server
+	out *streamWriter
 
 	// tls is set for TLS connections. The handshake runs on the first Read,
 	// in pion/turn's goroutine for this connection, bounded by
@@ -246,13 +332,138 @@ func (c *clientStreamConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// Write queues a message for the client. Peer data (ChannelData and Data
+// indications) that does not fit in the queue is dropped, as a congested UDP
+// path would drop it, instead of stalling the relay socket behind the client:
+// while the relay waits, its UDP receive buffer overflows and everything is
+// lost, for every peer. Other messages (responses) wait for room.
 func (c *clientStreamConn) Write(p []byte) (int, error) {
+	peerData := isPeerData(p)
+	if peerData && !c.out.hasRoom(len(p)) {
+		c.s.counters.tcpQueueDrops.Add(1)
+		return len(p), nil
+	}
 	out, send := c.s.egress(p, c.RemoteAddr(), c.LocalAddr())
 	if !send {
 		return len(p), nil
 	}
-	if _, err := c.Conn.Write(out); err != nil {
+	dropped, err := c.out.write(out, peerData)
+	if dropped {
+		c.s.counters.tcpQueueDrops.Add(1)
+	}
+	if err != nil {
+		if peerData {
+			// The connection is gone; its read loop is about to delete the
+			// allocation. Failing here would log every datagram still arriving.
+			return len(p), nil
+		}
 		return 0, fmt.Errorf("write to client %v: %w", c.RemoteAddr(), err)
 	}
 	return len(p), nil
+}
+
+// Close stops the writer and closes the connection.
+func (c *clientStreamConn) Close() error {
+	c.out.close()
+	return c.Conn.Close()
+}
+
+// isPeerData reports whether p, a message pion/turn sends to a client, is a
+// peer's datagram: ChannelData or a Data indication.
+func isPeerData(p []byte) bool {
+	if len(p) >= channelDataHeaderSize && p[0] >= 0x40 && p[0] <= 0x7f {
+		return true
+	}
+	return len(p) >= stunHeaderSize && binary.BigEndian.Uint16(p[0:2]) == dataIndication
+}
+
+// streamWriter sends one stream connection's messages from its own goroutine.
+// Messages are appended to one buffer, and the goroutine writes whatever has
+// gathered with a single Write, so a busy connection costs one system call
+// (and, for TLS, one record) per batch rather than per message.
+type streamWriter struct {
+	conn  net.Conn
+	limit int // bytes that may wait; Config.TCPQueueSize
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when messages arrive, room appears or the writer stops
+	pending []byte
+	err     error // set when a write fails or the connection closes; the writer then stops
+}
+
+func newStreamWriter(conn net.Conn, limit int) *streamWriter {
+	w := &streamWriter{conn: conn, limit: limit}
+	w.cond.L = &w.mu
+	return w
+}
+
+// hasRoom reports whether n more bytes fit in the queue now. An empty queue
+// always has room, so a message larger than the limit is not refused forever.
+func (w *streamWriter) hasRoom(n int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) == 0 || len(w.pending)+n <= w.limit
+}
+
+// write queues a copy of p. A droppable message that no longer fits (the
+// caller checked hasRoom a moment ago) is dropped; others wait for room.
+func (w *streamWriter) write(p []byte, droppable bool) (dropped bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.err == nil && len(w.pending) > 0 && len(w.pending)+len(p) > w.limit {
+		if droppable {
+			return true, nil
+		}
+		w.cond.Wait()
+	}
+	if w.err != nil {
+		return false, w.err
+	}
+	w.pending = append(w.pending, p...)
+	w.cond.Broadcast()
+	return false, nil
+}
+
+// run writes batches until a write fails or close is called.
+func (w *streamWriter) run() {
+	var spare []byte
+	for {
+		w.mu.Lock()
+		for w.err == nil && len(w.pending) == 0 {
+			w.cond.Wait()
+		}
+		if w.err != nil {
+			w.mu.Unlock()
+			return
+		}
+		batch := w.pending
+		w.pending = spare[:0]
+		w.cond.Broadcast() // room for waiting writers
+		w.mu.Unlock()
+
+		_, err := w.conn.Write(batch)
+		spare = batch
+		if err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.cond.Broadcast()
+			w.mu.Unlock()
+			// The read loop sees the closed connection and deletes the
+			// allocation.
+			_ = w.conn.Close()
+			return
+		}
+	}
+}
+
+// close stops the writer; queued messages are dropped.
+func (w *streamWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = net.ErrClosed
+	}
+	w.cond.Broadcast()
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,6 +47,32 @@ type Config struct {
 	// TLSHandshakeTimeout bounds how long a TLS client may take to finish its
 	// handshake, so that silent connections do not pin a goroutine forever.
 	TLSHandshakeTimeout time.Duration
+	// UDPSockets is how many UDP listener sockets share ListenUDP, each with
+	// its own read loop, so that several cores take client datagrams at once.
+	// They share the port with SO_REUSEPORT (Linux; elsewhere there is one),
+	// and the kernel keeps each client on one socket by its address. Zero
+	// means one per GOMAXPROCS. At most MaxUDPSockets.
+	UDPSockets int
+	// UDPSocketBuffer is the receive and send buffer (SO_RCVBUF, SO_SNDBUF)
+	// of each UDP listener socket, in bytes: it absorbs bursts while the read
+	// loops are busy. Above net.core.rmem_max (wmem_max) the kernel caps it
+	// unless the process has CAP_NET_ADMIN; New logs what was granted. Zero
+	// leaves the system default (about 208 KiB on Linux).
+	UDPSocketBuffer int
+	// RelaySocketBuffer is the same for each allocation's relay socket, which
+	// receives the peers' datagrams. Zero leaves the system default.
+	RelaySocketBuffer int
+	// TCPSendBuffer is the kernel send buffer (SO_SNDBUF) of each TCP and TLS
+	// client connection, in bytes; Linux doubles it for bookkeeping. It bounds
+	// how much relayed data can wait for a slow client, and so the delay it
+	// adds: an unbounded (autotuned, up to 4 MiB) buffer holds seconds of
+	// media. Zero leaves the system default.
+	TCPSendBuffer int
+	// TCPQueueSize bounds the bytes of messages waiting for a TCP or TLS
+	// client connection whose send buffer is full. Peer data arriving while
+	// it is full is dropped (Stats.TCPQueueDrops), so a slow client never
+	// stalls its allocation's relay socket. At least MaxDatagramSize.
+	TCPQueueSize int
 
 	// PublicIP is the relay address advertised to clients in
 	// XOR-RELAYED-ADDRESS and used by URLs. It must be reachable by peers,
@@ -127,19 +154,32 @@ const MinSecretLength = 16
 // matches pion/turn's relay read buffer.
 const MaxDatagramSize = 1600
 
+// MaxUDPSockets bounds Config.UDPSockets.
+const MaxUDPSockets = 64
+
+// maxSocketBuffer bounds the socket buffer and queue sizes (256 MiB), far
+// above any useful value, so a typo cannot ask the kernel for gigabytes.
+const maxSocketBuffer = 256 << 20
+
 // maxBandwidth bounds BandwidthPerAllocation and BandwidthBurst (4 GiB) so the
 // token bucket's arithmetic cannot overflow.
 const maxBandwidth = 1 << 32
 
 // DefaultConfig returns a configuration for a public relay: UDP and TCP on
 // 3478, relay ports 49152–65535, the default deny-list, 10,000 allocations,
-// 32 per user and 1 MiB/s per allocation and direction. Secret and PublicIP
+// 32 per user, 1 MiB/s per allocation and direction, one UDP listener socket
+// per GOMAXPROCS with 4 MiB buffers, 1 MiB relay socket buffers, and for TCP
+// and TLS clients a 256 KiB send buffer and a 64 KiB queue. Secret and PublicIP
 // must still be set.
 func DefaultConfig() Config {
 	return Config{
 		ListenUDP:              "0.0.0.0:3478",
 		ListenTCP:              "0.0.0.0:3478",
 		TLSHandshakeTimeout:    10 * time.Second,
+		UDPSocketBuffer:        4 << 20,
+		RelaySocketBuffer:      1 << 20,
+		TCPSendBuffer:          256 << 10,
+		TCPQueueSize:           64 << 10,
 		RelayPortMin:           49152,
 		RelayPortMax:           65535,
 		RelayPortAttempts:      16,
@@ -172,6 +212,27 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.ListenTLS != "" && cfg.TLSHandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("TLSHandshakeTimeout must be positive, got %v", cfg.TLSHandshakeTimeout))
+	}
+	if cfg.UDPSockets < 0 || cfg.UDPSockets > MaxUDPSockets {
+		errs = append(errs, fmt.Errorf("UDPSockets must be between 0 (one per GOMAXPROCS) and %d, got %d", MaxUDPSockets, cfg.UDPSockets))
+	}
+	if cfg.UDPSockets == 0 {
+		cfg.UDPSockets = min(runtime.GOMAXPROCS(0), MaxUDPSockets)
+	}
+	if !reusePortSupported {
+		cfg.UDPSockets = 1
+	}
+	if cfg.UDPSocketBuffer < 0 || cfg.UDPSocketBuffer > maxSocketBuffer {
+		errs = append(errs, fmt.Errorf("UDPSocketBuffer must be between 0 and %d, got %d", maxSocketBuffer, cfg.UDPSocketBuffer))
+	}
+	if cfg.RelaySocketBuffer < 0 || cfg.RelaySocketBuffer > maxSocketBuffer {
+		errs = append(errs, fmt.Errorf("RelaySocketBuffer must be between 0 and %d, got %d", maxSocketBuffer, cfg.RelaySocketBuffer))
+	}
+	if cfg.TCPSendBuffer < 0 || cfg.TCPSendBuffer > maxSocketBuffer {
+		errs = append(errs, fmt.Errorf("TCPSendBuffer must be between 0 and %d, got %d", maxSocketBuffer, cfg.TCPSendBuffer))
+	}
+	if (cfg.ListenTCP != "" || cfg.ListenTLS != "") && (cfg.TCPQueueSize < MaxDatagramSize || cfg.TCPQueueSize > maxSocketBuffer) {
+		errs = append(errs, fmt.Errorf("TCPQueueSize must be between MaxDatagramSize (%d) and %d, got %d", MaxDatagramSize, maxSocketBuffer, cfg.TCPQueueSize))
 	}
 	if !cfg.RelayBindIP.IsValid() {
 		cfg.RelayBindIP = netip.IPv4Unspecified()

@@ -37,6 +37,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 	s := g.s
 	wantV4 := conf.Network == "udp4"
 	if wantV4 != s.cfg.RelayBindIP.Is4() {
+		s.noteFamilyRefusal(conf.UserID)
 		return nil, nil, fmt.Errorf("%w: %s", errAddressFamily, conf.Network)
 	}
 	// pion/turn asked QuotaHandler a moment ago; taking the slot here is the
@@ -76,6 +77,7 @@ func (g relayGenerator) listen(network string, requestedPort int) (net.PacketCon
 		if err != nil {
 			return nil, fmt.Errorf("open relay socket %s: %w", addr, err)
 		}
+		setSocketBuffers(conn, cfg.RelaySocketBuffer)
 		return conn, nil
 	}
 	ranged := cfg.RelayPortMax != 0

@@ -1,6 +1,7 @@
 package turnserver
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -29,10 +31,12 @@ type Server struct {
 	randMu sync.Mutex
 	rand   *mathrand.Rand
 
-	allocMu sync.RWMutex
-	allocs  map[tupleKey]*allocationEntry
+	allocMu        sync.RWMutex
+	allocs         map[tupleKey]*allocationEntry
+	pendingAuth    map[tupleKey]authRecord // authenticated Allocates awaiting their response
+	familyRefusals map[string]int          // user -> Allocates refused for their address family
 
-	udpConn     net.PacketConn
+	udpConns    []net.PacketConn // UDPSockets sockets sharing one port
 	tcpListener net.Listener
 	tlsListener net.Listener
 	turn        *turn.Server
@@ -59,6 +63,9 @@ func New(cfg Config) (*Server, error) {
 		quota:    newQuota(cfg.MaxAllocationsPerUser, cfg.MaxAllocations),
 		rand:     cfg.Rand,
 		allocs:   make(map[tupleKey]*allocationEntry),
+
+		pendingAuth:    make(map[tupleKey]authRecord),
+		familyRefusals: make(map[string]int),
 	}
 	if s.rand == nil {
 		var seed [32]byte
@@ -84,9 +91,11 @@ func New(cfg Config) (*Server, error) {
 			OnAllocationDeleted: s.onAllocationDeleted,
 		},
 	}
-	if s.udpConn != nil {
+	// One allocation manager per socket: the kernel keeps each client on
+	// one socket, so its allocation is always found where it was made.
+	for _, conn := range s.udpConns {
 		serverConfig.PacketConnConfigs = append(serverConfig.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &clientPacketConn{PacketConn: s.udpConn, s: s},
+			PacketConn:            &clientPacketConn{PacketConn: conn, s: s},
 			RelayAddressGenerator: generator,
 			PermissionHandler:     s.permitPeer,
 		})
@@ -115,11 +124,25 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) listen() error {
 	cfg := &s.cfg
 	if cfg.ListenUDP != "" {
-		conn, err := net.ListenPacket("udp", cfg.ListenUDP)
-		if err != nil {
-			return fmt.Errorf("turnserver: listen UDP %s: %w", cfg.ListenUDP, err)
+		lc := net.ListenConfig{}
+		if cfg.UDPSockets > 1 {
+			lc.Control = func(_, _ string, c syscall.RawConn) error { return setReusePort(c) }
 		}
-		s.udpConn = conn
+		addr := cfg.ListenUDP
+		granted := 0
+		for range cfg.UDPSockets {
+			conn, err := lc.ListenPacket(context.Background(), "udp", addr)
+			if err != nil {
+				return fmt.Errorf("turnserver: listen UDP %s (socket %d of %d): %w", addr, len(s.udpConns)+1, cfg.UDPSockets, err)
+			}
+			s.udpConns = append(s.udpConns, conn)
+			addr = conn.LocalAddr().String() // the port picked for ":0"
+			granted = setSocketBuffers(conn, cfg.UDPSocketBuffer)
+		}
+		if cfg.UDPSocketBuffer > 0 && granted < cfg.UDPSocketBuffer {
+			s.log.Warn().Int("requested", cfg.UDPSocketBuffer).Int("granted", granted).
+				Msg("turnserver: UDP receive buffer capped by net.core.rmem_max; raise it (sysctl) or grant CAP_NET_ADMIN")
+		}
 	}
 	if cfg.ListenTCP != "" {
 		ln, err := net.Listen("tcp", cfg.ListenTCP)
@@ -147,8 +170,8 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
-	if s.udpConn != nil {
-		_ = s.udpConn.Close()
+	for _, conn := range s.udpConns {
+		_ = conn.Close()
 	}
 	for _, ln := range []net.Listener{s.tcpListener, s.tlsListener} {
 		if ln != nil {
@@ -177,10 +200,10 @@ func (s *Server) Close() error {
 
 // UDPAddr is the UDP listener's address, nil when UDP is off.
 func (s *Server) UDPAddr() net.Addr {
-	if s.udpConn == nil {
+	if len(s.udpConns) == 0 {
 		return nil
 	}
-	return s.udpConn.LocalAddr()
+	return s.udpConns[0].LocalAddr()
 }
 
 // TCPAddr is the TCP listener's address, nil when TCP is off.
@@ -271,14 +294,13 @@ func (s *Server) authFailed(client net.Addr, username string, err error) {
 }
 
 // onAuth receives pion/turn's verdict on MESSAGE-INTEGRITY. It counts
-// failures, and for an authenticated ChannelBind it records the credentials
-// so a policy refusal can be re-signed as 403 (see rewriteChannelBindRefusal).
+// failures, and records the credentials of an authenticated request so that
+// an error response to it can be re-signed (see rewriteErrorResponse): on
+// the allocation for requests on an existing allocation, and for an Allocate
+// in pendingAuth until its response leaves.
 func (s *Server) onAuth(client, local net.Addr, _, username, realm, method string, verdict bool) {
 	if !verdict {
 		s.authFailed(client, username, errors.New("MESSAGE-INTEGRITY does not match: wrong password"))
-		return
-	}
-	if method != stun.MethodChannelBind.String() {
 		return
 	}
 	key, ok := keyOf(client, local)
@@ -287,11 +309,82 @@ func (s *Server) onAuth(client, local net.Addr, _, username, realm, method strin
 	}
 	s.allocMu.Lock()
 	defer s.allocMu.Unlock()
-	// Only existing allocations get a record, so the table stays bounded by
-	// the allocations.
 	if entry := s.allocs[key]; entry != nil {
-		entry.channelBindUsername, entry.channelBindRealm = username, realm
+		entry.authUsername, entry.authRealm = username, realm
+		return
 	}
+	// Bounded: a flood of authenticated Allocate requests whose responses
+	// never leave must not grow the table; beyond the bound an error response
+	// keeps pion/turn's form.
+	if method == stun.MethodAllocate.String() && len(s.pendingAuth) < maxPendingAuth {
+		s.pendingAuth[key] = authRecord{username: username, realm: realm}
+	}
+}
+
+// maxPendingAuth bounds Server.pendingAuth.
+const maxPendingAuth = 4096
+
+// authRecord is the credentials of an authenticated request.
+type authRecord struct {
+	username, realm string
+}
+
+// recordedAuth returns the credentials recorded for the latest authenticated
+// request on the 5-tuple; allocate says the response is to an Allocate,
+// whose record is then forgotten.
+func (s *Server) recordedAuth(client, local net.Addr, allocate bool) (username, realm string) {
+	key, ok := keyOf(client, local)
+	if !ok {
+		return "", ""
+	}
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	if allocate {
+		if r, ok := s.pendingAuth[key]; ok {
+			delete(s.pendingAuth, key)
+			return r.username, r.realm
+		}
+	}
+	if entry := s.allocs[key]; entry != nil {
+		return entry.authUsername, entry.authRealm
+	}
+	return "", ""
+}
+
+// forgetPendingAuth drops the record of an Allocate that succeeded.
+func (s *Server) forgetPendingAuth(client, local net.Addr) {
+	if key, ok := keyOf(client, local); ok {
+		s.allocMu.Lock()
+		delete(s.pendingAuth, key)
+		s.allocMu.Unlock()
+	}
+}
+
+// noteFamilyRefusal records that an Allocate of user asked for an address
+// family the relay does not serve, so that pion/turn's 508 answer becomes 440.
+func (s *Server) noteFamilyRefusal(user string) {
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	if len(s.familyRefusals) < maxPendingAuth {
+		s.familyRefusals[user]++
+	}
+}
+
+// takeFamilyRefusal consumes a refusal recorded for the user of username.
+func (s *Server) takeFamilyRefusal(username string) bool {
+	_, user, err := parseUsername(username)
+	if err != nil {
+		return false
+	}
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	if s.familyRefusals[user] == 0 {
+		return false
+	}
+	if s.familyRefusals[user]--; s.familyRefusals[user] == 0 {
+		delete(s.familyRefusals, user)
+	}
+	return true
 }
 
 // admitAllocation is pion/turn's QuotaHandler: false makes pion/turn answer

@@ -110,7 +110,7 @@ func TestDeniedPeersForbidden(t *testing.T) {
 		}
 	}
 	// A public peer is permitted (TEST-NET-3; nothing is sent to it).
-	if err := client.CreatePermission(net.UDPAddrFromAddrPort(mustAddrPort("203.0.113.7:9"))); err != nil {
+	if err := client.CreatePermission(net.UDPAddrFromAddrPort(mustAddrPort("9.9.9.9:9"))); err != nil {
 		t.Fatalf("CreatePermission to a public address: %v", err)
 	}
 	if st := srv.Stats(); st.PacketsToPeers != 0 || st.PermissionRefusals != uint64(len(denied)) {
@@ -137,12 +137,12 @@ func TestChannelBindDeniedIs403(t *testing.T) {
 			t.Fatalf("403 to ChannelBind is not signed with the client's key: %v", err)
 		}
 	}
-	resp := raw.authed(stun.MethodChannelBind, channelNumber(0x4010), peerAttr("203.0.113.7:9"))
+	resp := raw.authed(stun.MethodChannelBind, channelNumber(0x4010), peerAttr("9.9.9.9:9"))
 	if resp.Type.Class != stun.ClassSuccessResponse {
 		t.Fatalf("ChannelBind to a public address answered %v code %v", resp.Type, errorCode(resp))
 	}
 	// CreatePermission with several peers fails as a whole if one is denied.
-	resp = raw.authed(stun.MethodCreatePermission, peerAttr("203.0.113.8:9"), peerAttr("192.168.0.10:9"))
+	resp = raw.authed(stun.MethodCreatePermission, peerAttr("9.9.9.8:9"), peerAttr("192.168.0.10:9"))
 	if code := errorCode(resp); code != stun.CodeForbidden {
 		t.Fatalf("CreatePermission with a denied peer answered code %v, want 403", code)
 	}

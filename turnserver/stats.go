@@ -32,6 +32,10 @@ type Stats struct {
 	QuotaRefusals uint64
 	// BandwidthDrops counts datagrams dropped by BandwidthPerAllocation.
 	BandwidthDrops uint64
+	// TCPQueueDrops counts peer datagrams dropped because a TCP or TLS
+	// client's connection could not take them: its send buffer and
+	// TCPQueueSize bytes of queue were full.
+	TCPQueueDrops uint64
 }
 
 // BytesRelayed is the payload relayed in both directions.
@@ -49,6 +53,7 @@ type counters struct {
 	authFailures       atomic.Uint64
 	quotaRefusals      atomic.Uint64
 	bandwidthDrops     atomic.Uint64
+	tcpQueueDrops      atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -63,5 +68,6 @@ func (c *counters) snapshot() Stats {
 		AuthFailures:       c.authFailures.Load(),
 		QuotaRefusals:      c.quotaRefusals.Load(),
 		BandwidthDrops:     c.bandwidthDrops.Load(),
+		TCPQueueDrops:      c.tcpQueueDrops.Load(),
 	}
 }

@@ -17,7 +17,12 @@ func TestPeerPolicy(t *testing.T) {
 		ip      string
 		allowed bool
 	}{
-		{"203.0.113.7", true}, {"8.8.8.8", true}, {"2001:db8::1", true}, {"2606:4700::1111", true},
+		{"8.8.8.8", true}, {"2606:4700::1111", true},
+		// IANA special-purpose ranges: documentation, benchmarking, protocol assignments.
+		{"203.0.113.7", false}, {"192.0.2.1", false}, {"198.51.100.1", false}, {"198.18.0.1", false},
+		{"198.19.255.255", false}, {"198.20.0.1", true}, {"192.0.0.8", false}, {"192.88.99.1", false},
+		{"2001:db8::1", false}, {"3fff::1", false}, {"100::1", false}, {"2001:2::1", false}, {"fec0::1", false},
+		{"64:ff9b:1::1", false}, {"5f00::1", false},
 		{"127.0.0.1", false}, {"127.255.0.9", false}, {"10.1.2.3", false}, {"172.16.0.1", false},
 		{"172.31.255.255", false}, {"172.32.0.1", true}, {"192.168.7.7", false}, {"100.64.0.1", false},
 		{"100.127.255.255", false}, {"100.128.0.1", true}, {"169.254.169.254", false}, {"0.0.0.0", false},
@@ -25,9 +30,9 @@ func TestPeerPolicy(t *testing.T) {
 		{"::", false}, {"::1", false}, {"fc00::1", false}, {"fd12:3456::1", false}, {"fe80::1", false},
 		{"ff02::1", false},
 		{"::ffff:127.0.0.1", false}, {"::ffff:10.0.0.1", false}, {"::ffff:169.254.169.254", false},
-		{"::ffff:203.0.113.7", true},
-		{"64:ff9b::a9fe:a9fe", false}, {"64:ff9b::7f00:1", false}, {"64:ff9b::cb00:7107", true},
-		{"2002:c0a8:0101::1", false}, {"2002:cb00:7107::1", true},
+		{"::ffff:8.8.8.8", true}, {"::ffff:198.18.0.1", false},
+		{"64:ff9b::a9fe:a9fe", false}, {"64:ff9b::7f00:1", false}, {"64:ff9b::808:808", true},
+		{"2002:c0a8:0101::1", false}, {"2002:808:808::1", true},
 		{"fe80::1%eth0", false},
 	}
 	for _, tc := range cases {
@@ -45,7 +50,7 @@ func TestPeerPolicy(t *testing.T) {
 	}
 	for ip, want := range map[string]bool{
 		"127.0.0.1": true, "::ffff:127.0.0.1": true, "127.0.0.2": false, "10.9.9.9": true,
-		"192.168.0.1": false, "169.254.169.254": false, "203.0.113.7": true,
+		"192.168.0.1": false, "169.254.169.254": false, "8.8.8.8": true,
 	} {
 		if got := private.allows(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("allow-list policy allows(%s) = %v, want %v", ip, got, want)
@@ -58,7 +63,7 @@ func TestPeerPolicy(t *testing.T) {
 
 func TestSendAllowedGuardsRelayHost(t *testing.T) {
 	cfg, err := Config{
-		ListenUDP: "x", PublicIP: netip.MustParseAddr("198.51.100.10"), RelayPortMin: 50000, RelayPortMax: 50100,
+		ListenUDP: "x", PublicIP: netip.MustParseAddr("9.9.9.10"), RelayPortMin: 50000, RelayPortMax: 50100,
 		RelayPortAttempts: 1, Realm: "r", Secret: testSecret, CredentialTTL: time.Hour,
 		MaxAllocationsPerUser: 1, MaxAllocations: 1,
 	}.validate()
@@ -67,13 +72,13 @@ func TestSendAllowedGuardsRelayHost(t *testing.T) {
 	}
 	s := &Server{cfg: cfg, policy: &peerPolicy{denied: cfg.DeniedPeers}}
 	for addr, want := range map[string]bool{
-		"198.51.100.10:50000":       true,  // another allocation on this relay
-		"198.51.100.10:50100":       true,  // last relay port
-		"198.51.100.10:22":          false, // the relay host's SSH
-		"198.51.100.10:8080":        false, // the signaling server next to it
-		"198.51.100.11:22":          true,  // some other public host
-		"10.0.0.1:50000":            false, // denied range
-		"[::ffff:198.51.100.10]:22": false,
+		"9.9.9.10:50000":       true,  // another allocation on this relay
+		"9.9.9.10:50100":       true,  // last relay port
+		"9.9.9.10:22":          false, // the relay host's SSH
+		"9.9.9.10:8080":        false, // the signaling server next to it
+		"9.9.9.11:22":          true,  // some other public host
+		"10.0.0.1:50000":       false, // denied range
+		"[::ffff:9.9.9.10]:22": false,
 	} {
 		if got := s.sendAllowed(netip.MustParseAddrPort(addr)); got != want {
 			t.Errorf("sendAllowed(%s) = %v, want %v", addr, got, want)

@@ -23,6 +23,7 @@ type turnFlags struct {
 	cfg                          turnserver.Config
 	listen, listenTCP, tlsListen string
 	publicIP                     ipFlag
+	denyPeers                    prefixList
 	relayPorts                   portRange
 	httpListen                   string
 	logLevel                     *logLevel
@@ -32,7 +33,7 @@ type turnFlags struct {
 func turnFields() map[string]string {
 	return map[string]string{
 		"ListenUDP": "--listen", "ListenTCP": "--listen-tcp", "ListenTLS": "--tls-listen", "TLSCertFile": "--tls-cert",
-		"TLSKeyFile": "--tls-key", "PublicIP": "--public-ip", "Realm": "--realm", "Secret": "--secret", "AllowedPeers": "--allow-peers",
+		"TLSKeyFile": "--tls-key", "PublicIP": "--public-ip", "Realm": "--realm", "Secret": "--secret", "AllowedPeers": "--allow-peers", "DeniedPeers": "--deny-peers",
 		"MaxAllocations": "--max-allocations", "MaxAllocationsPerUser": "--max-allocations-per-user", "BandwidthPerAllocation": "--bandwidth",
 	}
 }
@@ -51,6 +52,7 @@ func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
 	fs.StringVar(&c.Secret, "secret", "", fmt.Sprintf("shared secret for ephemeral credentials, at least %d bytes (prefer RTCMESH_SECRET)", turnserver.MinSecretLength))
 	fs.Var(&f.relayPorts, "relay-ports", "relay port range MIN-MAX (inclusive) to open in the firewall; 0 lets the system pick")
 	fs.Var((*prefixList)(&c.AllowedPeers), "allow-peers", "comma-separated CIDRs (or IPs) that may be relayed to even though the deny-list refuses them, for private deployments")
+	fs.Var(&f.denyPeers, "deny-peers", "comma-separated CIDRs (or IPs) refused as peers in addition to the built-in deny-list (loopback, private, link-local and the other IANA special-purpose ranges)")
 	fs.IntVar(&c.MaxAllocations, "max-allocations", c.MaxAllocations, "concurrent allocations on the whole relay")
 	fs.IntVar(&c.MaxAllocationsPerUser, "max-allocations-per-user", c.MaxAllocationsPerUser, "concurrent allocations per node ID (a node needs one per link it relays)")
 	fs.Int64Var(&c.BandwidthPerAllocation, "bandwidth", c.BandwidthPerAllocation, "relayed bytes per second per allocation and direction; 0 is unlimited")
@@ -79,6 +81,7 @@ func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) strin
 	cfg := f.cfg
 	cfg.ListenUDP, cfg.ListenTCP, cfg.ListenTLS = listenAddr(f.listen), listenAddr(f.listenTCP), listenAddr(f.tlsListen)
 	cfg.RelayPortMin, cfg.RelayPortMax = f.relayPorts.min, f.relayPorts.max
+	cfg.DeniedPeers = append(turnserver.DefaultDeniedPeers(), f.denyPeers...)
 	var errs []error
 	if cfg.ListenTLS == "" && (cfg.TLSCertFile != "" || cfg.TLSKeyFile != "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key are only used with --tls-listen"))

@@ -73,3 +73,35 @@ func TestTurnAllocatesRelaysAndStops(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestTurnDenyPeersExtendsDefault checks that --deny-peers adds to the built-in deny-list
+// rather than replacing it.
+func TestTurnDenyPeersExtendsDefault(t *testing.T) {
+	c, err := parseTurnCommand([]string{
+		"--listen", "127.0.0.1:0", "--listen-tcp", "off", "--relay-ports", "0",
+		"--secret", testTURNSecret, "--deny-peers", "9.9.9.0/24,1.2.3.4",
+	}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatalf("parseTurnCommand: %v", err)
+	}
+	for _, p := range []string{"9.9.9.0/24", "1.2.3.4/32", "127.0.0.0/8", "198.18.0.0/15"} {
+		if !slices.Contains(c.Relay.DeniedPeers, netip.MustParsePrefix(p)) {
+			t.Errorf("DeniedPeers %v lacks %s", c.Relay.DeniedPeers, p)
+		}
+	}
+	cmd := startCommand(t, func(ctx context.Context, log zerolog.Logger, ready func(turnAddrs)) error {
+		return serveTurnHTTP(ctx, c.Relay, "", log, ready)
+	})
+	defer cmd.stop(t)
+	user, pass := turnserver.Credentials(testTURNSecret, "node-a", time.Hour, time.Now())
+	client := newTURNClient(t, cmd.addrs.UDP.String(), user, pass)
+	if _, err := client.Allocate(); err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	for peer, allowed := range map[string]bool{"8.8.8.8:9": true, "9.9.9.9:9": false, "1.2.3.4:9": false, "198.18.0.1:9": false} {
+		err := client.CreatePermission(net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
+		if (err == nil) != allowed {
+			t.Errorf("CreatePermission(%s): %v, want allowed=%v", peer, err, allowed)
+		}
+	}
+}
