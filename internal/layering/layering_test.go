@@ -48,7 +48,8 @@ func layers() map[string]rule {
 		"signaling/signalservice": {internal: []string{"signaling", "signaling/signalserver", "turnserver", "web", "metrics"},
 			external: []string{"github.com/rs/zerolog"}},
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
-			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time"}},
+			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time", "golang.org/x/sys"}},
+		"turnserver/coturnbench": {}, // std lib only: it runs the rtcmesh binary and coturn's tools side by side
 
 		"identity":     {internal: []string{"internal/browser"}}, // pure: keys and proofs, no WebRTC
 		"link":         {},
