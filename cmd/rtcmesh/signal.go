@@ -25,6 +25,8 @@ import (
 type signalFlags struct {
 	cfg            signalservice.Config
 	turn           turnserver.Config // the embedded relay's, used when turnListen is set
+	turnAllowPeers prefixList        // added to the embedded relay's AllowedPeers
+	turnDenyPeers  prefixList        // added to its built-in deny-list
 	turnListen     string
 	turnPublicIP   ipFlag
 	turnRelayPorts portRange
@@ -41,7 +43,7 @@ func signalFields() map[string]string {
 		"MaxConnections": "--max-connections", "ContactCount": "--contacts", "AllowedOrigins": "--allowed-origins",
 		"NetworkSecret": "--network-secret", "TURNSecret": "--turn-secret", "Secret": "--turn-secret", "TURNURLs": "--turn-url",
 		"STUNURLs": "--stun-url", "CredentialTTL": "--turn-credential-ttl", "Realm": "--turn-realm",
-		"PublicIP": "--turn-public-ip", "Web.Network": "--web-network",
+		"PublicIP": "--turn-public-ip", "Web.Network": "--web-network", "AllowedPeers": "--turn-allow-peers", "DeniedPeers": "--turn-deny-peers",
 		"MaxConnectionsPerSource": "--max-connections-per-source", "ConnectionsPerSourcePerMinute": "--source-connections-per-minute",
 		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
 		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
@@ -76,6 +78,8 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.StringVar(&c.TURNSecret, "turn-secret", "", fmt.Sprintf("shared secret of the embedded relay and every --turn-url, at least %d bytes (prefer RTCMESH_TURN_SECRET)", turnserver.MinSecretLength))
 	fs.Var((*listFlag)(&c.TURNURLs), "turn-url", `external TURN server sharing --turn-secret, e.g. "turn:turn.example.org:3478?transport=udp"; repeatable or comma-separated`)
 	fs.Var(&f.turnRelayPorts, "turn-relay-ports", "relay port range MIN-MAX (inclusive) of the embedded relay; 0 lets the system pick")
+	fs.Var(&f.turnAllowPeers, "turn-allow-peers", "comma-separated CIDRs (or IPs) the embedded relay may relay to even though its deny-list refuses them, for private deployments")
+	fs.Var(&f.turnDenyPeers, "turn-deny-peers", "comma-separated CIDRs (or IPs) the embedded relay refuses as peers in addition to its built-in deny-list (loopback, private, link-local and the other IANA special-purpose ranges)")
 	fs.DurationVar(&c.CredentialTTL, "turn-credential-ttl", c.CredentialTTL, "lifetime of the TURN credentials a welcome carries")
 	fs.Var((*listFlag)(&c.STUNURLs), "stun-url", `extra STUN server handed out without credentials, e.g. "stun:stun.example.org:3478"; repeatable or comma-separated`)
 	fs.BoolVar(&f.web, "web", true, "serve the demo web page at /: a browser opening it joins the mesh as a peer")
@@ -131,6 +135,10 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 		t.ListenUDP, t.ListenTCP = l, l
 		t.Secret, t.CredentialTTL = cfg.TURNSecret, cfg.CredentialTTL
 		t.RelayPortMin, t.RelayPortMax = f.turnRelayPorts.min, f.turnRelayPorts.max
+		t.AllowedPeers = append(t.AllowedPeers, f.turnAllowPeers...)
+		if len(f.turnDenyPeers) > 0 {
+			t.DeniedPeers = append(turnserver.DefaultDeniedPeers(), f.turnDenyPeers...)
+		}
 		var err error
 		if t.PublicIP, t.RelayBindIP, err = turnserver.RelayAddrs(f.turnPublicIP.addr, l); err != nil {
 			errs = append(errs, err)

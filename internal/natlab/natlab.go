@@ -113,6 +113,10 @@ const (
 	// InternetServer is the internet namespace's own address on the lab internet,
 	// 203.0.113.0/24 (TEST-NET-3), where the signaling server and TURN relay listen.
 	InternetServer = "203.0.113.1"
+	// InternetPrefix is the lab internet's range. It is a documentation range, which a TURN
+	// relay refuses as a peer by default (it is not globally reachable): the lab's relays are
+	// told to allow it, as relays of a private deployment would be.
+	InternetPrefix = "203.0.113.0/24"
 	// InternetPrivate is the internet namespace's private address, on an interface of its
 	// own with nothing attached (a cloud VM's private network, 172.16.0.0/24): what a TURN
 	// relay on that host must refuse to relay to.

@@ -71,7 +71,8 @@ func startSignal(t *testing.T, lab *natlab.Lab, relay bool) string {
 			t.Fatal(err)
 		}
 		args = append(args, "--turn-listen", addr+":3478", "--turn-secret", hex.EncodeToString(secret[:]),
-			"--turn-public-ip", addr, "--turn-relay-ports", "40000-40100", "--stun-url", "stun:"+addr+":3478")
+			"--turn-public-ip", addr, "--turn-relay-ports", "40000-40100", "--stun-url", "stun:"+addr+":3478",
+			"--turn-allow-peers", natlab.InternetPrefix)
 	}
 	sig := lab.Internet().Start("signal", args...)
 	sig.AwaitLog(t, deadline, "signaling server listening", func(m map[string]any) bool {

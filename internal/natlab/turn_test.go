@@ -352,13 +352,13 @@ func TestRelayRefusalsInLab(t *testing.T) {
 		"turn", "--listen", relays[0].addr, "--listen-tcp", relays[0].addr, "--public-ip", addr,
 		"--relay-ports", ports(relays[0]), "--max-allocations-per-user", strconv.Itoa(perUser),
 		"--tls-listen", relays[0].tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--http-listen", addr+":9090")
+		"--http-listen", addr+":9090", "--allow-peers", natlab.InternetPrefix)
 	standalone.AwaitLog(t, deadline, "TURN relay listening", func(m map[string]any) bool {
 		return m["message"] == "TURN relay listening"
 	})
 	embedded := lab.Internet().StartProgram("signal", []string{"RTCMESH_TURN_SECRET=" + relays[1].secret}, binaryPath(t),
 		"signal", "--listen", addr+":8080", "--turn-listen", relays[1].addr, "--turn-public-ip", addr,
-		"--turn-relay-ports", ports(relays[1]))
+		"--turn-relay-ports", ports(relays[1]), "--turn-allow-peers", natlab.InternetPrefix)
 	embedded.AwaitLog(t, deadline, "signaling server listening", func(m map[string]any) bool {
 		return m["message"] == "signaling server listening"
 	})
