@@ -39,6 +39,17 @@ type Delivery struct {
 	// Hops is the number of links the message crossed; 0 for this node's own broadcasts.
 	Hops int
 	Data []byte
+	// SentAt is when the origin broadcast the message, by the origin's clock (the signed time
+	// every broadcast carries, to the millisecond). Receivers refuse a message whose SentAt is
+	// further from their own clock than Config.Gossip.MaxClockSkew, or older than
+	// Config.Gossip.CatchUpWindow when that is longer.
+	SentAt time.Time
+	// History is set when the message came by catch-up rather than through the broadcast
+	// tree: the node was paused, cut off or not yet joined when it was sent, and fetched it
+	// from a neighbour since (see Config.Gossip.CatchUpWindow). Such a message may have been
+	// sent long before ReceivedAt; deliveries of history come in bursts, ordered neither by
+	// SentAt nor with the live ones, so an application that shows a timeline sorts by SentAt.
+	History bool
 	// ReceivedAt is when the node delivered it.
 	ReceivedAt time.Time
 }
@@ -130,6 +141,10 @@ type Node struct {
 
 	reqs       chan func()
 	deliveries chan Delivery
+	// backlog holds, in order, the deliveries that did not fit in the deliveries channel
+	// (at most maxBacklog): the loop moves them there as the application reads.
+	backlog    []Delivery
+	maxBacklog int
 	events     chan Event
 	stop       chan struct{}
 	done       chan struct{}
@@ -175,6 +190,7 @@ func newNode(cfg Config, signed bool) (*Node, error) {
 		neighbors:  map[string]time.Time{},
 		reqs:       make(chan func()),
 		deliveries: make(chan Delivery, cfg.DeliveryQueueLength),
+		maxBacklog: backlogLength(cfg),
 		events:     make(chan Event, cfg.EventQueueLength),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -199,8 +215,9 @@ func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 func (n *Node) Events() <-chan Event { return n.events }
 
 // Broadcast sends data to every node of the overlay and delivers it locally. data must not be
-// modified afterwards. A broadcast made while the node has no neighbour reaches nobody else:
-// wait for a NeighborUp event first.
+// modified afterwards. A broadcast made while the node has no neighbour is kept (at most
+// Config.Gossip.MaxUnsent of them) and pushed to its first neighbour; with catch-up on
+// (Config.Gossip.CatchUpWindow) nodes that join within the window fetch it too, as history.
 func (n *Node) Broadcast(data []byte) (gossip.MessageID, error) {
 	var id gossip.MessageID
 	var err error
@@ -296,7 +313,16 @@ func (n *Node) run() {
 	defer ticker.Stop()
 	events := n.tr.Events()
 	for {
+		var out chan Delivery // nil, so never ready, while the backlog is empty
+		var next Delivery
+		if len(n.backlog) > 0 {
+			out, next = n.deliveries, n.backlog[0]
+		}
 		select {
+		case out <- next:
+			n.popBacklog()
+			n.drainBacklog()
+			continue // nothing for the cores to do
 		case ev, ok := <-events:
 			if !ok {
 				n.cfg.Logger.Error().Msg("transport closed under the node")
@@ -341,6 +367,10 @@ func (n *Node) shutdown(graceful bool) {
 	if err := n.tr.Close(); err != nil {
 		n.cfg.Logger.Warn().Err(err).Msg("closing transport")
 	}
+	// What the channel has room for is still read after Close; the rest is dropped.
+	n.drainBacklog()
+	n.stats.DeliveriesDropped += uint64(len(n.backlog))
+	n.backlog = nil
 	close(n.deliveries)
 	close(n.events)
 }
@@ -371,7 +401,8 @@ func (n *Node) flush() {
 			n.send(env.To, frame)
 		}
 		for _, d := range rd.Deliveries {
-			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload, ReceivedAt: n.now()})
+			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload,
+				SentAt: time.UnixMilli(d.Time), History: d.History, ReceivedAt: n.now()})
 		}
 		for _, m := range rd.Misbehaviour {
 			n.onMisbehaviour(m)
@@ -507,8 +538,6 @@ func (n *Node) closeIdleLinks() {
 	}
 }
 
-// deliver hands d to the application, dropping the oldest waiting delivery when the reader is
-// behind.
 // onMisbehaviour logs a refused broadcast and hands it to the peer-scoring hook. It logs at
 // debug level only: every refusal is a frame a hostile peer chose to send, so a louder level
 // would let it write the operator's log at its own rate. The refusals are counted by reason
@@ -521,18 +550,73 @@ func (n *Node) onMisbehaviour(m gossip.Misbehaviour) {
 	}
 }
 
+// backlogLength is how many deliveries may wait in the node beyond the channel's
+// DeliveryQueueLength: with catch-up on, Gossip.CatchUpMaxMessages, as many as a neighbour can
+// hand a late joiner in one burst; none without.
+func backlogLength(cfg Config) int {
+	if cfg.Gossip.CatchUpWindow > 0 {
+		return cfg.Gossip.CatchUpMaxMessages
+	}
+	return 0
+}
+
+// deliver hands d to the application. When the channel is full it waits in the backlog, and
+// when that is full too the oldest waiting delivery (the channel's head) is dropped and
+// counted: a slow reader never stalls the overlay, and order is kept.
 func (n *Node) deliver(d Delivery) {
-	for {
+	if len(n.backlog) == 0 {
 		select {
 		case n.deliveries <- d:
 			return
 		default:
 		}
+	}
+	if len(n.backlog) < n.maxBacklog {
+		n.backlog = append(n.backlog, d)
+		return
+	}
+	for {
 		select {
 		case <-n.deliveries:
 			n.stats.DeliveriesDropped++
 		default:
 		}
+		if len(n.backlog) == 0 {
+			select {
+			case n.deliveries <- d:
+				return
+			default:
+				continue // the reader took the freed slot's neighbour: drop again
+			}
+		}
+		select {
+		case n.deliveries <- n.backlog[0]:
+			n.popBacklog()
+			n.backlog = append(n.backlog, d)
+			return
+		default:
+		}
+	}
+}
+
+// drainBacklog moves waiting deliveries into the channel while it has room.
+func (n *Node) drainBacklog() {
+	for len(n.backlog) > 0 {
+		select {
+		case n.deliveries <- n.backlog[0]:
+			n.popBacklog()
+		default:
+			return
+		}
+	}
+}
+
+// popBacklog removes the backlog's head, releasing the array once it is empty.
+func (n *Node) popBacklog() {
+	n.backlog[0] = Delivery{}
+	n.backlog = n.backlog[1:]
+	if len(n.backlog) == 0 {
+		n.backlog = nil
 	}
 }
 

@@ -29,7 +29,8 @@ func Key(t testing.TB, name string) *identity.Key {
 }
 
 // Config is node.DefaultLANConfig with the timers of a test: shuffles every 500 ms, neighbour
-// requests that time out after 1 s, ticks every 20 ms, so overlays form and repair in seconds.
+// requests that time out after 1 s, ticks every 20 ms, catch-up digests every 500 ms leaving
+// out the last 200 ms, so overlays form and repair, and missed messages arrive, in seconds.
 func Config() node.Config {
 	c := node.DefaultLANConfig()
 	c.Membership.ShuffleInterval = 500 * time.Millisecond
@@ -37,6 +38,9 @@ func Config() node.Config {
 	c.Membership.RejoinBackoff = 500 * time.Millisecond
 	c.TickInterval = 20 * time.Millisecond
 	c.IdleLinkTimeout = 2 * time.Second
+	c.Gossip.CatchUpInterval = 500 * time.Millisecond
+	c.Gossip.CatchUpSettle = 200 * time.Millisecond
+	c.Gossip.CatchUpPullTimeout = time.Second
 	return c
 }
 
