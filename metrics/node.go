@@ -38,6 +38,9 @@ type NodeCollector struct {
 	eager, lazy, gossipInvalid        *prometheus.Desc
 	refused, origins                  *prometheus.Desc
 
+	historyMessages, historyBytes, historyDelivered, historyDuplicates *prometheus.Desc
+	pendingPulls, catchUpThrottled, unsent, unsentDropped              *prometheus.Desc
+
 	framesSent, framesReceived, badFrames *prometheus.Desc
 	framesDropped, slowPeers              *prometheus.Desc
 	deliveriesDropped, eventsDropped      *prometheus.Desc
@@ -69,6 +72,14 @@ func NewNodeCollector(n NodeSource) *NodeCollector {
 		gossipInvalid:      newDesc("gossip", "invalid_messages_total", "Plumtree messages the broadcast core refused."),
 		refused:            newDesc("gossip", "refused_total", "Broadcasts refused before delivery or forwarding, by reason: signature (forged or modified), replay (a sequence number seen before), clock (time outside the skew window), self-origin (claims this node).", "reason"),
 		origins:            newDesc("gossip", "origins", "Origins whose sequence numbers the node tracks for replay protection."),
+		historyMessages:    newDesc("gossip", "history_messages", "Broadcasts kept for catch-up (the recent window neighbours that missed them fetch from)."),
+		historyBytes:       newDesc("gossip", "history_bytes", "Payload and signature bytes of the broadcasts kept for catch-up."),
+		historyDelivered:   newDesc("gossip", "history_delivered_total", "Deliveries that came by catch-up (missed while paused, cut off or not yet joined) rather than through the broadcast tree."),
+		historyDuplicates:  newDesc("gossip", "history_duplicates_total", "Catch-up payloads received for messages already delivered."),
+		pendingPulls:       newDesc("gossip", "pending_pulls", "Messages asked of a neighbour by catch-up and not yet received."),
+		catchUpThrottled:   newDesc("gossip", "catch_up_throttled_total", "Catch-up answers not sent because the asking neighbour's budget was spent (a peer asking too much shows here)."),
+		unsent:             newDesc("gossip", "unsent_messages", "This node's broadcasts made with no neighbour, kept to push to its next one."),
+		unsentDropped:      newDesc("gossip", "unsent_dropped_total", "Broadcasts made with no neighbour dropped from the store-and-forward list to keep it bounded (catch-up still offers them)."),
 		framesSent:         newDesc("node", "frames_sent_total", "Protocol frames handed to links."),
 		framesReceived:     newDesc("node", "frames_received_total", "Protocol frames received from links."),
 		badFrames:          newDesc("node", "bad_frames_total", "Frames the wire format or a core refused; each closed its link."),
@@ -86,6 +97,8 @@ func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.links, c.linksOpen,
 		c.broadcasts, c.delivered, c.duplicates, c.gossipSent, c.gossipReceived, c.cache, c.seen, c.missing,
 		c.eager, c.lazy, c.gossipInvalid, c.refused, c.origins,
+		c.historyMessages, c.historyBytes, c.historyDelivered, c.historyDuplicates,
+		c.pendingPulls, c.catchUpThrottled, c.unsent, c.unsentDropped,
 		c.framesSent, c.framesReceived, c.badFrames, c.framesDropped, c.slowPeers, c.deliveriesDropped, c.eventsDropped,
 	} {
 		ch <- d
@@ -127,7 +140,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.broadcasts, g.Broadcasts)
 	ch <- counter(c.delivered, g.Delivered)
 	ch <- counter(c.duplicates, g.Duplicates)
-	for t := gossip.Gossip; t <= gossip.Prune; t++ {
+	for t := gossip.Gossip; t <= gossip.History; t++ {
 		ch <- counter(c.gossipSent, g.Sent[t], t.String())
 		ch <- counter(c.gossipReceived, g.Received[t], t.String())
 	}
@@ -149,6 +162,14 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(c.refused, r.n, r.reason.String())
 	}
 	ch <- gauge(c.origins, float64(g.Origins))
+	ch <- gauge(c.historyMessages, float64(g.HistoryMessages))
+	ch <- gauge(c.historyBytes, float64(g.HistoryBytes))
+	ch <- counter(c.historyDelivered, g.HistoryDelivered)
+	ch <- counter(c.historyDuplicates, g.HistoryDuplicates)
+	ch <- gauge(c.pendingPulls, float64(g.PendingPulls))
+	ch <- counter(c.catchUpThrottled, g.CatchUpThrottled)
+	ch <- gauge(c.unsent, float64(g.Unsent))
+	ch <- counter(c.unsentDropped, g.UnsentDropped)
 
 	ch <- counter(c.framesSent, s.FramesSent)
 	ch <- counter(c.framesReceived, s.FramesReceived)
