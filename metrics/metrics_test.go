@@ -131,6 +131,7 @@ func TestNodeCollectorValues(t *testing.T) {
 	f.stats.Gossip.HistoryMessages, f.stats.Gossip.HistoryBytes, f.stats.Gossip.HistoryDelivered = 12, 3400, 5
 	f.stats.Gossip.HistoryDuplicates, f.stats.Gossip.PendingPulls, f.stats.Gossip.CatchUpThrottled = 2, 3, 13
 	f.stats.Gossip.Unsent, f.stats.Gossip.UnsentDropped = 1, 14
+	f.stats.CatchUpFramesDropped = 15
 	f.stats.Gossip.Sent[gossip.Digest], f.stats.Gossip.Received[gossip.History] = 6, 5
 	f.neighbors = []node.Neighbor{{ID: "a", Path: link.PathHost}, {ID: "b", Path: link.PathRelay}, {ID: "c", Path: link.PathHost}, {ID: "d"}}
 
@@ -171,6 +172,7 @@ func TestNodeCollectorValues(t *testing.T) {
 		{"rtcmesh_gossip_catch_up_throttled_total", nil, 13},
 		{"rtcmesh_gossip_unsent_messages", nil, 1},
 		{"rtcmesh_gossip_unsent_dropped_total", nil, 14},
+		{"rtcmesh_node_catch_up_frames_dropped_total", nil, 15},
 		{"rtcmesh_gossip_messages_sent_total", []string{"type", "DIGEST"}, 6},
 		{"rtcmesh_gossip_messages_received_total", []string{"type", "HISTORY"}, 5},
 	} {

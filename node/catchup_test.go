@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/link/memlink"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodetest"
@@ -137,5 +138,173 @@ func TestSetCatchUp(t *testing.T) {
 			}
 			nd.Close()
 		}
+	}
+}
+
+// lateJoiner starts a node that joins m through contact, with its deliveries read by the test
+// (not by the mesh), and closes it when the test ends.
+func lateJoiner(t *testing.T, m *mesh, name, contact string) (*node.Node, <-chan node.Delivery) {
+	t.Helper()
+	key := nodetest.Key(t, name)
+	tr, err := m.net.Transport(key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodetest.Config()
+	cfg.Key, cfg.Transport, cfg.Contacts, cfg.Seed = key, tr, []string{contact}, 99
+	nd, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range nd.Events() {
+		}
+	}()
+	t.Cleanup(func() { nd.Close() })
+	return nd, nd.Deliveries()
+}
+
+// TestLateJoinerCatchesUp: a node that joins after broadcasts were made delivers them, by
+// catch-up from its new neighbours, with History set and the SentAt their origins gave them;
+// what is broadcast after it joined comes live.
+func TestLateJoinerCatchesUp(t *testing.T) {
+	m := newMesh(t, 6, 500*time.Millisecond)
+	nodetest.WaitFor(t, 30*time.Second, "overlay of 6 connected", func() error { return m.OverlayOK(m.nodes) })
+	type sent struct {
+		data string
+		at   time.Time // bounds of the origin's clock around its Broadcast
+		to   time.Time
+	}
+	want := map[gossip.MessageID]sent{}
+	for i := range 10 {
+		origin := m.nodes[i%len(m.nodes)]
+		data := fmt.Sprintf("before the late joiner, %d", i)
+		before := time.Now()
+		id, err := origin.Broadcast([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = sent{data: data, at: before.Add(-time.Second), to: time.Now().Add(time.Second)}
+	}
+	// Every member has them (so every neighbour of the late joiner holds them).
+	for id := range want {
+		m.WaitDelivered(id, m.nodes, 10*time.Second)
+	}
+
+	start := time.Now()
+	late, deliveries := lateJoiner(t, m, "late", m.nodes[2].ID())
+	got := map[gossip.MessageID]node.Delivery{}
+	var last time.Duration
+	timeout := time.After(30 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case d := <-deliveries:
+			if _, ok := want[d.ID]; ok {
+				got[d.ID] = d
+				last = time.Since(start)
+			}
+		case <-timeout:
+			t.Fatalf("the late joiner delivered %d of %d earlier broadcasts in 30 s; stats %+v", len(got), len(want), late.Stats().Gossip)
+		}
+	}
+	t.Logf("late joiner: all %d earlier broadcasts delivered %v after it started", len(want), last.Round(time.Millisecond))
+	for id, d := range got {
+		w := want[id]
+		if !d.History || string(d.Data) != w.data || d.Hops < 1 {
+			t.Errorf("%s: delivered %q, history %v, hops %d; want %q as history", id, d.Data, d.History, d.Hops, w.data)
+		}
+		if d.SentAt.Before(w.at) || d.SentAt.After(w.to) || d.SentAt.Nanosecond()%int(time.Millisecond) != 0 {
+			t.Errorf("%s: SentAt %v, want the origin's time of its Broadcast, between %v and %v, in ms", id, d.SentAt, w.at, w.to)
+		}
+	}
+	if s := late.Stats(); s.Gossip.HistoryDelivered < uint64(len(want)) || s.DeliveriesDropped != 0 {
+		t.Errorf("late joiner: %d history deliveries, %d dropped; want %d and none", s.Gossip.HistoryDelivered, s.DeliveriesDropped, len(want))
+	}
+
+	// Now a member: a new broadcast reaches it live.
+	id, err := m.nodes[0].Broadcast([]byte("after the late joiner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case d := <-deliveries:
+			if d.ID != id {
+				continue
+			}
+			if d.History {
+				t.Errorf("a broadcast made after the join came as history")
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("the late joiner did not deliver a live broadcast")
+		}
+	}
+}
+
+// TestLateJoinerBurst: a late joiner is handed thousands of earlier broadcasts at once (a
+// neighbour answers a Pull of Gossip.CatchUpMaxRefs with as many History frames as its budget
+// allows). Neither the joiner's delivery queue nor the links' send queues overflow: every one
+// is delivered, none dropped, and no link is closed as slow.
+func TestLateJoinerBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("thousands of signed broadcasts skipped in -short mode")
+	}
+	m := newMesh(t, 4, 500*time.Millisecond)
+	nodetest.WaitFor(t, 30*time.Second, "overlay of 4 connected", func() error { return m.OverlayOK(m.nodes) })
+	const n = 3000
+	payload := make([]byte, 200)
+	ids := make(map[gossip.MessageID]bool, n)
+	var last gossip.MessageID
+	for i := range n {
+		copy(payload, fmt.Sprintf("burst %04d ", i))
+		id, err := m.nodes[i%len(m.nodes)].Broadcast(append([]byte(nil), payload...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id], last = true, id
+		if i%200 == 199 {
+			m.WaitDelivered(id, m.nodes, 30*time.Second) // keep the tree's queues short
+		}
+	}
+	m.WaitDelivered(last, m.nodes, 30*time.Second)
+	for id := range ids {
+		m.WaitDelivered(id, m.nodes, 30*time.Second)
+	}
+	var slowBefore uint64
+	for _, nd := range m.nodes {
+		slowBefore += nd.Stats().SlowPeers
+	}
+
+	start := time.Now()
+	late, deliveries := lateJoiner(t, m, "late", m.nodes[1].ID())
+	// Read nothing for a while, as a busy application would: the burst must wait, not drop.
+	time.Sleep(2 * time.Second)
+	got := 0
+	timeout := time.After(60 * time.Second)
+	for got < n {
+		select {
+		case d := <-deliveries:
+			if ids[d.ID] {
+				if !d.History {
+					t.Fatalf("%s came live, want history", d.ID)
+				}
+				got++
+			}
+		case <-timeout:
+			t.Fatalf("the late joiner delivered %d of %d in 60 s; node stats %+v", got, n, late.Stats())
+		}
+	}
+	t.Logf("late joiner: %d earlier broadcasts of %d bytes delivered as history %v after it started (2 s of them unread)",
+		n, len(payload), time.Since(start).Round(time.Millisecond))
+	var slow, dropped, catchUpDropped, throttled uint64
+	for _, nd := range append(m.nodes, late) {
+		s := nd.Stats()
+		slow, dropped, catchUpDropped, throttled = slow+s.SlowPeers, dropped+s.FramesDropped, catchUpDropped+s.CatchUpFramesDropped, throttled+s.Gossip.CatchUpThrottled
+	}
+	t.Logf("all nodes: frames dropped %d, catch-up frames dropped %d, catch-up answers throttled %d; late joiner's history duplicates %d",
+		dropped, catchUpDropped, throttled, late.Stats().Gossip.HistoryDuplicates)
+	if s := late.Stats(); s.DeliveriesDropped != 0 || slow != slowBefore {
+		t.Errorf("deliveries dropped %d, links closed as slow %d; want none", s.DeliveriesDropped, slow-slowBefore)
 	}
 }

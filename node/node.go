@@ -105,9 +105,14 @@ type Stats struct {
 	// FramesSent and FramesReceived count protocol frames.
 	FramesSent, FramesReceived uint64
 	// BadFrames counts frames the wire format or a core refused (each closed its link);
-	// FramesDropped counts frames dropped because a peer's pending queue was full;
-	// SlowPeers counts links closed because their send queue was full.
+	// FramesDropped counts frames dropped because a peer's pending queue was full, or its
+	// send queue while catch-up frames were filling it; SlowPeers counts links closed because
+	// their send queue was full.
 	BadFrames, FramesDropped, SlowPeers uint64
+	// CatchUpFramesDropped counts catch-up frames (DIGEST, HAVE, PULL, HISTORY) dropped
+	// because a link's catch-up queue was full: the peer asked for more than its link
+	// carries. The core asks again later.
+	CatchUpFramesDropped uint64
 	// DeliveriesDropped and EventsDropped count what the application did not read in time.
 	DeliveriesDropped, EventsDropped uint64
 }
@@ -119,6 +124,14 @@ type peerLink struct {
 	since      time.Time
 	lastActive time.Time
 	pending    [][]byte // frames waiting for the link to come up
+
+	// Catch-up frames are paced (see sendCatchUp): catchUp holds those waiting, in order,
+	// catchUpBytes their size; tickFrames and tickBytes what was handed to the link since the
+	// last tick; catchUpAt when the last one was.
+	catchUp               [][]byte
+	catchUpBytes          int
+	tickFrames, tickBytes int
+	catchUpAt             time.Time
 }
 
 // Node is one member of the overlay.
@@ -334,6 +347,7 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.tick()
 			n.closeIdleLinks()
+			n.pumpCatchUpAll()
 		case fn := <-n.reqs:
 			n.tick()
 			fn()
@@ -398,7 +412,11 @@ func (n *Node) flush() {
 				continue
 			}
 			n.buf = frame
-			n.send(env.To, frame)
+			if isCatchUp(env.Msg.Type) {
+				n.sendCatchUp(env.To, frame)
+			} else {
+				n.send(env.To, frame)
+			}
 		}
 		for _, d := range rd.Deliveries {
 			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload,
@@ -448,6 +466,11 @@ func (n *Node) send(peer string, frame []byte) {
 			l.lastActive = n.now()
 			n.stats.FramesSent++
 			return
+		case errors.Is(err, link.ErrQueueFull) && n.catchUpBusy(l):
+			// The queue is full of what this node sent in answer to the peer's own catch-up:
+			// the frame is dropped (the protocols repair a lost frame), the link is kept.
+			n.stats.FramesDropped++
+			return
 		case errors.Is(err, link.ErrQueueFull):
 			// A peer that cannot keep up is dropped and replaced rather than allowed to stall
 			// the overlay; the LinkDown that follows reports it to the membership core.
@@ -475,6 +498,94 @@ func (n *Node) send(peer string, frame []byte) {
 	n.tr.Dial(peer)
 }
 
+// Catch-up pacing. A neighbour's Pull is answered at once with up to
+// Gossip.CatchUpPeerBurst bytes of HISTORY frames, thousands of small ones for a late joiner:
+// more than a link's send queue holds (memlink's 256 frames, rtclink's 1 MiB), and a full queue
+// closes the link as slow. So catch-up frames wait in a queue of their own per link, bounded
+// by twice that burst, and are handed to the link at most catchUpTickFrames frames and the
+// link's share of bytes (twice Gossip.CatchUpPeerRate) per tick, stopping while its queue is
+// full, which leaves room for the live frames. Beyond the bound they are dropped and counted
+// (the core asks again). While catch-up frames are in flight on a link, a live frame that finds
+// its queue full is dropped rather than taken as a sign of a slow peer.
+const (
+	catchUpTickFrames = 128
+	// catchUpBusyFor is how long after its last catch-up frame a link's full queue is
+	// blamed on catch-up rather than on the peer.
+	catchUpBusyFor = 2 * time.Second
+)
+
+// isCatchUp reports whether messages of type t are catch-up messages, which are paced.
+func isCatchUp(t gossip.MessageType) bool {
+	return t == gossip.Digest || t == gossip.Have || t == gossip.Pull || t == gossip.History
+}
+
+// sendCatchUp queues a catch-up frame for peer and hands the link what its pace allows.
+func (n *Node) sendCatchUp(peer string, frame []byte) {
+	l := n.links[peer]
+	if l == nil || !l.up {
+		n.send(peer, frame) // queued for the link being opened, as any frame
+		return
+	}
+	if l.catchUpBytes+len(frame) > 2*n.cfg.Gossip.CatchUpPeerBurst {
+		n.stats.CatchUpFramesDropped++
+		return
+	}
+	l.catchUp = append(l.catchUp, append([]byte(nil), frame...))
+	l.catchUpBytes += len(frame)
+	n.pumpCatchUp(peer, l)
+}
+
+// pumpCatchUp hands peer's link its waiting catch-up frames while this tick's allowance lasts
+// and the link's queue takes them.
+func (n *Node) pumpCatchUp(peer string, l *peerLink) {
+	maxBytes := max(2*n.cfg.Gossip.CatchUpPeerRate*int(n.cfg.TickInterval/time.Millisecond)/1000, 1)
+	for len(l.catchUp) > 0 && l.up && l.tickFrames < catchUpTickFrames && l.tickBytes < maxBytes {
+		f := l.catchUp[0]
+		err := n.tr.Send(peer, f)
+		switch {
+		case err == nil:
+			n.stats.FramesSent++
+			l.lastActive, l.catchUpAt = n.now(), n.now()
+			l.tickFrames++
+			l.tickBytes += len(f)
+		case errors.Is(err, link.ErrQueueFull):
+			l.catchUpAt = n.now()
+			return // the next tick tries again
+		case errors.Is(err, link.ErrNoLink):
+			// The link is going down; its LinkDown is on the way, and the core will compare
+			// again with whoever is a neighbour then.
+			l.up = false
+			n.stats.CatchUpFramesDropped += uint64(len(l.catchUp))
+			l.catchUp, l.catchUpBytes = nil, 0
+			return
+		default:
+			n.cfg.Logger.Debug().Err(err).Str("peer", peer).Msg("send a catch-up frame")
+			n.stats.CatchUpFramesDropped++
+		}
+		l.catchUp[0] = nil
+		l.catchUp = l.catchUp[1:]
+		l.catchUpBytes -= len(f)
+	}
+	if len(l.catchUp) == 0 {
+		l.catchUp = nil
+	}
+}
+
+// pumpCatchUpAll starts a new tick's allowance on every link and hands them what waits.
+func (n *Node) pumpCatchUpAll() {
+	for peer, l := range n.links {
+		l.tickFrames, l.tickBytes = 0, 0
+		if len(l.catchUp) > 0 {
+			n.pumpCatchUp(peer, l)
+		}
+	}
+}
+
+// catchUpBusy reports whether l's send queue may be full of catch-up frames.
+func (n *Node) catchUpBusy(l *peerLink) bool {
+	return len(l.catchUp) > 0 || (!l.catchUpAt.IsZero() && n.now().Sub(l.catchUpAt) < catchUpBusyFor)
+}
+
 func (n *Node) onLinkEvent(ev link.Event) {
 	switch ev.Type {
 	case link.LinkUp:
@@ -490,6 +601,9 @@ func (n *Node) onLinkEvent(ev link.Event) {
 			n.send(ev.Peer, f)
 		}
 	case link.LinkDown:
+		if l := n.links[ev.Peer]; l != nil {
+			n.stats.CatchUpFramesDropped += uint64(len(l.catchUp))
+		}
 		delete(n.links, ev.Peer)
 		if _, isNeighbor := n.neighbors[ev.Peer]; isNeighbor {
 			n.downReason[ev.Peer] = ev.Reason // for the NeighborDown that PeerDown causes
