@@ -61,7 +61,7 @@ func NewNodeCollector(n NodeSource) *NodeCollector {
 		links:                newDesc("", "links", "Neighbours by the path their link takes (host, srflx, prflx, relay, memory; unknown while the link is not up).", "path"),
 		linksOpen:            newDesc("", "links_open", "Open links, neighbours or not (a link opened for a shuffle reply or a refused request counts until it idles out)."),
 		broadcasts:           newDesc("gossip", "broadcasts_total", "Messages this node broadcast."),
-		delivered:            newDesc("gossip", "delivered_total", "Other nodes' messages delivered to this node's application."),
+		delivered:            newDesc("gossip", "delivered_total", "Other nodes' messages delivered to this node's application live, through the broadcast tree (those caught up on are counted in rtcmesh_gossip_history_delivered_total)."),
 		duplicates:           newDesc("gossip", "duplicates_total", "Payloads received again after the first copy."),
 		gossipSent:           newDesc("gossip", "messages_sent_total", "Plumtree messages the broadcast core emitted, by type.", "type"),
 		gossipReceived:       newDesc("gossip", "messages_received_total", "Plumtree messages handed to the broadcast core, by type.", "type"),

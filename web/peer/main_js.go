@@ -7,7 +7,8 @@
 //
 // The page configures it through globalThis.rtcmeshConfig ({signalURL, network, logLevel,
 // ephemeralIdentity}) and receives its events through globalThis.rtcmeshHooks ({onReady,
-// onMessage, onLinkEvent, onError}); once joined it exposes globalThis.rtcmesh with id,
+// onMessage, onLinkEvent, onError}; a message carries sentAtMs, its origin's signed send time,
+// and history, set when it came by catch-up: sent before the tab joined or while it was away); once joined it exposes globalThis.rtcmesh with id,
 // identity ("tab" or "ephemeral"), broadcast(text), snapshot(), benchmarkCrypto(n) and
 // close(), which return Promises because a Go callback must never block the page's event
 // loop. Broadcasts are chat messages (package chat), so every receiver can show their latency.
@@ -202,6 +203,7 @@ func (p *peer) snapshot() map[string]any {
 			"sent":       g.Broadcasts,
 			"delivered":  g.Delivered,
 			"duplicates": g.Duplicates,
+			"history":    g.HistoryDelivered,
 			"ihave":      g.Sent[gossip.IHave],
 			"graft":      g.Sent[gossip.Graft],
 			"prune":      g.Sent[gossip.Prune],
@@ -267,15 +269,14 @@ func (p *peer) forwardDeliveries() {
 			"origin":       d.Origin,
 			"hops":         d.Hops,
 			"receivedAtMs": d.ReceivedAt.UnixMilli(),
-			"sentAtMs":     0,
-			"latencyMs":    -1,
-			"own":          d.Origin == p.node.ID(),
+			// The broadcast's signed time, by the origin's clock: the order of sending.
+			"sentAtMs":  d.SentAt.UnixMilli(),
+			"history":   d.History,
+			"latencyMs": -1,
+			"own":       d.Origin == p.node.ID(),
 		}
 		if msg, err := chat.Decode(d.Data); err == nil {
 			m["text"] = msg.Text
-			if !msg.SentAt.IsZero() {
-				m["sentAtMs"] = msg.SentAt.UnixMilli()
-			}
 			if lat, ok := chat.Latency(msg, d.ReceivedAt); ok {
 				m["latencyMs"] = float64(lat.Microseconds()) / 1000
 			}
