@@ -79,6 +79,12 @@ func start(cfg, hooks js.Value) (*peer, error) {
 		return nil, err
 	}
 	wc := rtcnode.DefaultConfig(key, signalURL, network)
+	// A tab verifies a broadcast's signature in about a millisecond (wasm), thirty times a Go
+	// node's time: a late joiner handed a neighbour's whole history (up to
+	// Gossip.CatchUpMaxMessages) needs seconds to check it, and a History that arrives after
+	// its Pull timed out is ignored, to be asked again at the next Digest. So the tab waits
+	// longer for what it pulled.
+	wc.Node.Gossip.CatchUpPullTimeout = 15 * time.Second
 	wc.Node.Logger = logger
 	wc.Signal.Logger = logger
 	wc.Link.Logger = logger

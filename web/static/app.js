@@ -268,7 +268,8 @@
     if (m.history) state.history++;
     $("msg-count").textContent = state.history > 0 ? `(${state.messages}, ${state.history} from history)` : `(${state.messages})`;
     $("no-messages").hidden = true;
-    flashSelf();
+    // History comes in bursts of up to thousands: no flash (each costs a layout).
+    if (!m.history) flashSelf();
   }
 
   // --- Starting the peer -----------------------------------------------------------------
