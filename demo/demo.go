@@ -4,9 +4,13 @@
 // browser opening the page sees traffic at once. `rtcmesh demo` is a thin command around Start; the browser tests
 // use the same API to drive Go nodes and read what they delivered.
 //
-// Everything listens on loopback and, by default, the nodes gather ICE candidates on loopback
-// only, so the demo sends nothing off the machine. The relay is allowed to relay to loopback
-// (a public relay refuses that) because every peer of the demo lives there.
+// Everything listens on loopback. By default the nodes gather ICE candidates on loopback and
+// on this machine's own other addresses, each alone (a /32 or /128, not the LAN around it):
+// Firefox neither gathers nor checks loopback candidates, but it links to a node's candidate on
+// the machine's LAN address, and a packet from the machine to its own address never leaves it.
+// A node accepts candidates only on these networks, so the demo sends nothing off the machine.
+// The relay is allowed to relay to loopback (a public relay refuses that) because every peer of
+// the demo lives there.
 package demo
 
 import (
@@ -57,6 +61,10 @@ type Config struct {
 	// ICENetworks are the networks the Go nodes gather and check ICE candidates on. Default
 	// 127.0.0.0/8: the demo stays on the machine.
 	ICENetworks []netip.Prefix
+	// HostAddresses adds this machine's own addresses (HostAddresses) to ICENetworks, each as a
+	// network of one address, when Start runs: what Firefox needs to link (see the package
+	// comment). Default true.
+	HostAddresses bool
 	// History is how many delivered messages each Go node keeps for Messages; older ones are
 	// dropped. Default 1000.
 	History int
@@ -79,15 +87,16 @@ type Config struct {
 // DefaultConfig returns the demo's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listen:       "127.0.0.1:8080",
-		Network:      "demo",
-		Nodes:        8,
-		TURNListen:   "127.0.0.1:0",
-		ICENetworks:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		History:      1000,
-		Node:         node.DefaultLANConfig(),
-		Signal:       signalserver.DefaultConfig(),
-		DrainTimeout: 2 * time.Second,
+		Listen:        "127.0.0.1:8080",
+		Network:       "demo",
+		Nodes:         8,
+		TURNListen:    "127.0.0.1:0",
+		ICENetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		HostAddresses: true,
+		History:       1000,
+		Node:          node.DefaultLANConfig(),
+		Signal:        signalserver.DefaultConfig(),
+		DrainTimeout:  2 * time.Second,
 	}
 }
 
@@ -144,14 +153,17 @@ func (c *Config) validate() error {
 
 // Demo is a running demo network.
 type Demo struct {
-	cfg     Config
-	log     zerolog.Logger
-	svc     *signalservice.Service
-	nodes   []*Node
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	closeMu sync.Mutex
-	closed  bool
+	cfg Config
+	// networks are the ICE networks of the nodes: ICENetworks and, with HostAddresses, the
+	// machine's addresses.
+	networks []netip.Prefix
+	log      zerolog.Logger
+	svc      *signalservice.Service
+	nodes    []*Node
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
 }
 
 // Start starts the signaling service (the relay, the signaling server and the page), then
@@ -163,13 +175,20 @@ func Start(cfg Config) (*Demo, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = mrand.Uint64()
 	}
-	d := &Demo{cfg: cfg, log: cfg.Logger}
+	d := &Demo{cfg: cfg, log: cfg.Logger, networks: append([]netip.Prefix(nil), cfg.ICENetworks...)}
+	if cfg.HostAddresses {
+		for _, p := range HostAddresses() {
+			if !containsPrefix(d.networks, p) {
+				d.networks = append(d.networks, p)
+			}
+		}
+	}
 	sc := signalservice.DefaultConfig()
 	sc.Listen, sc.DrainTimeout, sc.Signal, sc.Logger = cfg.Listen, cfg.DrainTimeout, cfg.Signal, cfg.Logger
 	page := web.DefaultConfig(cfg.Network)
 	sc.Web = &page
 	if cfg.TURNListen != "" {
-		t, err := relayConfig(cfg)
+		t, err := relayConfig(cfg, d.networks)
 		if err != nil {
 			return nil, err
 		}
@@ -200,8 +219,8 @@ func Start(cfg Config) (*Demo, error) {
 }
 
 // relayConfig is the demo's TURN relay: on a loopback IP, with a fresh random secret, allowed
-// to relay to loopback and the ICENetworks.
-func relayConfig(cfg Config) (turnserver.Config, error) {
+// to relay to loopback and the nodes' ICE networks.
+func relayConfig(cfg Config, networks []netip.Prefix) (turnserver.Config, error) {
 	host, _, err := net.SplitHostPort(cfg.TURNListen)
 	if err != nil {
 		return turnserver.Config{}, fmt.Errorf("demo: TURNListen %q: %w", cfg.TURNListen, err)
@@ -219,11 +238,60 @@ func relayConfig(cfg Config) (turnserver.Config, error) {
 	t.PublicIP, t.RelayBindIP = ip, ip
 	t.RelayPortMin, t.RelayPortMax = 0, 0
 	t.Secret = hex.EncodeToString(secret)
-	// Every peer of the demo is on this machine, on loopback or the ICENetworks, which a
+	// Every peer of the demo is on this machine, on loopback or the ICE networks, which a
 	// public relay rightly refuses to relay to.
-	t.AllowedPeers = append([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, cfg.ICENetworks...)
+	t.AllowedPeers = append([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, networks...)
 	return t, nil
 }
+
+// HostAddresses returns this machine's own addresses other than loopback, each as a network of
+// that address alone: the unicast addresses, link-local ones left out, of the interfaces that
+// are up and running.
+func HostAddresses() []netip.Prefix {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagRunning == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
+				continue
+			}
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+		}
+	}
+	return out
+}
+
+func containsPrefix(ps []netip.Prefix, p netip.Prefix) bool {
+	for _, q := range ps {
+		if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// ICENetworks are the networks the Go nodes gather and check ICE candidates on: the
+// ICENetworks of the Config and, with HostAddresses, this machine's own addresses.
+func (d *Demo) ICENetworks() []netip.Prefix { return append([]netip.Prefix(nil), d.networks...) }
 
 func (d *Demo) startNode(i int) (*Node, error) {
 	id, err := identity.GenerateKey()
@@ -237,8 +305,9 @@ func (d *Demo) startNode(i int) (*Node, error) {
 	wc.Node.Logger = log
 	wc.Link.Logger = log
 	wc.Signal.Logger = log
-	wc.Link.SettingEngine = rtclink.NetworkSettings(d.cfg.ICENetworks)
-	// mDNS would multicast on the machine's real interfaces; loopback needs no names.
+	wc.Link.SettingEngine = rtclink.NetworkSettings(d.networks)
+	// mDNS would multicast on the machine's real interfaces. The nodes need no names: a
+	// browser's mDNS-named candidate is learnt as peer-reflexive when its checks arrive.
 	wc.Link.MDNS = rtclink.MDNSDisabled
 	w, err := rtcnode.Start(wc)
 	if err != nil {
@@ -481,6 +550,15 @@ func (d *Demo) Describe(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, " are running on this machine (network %q).\n\n", d.cfg.Network)
 	fmt.Fprintf(&b, "  Open %s\n\n", d.URL())
+	fmt.Fprintf(&b, "The page and signaling listen on %s", d.Addr())
+	if r := d.svc.RelayURLs(); len(r) > 0 {
+		fmt.Fprintf(&b, ", the relay on %s", strings.Join(r, " "))
+	}
+	nets := make([]string, len(d.networks))
+	for i, p := range d.networks {
+		nets[i] = p.String()
+	}
+	fmt.Fprintf(&b, ";\nthe Go nodes gather ICE candidates on %s (this machine only).\n\n", strings.Join(nets, ", "))
 	b.WriteString("in a browser: the tab becomes a full peer of the mesh, running the same Go\n")
 	b.WriteString("membership and gossip code compiled to WebAssembly. The page draws the overlay as the tab\n")
 	b.WriteString("sees it and lets you broadcast; open it in several tabs to watch them talk.\n")

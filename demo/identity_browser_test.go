@@ -116,7 +116,7 @@ func startHostile(t *testing.T, d *Demo, signalKey, linkKey *identity.Key) *host
 		t.Fatal(err)
 	}
 	lc := rtclink.DefaultConfig(linkKey, rtcnode.Signaler(sc))
-	lc.SettingEngine = rtclink.NetworkSettings(d.cfg.ICENetworks)
+	lc.SettingEngine = rtclink.NetworkSettings(d.ICENetworks())
 	lc.MDNS = rtclink.MDNSDisabled
 	tr, err := rtclink.New(lc)
 	if err != nil {

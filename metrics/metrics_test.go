@@ -386,10 +386,15 @@ func TestSignalCollector(t *testing.T) {
 		{"rtcmesh_signal_welcomed_total", nil, 2},
 		{"rtcmesh_signal_messages_relayed_total", nil, 1},
 		{"rtcmesh_signal_rejections_total", []string{"reason", string(signaling.CodeUnknownTarget)}, 1},
+		{"rtcmesh_signal_sources", nil, 1},
+		{"rtcmesh_signal_max_connections", nil, float64(srv.Stats().MaxConnections)},
 	} {
 		if got := value(t, fams, w.name, w.labels...); got != w.want {
 			t.Errorf("%s%q = %v, want %v", w.name, w.labels, got, w.want)
 		}
+	}
+	if got := value(t, fams, "rtcmesh_signal_queued_bytes"); got < 0 {
+		t.Errorf("rtcmesh_signal_queued_bytes = %v", got)
 	}
 	lint(t, c)
 }

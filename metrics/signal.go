@@ -17,6 +17,7 @@ type SignalCollector struct {
 
 	connections, peers, networks  *prometheus.Desc
 	welcomed, relayed, rejections *prometheus.Desc
+	queued, sources, maxConns     *prometheus.Desc
 }
 
 // NewSignalCollector returns a collector reading s at every scrape.
@@ -28,13 +29,17 @@ func NewSignalCollector(s SignalSource) *SignalCollector {
 		networks:    newDesc("signal", "networks", "Networks with at least one member."),
 		welcomed:    newDesc("signal", "welcomed_total", "Hellos accepted."),
 		relayed:     newDesc("signal", "messages_relayed_total", "Offers, answers and candidates relayed to their target."),
-		rejections:  newDesc("signal", "rejections_total", "Errors sent to clients and slow-consumer disconnects, by error code.", "reason"),
+		rejections: newDesc("signal", "rejections_total",
+			"Errors sent to clients and slow-consumer disconnects, by error code: among them connections refused for server_full, source_full and source_rate_limited, and relays refused for target_busy.", "reason"),
+		queued:   newDesc("signal", "queued_bytes", "Bytes of frames waiting to be written to all connections (bounded by MaxQueuedBytes)."),
+		sources:  newDesc("signal", "sources", "Source addresses tracked for the per-source limits."),
+		maxConns: newDesc("signal", "max_connections", "The connection limit in force: the configured one, or lower to fit the open-file limit."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *SignalCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connections, c.peers, c.networks, c.welcomed, c.relayed, c.rejections} {
+	for _, d := range []*prometheus.Desc{c.connections, c.peers, c.networks, c.welcomed, c.relayed, c.rejections, c.queued, c.sources, c.maxConns} {
 		ch <- d
 	}
 }
@@ -47,6 +52,9 @@ func (c *SignalCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(c.networks, float64(s.Networks))
 	ch <- counter(c.welcomed, s.Welcomed)
 	ch <- counter(c.relayed, s.MessagesRelayed)
+	ch <- gauge(c.queued, float64(s.QueuedBytes))
+	ch <- gauge(c.sources, float64(s.Sources))
+	ch <- gauge(c.maxConns, float64(s.MaxConnections))
 	for code, n := range s.Rejections {
 		ch <- counter(c.rejections, n, string(code))
 	}

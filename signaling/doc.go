@@ -83,8 +83,10 @@
 //
 // Before closing a connection for a fatal reason the server sends an error message with
 // "fatal":true, then a WebSocket close frame whose reason text is the same code. Non-fatal
-// errors (unknown_target, and after hello: malformed, unknown_type, unexpected_message) drop
-// only the offending message. The codes are the ErrorCode constants in this package. Those of
+// errors (unknown_target, target_busy, and after hello: malformed, unknown_type,
+// unexpected_message) drop only the offending message. Connections refused for the server's
+// limits (server_full, and per source address: source_full, source_rate_limited) get the
+// fatal error and the close frame at once, before any challenge; clients retry with backoff. The codes are the ErrorCode constants in this package. Those of
 // the handshake:
 //
 //	{"type":"error","code":"unsupported_version","message":"this server speaks signaling protocol 2; hello had version 1 (no version field)","fatal":true}

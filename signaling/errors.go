@@ -22,6 +22,17 @@ const (
 	CodeNetworkFull ErrorCode = "network_full"
 	// CodeServerFull: the server already holds MaxConnections connections. Fatal.
 	CodeServerFull ErrorCode = "server_full"
+	// CodeSourceFull: the client's source address (its IP; for IPv6 its /64) already holds the
+	// server's MaxConnectionsPerSource connections. Fatal; reconnect later, with backoff.
+	CodeSourceFull ErrorCode = "source_full"
+	// CodeSourceRateLimited: the client's source address opened more connections, or sent more
+	// hellos, per minute than the server allows (ConnectionsPerSourcePerMinute,
+	// HellosPerSourcePerMinute). Fatal; the message says which. Reconnect later, with backoff.
+	CodeSourceRateLimited ErrorCode = "source_rate_limited"
+	// CodeTargetBusy: the relay's target has SendQueueBytes of frames waiting to be written (it
+	// reads too slowly), or the server's MaxQueuedBytes are in use. Not fatal: the error
+	// carries the target in "to" and only that relay is dropped; try again later.
+	CodeTargetBusy ErrorCode = "target_busy"
 	// CodeUnknownTarget: the "to" of a relay is not connected in the sender's network (or is
 	// the sender itself). Not fatal: the error carries the target in "to" and only that relay
 	// is dropped.
@@ -58,8 +69,10 @@ const (
 	// network. Fatal for the older connection. Since every hello is proven, the client's own
 	// key is in use elsewhere: it should not reconnect (see package doc).
 	CodeReplaced ErrorCode = "replaced"
-	// CodeSlowConsumer: the connection's send queue overflowed because it reads too slowly.
-	// The queue is full, so this code appears only as the close frame's reason text.
+	// CodeSlowConsumer: the connection reads too slowly: its replies overflowed their queue, a
+	// write stalled beyond the server's WriteTimeout, or its queue was the largest when the
+	// server ran out of MaxQueuedBytes. The queue is full, so this code appears only as the
+	// close frame's reason text (or not at all, when the socket is dropped).
 	CodeSlowConsumer ErrorCode = "slow_consumer"
 	// CodeInternal: the server failed to build a reply (for example its ICEServers hook
 	// returned an invalid entry). Fatal; the server logs the details.

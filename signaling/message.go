@@ -357,10 +357,15 @@ func Marshal(m Message) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("signaling: marshal %s: %w", m.Type(), err)
 	}
-	body, err := json.Marshal(m)
-	if err != nil {
+	// HTML escaping would turn each '<', '>' and '&' of a relayed SDP into six bytes: a
+	// sender could make the server queue six times what it sent. Frames are JSON, never HTML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
 		return nil, fmt.Errorf("signaling: marshal %s: %w", m.Type(), err)
 	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(body) < 2 || body[0] != '{' {
 		return nil, fmt.Errorf("signaling: marshal %s: not an object", m.Type())
 	}

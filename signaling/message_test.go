@@ -237,3 +237,19 @@ func TestNetworkToken(t *testing.T) {
 		}
 	}
 }
+
+// A relayed SDP full of '<', '>' and '&' must not grow sixfold on the way through the server.
+func TestMarshalDoesNotEscapeHTML(t *testing.T) {
+	sdp := strings.Repeat("<>&", 1000)
+	b, err := Marshal(&Offer{From: "alice", SDP: sdp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), sdp) || len(b) > len(sdp)+64 {
+		t.Fatalf("marshalled offer is %d bytes for a %d-byte SDP: %.80s", len(b), len(sdp), b)
+	}
+	m, err := ParseMessage(b, 1<<20)
+	if err != nil || m.(*Offer).SDP != sdp {
+		t.Fatalf("round trip: %v", err)
+	}
+}

@@ -28,7 +28,7 @@ func parseDemoFlags(args []string, stderr io.Writer, getenv func(string) string)
 	fs.StringVar(&cfg.Network, "network", cfg.Network, "network (room) the nodes and, by default, the page join")
 	fs.DurationVar(&cfg.Chatter, "chatter", 10*time.Second, "how often a random Go node broadcasts a line of its own; 0 disables")
 	catchUp := fs.Duration("catch-up", cfg.Node.Gossip.CatchUpWindow, "how far back the Go nodes keep broadcasts for peers that missed them: a tab opened late shows what was said in that time, marked as history; 0 turns catch-up off")
-	fs.Var((*prefixList)(&cfg.ICENetworks), "ice-networks", "comma-separated CIDRs the Go nodes also gather and check ICE candidates on, besides loopback (e.g. your LAN, 192.168.1.0/24, for a browser that will not link over loopback)")
+	fs.Var((*prefixList)(&cfg.ICENetworks), "ice-networks", "comma-separated CIDRs the Go nodes also gather and check ICE candidates on, besides loopback and this machine's own addresses")
 	// The page is the interface of the demo: per-node info logs would bury the URL.
 	level := &logLevel{level: zerolog.WarnLevel}
 	fs.Var(level, "log-level", "least severe log level written: debug, info, warn or error")

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -40,6 +42,9 @@ func signalFields() map[string]string {
 		"NetworkSecret": "--network-secret", "TURNSecret": "--turn-secret", "Secret": "--turn-secret", "TURNURLs": "--turn-url",
 		"STUNURLs": "--stun-url", "CredentialTTL": "--turn-credential-ttl", "Realm": "--turn-realm",
 		"PublicIP": "--turn-public-ip", "Web.Network": "--web-network",
+		"MaxConnectionsPerSource": "--max-connections-per-source", "ConnectionsPerSourcePerMinute": "--source-connections-per-minute",
+		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
+		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
 	}
 }
 
@@ -55,6 +60,13 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.DurationVar(&s.HandshakeTimeout, "handshake-timeout", s.HandshakeTimeout, "how long a connection may take to say hello")
 	fs.IntVar(&s.MaxPeersPerNetwork, "max-peers-per-network", s.MaxPeersPerNetwork, "members of one network")
 	fs.IntVar(&s.MaxConnections, "max-connections", s.MaxConnections, "open connections on the whole server (also bounds the networks)")
+	fs.IntVar(&s.ReservedFiles, "reserved-files", s.ReservedFiles, "file descriptors kept for all but WebSocket connections: --max-connections is lowered at start to the open-file limit (ulimit -n) minus these")
+	fs.IntVar(&s.MaxConnectionsPerSource, "max-connections-per-source", s.MaxConnectionsPerSource, "open connections from one source address (an IP, or an IPv6 /64); clients behind one NAT share it")
+	fs.IntVar(&s.ConnectionsPerSourcePerMinute, "source-connections-per-minute", s.ConnectionsPerSourcePerMinute, "connections one source address may open per minute (a minute's worth at once)")
+	fs.IntVar(&s.HellosPerSourcePerMinute, "source-hellos-per-minute", s.HellosPerSourcePerMinute, "hellos one source address may send per minute (a minute's worth at once)")
+	fs.Var((*prefixListFlag)(&s.TrustedProxies), "trusted-proxies", "comma-separated reverse proxies (IPs or CIDR prefixes) whose X-Forwarded-For names the client; set it behind a proxy, or every client shares the proxy's per-source limits")
+	fs.IntVar(&s.SendQueueBytes, "send-queue-bytes", s.SendQueueBytes, "bytes of relays waiting to be written to one connection; further relays to it are refused with target_busy")
+	fs.IntVar(&s.MaxQueuedBytes, "max-queued-bytes", s.MaxQueuedBytes, "bytes waiting to be written to all connections together; when used up, the connection with the most waiting is dropped")
 	fs.IntVar(&s.ContactCount, "contacts", s.ContactCount, "random live peers a welcome carries")
 	fs.Var((*listFlag)(&s.AllowedOrigins), "allowed-origins", `comma-separated browser origins (scheme://host[:port], or "*") that may connect; pages served from the server's own host always may`)
 	fs.StringVar(&c.NetworkSecret, "network-secret", "", fmt.Sprintf("closes every network: a hello needs the token HMAC-SHA256(secret, network); at least %d bytes (prefer RTCMESH_NETWORK_SECRET)", signalservice.MinNetworkSecretLength))
@@ -70,6 +82,39 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.StringVar(&f.webNetwork, "web-network", "default", "network the web page joins unless its URL says ?network=")
 	f.logLevel = addLogLevelFlag(fs)
 	return fs, f
+}
+
+// prefixListFlag is a comma-separated, repeatable list of IP prefixes; a bare IP is its own
+// prefix.
+type prefixListFlag []netip.Prefix
+
+func (l *prefixListFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *prefixListFlag) Set(s string) error {
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(item); err == nil {
+			*l = append(*l, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return fmt.Errorf("%q is neither an IP address nor a CIDR prefix", item)
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
 }
 
 // parseSignalFlags parses the signal command's flags and environment into the service's

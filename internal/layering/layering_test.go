@@ -79,8 +79,9 @@ func layers() map[string]rule {
 		"web/internal/wasmbuild": {},
 		"web/internal/genwasm":   {internal: []string{"web/internal/wasmbuild"}},
 		"internal/layering":      {},
-		"internal/natlab":        {}, // std lib only: it runs the rtcmesh binary, never imports it
-		"internal/composetest":   {}, // std lib only: it runs the image through docker-compose
+		"internal/natlab":        {},                                                   // std lib only: it runs the rtcmesh binary, never imports it
+		"internal/composetest":   {},                                                   // std lib only: it runs the image through docker-compose
+		"internal/bidi":          {external: []string{"github.com/gorilla/websocket"}}, // test helper: drives Firefox over WebDriver BiDi
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // BenchmarkRelay measures end-to-end relays over loopback: one client sends candidates,
 // another reads them, the server parses, stamps and forwards each.
 func BenchmarkRelay(b *testing.B) {
-	srv, err := signalserver.New(overDefaults(signalserver.Config{RateLimit: 1e9, RateBurst: 1e9, SendQueueLength: 1024}))
+	srv, err := signalserver.New(overDefaults(signalserver.Config{RateLimit: 1e9, RateBurst: 1e9, SendQueueBytes: 1 << 20, MaxQueuedBytes: 1 << 30}))
 	if err != nil {
 		b.Fatal(err)
 	}

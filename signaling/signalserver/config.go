@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -24,6 +25,10 @@ type Config struct {
 	// RateBurst how many it may send back to back (token bucket). Exceeding it gets a fatal
 	// rate_limited. Both are announced in welcome.limits. Defaults 20/s and 100: a node
 	// negotiating a handful of links trickles a few dozen candidates at once.
+	// The server's own replies to a connection (challenge, welcome, peer lists, errors: at most
+	// one per message it sent) queue up to RateBurst+1 frames, so a client that uses its whole
+	// burst and then reads its replies is never cut off; one that lets more pile up is a slow
+	// consumer.
 	RateLimit float64
 	RateBurst int
 
@@ -38,7 +43,42 @@ type Config struct {
 
 	// MaxConnections bounds all open connections (including those still saying hello); the
 	// next one gets a fatal server_full. It also bounds the number of networks. Default 50,000.
+	// New lowers it to FileLimit - ReservedFiles when that is smaller, and logs so: each
+	// connection holds a file descriptor, and a server out of descriptors cannot even accept
+	// the connection it would tell server_full, so clients would hang instead.
 	MaxConnections int
+
+	// FileLimit is how many file descriptors the process may hold. 0 (the default) means the
+	// soft RLIMIT_NOFILE, read by New (Go raises it to the hard limit at start); on systems
+	// without one, MaxConnections is not capped. Set it to cap MaxConnections by another
+	// figure.
+	FileLimit int
+	// ReservedFiles is how many of FileLimit are kept for everything but WebSocket
+	// connections: listeners, HTTP requests for /metrics and the page, connections being
+	// refused, logs, an embedded relay's sockets (the signaling service adds those). Default
+	// 128.
+	ReservedFiles int
+
+	// MaxConnectionsPerSource bounds the open connections from one source address, so one
+	// host cannot fill the server; the next gets a fatal source_full. A source is an IP
+	// address, or for IPv6 its /64 (one subscriber's network). Clients behind one NAT share a
+	// source: raise it for a deployment where many nodes share an address. Default 100.
+	MaxConnectionsPerSource int
+	// ConnectionsPerSourcePerMinute bounds the connections one source may open per minute,
+	// and HellosPerSourcePerMinute the hellos it may send (each costs a signature check and
+	// may create a network), both as token buckets that hold one minute's worth, so a whole
+	// NAT of nodes reconnecting at once after a restart gets in. Beyond them a connection
+	// gets a fatal source_rate_limited. Defaults 200 and 100.
+	ConnectionsPerSourcePerMinute int
+	HellosPerSourcePerMinute      int
+	// TrustedProxies are the reverse proxies (a prefix per proxy or proxy network) whose
+	// X-Forwarded-For header names the client. For a request from one of them the source is
+	// the rightmost X-Forwarded-For address that is not itself a trusted proxy; from anyone
+	// else the header is ignored, since a client can write anything there. Behind a proxy and
+	// without this setting every client has the proxy's address and shares one source's
+	// limits. Empty (the default) trusts no one. The proxy must append to X-Forwarded-For,
+	// not pass a client's header through unchanged.
+	TrustedProxies []netip.Prefix
 
 	// ContactCount is how many random live peers of the network a welcome carries, and the
 	// default size of a peers reply. Default 8, a little more than a HyParView active view.
@@ -47,10 +87,20 @@ type Config struct {
 	// MaxPeersReply caps the size of a peer-list reply, whatever the client asks. Default 32.
 	MaxPeersReply int
 
-	// SendQueueLength bounds the frames queued for one connection. A client that reads so
-	// slowly that its queue overflows is disconnected (close reason slow_consumer) so it
-	// cannot make the server buffer without bound. Default 64.
-	SendQueueLength int
+	// SendQueueBytes bounds the relayed frames (offers, answers, candidates, peer-left) queued
+	// for one connection, in bytes, counting 64 bytes of bookkeeping per frame. A relay that
+	// does not fit is dropped and its sender gets a non-fatal target_busy; a frame larger than
+	// the bound is queued only when the queue is empty. A receiver that does not read is
+	// disconnected as a slow consumer when a write stalls for WriteTimeout, so its queue is
+	// held that long at most. Default 256 KiB: dozens of typical offers, four of the largest.
+	SendQueueBytes int
+	// MaxQueuedBytes bounds the frames queued for all connections together, in bytes, so that
+	// memory does not grow with MaxConnections × SendQueueBytes. When a relay does not fit,
+	// the server disconnects the connection with the most bytes queued, if that holds at
+	// least half its SendQueueBytes (the receivers that do not read, not the busy ones), and
+	// otherwise drops the relay with target_busy. Replies are bounded per connection instead
+	// (RateBurst+1 frames of a few KiB) and counted here but never refused. Default 64 MiB.
+	MaxQueuedBytes int
 
 	// WriteTimeout bounds writing one frame to a client. Default 10 s.
 	WriteTimeout time.Duration
@@ -111,14 +161,21 @@ func DefaultConfig() Config {
 		HandshakeTimeout:   10 * time.Second,
 		MaxPeersPerNetwork: 10000,
 		MaxConnections:     50000,
-		ContactCount:       8,
-		MaxPeersReply:      32,
-		SendQueueLength:    64,
-		WriteTimeout:       10 * time.Second,
-		PingInterval:       20 * time.Second,
-		PongTimeout:        60 * time.Second,
-		CloseGracePeriod:   time.Second,
-		MaxCorrespondents:  64,
+		ReservedFiles:      128,
+
+		MaxConnectionsPerSource:       100,
+		ConnectionsPerSourcePerMinute: 200,
+		HellosPerSourcePerMinute:      100,
+
+		ContactCount:      8,
+		MaxPeersReply:     32,
+		SendQueueBytes:    256 << 10,
+		MaxQueuedBytes:    64 << 20,
+		WriteTimeout:      10 * time.Second,
+		PingInterval:      20 * time.Second,
+		PongTimeout:       60 * time.Second,
+		CloseGracePeriod:  time.Second,
+		MaxCorrespondents: 64,
 	}
 }
 
@@ -159,12 +216,32 @@ func (c Config) validate() (Config, error) {
 	positive("HandshakeTimeout", c.HandshakeTimeout > 0, c.HandshakeTimeout)
 	positive("MaxPeersPerNetwork", c.MaxPeersPerNetwork > 0, c.MaxPeersPerNetwork)
 	positive("MaxConnections", c.MaxConnections > 0, c.MaxConnections)
+	if c.FileLimit < 0 {
+		errs = append(errs, fmt.Errorf("FileLimit is %d, want 0 (the process's limit) or positive", c.FileLimit))
+	}
+	positive("ReservedFiles", c.ReservedFiles > 0, c.ReservedFiles)
+	positive("MaxConnectionsPerSource", c.MaxConnectionsPerSource > 0, c.MaxConnectionsPerSource)
+	positive("ConnectionsPerSourcePerMinute", c.ConnectionsPerSourcePerMinute > 0, c.ConnectionsPerSourcePerMinute)
+	positive("HellosPerSourcePerMinute", c.HellosPerSourcePerMinute > 0, c.HellosPerSourcePerMinute)
+	proxies := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("TrustedProxies: %v is not a valid prefix", p))
+			continue
+		}
+		proxies = append(proxies, p.Masked())
+	}
+	c.TrustedProxies = proxies
 	positive("ContactCount", c.ContactCount > 0, c.ContactCount)
 	positive("MaxPeersReply", c.MaxPeersReply > 0, c.MaxPeersReply)
 	if c.ContactCount > signaling.MaxListLength || c.MaxPeersReply > signaling.MaxListLength {
 		errs = append(errs, fmt.Errorf("ContactCount and MaxPeersReply must be at most %d", signaling.MaxListLength))
 	}
-	positive("SendQueueLength", c.SendQueueLength > 0, c.SendQueueLength)
+	positive("SendQueueBytes", c.SendQueueBytes > 0, c.SendQueueBytes)
+	positive("MaxQueuedBytes", c.MaxQueuedBytes > 0, c.MaxQueuedBytes)
+	if c.SendQueueBytes > 0 && c.MaxQueuedBytes > 0 && c.MaxQueuedBytes < c.SendQueueBytes {
+		errs = append(errs, fmt.Errorf("MaxQueuedBytes %d is below SendQueueBytes %d", c.MaxQueuedBytes, c.SendQueueBytes))
+	}
 	positive("WriteTimeout", c.WriteTimeout > 0, c.WriteTimeout)
 	positive("PingInterval", c.PingInterval > 0, c.PingInterval)
 	positive("PongTimeout", c.PongTimeout > 0, c.PongTimeout)

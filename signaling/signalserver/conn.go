@@ -27,9 +27,15 @@ type conn struct {
 	ws  *websocket.Conn
 	log zerolog.Logger // immutable: other goroutines log through it
 
-	// send is the bounded queue of frames for the writer. It is never closed: enqueuers
-	// may race with the end of the connection, and a full queue is a slow consumer.
-	send chan []byte
+	// Outgoing frames (see queue.go), guarded by outMu; queued (replies and relays, with
+	// overhead) is also read without the lock when looking for a connection to evict.
+	outMu      sync.Mutex
+	replies    [][]byte
+	relays     [][]byte
+	relayBytes int64
+	outClosed  bool
+	queued     atomic.Int64
+	wake       chan struct{} // capacity 1: something was queued
 
 	closeOnce  sync.Once
 	closing    chan struct{} // closed by closeWith
@@ -46,6 +52,10 @@ type conn struct {
 	// nonce is this connection's challenge (signaling.NonceSize random bytes), set before
 	// the reader starts; nil if the connection was refused before the challenge.
 	nonce []byte
+
+	// src is the source the connection was admitted from (its per-source limits); set
+	// before the connection is shared, then read under srv.mu.
+	src *source
 
 	// Hub state, guarded by srv.mu (id and network are written once, under the lock,
 	// by the reader before any other goroutine can see the connection as registered).
@@ -90,18 +100,22 @@ func (c *conn) isClosing() bool {
 
 // fatal sends error code with text and closes the connection.
 func (c *conn) fatal(code signaling.ErrorCode, text string) {
-	wsCode := websocket.ClosePolicyViolation
-	switch code {
-	case signaling.CodeFrameTooLarge:
-		wsCode = websocket.CloseMessageTooBig
-	case signaling.CodeServerFull, signaling.CodeNetworkFull:
-		wsCode = websocket.CloseTryAgainLater
-	case signaling.CodeInternal:
-		wsCode = websocket.CloseInternalServerErr
-	}
-	if c.closeWith(&signaling.Error{Code: code, Message: boundedString(text), Fatal: true}, wsCode, string(code), code) {
+	if c.closeWith(&signaling.Error{Code: code, Message: boundedString(text), Fatal: true}, closeCodeFor(code), string(code), code) {
 		c.log.Info().Str("code", string(code)).Str("reason", text).Msg("closing connection")
 	}
+}
+
+// closeCodeFor is the WebSocket close code that goes with a fatal error code.
+func closeCodeFor(code signaling.ErrorCode) int {
+	switch code {
+	case signaling.CodeFrameTooLarge:
+		return websocket.CloseMessageTooBig
+	case signaling.CodeServerFull, signaling.CodeNetworkFull, signaling.CodeSourceFull, signaling.CodeSourceRateLimited:
+		return websocket.CloseTryAgainLater
+	case signaling.CodeInternal:
+		return websocket.CloseInternalServerErr
+	}
+	return websocket.ClosePolicyViolation
 }
 
 // refuse reports a problem with one message. Before hello every problem is fatal: the
@@ -119,18 +133,6 @@ func (c *conn) refuse(code signaling.ErrorCode, text, to string) {
 	c.srv.countRejection(code)
 	c.log.Debug().Str("code", string(code)).Str("reason", text).Msg("message refused")
 	c.enqueue(frame)
-}
-
-// enqueue hands frame to the writer without blocking. A full queue means the client reads
-// too slowly; it is disconnected rather than allowed to grow the server's memory.
-func (c *conn) enqueue(frame []byte) {
-	select {
-	case c.send <- frame:
-	default:
-		if c.closeWith(nil, websocket.ClosePolicyViolation, string(signaling.CodeSlowConsumer), signaling.CodeSlowConsumer) {
-			c.log.Warn().Int("queue", cap(c.send)).Msg("send queue overflowed; disconnecting slow consumer")
-		}
-	}
 }
 
 // challenge draws the connection's nonce and queues the challenge, the first message the
@@ -205,6 +207,7 @@ func (c *conn) readLoop() {
 	}
 	<-c.writerDone
 	c.ws.Close()
+	c.releaseQueue()
 	c.srv.remove(c)
 }
 
@@ -254,6 +257,11 @@ func (c *conn) handleFrame(data []byte) {
 func (c *conn) handleHello(h *signaling.Hello) {
 	c.helloSeen.Store(true)
 	c.handshakeTimer.Stop()
+	if !c.srv.allowHello(c) {
+		c.fatal(signaling.CodeSourceRateLimited, fmt.Sprintf("your address %s sent more than %d hellos in a minute",
+			sourceName(c.src.key), c.srv.cfg.HellosPerSourcePerMinute))
+		return
+	}
 	// The proof comes first: an unproven hello learns nothing about the network (not even
 	// whether it is closed) and touches no member and no TURN credential.
 	id, err := c.verifyHello(h)
@@ -347,7 +355,11 @@ func (c *conn) relay(to string, m signaling.Message) {
 		c.log.Error().Err(err).Msg("marshal relay")
 		return
 	}
-	target.enqueue(frame)
+	if !target.enqueueRelay(frame) {
+		c.refuse(signaling.CodeTargetBusy, fmt.Sprintf("%q has too much waiting to be written; try again later", to), to)
+		return
+	}
+	c.srv.relayed.Add(1)
 }
 
 func (c *conn) sendMessage(m signaling.Message) {
@@ -365,36 +377,47 @@ func (c *conn) writeLoop() {
 	cfg := &c.srv.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
+	sendPing := func() bool {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+			c.log.Debug().Err(err).Msg("ping failed")
+			return false
+		}
+		return true
+	}
 	broken := false
 	for !broken {
 		select {
 		case <-c.closing:
 			c.finish(false)
 			return
+		case <-ping.C: // due even while frames keep coming
+			broken = !sendPing()
+			continue
 		default:
 		}
-		select {
-		case frame := <-c.send:
-			c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
-				broken = true
-				// A write that cannot finish within WriteTimeout means the client is not
-				// reading: the same fault as a queue overflow, and counted as one.
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					if c.closeWith(nil, websocket.CloseAbnormalClosure, "", signaling.CodeSlowConsumer) {
-						c.log.Warn().Dur("write_timeout", cfg.WriteTimeout).Msg("write timed out; disconnecting slow consumer")
-					}
-				} else {
-					c.log.Debug().Err(err).Msg("write failed")
+		frame, ok := c.pop()
+		if !ok {
+			select {
+			case <-c.wake:
+			case <-ping.C:
+				broken = !sendPing()
+			case <-c.closing:
+			}
+			continue
+		}
+		c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+			broken = true
+			// A write that cannot finish within WriteTimeout means the client is not
+			// reading: the same fault as a queue overflow, and counted as one.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if c.closeWith(nil, websocket.CloseAbnormalClosure, "", signaling.CodeSlowConsumer) {
+					c.log.Warn().Dur("write_timeout", cfg.WriteTimeout).Msg("write timed out; disconnecting slow consumer")
 				}
+			} else {
+				c.log.Debug().Err(err).Msg("write failed")
 			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				c.log.Debug().Err(err).Msg("ping failed")
-				broken = true
-			}
-		case <-c.closing:
 		}
 	}
 	c.closeWith(nil, websocket.CloseAbnormalClosure, "", "")

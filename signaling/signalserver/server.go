@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -45,11 +46,19 @@ type Server struct {
 	upgrader websocket.Upgrader
 	limits   signaling.Limits
 
+	// queued is the bytes of frames queued for all connections (MaxQueuedBytes), relayed
+	// counts relays handed to a target's queue, and noVictimUntil (Unix nanoseconds) holds off
+	// the next search for a connection to evict after one that found none.
+	queued        atomic.Int64
+	relayed       atomic.Uint64
+	noVictimUntil atomic.Int64
+
 	mu       sync.Mutex
 	closing  bool
 	active   int // ServeHTTP calls in progress; Shutdown waits for zero
 	conns    map[*conn]struct{}
 	networks map[string]*network
+	sources  *sources
 	rng      *rand.Rand // guarded by mu
 	stats    Stats      // counters, guarded by mu; gauges are computed in Stats()
 	idle     chan struct{}
@@ -77,15 +86,32 @@ type Stats struct {
 	Welcomed uint64
 	// MessagesRelayed counts offers, answers and candidates handed to a target's queue.
 	MessagesRelayed uint64
-	// Rejections counts errors sent (fatal and not) and slow-consumer disconnects (queue
-	// overflow or a write stalled beyond WriteTimeout), by code.
+	// Rejections counts errors sent (fatal and not, including connections refused at once for
+	// server_full, source_full and source_rate_limited) and slow-consumer disconnects (reply
+	// queue overflow, a write stalled beyond WriteTimeout, or eviction for MaxQueuedBytes), by
+	// code.
 	Rejections map[signaling.ErrorCode]uint64
+	// QueuedBytes is the bytes of frames queued for all connections (see MaxQueuedBytes).
+	QueuedBytes int64
+	// Sources is the number of source addresses the server tracks for its per-source limits.
+	Sources int
+	// MaxConnections is the connection limit in force: Config.MaxConnections, or lower if
+	// the open-file limit required.
+	MaxConnections int
 }
 
 // New validates cfg and returns a server.
 func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.validate()
 	if err != nil {
+		return nil, err
+	}
+	for _, n := range []int{cfg.ConnectionsPerSourcePerMinute, cfg.HellosPerSourcePerMinute} {
+		if _, err := perMinute(n, time.Time{}); err != nil {
+			return nil, fmt.Errorf("signalserver: invalid config: %w", err)
+		}
+	}
+	if cfg.MaxConnections, err = capConnections(cfg); err != nil {
 		return nil, err
 	}
 	rng := cfg.Rand
@@ -109,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 		limits:   signaling.Limits{MaxFrameSize: cfg.MaxFrameSize, Rate: cfg.RateLimit, Burst: cfg.RateBurst},
 		conns:    make(map[*conn]struct{}),
 		networks: make(map[string]*network),
+		sources:  newSources(cfg.MaxConnections),
 		rng:      rng,
 		idle:     make(chan struct{}),
 		stats:    Stats{Rejections: make(map[signaling.ErrorCode]uint64)},
@@ -127,6 +154,10 @@ func (s *Server) Stats() Stats {
 	}
 	out.Connections = len(s.conns)
 	out.Networks = len(s.networks)
+	out.Sources = len(s.sources.byKey)
+	out.MaxConnections = s.cfg.MaxConnections
+	out.MessagesRelayed = s.relayed.Load()
+	out.QueuedBytes = s.queued.Load()
 	for _, n := range s.networks {
 		out.Peers += len(n.members)
 	}
@@ -152,12 +183,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	originOK := s.checkOrigin(r)
+	key := sourceKey(r, s.cfg.TrustedProxies)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has already answered with an HTTP error.
 		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("websocket upgrade failed")
 		return
 	}
+	log := s.log.With().Str("remote", r.RemoteAddr).Str("source", sourceName(key)).Logger()
 	now := s.cfg.Now()
 	bucket, err := tokenbucket.New(s.cfg.RateLimit, s.cfg.RateBurst, now)
 	if err != nil { // unreachable: the config was validated
@@ -168,8 +201,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		srv:        s,
 		ws:         ws,
-		log:        s.log.With().Str("remote", r.RemoteAddr).Logger(),
-		send:       make(chan []byte, s.cfg.SendQueueLength),
+		log:        log,
+		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -177,27 +210,91 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		corr:       correspondents{limit: s.cfg.MaxCorrespondents},
 	}
 
-	// Every upgraded connection is tracked until its goroutines end, rejected ones too, so
-	// Shutdown waits for them and Stats counts them.
+	// Admission: the source's limits first, so that one source filling the server is told
+	// source_full while others are told server_full. A refused connection is answered and
+	// closed at once, without goroutines or a place in the table, so refusing is cheap.
+	var refuse signaling.ErrorCode
+	var why string
 	s.mu.Lock()
 	closing = s.closing
-	full := len(s.conns) >= s.cfg.MaxConnections
-	s.conns[c] = struct{}{}
+	if !closing {
+		src := s.sources.get(key, &s.cfg, now)
+		switch {
+		case src.open >= s.cfg.MaxConnectionsPerSource:
+			refuse, why = signaling.CodeSourceFull, fmt.Sprintf("your address %s holds its maximum of %d connections", sourceName(key), s.cfg.MaxConnectionsPerSource)
+		case len(s.conns) >= s.cfg.MaxConnections:
+			refuse, why = signaling.CodeServerFull, fmt.Sprintf("server holds its maximum of %d connections", s.cfg.MaxConnections)
+		case !src.connects.Allow(now):
+			refuse, why = signaling.CodeSourceRateLimited, fmt.Sprintf("your address %s opened more than %d connections in a minute", sourceName(key), s.cfg.ConnectionsPerSourcePerMinute)
+		default:
+			s.sources.opened(src)
+			c.src = src
+			// Every admitted connection is tracked until its goroutines end, rejected
+			// ones too, so Shutdown waits for them and Stats counts them.
+			s.conns[c] = struct{}{}
+		}
+		if refuse != "" {
+			s.stats.Rejections[refuse]++
+		}
+	}
 	s.mu.Unlock()
-
-	go c.writeLoop()
 	switch {
 	case closing:
-		c.closeWith(&signaling.Bye{Reason: "server shutting down"}, websocket.CloseGoingAway, "shutting down", "")
-	case full:
-		c.fatal(signaling.CodeServerFull, fmt.Sprintf("server holds its maximum of %d connections", s.cfg.MaxConnections))
-	case !originOK:
+		s.closeNow(ws, &signaling.Bye{Reason: "server shutting down"}, websocket.CloseGoingAway, "shutting down")
+		return
+	case refuse != "":
+		log.Debug().Str("code", string(refuse)).Str("reason", why).Msg("connection refused")
+		s.closeNow(ws, &signaling.Error{Code: refuse, Message: why, Fatal: true}, closeCodeFor(refuse), string(refuse))
+		return
+	}
+
+	go c.writeLoop()
+	if !originOK {
 		c.fatal(signaling.CodeOriginNotAllowed, fmt.Sprintf("origin %q is not allowed", boundedString(r.Header.Get("Origin"))))
-	default:
+	} else {
 		c.handshakeTimer = time.AfterFunc(s.cfg.HandshakeTimeout, c.handshakeExpired)
 		c.challenge()
 	}
 	c.readLoop()
+}
+
+// closeNow sends m and a close frame on a connection that was never admitted, and drops it.
+// The two frames are small enough to land in the socket's buffer at once; the client has
+// sent nothing yet (it waits for the challenge), so the close is a FIN the client reads after
+// them, not a reset. The write gets CloseGracePeriod at most.
+func (s *Server) closeNow(ws *websocket.Conn, m signaling.Message, code int, reason string) {
+	deadline := time.Now().Add(s.cfg.CloseGracePeriod)
+	if b, err := signaling.Marshal(m); err == nil {
+		ws.SetWriteDeadline(deadline)
+		if ws.WriteMessage(websocket.TextMessage, b) == nil {
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+		}
+	}
+	ws.Close()
+}
+
+// capConnections returns cfg.MaxConnections, lowered to what the open-file limit leaves
+// after ReservedFiles (and logged so), or an error if it leaves nothing.
+func capConnections(cfg Config) (int, error) {
+	limit, from := cfg.FileLimit, "Config.FileLimit"
+	if limit == 0 {
+		limit, from = processFileLimit(), "RLIMIT_NOFILE"
+	}
+	if limit == 0 {
+		return cfg.MaxConnections, nil
+	}
+	room := limit - cfg.ReservedFiles
+	if room < 1 {
+		return 0, fmt.Errorf("signalserver: the process may hold %d file descriptors (%s) and ReservedFiles keeps %d of them: no room for connections; raise the limit (ulimit -n)",
+			limit, from, cfg.ReservedFiles)
+	}
+	if cfg.MaxConnections <= room {
+		return cfg.MaxConnections, nil
+	}
+	cfg.Logger.Warn().Int("max_connections", room).Int("configured", cfg.MaxConnections).Int("file_limit", limit).
+		Str("file_limit_from", from).Int("reserved_files", cfg.ReservedFiles).
+		Msg("max connections lowered to fit the open-file limit; raise the limit (ulimit -n) to allow more")
+	return room, nil
 }
 
 // checkOrigin allows requests without Origin (non-browsers), same-host origins, and the
@@ -277,6 +374,13 @@ func (s *Server) signalIdleLocked() {
 		s.idleDone = true
 		close(s.idle)
 	}
+}
+
+// allowHello takes one of c's source's hellos for this minute, if it has one left.
+func (s *Server) allowHello(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.src.hellos.Allow(s.cfg.Now())
 }
 
 func (s *Server) countRejection(code signaling.ErrorCode) {
@@ -377,7 +481,6 @@ func (s *Server) lookupTarget(from *conn, to string) *conn {
 	}
 	from.corr.add(to)
 	target.corr.add(from.id)
-	s.stats.MessagesRelayed++
 	return target
 }
 
@@ -386,6 +489,9 @@ func (s *Server) remove(c *conn) {
 	var notify []*conn
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.src != nil {
+		s.sources.closed(c.src, s.cfg.Now())
+	}
 	if c.registered {
 		c.registered = false
 		n := c.net
@@ -417,7 +523,7 @@ func (s *Server) remove(c *conn) {
 		return
 	}
 	for _, peer := range notify {
-		peer.enqueue(frame)
+		peer.enqueueRelay(frame) // a peer too busy for it learns from its link instead
 	}
 }
 

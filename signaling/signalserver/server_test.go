@@ -335,44 +335,74 @@ func TestPeerLeftGoesToCorrespondentsOnly(t *testing.T) {
 
 func TestSlowConsumerIsDisconnected(t *testing.T) {
 	srv, url := startServer(t, signalserver.Config{
-		SendQueueLength:  2,
+		SendQueueBytes:   128 << 10,
 		RateLimit:        1e6,
 		RateBurst:        1e6,
-		WriteTimeout:     time.Second,
+		WriteTimeout:     200 * time.Millisecond,
 		CloseGracePeriod: 100 * time.Millisecond,
 	})
 	fast := dialRaw(t, url, nil)
 	fast.hello("fast", "lobby")
 	slow := dialRaw(t, url, nil)
 	slow.hello("slow", "lobby")
-	// slow never reads again; fill the socket buffers and then its queue.
+	// slow never reads again: the socket buffers fill, then its queue, then a write stalls
+	// for WriteTimeout and slow is dropped. fast's replies (target_busy, once slow's queue is
+	// full) are read as they come so that fast stays a good reader.
+	replies := make(chan signaling.Message, 1<<16)
+	go func() {
+		for {
+			m, err := fast.tryRead()
+			if err != nil {
+				close(replies)
+				return
+			}
+			replies <- m
+		}
+	}()
 	sdp := strings.Repeat("x", 60<<10)
-	for i := 0; srv.Stats().Rejections[signaling.CodeSlowConsumer] == 0; i++ {
-		if srv.Stats().Peers < 2 {
-			t.Fatalf("slow reader left without being counted as a slow consumer: %+v", srv.Stats())
+	deadline := time.Now().Add(wait)
+	for srv.Stats().Rejections[signaling.CodeSlowConsumer] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow reader is still connected: %+v", srv.Stats())
 		}
-		if i > 1000 {
-			t.Fatal("60 MB sent and the slow reader is still connected")
+		if st := srv.Stats(); st.QueuedBytes > 128<<10+2*(60<<10+200) {
+			t.Fatalf("queued %d bytes for one slow reader, beyond SendQueueBytes", st.QueuedBytes)
 		}
-		fast.send(&signaling.Offer{To: idOf("slow"), SDP: sdp})
+		if err := fast.ws.WriteMessage(websocket.TextMessage, mustMarshal(t, &signaling.Offer{To: idOf("slow"), SDP: sdp})); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	waitFor(t, "slow consumer removed", func() bool { return srv.Stats().Peers == 1 })
+	waitFor(t, "queue released", func() bool { return srv.Stats().QueuedBytes == 0 })
+	if srv.Stats().Rejections[signaling.CodeTargetBusy] == 0 {
+		t.Error("no relay to the full queue was refused with target_busy")
+	}
 	// The fast client is unaffected.
 	fast.send(&signaling.PeersRequest{})
-	for {
-		m := fast.read()
-		if _, ok := m.(*signaling.PeerList); ok {
-			break
-		}
-		// fast corresponded with slow, so it hears that slow left; offers sent after
-		// that are answered with unknown_target.
-		if _, ok := m.(*signaling.PeerLeft); ok {
-			continue
-		}
-		if e, ok := m.(*signaling.Error); !ok || e.Code != signaling.CodeUnknownTarget {
+	for m := range replies {
+		switch m := m.(type) {
+		case *signaling.PeerList:
+			return
+		case *signaling.PeerLeft: // fast corresponded with slow, so it hears that slow left
+		case *signaling.Error:
+			if m.Fatal || (m.Code != signaling.CodeUnknownTarget && m.Code != signaling.CodeTargetBusy) {
+				t.Fatalf("fast client got %+v", m)
+			}
+		default:
 			t.Fatalf("fast client got %#v", m)
 		}
 	}
+	t.Fatal("fast client lost its connection")
+}
+
+func mustMarshal(t testing.TB, m signaling.Message) []byte {
+	t.Helper()
+	b, err := signaling.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestInternalErrorOnBadICEServers(t *testing.T) {

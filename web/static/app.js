@@ -26,10 +26,8 @@
     messages: 0,
     // Messages that came by catch-up (sent before this tab joined, or while it was away).
     history: 0,
-    // Current and target positions of drawn peers, by ID, for the easing animation.
-    pos: new Map(),
+    // Where each drawn peer goes, by ID (see moveAll).
     target: new Map(),
-    animating: false,
   };
 
   function showError(text) {
@@ -66,10 +64,42 @@
   // Drawn elements by peer ID: {g, circle, text, title, line, label}.
   const drawn = new Map();
 
-  function ringPosition(i, n, radius, offset) {
-    const a = -Math.PI / 2 + offset + (2 * Math.PI * i) / n;
-    return [radius * Math.cos(a), radius * Math.sin(a)];
+  // layout places the picture's peers: this peer at the centre, nActive neighbours on the
+  // inner ring, nPassive passive peers on the outer one. It is pure (the same sizes give the
+  // same places) and, whatever the sizes, no disc overlaps another or the centre (with its ID
+  // label) and every disc stays inside the viewBox: a crowded ring gets smaller discs, and a
+  // passive peer's label (under its disc) is shown only where there is room for it. Returns
+  // {self: {x, y, r}, active: [{x, y, r}], passive: [{x, y, r, label}]}.
+  function layout(nActive, nPassive) {
+    // A passive peer's label (its short ID, 12 px) is a box under its disc.
+    const GAP = 4, MIN_R = 2, MIN_LABELLED_R = 10;
+    const labelBox = (p, r) => [p.x - 24, p.y + r + 6, p.x + 24, p.y + r + 20];
+    const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+    const discOnBox = (p, r, b) => Math.hypot(p.x - clamp(p.x, b[0], b[2]), p.y - clamp(p.y, b[1], b[3])) < r + 1;
+    const boxesMeet = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+    const ring = (n, radius, offset) => Array.from({ length: n }, (_, i) => {
+      const a = -Math.PI / 2 + offset + (2 * Math.PI * i) / n;
+      return { x: radius * Math.cos(a), y: radius * Math.sin(a) };
+    });
+    // Neighbouring discs are a chord apart: a crowded ring gets smaller discs.
+    const fit = (n, radius, r) => Math.max(MIN_R, Math.min(r, n > 1 ? (2 * radius * Math.sin(Math.PI / n) - GAP) / 2 : r));
+    // labelsFit reports whether, with discs of radius r, no label meets a disc or another label.
+    const labelsFit = (pts, r) => pts.every((p, i) => pts.every((q, j) => i === j ||
+      (!discOnBox(q, r, labelBox(p, r)) && !boxesMeet(labelBox(p, r), labelBox(q, r)))));
+    const active = ring(nActive, ACTIVE_RADIUS, 0).map((p, _, all) => ({ ...p, r: fit(all.length, ACTIVE_RADIUS, ACTIVE_R) }));
+    // The passive ring is turned half a step so its peers sit between the neighbours' links.
+    // Their discs shrink (down to MIN_LABELLED_R) to keep their labels; if that is not enough,
+    // the labels go (the full ID is in every disc's tooltip).
+    const pts = ring(nPassive, PASSIVE_RADIUS, Math.PI / Math.max(nPassive, 1));
+    let r = fit(nPassive, PASSIVE_RADIUS, PASSIVE_R), label = false;
+    for (let lr = Math.min(r, PASSIVE_R); lr >= MIN_LABELLED_R && nPassive <= 64; lr -= 1) {
+      if (labelsFit(pts, lr)) { r = lr; label = true; break; }
+    }
+    const passive = pts.map((p) => ({ ...p, r, label }));
+    return { self: { x: 0, y: 0, r: SELF_R }, active, passive };
   }
+  // The tests check the layout in every browser.
+  globalThis.rtcmeshLayout = layout;
 
   function pathClass(p) {
     return PATHS.includes(p) ? p : "unknown";
@@ -79,9 +109,12 @@
     const seen = new Set();
     const active = [...snap.neighbors].sort((a, b) => (a.id < b.id ? -1 : 1));
     const passive = [...snap.passive].filter((id) => !active.some((n) => n.id === id)).sort();
+    const places = layout(active.length, passive.length);
     active.forEach((nb, i) => {
       seen.add(nb.id);
-      const d = ensure(nb.id);
+      const at = places.active[i];
+      const d = ensure(nb.id, at);
+      d.circle.setAttribute("r", at.r);
       const kind = pathClass(nb.path);
       d.g.setAttribute("class", "node active");
       d.line.setAttribute("class", `lk ${nb.eager ? "eager" : "lazy"} ${kind}`);
@@ -94,30 +127,35 @@
         (nb.rttMs > 0 ? `, RTT ${nb.rttMs.toFixed(1)} ms` : "") +
         (nb.sinceMs > 0 ? `, up ${Math.round(nb.sinceMs / 1000)} s` : "");
       d.text.setAttribute("y", 0);
-      state.target.set(nb.id, ringPosition(i, active.length, ACTIVE_RADIUS, 0));
+      d.text.style.display = at.r === ACTIVE_R ? "" : "none";
+      state.target.set(nb.id, [at.x, at.y]);
     });
     passive.forEach((id, i) => {
       seen.add(id);
-      const d = ensure(id);
+      const at = places.passive[i];
+      const d = ensure(id, at);
+      d.circle.setAttribute("r", at.r);
       d.g.setAttribute("class", "node passive");
       d.line.style.display = "none";
       d.label.style.display = "none";
       d.title.textContent = `${id}\npassive view (known, not linked)`;
-      d.text.setAttribute("y", PASSIVE_R + 13);
-      state.target.set(id, ringPosition(i, passive.length, PASSIVE_RADIUS, Math.PI / Math.max(passive.length, 1)));
+      d.text.setAttribute("y", at.r + 13);
+      d.text.style.display = at.label ? "" : "none";
+      state.target.set(id, [at.x, at.y]);
     });
     for (const [id, d] of drawn) {
       if (seen.has(id)) continue;
       d.g.remove(); d.line.remove(); d.label.remove();
-      drawn.delete(id); state.pos.delete(id); state.target.delete(id);
+      drawn.delete(id); state.target.delete(id);
     }
-    for (const [id, d] of drawn) d.circle.setAttribute("r", active.some((n) => n.id === id) ? ACTIVE_R : PASSIVE_R);
     emptyNote.textContent = active.length === 0 ? "waiting for neighbours…" : "";
     $("view-sizes").textContent = `${active.length} neighbour${active.length === 1 ? "" : "s"} · ${passive.length} in the passive view`;
-    animate();
+    moveAll();
   }
 
-  function ensure(id) {
+  // ensure returns the drawn elements of peer id, drawing a new peer at its place at (not
+  // growing out of the centre, where it would cover this peer).
+  function ensure(id, at) {
     let d = drawn.get(id);
     if (d) return d;
     const line = svg("line", { x1: 0, y1: 0, x2: 0, y2: 0, "data-peer": id }, layers.links);
@@ -129,37 +167,27 @@
     text.textContent = short(id);
     d = { g, circle, text, title, line, label };
     drawn.set(id, d);
-    // New peers grow out of the centre.
-    state.pos.set(id, [0, 0]);
+    place(d, at.x, at.y);
     return d;
   }
 
-  // animate eases every drawn peer towards its target, moving nodes, links and labels together.
-  function animate() {
-    if (state.animating) return;
-    state.animating = true;
-    const step = () => {
-      let moving = false;
-      for (const [id, d] of drawn) {
-        const [tx, ty] = state.target.get(id) || [0, 0];
-        let [x, y] = state.pos.get(id) || [0, 0];
-        const dx = tx - x, dy = ty - y;
-        if (Math.abs(dx) + Math.abs(dy) > 0.5) {
-          x += dx * 0.18; y += dy * 0.18; moving = true;
-        } else {
-          x = tx; y = ty;
-        }
-        state.pos.set(id, [x, y]);
-        d.g.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
-        d.line.setAttribute("x2", x.toFixed(1));
-        d.line.setAttribute("y2", y.toFixed(1));
-        d.label.setAttribute("x", (x * 0.56).toFixed(1));
-        d.label.setAttribute("y", (y * 0.56).toFixed(1));
-      }
-      if (moving) requestAnimationFrame(step);
-      else state.animating = false;
-    };
-    requestAnimationFrame(step);
+  // place moves a drawn peer, its link and the link's label to x, y.
+  function place(d, x, y) {
+    d.g.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
+    d.line.setAttribute("x2", x.toFixed(1));
+    d.line.setAttribute("y2", y.toFixed(1));
+    d.label.setAttribute("x", (x * 0.56).toFixed(1));
+    d.label.setAttribute("y", (y * 0.56).toFixed(1));
+  }
+
+  // moveAll puts every drawn peer at its target at once. Peers are not eased from one place to
+  // the next: a peer that changes rings would cross the others on its way, and a background
+  // tab (or a screenshot) can stop an animation halfway, over another peer.
+  function moveAll() {
+    for (const [id, d] of drawn) {
+      const [x, y] = state.target.get(id) || [0, 0];
+      place(d, x, y);
+    }
   }
 
   function flashSelf() {
