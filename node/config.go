@@ -88,14 +88,17 @@ func DefaultConfig() Config {
 
 // DefaultLANConfig is DefaultConfig with the LAN timing of membership.DefaultLANConfig, for
 // links that open in milliseconds (a LAN, loopback, tests). Catch-up keeps the same window but
-// compares with a neighbour every 2 s instead of 10 s and leaves out of its digests only the
-// last 500 ms, which the tree is still delivering, so what a node missed arrives sooner.
+// compares with a neighbour every 2 s instead of 10 s, so what a node missed arrives sooner. It
+// still leaves out of its digests what was sent in the last Gossip.MissingTimeout plus
+// Gossip.GraftRetryTimeout (1.5 s), which the tree may still be delivering, by one Graft: a
+// message fetched by catch-up while the tree was bringing it makes the tree's copy a duplicate,
+// which prunes a tree link (see ARCHITECTURE.md).
 func DefaultLANConfig() Config {
 	c := DefaultConfig()
 	c.Membership = membership.DefaultLANConfig()
 	c.IdleLinkTimeout = 10 * time.Second
 	c.Gossip.CatchUpInterval = 2 * time.Second
-	c.Gossip.CatchUpSettle = 500 * time.Millisecond
+	c.Gossip.CatchUpSettle = c.Gossip.MissingTimeout + c.Gossip.GraftRetryTimeout
 	c.Gossip.CatchUpPullTimeout = 2 * time.Second
 	return c
 }

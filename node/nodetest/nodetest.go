@@ -29,8 +29,9 @@ func Key(t testing.TB, name string) *identity.Key {
 }
 
 // Config is node.DefaultLANConfig with the timers of a test: shuffles every 500 ms, neighbour
-// requests that time out after 1 s, ticks every 20 ms, catch-up digests every 500 ms leaving
-// out the last 200 ms, so overlays form and repair, and missed messages arrive, in seconds.
+// requests that time out after 1 s, ticks every 20 ms, catch-up digests every 500 ms (leaving
+// out, as the LAN profile does, the last 1.5 s, which the tree may still be delivering), so
+// overlays form and repair, and missed messages arrive, in seconds.
 func Config() node.Config {
 	c := node.DefaultLANConfig()
 	c.Membership.ShuffleInterval = 500 * time.Millisecond
@@ -39,7 +40,6 @@ func Config() node.Config {
 	c.TickInterval = 20 * time.Millisecond
 	c.IdleLinkTimeout = 2 * time.Second
 	c.Gossip.CatchUpInterval = 500 * time.Millisecond
-	c.Gossip.CatchUpSettle = 200 * time.Millisecond
 	c.Gossip.CatchUpPullTimeout = time.Second
 	return c
 }
@@ -184,10 +184,11 @@ func (m *Mesh) WaitDelivered(id gossip.MessageID, live []*node.Node, within time
 		for _, nd := range live {
 			if m.got[index[nd]][id] == 0 {
 				// Enough state to tell a lost frame from a refusal or a cut node.
-				g := nd.Stats().Gossip
-				return fmt.Errorf("%s has not delivered %s (neighbours %d, eager %d, lazy %d, missing %d, refused: signature %d, replay %d, clock %d, self-origin %d)",
-					nd.ID(), id, len(nd.Neighbors()), g.EagerPeers, g.LazyPeers, g.PendingMissing,
-					g.RefusedSignature, g.RefusedReplay, g.RefusedClock, g.RefusedSelfOrigin)
+				s := nd.Stats()
+				g := s.Gossip
+				return fmt.Errorf("%s has not delivered %s (neighbours %d, eager %d, lazy %d, missing %d, pulls %d, refused: signature %d, replay %d, clock %d, self-origin %d; frames dropped %d, catch-up frames dropped %d, slow peers %d)",
+					nd.ID(), id, len(nd.Neighbors()), g.EagerPeers, g.LazyPeers, g.PendingMissing, g.PendingPulls,
+					g.RefusedSignature, g.RefusedReplay, g.RefusedClock, g.RefusedSelfOrigin, s.FramesDropped, s.CatchUpFramesDropped, s.SlowPeers)
 			}
 		}
 		return nil
