@@ -70,6 +70,8 @@ type Config struct {
 	History int
 	// Node is the template of every Go node's runtime configuration (ID, transport and
 	// contacts are filled in). Default node.DefaultLANConfig(): every peer is on one machine.
+	// Its Gossip.CatchUpWindow (set with Node.SetCatchUp) is how far back the nodes keep what
+	// was said for peers that join later, such as a tab opened late.
 	Node node.Config
 	// Signal configures the signaling server; its Logger and ICEServers hook are set by the
 	// signaling service. Default signalserver.DefaultConfig().
@@ -433,6 +435,11 @@ type Message struct {
 	Chat bool
 	// Latency is the time from its author's send to this delivery; -1 when unknown.
 	Latency time.Duration
+	// SentAt is when its origin broadcast it (the broadcast's signed time).
+	SentAt time.Time
+	// History is set when the node got it by catch-up (it was sent while the node was away
+	// or not yet joined) rather than live.
+	History bool
 	// ReceivedAt is when the node delivered it.
 	ReceivedAt time.Time
 }
@@ -499,7 +506,8 @@ func (n *Node) WaitMessage(ctx context.Context, text string) (Message, error) {
 
 func (n *Node) drainDeliveries(log zerolog.Logger) {
 	for dl := range n.w.Deliveries() {
-		m := Message{ID: hex.EncodeToString(dl.ID[:]), Origin: dl.Origin, Hops: dl.Hops, ReceivedAt: dl.ReceivedAt, Latency: -1}
+		m := Message{ID: hex.EncodeToString(dl.ID[:]), Origin: dl.Origin, Hops: dl.Hops, ReceivedAt: dl.ReceivedAt, Latency: -1,
+			SentAt: dl.SentAt, History: dl.History}
 		if c, err := chat.Decode(dl.Data); err == nil {
 			m.Text, m.Chat = c.Text, true
 			if lat, ok := chat.Latency(c, dl.ReceivedAt); ok {
@@ -508,7 +516,7 @@ func (n *Node) drainDeliveries(log zerolog.Logger) {
 		} else {
 			m.Text = fmt.Sprintf("%q", dl.Data)
 		}
-		log.Debug().Str("origin", short(m.Origin)).Int("hops", m.Hops).Dur("latency", m.Latency).Str("text", m.Text).Msg("delivered")
+		log.Debug().Str("origin", short(m.Origin)).Int("hops", m.Hops).Dur("latency", m.Latency).Bool("history", m.History).Str("text", m.Text).Msg("delivered")
 		n.mu.Lock()
 		n.messages = append(n.messages, m)
 		if over := len(n.messages) - n.history; over > 0 {
@@ -556,6 +564,9 @@ func (d *Demo) Describe(w io.Writer) error {
 	b.WriteString("sees it and lets you broadcast; open it in several tabs to watch them talk.\n")
 	if d.cfg.Chatter > 0 {
 		fmt.Fprintf(&b, "A random Go node says something every %v.\n", d.cfg.Chatter)
+	}
+	if w := d.cfg.Node.Gossip.CatchUpWindow; w > 0 {
+		fmt.Fprintf(&b, "A tab opened late catches up on the last %v of messages, shown as history.\n", w)
 	}
 	b.WriteString("Press Ctrl-C to stop.\n")
 	_, err := io.WriteString(w, b.String())

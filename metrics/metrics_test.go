@@ -128,6 +128,11 @@ func TestNodeCollectorValues(t *testing.T) {
 	f.stats.Gossip.Sent[gossip.IHave], f.stats.Gossip.Received[gossip.Prune] = 5, 1
 	f.stats.Gossip.CachedMessages, f.stats.Gossip.EagerPeers, f.stats.Gossip.LazyPeers = 10, 2, 1
 	f.stats.Links, f.stats.BadFrames, f.stats.SlowPeers, f.stats.FramesDropped = 4, 7, 8, 11
+	f.stats.Gossip.HistoryMessages, f.stats.Gossip.HistoryBytes, f.stats.Gossip.HistoryDelivered = 12, 3400, 5
+	f.stats.Gossip.HistoryDuplicates, f.stats.Gossip.PendingPulls, f.stats.Gossip.CatchUpThrottled = 2, 3, 13
+	f.stats.Gossip.Unsent, f.stats.Gossip.UnsentDropped = 1, 14
+	f.stats.CatchUpFramesDropped = 15
+	f.stats.Gossip.Sent[gossip.Digest], f.stats.Gossip.Received[gossip.History] = 6, 5
 	f.neighbors = []node.Neighbor{{ID: "a", Path: link.PathHost}, {ID: "b", Path: link.PathRelay}, {ID: "c", Path: link.PathHost}, {ID: "d"}}
 
 	fams := gather(t, NewNodeCollector(f))
@@ -159,6 +164,17 @@ func TestNodeCollectorValues(t *testing.T) {
 		{"rtcmesh_node_bad_frames_total", nil, 7},
 		{"rtcmesh_node_slow_peers_total", nil, 8},
 		{"rtcmesh_node_frames_dropped_total", nil, 11},
+		{"rtcmesh_gossip_history_messages", nil, 12},
+		{"rtcmesh_gossip_history_bytes", nil, 3400},
+		{"rtcmesh_gossip_history_delivered_total", nil, 5},
+		{"rtcmesh_gossip_history_duplicates_total", nil, 2},
+		{"rtcmesh_gossip_pending_pulls", nil, 3},
+		{"rtcmesh_gossip_catch_up_throttled_total", nil, 13},
+		{"rtcmesh_gossip_unsent_messages", nil, 1},
+		{"rtcmesh_gossip_unsent_dropped_total", nil, 14},
+		{"rtcmesh_node_catch_up_frames_dropped_total", nil, 15},
+		{"rtcmesh_gossip_messages_sent_total", []string{"type", "DIGEST"}, 6},
+		{"rtcmesh_gossip_messages_received_total", []string{"type", "HISTORY"}, 5},
 	} {
 		if got := value(t, fams, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%q = %v, want %v", c.name, c.labels, got, c.want)
@@ -168,8 +184,8 @@ func TestNodeCollectorValues(t *testing.T) {
 	if n := len(fams["rtcmesh_membership_messages_sent_total"].GetMetric()); n != int(membership.ShuffleReply) {
 		t.Errorf("%d membership types exported, want %d", n, membership.ShuffleReply)
 	}
-	if n := len(fams["rtcmesh_gossip_messages_sent_total"].GetMetric()); n != int(gossip.Prune) {
-		t.Errorf("%d gossip types exported, want %d", n, gossip.Prune)
+	if n := len(fams["rtcmesh_gossip_messages_sent_total"].GetMetric()); n != int(gossip.History) {
+		t.Errorf("%d gossip types exported, want %d", n, gossip.History)
 	}
 	lint(t, NewNodeCollector(f))
 }

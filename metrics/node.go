@@ -38,44 +38,57 @@ type NodeCollector struct {
 	eager, lazy, gossipInvalid        *prometheus.Desc
 	refused, origins                  *prometheus.Desc
 
+	historyMessages, historyBytes, historyDelivered, historyDuplicates *prometheus.Desc
+	pendingPulls, catchUpThrottled, unsent, unsentDropped              *prometheus.Desc
+
 	framesSent, framesReceived, badFrames *prometheus.Desc
 	framesDropped, slowPeers              *prometheus.Desc
 	deliveriesDropped, eventsDropped      *prometheus.Desc
+	catchUpFramesDropped                  *prometheus.Desc
 }
 
 // NewNodeCollector returns a collector reading n at every scrape.
 func NewNodeCollector(n NodeSource) *NodeCollector {
 	return &NodeCollector{
-		node:               n,
-		activeView:         newDesc("membership", "active_view_size", "Peers in the HyParView active view (the node's neighbours)."),
-		passiveView:        newDesc("membership", "passive_view_size", "Peers in the HyParView passive view (backups for repairs)."),
-		membershipReceived: newDesc("membership", "messages_received_total", "HyParView messages handed to the membership core, by type.", "type"),
-		membershipSent:     newDesc("membership", "messages_sent_total", "HyParView messages the membership core emitted, by type.", "type"),
-		peerDowns:          newDesc("membership", "peer_downs_total", "Link failures (failed dials, lost links, failed sends) reported to the membership core."),
-		rejoins:            newDesc("membership", "rejoins_total", "Joins restarted through a contact because both views ran empty."),
-		membershipInval:    newDesc("membership", "invalid_messages_total", "HyParView messages the membership core refused."),
-		links:              newDesc("", "links", "Neighbours by the path their link takes (host, srflx, prflx, relay, memory; unknown while the link is not up).", "path"),
-		linksOpen:          newDesc("", "links_open", "Open links, neighbours or not (a link opened for a shuffle reply or a refused request counts until it idles out)."),
-		broadcasts:         newDesc("gossip", "broadcasts_total", "Messages this node broadcast."),
-		delivered:          newDesc("gossip", "delivered_total", "Other nodes' messages delivered to this node's application."),
-		duplicates:         newDesc("gossip", "duplicates_total", "Payloads received again after the first copy."),
-		gossipSent:         newDesc("gossip", "messages_sent_total", "Plumtree messages the broadcast core emitted, by type.", "type"),
-		gossipReceived:     newDesc("gossip", "messages_received_total", "Plumtree messages handed to the broadcast core, by type.", "type"),
-		cache:              newDesc("gossip", "cache_messages", "Payloads held to answer GRAFTs."),
-		seen:               newDesc("gossip", "seen_ids", "Message IDs remembered for duplicate suppression."),
-		missing:            newDesc("gossip", "missing_messages", "Messages announced by IHAVE but not yet received."),
-		eager:              newDesc("gossip", "eager_peers", "Neighbours the broadcast tree sends payloads to."),
-		lazy:               newDesc("gossip", "lazy_peers", "Neighbours that get announcements (IHAVE) only."),
-		gossipInvalid:      newDesc("gossip", "invalid_messages_total", "Plumtree messages the broadcast core refused."),
-		refused:            newDesc("gossip", "refused_total", "Broadcasts refused before delivery or forwarding, by reason: signature (forged or modified), replay (a sequence number seen before), clock (time outside the skew window), self-origin (claims this node).", "reason"),
-		origins:            newDesc("gossip", "origins", "Origins whose sequence numbers the node tracks for replay protection."),
-		framesSent:         newDesc("node", "frames_sent_total", "Protocol frames handed to links."),
-		framesReceived:     newDesc("node", "frames_received_total", "Protocol frames received from links."),
-		badFrames:          newDesc("node", "bad_frames_total", "Frames the wire format or a core refused; each closed its link."),
-		framesDropped:      newDesc("node", "frames_dropped_total", "Frames dropped because a peer's pending queue was full."),
-		slowPeers:          newDesc("node", "slow_peers_total", "Links closed because their send queue was full."),
-		deliveriesDropped:  newDesc("node", "deliveries_dropped_total", "Deliveries the application did not read in time (the oldest are dropped)."),
-		eventsDropped:      newDesc("node", "events_dropped_total", "Neighbour events the application did not read in time (the oldest are dropped)."),
+		node:                 n,
+		activeView:           newDesc("membership", "active_view_size", "Peers in the HyParView active view (the node's neighbours)."),
+		passiveView:          newDesc("membership", "passive_view_size", "Peers in the HyParView passive view (backups for repairs)."),
+		membershipReceived:   newDesc("membership", "messages_received_total", "HyParView messages handed to the membership core, by type.", "type"),
+		membershipSent:       newDesc("membership", "messages_sent_total", "HyParView messages the membership core emitted, by type.", "type"),
+		peerDowns:            newDesc("membership", "peer_downs_total", "Link failures (failed dials, lost links, failed sends) reported to the membership core."),
+		rejoins:              newDesc("membership", "rejoins_total", "Joins restarted through a contact because both views ran empty."),
+		membershipInval:      newDesc("membership", "invalid_messages_total", "HyParView messages the membership core refused."),
+		links:                newDesc("", "links", "Neighbours by the path their link takes (host, srflx, prflx, relay, memory; unknown while the link is not up).", "path"),
+		linksOpen:            newDesc("", "links_open", "Open links, neighbours or not (a link opened for a shuffle reply or a refused request counts until it idles out)."),
+		broadcasts:           newDesc("gossip", "broadcasts_total", "Messages this node broadcast."),
+		delivered:            newDesc("gossip", "delivered_total", "Other nodes' messages delivered to this node's application live, through the broadcast tree (those caught up on are counted in rtcmesh_gossip_history_delivered_total)."),
+		duplicates:           newDesc("gossip", "duplicates_total", "Payloads received again after the first copy."),
+		gossipSent:           newDesc("gossip", "messages_sent_total", "Plumtree messages the broadcast core emitted, by type.", "type"),
+		gossipReceived:       newDesc("gossip", "messages_received_total", "Plumtree messages handed to the broadcast core, by type.", "type"),
+		cache:                newDesc("gossip", "cache_messages", "Payloads held to answer GRAFTs."),
+		seen:                 newDesc("gossip", "seen_ids", "Message IDs remembered for duplicate suppression."),
+		missing:              newDesc("gossip", "missing_messages", "Messages announced by IHAVE but not yet received."),
+		eager:                newDesc("gossip", "eager_peers", "Neighbours the broadcast tree sends payloads to."),
+		lazy:                 newDesc("gossip", "lazy_peers", "Neighbours that get announcements (IHAVE) only."),
+		gossipInvalid:        newDesc("gossip", "invalid_messages_total", "Plumtree messages the broadcast core refused."),
+		refused:              newDesc("gossip", "refused_total", "Broadcasts refused before delivery or forwarding, by reason: signature (forged or modified), replay (a sequence number seen before), clock (time outside the skew window), self-origin (claims this node).", "reason"),
+		origins:              newDesc("gossip", "origins", "Origins whose sequence numbers the node tracks for replay protection."),
+		historyMessages:      newDesc("gossip", "history_messages", "Broadcasts kept for catch-up (the recent window neighbours that missed them fetch from)."),
+		historyBytes:         newDesc("gossip", "history_bytes", "Payload and signature bytes of the broadcasts kept for catch-up."),
+		historyDelivered:     newDesc("gossip", "history_delivered_total", "Deliveries that came by catch-up (missed while paused, cut off or not yet joined) rather than through the broadcast tree."),
+		historyDuplicates:    newDesc("gossip", "history_duplicates_total", "Catch-up payloads received for messages already delivered."),
+		pendingPulls:         newDesc("gossip", "pending_pulls", "Messages asked of a neighbour by catch-up and not yet received."),
+		catchUpThrottled:     newDesc("gossip", "catch_up_throttled_total", "Catch-up answers not sent because the asking neighbour's budget was spent (a peer asking too much shows here)."),
+		unsent:               newDesc("gossip", "unsent_messages", "This node's broadcasts made with no neighbour, kept to push to its next one."),
+		unsentDropped:        newDesc("gossip", "unsent_dropped_total", "Broadcasts made with no neighbour dropped from the store-and-forward list to keep it bounded (catch-up still offers them)."),
+		framesSent:           newDesc("node", "frames_sent_total", "Protocol frames handed to links."),
+		framesReceived:       newDesc("node", "frames_received_total", "Protocol frames received from links."),
+		badFrames:            newDesc("node", "bad_frames_total", "Frames the wire format or a core refused; each closed its link."),
+		framesDropped:        newDesc("node", "frames_dropped_total", "Frames dropped because a peer's pending queue was full."),
+		slowPeers:            newDesc("node", "slow_peers_total", "Links closed because their send queue was full."),
+		deliveriesDropped:    newDesc("node", "deliveries_dropped_total", "Deliveries the application did not read in time (the oldest are dropped)."),
+		eventsDropped:        newDesc("node", "events_dropped_total", "Neighbour events the application did not read in time (the oldest are dropped)."),
+		catchUpFramesDropped: newDesc("node", "catch_up_frames_dropped_total", "Catch-up frames (DIGEST, HAVE, PULL, HISTORY) dropped because a link's catch-up queue was full or the link went down; the core asks again."),
 	}
 }
 
@@ -86,7 +99,10 @@ func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.links, c.linksOpen,
 		c.broadcasts, c.delivered, c.duplicates, c.gossipSent, c.gossipReceived, c.cache, c.seen, c.missing,
 		c.eager, c.lazy, c.gossipInvalid, c.refused, c.origins,
+		c.historyMessages, c.historyBytes, c.historyDelivered, c.historyDuplicates,
+		c.pendingPulls, c.catchUpThrottled, c.unsent, c.unsentDropped,
 		c.framesSent, c.framesReceived, c.badFrames, c.framesDropped, c.slowPeers, c.deliveriesDropped, c.eventsDropped,
+		c.catchUpFramesDropped,
 	} {
 		ch <- d
 	}
@@ -127,7 +143,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.broadcasts, g.Broadcasts)
 	ch <- counter(c.delivered, g.Delivered)
 	ch <- counter(c.duplicates, g.Duplicates)
-	for t := gossip.Gossip; t <= gossip.Prune; t++ {
+	for t := gossip.Gossip; t <= gossip.History; t++ {
 		ch <- counter(c.gossipSent, g.Sent[t], t.String())
 		ch <- counter(c.gossipReceived, g.Received[t], t.String())
 	}
@@ -149,6 +165,14 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(c.refused, r.n, r.reason.String())
 	}
 	ch <- gauge(c.origins, float64(g.Origins))
+	ch <- gauge(c.historyMessages, float64(g.HistoryMessages))
+	ch <- gauge(c.historyBytes, float64(g.HistoryBytes))
+	ch <- counter(c.historyDelivered, g.HistoryDelivered)
+	ch <- counter(c.historyDuplicates, g.HistoryDuplicates)
+	ch <- gauge(c.pendingPulls, float64(g.PendingPulls))
+	ch <- counter(c.catchUpThrottled, g.CatchUpThrottled)
+	ch <- gauge(c.unsent, float64(g.Unsent))
+	ch <- counter(c.unsentDropped, g.UnsentDropped)
 
 	ch <- counter(c.framesSent, s.FramesSent)
 	ch <- counter(c.framesReceived, s.FramesReceived)
@@ -157,4 +181,5 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.slowPeers, s.SlowPeers)
 	ch <- counter(c.deliveriesDropped, s.DeliveriesDropped)
 	ch <- counter(c.eventsDropped, s.EventsDropped)
+	ch <- counter(c.catchUpFramesDropped, s.CatchUpFramesDropped)
 }

@@ -28,6 +28,9 @@ type Config struct {
 	Contacts []string
 	// Membership and Gossip are the templates for the two protocol cores; Self, Rand,
 	// Contacts and the gossip core's Auth (the broadcast signatures) are filled in by the node.
+	// Gossip also holds catch-up (CatchUpWindow and the CatchUp… bounds): how long broadcasts
+	// are kept for neighbours that missed them, delivered to those with Delivery.History set.
+	// 0 turns it off.
 	Membership membership.Config
 	Gossip     gossip.Config
 	// Limits bound every frame a peer sends; a frame outside them closes the link.
@@ -42,7 +45,9 @@ type Config struct {
 	PendingFramesPerPeer int
 	// DeliveryQueueLength bounds the deliveries waiting for the application to read
 	// Deliveries; when it is full the oldest is dropped and counted (Stats.DeliveriesDropped),
-	// so a slow reader never stalls the overlay.
+	// so a slow reader never stalls the overlay. With catch-up on, up to
+	// Gossip.CatchUpMaxMessages more wait inside the node (memory taken only when used): a
+	// late joiner may be handed a neighbour's whole history at once, faster than it reads.
 	DeliveryQueueLength int
 	// EventQueueLength bounds the events waiting on Events, with the same policy.
 	EventQueueLength int
@@ -82,12 +87,41 @@ func DefaultConfig() Config {
 }
 
 // DefaultLANConfig is DefaultConfig with the LAN timing of membership.DefaultLANConfig, for
-// links that open in milliseconds (a LAN, loopback, tests).
+// links that open in milliseconds (a LAN, loopback, tests). Catch-up keeps the same window but
+// compares with a neighbour every 2 s instead of 10 s, so what a node missed arrives sooner. It
+// still leaves out of its digests what was sent in the last Gossip.MissingTimeout plus
+// Gossip.GraftRetryTimeout (1.5 s), which the tree may still be delivering, by one Graft: a
+// message fetched by catch-up while the tree was bringing it makes the tree's copy a duplicate,
+// which prunes a tree link (see ARCHITECTURE.md).
 func DefaultLANConfig() Config {
 	c := DefaultConfig()
 	c.Membership = membership.DefaultLANConfig()
 	c.IdleLinkTimeout = 10 * time.Second
+	c.Gossip.CatchUpInterval = 2 * time.Second
+	c.Gossip.CatchUpSettle = c.Gossip.MissingTimeout + c.Gossip.GraftRetryTimeout
+	c.Gossip.CatchUpPullTimeout = 2 * time.Second
 	return c
+}
+
+// SetCatchUp sets how far back broadcasts are kept for catch-up (Gossip.CatchUpWindow; 0
+// turns catch-up off) and raises Gossip.SeenMaxAge when the window needs it: a message is
+// accepted while younger than the larger of the window and Gossip.MaxClockSkew, and its ID
+// must be remembered for one skew longer than that (see gossip.Config.MaxClockSkew). It
+// refuses a window that is negative or not longer than Gossip.CatchUpInterval plus
+// Gossip.CatchUpSettle, which no digest would cover.
+func (c *Config) SetCatchUp(window time.Duration) error {
+	if window < 0 {
+		return fmt.Errorf("node: catch-up window %v must not be negative", window)
+	}
+	if least := c.Gossip.CatchUpInterval + c.Gossip.CatchUpSettle; window > 0 && window <= least {
+		return fmt.Errorf("node: catch-up window %v must be 0 (off) or longer than %v, the catch-up interval (%v) plus settle time (%v)",
+			window, least, c.Gossip.CatchUpInterval, c.Gossip.CatchUpSettle)
+	}
+	c.Gossip.CatchUpWindow = window
+	if need := max(window, c.Gossip.MaxClockSkew) + c.Gossip.MaxClockSkew; c.Gossip.SeenMaxAge <= need {
+		c.Gossip.SeenMaxAge = need + time.Minute
+	}
+	return nil
 }
 
 // validate refuses a missing or invalid field, the first in field order; the protocol

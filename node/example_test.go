@@ -45,7 +45,7 @@ func Example() {
 	bob := start("bob", alice.ID())
 	defer bob.Close()
 
-	// Wait until bob has a neighbour: a broadcast made before that reaches nobody.
+	// Wait until bob has a neighbour: a broadcast made before that waits for the first one.
 	for ev := range bob.Events() {
 		if ev.Type == node.NeighborUp {
 			fmt.Println("bob's neighbour:", names[ev.Peer])

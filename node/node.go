@@ -39,6 +39,17 @@ type Delivery struct {
 	// Hops is the number of links the message crossed; 0 for this node's own broadcasts.
 	Hops int
 	Data []byte
+	// SentAt is when the origin broadcast the message, by the origin's clock (the signed time
+	// every broadcast carries, to the millisecond). Receivers refuse a message whose SentAt is
+	// further from their own clock than Config.Gossip.MaxClockSkew, or older than
+	// Config.Gossip.CatchUpWindow when that is longer.
+	SentAt time.Time
+	// History is set when the message came by catch-up rather than through the broadcast
+	// tree: the node was paused, cut off or not yet joined when it was sent, and fetched it
+	// from a neighbour since (see Config.Gossip.CatchUpWindow). Such a message may have been
+	// sent long before ReceivedAt; deliveries of history come in bursts, ordered neither by
+	// SentAt nor with the live ones, so an application that shows a timeline sorts by SentAt.
+	History bool
 	// ReceivedAt is when the node delivered it.
 	ReceivedAt time.Time
 }
@@ -94,9 +105,14 @@ type Stats struct {
 	// FramesSent and FramesReceived count protocol frames.
 	FramesSent, FramesReceived uint64
 	// BadFrames counts frames the wire format or a core refused (each closed its link);
-	// FramesDropped counts frames dropped because a peer's pending queue was full;
-	// SlowPeers counts links closed because their send queue was full.
+	// FramesDropped counts frames dropped because a peer's pending queue was full, or its
+	// send queue while catch-up frames were filling it; SlowPeers counts links closed because
+	// their send queue was full.
 	BadFrames, FramesDropped, SlowPeers uint64
+	// CatchUpFramesDropped counts catch-up frames (DIGEST, HAVE, PULL, HISTORY) dropped
+	// because a link's catch-up queue was full: the peer asked for more than its link
+	// carries. The core asks again later.
+	CatchUpFramesDropped uint64
 	// DeliveriesDropped and EventsDropped count what the application did not read in time.
 	DeliveriesDropped, EventsDropped uint64
 }
@@ -108,6 +124,14 @@ type peerLink struct {
 	since      time.Time
 	lastActive time.Time
 	pending    [][]byte // frames waiting for the link to come up
+
+	// Catch-up frames are paced (see sendCatchUp): catchUp holds those waiting, in order,
+	// catchUpBytes their size; tickFrames and tickBytes what was handed to the link since the
+	// last tick; catchUpAt when the last one was.
+	catchUp               [][]byte
+	catchUpBytes          int
+	tickFrames, tickBytes int
+	catchUpAt             time.Time
 }
 
 // Node is one member of the overlay.
@@ -130,6 +154,10 @@ type Node struct {
 
 	reqs       chan func()
 	deliveries chan Delivery
+	// backlog holds, in order, the deliveries that did not fit in the deliveries channel
+	// (at most maxBacklog): the loop moves them there as the application reads.
+	backlog    []Delivery
+	maxBacklog int
 	events     chan Event
 	stop       chan struct{}
 	done       chan struct{}
@@ -175,6 +203,7 @@ func newNode(cfg Config, signed bool) (*Node, error) {
 		neighbors:  map[string]time.Time{},
 		reqs:       make(chan func()),
 		deliveries: make(chan Delivery, cfg.DeliveryQueueLength),
+		maxBacklog: backlogLength(cfg),
 		events:     make(chan Event, cfg.EventQueueLength),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -199,8 +228,9 @@ func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 func (n *Node) Events() <-chan Event { return n.events }
 
 // Broadcast sends data to every node of the overlay and delivers it locally. data must not be
-// modified afterwards. A broadcast made while the node has no neighbour reaches nobody else:
-// wait for a NeighborUp event first.
+// modified afterwards. A broadcast made while the node has no neighbour is kept (at most
+// Config.Gossip.MaxUnsent of them) and pushed to its first neighbour; with catch-up on
+// (Config.Gossip.CatchUpWindow) nodes that join within the window fetch it too, as history.
 func (n *Node) Broadcast(data []byte) (gossip.MessageID, error) {
 	var id gossip.MessageID
 	var err error
@@ -296,7 +326,16 @@ func (n *Node) run() {
 	defer ticker.Stop()
 	events := n.tr.Events()
 	for {
+		var out chan Delivery // nil, so never ready, while the backlog is empty
+		var next Delivery
+		if len(n.backlog) > 0 {
+			out, next = n.deliveries, n.backlog[0]
+		}
 		select {
+		case out <- next:
+			n.popBacklog()
+			n.drainBacklog()
+			continue // nothing for the cores to do
 		case ev, ok := <-events:
 			if !ok {
 				n.cfg.Logger.Error().Msg("transport closed under the node")
@@ -308,6 +347,7 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.tick()
 			n.closeIdleLinks()
+			n.pumpCatchUpAll()
 		case fn := <-n.reqs:
 			n.tick()
 			fn()
@@ -341,6 +381,10 @@ func (n *Node) shutdown(graceful bool) {
 	if err := n.tr.Close(); err != nil {
 		n.cfg.Logger.Warn().Err(err).Msg("closing transport")
 	}
+	// What the channel has room for is still read after Close; the rest is dropped.
+	n.drainBacklog()
+	n.stats.DeliveriesDropped += uint64(len(n.backlog))
+	n.backlog = nil
 	close(n.deliveries)
 	close(n.events)
 }
@@ -368,10 +412,15 @@ func (n *Node) flush() {
 				continue
 			}
 			n.buf = frame
-			n.send(env.To, frame)
+			if isCatchUp(env.Msg.Type) {
+				n.sendCatchUp(env.To, frame)
+			} else {
+				n.send(env.To, frame)
+			}
 		}
 		for _, d := range rd.Deliveries {
-			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload, ReceivedAt: n.now()})
+			n.deliver(Delivery{ID: d.ID, Origin: d.Origin, Hops: int(d.Hops), Data: d.Payload,
+				SentAt: time.UnixMilli(d.Time), History: d.History, ReceivedAt: n.now()})
 		}
 		for _, m := range rd.Misbehaviour {
 			n.onMisbehaviour(m)
@@ -417,6 +466,11 @@ func (n *Node) send(peer string, frame []byte) {
 			l.lastActive = n.now()
 			n.stats.FramesSent++
 			return
+		case errors.Is(err, link.ErrQueueFull) && n.catchUpBusy(l):
+			// The queue is full of what this node sent in answer to the peer's own catch-up:
+			// the frame is dropped (the protocols repair a lost frame), the link is kept.
+			n.stats.FramesDropped++
+			return
 		case errors.Is(err, link.ErrQueueFull):
 			// A peer that cannot keep up is dropped and replaced rather than allowed to stall
 			// the overlay; the LinkDown that follows reports it to the membership core.
@@ -444,6 +498,94 @@ func (n *Node) send(peer string, frame []byte) {
 	n.tr.Dial(peer)
 }
 
+// Catch-up pacing. A neighbour's Pull is answered at once with up to
+// Gossip.CatchUpPeerBurst bytes of HISTORY frames, thousands of small ones for a late joiner:
+// more than a link's send queue holds (memlink's 256 frames, rtclink's 1 MiB), and a full queue
+// closes the link as slow. So catch-up frames wait in a queue of their own per link, bounded
+// by twice that burst, and are handed to the link at most catchUpTickFrames frames and the
+// link's share of bytes (twice Gossip.CatchUpPeerRate) per tick, stopping while its queue is
+// full, which leaves room for the live frames. Beyond the bound they are dropped and counted
+// (the core asks again). While catch-up frames are in flight on a link, a live frame that finds
+// its queue full is dropped rather than taken as a sign of a slow peer.
+const (
+	catchUpTickFrames = 128
+	// catchUpBusyFor is how long after its last catch-up frame a link's full queue is
+	// blamed on catch-up rather than on the peer.
+	catchUpBusyFor = 2 * time.Second
+)
+
+// isCatchUp reports whether messages of type t are catch-up messages, which are paced.
+func isCatchUp(t gossip.MessageType) bool {
+	return t == gossip.Digest || t == gossip.Have || t == gossip.Pull || t == gossip.History
+}
+
+// sendCatchUp queues a catch-up frame for peer and hands the link what its pace allows.
+func (n *Node) sendCatchUp(peer string, frame []byte) {
+	l := n.links[peer]
+	if l == nil || !l.up {
+		n.send(peer, frame) // queued for the link being opened, as any frame
+		return
+	}
+	if l.catchUpBytes+len(frame) > 2*n.cfg.Gossip.CatchUpPeerBurst {
+		n.stats.CatchUpFramesDropped++
+		return
+	}
+	l.catchUp = append(l.catchUp, append([]byte(nil), frame...))
+	l.catchUpBytes += len(frame)
+	n.pumpCatchUp(peer, l)
+}
+
+// pumpCatchUp hands peer's link its waiting catch-up frames while this tick's allowance lasts
+// and the link's queue takes them.
+func (n *Node) pumpCatchUp(peer string, l *peerLink) {
+	maxBytes := max(2*n.cfg.Gossip.CatchUpPeerRate*int(n.cfg.TickInterval/time.Millisecond)/1000, 1)
+	for len(l.catchUp) > 0 && l.up && l.tickFrames < catchUpTickFrames && l.tickBytes < maxBytes {
+		f := l.catchUp[0]
+		err := n.tr.Send(peer, f)
+		switch {
+		case err == nil:
+			n.stats.FramesSent++
+			l.lastActive, l.catchUpAt = n.now(), n.now()
+			l.tickFrames++
+			l.tickBytes += len(f)
+		case errors.Is(err, link.ErrQueueFull):
+			l.catchUpAt = n.now()
+			return // the next tick tries again
+		case errors.Is(err, link.ErrNoLink):
+			// The link is going down; its LinkDown is on the way, and the core will compare
+			// again with whoever is a neighbour then.
+			l.up = false
+			n.stats.CatchUpFramesDropped += uint64(len(l.catchUp))
+			l.catchUp, l.catchUpBytes = nil, 0
+			return
+		default:
+			n.cfg.Logger.Debug().Err(err).Str("peer", peer).Msg("send a catch-up frame")
+			n.stats.CatchUpFramesDropped++
+		}
+		l.catchUp[0] = nil
+		l.catchUp = l.catchUp[1:]
+		l.catchUpBytes -= len(f)
+	}
+	if len(l.catchUp) == 0 {
+		l.catchUp = nil
+	}
+}
+
+// pumpCatchUpAll starts a new tick's allowance on every link and hands them what waits.
+func (n *Node) pumpCatchUpAll() {
+	for peer, l := range n.links {
+		l.tickFrames, l.tickBytes = 0, 0
+		if len(l.catchUp) > 0 {
+			n.pumpCatchUp(peer, l)
+		}
+	}
+}
+
+// catchUpBusy reports whether l's send queue may be full of catch-up frames.
+func (n *Node) catchUpBusy(l *peerLink) bool {
+	return len(l.catchUp) > 0 || (!l.catchUpAt.IsZero() && n.now().Sub(l.catchUpAt) < catchUpBusyFor)
+}
+
 func (n *Node) onLinkEvent(ev link.Event) {
 	switch ev.Type {
 	case link.LinkUp:
@@ -459,6 +601,9 @@ func (n *Node) onLinkEvent(ev link.Event) {
 			n.send(ev.Peer, f)
 		}
 	case link.LinkDown:
+		if l := n.links[ev.Peer]; l != nil {
+			n.stats.CatchUpFramesDropped += uint64(len(l.catchUp))
+		}
 		delete(n.links, ev.Peer)
 		if _, isNeighbor := n.neighbors[ev.Peer]; isNeighbor {
 			n.downReason[ev.Peer] = ev.Reason // for the NeighborDown that PeerDown causes
@@ -507,8 +652,6 @@ func (n *Node) closeIdleLinks() {
 	}
 }
 
-// deliver hands d to the application, dropping the oldest waiting delivery when the reader is
-// behind.
 // onMisbehaviour logs a refused broadcast and hands it to the peer-scoring hook. It logs at
 // debug level only: every refusal is a frame a hostile peer chose to send, so a louder level
 // would let it write the operator's log at its own rate. The refusals are counted by reason
@@ -521,18 +664,73 @@ func (n *Node) onMisbehaviour(m gossip.Misbehaviour) {
 	}
 }
 
+// backlogLength is how many deliveries may wait in the node beyond the channel's
+// DeliveryQueueLength: with catch-up on, Gossip.CatchUpMaxMessages, as many as a neighbour can
+// hand a late joiner in one burst; none without.
+func backlogLength(cfg Config) int {
+	if cfg.Gossip.CatchUpWindow > 0 {
+		return cfg.Gossip.CatchUpMaxMessages
+	}
+	return 0
+}
+
+// deliver hands d to the application. When the channel is full it waits in the backlog, and
+// when that is full too the oldest waiting delivery (the channel's head) is dropped and
+// counted: a slow reader never stalls the overlay, and order is kept.
 func (n *Node) deliver(d Delivery) {
-	for {
+	if len(n.backlog) == 0 {
 		select {
 		case n.deliveries <- d:
 			return
 		default:
 		}
+	}
+	if len(n.backlog) < n.maxBacklog {
+		n.backlog = append(n.backlog, d)
+		return
+	}
+	for {
 		select {
 		case <-n.deliveries:
 			n.stats.DeliveriesDropped++
 		default:
 		}
+		if len(n.backlog) == 0 {
+			select {
+			case n.deliveries <- d:
+				return
+			default:
+				continue // the reader took the freed slot's neighbour: drop again
+			}
+		}
+		select {
+		case n.deliveries <- n.backlog[0]:
+			n.popBacklog()
+			n.backlog = append(n.backlog, d)
+			return
+		default:
+		}
+	}
+}
+
+// drainBacklog moves waiting deliveries into the channel while it has room.
+func (n *Node) drainBacklog() {
+	for len(n.backlog) > 0 {
+		select {
+		case n.deliveries <- n.backlog[0]:
+			n.popBacklog()
+		default:
+			return
+		}
+	}
+}
+
+// popBacklog removes the backlog's head, releasing the array once it is empty.
+func (n *Node) popBacklog() {
+	n.backlog[0] = Delivery{}
+	n.backlog = n.backlog[1:]
+	if len(n.backlog) == 0 {
+		n.backlog = nil
 	}
 }
 

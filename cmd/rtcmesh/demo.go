@@ -27,12 +27,17 @@ func parseDemoFlags(args []string, stderr io.Writer, getenv func(string) string)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address of the page and of signaling (/ws); a loopback address, :0 picks a free port")
 	fs.StringVar(&cfg.Network, "network", cfg.Network, "network (room) the nodes and, by default, the page join")
 	fs.DurationVar(&cfg.Chatter, "chatter", 10*time.Second, "how often a random Go node broadcasts a line of its own; 0 disables")
+	catchUp := fs.Duration("catch-up", cfg.Node.Gossip.CatchUpWindow, "how far back the Go nodes keep broadcasts for peers that missed them: a tab opened late shows what was said in that time, marked as history; 0 turns catch-up off")
 	fs.Var((*prefixList)(&cfg.ICENetworks), "ice-networks", "comma-separated CIDRs the Go nodes also gather and check ICE candidates on, besides loopback and this machine's own addresses")
 	// The page is the interface of the demo: per-node info logs would bury the URL.
 	level := &logLevel{level: zerolog.WarnLevel}
 	fs.Var(level, "log-level", "least severe log level written: debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return demo.Config{}, 0, err
+	}
+	if err := cfg.Node.SetCatchUp(*catchUp); err != nil {
+		return demo.Config{}, 0, usageError{fmt.Errorf("--catch-up %v: must be 0 (off) or longer than %v",
+			*catchUp, cfg.Node.Gossip.CatchUpInterval+cfg.Node.Gossip.CatchUpSettle)}
 	}
 	listen, err := demo.LoopbackListen(cfg.Listen)
 	if err != nil {

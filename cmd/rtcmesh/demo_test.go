@@ -71,7 +71,15 @@ func TestDemoFlags(t *testing.T) {
 	if err != nil || len(withLAN.ICENetworks) != 2 || withLAN.ICENetworks[1].String() != "192.168.1.0/24" {
 		t.Errorf("--ice-networks 192.168.1.0/24: %v %v, want loopback and the LAN", withLAN.ICENetworks, err)
 	}
+	if cfg.Node.Gossip.CatchUpWindow != 5*time.Minute {
+		t.Errorf("the demo's nodes keep %v of history, want 5m", cfg.Node.Gossip.CatchUpWindow)
+	}
+	long, _, err := parseDemoFlags([]string{"--catch-up", "1h"}, io.Discard, noEnv)
+	if err != nil || long.Node.Gossip.CatchUpWindow != time.Hour {
+		t.Errorf("--catch-up 1h: %v, window %v", err, long.Node.Gossip.CatchUpWindow)
+	}
 	for _, args := range [][]string{
+		{"--catch-up", "1s"}, {"--catch-up", "-1m"},
 		{"--nodes", "-1"}, {"--listen", "0.0.0.0:8080"}, {"--listen", "192.0.2.1:80"}, {"--listen", "nonsense"},
 		{"--network", ""}, {"--chatter", "-1s"}, {"--ice-networks", "nonsense"},
 	} {

@@ -60,6 +60,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	profile := fs.String("profile", "wan", "timing profile: wan (links across the internet) or lan")
 	mdns := fs.Bool("mdns", true, "publish host candidates as <uuid>.local names (mDNS), as browsers do")
 	heartbeat := fs.Duration("heartbeat-timeout", link.DefaultHeartbeatTimeout, "a neighbour silent this long is taken as down")
+	catchUp := fs.Duration("catch-up", node.DefaultConfig().Gossip.CatchUpWindow, "how far back broadcasts are kept and fetched from neighbours after a pause, a cut or a late join (delivered with \"history\":true); 0 turns catch-up off")
 	var icePrefixes prefixList
 	fs.Var(&icePrefixes, "ice-networks", "comma-separated CIDRs: gather and check ICE candidates only on these networks (e.g. 127.0.0.0/8 for a single machine)")
 	maxLine := fs.Int("max-line", 60*1024, "longest input line broadcast, in bytes")
@@ -93,6 +94,10 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if *httpBroadcast && *httpListen == "" {
 		return nodeConfig{}, usageError{errors.New("--http-broadcast needs --http-listen")}
 	}
+	if err := cfg.Node.SetCatchUp(*catchUp); err != nil {
+		return nodeConfig{}, usageError{fmt.Errorf("--catch-up %v: must be 0 (off) or longer than %v, the %s profile's catch-up interval plus settle time",
+			*catchUp, cfg.Node.Gossip.CatchUpInterval+cfg.Node.Gossip.CatchUpSettle, *profile)}
+	}
 	cfg.Signal.Token = *token
 	cfg.Link.SetHeartbeatTimeout(*heartbeat)
 	if !*mdns {
@@ -124,8 +129,15 @@ type nodeEvent struct {
 	Reason string `json:"reason,omitempty"`
 	Origin string `json:"origin,omitempty"`
 	Hops   *int   `json:"hops,omitempty"`
-	Data   string `json:"data,omitempty"`
+	// SentAt is a delivery's origin time (RFC 3339, UTC, milliseconds); History is set when
+	// the delivery came by catch-up rather than live.
+	SentAt  string `json:"sent_at,omitempty"`
+	History bool   `json:"history,omitempty"`
+	Data    string `json:"data,omitempty"`
 }
+
+// sentAtFormat is RFC 3339 with milliseconds, the precision of a broadcast's time.
+const sentAtFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // loadIdentity returns the node's identity key: a fresh one when ephemeral, else the one kept
 // at path, created there on first start.
@@ -179,7 +191,8 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 	wg.Go(func() {
 		for d := range w.Deliveries() {
 			hops := d.Hops
-			write(nodeEvent{Event: "deliver", ID: d.ID.String(), Origin: d.Origin, Hops: &hops, Data: string(d.Data)})
+			write(nodeEvent{Event: "deliver", ID: d.ID.String(), Origin: d.Origin, Hops: &hops,
+				SentAt: d.SentAt.UTC().Format(sentAtFormat), History: d.History, Data: string(d.Data)})
 		}
 	})
 	// Not in the WaitGroup: a read from standard input cannot be interrupted, and the process

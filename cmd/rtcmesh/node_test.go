@@ -6,7 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestParseNodeFlagsCreatesNothing: parsing only parses; the identity file is created by
@@ -30,5 +34,65 @@ func TestParseNodeFlagsCreatesNothing(t *testing.T) {
 	again, err := loadIdentity(path, false)
 	if err != nil || again.ID() != id.ID() {
 		t.Errorf("second load: %v, ID %v, want %s", err, again, id.ID())
+	}
+}
+
+// TestCatchUpFlag: --catch-up sets the catch-up window (5m by default, 0 turns it off) with the
+// seen-set age it needs, and a window no digest would cover is a usage error naming the flag.
+func TestCatchUpFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 5 * time.Minute},
+		{[]string{"--catch-up", "0"}, 0},
+		{[]string{"--catch-up", "30m"}, 30 * time.Minute},
+		{[]string{"--catch-up", "10s", "--profile", "lan"}, 10 * time.Second},
+	} {
+		cfg, err := parseNodeFlags(tc.args, io.Discard, noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		g := cfg.WebRTC.Node.Gossip
+		if g.CatchUpWindow != tc.want {
+			t.Errorf("%q: window %v, want %v", tc.args, g.CatchUpWindow, tc.want)
+		}
+		if g.SeenMaxAge <= max(g.CatchUpWindow, g.MaxClockSkew)+g.MaxClockSkew {
+			t.Errorf("%q: seen max age %v too short for the window %v", tc.args, g.SeenMaxAge, g.CatchUpWindow)
+		}
+	}
+	cfg, err := parseNodeFlags(nil, io.Discard, func(k string) string {
+		if k == "RTCMESH_CATCH_UP" {
+			return "90s"
+		}
+		return ""
+	})
+	if err != nil || cfg.WebRTC.Node.Gossip.CatchUpWindow != 90*time.Second {
+		t.Errorf("RTCMESH_CATCH_UP=90s: %v, window %v", err, cfg.WebRTC.Node.Gossip.CatchUpWindow)
+	}
+	for _, bad := range [][]string{{"--catch-up", "-1s"}, {"--catch-up", "10s"}, {"--catch-up", "2s", "--profile", "lan"}} {
+		_, err := parseNodeFlags(bad, io.Discard, noEnv)
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), "--catch-up") {
+			t.Errorf("%q: error %v, want a usage error naming --catch-up", bad, err)
+		}
+	}
+}
+
+// TestDeliverEvent: a delivery's JSON line carries the origin's send time and, for one that
+// came by catch-up, "history":true; a live one has no history field.
+func TestDeliverEvent(t *testing.T) {
+	sent := time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("X", 3600))
+	hops := 2
+	var out strings.Builder
+	write := eventWriter(&out, zerolog.Nop())
+	for _, history := range []bool{false, true} {
+		write(nodeEvent{Event: "deliver", ID: "ab", Origin: "o", Hops: &hops, SentAt: sent.UTC().Format(sentAtFormat), History: history, Data: "x"})
+	}
+	want := `{"event":"deliver","id":"ab","origin":"o","hops":2,"sent_at":"2025-03-04T04:06:07.890Z","data":"x"}
+{"event":"deliver","id":"ab","origin":"o","hops":2,"sent_at":"2025-03-04T04:06:07.890Z","history":true,"data":"x"}
+`
+	if out.String() != want {
+		t.Errorf("deliver lines:\n%s\nwant:\n%s", out.String(), want)
 	}
 }

@@ -29,7 +29,9 @@ func Key(t testing.TB, name string) *identity.Key {
 }
 
 // Config is node.DefaultLANConfig with the timers of a test: shuffles every 500 ms, neighbour
-// requests that time out after 1 s, ticks every 20 ms, so overlays form and repair in seconds.
+// requests that time out after 1 s, ticks every 20 ms, catch-up digests every 500 ms (leaving
+// out, as the LAN profile does, the last 1.5 s, which the tree may still be delivering), so
+// overlays form and repair, and missed messages arrive, in seconds.
 func Config() node.Config {
 	c := node.DefaultLANConfig()
 	c.Membership.ShuffleInterval = 500 * time.Millisecond
@@ -37,6 +39,8 @@ func Config() node.Config {
 	c.Membership.RejoinBackoff = 500 * time.Millisecond
 	c.TickInterval = 20 * time.Millisecond
 	c.IdleLinkTimeout = 2 * time.Second
+	c.Gossip.CatchUpInterval = 500 * time.Millisecond
+	c.Gossip.CatchUpPullTimeout = time.Second
 	return c
 }
 
@@ -156,31 +160,39 @@ func (m *Mesh) OverlayOK(live []*node.Node) error {
 func (m *Mesh) BroadcastAll(origins, live []*node.Node) (payloads uint64) {
 	m.t.Helper()
 	before := PayloadsReceived(live)
-	index := map[*node.Node]int{}
-	for k, nd := range m.Nodes() {
-		index[nd] = k
-	}
 	for _, o := range origins {
 		id, err := o.Broadcast([]byte("hello from " + o.ID()))
 		if err != nil {
 			m.t.Fatal(err)
 		}
-		WaitFor(m.t, 10*time.Second, "broadcast from "+o.ID(), func() error {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			for _, nd := range live {
-				if m.got[index[nd]][id] == 0 {
-					// Enough state to tell a lost frame from a refusal or a cut node.
-					g := nd.Stats().Gossip
-					return fmt.Errorf("%s has not delivered %s (neighbours %d, eager %d, lazy %d, missing %d, refused: signature %d, replay %d, clock %d, self-origin %d)",
-						nd.ID(), id, len(nd.Neighbors()), g.EagerPeers, g.LazyPeers, g.PendingMissing,
-						g.RefusedSignature, g.RefusedReplay, g.RefusedClock, g.RefusedSelfOrigin)
-				}
-			}
-			return nil
-		})
+		m.WaitDelivered(id, live, 10*time.Second)
 	}
 	return PayloadsReceived(live) - before
+}
+
+// WaitDelivered waits until every node of live delivered message id, failing the test after
+// within.
+func (m *Mesh) WaitDelivered(id gossip.MessageID, live []*node.Node, within time.Duration) {
+	m.t.Helper()
+	index := map[*node.Node]int{}
+	for k, nd := range m.Nodes() {
+		index[nd] = k
+	}
+	WaitFor(m.t, within, "delivery of "+id.String(), func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, nd := range live {
+			if m.got[index[nd]][id] == 0 {
+				// Enough state to tell a lost frame from a refusal or a cut node.
+				s := nd.Stats()
+				g := s.Gossip
+				return fmt.Errorf("%s has not delivered %s (neighbours %d, eager %d, lazy %d, missing %d, pulls %d, refused: signature %d, replay %d, clock %d, self-origin %d; frames dropped %d, catch-up frames dropped %d, slow peers %d)",
+					nd.ID(), id, len(nd.Neighbors()), g.EagerPeers, g.LazyPeers, g.PendingMissing, g.PendingPulls,
+					g.RefusedSignature, g.RefusedReplay, g.RefusedClock, g.RefusedSelfOrigin, s.FramesDropped, s.CatchUpFramesDropped, s.SlowPeers)
+			}
+		}
+		return nil
+	})
 }
 
 // PayloadsReceived sums the GOSSIP messages (payload frames) the nodes received.

@@ -7,7 +7,8 @@
 //
 // The page configures it through globalThis.rtcmeshConfig ({signalURL, network, logLevel,
 // ephemeralIdentity}) and receives its events through globalThis.rtcmeshHooks ({onReady,
-// onMessage, onLinkEvent, onError}); once joined it exposes globalThis.rtcmesh with id,
+// onMessage, onLinkEvent, onError}; a message carries sentAtMs, its origin's signed send time,
+// and history, set when it came by catch-up: sent before the tab joined or while it was away); once joined it exposes globalThis.rtcmesh with id,
 // identity ("tab" or "ephemeral"), broadcast(text), snapshot(), benchmarkCrypto(n) and
 // close(), which return Promises because a Go callback must never block the page's event
 // loop. Broadcasts are chat messages (package chat), so every receiver can show their latency.
@@ -78,6 +79,12 @@ func start(cfg, hooks js.Value) (*peer, error) {
 		return nil, err
 	}
 	wc := rtcnode.DefaultConfig(key, signalURL, network)
+	// A tab verifies a broadcast's signature in about a millisecond (wasm), thirty times a Go
+	// node's time: a late joiner handed a neighbour's whole history (up to
+	// Gossip.CatchUpMaxMessages) needs seconds to check it, and a History that arrives after
+	// its Pull timed out is ignored, to be asked again at the next Digest. So the tab waits
+	// longer for what it pulled.
+	wc.Node.Gossip.CatchUpPullTimeout = 15 * time.Second
 	wc.Node.Logger = logger
 	wc.Signal.Logger = logger
 	wc.Link.Logger = logger
@@ -202,6 +209,7 @@ func (p *peer) snapshot() map[string]any {
 			"sent":       g.Broadcasts,
 			"delivered":  g.Delivered,
 			"duplicates": g.Duplicates,
+			"history":    g.HistoryDelivered,
 			"ihave":      g.Sent[gossip.IHave],
 			"graft":      g.Sent[gossip.Graft],
 			"prune":      g.Sent[gossip.Prune],
@@ -267,15 +275,14 @@ func (p *peer) forwardDeliveries() {
 			"origin":       d.Origin,
 			"hops":         d.Hops,
 			"receivedAtMs": d.ReceivedAt.UnixMilli(),
-			"sentAtMs":     0,
-			"latencyMs":    -1,
-			"own":          d.Origin == p.node.ID(),
+			// The broadcast's signed time, by the origin's clock: the order of sending.
+			"sentAtMs":  d.SentAt.UnixMilli(),
+			"history":   d.History,
+			"latencyMs": -1,
+			"own":       d.Origin == p.node.ID(),
 		}
 		if msg, err := chat.Decode(d.Data); err == nil {
 			m["text"] = msg.Text
-			if !msg.SentAt.IsZero() {
-				m["sentAtMs"] = msg.SentAt.UnixMilli()
-			}
 			if lat, ok := chat.Latency(msg, d.ReceivedAt); ok {
 				m["latencyMs"] = float64(lat.Microseconds()) / 1000
 			}

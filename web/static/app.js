@@ -24,6 +24,8 @@
   const state = {
     id: "",
     messages: 0,
+    // Messages that came by catch-up (sent before this tab joined, or while it was away).
+    history: 0,
     // Where each drawn peer goes, by ID (see moveAll).
     target: new Map(),
   };
@@ -215,6 +217,8 @@
       for (const k of ["sent", "delivered", "duplicates", "ihave", "graft", "prune"]) {
         $(`c-${k}`).textContent = String(st[k] ?? 0);
       }
+      // Messages caught up on are delivered too; the core counts them apart.
+      $("c-delivered").textContent = String((st.delivered ?? 0) + (st.history ?? 0));
       render(snap);
     } catch (e) {
       showError(`snapshot failed: ${e.message || e}`);
@@ -226,16 +230,29 @@
 
   // --- Messages ------------------------------------------------------------------------
 
+  // addMessage lists a delivered message. The list is newest first. A live message goes on
+  // top, as it arrives; one that came by catch-up (m.history: sent before this tab joined, or
+  // while it was away) is marked as history and placed by its origin's send time, so what the
+  // mesh said earlier reads in the order it was said, below what is said now.
   function addMessage(m) {
     const li = document.createElement("li");
-    if (m.own) li.className = "own";
+    if (m.own) li.classList.add("own");
+    if (m.history) li.classList.add("history");
     li.dataset.origin = m.origin;
     li.dataset.hops = String(m.hops);
+    li.dataset.sentAt = String(m.sentAtMs || 0);
     const text = document.createElement("div");
     text.className = "text";
     text.textContent = m.text;
     const meta = document.createElement("div");
     meta.className = "meta";
+    if (m.history) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "history";
+      badge.title = "Sent before this tab joined the mesh (or while it was away), and fetched from a neighbour since";
+      meta.append(badge);
+    }
     const from = document.createElement("span");
     from.append("from ");
     const code = document.createElement("code");
@@ -251,19 +268,36 @@
     const hops = document.createElement("span");
     hops.textContent = `${m.hops} hop${m.hops === 1 ? "" : "s"}`;
     const lat = document.createElement("span");
-    lat.textContent = m.latencyMs >= 0 ? `${Math.round(m.latencyMs)} ms` : "latency unknown";
     lat.className = "latency";
     const at = document.createElement("span");
-    at.textContent = new Date(m.receivedAtMs || Date.now()).toLocaleTimeString();
+    if (m.history) {
+      // A message caught up on is as late as the time the tab was away: its send time says more.
+      const sent = new Date(m.sentAtMs);
+      at.className = "sent-at";
+      at.textContent = `sent ${sent.toLocaleTimeString()}`;
+      at.title = `sent ${sent.toISOString()} by its origin's clock; received ${new Date(m.receivedAtMs || Date.now()).toLocaleTimeString()}`;
+      lat.textContent = m.latencyMs >= 0 ? `${(m.latencyMs / 1000).toFixed(1)} s later` : "";
+    } else {
+      lat.textContent = m.latencyMs >= 0 ? `${Math.round(m.latencyMs)} ms` : "latency unknown";
+      at.textContent = new Date(m.receivedAtMs || Date.now()).toLocaleTimeString();
+    }
     meta.append(from, hops, lat, at);
     li.append(text, meta);
     const list = $("messages");
-    list.prepend(li);
+    if (m.history) {
+      // Before the first message sent earlier than this one; at the end if there is none.
+      const later = [...list.children].find((el) => Number(el.dataset.sentAt) < (m.sentAtMs || 0));
+      list.insertBefore(li, later || null);
+    } else {
+      list.prepend(li);
+    }
     while (list.children.length > MAX_MESSAGES) list.lastElementChild.remove();
     state.messages++;
-    $("msg-count").textContent = `(${state.messages})`;
+    if (m.history) state.history++;
+    $("msg-count").textContent = state.history > 0 ? `(${state.messages}, ${state.history} from history)` : `(${state.messages})`;
     $("no-messages").hidden = true;
-    flashSelf();
+    // History comes in bursts of up to thousands: no flash (each costs a layout).
+    if (!m.history) flashSelf();
   }
 
   // --- Starting the peer -----------------------------------------------------------------
