@@ -185,7 +185,8 @@ func (c *Core) expireHistory() {
 	}
 	for c.pullQ.len() > 0 && c.pullQ.front().at <= c.now {
 		r := c.pullQ.pop()
-		if at, ok := c.pulls[r.id]; ok && at <= c.now {
+		// A pull asked again since has a later record of its own.
+		if asked, ok := c.pulls[r.id]; ok && asked+2*c.cfg.CatchUpPullTimeout <= c.now {
 			delete(c.pulls, r.id)
 		}
 	}
@@ -400,27 +401,32 @@ func (c *Core) onHave(from string, m Message) {
 }
 
 // pull asks peer for the messages of refs this node has not delivered and is not already
-// asking someone for, that are inside its window and not from its future.
+// asking someone for (within CatchUpPullTimeout), that are inside its window and not from its
+// future. An answer is still taken for twice the timeout, so that a slow answer (a peer that
+// verifies slowly, a busy link) is not wasted; only then is the pull forgotten.
 func (c *Core) pull(peer string, refs []MessageRef) {
 	start := c.windowStart()
 	latest := c.nowMillis() + c.cfg.MaxClockSkew.Milliseconds()
 	var want []MessageRef
 	for _, r := range refs {
-		if r.Time < start || r.Time > latest || r.ID == (MessageID{}) || len(c.pulls) >= c.cfg.CatchUpMaxPulls {
+		if r.Time < start || r.Time > latest || r.ID == (MessageID{}) {
 			continue
 		}
 		if _, seen := c.seen[r.ID]; seen {
 			continue
 		}
-		if _, asked := c.pulls[r.ID]; asked {
+		asked, pending := c.pulls[r.ID]
+		switch {
+		case pending && c.now < asked+c.cfg.CatchUpPullTimeout:
+			continue // someone is being asked
+		case !pending && len(c.pulls) >= c.cfg.CatchUpMaxPulls:
 			continue
 		}
 		if c.pulls == nil {
 			c.pulls = make(map[MessageID]time.Duration)
 		}
-		at := c.now + c.cfg.CatchUpPullTimeout
-		c.pulls[r.ID] = at
-		c.pullQ.push(stamped{id: r.ID, at: at})
+		c.pulls[r.ID] = c.now
+		c.pullQ.push(stamped{id: r.ID, at: c.now + 2*c.cfg.CatchUpPullTimeout})
 		want = append(want, r)
 	}
 	if len(want) > 0 {
@@ -482,6 +488,9 @@ func (c *Core) onHistory(from string, m Message) {
 		c.dropMissing(m.ID, entry)
 	}
 	c.store(&m, m.Hops, "")
+	if cm := c.cache[m.ID]; cm != nil {
+		cm.history = true
+	}
 	c.keep(&m, m.Hops)
 	c.digestSoon()
 }

@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -159,8 +160,9 @@ func TestCatchUpUnsolicited(t *testing.T) {
 	}
 }
 
-// A Have naming more messages than a may pull at once costs one bounded Pull; the pulls a
-// never gets expire, and the same messages can then be asked of someone else.
+// A Have naming more messages than a may pull at once costs one bounded Pull; after the pull
+// timeout the same messages can be asked of someone else, a late answer is still taken, and
+// the pulls nobody answers are forgotten.
 func TestCatchUpPullsBounded(t *testing.T) {
 	cfg := catchUpConfig()
 	cfg.CatchUpMaxPulls = 100
@@ -189,16 +191,27 @@ func TestCatchUpPullsBounded(t *testing.T) {
 	if rd := a.Ready(); len(rd.Messages) != 0 {
 		t.Fatalf("a pulled again before the timeout: %+v", rd.Messages)
 	}
+	// After the timeout the same messages may be asked of someone else.
 	n.tick(cfg.CatchUpPullTimeout)
-	if p := a.Stats().PendingPulls; p != 0 {
-		t.Fatalf("%d pulls pending after the timeout", p)
-	}
 	n.queue = nil
 	if err := a.Step("b", Message{Type: Have, Reply: true, Refs: refs}); err != nil {
 		t.Fatal(err)
 	}
-	if rd := a.Ready(); len(rd.Messages) != 1 || rd.Messages[0].To != "b" {
-		t.Fatalf("after the timeout a did not ask b: %+v", rd.Messages)
+	if rd := a.Ready(); len(rd.Messages) != 1 || rd.Messages[0].To != "b" || len(rd.Messages[0].Msg.Refs) != cfg.CatchUpMaxPulls {
+		t.Fatalf("after the timeout a did not ask b for the same %d: %+v", cfg.CatchUpMaxPulls, rd.Messages)
+	}
+	// A late answer from m is still taken within twice the timeout...
+	h := Message{Type: History, ID: refs[0].ID, Origin: "o", Hops: 1, Seq: 1, Time: refs[0].Time, Payload: []byte("late")}
+	if err := a.Step("m", h); err != nil {
+		t.Fatal(err)
+	}
+	if rd := a.Ready(); len(rd.Deliveries) != 1 || !rd.Deliveries[0].History {
+		t.Fatalf("a late answer was not delivered: %+v", rd)
+	}
+	// ... and the pulls that nobody answered are forgotten after twice the timeout.
+	n.tick(2 * cfg.CatchUpPullTimeout)
+	if p := a.Stats().PendingPulls; p != 0 {
+		t.Fatalf("%d pulls pending after twice the timeout", p)
 	}
 }
 
@@ -361,5 +374,61 @@ func TestCatchUpRefusedNotPulledAgain(t *testing.T) {
 	}
 	if rd := a.Ready(); len(rd.Messages) != 0 {
 		t.Fatalf("a pulled a refused message again: %+v", rd.Messages)
+	}
+}
+
+// When catch-up wins the race against the tree (a message pulled just before its Gossip
+// arrives), the tree's copy is not taken for a duplicate: the link it came on is not pruned,
+// and the message goes on down the tree.
+func TestCatchUpDoesNotShapeTheTree(t *testing.T) {
+	n := newTestNet(t, catchUpConfig(), 1)
+	b := n.add("b")
+	for _, p := range []string{"a", "c", "d"} {
+		n.add(p)
+		n.link("b", p)
+	}
+	n.queue = nil
+	id := n.idFor("raced")
+	m := Message{Type: Gossip, ID: id, Origin: "o", Hops: 3, Seq: 1, Time: n.now.Milliseconds(), Payload: []byte("raced")}
+	if err := b.Step("c", Message{Type: Have, Reply: true, Refs: []MessageRef{{Time: m.Time, ID: id}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Ready()
+	h := m
+	h.Type = History
+	if err := b.Step("c", h); err != nil {
+		t.Fatal(err)
+	}
+	if rd := b.Ready(); len(rd.Deliveries) != 1 || !rd.Deliveries[0].History {
+		t.Fatalf("the History was not delivered: %+v", rd)
+	}
+	if err := b.Step("a", m); err != nil {
+		t.Fatal(err)
+	}
+	rd := b.Ready()
+	if len(rd.Deliveries) != 0 {
+		t.Fatalf("delivered twice: %+v", rd.Deliveries)
+	}
+	forwarded := map[string]bool{}
+	for _, e := range rd.Messages {
+		if e.Msg.Type == Prune {
+			t.Fatalf("b pruned %s for the tree's copy of a message it had by catch-up", e.To)
+		}
+		if e.Msg.Type == Gossip && e.Msg.ID == id {
+			forwarded[e.To] = true
+		}
+	}
+	if !forwarded["d"] || forwarded["a"] {
+		t.Fatalf("the tree's copy went to %v, want d and not back to a", forwarded)
+	}
+	if !slices.Contains(b.EagerPeers(), "a") {
+		t.Fatalf("a is no longer eager: %v", b.EagerPeers())
+	}
+	// A second copy is a duplicate as usual.
+	if err := b.Step("d", m); err != nil {
+		t.Fatal(err)
+	}
+	if rd := b.Ready(); len(rd.Messages) != 1 || rd.Messages[0].Msg.Type != Prune || rd.Messages[0].To != "d" {
+		t.Fatalf("a second copy: %+v, want a Prune to d", rd.Messages)
 	}
 }

@@ -3,7 +3,6 @@ package gossip
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 )
@@ -104,8 +103,8 @@ type Core struct {
 	history      []historyEntry
 	historyHead  int
 	historyBytes int
-	// pulls are the messages asked for by Pull and not yet received, with the time after
-	// which another peer may be asked; pullQ expires them in that order.
+	// pulls are the messages asked for by Pull and not yet received, with the time they were
+	// last asked for (see pull); pullQ expires them in that order.
 	pulls map[MessageID]time.Duration
 	pullQ fifo
 	// catchUpPeers holds each neighbour's answer budget.
@@ -138,6 +137,9 @@ type cachedMessage struct {
 	// Prune; empty for the node's own messages, payloads from non-neighbours, and once the
 	// optimisation has acted for this message.
 	parent string
+	// history is set while the message is known only by catch-up (a History): the first
+	// Gossip for it is then the tree's copy, not a duplicate (see onGossip).
+	history bool
 }
 
 // lazyQueue is the announcements waiting for one lazy peer.
@@ -389,6 +391,14 @@ func (c *Core) onGossip(from string, m Message) {
 	neighbor := c.isNeighbor(from)
 	if _, dup := c.seen[m.ID]; dup {
 		c.stats.Duplicates++
+		if cm := c.cache[m.ID]; cm != nil && cm.history {
+			// The tree's copy of a message this node fetched by catch-up first: catch-up
+			// raced the tree, and must not shape it. The link is not pruned, and the message
+			// goes on down the tree as if this copy had come first.
+			cm.history = false
+			c.forwardTree(from, neighbor, &m, nil)
+			return
+		}
 		// The payload reached us twice, so the link it came on is redundant: demote it. The
 		// sender demotes us in turn when it receives the Prune, so the link stays symmetric.
 		if !c.cfg.Flood && neighbor {
@@ -411,36 +421,9 @@ func (c *Core) onGossip(from string, m Message) {
 	if entry != nil {
 		c.dropMissing(m.ID, entry)
 	}
-	parent := ""
-	if neighbor {
-		parent = from
-		if !c.cfg.Flood {
-			c.moveToEager(from)
-		}
-	}
-	c.store(&m, m.Hops, parent)
+	c.store(&m, m.Hops, "")
 	c.keep(&m, m.Hops)
-
-	// Forwarded as received (Seq, Time and Proof are the origin's), one hop further.
-	fwd := m
-	if fwd.Hops < math.MaxUint16 {
-		fwd.Hops++
-	}
-	// A peer that announced the message has it already (possibly an announcer that was
-	// grafted and so is eager now): it gets neither the payload nor an announcement.
-	for _, p := range c.eager {
-		if p != from && (entry == nil || !entry.announcedBy(p)) {
-			c.send(p, fwd)
-		}
-	}
-	if c.cfg.Flood {
-		return
-	}
-	for _, p := range c.lazy {
-		if p != from && (entry == nil || !entry.announcedBy(p)) {
-			c.announce(p, Announcement{ID: m.ID, Hops: m.Hops})
-		}
-	}
+	parent := c.forwardTree(from, neighbor, &m, entry)
 
 	// The paper's optimisation, for announcements that came before the payload: take the
 	// announcer that is still lazy and offered the fewest hops.
@@ -455,6 +438,41 @@ func (c *Core) onGossip(from string, m Message) {
 			c.optimize(m.ID, m.Hops, entry.announcers[best])
 		}
 	}
+}
+
+// forwardTree makes neighbour from the message's parent in the tree (eager, and recorded in
+// the cache for the optimisation) and forwards m, received from it, as received (Seq, Time and
+// Proof are the origin's) one hop further: pushed to the eager peers, announced to the lazy
+// ones. A peer that announced the message has it already (possibly an announcer that was
+// grafted and so is eager now): it gets neither the payload nor an announcement. It returns
+// the parent ("" when from is not a neighbour).
+func (c *Core) forwardTree(from string, neighbor bool, m *Message, entry *missingEntry) string {
+	parent := ""
+	if neighbor {
+		parent = from
+		if !c.cfg.Flood {
+			c.moveToEager(from)
+		}
+		if cm := c.cache[m.ID]; cm != nil {
+			cm.parent = parent
+		}
+	}
+	fwd := *m
+	fwd.Hops = addHop(fwd.Hops)
+	for _, p := range c.eager {
+		if p != from && (entry == nil || !entry.announcedBy(p)) {
+			c.send(p, fwd)
+		}
+	}
+	if c.cfg.Flood {
+		return parent
+	}
+	for _, p := range c.lazy {
+		if p != from && (entry == nil || !entry.announcedBy(p)) {
+			c.announce(p, Announcement{ID: m.ID, Hops: m.Hops})
+		}
+	}
+	return parent
 }
 
 // admit runs the signed-broadcast checks on a new Gossip or History m (see Core) and records

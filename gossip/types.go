@@ -391,7 +391,8 @@ type Config struct {
 	CatchUpPeerRate  int
 	CatchUpPeerBurst int
 	// CatchUpPullTimeout is how long a message asked for by Pull is not asked of another
-	// peer; CatchUpMaxPulls bounds the messages asked for and not yet received.
+	// peer; its answer is still taken for twice as long. CatchUpMaxPulls bounds the messages
+	// asked for and not yet received.
 	CatchUpPullTimeout time.Duration
 	CatchUpMaxPulls    int
 	// MaxUnsent bounds this node's broadcasts made while it has no neighbour, which are kept
