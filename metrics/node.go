@@ -84,7 +84,7 @@ func NewNodeCollector(n NodeSource) *NodeCollector {
 		framesSent:           newDesc("node", "frames_sent_total", "Protocol frames handed to links."),
 		framesReceived:       newDesc("node", "frames_received_total", "Protocol frames received from links."),
 		badFrames:            newDesc("node", "bad_frames_total", "Frames the wire format or a core refused; each closed its link."),
-		framesDropped:        newDesc("node", "frames_dropped_total", "Frames dropped because a peer's pending queue was full."),
+		framesDropped:        newDesc("node", "frames_dropped_total", "Frames dropped because a peer's pending queue was full, or its send queue while catch-up frames filled it."),
 		slowPeers:            newDesc("node", "slow_peers_total", "Links closed because their send queue was full."),
 		deliveriesDropped:    newDesc("node", "deliveries_dropped_total", "Deliveries the application did not read in time (the oldest are dropped)."),
 		eventsDropped:        newDesc("node", "events_dropped_total", "Neighbour events the application did not read in time (the oldest are dropped)."),
