@@ -91,8 +91,8 @@ func DefaultConfig() Config {
 // compares with a neighbour every 2 s instead of 10 s, so what a node missed arrives sooner. It
 // still leaves out of its digests what was sent in the last Gossip.MissingTimeout plus
 // Gossip.GraftRetryTimeout (1.5 s), which the tree may still be delivering, by one Graft: a
-// message fetched by catch-up while the tree was bringing it makes the tree's copy a duplicate,
-// which prunes a tree link (see ARCHITECTURE.md).
+// message fetched by catch-up while the tree was bringing it costs a payload twice (the core
+// keeps such a race from pruning the tree link, see gossip.Core).
 func DefaultLANConfig() Config {
 	c := DefaultConfig()
 	c.Membership = membership.DefaultLANConfig()
