@@ -78,14 +78,24 @@ func DefaultConfig() Config {
 	mc.NeighborTimeout = time.Second
 	mc.RejoinBackoff = 2 * time.Second
 	gc := gossip.DefaultConfig()
-	// A simulated broadcast completes in well under its 5 s measurement window, so a minute
-	// of seen IDs and half a minute of cached payloads cover every duplicate and Graft; the
-	// runtime's longer defaults would only cost memory, which at 100,000 nodes is gigabytes.
+	// A simulated broadcast completes in well under its 5 s measurement window, so half a
+	// minute of cached payloads covers every Graft; the runtime's longer defaults would only
+	// cost memory, which at 100,000 nodes is gigabytes.
 	gc.CacheMaxAge = 30 * time.Second
-	gc.SeenMaxAge = time.Minute
+	// Catch-up keeps a minute of history (the runtime keeps 5): a survivor of a mass failure
+	// or a node that joined under churn is offered what was broadcast in the last 50 s
+	// (the window less one CatchUpInterval) once it has a neighbour again. Each node holds
+	// one history entry (about 100 bytes; payloads are shared) per message of the window,
+	// so the window is what costs memory: at one broadcast a second, about 6 KB per node,
+	// 60 MB at 10,000 nodes, 600 MB at 100,000. Experiments that need more (a node joining
+	// later than the window after a message cannot get it) set Gossip.CatchUpWindow.
+	gc.CatchUpWindow = time.Minute
 	// Every simulated node reads the same clock, so the skew allowed only has to cover a
-	// broadcast's delay, and it must stay below half of SeenMaxAge.
+	// broadcast's delay. Seen IDs must outlive the oldest message accepted (the window) by
+	// more than the skew, or a message caught up on could be delivered twice; see
+	// SeenMaxAgeFor.
 	gc.MaxClockSkew = 20 * time.Second
+	gc.SeenMaxAge = SeenMaxAgeFor(gc)
 	return Config{
 		Seed:             1,
 		Membership:       mc,
@@ -96,6 +106,16 @@ func DefaultConfig() Config {
 		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
 		ContactCount:     3,
 	}
+}
+
+// SeenMaxAgeFor returns the shortest seen-ID age the gossip core accepts with gc's
+// MaxClockSkew and CatchUpWindow, rounded up to whole 10 s: the oldest age accepted (the
+// larger of the two) plus the skew, plus 10 s. Seen IDs cost memory on every node for that
+// long, so the simulator keeps them no longer; set it again after changing either field.
+func SeenMaxAgeFor(gc gossip.Config) time.Duration {
+	const step = 10 * time.Second
+	need := max(gc.MaxClockSkew, gc.CatchUpWindow) + gc.MaxClockSkew + step
+	return (need + step - 1) / step * step
 }
 
 func (c Config) validate() error {
