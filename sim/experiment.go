@@ -40,8 +40,12 @@ type Experiment struct {
 	JoinRounds, StabilizationRounds int
 	// MessageInterval separates broadcasts (without churn).
 	MessageInterval time.Duration
-	// MessageWindow is how long after a broadcast it is measured.
+	// MessageWindow is how long after a broadcast it is measured (the immediate figure).
 	MessageWindow time.Duration
+	// DrainRounds is how many membership rounds run after the last message was measured
+	// before the eventual figure is taken (Result.EventualReliability): the time catch-up
+	// gets to bring every message to every live node.
+	DrainRounds int
 	// WarmupMessages are excluded from the redundancy figure while the tree forms (10).
 	WarmupMessages int
 	// PayloadSize is the size of each broadcast payload in bytes.
@@ -65,7 +69,8 @@ type Progress struct {
 // DefaultExperiment returns an experiment over n nodes with the simulator's defaults: joins
 // over 5 rounds, the paper's 50 stabilisation rounds, a broadcast every second (one after the
 // other, as in the papers' simulations: a broadcast crosses 10,000 nodes in well under a
-// second), each measured 5 s after it was sent.
+// second) of 256 bytes, each measured 5 s after it was sent, and 3 rounds for catch-up
+// after the last before the eventual figure.
 func DefaultExperiment(n int) Experiment {
 	return Experiment{
 		Nodes:               n,
@@ -76,8 +81,9 @@ func DefaultExperiment(n int) Experiment {
 		StabilizationRounds: 50,
 		MessageInterval:     time.Second,
 		MessageWindow:       5 * time.Second,
+		DrainRounds:         3,
 		WarmupMessages:      10,
-		PayloadSize:         64,
+		PayloadSize:         256,
 		MaxHealRounds:       10,
 		PathSources:         1000,
 		Config:              DefaultConfig(),
@@ -96,7 +102,15 @@ type Result struct {
 	// delivered the message; ReliabilityMin the worst message.
 	Reliability    float64 `json:"reliability"`
 	ReliabilityMin float64 `json:"reliability_min"`
-	// FullyReached counts messages that reached every eligible node.
+	// EventualReliability is the fraction of (message, node alive at the end of the run)
+	// pairs in which the node had delivered the message by the end of the run, DrainRounds
+	// after the last message: what catch-up adds to the tree. Every live node counts, however
+	// late it joined, so a node that joined later than the gossip CatchUpWindow after a
+	// message, which cannot get it by design, lowers it. EventualReliabilityMin is the
+	// worst message's fraction.
+	EventualReliability    float64 `json:"eventual_reliability"`
+	EventualReliabilityMin float64 `json:"eventual_reliability_min"`
+	// FullyReached counts messages that reached every eligible node (immediately).
 	FullyReached int `json:"fully_reached"`
 	// RMR is the mean relative message redundancy of payload messages, m/(n-1) - 1, over the
 	// messages after the warm-up.
@@ -133,6 +147,14 @@ type Result struct {
 	// --fail or --churn it includes the repairs). A stable overlay keeps it near zero; every
 	// change is a link opened or closed and a broadcast tree edge lost.
 	NeighborChangesPerNodeMinute float64 `json:"neighbor_changes_per_node_minute"`
+	// CatchUpBytesPerNodeRound is the encoded size of the catch-up messages (Digest, Have,
+	// Pull, History) sent per live node per membership round during the broadcast phase;
+	// PayloadBytesPerNodeRound the application payload bytes that Gossip and History messages
+	// carried in the same time, so that the ratio of the two is catch-up's overhead.
+	CatchUpBytesPerNodeRound float64 `json:"catch_up_bytes_per_node_round"`
+	PayloadBytesPerNodeRound float64 `json:"payload_bytes_per_node_round"`
+	// HistoryDeliveries counts the deliveries of the whole run that came by catch-up.
+	HistoryDeliveries uint64 `json:"history_deliveries"`
 	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
 	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
 	// sampled once per simulated round.
@@ -160,6 +182,8 @@ func (e Experiment) validate() error {
 		return errors.New("sim: need at least one join round and a non-negative number of stabilisation rounds")
 	case e.MessageInterval <= 0 || e.MessageWindow <= 0:
 		return errors.New("sim: message interval and window must be positive")
+	case e.DrainRounds < 0:
+		return errors.New("sim: negative drain rounds")
 	case e.PayloadSize < 0 || e.WarmupMessages < 0 || e.MaxHealRounds < 0 || e.PathSources < 0:
 		return errors.New("sim: negative size or count")
 	}
@@ -191,13 +215,29 @@ func Run(e Experiment) (Result, error) {
 	if e.FailFraction > 0 {
 		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	}
-	changesBefore, phaseStart := s.Counters().NeighborChanges, s.Now()
+	before, phaseStart := s.Counters(), s.Now()
 	per, err := e.broadcastPhase(s, sample)
 	if err != nil {
 		return Result{}, err
 	}
-	if minutes := (s.Now() - phaseStart).Minutes(); minutes > 0 && s.LiveCount() > 0 {
-		res.NeighborChangesPerNodeMinute = float64(s.Counters().NeighborChanges-changesBefore) / float64(s.LiveCount()) / minutes
+	if d := s.Now() - phaseStart; d > 0 && s.LiveCount() > 0 {
+		after, live := s.Counters(), float64(s.LiveCount())
+		res.NeighborChangesPerNodeMinute = float64(after.NeighborChanges-before.NeighborChanges) / live / d.Minutes()
+		rounds := float64(d) / float64(e.round())
+		res.CatchUpBytesPerNodeRound = float64(after.CatchUpBytes-before.CatchUpBytes) / live / rounds
+		res.PayloadBytesPerNodeRound = float64(after.PayloadBytes-before.PayloadBytes) / live / rounds
+	}
+	// Give catch-up its rounds, then take the eventual figure over the nodes alive now.
+	for r := range e.DrainRounds {
+		s.RunFor(e.round())
+		sample()
+		e.progress("drain", r+1, e.DrainRounds)
+	}
+	for k := range per {
+		if err := s.Eventual(&per[k]); err != nil {
+			return Result{}, err
+		}
+		s.Forget(per[k].ID)
 	}
 	res.PerMessage = per
 	summarise(&res, per, e.WarmupMessages)
@@ -212,6 +252,7 @@ func Run(e Experiment) (Result, error) {
 	c := s.Counters()
 	res.Events, res.MembershipMessages, res.GossipMessages = c.Events, c.MembershipMessages, c.GossipMessages
 	res.DuplicateDeliveries, res.StepErrors = c.DuplicateDeliveries, c.StepErrors
+	res.HistoryDeliveries = c.HistoryDeliveries
 	res.SimulatedSeconds = s.Now().Seconds()
 	if e.FailFraction > 0 {
 		res.RoundsToHeal, err = e.healRounds(sample)
@@ -349,8 +390,9 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	if len(per) == 0 {
 		return
 	}
-	res.ReliabilityMin = 1
+	res.ReliabilityMin, res.EventualReliabilityMin = 1, 1
 	var relSum, rmrSum, ldhSum float64
+	reached, alive := 0, 0
 	rmrN := 0
 	if warmup >= len(per) {
 		warmup = 0
@@ -358,6 +400,9 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	for k, r := range per {
 		relSum += r.Reliability
 		res.ReliabilityMin = min(res.ReliabilityMin, r.Reliability)
+		reached += r.EventualReached
+		alive += r.EventualAlive
+		res.EventualReliabilityMin = min(res.EventualReliabilityMin, r.EventualReliability)
 		if r.Reached == r.Eligible {
 			res.FullyReached++
 		}
@@ -369,6 +414,9 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 		}
 	}
 	res.Reliability = relSum / float64(len(per))
+	if alive > 0 {
+		res.EventualReliability = float64(reached) / float64(alive)
+	}
 	res.LDH = ldhSum / float64(len(per))
 	if rmrN > 0 {
 		res.RMR = rmrSum / float64(rmrN)

@@ -173,6 +173,14 @@ type Counters struct {
 	// NeighborChanges counts NeighborUp and NeighborDown events of all nodes: how much the
 	// active views (and so the links and the broadcast tree) churn.
 	NeighborChanges uint64
+	// HistoryDeliveries counts deliveries that came by catch-up (gossip.Delivery.History)
+	// rather than through the broadcast tree.
+	HistoryDeliveries uint64
+	// CatchUpMessages and CatchUpBytes count the catch-up messages sent (Digest, Have, Pull,
+	// History) and their encoded size on the wire; PayloadBytes counts the application
+	// payload bytes of the Gossip and History messages sent. Messages sent to a crashed or
+	// cut-off node count: they left the sender.
+	CatchUpMessages, CatchUpBytes, PayloadBytes uint64
 }
 
 // Sim is one simulated network. It is not safe for concurrent use; one goroutine drives it.
@@ -189,7 +197,9 @@ type Sim struct {
 	group []int32
 }
 
-// broadcast follows one message through the network.
+// broadcast follows one message through the network, from Broadcast until Forget: its
+// delivery bitset (one bit per node ever added) is what both the immediate (Measure) and
+// the eventual (Eventual) figures read.
 type broadcast struct {
 	id        gossip.MessageID
 	origin    int32
@@ -524,8 +534,16 @@ func (s *Sim) send(from int32, to string, ev event) {
 		s.cnt.MembershipMessages++
 	} else {
 		s.cnt.GossipMessages++
-		if ev.gm.Type == gossip.Gossip {
+		switch ev.gm.Type {
+		case gossip.Gossip:
 			s.cnt.PayloadMessages++
+			s.cnt.PayloadBytes += uint64(len(ev.gm.Payload))
+		case gossip.History:
+			s.cnt.PayloadBytes += uint64(len(ev.gm.Payload))
+			fallthrough
+		case gossip.Digest, gossip.Have, gossip.Pull:
+			s.cnt.CatchUpMessages++
+			s.cnt.CatchUpBytes += uint64(wireSize(&ev.gm))
 		}
 	}
 	if !s.nodes[j].alive || s.separated(from, j) {
@@ -601,9 +619,18 @@ func (s *Sim) recordDelivery(i int32, d gossip.Delivery) {
 	}
 	b.delivered[word] |= 1 << bit
 	b.count++
+	if d.History {
+		// Caught up on: the hops of a History say nothing about the tree's depth.
+		s.cnt.HistoryDeliveries++
+		return
+	}
 	if int(d.Hops) > b.maxHops {
 		b.maxHops = int(d.Hops)
 	}
+}
+
+func (b *broadcast) has(i int32) bool {
+	return int(i)/64 < len(b.delivered) && b.delivered[int(i)/64]&(1<<(uint(i)%64)) != 0
 }
 
 // MessageResult is how far one broadcast got.
@@ -619,18 +646,25 @@ type MessageResult struct {
 	// number of Gossip messages that carried it to live nodes. RMR = Payloads/(Delivered-1) - 1.
 	Delivered, Payloads int
 	RMR                 float64
-	// LastDeliveryHop is the largest hop count at which a node delivered it.
+	// LastDeliveryHop is the largest hop count at which a node delivered it through the
+	// tree (deliveries by catch-up do not count).
 	LastDeliveryHop int
+	// EventualAlive is the number of nodes alive when Eventual was taken (every one, however
+	// late it joined), EventualReached how many of them had delivered the message by then,
+	// and EventualReliability the ratio; zero until Eventual is taken.
+	EventualAlive, EventualReached int
+	EventualReliability            float64
 }
 
-// Measure reports how far broadcast id got and stops following it. Nodes count as eligible if
-// they were alive from the broadcast until now and were added at least joinGrace before it.
+// Measure reports how far broadcast id got by now: the immediate figure. Nodes count as
+// eligible if they were alive from the broadcast until now and were added at least joinGrace
+// before it. The message stays followed (later deliveries, by catch-up, are recorded for
+// Eventual) until Forget.
 func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResult, error) {
 	b := s.track[id]
 	if b == nil {
 		return MessageResult{}, fmt.Errorf("sim: message %s is not being followed", id)
 	}
-	delete(s.track, id)
 	r := MessageResult{ID: id, Delivered: b.count, Payloads: b.payloads, LastDeliveryHop: b.maxHops}
 	cutoff := b.sentAt - ms(joinGrace)
 	for _, i := range s.live {
@@ -638,7 +672,7 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 			continue
 		}
 		r.Eligible++
-		if int(i)/64 < len(b.delivered) && b.delivered[int(i)/64]&(1<<(uint(i)%64)) != 0 {
+		if b.has(i) {
 			r.Reached++
 		}
 	}
@@ -650,3 +684,28 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 	}
 	return r, nil
 }
+
+// Eventual fills r's eventual figures for the message r.ID: how many of the nodes alive now,
+// whenever they joined, have delivered it. Catch-up is what brings it to the nodes the tree
+// missed; a node that joined later than the gossip CatchUpWindow after the message was sent
+// cannot get it (its neighbours no longer offer it), by design.
+func (s *Sim) Eventual(r *MessageResult) error {
+	b := s.track[r.ID]
+	if b == nil {
+		return fmt.Errorf("sim: message %s is not being followed", r.ID)
+	}
+	r.EventualAlive, r.EventualReached = len(s.live), 0
+	for _, i := range s.live {
+		if b.has(i) {
+			r.EventualReached++
+		}
+	}
+	r.EventualReliability = 0
+	if r.EventualAlive > 0 {
+		r.EventualReliability = float64(r.EventualReached) / float64(r.EventualAlive)
+	}
+	return nil
+}
+
+// Forget stops following message id and frees its delivery bitset.
+func (s *Sim) Forget(id gossip.MessageID) { delete(s.track, id) }

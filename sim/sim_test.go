@@ -183,8 +183,13 @@ func TestSmallNetwork(t *testing.T) {
 	if r.Reached != 20 || r.Eligible != 20 || r.Reliability != 1 {
 		t.Fatalf("broadcast over 20 nodes: %+v", r)
 	}
+	// A message stays followed until Forget: measured again, it reads the same.
+	if again, err := s.Measure(id, 0); err != nil || again != r {
+		t.Errorf("measured again: %+v, %v; want %+v", again, err, r)
+	}
+	s.Forget(id)
 	if _, err := s.Measure(id, 0); err == nil {
-		t.Error("measuring a message twice succeeded")
+		t.Error("measuring a forgotten message succeeded")
 	}
 	s.Crash(5)
 	if _, err := s.Broadcast(5, nil); err == nil {
