@@ -52,6 +52,9 @@ type Experiment struct {
 	PayloadSize int
 	// MaxHealRounds bounds the healing measurement (see Result.RoundsToHeal).
 	MaxHealRounds int
+	// SkipHealing leaves the healing measurement out (Result.RoundsToHeal stays 0): it
+	// builds the network a second time, which tests that do not look at it need not pay for.
+	SkipHealing bool
 	// PathSources bounds the breadth-first searches of the shortest-path statistics.
 	PathSources int
 	// Config is the simulated network and the protocol settings.
@@ -254,7 +257,7 @@ func Run(e Experiment) (Result, error) {
 	res.DuplicateDeliveries, res.StepErrors = c.DuplicateDeliveries, c.StepErrors
 	res.HistoryDeliveries = c.HistoryDeliveries
 	res.SimulatedSeconds = s.Now().Seconds()
-	if e.FailFraction > 0 {
+	if e.FailFraction > 0 && !e.SkipHealing {
 		res.RoundsToHeal, err = e.healRounds(sample)
 		if err != nil {
 			return Result{}, err
