@@ -15,14 +15,15 @@ import (
 //
 //   - Digest: A sends B, for a range of origin times, how many messages it holds and the sum
 //     of their fingerprints under a fresh salt. Periodically (Config.CatchUpInterval, to one
-//     neighbour in turn), to every new neighbour (late joiners, rejoiners, healed partitions),
-//     and to the other neighbours shortly after it caught up on something itself. The range
-//     leaves out the messages still being broadcast (Config.CatchUpSettle) and the oldest
+//     neighbour in turn), on every new link (from its end with the smaller ID: late joiners,
+//     rejoiners, healed partitions), and to every neighbour shortly after it caught up on
+//     something itself. The range leaves out the messages still being broadcast (Config.CatchUpSettle) and the oldest
 //     interval of the window, which the two ends may already have dropped at slightly
 //     different times. At rest, the summaries match and the exchange ends there.
 //   - When B's summary differs, B answers with a Have, listing its messages in the range by
-//     (time, ID); or, when that list would be long, with a detailed Digest of
-//     Config.CatchUpSpans spans, to which A answers with a Have for the spans that differ.
+//     (time, ID); or, when that list would be long, with a detailed Digest that splits the
+//     range in Config.CatchUpSpans spans, which A answers the same way: a Have for the oldest
+//     spans that differ, or a Digest that splits the oldest one further.
 //   - The receiver of a Have pulls (Pull) what it has not delivered, and answers with a Have
 //     marked Reply that lists what it holds in those spans and the other lacks, which the
 //     other pulls in turn. Both ends end up with the union.
@@ -248,8 +249,11 @@ func (c *Core) summarize(spans []Span, salt uint64) {
 	}
 	k := 0
 	for _, e := range c.entries(spans[0].From, spans[len(spans)-1].To) {
-		for e.time >= spans[k].To {
+		for k < len(spans)-1 && e.time >= spans[k].To {
 			k++
+		}
+		if e.time < spans[k].From || e.time >= spans[k].To {
+			continue // in a gap between spans
 		}
 		spans[k].Count++
 		spans[k].Hash += fingerprint(salt, e.id)
@@ -275,8 +279,11 @@ func (c *Core) sendDigest(peer string) {
 }
 
 // onDigest compares a neighbour's Digest with this node's history and answers when they
-// differ: a Have listing this node's messages in the spans that differ, or, when a summary
-// differs and that list would be long, a detailed Digest.
+// differ. It lists its messages in a Have for as many of the spans that differ, from the
+// oldest, as fit in a quarter of CatchUpMaxRefs; when even the first one holds more, it
+// answers with a detailed Digest that splits that span in CatchUpSpans, and the exchange
+// narrows down from there (range-based reconciliation). Each exchange settles the oldest
+// difference first; the Digests that follow what it caught up on settle the rest.
 func (c *Core) onDigest(from string, m Message) {
 	if !c.catchUp() || !c.isNeighbor(from) {
 		return
@@ -287,23 +294,26 @@ func (c *Core) onDigest(from string, m Message) {
 	own := slices.Clone(m.Spans)
 	c.summarize(own, m.Salt)
 	var differ []Span
-	listed := 0
+	listed, limit := 0, max(c.cfg.CatchUpMaxRefs/4, 1)
 	for i, s := range own {
-		if s.Count != m.Spans[i].Count || s.Hash != m.Spans[i].Hash {
-			differ = append(differ, Span{From: s.From, To: s.To})
-			listed += int(s.Count)
+		if s.Count == m.Spans[i].Count && s.Hash == m.Spans[i].Hash {
+			continue
 		}
+		if len(differ) > 0 && listed+int(s.Count) > limit {
+			break
+		}
+		if len(differ) == 0 && int(s.Count) > limit && s.To-s.From > 1 && c.cfg.CatchUpSpans > 1 {
+			d := Message{Type: Digest, Salt: c.cfg.Rand.Uint64(), Spans: splitSpan(Span{From: s.From, To: s.To}, c.cfg.CatchUpSpans)}
+			c.summarize(d.Spans, d.Salt)
+			c.answer(from, d)
+			return
+		}
+		differ = append(differ, Span{From: s.From, To: s.To})
+		listed += int(s.Count)
 	}
-	if len(differ) == 0 {
-		return
+	if len(differ) > 0 {
+		c.answer(from, c.have(differ, nil))
 	}
-	if len(m.Spans) == 1 && c.cfg.CatchUpSpans > 1 && listed > c.cfg.CatchUpMaxRefs/4 {
-		d := Message{Type: Digest, Salt: c.cfg.Rand.Uint64(), Spans: splitSpan(m.Spans[0], c.cfg.CatchUpSpans)}
-		c.summarize(d.Spans, d.Salt)
-		c.answer(from, d)
-		return
-	}
-	c.answer(from, c.have(differ, nil))
 }
 
 // splitSpan cuts s into at most n consecutive spans of (nearly) equal length.
@@ -440,8 +450,9 @@ func (c *Core) onPull(from string, m Message) {
 }
 
 // onHistory delivers a message that answers this node's Pull, after the same checks as a
-// Gossip, and has the other neighbours compared with soon, so what it caught up on spreads.
-// A History nobody asked for is ignored.
+// Gossip, and has every neighbour compared with soon: the others, so that what it caught up
+// on spreads; and the sender, for what one exchange did not settle. A History nobody asked
+// for is ignored.
 func (c *Core) onHistory(from string, m Message) {
 	if _, asked := c.pulls[m.ID]; !asked || !c.isNeighbor(from) {
 		return
@@ -453,7 +464,14 @@ func (c *Core) onHistory(from string, m Message) {
 	}
 	// This node's own messages from before a restart come back this way: they are genuine
 	// (signed with this node's key), and welcome as history.
-	if !c.admit(from, &m, m.Origin == c.cfg.Self) {
+	if why := c.admit(from, &m, m.Origin == c.cfg.Self); why != 0 {
+		// A genuine message refused for its time or as a replay (an origin's run from before
+		// it restarted) would be pulled again at every Digest that still finds it missing:
+		// remember its ID, once its proof shows it is the origin's, so it is not. Not before:
+		// a forged time or sequence number must not block the genuine message.
+		if (why == RefusedClock || why == RefusedReplay) && c.verify(&m) == nil {
+			c.remember(m.ID)
+		}
 		return
 	}
 	c.remember(m.ID)
@@ -465,16 +483,14 @@ func (c *Core) onHistory(from string, m Message) {
 	}
 	c.store(&m, m.Hops, "")
 	c.keep(&m, m.Hops)
-	c.spreadSoon(from)
+	c.digestSoon()
 }
 
-// spreadSoon arms a Digest to every neighbour but except, CatchUpSettle from now (once, for a
-// burst of catch-up).
-func (c *Core) spreadSoon(except string) {
+// digestSoon arms a Digest to every neighbour, CatchUpSettle from now (once, for a burst of
+// catch-up).
+func (c *Core) digestSoon() {
 	for _, p := range c.neighbors() {
-		if p != except {
-			c.soonPeers = insertSorted(c.soonPeers, p)
-		}
+		c.soonPeers = insertSorted(c.soonPeers, p)
 	}
 	if !c.soonArmed && len(c.soonPeers) > 0 {
 		c.soonArmed, c.soonAt = true, c.now+c.cfg.CatchUpSettle
@@ -515,13 +531,16 @@ func (c *Core) affordable(peer string, size int) bool {
 
 // ---- schedule ----
 
-// catchUpNeighborUp starts catch-up with a new neighbour: a Digest now, and the periodic
-// Digests if they are not running.
+// catchUpNeighborUp starts catch-up with a new neighbour: a Digest now, from the end with
+// the smaller ID only (one exchange reconciles both ways, and two would list everything
+// twice), and the periodic Digests if they are not running.
 func (c *Core) catchUpNeighborUp(peer string) {
 	if !c.catchUp() {
 		return
 	}
-	c.sendDigest(peer)
+	if c.cfg.Self < peer {
+		c.sendDigest(peer)
+	}
 	if !c.syncArmed {
 		c.syncArmed = true
 		// A random phase, so that nodes started together do not send their Digests together.
@@ -623,6 +642,9 @@ func (c *Core) checkCatchUp(m *Message) error {
 		return fmt.Errorf("%d refs exceed CatchUpMaxRefs %d", len(m.Refs), n)
 	}
 	for i, s := range m.Spans {
+		if s.From < -maxSpanTime || s.To > maxSpanTime {
+			return fmt.Errorf("span %d (%d to %d) is beyond ±%d ms", i, s.From, s.To, int64(maxSpanTime))
+		}
 		if s.To <= s.From {
 			return fmt.Errorf("span %d is empty or reversed (%d to %d)", i, s.From, s.To)
 		}
@@ -635,6 +657,10 @@ func (c *Core) checkCatchUp(m *Message) error {
 	}
 	return nil
 }
+
+// maxSpanTime bounds the times of a span (ms either side of the epoch, about 36 million
+// years), so that no width or split of a span can overflow.
+const maxSpanTime = 1 << 60
 
 // historySize is the estimated encoded size of a History with a payload and proof of the
 // given lengths and an ID-length origin.

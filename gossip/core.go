@@ -17,8 +17,9 @@ import (
 //   - Neighbours: only peers reported by NeighborUp are ever eager or lazy, and the core sends
 //     only to them. A Gossip from any other peer (a link that is still being set up) is
 //     delivered and forwarded as usual, but it never changes the peer sets and a duplicate
-//     from such a peer is not answered with Prune; IHave, Graft and Prune from a non-neighbour
-//     are accepted (they count in Stats.Received) and otherwise ignored.
+//     from such a peer is not answered with Prune; IHave, Graft, Prune and the catch-up
+//     messages from a non-neighbour are accepted (they count in Stats.Received) and otherwise
+//     ignored.
 //   - Missing messages: announcers are grafted in the order their IHaves arrived; the first
 //     Graft goes out MissingTimeout after the first announcement, each next one
 //     GraftRetryTimeout after the previous Graft; when every announcer has been tried the entry
@@ -42,8 +43,13 @@ import (
 //     check. A refusal is not an error of Step (an honest relay can forward a message that
 //     is a replay or too old for this node, and the runtime closes a link on an error): it
 //     is counted in Stats and reported in Ready.Misbehaviour for peer scoring to weigh.
-//   - Cache and seen-set expiry produce no output, so NextDeadline does not report them; they
-//     happen on Tick, which is the only call that advances the core's time, so no lookup ever
+//   - Catch-up (see catchup.go) runs beside the tree: a History is checked as a Gossip is,
+//     except that it may be this node's own message from before a restart, and it is
+//     delivered with Delivery.History set but never forwarded or answered with Prune. Any
+//     message whose Time is older than the larger of MaxClockSkew and CatchUpWindow is refused
+//     for its clock.
+//   - Cache, seen-set, history and pull expiry produce no output, so NextDeadline does not
+//     report them; they happen on Tick, which is the only call that advances the core's time, so no lookup ever
 //     sees an expired entry.
 //
 // The optimisation (OptimizationThreshold = t > 0) compares the hop count R at which a message
@@ -391,7 +397,7 @@ func (c *Core) onGossip(from string, m Message) {
 		}
 		return
 	}
-	if !c.admit(from, &m, false) {
+	if c.admit(from, &m, false) != 0 {
 		return
 	}
 
@@ -452,18 +458,19 @@ func (c *Core) onGossip(from string, m Message) {
 }
 
 // admit runs the signed-broadcast checks on a new Gossip or History m (see Core) and records
-// its sequence number if it passes; a message that fails is refused and reported. ownOld
-// admits a History of this node's own from before a restart, whose numbers it does not track.
-func (c *Core) admit(from string, m *Message, ownOld bool) bool {
+// its sequence number if it passes; a message that fails is refused and reported, and admit
+// returns why (0 when it passed). ownOld admits a History of this node's own from before a
+// restart, whose numbers it does not track.
+func (c *Core) admit(from string, m *Message, ownOld bool) Refusal {
 	if m.Origin == c.cfg.Self && !ownOld {
 		c.refuse(from, m, RefusedSelfOrigin, nil)
-		return false
+		return RefusedSelfOrigin
 	}
 	// Compared without subtracting from m.Time, which a peer chooses and could overflow.
 	now, skew, oldest := c.nowMillis(), c.cfg.MaxClockSkew.Milliseconds(), c.cfg.maxAge().Milliseconds()
 	if m.Time > now+skew || m.Time < now-oldest {
 		c.refuse(from, m, RefusedClock, nil)
-		return false
+		return RefusedClock
 	}
 	var st *originState
 	verdict := seqNew
@@ -472,22 +479,28 @@ func (c *Core) admit(from string, m *Message, ownOld bool) bool {
 		verdict = c.checkSeq(st, m)
 		if verdict == seqReplay {
 			c.refuse(from, m, RefusedReplay, nil)
-			return false
+			return RefusedReplay
 		}
 	}
-	if c.cfg.Auth != nil {
-		// A copy for the Authenticator, which the compiler must assume keeps it: m itself
-		// then stays on the caller's stack, and the duplicate path allocates nothing.
-		vm := *m
-		if err := c.cfg.Auth.Verify(&vm); err != nil {
-			c.refuse(from, m, RefusedSignature, err)
-			return false
-		}
+	if err := c.verify(m); err != nil {
+		c.refuse(from, m, RefusedSignature, err)
+		return RefusedSignature
 	}
 	if !ownOld {
 		c.acceptSeq(st, m, verdict)
 	}
-	return true
+	return 0
+}
+
+// verify checks m's proof with Config.Auth (nil: unsigned, nothing to check).
+func (c *Core) verify(m *Message) error {
+	if c.cfg.Auth == nil {
+		return nil
+	}
+	// A copy for the Authenticator, which the compiler must assume keeps it: m itself then
+	// stays on the caller's stack, and the duplicate path allocates nothing.
+	vm := *m
+	return c.cfg.Auth.Verify(&vm)
 }
 
 // optimize applies the optimisation for message id, received at hops from its cached parent,

@@ -41,6 +41,10 @@ type testNet struct {
 	gossipSent map[MessageID]int
 	// delivered records which cores delivered each message, and how often.
 	delivered map[MessageID]map[string]int
+	// history records each core's deliveries that came by catch-up, in order.
+	history map[string][]Delivery
+	// sentBytes sums the estimated size of the messages each core sent, by type.
+	sentBytes map[string]*[History + 1]int
 }
 
 func newTestNet(t testing.TB, cfg Config, seed uint64) *testNet {
@@ -51,6 +55,8 @@ func newTestNet(t testing.TB, cfg Config, seed uint64) *testNet {
 		byLabel:    map[string]MessageID{},
 		gossipSent: map[MessageID]int{},
 		delivered:  map[MessageID]map[string]int{},
+		history:    map[string][]Delivery{},
+		sentBytes:  map[string]*[History + 1]int{},
 	}
 }
 
@@ -162,10 +168,19 @@ func (n *testNet) collect(name string) {
 			n.delivered[d.ID] = map[string]int{}
 		}
 		n.delivered[d.ID][name]++
-		n.printf("  %s delivers %s origin=%s hops=%d payload=%q\n", name, n.label(d.ID), d.Origin, d.Hops, d.Payload)
+		mark := ""
+		if d.History {
+			mark = " (history)"
+			n.history[name] = append(n.history[name], d)
+		}
+		n.printf("  %s delivers %s origin=%s hops=%d payload=%q%s\n", name, n.label(d.ID), d.Origin, d.Hops, d.Payload, mark)
 	}
 	for _, e := range rd.Messages {
 		n.queue = append(n.queue, inFlight{from: name, to: e.To, msg: e.Msg})
+		if n.sentBytes[name] == nil {
+			n.sentBytes[name] = new([History + 1]int)
+		}
+		n.sentBytes[name][e.Msg.Type] += estimateSize(&e.Msg)
 	}
 	for _, mb := range rd.Misbehaviour {
 		n.printf("  %s refuses %s origin=%s from %s: %v\n", name, n.label(mb.ID), mb.Origin, mb.Peer, mb.Reason)
@@ -184,6 +199,23 @@ func (n *testNet) format(f inFlight) string {
 			parts[i] = fmt.Sprintf("%s@%d", n.label(a.ID), a.Hops)
 		}
 		s += " [" + strings.Join(parts, " ") + "]"
+	case History:
+		s += fmt.Sprintf(" %s origin=%s hops=%d", n.label(m.ID), m.Origin, m.Hops)
+	case Digest:
+		counts := make([]string, len(m.Spans))
+		for i, sp := range m.Spans {
+			counts[i] = fmt.Sprint(sp.Count)
+		}
+		s += " counts=" + strings.Join(counts, ",")
+	case Have, Pull:
+		if m.Reply {
+			s += " reply"
+		}
+		refs := make([]string, len(m.Refs))
+		for i, r := range m.Refs {
+			refs[i] = n.label(r.ID)
+		}
+		s += " [" + strings.Join(refs, " ") + "]"
 	case Graft:
 		if m.ID == (MessageID{}) {
 			s += " (tree only)"

@@ -13,7 +13,9 @@ import (
 // TestScenarios runs the scripts in testdata/. Commands:
 //
 //	add a b c [flood] [threshold=N] [flush=D] [batch=N] [missing=D] [retry=D] [cache-max=N] [cache-age=D]
-//	                              create cores (testConfig with the given changes)
+//	      [catch-up=D] [catch-up-refs=N]
+//	                              create cores (testConfig with the given changes; catch-up
+//	                              is off unless catch-up sets its window)
 //	link a b | link a-b b-c ...   NeighborUp on both ends of each pair
 //	unlink a b                    NeighborDown on both ends; messages in flight on the link are lost
 //	down a b                      NeighborDown(b) at a only
@@ -29,6 +31,7 @@ import (
 //	peers [a b ...]               print eager and lazy peers
 //	deadline a                    print a's NextDeadline
 //	stats a                       print a's Stats
+//	catch-up a                    print a's catch-up counters
 //	refused a                     print a's refusal counters and tracked origins
 //	highwater a origin            print a's HighWater(origin)
 func TestScenarios(t *testing.T) {
@@ -116,6 +119,10 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 				net.cfg.CacheMaxMessages = num(v)
 			case "cache-age":
 				net.cfg.CacheMaxAge = dur(v)
+			case "catch-up":
+				net.cfg.CatchUpWindow = dur(v)
+			case "catch-up-refs":
+				net.cfg.CatchUpMaxRefs = num(v)
 			default:
 				d.Fatalf(t, "unknown add option %q", a.Key)
 			}
@@ -227,6 +234,10 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 			recv = append(recv, fmt.Sprintf("%v=%d", typ, s.Received[typ]))
 		}
 		net.printf("sent %s\nreceived %s\n", strings.Join(sent, " "), strings.Join(recv, " "))
+	case "catch-up":
+		s := net.core(plain()[0]).Stats()
+		net.printf("history=%d bytes=%d history-delivered=%d history-duplicates=%d pulls=%d throttled=%d unsent=%d unsent-dropped=%d\n",
+			s.HistoryMessages, s.HistoryBytes, s.HistoryDelivered, s.HistoryDuplicates, s.PendingPulls, s.CatchUpThrottled, s.Unsent, s.UnsentDropped)
 	case "refused":
 		s := net.core(plain()[0]).Stats()
 		net.printf("self-origin=%d clock=%d replay=%d signature=%d reports-dropped=%d origins=%d restarts=%d\n",

@@ -115,5 +115,13 @@ func (c *Config) validate() error {
 	if c.Gossip.MaxPayload > c.Limits.MaxPayload {
 		return fmt.Errorf("node: Gossip.MaxPayload %d exceeds the wire limit %d: peers would refuse such frames", c.Gossip.MaxPayload, c.Limits.MaxPayload)
 	}
+	if c.Gossip.CatchUpWindow > 0 {
+		if c.Gossip.CatchUpSpans > c.Limits.MaxSpans {
+			return fmt.Errorf("node: Gossip.CatchUpSpans %d exceeds the wire limit MaxSpans %d: peers would refuse such Digests", c.Gossip.CatchUpSpans, c.Limits.MaxSpans)
+		}
+		if c.Gossip.CatchUpMaxRefs > c.Limits.MaxRefs {
+			return fmt.Errorf("node: Gossip.CatchUpMaxRefs %d exceeds the wire limit MaxRefs %d: peers would refuse such Haves and Pulls", c.Gossip.CatchUpMaxRefs, c.Limits.MaxRefs)
+		}
+	}
 	return nil
 }

@@ -237,6 +237,8 @@ func TestConfigErrors(t *testing.T) {
 		"no key":         func(c *node.Config) { c.Key = nil },
 		"no tick":        func(c *node.Config) { c.TickInterval = 0 },
 		"payload > wire": func(c *node.Config) { c.Gossip.MaxPayload = c.Limits.MaxPayload + 1 },
+		"spans > wire":   func(c *node.Config) { c.Gossip.CatchUpSpans = c.Limits.MaxSpans + 1 },
+		"refs > wire":    func(c *node.Config) { c.Gossip.CatchUpMaxRefs = c.Limits.MaxRefs + 1 },
 		"bad membership": func(c *node.Config) { c.Membership.ActiveSize = 0 },
 		"bad limits":     func(c *node.Config) { c.Limits.MaxFrameSize = 0 },
 	} {

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
@@ -26,6 +28,57 @@ func benchIHave64() gossip.Message {
 		ihave[i] = gossip.Announcement{ID: msgID(byte(i)), Hops: uint16(i % 12)}
 	}
 	return gossip.Message{Type: gossip.IHave, IHave: ihave}
+}
+
+// benchNow is a wall-clock time in ms since the epoch (2026-09-21), as the runtime's cores
+// tick with; the catch-up samples cover the default Digest range, 290 s to 2 s before it.
+const (
+	benchNow      = 1_790_000_000_000
+	benchRangeLo  = benchNow - 290_000
+	benchRangeHi  = benchNow - 2_000
+	benchRangeLen = benchRangeHi - benchRangeLo
+)
+
+// benchDigest16 is a detailed Digest as a default core sends it: the range in 16 spans.
+func benchDigest16() gossip.Message {
+	rng := rand.New(rand.NewPCG(1, 16))
+	spans := make([]gossip.Span, 16)
+	for i := range spans {
+		spans[i] = gossip.Span{From: benchRangeLo + benchRangeLen*int64(i)/16, To: benchRangeLo + benchRangeLen*int64(i+1)/16,
+			Count: uint32(40 + rng.IntN(40)), Hash: rng.Uint64()}
+	}
+	return gossip.Message{Type: gossip.Digest, Salt: rng.Uint64(), Spans: spans}
+}
+
+// benchRefs returns n refs of random IDs at random times in the range, sorted by time and ID
+// as a core lists its history.
+func benchRefs(n int) []gossip.MessageRef {
+	rng := rand.New(rand.NewPCG(2, uint64(n)))
+	refs := make([]gossip.MessageRef, n)
+	for i := range refs {
+		refs[i].Time = benchRangeLo + rng.Int64N(benchRangeLen)
+		for k := range refs[i].ID {
+			refs[i].ID[k] = byte(rng.Uint32())
+		}
+	}
+	slices.SortFunc(refs, func(a, b gossip.MessageRef) int {
+		if a.Time != b.Time {
+			return int(a.Time - b.Time)
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	return refs
+}
+
+// benchHave1024 is a Have as a default core sends it at its limit: one span, 1,024 refs.
+func benchHave1024() gossip.Message {
+	return gossip.Message{Type: gossip.Have, Spans: []gossip.Span{{From: benchRangeLo, To: benchRangeHi, Count: 1024}},
+		Refs: benchRefs(1024)}
+}
+
+// benchPull1024 pulls what benchHave1024 lists.
+func benchPull1024() gossip.Message {
+	return gossip.Message{Type: gossip.Pull, Refs: benchRefs(1024)}
 }
 
 func benchAppend(b *testing.B, m gossip.Message) {
@@ -63,3 +116,9 @@ func BenchmarkAppendGossip1KiBSigned(b *testing.B) { benchAppend(b, signedGossip
 func BenchmarkDecodeGossip1KiBSigned(b *testing.B) { benchDecode(b, signedGossip1KiB()) }
 func BenchmarkAppendIHave64(b *testing.B)          { benchAppend(b, benchIHave64()) }
 func BenchmarkDecodeIHave64(b *testing.B)          { benchDecode(b, benchIHave64()) }
+func BenchmarkAppendDigest16(b *testing.B)         { benchAppend(b, benchDigest16()) }
+func BenchmarkDecodeDigest16(b *testing.B)         { benchDecode(b, benchDigest16()) }
+func BenchmarkAppendHave1024(b *testing.B)         { benchAppend(b, benchHave1024()) }
+func BenchmarkDecodeHave1024(b *testing.B)         { benchDecode(b, benchHave1024()) }
+func BenchmarkAppendPull1024(b *testing.B)         { benchAppend(b, benchPull1024()) }
+func BenchmarkDecodePull1024(b *testing.B)         { benchDecode(b, benchPull1024()) }

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
@@ -13,10 +15,14 @@ import (
 const (
 	minIDSize           = 2      // length 1, one byte
 	minAnnouncementSize = 16 + 1 // message ID, one-byte hops
+	minDigestSpanSize   = 1 + 1 + 8
+	minHaveSpanSize     = 1 + 1 + 1
+	minRefSize          = 1 + 16 // one-byte time delta, message ID
 )
 
 // Decode parses one frame under the limits l. It never panics, whatever the input, and
-// allocates only in proportion to the frame (the strings, and the Nodes and IHave slices).
+// allocates only in proportion to the frame (the strings, and the Nodes, IHave, Spans and Refs
+// slices).
 //
 // The decoded gossip Payload and Proof alias frame (capped, so appending to them cannot write
 // into the frame): the caller must not modify or reuse frame while they are in use. Strings
@@ -113,35 +119,57 @@ func (r *reader) gossip() (gossip.Message, error) {
 	m := gossip.Message{Type: gossip.MessageType(r.typ)}
 	var err error
 	switch m.Type {
-	case gossip.Gossip:
-		if m.ID, err = r.messageID("id"); err != nil {
-			return m, err
-		}
-		if m.Origin, err = r.id("origin"); err != nil {
-			return m, err
-		}
-		if m.Hops, err = r.hops("hops"); err != nil {
-			return m, err
-		}
-		if m.Seq, err = r.uvarint("seq"); err != nil {
-			return m, err
-		}
-		if m.Time, err = r.varint("time"); err != nil {
-			return m, err
-		}
-		if m.Payload, err = r.bytes("payload", r.limits.MaxPayload, "MaxPayload"); err != nil {
-			return m, err
-		}
-		m.Proof, err = r.bytes("proof", r.limits.MaxProof, "MaxProof")
+	case gossip.Gossip, gossip.History:
+		err = r.broadcast(&m)
 	case gossip.IHave:
 		m.IHave, err = r.announcements("ihave")
 	case gossip.Graft:
 		m.ID, err = r.messageID("id")
 	case gossip.Prune:
+	case gossip.Digest:
+		if m.Salt, err = r.uint64BE("salt"); err != nil {
+			return m, err
+		}
+		m.Spans, err = r.digestSpans("spans")
+	case gossip.Have:
+		if m.Reply, err = r.flag("flags"); err != nil {
+			return m, err
+		}
+		if m.Spans, err = r.haveSpans("spans"); err != nil {
+			return m, err
+		}
+		m.Refs, err = r.refs("refs", false)
+	case gossip.Pull:
+		m.Refs, err = r.refs("refs", true)
 	default:
 		return m, r.fail("type", 2, ErrMalformed, "unknown gossip message type %d", r.typ)
 	}
 	return m, err
+}
+
+// broadcast reads the fields of a GOSSIP or HISTORY.
+func (r *reader) broadcast(m *gossip.Message) error {
+	var err error
+	if m.ID, err = r.messageID("id"); err != nil {
+		return err
+	}
+	if m.Origin, err = r.id("origin"); err != nil {
+		return err
+	}
+	if m.Hops, err = r.hops("hops"); err != nil {
+		return err
+	}
+	if m.Seq, err = r.uvarint("seq"); err != nil {
+		return err
+	}
+	if m.Time, err = r.varint("time"); err != nil {
+		return err
+	}
+	if m.Payload, err = r.bytes("payload", r.limits.MaxPayload, "MaxPayload"); err != nil {
+		return err
+	}
+	m.Proof, err = r.bytes("proof", r.limits.MaxProof, "MaxProof")
+	return err
 }
 
 func (r *reader) control() (Control, error) {
@@ -359,6 +387,156 @@ func (r *reader) announcements(field string) ([]gossip.Announcement, error) {
 			err.(*Error).Field = fmt.Sprintf("%s[%d]", field, i)
 			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// uint64BE reads 8 bytes, most significant first.
+func (r *reader) uint64BE(field string) (uint64, error) {
+	if r.remaining() < 8 {
+		return 0, r.truncated(field, 8)
+	}
+	v := binary.BigEndian.Uint64(r.buf[r.off:])
+	r.off += 8
+	return v, nil
+}
+
+// spanEnd reads a span's width and returns its To: from plus a positive width that does not
+// overflow int64.
+func (r *reader) spanEnd(field string, from int64) (int64, error) {
+	start := r.off
+	w, err := r.uvarint(field)
+	if err != nil {
+		return 0, err
+	}
+	if w == 0 {
+		return 0, r.fail(field, start, ErrMalformed, "width 0: a span is never empty")
+	}
+	// The room above from in int64, computed in uint64, where it cannot overflow.
+	if room := uint64(math.MaxInt64) - uint64(from); w > room {
+		return 0, r.fail(field, start, ErrMalformed, "from %d + width %d overflows int64", from, w)
+	}
+	return int64(uint64(from) + w), nil
+}
+
+// count reads a span's Count, a uint32.
+func (r *reader) count(field string) (uint32, error) {
+	start := r.off
+	v, err := r.uvarint(field)
+	if err != nil {
+		return 0, err
+	}
+	if v > math.MaxUint32 {
+		return 0, r.fail(field, start, ErrMalformed, "count %d > %d", v, uint64(math.MaxUint32))
+	}
+	return uint32(v), nil
+}
+
+// digestSpans reads a DIGEST's spans: the count (1..MaxSpans), the first From, then per span
+// its width, count and hash; each span starts where the previous one ends.
+func (r *reader) digestSpans(field string) ([]gossip.Span, error) {
+	start := r.off
+	n, err := r.length(field, r.limits.MaxSpans, "MaxSpans", minDigestSpanSize)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, r.fail(field, start, ErrMalformed, "count 0: a DIGEST summarises at least one span")
+	}
+	from, err := r.varint(field)
+	if err != nil {
+		err.(*Error).Field = field + "[0].from"
+		return nil, err
+	}
+	out := make([]gossip.Span, n)
+	for i := range out {
+		s := &out[i]
+		s.From = from
+		var sub string
+		if s.To, err = r.spanEnd(field, from); err != nil {
+			sub = "width"
+		} else if s.Count, err = r.count(field); err != nil {
+			sub = "count"
+		} else if s.Hash, err = r.uint64BE(field); err != nil {
+			sub = "hash"
+		}
+		if err != nil {
+			err.(*Error).Field = fmt.Sprintf("%s[%d].%s", field, i, sub)
+			return nil, err
+		}
+		from = s.To
+	}
+	return out, nil
+}
+
+// haveSpans reads a HAVE's spans: the count (0..MaxSpans), then per span its From, width and
+// count; each span starts at or after the end of the previous one.
+func (r *reader) haveSpans(field string) ([]gossip.Span, error) {
+	n, err := r.length(field, r.limits.MaxSpans, "MaxSpans", minHaveSpanSize)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	out := make([]gossip.Span, n)
+	for i := range out {
+		s := &out[i]
+		var sub string
+		start := r.off
+		if s.From, err = r.varint(field); err != nil {
+			sub = "from"
+		} else if i > 0 && s.From < out[i-1].To {
+			sub = "from"
+			err = r.fail(field, start, ErrMalformed,
+				"from %d < the previous span's to %d: a HAVE's spans increase and do not overlap", s.From, out[i-1].To)
+		} else if s.To, err = r.spanEnd(field, s.From); err != nil {
+			sub = "width"
+		} else if s.Count, err = r.count(field); err != nil {
+			sub = "count"
+		}
+		if err != nil {
+			err.(*Error).Field = fmt.Sprintf("%s[%d].%s", field, i, sub)
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// refs reads a refs list of at most MaxRefs refs, and at least one if atLeastOne (PULL): per
+// ref, its time as a delta from the previous ref's (from 0 for the first) and its ID.
+func (r *reader) refs(field string, atLeastOne bool) ([]gossip.MessageRef, error) {
+	start := r.off
+	n, err := r.length(field, r.limits.MaxRefs, "MaxRefs", minRefSize)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 && atLeastOne {
+		return nil, r.fail(field, start, ErrMalformed, "count 0: a PULL asks for at least one message")
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]gossip.MessageRef, n)
+	prev := int64(0)
+	for i := range out {
+		ref := &out[i]
+		at := r.off
+		var d int64
+		if d, err = r.varint(field); err == nil {
+			ref.Time = prev + d
+			if (prev^ref.Time)&(d^ref.Time) < 0 {
+				err = r.fail(field, at, ErrMalformed, "previous time %d + delta %d overflows int64", prev, d)
+			}
+		}
+		if err != nil {
+			err.(*Error).Field = fmt.Sprintf("%s[%d].time", field, i)
+			return nil, err
+		}
+		// The ID is read inline, as in announcements: this loop runs up to MaxRefs times.
+		if r.remaining() < len(ref.ID) {
+			return nil, r.truncated(fmt.Sprintf("%s[%d].id", field, i), len(ref.ID))
+		}
+		ref.ID = gossip.MessageID(r.buf[r.off : r.off+len(ref.ID)])
+		r.off += len(ref.ID)
+		prev = ref.Time
 	}
 	return out, nil
 }

@@ -46,6 +46,7 @@
 //	str      uvarint length n, then n bytes of valid UTF-8; 0 <= n <= 255 (the receiver
 //	         bounds n by the Limits field named with the message)
 //	msgid    16 raw bytes (gossip.MessageID)
+//	u64be    8 raw bytes, an unsigned 64-bit integer, most significant byte first
 //	bytes    uvarint length n, then n raw bytes
 //	list(T)  uvarint count c, then c items of T
 //
@@ -77,6 +78,10 @@
 //	              announcement = ID msgid, Hops hops
 //	3     GRAFT   ID msgid (all zero: repair the tree only)
 //	4     PRUNE   (none)
+//	5     DIGEST  Salt u64be, Spans dspans (1 <= count <= Limits.MaxSpans)
+//	6     HAVE    flags: bit 0 Reply; Spans list(hspan) (count <= Limits.MaxSpans); Refs refs
+//	7     PULL    Refs refs (count >= 1)
+//	8     HISTORY  the fields of GOSSIP, with the same bounds
 //
 // GOSSIP is a signed broadcast: Seq is the origin's sequence number (gossip.Message.Seq),
 // Time the origin's clock in milliseconds when it broadcast (since the Unix epoch in the
@@ -85,9 +90,32 @@
 // signed: each relay adds one. The format checks none of it (a Seq of 0 or an empty Proof
 // decode): the gossip core does, before it delivers or forwards.
 //
-// The decoded Payload and Proof of a GOSSIP are subslices of the frame, capped (cap == len)
-// so that an append to them cannot overwrite the frame; a zero-length one decodes as nil.
-// Empty lists (IHAVE, SHUFFLE, SHUFFLE_REPLY) decode as nil.
+// Types 5–8 carry catch-up (anti-entropy, see gossip/catchup.go), by which neighbours find and
+// fetch the broadcasts one of them missed; times are origin times in milliseconds, as a
+// GOSSIP's Time, and a span is the range [From, To) of them:
+//
+//	dspans  uvarint count n, then the first span's From varint, then n times: width
+//	        uvarint (To - From, > 0), Count uvarint (<= 2^32-1), Hash u64be. Each span
+//	        starts where the previous one ends, so a DIGEST's spans are consecutive by
+//	        construction.
+//	hspan   From varint, width uvarint (To - From, > 0), Count uvarint (<= 2^32-1). Each
+//	        From is at least the previous span's To (increasing, not overlapping). A HAVE's
+//	        spans carry no Hash.
+//	refs    uvarint count c (<= Limits.MaxRefs), then c times: Time varint, the difference
+//	        from the previous ref's Time (the first ref's Time itself), then ID msgid. Refs
+//	        need not be sorted, but two consecutive times must differ by what an int64 holds.
+//
+// A To (From + width) or a ref's Time (previous Time + difference) beyond the int64 range is
+// malformed. AppendGossip refuses what the format cannot carry: an empty or reversed span,
+// spans not consecutive in a DIGEST or overlapping in a HAVE, a HAVE span with a Hash,
+// consecutive ref times too far apart, a DIGEST without spans, a PULL without refs. HISTORY answers a PULL
+// with a message's payload, exactly as a GOSSIP carries it. A summary DIGEST with one span,
+// ms-since-the-epoch times and a width of a few minutes takes 30 or 31 bytes; a HAVE or PULL
+// of 1,024 refs sorted by time about 18 KB (17 or 18 bytes a ref).
+//
+// The decoded Payload and Proof of a GOSSIP or HISTORY are subslices of the frame, capped
+// (cap == len) so that an append to them cannot overwrite the frame; a zero-length one decodes
+// as nil. Empty lists (IHAVE, SHUFFLE, SHUFFLE_REPLY, a HAVE's spans and refs) decode as nil.
 //
 // # Protocol 3: link control
 //
@@ -141,8 +169,10 @@
 // any other with an error wrapping ErrVersion that names both versions ("frame version 1, this
 // node speaks version 2"), so the runtime can log it and close the link instead of guessing.
 //
-// Version 1 was this format without GOSSIP's Seq, Time and Proof. Version 2 deliberately does
-// not decode it: an unsigned broadcast is exactly what version 2 exists to refuse, so a node
+// Version 1 was this format without GOSSIP's Seq, Time and Proof and without the catch-up
+// types 5–8, which came in the same release as the signed broadcasts, before any version 2
+// node was deployed: every version 2 node speaks them. Version 2 deliberately does not decode
+// version 1: an unsigned broadcast is exactly what version 2 exists to refuse, so a node
 // of each version cannot talk, and the first frame either sends closes the link with that
 // error. A future version that must interoperate with this one has to keep decoding version 2
 // and answer a version-2 peer in version 2.
@@ -150,7 +180,7 @@
 // # Limits
 //
 // The format itself bounds only what is written above (strings of at most 255 bytes, hops of
-// at most 65535). Everything else a receiver accepts is its own policy, in Limits; a limit
+// at most 65535, span counts of at most 2^32-1, times within int64). Everything else a receiver accepts is its own policy, in Limits; a limit
 // exceeded is an error wrapping ErrTooLarge, a frame that breaks the format one wrapping
 // ErrMalformed. Decoding never panics and never allocates more than in proportion to the frame:
 // every count and length is checked against both its limit and the bytes that remain before

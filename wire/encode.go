@@ -88,17 +88,19 @@ func checkMembership(m membership.Message) error {
 }
 
 // AppendGossip appends m's frame to dst and returns the extended buffer. It does not allocate
-// when dst has room for the frame. A message that cannot be encoded (unknown type, a field its
-// type does not carry is set, an empty, non-UTF-8 or over-long origin) is refused with an error
-// wrapping ErrInvalidMessage, and dst is returned unchanged. Receivers' Limits are not checked
-// (see AppendMembership).
+// when dst has room for the frame. A message that cannot be encoded is refused with an error
+// wrapping ErrInvalidMessage, and dst is returned unchanged: an unknown type, a field its type
+// does not carry is set, an empty, non-UTF-8 or over-long origin, a span that is empty (To <=
+// From), spans out of order (HAVE) or not consecutive (DIGEST), a DIGEST without spans, a
+// PULL without refs, or two consecutive refs whose times differ by more than an int64 holds.
+// Receivers' Limits are not checked (see AppendMembership).
 func AppendGossip(dst []byte, m gossip.Message) ([]byte, error) {
-	if err := checkGossip(m); err != nil {
+	if err := checkGossip(&m); err != nil {
 		return dst, err
 	}
 	dst = append(dst, Version, byte(ProtocolGossip), byte(m.Type))
 	switch m.Type {
-	case gossip.Gossip:
+	case gossip.Gossip, gossip.History:
 		dst = append(dst, m.ID[:]...)
 		dst = appendString(dst, m.Origin)
 		dst = appendHops(dst, m.Hops)
@@ -119,17 +121,63 @@ func AppendGossip(dst []byte, m gossip.Message) ([]byte, error) {
 		}
 	case gossip.Graft:
 		dst = append(dst, m.ID[:]...)
+	case gossip.Digest:
+		dst = binary.BigEndian.AppendUint64(dst, m.Salt)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Spans)))
+		dst = binary.AppendVarint(dst, m.Spans[0].From)
+		// Widths and counts of a few bytes each, and the 8-byte hash.
+		dst = slices.Grow(dst, len(m.Spans)*(4+3+8))
+		for i := range m.Spans {
+			s := &m.Spans[i]
+			dst = binary.AppendUvarint(dst, spanWidth(s))
+			dst = binary.AppendUvarint(dst, uint64(s.Count))
+			dst = binary.BigEndian.AppendUint64(dst, s.Hash)
+		}
+	case gossip.Have:
+		dst = append(dst, flagByte(m.Reply))
+		dst = binary.AppendUvarint(dst, uint64(len(m.Spans)))
+		for i := range m.Spans {
+			s := &m.Spans[i]
+			dst = binary.AppendVarint(dst, s.From)
+			dst = binary.AppendUvarint(dst, spanWidth(s))
+			dst = binary.AppendUvarint(dst, uint64(s.Count))
+		}
+		dst = appendRefs(dst, m.Refs)
+	case gossip.Pull:
+		dst = appendRefs(dst, m.Refs)
 	}
 	return dst, nil
 }
 
+// spanWidth is s.To - s.From, which checkGossip made sure is positive; as a uint64 it cannot
+// overflow even when the int64 difference would.
+func spanWidth(s *gossip.Span) uint64 { return uint64(s.To) - uint64(s.From) }
+
+// appendRefs appends a refs list: the count, then per ref its Time as a delta from the
+// previous ref's (from 0 for the first) and its ID.
+func appendRefs(dst []byte, refs []gossip.MessageRef) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(refs)))
+	// One growth for the whole list: the ID and a delta of a few bytes (refs sorted by time
+	// differ by little; the first time, in ms since the epoch, takes 6 bytes).
+	dst = slices.Grow(dst, len(refs)*(len(gossip.MessageID{})+3)+binaryMaxVarintLen64)
+	prev := int64(0)
+	for i := range refs {
+		r := &refs[i]
+		dst = binary.AppendVarint(dst, r.Time-prev)
+		dst = append(dst, r.ID[:]...)
+		prev = r.Time
+	}
+	return dst
+}
+
 // checkGossip refuses a message AppendGossip cannot encode faithfully.
-func checkGossip(m gossip.Message) error {
+func checkGossip(m *gossip.Message) error {
 	p, t := ProtocolGossip, uint8(m.Type)
 	if !m.Type.Valid() {
 		return encodeError(p, t, "type", "unknown gossip message type %d", t)
 	}
-	if m.Type == gossip.Gossip {
+	broadcast := m.Type == gossip.Gossip || m.Type == gossip.History
+	if broadcast {
 		if err := checkID(p, t, "origin", m.Origin); err != nil {
 			return err
 		}
@@ -153,11 +201,85 @@ func checkGossip(m gossip.Message) error {
 			return notCarried(p, t, "proof")
 		}
 	}
-	if m.ID != (gossip.MessageID{}) && m.Type != gossip.Gossip && m.Type != gossip.Graft {
+	if m.ID != (gossip.MessageID{}) && !broadcast && m.Type != gossip.Graft {
 		return notCarried(p, t, "id")
 	}
 	if len(m.IHave) != 0 && m.Type != gossip.IHave {
 		return notCarried(p, t, "ihave")
+	}
+	if m.Reply && m.Type != gossip.Have {
+		return notCarried(p, t, "reply")
+	}
+	if m.Salt != 0 && m.Type != gossip.Digest {
+		return notCarried(p, t, "salt")
+	}
+	if len(m.Spans) != 0 && m.Type != gossip.Digest && m.Type != gossip.Have {
+		return notCarried(p, t, "spans")
+	}
+	if len(m.Refs) != 0 && m.Type != gossip.Have && m.Type != gossip.Pull {
+		return notCarried(p, t, "refs")
+	}
+	switch m.Type {
+	case gossip.Digest:
+		if len(m.Spans) == 0 {
+			return encodeError(p, t, "spans", "none: a DIGEST summarises at least one span")
+		}
+		return checkSpans(p, t, m.Spans, true)
+	case gossip.Have:
+		if err := checkSpans(p, t, m.Spans, false); err != nil {
+			return err
+		}
+		return checkRefs(p, t, m.Refs)
+	case gossip.Pull:
+		if len(m.Refs) == 0 {
+			return encodeError(p, t, "refs", "none: a PULL asks for at least one message")
+		}
+		return checkRefs(p, t, m.Refs)
+	}
+	return nil
+}
+
+// checkSpans refuses spans the format cannot carry: an empty or reversed span, a span that
+// does not start where the previous one ended (digest) or before it ended (have), and a
+// HAVE span's Hash, which HAVE does not carry.
+func checkSpans(p Protocol, t uint8, spans []gossip.Span, digest bool) error {
+	for i := range spans {
+		s := &spans[i]
+		if s.To <= s.From {
+			return encodeError(p, t, fmt.Sprintf("spans[%d]", i), "empty or reversed: to %d <= from %d", s.To, s.From)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := spans[i-1].To
+		if digest && s.From != prev {
+			return encodeError(p, t, fmt.Sprintf("spans[%d]", i),
+				"from %d is not the previous span's to %d: a DIGEST's spans are consecutive", s.From, prev)
+		}
+		if s.From < prev {
+			return encodeError(p, t, fmt.Sprintf("spans[%d]", i),
+				"from %d < the previous span's to %d: a HAVE's spans increase and do not overlap", s.From, prev)
+		}
+	}
+	if !digest {
+		for i := range spans {
+			if spans[i].Hash != 0 {
+				return notCarried(p, t, fmt.Sprintf("spans[%d].hash", i))
+			}
+		}
+	}
+	return nil
+}
+
+// checkRefs refuses refs whose times cannot be written as deltas: two consecutive times
+// that differ by more than an int64 holds.
+func checkRefs(p Protocol, t uint8, refs []gossip.MessageRef) error {
+	for i := 1; i < len(refs); i++ {
+		a, b := refs[i-1].Time, refs[i].Time
+		if d := b - a; (b^a)&(b^d) < 0 {
+			return encodeError(p, t, fmt.Sprintf("refs[%d].time", i),
+				"time %d minus the previous ref's %d overflows int64", b, a)
+		}
 	}
 	return nil
 }

@@ -128,7 +128,7 @@ func TestGoldenCoversEveryType(t *testing.T) {
 		}
 		seen[[2]uint8{uint8(f.Protocol), typ}] = true
 	}
-	for p, maxType := range map[Protocol]int{ProtocolMembership: 8, ProtocolGossip: 4, ProtocolControl: 4} {
+	for p, maxType := range map[Protocol]int{ProtocolMembership: 8, ProtocolGossip: 8, ProtocolControl: 4} {
 		for typ := 1; typ <= maxType; typ++ {
 			if !seen[[2]uint8{uint8(p), uint8(typ)}] {
 				t.Errorf("no golden vector for %s %s", p, typeName(p, uint8(typ)))

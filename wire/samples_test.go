@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
@@ -76,6 +77,22 @@ func goldenSamples() []sample {
 		{"gossip/graft", gsp(gossip.Message{Type: gossip.Graft, ID: msgID(0x50)})},
 		{"gossip/graft_repair_only", gsp(gossip.Message{Type: gossip.Graft})},
 		{"gossip/prune", gsp(gossip.Message{Type: gossip.Prune})},
+		// A summary DIGEST as a core sends it at 2023-11-14T22:13:20Z: one span from 290 s to
+		// 2 s ago, 3 messages.
+		{"gossip/digest", gsp(gossip.Message{Type: gossip.Digest, Salt: 0x0102030405060708, Spans: []gossip.Span{
+			{From: 1_700_000_000_000 - 290_000, To: 1_700_000_000_000 - 2_000, Count: 3, Hash: 0x1122334455667788}}})},
+		{"gossip/digest_detailed", gsp(gossip.Message{Type: gossip.Digest, Salt: 0xffffffffffffffff, Spans: []gossip.Span{
+			{From: -5, To: 0}, {From: 0, To: 10, Count: 2, Hash: 1}, {From: 10, To: 11, Count: 300, Hash: 0xfedcba9876543210}}})},
+		{"gossip/have", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{{From: 1000, To: 2000, Count: 2}},
+			Refs: []gossip.MessageRef{{Time: 1000, ID: msgID(0x80)}, {Time: 1500, ID: msgID(0x90)}}})},
+		{"gossip/have_reply", gsp(gossip.Message{Type: gossip.Have, Reply: true, Spans: []gossip.Span{
+			{From: -10, To: -5, Count: 1}, {From: -5, To: 100}}, Refs: []gossip.MessageRef{{Time: -7, ID: msgID(0xa0)}}})},
+		{"gossip/have_empty", gsp(gossip.Message{Type: gossip.Have})},
+		// Refs need not be sorted: the second time is a negative delta.
+		{"gossip/pull", gsp(gossip.Message{Type: gossip.Pull, Refs: []gossip.MessageRef{
+			{Time: 1_700_000_000_000, ID: msgID(0xb0)}, {Time: 1_699_999_999_000, ID: msgID(0xc0)}}})},
+		{"gossip/history", gsp(gossip.Message{Type: gossip.History, ID: msgID(0x60), Origin: "src", Hops: 3,
+			Seq: 300, Time: 1_700_000_000_000, Payload: []byte("hi"), Proof: seqBytes(96)})},
 		{"control/hello", ctl(Control{Type: ControlHello, NodeID: "node-a", Network: "lobby"})},
 		{"control/hello_no_network", ctl(Control{Type: ControlHello, NodeID: "node-a"})},
 		{"control/ping", ctl(Control{Type: ControlPing, Seq: 1})},
@@ -126,5 +143,5 @@ func framesEqual(a, b Frame) bool {
 			return false
 		}
 	}
-	return true
+	return ag.Reply == bg.Reply && ag.Salt == bg.Salt && slices.Equal(ag.Spans, bg.Spans) && slices.Equal(ag.Refs, bg.Refs)
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // Version is the format version this package writes and the only one it reads. Version 2
-// added the signed-broadcast fields of GOSSIP (Seq, Time, Proof); version 1 frames are refused.
+// added the signed-broadcast fields of GOSSIP (Seq, Time, Proof) and the catch-up types 5–8
+// (DIGEST, HAVE, PULL, HISTORY); version 1 frames are refused.
 const Version = 2
 
 // Format bounds: what version 2 can carry at all, whatever a receiver's Limits say.
@@ -133,13 +134,21 @@ type Limits struct {
 	// MaxProof bounds a GOSSIP's Proof in bytes (the origin's public key ‖ signature: 96 for
 	// Ed25519).
 	MaxProof int
+	// MaxSpans bounds the spans of one DIGEST or HAVE (gossip.Message.Spans). It should be at
+	// least gossip.Config.CatchUpSpans of the peers.
+	MaxSpans int
+	// MaxRefs bounds the message references of one HAVE or PULL (gossip.Message.Refs). It
+	// should be at least gossip.Config.CatchUpMaxRefs of the peers.
+	MaxRefs int
 }
 
 // DefaultLimits returns the limits for the cores' default configurations: 64 KiB frames,
 // node IDs of up to 64 bytes (an ID is 52 characters of base32), the membership and gossip
 // defaults for list and payload sizes, IHAVE batches of up to 256, four times what a
-// default gossip core sends, so a peer configured to batch more is not cut off, and proofs of
-// up to 128 bytes (an Ed25519 public key and signature take 96).
+// default gossip core sends, so a peer configured to batch more is not cut off, proofs of
+// up to 128 bytes (an Ed25519 public key and signature take 96), catch-up spans of up to 64
+// per DIGEST or HAVE (four times a default core's) and the default core's 1,024 references
+// per HAVE or PULL.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxFrameSize:     64 * 1024,
@@ -149,6 +158,8 @@ func DefaultLimits() Limits {
 		MaxPayload:       gossip.DefaultConfig().MaxPayload,
 		MaxReasonLength:  128,
 		MaxProof:         128,
+		MaxSpans:         4 * gossip.DefaultConfig().CatchUpSpans,
+		MaxRefs:          gossip.DefaultConfig().CatchUpMaxRefs,
 	}
 }
 
@@ -163,7 +174,7 @@ func (l Limits) Validate() error {
 		{"MaxFrameSize", l.MaxFrameSize}, {"MaxIDLength", l.MaxIDLength},
 		{"MaxNodes", l.MaxNodes}, {"MaxAnnouncements", l.MaxAnnouncements},
 		{"MaxPayload", l.MaxPayload}, {"MaxReasonLength", l.MaxReasonLength},
-		{"MaxProof", l.MaxProof},
+		{"MaxProof", l.MaxProof}, {"MaxSpans", l.MaxSpans}, {"MaxRefs", l.MaxRefs},
 	} {
 		if f.v <= 0 {
 			return fmt.Errorf("wire: Limits.%s is %d, must be positive", f.name, f.v)
@@ -191,10 +202,39 @@ func (l Limits) largestFrame() int {
 	ihave := headerSize + uvarintLen(uint64(l.MaxAnnouncements)) + l.MaxAnnouncements*(16+hops)
 	hello := headerSize + 2*id
 	closeFrame := headerSize + uvarintLen(uint64(l.MaxReasonLength)) + l.MaxReasonLength
-	return max(shuffle, gossipFrame, ihave, hello, closeFrame, headerSize+10)
+	// HISTORY has GOSSIP's fields, so gossipFrame covers it.
+	return max(shuffle, gossipFrame, ihave, hello, closeFrame, headerSize+10,
+		l.largestDigest(), l.largestHave(), l.largestPull())
 }
 
-// binaryMaxVarintLen64 is the longest (u)varint: a GOSSIP's Seq and Time take at most this.
+// maxCountLen is the longest encoding of a span's Count (a uint32 as a uvarint).
+const maxCountLen = 5
+
+// largestDigest is the size of the largest DIGEST the limits admit: salt, span count, the
+// first span's From, then per span its width, count and hash, every varint at its longest.
+func (l Limits) largestDigest() int {
+	return headerSize + 8 + uvarintLen(uint64(l.MaxSpans)) + binaryMaxVarintLen64 +
+		l.MaxSpans*(binaryMaxVarintLen64+maxCountLen+8)
+}
+
+// largestHave is the size of the largest HAVE the limits admit: flags, span count, per span
+// its From, width and count, then the refs.
+func (l Limits) largestHave() int {
+	return headerSize + 1 + uvarintLen(uint64(l.MaxSpans)) +
+		l.MaxSpans*(2*binaryMaxVarintLen64+maxCountLen) + l.largestRefs()
+}
+
+// largestPull is the size of the largest PULL the limits admit.
+func (l Limits) largestPull() int { return headerSize + l.largestRefs() }
+
+// largestRefs is the size of the longest refs list the limits admit: the count, then per
+// ref a time (delta) and an ID.
+func (l Limits) largestRefs() int {
+	return uvarintLen(uint64(l.MaxRefs)) + l.MaxRefs*(binaryMaxVarintLen64+16)
+}
+
+// binaryMaxVarintLen64 is the longest (u)varint: a GOSSIP's Seq and Time, a span's From and
+// width and a ref's time take at most this.
 const binaryMaxVarintLen64 = 10
 
 // uvarintLen is the length of v's uvarint encoding.

@@ -41,6 +41,14 @@ func TestRoundTrip(t *testing.T) {
 		maxIHave[i] = gossip.Announcement{ID: msgID(byte(i)), Hops: uint16(i * 257)}
 	}
 	utf8ID := "nœud-ノード-🛰"
+	maxSpans, maxHaveSpans := make([]gossip.Span, DefaultLimits().MaxSpans), make([]gossip.Span, DefaultLimits().MaxSpans)
+	for i := range maxSpans {
+		from := int64(-1<<63) + int64(i)<<57
+		maxSpans[i] = gossip.Span{From: from, To: from + 1<<57, Count: ^uint32(0), Hash: ^uint64(0) - uint64(i)}
+		maxHaveSpans[i] = gossip.Span{From: from + 1, To: from + 1<<57 - 1, Count: uint32(i)}
+	}
+	maxSpans[len(maxSpans)-1].To = 1<<63 - 1
+	maxRefs := extremeRefs(DefaultLimits().MaxRefs)
 
 	cases := append(goldenSamples(),
 		sample{"forward_join max id max ttl", mem(membership.Message{Type: membership.ForwardJoin, Node: maxID, TTL: 255})},
@@ -63,6 +71,26 @@ func TestRoundTrip(t *testing.T) {
 		sample{"ihave empty slice", gsp(gossip.Message{Type: gossip.IHave, IHave: []gossip.Announcement{}})},
 		sample{"graft all-ones id", gsp(gossip.Message{Type: gossip.Graft, ID: gossip.MessageID{
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})},
+		sample{"digest one span of the whole int64 range", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{
+			{From: -1 << 63, To: 1<<63 - 1, Count: ^uint32(0), Hash: ^uint64(0)}}})},
+		sample{"digest width 1 zero salt", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{{From: 7, To: 8}}})},
+		sample{"digest max spans", gsp(gossip.Message{Type: gossip.Digest, Salt: 42, Spans: maxSpans})},
+		sample{"digest 16 spans", gsp(benchDigest16())},
+		sample{"have max spans max refs", gsp(gossip.Message{Type: gossip.Have, Spans: maxHaveSpans, Refs: maxRefs})},
+		sample{"have reply refs only", gsp(gossip.Message{Type: gossip.Have, Reply: true,
+			Refs: []gossip.MessageRef{{Time: 5, ID: msgID(1)}, {Time: 5, ID: msgID(2)}, {Time: 4}}})},
+		sample{"have spans only, adjacent", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{
+			{From: -1 << 63, To: 0, Count: 1}, {From: 0, To: 1<<63 - 1, Count: ^uint32(0)}}})},
+		sample{"have empty slices", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{}, Refs: []gossip.MessageRef{}})},
+		sample{"have 1024 refs", gsp(benchHave1024())},
+		sample{"pull max refs, huge deltas", gsp(gossip.Message{Type: gossip.Pull, Refs: maxRefs})},
+		sample{"pull int64 extremes", gsp(gossip.Message{Type: gossip.Pull, Refs: []gossip.MessageRef{
+			{Time: 1<<63 - 1}, {Time: -1}, {Time: -1 << 63}, {Time: -1}, {Time: 0}, {Time: 1<<63 - 1}}})},
+		sample{"pull 1024 refs", gsp(benchPull1024())},
+		sample{"history max payload max origin max hops max proof", gsp(gossip.Message{Type: gossip.History, ID: msgID(0xf0),
+			Origin: maxID, Hops: MaxHops, Seq: ^uint64(0), Time: -1 << 63, Payload: maxPayload,
+			Proof: bytes.Repeat([]byte{0x3c}, DefaultLimits().MaxProof)})},
+		sample{"history empty payload", gsp(gossip.Message{Type: gossip.History, Origin: "o", Hops: 1, Seq: 1, Time: 1})},
 		sample{"hello max id max network", ctl(Control{Type: ControlHello, NodeID: maxID, Network: maxID})},
 		sample{"hello utf8", ctl(Control{Type: ControlHello, NodeID: utf8ID, Network: "réseau"})},
 		sample{"ping seq 0", ctl(Control{Type: ControlPing})},
@@ -188,8 +216,8 @@ func TestEncodeErrors(t *testing.T) {
 			"wire: encode membership FORWARD_JOIN: nodes: invalid message: set, but FORWARD_JOIN does not carry it"},
 		{"gossip type 0", gsp(gossip.Message{}),
 			"wire: encode gossip MessageType(0): type: invalid message: unknown gossip message type 0"},
-		{"gossip type 5", gsp(gossip.Message{Type: 5}),
-			"wire: encode gossip MessageType(5): type: invalid message: unknown gossip message type 5"},
+		{"gossip type 9", gsp(gossip.Message{Type: 9}),
+			"wire: encode gossip MessageType(9): type: invalid message: unknown gossip message type 9"},
 		{"gossip empty origin", gsp(gossip.Message{Type: gossip.Gossip, Payload: []byte("p")}),
 			"wire: encode gossip GOSSIP: origin: invalid message: empty node ID"},
 		{"gossip origin not utf8", gsp(gossip.Message{Type: gossip.Gossip, Origin: bad}),
@@ -212,6 +240,78 @@ func TestEncodeErrors(t *testing.T) {
 			"wire: encode gossip IHAVE: time: invalid message: set, but IHAVE does not carry it"},
 		{"prune with proof", gsp(gossip.Message{Type: gossip.Prune, Proof: []byte{1}}),
 			"wire: encode gossip PRUNE: proof: invalid message: set, but PRUNE does not carry it"},
+		// Catch-up: fields a type does not carry.
+		{"gossip with reply", gsp(gossip.Message{Type: gossip.Gossip, Origin: "o", Reply: true}),
+			"wire: encode gossip GOSSIP: reply: invalid message: set, but GOSSIP does not carry it"},
+		{"gossip with salt", gsp(gossip.Message{Type: gossip.Gossip, Origin: "o", Salt: 1}),
+			"wire: encode gossip GOSSIP: salt: invalid message: set, but GOSSIP does not carry it"},
+		{"gossip with spans", gsp(gossip.Message{Type: gossip.Gossip, Origin: "o", Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip GOSSIP: spans: invalid message: set, but GOSSIP does not carry it"},
+		{"gossip with refs", gsp(gossip.Message{Type: gossip.Gossip, Origin: "o", Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip GOSSIP: refs: invalid message: set, but GOSSIP does not carry it"},
+		{"ihave with refs", gsp(gossip.Message{Type: gossip.IHave, Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip IHAVE: refs: invalid message: set, but IHAVE does not carry it"},
+		{"graft with spans", gsp(gossip.Message{Type: gossip.Graft, Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip GRAFT: spans: invalid message: set, but GRAFT does not carry it"},
+		{"prune with salt", gsp(gossip.Message{Type: gossip.Prune, Salt: 1}),
+			"wire: encode gossip PRUNE: salt: invalid message: set, but PRUNE does not carry it"},
+		{"digest with reply", gsp(gossip.Message{Type: gossip.Digest, Reply: true, Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip DIGEST: reply: invalid message: set, but DIGEST does not carry it"},
+		{"digest with refs", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{{To: 1}}, Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip DIGEST: refs: invalid message: set, but DIGEST does not carry it"},
+		{"digest with id", gsp(gossip.Message{Type: gossip.Digest, ID: msgID(1), Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip DIGEST: id: invalid message: set, but DIGEST does not carry it"},
+		{"digest with origin", gsp(gossip.Message{Type: gossip.Digest, Origin: "o", Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip DIGEST: origin: invalid message: set, but DIGEST does not carry it"},
+		{"digest with time", gsp(gossip.Message{Type: gossip.Digest, Time: 5, Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip DIGEST: time: invalid message: set, but DIGEST does not carry it"},
+		{"digest with ihave", gsp(gossip.Message{Type: gossip.Digest, IHave: []gossip.Announcement{{}}, Spans: []gossip.Span{{To: 1}}}),
+			"wire: encode gossip DIGEST: ihave: invalid message: set, but DIGEST does not carry it"},
+		{"have with salt", gsp(gossip.Message{Type: gossip.Have, Salt: 1}),
+			"wire: encode gossip HAVE: salt: invalid message: set, but HAVE does not carry it"},
+		{"have with id", gsp(gossip.Message{Type: gossip.Have, ID: msgID(1)}),
+			"wire: encode gossip HAVE: id: invalid message: set, but HAVE does not carry it"},
+		{"have with seq", gsp(gossip.Message{Type: gossip.Have, Seq: 1}),
+			"wire: encode gossip HAVE: seq: invalid message: set, but HAVE does not carry it"},
+		{"have span with hash", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{{To: 1}, {From: 1, To: 2, Hash: 9}}}),
+			"wire: encode gossip HAVE: spans[1].hash: invalid message: set, but HAVE does not carry it"},
+		{"pull with reply", gsp(gossip.Message{Type: gossip.Pull, Reply: true, Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip PULL: reply: invalid message: set, but PULL does not carry it"},
+		{"pull with spans", gsp(gossip.Message{Type: gossip.Pull, Spans: []gossip.Span{{To: 1}}, Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip PULL: spans: invalid message: set, but PULL does not carry it"},
+		{"pull with payload", gsp(gossip.Message{Type: gossip.Pull, Payload: []byte("p"), Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip PULL: payload: invalid message: set, but PULL does not carry it"},
+		{"history empty origin", gsp(gossip.Message{Type: gossip.History, Payload: []byte("p")}),
+			"wire: encode gossip HISTORY: origin: invalid message: empty node ID"},
+		{"history with reply", gsp(gossip.Message{Type: gossip.History, Origin: "o", Reply: true}),
+			"wire: encode gossip HISTORY: reply: invalid message: set, but HISTORY does not carry it"},
+		{"history with refs", gsp(gossip.Message{Type: gossip.History, Origin: "o", Refs: []gossip.MessageRef{{}}}),
+			"wire: encode gossip HISTORY: refs: invalid message: set, but HISTORY does not carry it"},
+		{"history with salt", gsp(gossip.Message{Type: gossip.History, Origin: "o", Salt: 1}),
+			"wire: encode gossip HISTORY: salt: invalid message: set, but HISTORY does not carry it"},
+		// Catch-up: values the format cannot carry.
+		{"digest without spans", gsp(gossip.Message{Type: gossip.Digest, Salt: 1}),
+			"wire: encode gossip DIGEST: spans: invalid message: none: a DIGEST summarises at least one span"},
+		{"digest empty span", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{{From: 5, To: 5}}}),
+			"wire: encode gossip DIGEST: spans[0]: invalid message: empty or reversed: to 5 <= from 5"},
+		{"digest reversed span", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{{From: 0, To: 2}, {From: 2, To: 1}}}),
+			"wire: encode gossip DIGEST: spans[1]: invalid message: empty or reversed: to 1 <= from 2"},
+		{"digest spans with a gap", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{{From: 0, To: 2}, {From: 3, To: 4}}}),
+			"wire: encode gossip DIGEST: spans[1]: invalid message: from 3 is not the previous span's to 2: a DIGEST's spans are consecutive"},
+		{"digest spans overlapping", gsp(gossip.Message{Type: gossip.Digest, Spans: []gossip.Span{{From: 0, To: 2}, {From: 1, To: 4}}}),
+			"wire: encode gossip DIGEST: spans[1]: invalid message: from 1 is not the previous span's to 2: a DIGEST's spans are consecutive"},
+		{"have empty span", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{{From: -1, To: -1}}}),
+			"wire: encode gossip HAVE: spans[0]: invalid message: empty or reversed: to -1 <= from -1"},
+		{"have spans overlapping", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{{From: 0, To: 10}, {From: 9, To: 20}}}),
+			"wire: encode gossip HAVE: spans[1]: invalid message: from 9 < the previous span's to 10: a HAVE's spans increase and do not overlap"},
+		{"have spans decreasing", gsp(gossip.Message{Type: gossip.Have, Spans: []gossip.Span{{From: 10, To: 20}, {From: 0, To: 5}}}),
+			"wire: encode gossip HAVE: spans[1]: invalid message: from 0 < the previous span's to 20: a HAVE's spans increase and do not overlap"},
+		{"have ref delta overflows", gsp(gossip.Message{Type: gossip.Have, Refs: []gossip.MessageRef{{Time: -1 << 63}, {Time: 0}}}),
+			"wire: encode gossip HAVE: refs[1].time: invalid message: time 0 minus the previous ref's -9223372036854775808 overflows int64"},
+		{"pull without refs", gsp(gossip.Message{Type: gossip.Pull, Refs: []gossip.MessageRef{}}),
+			"wire: encode gossip PULL: refs: invalid message: none: a PULL asks for at least one message"},
+		{"pull ref negative delta overflows", gsp(gossip.Message{Type: gossip.Pull, Refs: []gossip.MessageRef{{Time: 5}, {Time: 1}, {Time: 1<<63 - 1}, {Time: -2}}}),
+			"wire: encode gossip PULL: refs[3].time: invalid message: time -2 minus the previous ref's 9223372036854775807 overflows int64"},
 		{"control type 0", ctl(Control{}),
 			"wire: encode control ControlType(0): type: invalid message: unknown control message type 0"},
 		{"control type 5", ctl(Control{Type: 5}),
@@ -263,8 +363,12 @@ func TestDecodeErrors(t *testing.T) {
 	def := DefaultLimits()
 	huge := def
 	huge.MaxNodes, huge.MaxAnnouncements, huge.MaxPayload = 1<<40, 1<<40, 1<<40
+	huge.MaxSpans, huge.MaxRefs = 1<<40, 1<<40
 	id := func(s string) []byte { return cat(uv(uint64(len(s))), []byte(s)) }
 	mid := bytes.Repeat([]byte{0x11}, 16)
+	salt := bytes.Repeat([]byte{0x5a}, 8)
+	hash := make([]byte, 8)
+	vi := func(v int64) []byte { return binary.AppendVarint(nil, v) }
 
 	cases := []struct {
 		name   string
@@ -359,8 +463,8 @@ func TestDecodeErrors(t *testing.T) {
 		// Gossip.
 		{"gossip type 0", nil, h("020200"), ErrMalformed,
 			"wire: decode gossip MessageType(0): type at offset 2: malformed frame: unknown gossip message type 0"},
-		{"gossip type 5", nil, h("020205"), ErrMalformed,
-			"wire: decode gossip MessageType(5): type at offset 2: malformed frame: unknown gossip message type 5"},
+		{"gossip type 9", nil, h("020209"), ErrMalformed,
+			"wire: decode gossip MessageType(9): type at offset 2: malformed frame: unknown gossip message type 9"},
 		{"gossip truncated id", nil, h("020201 1111"), ErrMalformed,
 			"wire: decode gossip GOSSIP: id at offset 3: malformed frame: truncated: needs 16 bytes, 2 remain"},
 		{"gossip empty origin", nil, cat(h("020201"), mid, h("00 01 00")), ErrMalformed,
@@ -419,6 +523,100 @@ func TestDecodeErrors(t *testing.T) {
 			"wire: decode gossip GRAFT: end at offset 19: malformed frame: 1 trailing bytes after the last field"},
 		{"prune trailing", nil, h("020204 00"), ErrMalformed,
 			"wire: decode gossip PRUNE: end at offset 3: malformed frame: 1 trailing bytes after the last field"},
+
+		// Catch-up. DIGEST: salt at offset 3, span count at 11, the first From at 12. A DIGEST's
+		// spans cannot be non-consecutive on the wire: each starts where the previous ends.
+		{"digest no salt", nil, h("020205 0102"), ErrMalformed,
+			"wire: decode gossip DIGEST: salt at offset 3: malformed frame: truncated: needs 8 bytes, 2 remain"},
+		{"digest no span count", nil, cat(h("020205"), salt), ErrMalformed,
+			"wire: decode gossip DIGEST: spans at offset 11: malformed frame: truncated varint"},
+		{"digest zero spans", nil, cat(h("020205"), salt, h("00")), ErrMalformed,
+			"wire: decode gossip DIGEST: spans at offset 11: malformed frame: count 0: a DIGEST summarises at least one span"},
+		{"digest spans over MaxSpans", nil, cat(h("020205"), salt, uv(65)), ErrTooLarge,
+			"wire: decode gossip DIGEST: spans at offset 11: limit exceeded: length 65 > MaxSpans 64"},
+		{"digest hostile span count", &huge, cat(h("020205"), salt, uv(1e9), h("00 01 00"), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans at offset 11: malformed frame: length 1000000000 needs at least 10000000000 bytes, 11 remain"},
+		{"digest span count past end", nil, cat(h("020205"), salt, h("02 00 01 00"), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans at offset 11: malformed frame: length 2 needs at least 20 bytes, 11 remain"},
+		{"digest span count varint overflow", nil, cat(h("020205"), salt, h("ffffffffffffffffff02")), ErrMalformed,
+			"wire: decode gossip DIGEST: spans at offset 11: malformed frame: varint overflows 64 bits"},
+		{"digest from not minimal", nil, cat(h("020205"), salt, h("01 8000 01 00"), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans[0].from at offset 12: malformed frame: varint not minimal"},
+		{"digest width 0", nil, cat(h("020205"), salt, h("01 00 00 00"), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans[0].width at offset 13: malformed frame: width 0: a span is never empty"},
+		{"digest from + width overflows", nil, cat(h("020205"), salt, h("01"), vi(1<<63-2), h("02 00"), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans[0].width at offset 22: malformed frame: from 9223372036854775806 + width 2 overflows int64"},
+		{"digest second span overflows", nil, cat(h("020205"), salt, h("02 00"), uv(1<<63-1), h("00"), hash, h("01 00"), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans[1].width at offset 31: malformed frame: from 9223372036854775807 + width 1 overflows int64"},
+		{"digest count over uint32", nil, cat(h("020205"), salt, h("01 00 01"), uv(1<<32), hash), ErrMalformed,
+			"wire: decode gossip DIGEST: spans[0].count at offset 14: malformed frame: count 4294967296 > 4294967295"},
+		{"digest truncated hash", nil, cat(h("020205"), salt, h("01 00"), uv(1<<63-1), h("00 010203")), ErrMalformed,
+			"wire: decode gossip DIGEST: spans[0].hash at offset 23: malformed frame: truncated: needs 8 bytes, 3 remain"},
+		{"digest trailing", nil, cat(h("020205"), salt, h("01 00 01 00"), hash, h("00")), ErrMalformed,
+			"wire: decode gossip DIGEST: end at offset 23: malformed frame: 1 trailing bytes after the last field"},
+		// HAVE: flags at 3, span count at 4, the first span at 5.
+		{"have no flags", nil, h("020206"), ErrMalformed,
+			"wire: decode gossip HAVE: flags at offset 3: malformed frame: truncated: needs 1 bytes, 0 remain"},
+		{"have unknown flags", nil, h("020206 03 00 00"), ErrMalformed,
+			"wire: decode gossip HAVE: flags at offset 3: malformed frame: unknown flag bits 0x02"},
+		{"have no span count", nil, h("020206 01"), ErrMalformed,
+			"wire: decode gossip HAVE: spans at offset 4: malformed frame: truncated varint"},
+		{"have spans over MaxSpans", nil, cat(h("020206 00"), uv(65)), ErrTooLarge,
+			"wire: decode gossip HAVE: spans at offset 4: limit exceeded: length 65 > MaxSpans 64"},
+		{"have hostile span count", &huge, cat(h("020206 00"), uv(1e9), h("00 01 00 00")), ErrMalformed,
+			"wire: decode gossip HAVE: spans at offset 4: malformed frame: length 1000000000 needs at least 3000000000 bytes, 4 remain"},
+		{"have span count past end", nil, h("020206 00 01 00 01"), ErrMalformed,
+			"wire: decode gossip HAVE: spans at offset 4: malformed frame: length 1 needs at least 3 bytes, 2 remain"},
+		{"have spans overlapping", nil, cat(h("020206 00 02 00 0a 00"), vi(9), h("01 00 00")), ErrMalformed,
+			"wire: decode gossip HAVE: spans[1].from at offset 8: malformed frame: from 9 < the previous span's to 10: a HAVE's spans increase and do not overlap"},
+		{"have spans decreasing", nil, cat(h("020206 00 02 00 0a 00"), vi(-1), h("01 00 00")), ErrMalformed,
+			"wire: decode gossip HAVE: spans[1].from at offset 8: malformed frame: from -1 < the previous span's to 10: a HAVE's spans increase and do not overlap"},
+		{"have width 0", nil, h("020206 00 01 00 00 00 00"), ErrMalformed,
+			"wire: decode gossip HAVE: spans[0].width at offset 6: malformed frame: width 0: a span is never empty"},
+		{"have from + width overflows", nil, cat(h("020206 00 01"), vi(1<<63-1), h("01 00 00")), ErrMalformed,
+			"wire: decode gossip HAVE: spans[0].width at offset 15: malformed frame: from 9223372036854775807 + width 1 overflows int64"},
+		{"have count over uint32", nil, cat(h("020206 00 01 00 01"), uv(1<<32), h("00")), ErrMalformed,
+			"wire: decode gossip HAVE: spans[0].count at offset 7: malformed frame: count 4294967296 > 4294967295"},
+		{"have no refs count", nil, h("020206 00 00"), ErrMalformed,
+			"wire: decode gossip HAVE: refs at offset 5: malformed frame: truncated varint"},
+		{"have refs over MaxRefs", nil, cat(h("020206 00 00"), uv(1025)), ErrTooLarge,
+			"wire: decode gossip HAVE: refs at offset 5: limit exceeded: length 1025 > MaxRefs 1024"},
+		{"have hostile refs count", &huge, cat(h("020206 00 00"), uv(1e12), h("00"), mid), ErrMalformed,
+			"wire: decode gossip HAVE: refs at offset 5: malformed frame: length 1000000000000 needs at least 17000000000000 bytes, 17 remain"},
+		{"have ref time overflows", nil, cat(h("020206 00 00 02"), vi(1<<63-1), mid, vi(1), mid), ErrMalformed,
+			"wire: decode gossip HAVE: refs[1].time at offset 32: malformed frame: previous time 9223372036854775807 + delta 1 overflows int64"},
+		{"have ref time underflows", nil, cat(h("020206 00 00 02"), vi(-1<<63), mid, vi(-1), mid), ErrMalformed,
+			"wire: decode gossip HAVE: refs[1].time at offset 32: malformed frame: previous time -9223372036854775808 + delta -1 overflows int64"},
+		{"have ref id truncated", nil, cat(h("020206 00 00 01 8001"), mid[:15]), ErrMalformed,
+			"wire: decode gossip HAVE: refs[0].id at offset 8: malformed frame: truncated: needs 16 bytes, 15 remain"},
+		{"have trailing", nil, h("020206 00 00 00 00"), ErrMalformed,
+			"wire: decode gossip HAVE: end at offset 6: malformed frame: 1 trailing bytes after the last field"},
+		// PULL: refs count at 3.
+		{"pull no refs count", nil, h("020207"), ErrMalformed,
+			"wire: decode gossip PULL: refs at offset 3: malformed frame: truncated varint"},
+		{"pull zero refs", nil, h("020207 00"), ErrMalformed,
+			"wire: decode gossip PULL: refs at offset 3: malformed frame: count 0: a PULL asks for at least one message"},
+		{"pull refs over MaxRefs", nil, cat(h("020207"), uv(1025)), ErrTooLarge,
+			"wire: decode gossip PULL: refs at offset 3: limit exceeded: length 1025 > MaxRefs 1024"},
+		{"pull refs count past end", nil, cat(h("020207 02 00"), mid, h("00"), mid[:15]), ErrMalformed,
+			"wire: decode gossip PULL: refs at offset 3: malformed frame: length 2 needs at least 34 bytes, 33 remain"},
+		{"pull time not minimal", nil, cat(h("020207 01 8000"), mid), ErrMalformed,
+			"wire: decode gossip PULL: refs[0].time at offset 4: malformed frame: varint not minimal"},
+		{"pull time varint overflow", nil, cat(h("020207 01 ffffffffffffffffff02"), mid), ErrMalformed,
+			"wire: decode gossip PULL: refs[0].time at offset 4: malformed frame: varint overflows 64 bits"},
+		{"pull trailing", nil, cat(h("020207 01 00"), mid, h("00")), ErrMalformed,
+			"wire: decode gossip PULL: end at offset 21: malformed frame: 1 trailing bytes after the last field"},
+		// HISTORY: GOSSIP's fields.
+		{"history truncated id", nil, h("020208 1111"), ErrMalformed,
+			"wire: decode gossip HISTORY: id at offset 3: malformed frame: truncated: needs 16 bytes, 2 remain"},
+		{"history empty origin", nil, cat(h("020208"), mid, h("00 01 00")), ErrMalformed,
+			"wire: decode gossip HISTORY: origin at offset 19: malformed frame: empty node ID"},
+		{"history payload over MaxPayload", nil, cat(h("020208"), mid, h("016f 01 01 00"), uv(60*1024+1), make([]byte, 60*1024+1)), ErrTooLarge,
+			"wire: decode gossip HISTORY: payload at offset 24: limit exceeded: length 61441 > MaxPayload 61440"},
+		{"history proof over MaxProof", nil, cat(h("020208"), mid, h("016f 01 01 00 01 68"), uv(129), make([]byte, 129)), ErrTooLarge,
+			"wire: decode gossip HISTORY: proof at offset 26: limit exceeded: length 129 > MaxProof 128"},
+		{"history trailing", nil, cat(h("020208"), mid, h("016f 01 01 00 01 68 01 70 69")), ErrMalformed,
+			"wire: decode gossip HISTORY: end at offset 28: malformed frame: 1 trailing bytes after the last field"},
 
 		// Link control.
 		{"control type 0", nil, h("020300"), ErrMalformed,
@@ -503,6 +701,15 @@ func TestLimitsValidate(t *testing.T) {
 		// 3 header + 2 count + 4096 * (16 + 3).
 		{"announcements need bigger frames", mod(func(l *Limits) { l.MaxAnnouncements = 4096 }),
 			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 77829 bytes"},
+		{"zero spans", mod(func(l *Limits) { l.MaxSpans = 0 }), "wire: Limits.MaxSpans is 0, must be positive"},
+		{"negative refs", mod(func(l *Limits) { l.MaxRefs = -1 }), "wire: Limits.MaxRefs is -1, must be positive"},
+		// The largest HAVE: 3 header + 1 flags + 1 span count + 64 * (10 + 10 + 5)
+		// + 2 ref count + 4096 * (10 + 16).
+		{"refs need bigger frames", mod(func(l *Limits) { l.MaxRefs = 4096 }),
+			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 108103 bytes"},
+		// The largest HAVE: 3 + 1 + 2 span count + 4096 * 25 + 3 + 1024 * 26.
+		{"spans need bigger frames", mod(func(l *Limits) { l.MaxSpans = 4096 }),
+			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 129032 bytes"},
 	}
 	for _, c := range cases {
 		err := c.limits.Validate()
@@ -525,6 +732,12 @@ func TestDefaultLimitsCoverCoreDefaults(t *testing.T) {
 	if l.MaxPayload < g.MaxPayload {
 		t.Errorf("MaxPayload %d < gossip MaxPayload %d", l.MaxPayload, g.MaxPayload)
 	}
+	if l.MaxSpans < g.CatchUpSpans {
+		t.Errorf("MaxSpans %d < gossip CatchUpSpans %d", l.MaxSpans, g.CatchUpSpans)
+	}
+	if l.MaxRefs < g.CatchUpMaxRefs {
+		t.Errorf("MaxRefs %d < gossip CatchUpMaxRefs %d", l.MaxRefs, g.CatchUpMaxRefs)
+	}
 	if l.MaxProof < 32+64 {
 		t.Errorf("MaxProof %d < 96, an Ed25519 public key and signature", l.MaxProof)
 	}
@@ -545,6 +758,13 @@ func TestEncodeIntoSizedBufferDoesNotAllocate(t *testing.T) {
 		gsp(signedGossip1KiB()),
 		gsp(gossip.Message{Type: gossip.IHave, IHave: ihave}),
 		gsp(gossip.Message{Type: gossip.Graft, ID: msgID(2)}),
+		gsp(benchDigest16()),
+		gsp(gossip.Message{Type: gossip.Have, Reply: true, Spans: []gossip.Span{{From: 1, To: 5, Count: 2}},
+			Refs: benchRefs(64)}),
+		gsp(benchHave1024()),
+		gsp(benchPull1024()),
+		gsp(gossip.Message{Type: gossip.History, ID: msgID(3), Origin: nodeID("o"), Hops: 3, Seq: 9, Time: 7,
+			Payload: payload, Proof: seqBytes(96)}),
 		ctl(Control{Type: ControlHello, NodeID: nodeID("h"), Network: "lobby"}),
 		ctl(Control{Type: ControlPing, Seq: 12345}),
 		ctl(Control{Type: ControlClose, Reason: "shutting down"}),
@@ -575,7 +795,13 @@ func TestEncodeIntoSizedBufferDoesNotAllocate(t *testing.T) {
 func TestHostileCountDoesNotAllocate(t *testing.T) {
 	huge := DefaultLimits()
 	huge.MaxNodes, huge.MaxAnnouncements, huge.MaxPayload, huge.MaxProof = 1<<40, 1<<40, 1<<40, 1<<40
+	huge.MaxSpans, huge.MaxRefs = 1<<40, 1<<40
 	frames := map[string][]byte{
+		"digest 1e9 spans":        cat(h("020205"), make([]byte, 8), uv(1e9), make([]byte, 10)),
+		"have 1e9 spans":          cat(h("020206 00"), uv(1e9), make([]byte, 3)),
+		"have 1e9 refs":           cat(h("020206 00 00"), uv(1e9), make([]byte, 17)),
+		"pull 1e9 refs":           cat(h("020207"), uv(1e9), make([]byte, 17)),
+		"history 2^39 payload":    cat(h("020208"), make([]byte, 16), h("016f 01 01 00"), uv(1<<39)),
 		"shuffle_reply 1e9 nodes": cat(h("020108"), uv(1e9), h("0161")),
 		"ihave 1e9 announcements": cat(h("020202"), uv(1e9), make([]byte, 17)),
 		"gossip 2^39 payload":     cat(h("020201"), make([]byte, 16), h("016f 01 01 00"), uv(1<<39)),
@@ -602,6 +828,156 @@ func TestHostileCountDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestDecodeAllocatesOnlyTheSlices: decoding a catch-up message allocates its Spans and Refs
+// and nothing else (a HISTORY: its origin string, as a GOSSIP).
+func TestDecodeAllocatesOnlyTheSlices(t *testing.T) {
+	l := DefaultLimits()
+	for _, c := range []struct {
+		name   string
+		m      gossip.Message
+		allocs float64
+	}{
+		{"digest 16 spans", benchDigest16(), 1},
+		{"have 1024 refs", benchHave1024(), 2},
+		{"have empty", gossip.Message{Type: gossip.Have}, 0},
+		{"pull 1024 refs", benchPull1024(), 1},
+		{"history", gossip.Message{Type: gossip.History, ID: msgID(1), Origin: nodeID("o"), Hops: 1, Payload: []byte("p")}, 1},
+	} {
+		frame, err := AppendGossip(nil, c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(100, func() { _, err = l.Decode(frame) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if allocs != c.allocs {
+			t.Errorf("%s: %v allocations per decode, want %v", c.name, allocs, c.allocs)
+		}
+	}
+}
+
+// TestTruncatedFramesAreRefused cuts every sample frame at every byte: each prefix is refused
+// as malformed (no frame is a prefix of another), with an offset inside the prefix.
+func TestTruncatedFramesAreRefused(t *testing.T) {
+	samples := append(goldenSamples(),
+		sample{"digest 16 spans", gsp(benchDigest16())},
+		sample{"have extreme refs", gsp(gossip.Message{Type: gossip.Have, Reply: true,
+			Spans: []gossip.Span{{From: -1 << 63, To: -5, Count: 1 << 31}, {From: 0, To: 1<<63 - 1}}, Refs: extremeRefs(5)})},
+		sample{"pull extreme refs", gsp(gossip.Message{Type: gossip.Pull, Refs: extremeRefs(4)})},
+	)
+	l := DefaultLimits()
+	for _, s := range samples {
+		frame, err := appendFrame(nil, s.frame)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		for n := range len(frame) {
+			_, err := l.Decode(frame[:n])
+			var we *Error
+			if !errors.Is(err, ErrMalformed) || !errors.As(err, &we) {
+				t.Fatalf("%s cut to %d of %d bytes: error %v, want ErrMalformed", s.name, n, len(frame), err)
+			}
+			if we.Offset < 0 || we.Offset > n {
+				t.Fatalf("%s cut to %d bytes: error %v has an offset outside the frame", s.name, n, err)
+			}
+		}
+	}
+}
+
+// TestLargestCatchUpFrames checks the arithmetic of the largest DIGEST, HAVE and PULL under
+// the default limits, that they fit MaxFrameSize, and that real frames as long as the format
+// allows (every varint at its longest where the values permit) stay within it and decode.
+func TestLargestCatchUpFrames(t *testing.T) {
+	l := DefaultLimits()
+	if l.MaxSpans != 64 || l.MaxRefs != 1024 {
+		t.Fatalf("default MaxSpans %d, MaxRefs %d: update the arithmetic below", l.MaxSpans, l.MaxRefs)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		// header + salt + span count + first From + 64 * (width + count + hash)
+		{"DIGEST", l.largestDigest(), 3 + 8 + 1 + 10 + 64*(10+5+8)},
+		// header + flags + span count + 64 * (From + width + count) + ref count + 1024 * (time + ID)
+		{"HAVE", l.largestHave(), 3 + 1 + 1 + 64*(10+10+5) + 2 + 1024*(10+16)},
+		// header + ref count + 1024 * (time + ID)
+		{"PULL", l.largestPull(), 3 + 2 + 1024*(10+16)},
+	} {
+		if c.got != c.want {
+			t.Errorf("largest %s: %d bytes, want %d", c.name, c.got, c.want)
+		}
+		if c.got > l.MaxFrameSize {
+			t.Errorf("largest %s: %d bytes > MaxFrameSize %d", c.name, c.got, l.MaxFrameSize)
+		}
+		t.Logf("largest %s: %d bytes", c.name, c.got)
+	}
+	if got := l.largestFrame(); got > l.MaxFrameSize {
+		t.Errorf("largest frame %d > MaxFrameSize %d", got, l.MaxFrameSize)
+	}
+
+	// Real frames: the DIGEST's spans cover the whole int64 range (widths of 2^58, 9 bytes, and
+	// a last one of 10), counts and hashes at their maximum; the refs alternate between times
+	// 2^63-1 apart (10-byte deltas).
+	digest := make([]gossip.Span, l.MaxSpans)
+	have := make([]gossip.Span, l.MaxSpans)
+	for i := range digest {
+		from := int64(-1<<63) + int64(i)<<58
+		digest[i] = gossip.Span{From: from, To: from + 1<<58 - 1, Count: ^uint32(0), Hash: ^uint64(0)}
+		if i > 0 {
+			digest[i].From = digest[i-1].To
+		}
+		have[i] = gossip.Span{From: from, To: from + 1<<57, Count: ^uint32(0)}
+	}
+	digest[len(digest)-1].To = 1<<63 - 1
+	refs := extremeRefs(l.MaxRefs)
+	for _, c := range []struct {
+		name  string
+		m     gossip.Message
+		bound int
+	}{
+		{"DIGEST", gossip.Message{Type: gossip.Digest, Salt: ^uint64(0), Spans: digest}, l.largestDigest()},
+		{"HAVE", gossip.Message{Type: gossip.Have, Reply: true, Spans: have, Refs: refs}, l.largestHave()},
+		{"PULL", gossip.Message{Type: gossip.Pull, Refs: refs}, l.largestPull()},
+	} {
+		frame, err := AppendGossip(nil, c.m)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(frame) > c.bound {
+			t.Errorf("%s of %d bytes exceeds the computed largest %d", c.name, len(frame), c.bound)
+		}
+		if _, err := l.Decode(frame); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		t.Logf("longest real %s: %d bytes (bound %d)", c.name, len(frame), c.bound)
+	}
+}
+
+// TestCatchUpFrameSizes logs the sizes of catch-up frames as default cores send them.
+func TestCatchUpFrameSizes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		m    gossip.Message
+		max  int
+	}{
+		{"summary DIGEST", gossip.Message{Type: gossip.Digest, Salt: ^uint64(0) / 3, Spans: []gossip.Span{
+			{From: benchRangeLo, To: benchRangeHi, Count: 1000, Hash: ^uint64(0) / 7}}}, 32},
+		{"detailed DIGEST of 16 spans", benchDigest16(), 16 * 16},
+		{"HAVE of 1024 refs", benchHave1024(), 1024 * 19},
+		{"PULL of 1024 refs", benchPull1024(), 1024 * 19},
+	} {
+		frame, err := AppendGossip(nil, c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frame) > c.max {
+			t.Errorf("%s: %d bytes, want at most %d", c.name, len(frame), c.max)
+		}
+		t.Logf("%s: %d bytes", c.name, len(frame))
+	}
+}
+
 func TestNames(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{ProtocolMembership.String(), "membership"}, {ProtocolGossip.String(), "gossip"},
@@ -614,4 +990,18 @@ func TestNames(t *testing.T) {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
 	}
+}
+
+// extremeRefs returns n refs whose times alternate between -2^62-1 and 2^62-2, so that the
+// first time and every delta (±(2^63-1)) take the longest varint, 10 bytes.
+func extremeRefs(n int) []gossip.MessageRef {
+	refs := make([]gossip.MessageRef, n)
+	for i := range refs {
+		refs[i] = gossip.MessageRef{Time: -(1 << 62) - 1, ID: msgID(byte(i))}
+		refs[i].ID[15] = byte(i >> 8)
+		if i%2 == 1 {
+			refs[i].Time = 1<<62 - 2
+		}
+	}
+	return refs
 }
