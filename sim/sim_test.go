@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/rtcmesh/rtcmesh/gossip"
 )
 
 func TestCalendarQueueOrder(t *testing.T) {
@@ -443,4 +445,27 @@ func BenchmarkCatchUpAtRest(b *testing.B) {
 	b.ReportMetric(r.CatchUpBytesPerNodeRound, "catchup-B/node-round")
 	b.ReportMetric(r.PayloadBytesPerNodeRound, "payload-B/node-round")
 	b.ReportMetric(100*r.CatchUpBytesPerNodeRound/r.PayloadBytesPerNodeRound, "catchup-%")
+}
+
+// TestWireSize: catch-up messages are counted at the size the runtime sends them, with
+// times in Unix milliseconds (a summary Digest: 30 or 31 bytes, as package wire documents).
+func TestWireSize(t *testing.T) {
+	id := gossip.MessageID{1}
+	for _, c := range []struct {
+		m        gossip.Message
+		min, max int
+	}{
+		{gossip.Message{Type: gossip.Digest, Salt: 7, Spans: []gossip.Span{{From: 12_000, To: 60_000, Count: 48, Hash: 99}}}, 30, 31},
+		{gossip.Message{Type: gossip.Pull, Refs: []gossip.MessageRef{{Time: 12_000, ID: id}, {Time: 12_500, ID: id}}}, 3 + 1 + 2*17 + 6, 3 + 1 + 2*18 + 6},
+		{gossip.Message{Type: gossip.History, ID: id, Origin: nodeID(3), Hops: 2, Seq: 1, Time: 12_000, Payload: make([]byte, 256)},
+			3 + 16 + 9 + 1 + 1 + 6 + 2 + 256 + 1, 3 + 16 + 9 + 1 + 1 + 6 + 2 + 256 + 1},
+	} {
+		size, _, ok := wireSize(nil, &c.m)
+		if !ok || size < c.min || size > c.max {
+			t.Errorf("%v: %d bytes (ok %v), want %d to %d", c.m.Type, size, ok, c.min, c.max)
+		}
+	}
+	if _, _, ok := wireSize(nil, &gossip.Message{Type: gossip.Pull}); ok {
+		t.Error("a Pull without refs, which wire refuses, was counted")
+	}
 }
