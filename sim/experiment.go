@@ -102,7 +102,9 @@ type Result struct {
 	Churn        int      `json:"churn"`
 	Messages     int      `json:"messages"`
 	// Reliability is the mean over messages of the fraction of eligible live nodes that
-	// delivered the message; ReliabilityMin the worst message.
+	// delivered the message through the broadcast tree within MessageWindow (the immediate
+	// figure: catch-up's deliveries count only in EventualReliability); ReliabilityMin the
+	// worst message.
 	Reliability    float64 `json:"reliability"`
 	ReliabilityMin float64 `json:"reliability_min"`
 	// EventualReliability is the fraction of (message, node alive at the end of the run)
@@ -134,7 +136,7 @@ type Result struct {
 	AvgShortestPath       float64 `json:"avg_shortest_path"`
 	MaxShortestPath       int     `json:"max_shortest_path"`
 	// RoundsToHeal is the number of membership rounds after the failure until a broadcast
-	// reaches every live node again, measured on a second run of the same seed that sends one
+	// reaches every live node again through the tree, measured on a second run of the same seed that sends one
 	// probe broadcast per round: 0 when the first probe, sent right after the failure, already
 	// reaches everyone; -1 when no probe did within MaxHealRounds.
 	RoundsToHeal int `json:"rounds_to_heal"`

@@ -200,15 +200,16 @@ type Sim struct {
 	wireBuf []byte
 }
 
-// broadcast follows one message through the network, from Broadcast until Forget: its
-// delivery bitset (one bit per node ever added) is what both the immediate (Measure) and
-// the eventual (Eventual) figures read.
+// broadcast follows one message through the network, from Broadcast until Forget, with a
+// bit per node ever added: delivered through the tree (what Measure reads, the immediate
+// figure) or by catch-up (caught, nil until the first; Eventual reads both).
 type broadcast struct {
 	id        gossip.MessageID
 	origin    int32
 	sentAt    int64
-	delivered []uint64 // bitset by node index
-	count     int
+	delivered []uint64
+	caught    []uint64
+	count     int // nodes that delivered it through the tree
 	payloads  int // Gossip messages received by live nodes
 	maxHops   int
 }
@@ -617,43 +618,58 @@ func (s *Sim) recordDelivery(i int32, d gossip.Delivery) {
 	if b == nil {
 		return
 	}
-	word, bit := int(i)/64, uint(i)%64
-	if word >= len(b.delivered) {
-		grown := make([]uint64, (len(s.nodes)+63)/64)
-		copy(grown, b.delivered)
-		b.delivered = grown
-	}
-	if b.delivered[word]&(1<<bit) != 0 {
+	if b.has(i) {
 		s.cnt.DuplicateDeliveries++
 		return
 	}
-	b.delivered[word] |= 1 << bit
-	b.count++
 	if d.History {
-		// Caught up on: the hops of a History say nothing about the tree's depth.
+		// Caught up on: it counts for Eventual only, and the hops of a History say nothing
+		// about the tree's depth.
+		b.caught = s.setBit(b.caught, i)
 		s.cnt.HistoryDeliveries++
 		return
 	}
+	b.delivered = s.setBit(b.delivered, i)
+	b.count++
 	if int(d.Hops) > b.maxHops {
 		b.maxHops = int(d.Hops)
 	}
 }
 
-func (b *broadcast) has(i int32) bool {
-	return int(i)/64 < len(b.delivered) && b.delivered[int(i)/64]&(1<<(uint(i)%64)) != 0
+// setBit sets node i's bit in set, growing it to the number of nodes when it is too short.
+func (s *Sim) setBit(set []uint64, i int32) []uint64 {
+	if int(i)/64 >= len(set) {
+		grown := make([]uint64, (len(s.nodes)+63)/64)
+		copy(grown, set)
+		set = grown
+	}
+	set[i/64] |= 1 << (uint(i) % 64)
+	return set
 }
+
+func bitSet(set []uint64, i int32) bool {
+	return int(i)/64 < len(set) && set[i/64]&(1<<(uint(i)%64)) != 0
+}
+
+// inTree reports whether node i delivered the message through the tree, has whether it
+// delivered it at all.
+func (b *broadcast) inTree(i int32) bool { return bitSet(b.delivered, i) }
+func (b *broadcast) has(i int32) bool    { return bitSet(b.delivered, i) || bitSet(b.caught, i) }
 
 // MessageResult is how far one broadcast got.
 type MessageResult struct {
 	ID gossip.MessageID
 	// Eligible is the number of nodes that were alive from the broadcast until it was
 	// measured and had joined at least JoinGrace before it; Reached is how many of them
-	// delivered it.
+	// delivered it through the broadcast tree (Gossip, including those a Graft brought).
+	// Deliveries by catch-up count only in the eventual figures, so these stay Plumtree's
+	// own and comparable with the papers and with runs without catch-up.
 	Eligible, Reached int
 	// Reliability is Reached / Eligible.
 	Reliability float64
-	// Delivered counts every node that delivered the message, eligible or not; Payloads is the
-	// number of Gossip messages that carried it to live nodes. RMR = Payloads/(Delivered-1) - 1.
+	// Delivered counts every node that delivered the message through the tree, eligible or
+	// not; Payloads is the number of Gossip messages that carried it to live nodes.
+	// RMR = Payloads/(Delivered-1) - 1.
 	Delivered, Payloads int
 	RMR                 float64
 	// LastDeliveryHop is the largest hop count at which a node delivered it through the
@@ -666,10 +682,10 @@ type MessageResult struct {
 	EventualReliability            float64
 }
 
-// Measure reports how far broadcast id got by now: the immediate figure. Nodes count as
-// eligible if they were alive from the broadcast until now and were added at least joinGrace
-// before it. The message stays followed (later deliveries, by catch-up, are recorded for
-// Eventual) until Forget.
+// Measure reports how far broadcast id got through the broadcast tree by now: the immediate
+// figure. Nodes count as eligible if they were alive from the broadcast until now and were
+// added at least joinGrace before it. The message stays followed (later deliveries, and
+// those by catch-up, are recorded for Eventual) until Forget.
 func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResult, error) {
 	b := s.track[id]
 	if b == nil {
@@ -682,7 +698,7 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 			continue
 		}
 		r.Eligible++
-		if b.has(i) {
+		if b.inTree(i) {
 			r.Reached++
 		}
 	}
