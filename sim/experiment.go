@@ -102,9 +102,8 @@ type Result struct {
 	Churn        int      `json:"churn"`
 	Messages     int      `json:"messages"`
 	// Reliability is the mean over messages of the fraction of eligible live nodes that
-	// delivered the message through the broadcast tree within MessageWindow (the immediate
-	// figure: catch-up's deliveries count only in EventualReliability); ReliabilityMin the
-	// worst message.
+	// delivered the message within MessageWindow (the immediate figure; through the tree or,
+	// for a few, by catch-up: see MessageResult.CaughtUp); ReliabilityMin the worst message.
 	Reliability    float64 `json:"reliability"`
 	ReliabilityMin float64 `json:"reliability_min"`
 	// EventualReliability is the fraction of (message, node alive at the end of the run)
@@ -117,6 +116,9 @@ type Result struct {
 	EventualReliabilityMin float64 `json:"eventual_reliability_min"`
 	// FullyReached counts messages that reached every eligible node (immediately).
 	FullyReached int `json:"fully_reached"`
+	// CaughtUpInWindow counts the (message, eligible node) pairs of the immediate figure
+	// that catch-up delivered, before the tree did.
+	CaughtUpInWindow int `json:"caught_up_in_window"`
 	// RMR is the mean relative message redundancy of payload messages, m/(n-1) - 1, over the
 	// messages after the warm-up.
 	RMR float64 `json:"rmr"`
@@ -136,7 +138,7 @@ type Result struct {
 	AvgShortestPath       float64 `json:"avg_shortest_path"`
 	MaxShortestPath       int     `json:"max_shortest_path"`
 	// RoundsToHeal is the number of membership rounds after the failure until a broadcast
-	// reaches every live node again through the tree, measured on a second run of the same seed that sends one
+	// reaches every live node again, measured on a second run of the same seed that sends one
 	// probe broadcast per round: 0 when the first probe, sent right after the failure, already
 	// reaches everyone; -1 when no probe did within MaxHealRounds.
 	RoundsToHeal int `json:"rounds_to_heal"`
@@ -405,6 +407,7 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	for k, r := range per {
 		relSum += r.Reliability
 		res.ReliabilityMin = min(res.ReliabilityMin, r.Reliability)
+		res.CaughtUpInWindow += r.CaughtUp
 		reached += r.EventualReached
 		alive += r.EventualAlive
 		res.EventualReliabilityMin = min(res.EventualReliabilityMin, r.EventualReliability)

@@ -174,8 +174,8 @@ func TestPaperMassFailureEventual(t *testing.T) {
 			e.SkipHealing = true
 			r := runPaper(t, name, e)
 			checkInvariants(t, name, r)
-			rows[k] = fmt.Sprintf("%5.0f%% | %.4f / %.4f            | %.4f / %.4f            | %.0f, %d", fail*100,
-				r.Reliability, r.ReliabilityMin, r.EventualReliability, r.EventualReliabilityMin, r.CatchUpBytesPerNodeRound, r.HistoryDeliveries)
+			rows[k] = fmt.Sprintf("%5.0f%% | %.4f / %.4f            | %.4f / %.4f            | %.0f, %d (%d within the window)", fail*100,
+				r.Reliability, r.ReliabilityMin, r.EventualReliability, r.EventualReliabilityMin, r.CatchUpBytesPerNodeRound, r.HistoryDeliveries, r.CaughtUpInWindow)
 			if r.EventualReliability != 1 || r.EventualReliabilityMin != 1 {
 				t.Errorf("eventual reliability %.5f (min %.5f), want 1: every survivor gets every message; overlay connected %v, %d components",
 					r.EventualReliability, r.EventualReliabilityMin, r.Connected, r.Components)

@@ -201,8 +201,8 @@ type Sim struct {
 }
 
 // broadcast follows one message through the network, from Broadcast until Forget, with a
-// bit per node ever added: delivered through the tree (what Measure reads, the immediate
-// figure) or by catch-up (caught, nil until the first; Eventual reads both).
+// bit per node ever added: delivered through the tree, or by catch-up (caught, nil until the
+// first). Measure (at once) and Eventual (at the end) read both.
 type broadcast struct {
 	id        gossip.MessageID
 	origin    int32
@@ -623,8 +623,8 @@ func (s *Sim) recordDelivery(i int32, d gossip.Delivery) {
 		return
 	}
 	if d.History {
-		// Caught up on: it counts for Eventual only, and the hops of a History say nothing
-		// about the tree's depth.
+		// Caught up on: the hops of a History say nothing about the tree's depth, and RMR
+		// is the tree's.
 		b.caught = s.setBit(b.caught, i)
 		s.cnt.HistoryDeliveries++
 		return
@@ -661,10 +661,11 @@ type MessageResult struct {
 	ID gossip.MessageID
 	// Eligible is the number of nodes that were alive from the broadcast until it was
 	// measured and had joined at least JoinGrace before it; Reached is how many of them
-	// delivered it through the broadcast tree (Gossip, including those a Graft brought).
-	// Deliveries by catch-up count only in the eventual figures, so these stay Plumtree's
-	// own and comparable with the papers and with runs without catch-up.
-	Eligible, Reached int
+	// delivered it by then, and CaughtUp how many of those by catch-up rather than through
+	// the tree. Catch-up races the tree's own repair (a Graft a second or more after a
+	// missed payload): under churn it is often first, so a tree-only count would blame the
+	// tree for messages it was about to deliver. Run without catch-up for Plumtree alone.
+	Eligible, Reached, CaughtUp int
 	// Reliability is Reached / Eligible.
 	Reliability float64
 	// Delivered counts every node that delivered the message through the tree, eligible or
@@ -682,10 +683,10 @@ type MessageResult struct {
 	EventualReliability            float64
 }
 
-// Measure reports how far broadcast id got through the broadcast tree by now: the immediate
-// figure. Nodes count as eligible if they were alive from the broadcast until now and were
-// added at least joinGrace before it. The message stays followed (later deliveries, and
-// those by catch-up, are recorded for Eventual) until Forget.
+// Measure reports how far broadcast id got by now: the immediate figure. Nodes count as
+// eligible if they were alive from the broadcast until now and were added at least joinGrace
+// before it. The message stays followed (later deliveries are recorded for Eventual) until
+// Forget.
 func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResult, error) {
 	b := s.track[id]
 	if b == nil {
@@ -698,8 +699,11 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 			continue
 		}
 		r.Eligible++
-		if b.inTree(i) {
+		if b.has(i) {
 			r.Reached++
+			if !b.inTree(i) {
+				r.CaughtUp++
+			}
 		}
 	}
 	if r.Eligible > 0 {

@@ -16,8 +16,8 @@ func (r Result) WriteSummary(w io.Writer) {
 		heal = "not healed"
 	}
 	fmt.Fprintf(w, "rtcmesh sim: %d nodes, seed %d, %s, %.0f%% crashed, churn %d/round\n", r.Nodes, r.Seed, r.Protocol, r.FailFraction*100, r.Churn)
-	fmt.Fprintf(w, "  broadcasts       %d, reliability mean %.4f, min %.4f through the tree, %d reached every node\n", r.Messages, r.Reliability, r.ReliabilityMin, r.FullyReached)
-	fmt.Fprintf(w, "  eventually       reliability mean %.4f, min %.4f over the nodes alive at the end; %d deliveries by catch-up\n", r.EventualReliability, r.EventualReliabilityMin, r.HistoryDeliveries)
+	fmt.Fprintf(w, "  broadcasts       %d, reliability mean %.4f, min %.4f, %d reached every node\n", r.Messages, r.Reliability, r.ReliabilityMin, r.FullyReached)
+	fmt.Fprintf(w, "  eventually       reliability mean %.4f, min %.4f over the nodes alive at the end; %d deliveries by catch-up (%d within the window)\n", r.EventualReliability, r.EventualReliabilityMin, r.HistoryDeliveries, r.CaughtUpInWindow)
 	ratio := "n/a"
 	if r.PayloadBytesPerNodeRound > 0 {
 		ratio = fmt.Sprintf("%.2f%%", 100*r.CatchUpBytesPerNodeRound/r.PayloadBytesPerNodeRound)
