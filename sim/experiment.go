@@ -40,14 +40,21 @@ type Experiment struct {
 	JoinRounds, StabilizationRounds int
 	// MessageInterval separates broadcasts (without churn).
 	MessageInterval time.Duration
-	// MessageWindow is how long after a broadcast it is measured.
+	// MessageWindow is how long after a broadcast it is measured (the immediate figure).
 	MessageWindow time.Duration
+	// DrainRounds is how many membership rounds run after the last message was measured
+	// before the eventual figure is taken (Result.EventualReliability): the time catch-up
+	// gets to bring every message to every live node.
+	DrainRounds int
 	// WarmupMessages are excluded from the redundancy figure while the tree forms (10).
 	WarmupMessages int
 	// PayloadSize is the size of each broadcast payload in bytes.
 	PayloadSize int
 	// MaxHealRounds bounds the healing measurement (see Result.RoundsToHeal).
 	MaxHealRounds int
+	// SkipHealing leaves the healing measurement out (Result.RoundsToHeal stays 0): it
+	// builds the network a second time, which tests that do not look at it need not pay for.
+	SkipHealing bool
 	// PathSources bounds the breadth-first searches of the shortest-path statistics.
 	PathSources int
 	// Config is the simulated network and the protocol settings.
@@ -65,7 +72,8 @@ type Progress struct {
 // DefaultExperiment returns an experiment over n nodes with the simulator's defaults: joins
 // over 5 rounds, the paper's 50 stabilisation rounds, a broadcast every second (one after the
 // other, as in the papers' simulations: a broadcast crosses 10,000 nodes in well under a
-// second), each measured 5 s after it was sent.
+// second) of 256 bytes, each measured 5 s after it was sent, and 3 rounds for catch-up
+// after the last before the eventual figure.
 func DefaultExperiment(n int) Experiment {
 	return Experiment{
 		Nodes:               n,
@@ -76,8 +84,9 @@ func DefaultExperiment(n int) Experiment {
 		StabilizationRounds: 50,
 		MessageInterval:     time.Second,
 		MessageWindow:       5 * time.Second,
+		DrainRounds:         3,
 		WarmupMessages:      10,
-		PayloadSize:         64,
+		PayloadSize:         256,
 		MaxHealRounds:       10,
 		PathSources:         1000,
 		Config:              DefaultConfig(),
@@ -93,11 +102,23 @@ type Result struct {
 	Churn        int      `json:"churn"`
 	Messages     int      `json:"messages"`
 	// Reliability is the mean over messages of the fraction of eligible live nodes that
-	// delivered the message; ReliabilityMin the worst message.
+	// delivered the message within MessageWindow (the immediate figure; through the tree or,
+	// for a few, by catch-up: see MessageResult.CaughtUp); ReliabilityMin the worst message.
 	Reliability    float64 `json:"reliability"`
 	ReliabilityMin float64 `json:"reliability_min"`
-	// FullyReached counts messages that reached every eligible node.
+	// EventualReliability is the fraction of (message, node alive at the end of the run)
+	// pairs in which the node had delivered the message by the end of the run, DrainRounds
+	// after the last message: what catch-up adds to the tree. Every live node counts, however
+	// late it joined, so a node that joined later than the gossip CatchUpWindow after a
+	// message, which cannot get it by design, lowers it. EventualReliabilityMin is the
+	// worst message's fraction.
+	EventualReliability    float64 `json:"eventual_reliability"`
+	EventualReliabilityMin float64 `json:"eventual_reliability_min"`
+	// FullyReached counts messages that reached every eligible node (immediately).
 	FullyReached int `json:"fully_reached"`
+	// CaughtUpInWindow counts the (message, eligible node) pairs of the immediate figure
+	// that catch-up delivered, before the tree did.
+	CaughtUpInWindow int `json:"caught_up_in_window"`
 	// RMR is the mean relative message redundancy of payload messages, m/(n-1) - 1, over the
 	// messages after the warm-up.
 	RMR float64 `json:"rmr"`
@@ -133,6 +154,14 @@ type Result struct {
 	// --fail or --churn it includes the repairs). A stable overlay keeps it near zero; every
 	// change is a link opened or closed and a broadcast tree edge lost.
 	NeighborChangesPerNodeMinute float64 `json:"neighbor_changes_per_node_minute"`
+	// CatchUpBytesPerNodeRound is the encoded size of the catch-up messages (Digest, Have,
+	// Pull, History) sent per live node per membership round during the broadcast phase;
+	// PayloadBytesPerNodeRound the application payload bytes that Gossip and History messages
+	// carried in the same time, so that the ratio of the two is catch-up's overhead.
+	CatchUpBytesPerNodeRound float64 `json:"catch_up_bytes_per_node_round"`
+	PayloadBytesPerNodeRound float64 `json:"payload_bytes_per_node_round"`
+	// HistoryDeliveries counts the deliveries of the whole run that came by catch-up.
+	HistoryDeliveries uint64 `json:"history_deliveries"`
 	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
 	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
 	// sampled once per simulated round.
@@ -160,6 +189,8 @@ func (e Experiment) validate() error {
 		return errors.New("sim: need at least one join round and a non-negative number of stabilisation rounds")
 	case e.MessageInterval <= 0 || e.MessageWindow <= 0:
 		return errors.New("sim: message interval and window must be positive")
+	case e.DrainRounds < 0:
+		return errors.New("sim: negative drain rounds")
 	case e.PayloadSize < 0 || e.WarmupMessages < 0 || e.MaxHealRounds < 0 || e.PathSources < 0:
 		return errors.New("sim: negative size or count")
 	}
@@ -191,13 +222,29 @@ func Run(e Experiment) (Result, error) {
 	if e.FailFraction > 0 {
 		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	}
-	changesBefore, phaseStart := s.Counters().NeighborChanges, s.Now()
+	before, phaseStart := s.Counters(), s.Now()
 	per, err := e.broadcastPhase(s, sample)
 	if err != nil {
 		return Result{}, err
 	}
-	if minutes := (s.Now() - phaseStart).Minutes(); minutes > 0 && s.LiveCount() > 0 {
-		res.NeighborChangesPerNodeMinute = float64(s.Counters().NeighborChanges-changesBefore) / float64(s.LiveCount()) / minutes
+	if d := s.Now() - phaseStart; d > 0 && s.LiveCount() > 0 {
+		after, live := s.Counters(), float64(s.LiveCount())
+		res.NeighborChangesPerNodeMinute = float64(after.NeighborChanges-before.NeighborChanges) / live / d.Minutes()
+		rounds := float64(d) / float64(e.round())
+		res.CatchUpBytesPerNodeRound = float64(after.CatchUpBytes-before.CatchUpBytes) / live / rounds
+		res.PayloadBytesPerNodeRound = float64(after.PayloadBytes-before.PayloadBytes) / live / rounds
+	}
+	// Give catch-up its rounds, then take the eventual figure over the nodes alive now.
+	for r := range e.DrainRounds {
+		s.RunFor(e.round())
+		sample()
+		e.progress("drain", r+1, e.DrainRounds)
+	}
+	for k := range per {
+		if err := s.Eventual(&per[k]); err != nil {
+			return Result{}, err
+		}
+		s.Forget(per[k].ID)
 	}
 	res.PerMessage = per
 	summarise(&res, per, e.WarmupMessages)
@@ -212,8 +259,9 @@ func Run(e Experiment) (Result, error) {
 	c := s.Counters()
 	res.Events, res.MembershipMessages, res.GossipMessages = c.Events, c.MembershipMessages, c.GossipMessages
 	res.DuplicateDeliveries, res.StepErrors = c.DuplicateDeliveries, c.StepErrors
+	res.HistoryDeliveries = c.HistoryDeliveries
 	res.SimulatedSeconds = s.Now().Seconds()
-	if e.FailFraction > 0 {
+	if e.FailFraction > 0 && !e.SkipHealing {
 		res.RoundsToHeal, err = e.healRounds(sample)
 		if err != nil {
 			return Result{}, err
@@ -349,8 +397,9 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	if len(per) == 0 {
 		return
 	}
-	res.ReliabilityMin = 1
+	res.ReliabilityMin, res.EventualReliabilityMin = 1, 1
 	var relSum, rmrSum, ldhSum float64
+	reached, alive := 0, 0
 	rmrN := 0
 	if warmup >= len(per) {
 		warmup = 0
@@ -358,6 +407,10 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	for k, r := range per {
 		relSum += r.Reliability
 		res.ReliabilityMin = min(res.ReliabilityMin, r.Reliability)
+		res.CaughtUpInWindow += r.CaughtUp
+		reached += r.EventualReached
+		alive += r.EventualAlive
+		res.EventualReliabilityMin = min(res.EventualReliabilityMin, r.EventualReliability)
 		if r.Reached == r.Eligible {
 			res.FullyReached++
 		}
@@ -369,6 +422,9 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 		}
 	}
 	res.Reliability = relSum / float64(len(per))
+	if alive > 0 {
+		res.EventualReliability = float64(reached) / float64(alive)
+	}
 	res.LDH = ldhSum / float64(len(per))
 	if rmrN > 0 {
 		res.RMR = rmrSum / float64(rmrN)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The experiments of the HyParView and Plumtree papers at 10,000 nodes, with fixed seeds. The
@@ -23,10 +24,25 @@ func runPaper(t *testing.T, name string, e Experiment) Result {
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	t.Logf("%-28s reliability %.4f (min %.4f) rmr %.3f ldh %.1f/%d heal %d connected %v isolated %d asym %d cc %.5f asp %.2f wall %.1fs",
-		name, r.Reliability, r.ReliabilityMin, r.RMR, r.LDH, r.LDHMax, r.RoundsToHeal, r.Connected, r.Isolated,
-		r.AsymmetricLinks, r.ClusteringCoefficient, r.AvgShortestPath, r.WallSeconds)
+	t.Logf("%-28s reliability %.4f (min %.4f) eventual %.4f (min %.4f) rmr %.3f ldh %.1f/%d heal %d connected %v isolated %d asym %d cc %.5f asp %.2f catch-up %.1f%% of payload wall %.1fs",
+		name, r.Reliability, r.ReliabilityMin, r.EventualReliability, r.EventualReliabilityMin, r.RMR, r.LDH, r.LDHMax, r.RoundsToHeal, r.Connected, r.Isolated,
+		r.AsymmetricLinks, r.ClusteringCoefficient, r.AvgShortestPath, 100*catchUpRatio(r), r.WallSeconds)
 	return r
+}
+
+// catchUpRatio is catch-up's overhead: its bytes over the payload bytes in the same time.
+func catchUpRatio(r Result) float64 {
+	if r.PayloadBytesPerNodeRound == 0 {
+		return 0
+	}
+	return r.CatchUpBytesPerNodeRound / r.PayloadBytesPerNodeRound
+}
+
+// withCatchUpWindow sets the gossip catch-up window of e's nodes to d, and the age of their
+// seen IDs with it.
+func withCatchUpWindow(e *Experiment, d time.Duration) {
+	e.Config.Gossip.CatchUpWindow = d
+	e.Config.Gossip.SeenMaxAge = SeenMaxAgeFor(e.Config.Gossip)
 }
 
 func paperExperiment(p Protocol, messages int, fail float64) Experiment {
@@ -58,6 +74,12 @@ func TestPaperStablePlumtree(t *testing.T) {
 	}
 	if r.RMR > 0.05 {
 		t.Errorf("rmr %.4f, want <= 0.05 once the tree formed", r.RMR)
+	}
+	// Catch-up at rest, one 256-byte broadcast a second: a summary Digest per node per
+	// round, and nothing more to fetch.
+	if r.EventualReliabilityMin != 1 || catchUpRatio(r) > 0.05 {
+		t.Errorf("catch-up at rest: eventual reliability min %.5f, %.0f catch-up bytes per node-round = %.2f%% of %.0f payload bytes; want 1 and <= 5%%",
+			r.EventualReliabilityMin, r.CatchUpBytesPerNodeRound, 100*catchUpRatio(r), r.PayloadBytesPerNodeRound)
 	}
 	if !r.Connected || r.Isolated != 0 || r.AsymmetricLinks != 0 || r.DeadLinks != 0 {
 		t.Errorf("overlay: connected %v, isolated %d, asymmetric %d, dead links %d; want connected, 0, 0, 0",
@@ -133,5 +155,46 @@ func TestPaperChurn(t *testing.T) {
 	}
 	if r.RMR > 0.1 {
 		t.Errorf("churn: rmr %.4f, want <= 0.1", r.RMR)
+	}
+}
+
+// TestPaperMassFailureEventual crashes a fraction of the overlay at once and sends 200
+// broadcasts after it: the tree loses some (the immediate reliability, logged), and catch-up
+// must bring every one of them to every survivor by the end of the run.
+func TestPaperMassFailureEventual(t *testing.T) {
+	fails := []float64{0.50, 0.80, 0.90, 0.95}
+	rows := make([]string, len(fails))
+	t.Cleanup(func() {
+		t.Logf("\n%-6s | %-26s | %-26s | %s\n%s", "failed", "immediate: mean / min", "eventual: mean / min", "catch-up bytes/node-round, deliveries", strings.Join(rows, "\n"))
+	})
+	for k, fail := range fails {
+		t.Run(fmt.Sprintf("%.0f%%", fail*100), func(t *testing.T) {
+			name := fmt.Sprintf("fail %.0f%%/eventual", fail*100)
+			e := paperExperiment(Plumtree, 200, fail)
+			e.SkipHealing = true
+			r := runPaper(t, name, e)
+			checkInvariants(t, name, r)
+			rows[k] = fmt.Sprintf("%5.0f%% | %.4f / %.4f            | %.4f / %.4f            | %.0f, %d (%d within the window)", fail*100,
+				r.Reliability, r.ReliabilityMin, r.EventualReliability, r.EventualReliabilityMin, r.CatchUpBytesPerNodeRound, r.HistoryDeliveries, r.CaughtUpInWindow)
+			if r.EventualReliability != 1 || r.EventualReliabilityMin != 1 {
+				t.Errorf("eventual reliability %.5f (min %.5f), want 1: every survivor gets every message; overlay connected %v, %d components",
+					r.EventualReliability, r.EventualReliabilityMin, r.Connected, r.Components)
+			}
+		})
+	}
+}
+
+// TestPaperChurnEventual replaces 50 nodes every round for 20 rounds while 200 broadcasts are
+// sent: every node alive at the end, including those that joined after a message, gets every
+// message. The catch-up window (5 min, the runtime's) covers the run; a node that joins
+// later than the window after a message cannot get it, by design.
+func TestPaperChurnEventual(t *testing.T) {
+	e := paperExperiment(Plumtree, 200, 0)
+	e.Churn, e.ChurnRounds = 50, 20
+	withCatchUpWindow(&e, 5*time.Minute)
+	r := runPaper(t, "churn 50/round/eventual", e)
+	checkInvariants(t, "churn", r)
+	if r.EventualReliability != 1 || r.EventualReliabilityMin != 1 {
+		t.Errorf("churn: eventual reliability %.5f (min %.5f), want 1 over every node alive at the end", r.EventualReliability, r.EventualReliabilityMin)
 	}
 }

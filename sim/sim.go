@@ -78,14 +78,24 @@ func DefaultConfig() Config {
 	mc.NeighborTimeout = time.Second
 	mc.RejoinBackoff = 2 * time.Second
 	gc := gossip.DefaultConfig()
-	// A simulated broadcast completes in well under its 5 s measurement window, so a minute
-	// of seen IDs and half a minute of cached payloads cover every duplicate and Graft; the
-	// runtime's longer defaults would only cost memory, which at 100,000 nodes is gigabytes.
+	// A simulated broadcast completes in well under its 5 s measurement window, so half a
+	// minute of cached payloads covers every Graft; the runtime's longer defaults would only
+	// cost memory, which at 100,000 nodes is gigabytes.
 	gc.CacheMaxAge = 30 * time.Second
-	gc.SeenMaxAge = time.Minute
+	// Catch-up keeps a minute of history (the runtime keeps 5): a survivor of a mass failure
+	// or a node that joined under churn is offered what was broadcast in the last 50 s
+	// (the window less one CatchUpInterval) once it has a neighbour again. Each node holds
+	// one history entry (about 100 bytes; payloads are shared) per message of the window,
+	// so the window is what costs memory: at one broadcast a second, about 6 KB per node,
+	// 60 MB at 10,000 nodes, 600 MB at 100,000. Experiments that need more (a node joining
+	// later than the window after a message cannot get it) set Gossip.CatchUpWindow.
+	gc.CatchUpWindow = time.Minute
 	// Every simulated node reads the same clock, so the skew allowed only has to cover a
-	// broadcast's delay, and it must stay below half of SeenMaxAge.
+	// broadcast's delay. Seen IDs must outlive the oldest message accepted (the window) by
+	// more than the skew, or a message caught up on could be delivered twice; see
+	// SeenMaxAgeFor.
 	gc.MaxClockSkew = 20 * time.Second
+	gc.SeenMaxAge = SeenMaxAgeFor(gc)
 	return Config{
 		Seed:             1,
 		Membership:       mc,
@@ -96,6 +106,16 @@ func DefaultConfig() Config {
 		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
 		ContactCount:     3,
 	}
+}
+
+// SeenMaxAgeFor returns the shortest seen-ID age the gossip core accepts with gc's
+// MaxClockSkew and CatchUpWindow, rounded up to whole 10 s: the oldest age accepted (the
+// larger of the two) plus the skew, plus 10 s. Seen IDs cost memory on every node for that
+// long, so the simulator keeps them no longer; set it again after changing either field.
+func SeenMaxAgeFor(gc gossip.Config) time.Duration {
+	const step = 10 * time.Second
+	need := max(gc.MaxClockSkew, gc.CatchUpWindow) + gc.MaxClockSkew + step
+	return (need + step - 1) / step * step
 }
 
 func (c Config) validate() error {
@@ -153,6 +173,15 @@ type Counters struct {
 	// NeighborChanges counts NeighborUp and NeighborDown events of all nodes: how much the
 	// active views (and so the links and the broadcast tree) churn.
 	NeighborChanges uint64
+	// HistoryDeliveries counts deliveries that came by catch-up (gossip.Delivery.History)
+	// rather than through the broadcast tree.
+	HistoryDeliveries uint64
+	// CatchUpMessages and CatchUpBytes count the catch-up messages sent (Digest, Have, Pull,
+	// History) and their size as package wire encodes them for the runtime (whose times are
+	// Unix milliseconds: see wireSize); PayloadBytes counts the application
+	// payload bytes of the Gossip and History messages sent. Messages sent to a crashed or
+	// cut-off node count: they left the sender.
+	CatchUpMessages, CatchUpBytes, PayloadBytes uint64
 }
 
 // Sim is one simulated network. It is not safe for concurrent use; one goroutine drives it.
@@ -167,15 +196,20 @@ type Sim struct {
 	cnt   Counters
 	// group[i] is node i's side of a partition; nil when the network is whole.
 	group []int32
+	// wireBuf is scratch space for encoding catch-up messages to count their bytes.
+	wireBuf []byte
 }
 
-// broadcast follows one message through the network.
+// broadcast follows one message through the network, from Broadcast until Forget, with a
+// bit per node ever added: delivered through the tree, or by catch-up (caught, nil until the
+// first). Measure (at once) and Eventual (at the end) read both.
 type broadcast struct {
 	id        gossip.MessageID
 	origin    int32
 	sentAt    int64
-	delivered []uint64 // bitset by node index
-	count     int
+	delivered []uint64
+	caught    []uint64
+	count     int // nodes that delivered it through the tree
 	payloads  int // Gossip messages received by live nodes
 	maxHops   int
 }
@@ -504,8 +538,23 @@ func (s *Sim) send(from int32, to string, ev event) {
 		s.cnt.MembershipMessages++
 	} else {
 		s.cnt.GossipMessages++
-		if ev.gm.Type == gossip.Gossip {
+		switch ev.gm.Type {
+		case gossip.Gossip:
 			s.cnt.PayloadMessages++
+			s.cnt.PayloadBytes += uint64(len(ev.gm.Payload))
+		case gossip.History:
+			s.cnt.PayloadBytes += uint64(len(ev.gm.Payload))
+			fallthrough
+		case gossip.Digest, gossip.Have, gossip.Pull:
+			s.cnt.CatchUpMessages++
+			size, buf, ok := wireSize(s.wireBuf, &ev.gm)
+			s.wireBuf = buf
+			if !ok {
+				// The wire format cannot carry what a core produced: a bug, counted as a
+				// refused message so that tests catch it.
+				s.cnt.StepErrors++
+			}
+			s.cnt.CatchUpBytes += uint64(size)
 		}
 	}
 	if !s.nodes[j].alive || s.separated(from, j) {
@@ -569,48 +618,80 @@ func (s *Sim) recordDelivery(i int32, d gossip.Delivery) {
 	if b == nil {
 		return
 	}
-	word, bit := int(i)/64, uint(i)%64
-	if word >= len(b.delivered) {
-		grown := make([]uint64, (len(s.nodes)+63)/64)
-		copy(grown, b.delivered)
-		b.delivered = grown
-	}
-	if b.delivered[word]&(1<<bit) != 0 {
+	if b.has(i) {
 		s.cnt.DuplicateDeliveries++
 		return
 	}
-	b.delivered[word] |= 1 << bit
+	if d.History {
+		// Caught up on: the hops of a History say nothing about the tree's depth, and RMR
+		// is the tree's.
+		b.caught = s.setBit(b.caught, i)
+		s.cnt.HistoryDeliveries++
+		return
+	}
+	b.delivered = s.setBit(b.delivered, i)
 	b.count++
 	if int(d.Hops) > b.maxHops {
 		b.maxHops = int(d.Hops)
 	}
 }
 
+// setBit sets node i's bit in set, growing it to the number of nodes when it is too short.
+func (s *Sim) setBit(set []uint64, i int32) []uint64 {
+	if int(i)/64 >= len(set) {
+		grown := make([]uint64, (len(s.nodes)+63)/64)
+		copy(grown, set)
+		set = grown
+	}
+	set[i/64] |= 1 << (uint(i) % 64)
+	return set
+}
+
+func bitSet(set []uint64, i int32) bool {
+	return int(i)/64 < len(set) && set[i/64]&(1<<(uint(i)%64)) != 0
+}
+
+// inTree reports whether node i delivered the message through the tree, has whether it
+// delivered it at all.
+func (b *broadcast) inTree(i int32) bool { return bitSet(b.delivered, i) }
+func (b *broadcast) has(i int32) bool    { return bitSet(b.delivered, i) || bitSet(b.caught, i) }
+
 // MessageResult is how far one broadcast got.
 type MessageResult struct {
 	ID gossip.MessageID
 	// Eligible is the number of nodes that were alive from the broadcast until it was
 	// measured and had joined at least JoinGrace before it; Reached is how many of them
-	// delivered it.
-	Eligible, Reached int
+	// delivered it by then, and CaughtUp how many of those by catch-up rather than through
+	// the tree. Catch-up races the tree's own repair (a Graft a second or more after a
+	// missed payload): under churn it is often first, so a tree-only count would blame the
+	// tree for messages it was about to deliver. Run without catch-up for Plumtree alone.
+	Eligible, Reached, CaughtUp int
 	// Reliability is Reached / Eligible.
 	Reliability float64
-	// Delivered counts every node that delivered the message, eligible or not; Payloads is the
-	// number of Gossip messages that carried it to live nodes. RMR = Payloads/(Delivered-1) - 1.
+	// Delivered counts every node that delivered the message through the tree, eligible or
+	// not; Payloads is the number of Gossip messages that carried it to live nodes.
+	// RMR = Payloads/(Delivered-1) - 1.
 	Delivered, Payloads int
 	RMR                 float64
-	// LastDeliveryHop is the largest hop count at which a node delivered it.
+	// LastDeliveryHop is the largest hop count at which a node delivered it through the
+	// tree (deliveries by catch-up do not count).
 	LastDeliveryHop int
+	// EventualAlive is the number of nodes alive when Eventual was taken (every one, however
+	// late it joined), EventualReached how many of them had delivered the message by then,
+	// and EventualReliability the ratio; zero until Eventual is taken.
+	EventualAlive, EventualReached int
+	EventualReliability            float64
 }
 
-// Measure reports how far broadcast id got and stops following it. Nodes count as eligible if
-// they were alive from the broadcast until now and were added at least joinGrace before it.
+// Measure reports how far broadcast id got by now: the immediate figure. Nodes count as
+// eligible if they were alive from the broadcast until now and were added at least joinGrace
+// before it. The message stays followed (later deliveries are recorded for Eventual) until
+// Forget.
 func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResult, error) {
 	b := s.track[id]
 	if b == nil {
 		return MessageResult{}, fmt.Errorf("sim: message %s is not being followed", id)
 	}
-	delete(s.track, id)
 	r := MessageResult{ID: id, Delivered: b.count, Payloads: b.payloads, LastDeliveryHop: b.maxHops}
 	cutoff := b.sentAt - ms(joinGrace)
 	for _, i := range s.live {
@@ -618,8 +699,11 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 			continue
 		}
 		r.Eligible++
-		if int(i)/64 < len(b.delivered) && b.delivered[int(i)/64]&(1<<(uint(i)%64)) != 0 {
+		if b.has(i) {
 			r.Reached++
+			if !b.inTree(i) {
+				r.CaughtUp++
+			}
 		}
 	}
 	if r.Eligible > 0 {
@@ -630,3 +714,28 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 	}
 	return r, nil
 }
+
+// Eventual fills r's eventual figures for the message r.ID: how many of the nodes alive now,
+// whenever they joined, have delivered it. Catch-up is what brings it to the nodes the tree
+// missed; a node that joined later than the gossip CatchUpWindow after the message was sent
+// cannot get it (its neighbours no longer offer it), by design.
+func (s *Sim) Eventual(r *MessageResult) error {
+	b := s.track[r.ID]
+	if b == nil {
+		return fmt.Errorf("sim: message %s is not being followed", r.ID)
+	}
+	r.EventualAlive, r.EventualReached = len(s.live), 0
+	for _, i := range s.live {
+		if b.has(i) {
+			r.EventualReached++
+		}
+	}
+	r.EventualReliability = 0
+	if r.EventualAlive > 0 {
+		r.EventualReliability = float64(r.EventualReached) / float64(r.EventualAlive)
+	}
+	return nil
+}
+
+// Forget stops following message id and frees its delivery bitset.
+func (s *Sim) Forget(id gossip.MessageID) { delete(s.track, id) }

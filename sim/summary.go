@@ -5,8 +5,9 @@ import (
 	"io"
 )
 
-// WriteSummary writes the result as the few lines `rtcmesh sim` prints: reliability,
-// redundancy, the overlay's shape and health, and what the run cost.
+// WriteSummary writes the result as the few lines `rtcmesh sim` prints: reliability, at once
+// and eventually, redundancy, what catch-up costs, the overlay's shape and health, and what the
+// run cost.
 func (r Result) WriteSummary(w io.Writer) {
 	heal := fmt.Sprint(r.RoundsToHeal)
 	if r.FailFraction == 0 {
@@ -16,6 +17,12 @@ func (r Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "rtcmesh sim: %d nodes, seed %d, %s, %.0f%% crashed, churn %d/round\n", r.Nodes, r.Seed, r.Protocol, r.FailFraction*100, r.Churn)
 	fmt.Fprintf(w, "  broadcasts       %d, reliability mean %.4f, min %.4f, %d reached every node\n", r.Messages, r.Reliability, r.ReliabilityMin, r.FullyReached)
+	fmt.Fprintf(w, "  eventually       reliability mean %.4f, min %.4f over the nodes alive at the end; %d deliveries by catch-up (%d within the window)\n", r.EventualReliability, r.EventualReliabilityMin, r.HistoryDeliveries, r.CaughtUpInWindow)
+	ratio := "n/a"
+	if r.PayloadBytesPerNodeRound > 0 {
+		ratio = fmt.Sprintf("%.2f%%", 100*r.CatchUpBytesPerNodeRound/r.PayloadBytesPerNodeRound)
+	}
+	fmt.Fprintf(w, "  catch-up         %.0f bytes per node-round, payload %.0f bytes per node-round (catch-up/payload %s)\n", r.CatchUpBytesPerNodeRound, r.PayloadBytesPerNodeRound, ratio)
 	fmt.Fprintf(w, "  redundancy (RMR) %.4f   last delivery hop mean %.2f, max %d\n", r.RMR, r.LDH, r.LDHMax)
 	fmt.Fprintf(w, "  overlay          %d live nodes, connected %v (%d components), isolated %d, asymmetric links %d\n", r.LiveNodes, r.Connected, r.Components, r.Isolated, r.AsymmetricLinks)
 	fmt.Fprintf(w, "  views            active %.2f, passive %.2f on average; %.2f neighbour changes per node-minute while broadcasting\n", r.ActiveViewAvg, r.PassiveViewAvg, r.NeighborChangesPerNodeMinute)

@@ -28,6 +28,9 @@ func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut 
 	fs.IntVar(&e.StabilizationRounds, "rounds", e.StabilizationRounds, "stabilisation rounds after the joins")
 	fs.DurationVar(&e.MessageInterval, "message-interval", e.MessageInterval, "simulated time between broadcasts (without churn)")
 	fs.DurationVar(&e.MessageWindow, "message-window", e.MessageWindow, "simulated time after which a broadcast is measured")
+	fs.IntVar(&e.PayloadSize, "payload", e.PayloadSize, "size of each broadcast's payload in bytes")
+	fs.DurationVar(&c.Gossip.CatchUpWindow, "catch-up", c.Gossip.CatchUpWindow, "catch-up (anti-entropy) window: how far back, by send time, nodes keep broadcasts and offer them to neighbours that missed them; a node that joins later than this after a message cannot get it; 0: off")
+	fs.IntVar(&e.DrainRounds, "drain-rounds", e.DrainRounds, "membership rounds run after the last broadcast before the eventual reliability is taken")
 	fs.DurationVar(&c.DetectionDelay, "detect-delay", c.DetectionDelay, "how long a send to a crashed node takes to fail")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat", c.HeartbeatTimeout, "neighbours of a crashed node notice after this long (the link heartbeat); 0: only when they send to it, as in the papers")
 	fs.Float64Var(&c.Loss, "loss", 0, "probability that a message is lost in transit")
@@ -46,6 +49,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
 	}
+	// Seen IDs must outlive the catch-up window; they cost memory, so no longer than that.
+	e.Config.Gossip.SeenMaxAge = sim.SeenMaxAgeFor(e.Config.Gossip)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
