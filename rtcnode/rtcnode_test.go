@@ -33,6 +33,11 @@ func startSignaling(t testing.TB, addr string) *signalingServer {
 	t.Helper()
 	cfg := signalserver.DefaultConfig()
 	cfg.MaxPeersPerNetwork = 200
+	// Every node of these tests connects from 127.0.0.1: one source address stands for 50
+	// machines, which reconnect together when the server comes back.
+	cfg.MaxConnectionsPerSource = 1000
+	cfg.ConnectionsPerSourcePerMinute = 10000
+	cfg.HellosPerSourcePerMinute = 10000
 	srv, err := signalserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
