@@ -74,7 +74,9 @@ type Config struct {
 	// was said for peers that join later, such as a tab opened late.
 	Node node.Config
 	// Signal configures the signaling server; its Logger and ICEServers hook are set by the
-	// signaling service. Default signalserver.DefaultConfig().
+	// signaling service. Default signalserver.DefaultConfig() with MaxConnections 1,000: a demo
+	// on one machine needs no more, and a server's 50,000 would be lowered to the process's
+	// open-file limit with a warning at every start.
 	Signal signalserver.Config
 	// DrainTimeout bounds Close: how long signaling clients get to leave. Default 2 s.
 	DrainTimeout time.Duration
@@ -86,6 +88,8 @@ type Config struct {
 
 // DefaultConfig returns the demo's defaults.
 func DefaultConfig() Config {
+	sig := signalserver.DefaultConfig()
+	sig.MaxConnections = 1000
 	return Config{
 		Listen:        "127.0.0.1:8080",
 		Network:       "demo",
@@ -95,7 +99,7 @@ func DefaultConfig() Config {
 		HostAddresses: true,
 		History:       1000,
 		Node:          node.DefaultLANConfig(),
-		Signal:        signalserver.DefaultConfig(),
+		Signal:        sig,
 		DrainTimeout:  2 * time.Second,
 	}
 }
