@@ -139,6 +139,24 @@ func TestSetCatchUp(t *testing.T) {
 			nd.Close()
 		}
 	}
+	// The pacing bounds are checked like every other bound.
+	for i, bad := range []func(*node.Config){
+		func(c *node.Config) { c.CatchUpFramesPerTick = 0 },
+		func(c *node.Config) { c.CatchUpBusyFor = -time.Second },
+	} {
+		c := nodetest.Config()
+		key := nodetest.Key(t, fmt.Sprint("pacing", i))
+		tr, err := net.Transport(key.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Key, c.Transport = key, tr
+		bad(&c)
+		if nd, err := node.New(c); err == nil {
+			nd.Close()
+			t.Errorf("a pacing bound out of range was accepted: frames %d, busy %v", c.CatchUpFramesPerTick, c.CatchUpBusyFor)
+		}
+	}
 }
 
 // lateJoiner starts a node that joins m through contact, with its deliveries read by the test

@@ -51,6 +51,17 @@ type Config struct {
 	DeliveryQueueLength int
 	// EventQueueLength bounds the events waiting on Events, with the same policy.
 	EventQueueLength int
+	// CatchUpFramesPerTick bounds the catch-up frames (DIGEST, HAVE, PULL, HISTORY) handed to
+	// one link per TickInterval. A neighbour's PULL is answered with up to
+	// Gossip.CatchUpPeerBurst bytes at once, thousands of frames for a late joiner: more than a
+	// link's send queue holds (memlink's 256 frames, rtclink's 1 MiB), and a full queue closes
+	// the link as slow. So catch-up frames wait in a queue of their own per link (at most twice
+	// that burst in bytes) and leave at this pace and at twice Gossip.CatchUpPeerRate in bytes.
+	CatchUpFramesPerTick int
+	// CatchUpBusyFor is how long after its last catch-up frame a link's full send queue is
+	// blamed on catch-up, and the live frame that found it full is dropped (the tree repairs
+	// it), rather than on a slow peer, whose link is closed.
+	CatchUpBusyFor time.Duration
 	// NeedContacts, when set, is called (from the node's goroutine; it must not block) when
 	// the node is isolated and every contact it knows failed. It should find live nodes (ask
 	// the signaling server) and hand them to Join.
@@ -82,6 +93,8 @@ func DefaultConfig() Config {
 		PendingFramesPerPeer: 64,
 		DeliveryQueueLength:  1024,
 		EventQueueLength:     256,
+		CatchUpFramesPerTick: 128,
+		CatchUpBusyFor:       2 * time.Second,
 		Logger:               zerolog.Nop(),
 	}
 }
@@ -142,6 +155,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: DeliveryQueueLength %d must be at least 1", c.DeliveryQueueLength)
 	case c.EventQueueLength < 1:
 		return fmt.Errorf("node: EventQueueLength %d must be at least 1", c.EventQueueLength)
+	case c.CatchUpFramesPerTick < 1:
+		return fmt.Errorf("node: CatchUpFramesPerTick %d must be at least 1", c.CatchUpFramesPerTick)
+	case c.CatchUpBusyFor < 0:
+		return fmt.Errorf("node: CatchUpBusyFor %v must not be negative", c.CatchUpBusyFor)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("node: limits: %w", err)

@@ -502,17 +502,12 @@ func (n *Node) send(peer string, frame []byte) {
 // Gossip.CatchUpPeerBurst bytes of HISTORY frames, thousands of small ones for a late joiner:
 // more than a link's send queue holds (memlink's 256 frames, rtclink's 1 MiB), and a full queue
 // closes the link as slow. So catch-up frames wait in a queue of their own per link, bounded
-// by twice that burst, and are handed to the link at most catchUpTickFrames frames and the
-// link's share of bytes (twice Gossip.CatchUpPeerRate) per tick, stopping while its queue is
-// full, which leaves room for the live frames. Beyond the bound they are dropped and counted
-// (the core asks again). While catch-up frames are in flight on a link, a live frame that finds
-// its queue full is dropped rather than taken as a sign of a slow peer.
-const (
-	catchUpTickFrames = 128
-	// catchUpBusyFor is how long after its last catch-up frame a link's full queue is
-	// blamed on catch-up rather than on the peer.
-	catchUpBusyFor = 2 * time.Second
-)
+// by twice that burst, and are handed to the link at most Config.CatchUpFramesPerTick frames
+// and the link's share of bytes (twice Gossip.CatchUpPeerRate) per tick, stopping while its
+// queue is full, which leaves room for the live frames. Beyond the bound they are dropped and
+// counted (the core asks again). While catch-up frames are in flight on a link (and for
+// Config.CatchUpBusyFor after the last), a live frame that finds its queue full is dropped
+// rather than taken as a sign of a slow peer.
 
 // isCatchUp reports whether messages of type t are catch-up messages, which are paced.
 func isCatchUp(t gossip.MessageType) bool {
@@ -539,7 +534,7 @@ func (n *Node) sendCatchUp(peer string, frame []byte) {
 // and the link's queue takes them.
 func (n *Node) pumpCatchUp(peer string, l *peerLink) {
 	maxBytes := max(2*n.cfg.Gossip.CatchUpPeerRate*int(n.cfg.TickInterval/time.Millisecond)/1000, 1)
-	for len(l.catchUp) > 0 && l.up && l.tickFrames < catchUpTickFrames && l.tickBytes < maxBytes {
+	for len(l.catchUp) > 0 && l.up && l.tickFrames < n.cfg.CatchUpFramesPerTick && l.tickBytes < maxBytes {
 		f := l.catchUp[0]
 		err := n.tr.Send(peer, f)
 		switch {
@@ -583,7 +578,7 @@ func (n *Node) pumpCatchUpAll() {
 
 // catchUpBusy reports whether l's send queue may be full of catch-up frames.
 func (n *Node) catchUpBusy(l *peerLink) bool {
-	return len(l.catchUp) > 0 || (!l.catchUpAt.IsZero() && n.now().Sub(l.catchUpAt) < catchUpBusyFor)
+	return len(l.catchUp) > 0 || (!l.catchUpAt.IsZero() && n.now().Sub(l.catchUpAt) < n.cfg.CatchUpBusyFor)
 }
 
 func (n *Node) onLinkEvent(ev link.Event) {
