@@ -41,9 +41,11 @@ func TestBroadcastEndpointEndToEnd(t *testing.T) {
 	ws := "ws://" + sig.addrs.HTTP.String() + "/ws"
 
 	first, _ := startTestNode(t, ws, "http-broadcast", "--http-broadcast")
-	// Alone, the node refuses: the message would reach nobody.
-	if code, body := postBroadcast(t, first, "too early"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no neighbour") {
-		t.Errorf("POST /broadcast without a neighbour answered %d %q, want 503 naming the missing neighbour", code, body)
+	// Alone, the node takes the message and says it waits for a neighbour: 202, queued.
+	code, body := postBroadcast(t, first, "too early")
+	var early nodehttp.BroadcastResponse
+	if err := json.Unmarshal([]byte(body), &early); code != http.StatusAccepted || err != nil || !early.Queued || len(early.ID) != 32 {
+		t.Errorf("POST /broadcast without a neighbour answered %d %q, want 202 with queued true and the ID", code, body)
 	}
 	second, _ := startTestNode(t, ws, "http-broadcast")
 	for _, a := range []net.Addr{first, second} {
@@ -52,19 +54,23 @@ func TestBroadcastEndpointEndToEnd(t *testing.T) {
 			return code == http.StatusOK
 		})
 	}
-	code, body := postBroadcast(t, first, "posted line")
+	// The early message reaches the second node once they are neighbours.
+	waitFor(t, "the second node to deliver the message posted while the first was alone", func() bool {
+		return scrape(t, second)["rtcmesh_gossip_delivered_total"] == 1
+	})
+	code, body = postBroadcast(t, first, "posted line")
 	if code != http.StatusOK {
 		t.Fatalf("POST /broadcast answered %d %q, want 200", code, body)
 	}
 	var resp nodehttp.BroadcastResponse
-	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.ID) != 32 || resp.Bytes != len("posted line") {
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.ID) != 32 || resp.Bytes != len("posted line") || resp.Queued {
 		t.Fatalf("POST /broadcast answered %q (%v), want {\"id\": 32 hex digits, \"bytes\": %d}", body, err, len("posted line"))
 	}
 	waitFor(t, "the second node to count the delivery", func() bool {
-		return scrape(t, second)["rtcmesh_gossip_delivered_total"] == 1
+		return scrape(t, second)["rtcmesh_gossip_delivered_total"] == 2
 	})
-	if s := scrape(t, first); s["rtcmesh_gossip_broadcasts_total"] != 1 {
-		t.Errorf("sender's broadcasts_total %v, want 1", s["rtcmesh_gossip_broadcasts_total"])
+	if s := scrape(t, first); s["rtcmesh_gossip_broadcasts_total"] != 2 {
+		t.Errorf("sender's broadcasts_total %v, want 2", s["rtcmesh_gossip_broadcasts_total"])
 	}
 	// The second node did not opt in: its HTTP server has no /broadcast.
 	if code, _ := postBroadcast(t, second, "not served"); code != http.StatusNotFound {

@@ -25,8 +25,8 @@ func checkHTTPListen(addr string) error {
 }
 
 // startNodeHealthServer serves a node's metrics on addr. The node is ready once it has a
-// neighbour: before that it cannot broadcast to anyone. With broadcast set, POST /broadcast
-// broadcasts its body (see nodehttp.BroadcastHandler).
+// neighbour: before that its broadcasts reach nobody (they wait for the first one). With
+// broadcast set, POST /broadcast broadcasts its body (see nodehttp.BroadcastHandler).
 func startNodeHealthServer(addr string, w *rtcnode.Node, broadcast bool, maxPayload int, log zerolog.Logger) (*metrics.Server, error) {
 	reg, err := metrics.NewRegistry(metrics.NewNodeCollector(w))
 	if err != nil {
@@ -46,7 +46,8 @@ func startNodeHealthServer(addr string, w *rtcnode.Node, broadcast bool, maxPayl
 			id, err := w.Broadcast(data)
 			return id.String(), err
 		}
-		extra["/broadcast"] = nodehttp.BroadcastHandler(send, ready, maxPayload, cfg.Logger)
+		hasNeighbour := func() bool { return len(w.Neighbors()) > 0 }
+		extra["/broadcast"] = nodehttp.BroadcastHandler(send, hasNeighbour, maxPayload, cfg.Logger)
 	}
 	return metrics.StartServer(cfg, reg, ready, extra)
 }

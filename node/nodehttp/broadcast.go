@@ -26,14 +26,21 @@ type BroadcastResponse struct {
 	ID string `json:"id"`
 	// Bytes is the payload's length.
 	Bytes int `json:"bytes"`
+	// Queued is true when the node had no neighbour: the message is held and pushed to the
+	// first neighbour the node finds (gossip.Config.MaxUnsent bounds how many wait), so it is
+	// not lost, but nobody has it yet. The status is then 202 Accepted instead of 200.
+	Queued bool `json:"queued,omitempty"`
 }
 
 // BroadcastHandler broadcasts the body of a POST as one message and answers its ID as JSON.
 // It exists for operators and smoke tests that have no access to a node's standard input (a
 // container). The body is bounded by maxPayload, the largest payload gossip accepts; a body
 // over it is refused with 413 before more of it is read. An empty body is 400, a method other
-// than POST 405, and a node with no neighbour 503: a broadcast then would reach nobody.
-func BroadcastHandler(broadcast BroadcastFunc, ready func() error, maxPayload int, log zerolog.Logger) http.HandlerFunc {
+// than POST 405, and a node shutting down 503. A node with no neighbour still broadcasts: the
+// gossip core keeps the message for its first neighbour (store-and-forward), and the answer is
+// 202 Accepted with "queued": true rather than 200, so a caller can tell that nobody has it yet.
+// hasNeighbour reports whether the node has one.
+func BroadcastHandler(broadcast BroadcastFunc, hasNeighbour func() bool, maxPayload int, log zerolog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		fail := func(code int, format string, args ...any) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -63,10 +70,7 @@ func BroadcastHandler(broadcast BroadcastFunc, ready func() error, maxPayload in
 			fail(http.StatusBadRequest, "empty body: POST the message as the request body")
 			return
 		}
-		if err := ready(); err != nil {
-			fail(http.StatusServiceUnavailable, "not broadcasting: %v", err)
-			return
-		}
+		queued := !hasNeighbour()
 		id, err := broadcast(data)
 		if err != nil {
 			if errors.Is(err, node.ErrClosed) {
@@ -77,8 +81,11 @@ func BroadcastHandler(broadcast BroadcastFunc, ready func() error, maxPayload in
 			fail(http.StatusInternalServerError, "broadcast: %v", err)
 			return
 		}
-		log.Info().Str("msg_id", id).Int("bytes", len(data)).Str("remote", r.RemoteAddr).Msg("broadcast over HTTP")
+		log.Info().Str("msg_id", id).Int("bytes", len(data)).Bool("queued", queued).Str("remote", r.RemoteAddr).Msg("broadcast over HTTP")
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(BroadcastResponse{ID: id, Bytes: len(data)})
+		if queued {
+			w.WriteHeader(http.StatusAccepted)
+		}
+		_ = json.NewEncoder(w).Encode(BroadcastResponse{ID: id, Bytes: len(data), Queued: queued})
 	}
 }

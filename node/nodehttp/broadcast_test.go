@@ -2,7 +2,6 @@ package nodehttp
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,16 +13,11 @@ import (
 func TestBroadcastHandlerRefusesBadRequests(t *testing.T) {
 	const maxPayload = 16
 	var sent [][]byte
-	notReady := false
+	alone := false
 	h := BroadcastHandler(func(data []byte) (string, error) {
 		sent = append(sent, data)
 		return "00112233445566778899aabbccddeeff", nil
-	}, func() error {
-		if notReady {
-			return errors.New("no neighbour yet")
-		}
-		return nil
-	}, maxPayload, zerolog.Nop())
+	}, func() bool { return !alone }, maxPayload, zerolog.Nop())
 	do := func(method, body string, chunked bool) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, "/broadcast", strings.NewReader(body))
 		if chunked {
@@ -56,17 +50,22 @@ func TestBroadcastHandlerRefusesBadRequests(t *testing.T) {
 	if len(sent) != 0 {
 		t.Fatalf("refused requests broadcast %q", sent)
 	}
-	notReady = true
-	if rec := do(http.MethodPost, "hello", false); rec.Code != http.StatusServiceUnavailable {
-		t.Errorf("not ready: %d %q, want 503", rec.Code, rec.Body.String())
+	// Alone, the node still broadcasts (the core keeps the message for its first neighbour),
+	// and says so.
+	alone = true
+	rec := do(http.MethodPost, "hello", false)
+	var queued BroadcastResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &queued); rec.Code != http.StatusAccepted || err != nil || !queued.Queued {
+		t.Errorf("alone: %d %q, want 202 with queued true", rec.Code, rec.Body.String())
 	}
-	notReady = false
-	rec := do(http.MethodPost, strings.Repeat("y", maxPayload), false)
+	alone = false
+	sent = nil
+	rec = do(http.MethodPost, strings.Repeat("y", maxPayload), false)
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("a payload of exactly the limit: %d %q, want 200 JSON", rec.Code, rec.Body.String())
 	}
 	var resp BroadcastResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || resp.ID != "00112233445566778899aabbccddeeff" || resp.Bytes != maxPayload {
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || resp.ID != "00112233445566778899aabbccddeeff" || resp.Bytes != maxPayload || resp.Queued {
 		t.Errorf("answer %q (%v), want the ID and %d bytes", rec.Body.String(), err, maxPayload)
 	}
 	if len(sent) != 1 || string(sent[0]) != strings.Repeat("y", maxPayload) {
