@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
@@ -103,6 +104,9 @@ func TestWebRTCMesh(t *testing.T) {
 	m := nodetest.NewMesh(t, nodetest.Config().Membership.ActiveSize)
 	var rtc []*Node
 	t.Cleanup(func() {
+		if t.Failed() {
+			logLinks(t, rtc)
+		}
 		for _, w := range rtc {
 			w.Close()
 		}
@@ -181,3 +185,29 @@ func TestWebRTCMesh(t *testing.T) {
 	m.BroadcastAll(pick(survivors, 10), survivors)
 	m.NoDuplicates()
 }
+
+// logLinks logs what each node knows of its neighbours and links, so that a failure tells a
+// lost frame from a stalled link or a view that is not symmetric.
+func logLinks(t *testing.T, nodes []*Node) {
+	t.Helper()
+	for _, w := range nodes {
+		s := w.Stats()
+		var nbs []string
+		for _, nb := range w.Neighbors() {
+			kind := "lazy"
+			if nb.Eager {
+				kind = "eager"
+			}
+			nbs = append(nbs, short(nb.ID)+"/"+kind)
+		}
+		t.Logf("%s: neighbours %v; received gossip %d ihave %d graft %d prune %d; bad frames %d, dropped %d, slow peers %d",
+			short(w.ID()), nbs, s.Gossip.Received[gossip.Gossip], s.Gossip.Received[gossip.IHave],
+			s.Gossip.Received[gossip.Graft], s.Gossip.Received[gossip.Prune], s.BadFrames, s.FramesDropped, s.SlowPeers)
+		for _, l := range w.transport.Links() {
+			t.Logf("    link %s %s: up %v, frames in %d out %d, bytes in %d out %d, rtt %v",
+				short(l.Peer), l.Path, time.Since(l.Since).Round(time.Millisecond), l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.RTT)
+		}
+	}
+}
+
+func short(id string) string { return id[:min(8, len(id))] }
