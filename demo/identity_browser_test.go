@@ -41,17 +41,7 @@ func TestBrowserIdentityPersists(t *testing.T) {
 		// The reloaded tab is a working member under its old ID: its line reaches the Go nodes.
 		text := "tab A, reloaded"
 		a.send(t, text)
-		wctx, cancel := context.WithTimeout(context.Background(), browserWait)
-		defer cancel()
-		for i, n := range d.Nodes() {
-			m, err := n.WaitMessage(wctx, text)
-			if err != nil {
-				t.Fatalf("Go node %d: %v", i+1, err)
-			}
-			if m.Origin != idA {
-				t.Errorf("Go node %d delivered %q from %s, want %s", i+1, text, m.Origin, idA)
-			}
-		}
+		goNodesDeliver(t, d.Nodes(), text, idA)
 	})
 
 	t.Run("SecondTabGetsItsOwnID", func(t *testing.T) {
