@@ -328,15 +328,21 @@ func BenchmarkSolveWork(b *testing.B) {
 	for _, bits := range []int{8, 12, 16, 20, 24} {
 		b.Run(fmt.Sprintf("bits=%d", bits), func(b *testing.B) {
 			var i uint32
+			var tries float64
 			for b.Loop() {
 				seed := make([]byte, 32)
 				binary.BigEndian.PutUint32(seed, i)
 				i++
 				k, _ := KeyFromSeed(seed)
-				if _, err := SolveWork(context.Background(), k.PublicKey(), bits, 0); err != nil {
+				nonce, err := SolveWork(context.Background(), k.PublicKey(), bits, 0)
+				if err != nil {
 					b.Fatal(err)
 				}
+				tries += float64(binary.BigEndian.Uint64(nonce) + 1)
 			}
+			// tries/op against 2^bits shows how far this run's keys were from the mean.
+			b.ReportMetric(tries/float64(i), "tries/op")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/tries, "ns/try")
 		})
 	}
 }
