@@ -5,11 +5,9 @@ package identity
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -304,45 +302,4 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatal("re-encoding changed the ID or the work")
 		}
 	})
-}
-
-// BenchmarkWorkHash measures one try of the work search: one SHA-256 of the work transcript.
-// A difficulty of D bits takes 2^D tries on average.
-func BenchmarkWorkHash(b *testing.B) {
-	buf := workInput(seededKey(b, 11).PublicKey())
-	nonce := buf[workPrefixLen:]
-	var n uint64
-	for b.Loop() {
-		binary.BigEndian.PutUint64(nonce, n)
-		n++
-		sum := sha256.Sum256(buf)
-		_ = sum
-	}
-}
-
-// BenchmarkSolveWork measures the whole search for one fresh key at each difficulty: the time
-// a node spends once per key. Each op is another key, so the average covers the geometric
-// spread of the search (1% of keys take more than 4.6 times the mean). Run with e.g.
-// -benchtime=20x; 24 bits takes seconds per op.
-func BenchmarkSolveWork(b *testing.B) {
-	for _, bits := range []int{8, 12, 16, 20, 24} {
-		b.Run(fmt.Sprintf("bits=%d", bits), func(b *testing.B) {
-			var i uint32
-			var tries float64
-			for b.Loop() {
-				seed := make([]byte, 32)
-				binary.BigEndian.PutUint32(seed, i)
-				i++
-				k, _ := KeyFromSeed(seed)
-				nonce, err := SolveWork(context.Background(), k.PublicKey(), bits, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tries += float64(binary.BigEndian.Uint64(nonce) + 1)
-			}
-			// tries/op against 2^bits shows how far this run's keys were from the mean.
-			b.ReportMetric(tries/float64(i), "tries/op")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/tries, "ns/try")
-		})
-	}
 }
