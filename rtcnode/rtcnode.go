@@ -184,6 +184,14 @@ func (w *Node) joinAny(ids []string, rng *rand.Rand) {
 	}
 }
 
+// LinkProofsRefused returns how many links were closed for a bad link proof and for a peer
+// key without enough proof of work, and the difficulty now required of peers (metrics'
+// LinkProofSource).
+func (w *Node) LinkProofsRefused() (badProof, insufficientWork uint64, powBits int) {
+	st := w.transport.Stats()
+	return st.ProofsRefused, st.WorkRefused, st.PowBits
+}
+
 // SignalingConnected reports whether the node is connected to the signaling server now.
 func (w *Node) SignalingConnected() bool { return w.signal.Connected() }
 
