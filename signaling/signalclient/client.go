@@ -340,6 +340,11 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if timedOut.Load() {
+		// The search outlasted the handshake; the work is kept with the key (a WorkProver's),
+		// so the next session, after the usual backoff, answers at once.
+		return false, fmt.Errorf("the proof of work (%d bits) took longer than the %v handshake; reconnecting with it", powBits, c.cfg.HandshakeTimeout)
+	}
 	hello, err := c.signHello(dialCtx, nonce, work)
 	if err != nil {
 		return false, err

@@ -2,6 +2,7 @@ package signalclient_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
@@ -34,4 +35,21 @@ func TestClientDoesTheWorkTheServerAsks(t *testing.T) {
 	cfg.Key = plainSigner{cfg.Key}
 	bob, _ := runClient(t, cfg)
 	expectWelcome(t, bob)
+}
+
+// A search that outlasts the handshake (a tab at a high difficulty) costs one failed session,
+// not the identity: the work is kept with the key and the next session answers at once.
+func TestWorkLongerThanTheHandshakeGetsInNextTime(t *testing.T) {
+	const bits = 18
+	ts := startServer(t, signalserver.Config{PowBits: bits})
+	// This key's first 18-bit nonce is try 1,433,139: over 100 ms even at 70 ns a try.
+	cfg := cfgFor(ts, "slow-4", "lobby")
+	cfg.HandshakeTimeout = 50 * time.Millisecond
+	c, _ := runClient(t, cfg)
+	if w := expectWelcome(t, c); w.PowBits != bits {
+		t.Fatalf("welcome pow_bits = %d", w.PowBits)
+	}
+	if st := c.Stats(); st.DialFailures < 1 || st.Sessions != 1 {
+		t.Fatalf("stats %+v: want a session lost to the search (a slow dial may add one), then one welcomed", st)
+	}
 }
