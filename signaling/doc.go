@@ -51,7 +51,8 @@
 //
 // The server derives the ID from public_key; "id" is optional, and if present must be that
 // ID. The welcome tells the client its ID. The proof is checked before anything else about
-// the hello (token, network, replacement, TURN credentials): a hello that fails it gets a
+// the hello (token, network, replacement, TURN credentials) but its proof of work, if the
+// server asks for one (below): a hello that fails it gets a
 // fatal bad_proof and has no effect. Every relay then carries as "from" the ID its sender
 // proved: the server never trusts a "from" sent by a client, so a signal "from" an ID reaches
 // anyone only if the sender holds that ID's key. (The link itself proves identities again

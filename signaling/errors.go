@@ -48,8 +48,9 @@ const (
 	CodeBadHello ErrorCode = "bad_hello"
 	// CodeBadProof: the hello's signature does not verify under its public key for this
 	// connection's nonce and the hello's network, or its "id" is not the ID of its public key.
-	// Fatal, and checked before anything else about the hello: an unproven hello never
-	// touches the network, its members or TURN credentials.
+	// Fatal, and checked before anything else about the hello but its proof of work (one
+	// hash, CodeInsufficientWork): an unproven hello never touches the network, its members
+	// or TURN credentials.
 	CodeBadProof ErrorCode = "bad_proof"
 	// CodeInsufficientWork: the server requires proof of work on identity keys (the
 	// challenge's pow_bits) and the hello's work nonce is missing or does not reach it for
