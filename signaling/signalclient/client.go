@@ -45,6 +45,9 @@ var (
 	// ErrUnsupportedVersion: the server's challenge is of another signaling protocol version.
 	// Run returns it: reconnecting would not change the server.
 	ErrUnsupportedVersion = errors.New("signalclient: the server speaks another signaling protocol version")
+	// ErrTooMuchWork: the server's challenge asks for more proof of work than the client's
+	// MaxPowBits allows. Run returns it: reconnecting would not change the server.
+	ErrTooMuchWork = errors.New("signalclient: the server asks for more proof of work than MaxPowBits allows")
 )
 
 // Event is something the application should know about. Exactly one field is set.
@@ -193,7 +196,8 @@ func (c *Client) send(m signaling.Message) error {
 // returns an error wrapping the server's *signaling.Error with code replaced (another
 // connection proved this node's key: the key is in use elsewhere), unauthorized, bad_hello,
 // bad_proof, unsupported_version or origin_not_allowed, or wrapping ErrUnsupportedVersion
-// (the server speaks another protocol version). Run closes the Events channel when it
+// (the server speaks another protocol version) or ErrTooMuchWork (it asks for more proof of
+// work than MaxPowBits). Run closes the Events channel when it
 // returns and may be called only once.
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
@@ -246,7 +250,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // permanent reports whether err means reconnecting would fail the same way or do harm.
 func permanent(err error) bool {
-	if errors.Is(err, ErrUnsupportedVersion) {
+	if errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrTooMuchWork) {
 		return true
 	}
 	var se *signaling.Error
@@ -470,16 +474,20 @@ func (c *Client) awaitChallenge(t transport) ([]byte, int, error) {
 }
 
 // work returns the work nonce the hello carries for a challenge asking for powBits: none if it
-// asks for none, else the key's, searched for first if it falls short (identity.EnsureWork,
-// which keeps it beside the key, so this happens once per key and difficulty). The search
-// heeds ctx but not the handshake deadline: if it outlasts the server's patience, the session
-// fails and the next one, after the usual backoff, finds the work done.
+// asks for none, else the key's. If that falls short and powBits is within MaxPowBits, it is
+// searched for first (identity.EnsureWork, which keeps it beside the key, so this happens once
+// per key and difficulty). The search heeds ctx but not the handshake deadline: if it outlasts
+// the server's patience, the session fails and the next one, after the usual backoff, finds
+// the work done.
 func (c *Client) work(ctx context.Context, powBits int) ([]byte, error) {
 	if powBits <= 0 {
 		return nil, nil
 	}
 	if have := identity.WorkOf(c.cfg.Key); identity.CheckWork(c.cfg.Key.PublicKey(), have, powBits) == nil {
-		return have, nil
+		return have, nil // done before, whatever MaxPowBits says now
+	}
+	if powBits > c.cfg.MaxPowBits {
+		return nil, fmt.Errorf("%w: %d bits asked, at most %d searched for (2^%d hashes on average)", ErrTooMuchWork, powBits, c.cfg.MaxPowBits, powBits)
 	}
 	c.log.Info().Int("pow_bits", powBits).Msg("the signaling server requires proof of work on identity keys: searching (once per key)")
 	start := time.Now()

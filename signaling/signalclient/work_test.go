@@ -1,10 +1,13 @@
 package signalclient_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/signaling/signalclient"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 )
 
@@ -51,5 +54,31 @@ func TestWorkLongerThanTheHandshakeGetsInNextTime(t *testing.T) {
 	}
 	if st := c.Stats(); st.DialFailures < 1 || st.Sessions != 1 {
 		t.Fatalf("stats %+v: want a session lost to the search (a slow dial may add one), then one welcomed", st)
+	}
+}
+
+// A server that asks for more work than MaxPowBits gets no search and no hello: the client
+// stops with ErrTooMuchWork rather than spend the CPU a hostile server asks for.
+func TestClientRefusesTooMuchWork(t *testing.T) {
+	ts := startServer(t, signalserver.Config{PowBits: 12})
+	cfg := cfgFor(ts, "alice", "lobby")
+	cfg.MaxPowBits = 8
+	_, done := runClient(t, cfg)
+	select {
+	case err := <-done:
+		if !errors.Is(err, signalclient.ErrTooMuchWork) {
+			t.Fatalf("Run = %v, want ErrTooMuchWork", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the client kept trying")
+	}
+	if w := identity.WorkOf(cfg.Key); w != nil {
+		t.Fatalf("the client searched anyway: %x", w)
+	}
+	for _, bad := range []int{-1, identity.MaxWorkBits + 1} {
+		cfg.MaxPowBits = bad
+		if _, err := signalclient.New(cfg); err == nil || !strings.Contains(err.Error(), "MaxPowBits") {
+			t.Errorf("MaxPowBits %d: New = %v", bad, err)
+		}
 	}
 }
