@@ -30,7 +30,7 @@ type signalingServer struct {
 	http *httptest.Server
 }
 
-func startSignaling(t testing.TB, addr string) *signalingServer {
+func startSignaling(t testing.TB, addr string, mods ...func(*signalserver.Config)) *signalingServer {
 	t.Helper()
 	cfg := signalserver.DefaultConfig()
 	cfg.MaxPeersPerNetwork = 200
@@ -39,6 +39,9 @@ func startSignaling(t testing.TB, addr string) *signalingServer {
 	cfg.MaxConnectionsPerSource = 1000
 	cfg.ConnectionsPerSourcePerMinute = 10000
 	cfg.HellosPerSourcePerMinute = 10000
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	srv, err := signalserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func (s *signalingServer) stop() {
 
 // startWebRTCNode starts a node on loopback. heartbeat is the link heartbeat timeout; 0 keeps
 // rtclink's default.
-func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration) *Node {
+func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration, mods ...func(*Config)) *Node {
 	t.Helper()
 	id, err := identity.GenerateKey()
 	if err != nil {
@@ -89,6 +92,9 @@ func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Durat
 	}
 	cfg.Signal.MinBackoff = 50 * time.Millisecond
 	cfg.Signal.MaxBackoff = 500 * time.Millisecond
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	w, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling/signalservice"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 	"github.com/rtcmesh/rtcmesh/web"
@@ -47,6 +48,7 @@ func signalFields() map[string]string {
 		"MaxConnectionsPerSource": "--max-connections-per-source", "ConnectionsPerSourcePerMinute": "--source-connections-per-minute",
 		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
 		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
+		"PowBits": "--pow-bits",
 	}
 }
 
@@ -71,6 +73,7 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.IntVar(&s.MaxQueuedBytes, "max-queued-bytes", s.MaxQueuedBytes, "bytes waiting to be written to all connections together; when used up, the connection with the most waiting is dropped")
 	fs.IntVar(&s.ContactCount, "contacts", s.ContactCount, "random live peers a welcome carries")
 	fs.Var((*listFlag)(&s.AllowedOrigins), "allowed-origins", `comma-separated browser origins (scheme://host[:port], or "*") that may connect; pages served from the server's own host always may`)
+	fs.IntVar(&s.PowBits, "pow-bits", s.PowBits, fmt.Sprintf("proof-of-work difficulty required of every identity key at hello, in bits (0 = off, at most %d; %d recommended for an open network): each Sybil ID costs 2^N hashes", identity.MaxWorkBits, identity.RecommendedWorkBits))
 	fs.StringVar(&c.NetworkSecret, "network-secret", "", fmt.Sprintf("closes every network: a hello needs the token HMAC-SHA256(secret, network); at least %d bytes (prefer RTCMESH_NETWORK_SECRET)", signalservice.MinNetworkSecretLength))
 	fs.StringVar(&f.turnListen, "turn-listen", "", `UDP and TCP address of an embedded TURN/STUN relay, e.g. 0.0.0.0:3478; empty runs none`)
 	fs.Var(&f.turnPublicIP, "turn-public-ip", "relay address the embedded TURN advertises; required unless --turn-listen names one specific IP")

@@ -58,6 +58,13 @@ type Config struct {
 	// the welcome. Default 10 s.
 	HandshakeTimeout time.Duration
 
+	// MaxPowBits bounds the proof of work the client does for a server: a challenge asking
+	// for more bits is refused (Run returns ErrTooMuchWork) instead of spending the CPU a
+	// hostile or mistaken server asks for (32 bits is some twenty minutes of a core, hours
+	// in a browser). 0 does no work at all. Default 24 (seconds for a Go node, about a
+	// minute for a tab); at most identity.MaxWorkBits.
+	MaxPowBits int
+
 	// WriteTimeout bounds writing one frame. Default 10 s.
 	WriteTimeout time.Duration
 
@@ -93,6 +100,7 @@ func DefaultConfig(url string, key identity.Signer, network string) Config {
 		MinBackoff:       500 * time.Millisecond,
 		MaxBackoff:       30 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
+		MaxPowBits:       24,
 		WriteTimeout:     10 * time.Second,
 		IdleTimeout:      75 * time.Second,
 		MaxFrameSize:     256 << 10,
@@ -129,6 +137,9 @@ func (c Config) validate() (Config, error) {
 		errs = append(errs, fmt.Errorf("MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff))
 	}
 	positive("HandshakeTimeout", c.HandshakeTimeout > 0, c.HandshakeTimeout)
+	if err := identity.ValidateWorkBits(c.MaxPowBits); err != nil {
+		errs = append(errs, fmt.Errorf("MaxPowBits: %w", err))
+	}
 	positive("WriteTimeout", c.WriteTimeout > 0, c.WriteTimeout)
 	positive("IdleTimeout", c.IdleTimeout > 0, c.IdleTimeout)
 	positive("MaxFrameSize", c.MaxFrameSize > 0, c.MaxFrameSize)

@@ -145,7 +145,7 @@ func (c *conn) challenge() {
 		return
 	}
 	c.nonce = nonce
-	c.sendMessage(&signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(nonce)})
+	c.sendMessage(&signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(nonce), PowBits: c.srv.cfg.PowBits})
 }
 
 func (c *conn) handshakeExpired() {
@@ -262,7 +262,13 @@ func (c *conn) handleHello(h *signaling.Hello) {
 			sourceName(c.src.key), c.srv.cfg.HellosPerSourcePerMinute))
 		return
 	}
-	// The proof comes first: an unproven hello learns nothing about the network (not even
+	// The work comes first: it costs one hash, so a flood of hellos without it never costs
+	// a signature check. It reveals nothing (the challenge announced the difficulty).
+	if err := c.checkWork(h); err != nil {
+		c.fatal(signaling.CodeInsufficientWork, err.Error())
+		return
+	}
+	// The proof comes next: an unproven hello learns nothing about the network (not even
 	// whether it is closed) and touches no member and no TURN credential.
 	id, err := c.verifyHello(h)
 	if err != nil {
@@ -323,6 +329,22 @@ func (c *conn) verifyHello(h *signaling.Hello) (string, error) {
 		return "", &proofError{msg: "hello.signature does not sign this connection's challenge and network under hello.public_key", err: err}
 	}
 	return id, nil
+}
+
+// checkWork checks that h's work nonce reaches the server's PowBits for h's public key.
+func (c *conn) checkWork(h *signaling.Hello) error {
+	if c.srv.cfg.PowBits <= 0 {
+		return nil
+	}
+	pub, err := h.PublicKeyBytes()
+	if err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	work, err := h.WorkBytes()
+	if err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	return identity.CheckWork(pub, work, c.srv.cfg.PowBits)
 }
 
 // proofError is a failed proof: a message for the client, and the cause.

@@ -429,7 +429,7 @@ func (s *Server) register(c *conn, id string, h *signaling.Hello) (*signaling.We
 		old.log.Info().Str("id", id).Msg("replaced by a newer connection that proved the same key")
 		old.fatal(signaling.CodeReplaced, fmt.Sprintf("a newer connection proved your identity key (id %s): it is in use elsewhere", id))
 	}
-	w := &signaling.Welcome{ID: id, Contacts: contacts, Limits: s.limits}
+	w := &signaling.Welcome{ID: id, Contacts: contacts, Limits: s.limits, PowBits: s.cfg.PowBits}
 	if s.cfg.ICEServers != nil {
 		// Credentials for id are minted only here, after the proof.
 		w.ICEServers = s.cfg.ICEServers(id)
