@@ -337,11 +337,17 @@ func (tb *tab) transferred(base string) (map[string]int64, int64) {
 // and starts headless Chromium (skipping without it). Both are closed when the test ends.
 func startBrowserDemo(t *testing.T, nodes int, seed uint64) (*Demo, context.Context) {
 	t.Helper()
+	return startBrowserDemoWith(t, demoConfig(nodes, seed))
+}
+
+// startBrowserDemoWith is startBrowserDemo with a demo configuration of the test's own.
+func startBrowserDemoWith(t *testing.T, cfg Config) (*Demo, context.Context) {
+	t.Helper()
 	chromium := chromiumPath(t)
 	if testing.Short() {
 		t.Skip("browser tests skipped in -short mode")
 	}
-	d := startPageDemo(t, nodes, seed)
+	d := startPageDemo(t, cfg)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium),

@@ -10,12 +10,17 @@ import (
 	"time"
 )
 
-// startDemoSeeded starts a demo of nodes Go nodes on a free loopback port, closed when the test
-// ends.
-func startDemoSeeded(t *testing.T, nodes int, seed uint64) *Demo {
-	t.Helper()
+// demoConfig is the demo's default configuration with nodes Go nodes and seed, on a free
+// loopback port.
+func demoConfig(nodes int, seed uint64) Config {
 	cfg := DefaultConfig()
 	cfg.Listen, cfg.Seed, cfg.Nodes = "127.0.0.1:0", seed, nodes
+	return cfg
+}
+
+// startDemoWith starts a demo, closed when the test ends.
+func startDemoWith(t *testing.T, cfg Config) *Demo {
+	t.Helper()
 	d, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -30,9 +35,9 @@ func startDemoSeeded(t *testing.T, nodes int, seed uint64) *Demo {
 
 // startPageDemo starts a demo for a browser test: it checks the browser peer is embedded and
 // waits until the Go nodes form a mesh.
-func startPageDemo(t *testing.T, nodes int, seed uint64) *Demo {
+func startPageDemo(t *testing.T, cfg Config) *Demo {
 	t.Helper()
-	d := startDemoSeeded(t, nodes, seed)
+	d := startDemoWith(t, cfg)
 	if !d.Page().HasPeer() {
 		t.Fatal("web/static/peer.wasm.gz is not embedded: run go generate ./web")
 	}
@@ -48,7 +53,7 @@ func startPageDemo(t *testing.T, nodes int, seed uint64) *Demo {
 // every one of them as a chat message with its latency, and the page and its config are
 // served on the same address as signaling.
 func TestGoNodes(t *testing.T) {
-	d := startDemoSeeded(t, 5, 1)
+	d := startDemoWith(t, demoConfig(5, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := d.WaitConnected(ctx); err != nil {

@@ -208,7 +208,7 @@ func (tb *fxTab) screenshot(t *testing.T, name string) string {
 func startFirefoxDemo(t *testing.T, nodes int, seed uint64) (*Demo, *firefox) {
 	t.Helper()
 	fx := startFirefox(t)
-	d := startPageDemo(t, nodes, seed)
+	d := startPageDemo(t, demoConfig(nodes, seed))
 	return d, fx
 }
 
