@@ -46,7 +46,10 @@ func layers() map[string]rule {
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
 		"signaling/signalclient": {internal: []string{"signaling", "signaling/internal/tokenbucket", "internal/browser", "identity"},
 			external: []string{"github.com/gorilla/websocket", "github.com/rs/zerolog"}},
-		"signaling/signalservice": {internal: []string{"signaling", "signaling/signalserver", "turnserver", "web", "metrics"},
+		// Several signaling instances sharing networks through NATS (signalserver.Cluster).
+		"signaling/signalnats": {internal: []string{"signaling", "signaling/signalserver"},
+			external: []string{"github.com/nats-io/nats.go", "github.com/rs/zerolog"}},
+		"signaling/signalservice": {internal: []string{"signaling", "signaling/signalserver", "signaling/signalnats", "turnserver", "web", "metrics"},
 			external: []string{"github.com/rs/zerolog"}},
 		"turnserver": {external: []string{"github.com/pion/turn/v5", "github.com/pion/stun", "github.com/pion/transport/v5",
 			"github.com/pion/logging", "github.com/rs/zerolog", "golang.org/x/time", "golang.org/x/sys"}},

@@ -72,6 +72,9 @@ type Stats struct {
 	EventsDropped uint64
 	// Sent counts frames handed to the writer; Received counts frames parsed.
 	Sent, Received uint64
+	// Failovers counts moves to the next of several server URLs (Config.FallbackURLs) after
+	// a session ended or a dial failed.
+	Failovers uint64
 }
 
 // Client keeps a signaling session alive. Create it with New, run Run in a goroutine, read
@@ -82,6 +85,10 @@ type Client struct {
 	log    zerolog.Logger
 	rng    *rand.Rand // used only by the Run goroutine
 	events chan Event
+	// urls is Config.URL then Config.FallbackURLs, and current the index of the one the next
+	// session dials; used only by the Run goroutine.
+	urls    []string
+	current int
 
 	mu      sync.Mutex
 	running bool
@@ -119,6 +126,7 @@ func New(cfg Config) (*Client, error) {
 		log:    cfg.Logger.With().Str("id", id).Str("network", cfg.Network).Logger(),
 		rng:    rng,
 		events: make(chan Event, cfg.EventQueueLength),
+		urls:   append([]string{cfg.URL}, cfg.FallbackURLs...),
 	}, nil
 }
 
@@ -210,6 +218,7 @@ func (c *Client) Run(ctx context.Context) error {
 	defer close(c.events)
 
 	attempt := 0
+	tried := 0 // URLs tried since the last welcome or full round, for failover
 	for {
 		welcomed, err := c.runSession(ctx)
 		if ctx.Err() != nil {
@@ -220,7 +229,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		if welcomed {
 			c.emit(Event{Disconnected: err})
-			attempt = 0
+			attempt, tried = 0, 0
 		} else {
 			c.mu.Lock()
 			c.stats.DialFailures++
@@ -235,9 +244,23 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("signalclient: %w", err)
 		}
-		delay := c.backoff(attempt)
-		attempt++
-		c.log.Info().Err(err).Dur("retry_in", delay).Msg("signaling session ended")
+		// With several URLs, the next session dials the next one. Another instance sharing
+		// the networks (see package signalnats) serves the node as well, so the first
+		// failover is quick; only after every URL failed in a row does the backoff grow.
+		tried++
+		delay := c.backoff(0)
+		if tried >= len(c.urls) {
+			tried = 0
+			delay = c.backoff(attempt)
+			attempt++
+		}
+		if len(c.urls) > 1 {
+			c.current = (c.current + 1) % len(c.urls)
+			c.mu.Lock()
+			c.stats.Failovers++
+			c.mu.Unlock()
+		}
+		c.log.Info().Err(err).Dur("retry_in", delay).Str("next_url", c.urls[c.current]).Msg("signaling session ended")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -310,7 +333,7 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 	dialCtx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	t, err := dial(dialCtx, dialOptions{
-		url:          c.cfg.URL,
+		url:          c.urls[c.current],
 		header:       c.cfg.Header,
 		maxFrameSize: c.cfg.MaxFrameSize,
 		writeTimeout: c.cfg.WriteTimeout,

@@ -18,6 +18,12 @@ import (
 type Config struct {
 	// URL is the server's WebSocket endpoint, ws://host:port/ws or wss://host/ws.
 	URL string
+	// FallbackURLs are more endpoints of the same service: signaling instances that share
+	// their networks (rtcmesh signal --nats). When a session ends or a dial fails, the next
+	// session dials the next URL in turn (URL, then each fallback, then URL again), after
+	// MinBackoff; the backoff grows only after every URL failed in a row. Empty (the default)
+	// is one server.
+	FallbackURLs []string
 
 	// Key is this node's identity key; required. The client answers the server's challenge
 	// with it, and its ID (Key.ID()) is the client's node ID. Key.Sign is called from the Run
@@ -112,10 +118,16 @@ func DefaultConfig(url string, key identity.Signer, network string) Config {
 // definition of each default.
 func (c Config) validate() (Config, error) {
 	var errs []error
-	if u, err := url.Parse(c.URL); err != nil {
-		errs = append(errs, fmt.Errorf("URL: %w", err))
-	} else if u.Scheme != "ws" && u.Scheme != "wss" {
-		errs = append(errs, fmt.Errorf("URL %q: scheme must be ws or wss", c.URL))
+	for i, raw := range append([]string{c.URL}, c.FallbackURLs...) {
+		name := "URL"
+		if i > 0 {
+			name = fmt.Sprintf("FallbackURLs[%d]", i-1)
+		}
+		if u, err := url.Parse(raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		} else if u.Scheme != "ws" && u.Scheme != "wss" {
+			errs = append(errs, fmt.Errorf("%s %q: scheme must be ws or wss", name, raw))
+		}
 	}
 	if err := signaling.ValidateNetwork(c.Network); err != nil {
 		errs = append(errs, fmt.Errorf("Network: %w", err))

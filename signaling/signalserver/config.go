@@ -149,6 +149,13 @@ type Config struct {
 	// concurrently. An invalid entry makes the welcome fail with internal_error.
 	ICEServers func(nodeID string) []signaling.ICEServer
 
+	// Cluster, when set, shares networks with other instances (see Cluster; package
+	// signalnats implements it on NATS): contacts and peer samples are drawn from every
+	// instance's members, relays reach members of other instances, a hello replaces an older
+	// connection of the same ID on any instance, and MaxPeersPerNetwork counts them all. Nil
+	// (the default) is a single instance.
+	Cluster Cluster
+
 	// Rand picks contacts and peer samples. Nil means a generator seeded from crypto/rand.
 	// The server serialises its use.
 	Rand *rand.Rand

@@ -63,7 +63,10 @@ type conn struct {
 	net         *network
 	slot        int
 	registered  bool
-	corr        correspondents
+	// registeredAt is when the hello registered the connection, with a Cluster only: the
+	// cluster names the connection it replaces by it.
+	registeredAt time.Time
+	corr         correspondents
 }
 
 // closeWith starts closing the connection: final (if non-nil) is sent, then a close frame
@@ -369,6 +372,9 @@ func (c *conn) relay(to string, m signaling.Message) {
 	}
 	target := c.srv.lookupTarget(c, to)
 	if target == nil {
+		if c.relayRemote(to, m) {
+			return
+		}
 		c.refuse(signaling.CodeUnknownTarget, fmt.Sprintf("%q is not connected in network %q", to, c.network), to)
 		return
 	}
