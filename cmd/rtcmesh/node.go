@@ -53,7 +53,8 @@ type nodeConfig struct {
 
 func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string) (nodeConfig, error) {
 	fs := newFlagSet("node", stderr)
-	signalURL := fs.String("signal", "ws://127.0.0.1:8080/ws", "signaling server WebSocket URL")
+	signalURLs := &defaultListFlag{list: []string{"ws://127.0.0.1:8080/ws"}}
+	fs.Var(signalURLs, "signal", "signaling server WebSocket URL; repeatable or comma-separated for instances sharing their networks (rtcmesh signal --nats), tried in turn when one fails")
 	network := fs.String("network", "default", "network (room) to join")
 	token := fs.String("token", "", "token for a closed network (signaling.NetworkToken of the network name)")
 	idPath := fs.String("identity", defaultIdentityPath(), "file holding the node's identity key, whose hash is its ID; created on first start")
@@ -72,11 +73,12 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return nodeConfig{}, err
 	}
-	if *signalURL == "" || *network == "" {
+	if len(signalURLs.list) == 0 || *network == "" {
 		return nodeConfig{}, usageError{errors.New("--signal and --network are required")}
 	}
 	// Parsing creates nothing: the identity is loaded, or its file created, by serveNode.
-	cfg := rtcnode.DefaultConfig(nil, *signalURL, *network)
+	cfg := rtcnode.DefaultConfig(nil, signalURLs.list[0], *network)
+	cfg.Signal.FallbackURLs = signalURLs.list[1:]
 	switch *profile {
 	case "wan":
 	case "lan":
@@ -254,4 +256,24 @@ func broadcastLines(in io.Reader, w *rtcnode.Node, maxLine int, log zerolog.Logg
 	if err := sc.Err(); err != nil {
 		log.Error().Err(err).Int("max_line", maxLine).Msg("reading standard input stopped")
 	}
+}
+
+// defaultListFlag is a listFlag with a default that the first value given replaces.
+type defaultListFlag struct {
+	list listFlag
+	set  bool
+}
+
+func (l *defaultListFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return l.list.String()
+}
+
+func (l *defaultListFlag) Set(s string) error {
+	if !l.set {
+		l.list, l.set = nil, true
+	}
+	return l.list.Set(s)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/signaling/signalnats"
 	"github.com/rtcmesh/rtcmesh/signaling/signalservice"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 	"github.com/rtcmesh/rtcmesh/web"
@@ -33,6 +34,8 @@ type signalFlags struct {
 	turnRelayPorts portRange
 	web            bool
 	webNetwork     string
+	nats           signalnats.Config // used when natsURLs is not empty
+	natsURLs       listFlag
 	logLevel       *logLevel
 }
 
@@ -49,11 +52,13 @@ func signalFields() map[string]string {
 		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
 		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
 		"PowBits": "--pow-bits",
+		"URLs": "--nats", "Prefix": "--nats-prefix", "Instance": "--nats-instance", "PresenceInterval": "--nats-presence-interval",
+		"PresenceTTL": "--nats-presence-ttl", "User": "--nats-user", "Token": "--nats-token", "CredsFile": "--nats-creds",
 	}
 }
 
 func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
-	f := &signalFlags{cfg: signalservice.DefaultConfig(), turn: turnserver.DefaultConfig()}
+	f := &signalFlags{cfg: signalservice.DefaultConfig(), turn: turnserver.DefaultConfig(), nats: signalnats.DefaultConfig()}
 	f.turnRelayPorts = portRange{min: f.turn.RelayPortMin, max: f.turn.RelayPortMax}
 	c, s, fs := &f.cfg, &f.cfg.Signal, newFlagSet("signal", stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP address serving /ws, /healthz, /readyz and /metrics (behind a TLS-terminating proxy for wss://)")
@@ -87,6 +92,16 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.Var((*listFlag)(&c.STUNURLs), "stun-url", `extra STUN server handed out without credentials, e.g. "stun:stun.example.org:3478"; repeatable or comma-separated`)
 	fs.BoolVar(&f.web, "web", true, "serve the demo web page at /: a browser opening it joins the mesh as a peer")
 	fs.StringVar(&f.webNetwork, "web-network", "default", "network the web page joins unless its URL says ?network=")
+	n := &f.nats
+	fs.Var(&f.natsURLs, "nats", `NATS server(s) through which this instance shares its networks with every other instance on them, e.g. "nats://nats:4222"; repeatable or comma-separated; empty runs a single instance`)
+	fs.StringVar(&n.Prefix, "nats-prefix", n.Prefix, "first token of every NATS subject, so several deployments can share one NATS")
+	fs.StringVar(&n.Instance, "nats-instance", "", "this instance's name on NATS ([A-Za-z0-9_-]); empty draws a random one")
+	fs.StringVar(&n.User, "nats-user", "", "NATS user name (with --nats-password)")
+	fs.StringVar(&n.Password, "nats-password", "", "NATS password (prefer RTCMESH_NATS_PASSWORD)")
+	fs.StringVar(&n.Token, "nats-token", "", "NATS authentication token (prefer RTCMESH_NATS_TOKEN)")
+	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and nkey seed)")
+	fs.DurationVar(&n.PresenceInterval, "nats-presence-interval", n.PresenceInterval, "how often this instance announces its members on NATS and forgets other instances' expired ones")
+	fs.DurationVar(&n.PresenceTTL, "nats-presence-ttl", n.PresenceTTL, "how long another instance's member stays known without an announcement (at least twice --nats-presence-interval): an instance that dies is forgotten within it")
 	f.logLevel = addLogLevelFlag(fs)
 	return fs, f
 }
@@ -151,6 +166,11 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 	if f.web {
 		w := web.DefaultConfig(f.webNetwork)
 		cfg.Web = &w
+	}
+	if len(f.natsURLs) > 0 {
+		n := f.nats
+		n.URLs = signalnats.SplitURLs(f.natsURLs...)
+		cfg.NATS = &n
 	}
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
 		return signalservice.Config{}, 0, flagErrors(err, signalFields())

@@ -68,10 +68,10 @@ func layers() map[string]rule {
 		"rtcnode": {internal: []string{"node", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodehttp": {internal: []string{"node"}, external: []string{"github.com/rs/zerolog"}},
-		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
+		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "signaling/signalnats", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
-		"cmd/rtcmesh": {internal: []string{"sim", "link", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",
+		"cmd/rtcmesh": {internal: []string{"sim", "link", "signaling/signalservice", "signaling/signalnats", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",
 			"chat", "web", "demo"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},
