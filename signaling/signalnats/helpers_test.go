@@ -55,17 +55,23 @@ func testClusterConfig(natsURL string) signalnats.Config {
 
 func startInstance(t testing.TB, ccfg signalnats.Config) *instance {
 	t.Helper()
-	cl, err := signalnats.Dial(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := signalserver.DefaultConfig()
-	cfg.Cluster = cl
 	// Every client of these tests connects from 127.0.0.1.
 	cfg.MaxConnectionsPerSource = 1000
 	cfg.ConnectionsPerSourcePerMinute = 100000
 	cfg.HellosPerSourcePerMinute = 100000
 	cfg.RateLimit, cfg.RateBurst = 10000, 10000
+	return startInstanceWith(t, ccfg, cfg)
+}
+
+// startInstanceWith is startInstance with the server's configuration given.
+func startInstanceWith(t testing.TB, ccfg signalnats.Config, cfg signalserver.Config) *instance {
+	t.Helper()
+	cl, err := signalnats.Dial(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cluster = cl
 	srv, err := signalserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
