@@ -616,7 +616,10 @@ func (c *Cluster) handleNode(network, id string, m *nats.Msg) {
 		var replace bool
 		var at time.Time
 		// The newer registration wins; equal times are settled by instance name, so two
-		// instances never both close theirs.
+		// instances never both close theirs. Times come from two instances' clocks: with
+		// skew larger than the gap between a node's two connections the older one may stay
+		// until its own timeout (PongTimeout), which is harmless (relays go to the node's
+		// subject, so the newer connection gets them too) and never closes the newer one.
 		if p != nil && (t > p.at.UnixNano() || t == p.at.UnixNano() && inst > c.inst) {
 			replace, at = true, p.at
 			c.stats.Replaced++
