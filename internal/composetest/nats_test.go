@@ -15,7 +15,7 @@ import (
 
 // natsNodesPerInstance is how many node containers start on each signaling instance of the
 // nats profile.
-const natsNodesPerInstance = 3
+const natsNodesPerInstance = 4
 
 // buildBinary builds a static Go program of this module into dir/bin/name.
 func buildBinary(t *testing.T, root, dir, name, pkg string) {
@@ -117,7 +117,7 @@ func signalMetric(addr, series string) (float64, bool) {
 // broadcast reaches every node again.
 func TestComposeNATSProfile(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the compose nats profile builds two images and runs nine containers; skipped in -short mode")
+		t.Skip("the compose nats profile builds two images and runs eleven containers; skipped in -short mode")
 	}
 	argv, err := available()
 	if err != nil {
@@ -175,8 +175,21 @@ func TestComposeNATSProfile(t *testing.T) {
 	})
 	per := strconv.Itoa(natsNodesPerInstance)
 	start = time.Now()
-	c.run(t, "--profile", "nats", "up", "--detach", "--scale", "node-a="+per, "--scale", "node-b="+per,
-		"nats", "signal-a", "signal-b", "node-a", "node-b")
+	// The instances first, ready (connected to NATS): a node whose instance is not up yet
+	// would start on the other one, and the test would prove less.
+	c.run(t, "--profile", "nats", "up", "--detach", "nats", "signal-a", "signal-b")
+	signalAddr := func(service string) string {
+		return strings.TrimSpace(firstLine([]byte(c.run(t, "--profile", "nats", "port", service, "8080"))))
+	}
+	signalA, signalB := signalAddr("signal-a"), signalAddr("signal-b")
+	deadline := time.Now().Add(joinTimeout)
+	for !(&nodeState{http: signalA}).ready() || !(&nodeState{http: signalB}).ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the signaling instances were not ready within %v", joinTimeout)
+		}
+		time.Sleep(pollInterval)
+	}
+	c.run(t, "--profile", "nats", "up", "--detach", "--scale", "node-a="+per, "--scale", "node-b="+per, "node-a", "node-b")
 	upTime := time.Since(start)
 	if out := c.run(t, "--profile", "nats", "ps", "-q", "signal"); strings.TrimSpace(out) != "" {
 		t.Errorf("the default signal service runs too: %q", out)
@@ -201,8 +214,12 @@ func TestComposeNATSProfile(t *testing.T) {
 	took := broadcastEverywhere(t, onA[0], all, "nats profile "+suffix)
 	t.Logf("a broadcast from a node of instance a reached all %d nodes in %v", len(all), took.Round(time.Millisecond))
 
+	for addr, name := range map[string]string{signalA: "a", signalB: "b"} {
+		if n, ok := signalMetric(addr, "rtcmesh_signal_peers"); !ok || n != natsNodesPerInstance {
+			t.Errorf("instance %s holds %v nodes (read %v), want %d", name, n, ok, natsNodesPerInstance)
+		}
+	}
 	// Links between nodes of a and nodes of b were negotiated through NATS.
-	signalB := strings.TrimSpace(firstLine([]byte(c.run(t, "--profile", "nats", "port", "signal-b", "8080"))))
 	if n, ok := signalMetric(signalB, "rtcmesh_signal_nats_relays_in_total"); !ok || n == 0 {
 		t.Errorf("instance b's rtcmesh_signal_nats_relays_in_total is %v (found %v), want signals from a", n, ok)
 	}
@@ -212,7 +229,7 @@ func TestComposeNATSProfile(t *testing.T) {
 		run(t, nil, "docker", "kill", "--signal", "KILL", id)
 	}
 	killed := time.Now()
-	deadline := time.Now().Add(joinTimeout)
+	deadline = time.Now().Add(joinTimeout)
 	for {
 		if n, ok := signalMetric(signalB, "rtcmesh_signal_peers"); ok && n == float64(len(all)) {
 			break
