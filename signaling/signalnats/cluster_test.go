@@ -240,3 +240,50 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("SplitURLs: %v", got)
 	}
 }
+
+// Junk on a member's own subject (no headers, a bad sender, an unknown error code, a claim
+// without a time, an unknown kind) is counted and ignored: the member gets nothing and keeps
+// its connection.
+func TestJunkOnNodeSubjectIsIgnored(t *testing.T) {
+	url := startNATS(t)
+	a := startInstance(t, testClusterConfig(url))
+	c := connect(t, newKey(t), a.url())
+	c.welcome()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subj := fmt.Sprintf("rtcmesh.node.%x.%s", "net.test", c.c.ID())
+	msgs := []map[string]string{
+		nil,
+		{"Rtcmesh-Kind": "relay", "Rtcmesh-Instance": "x", "Rtcmesh-From": "not an id"},
+		{"Rtcmesh-Kind": "error", "Rtcmesh-Instance": "x", "Rtcmesh-From": c.c.ID(), "Rtcmesh-Code": "bad_proof"},
+		{"Rtcmesh-Kind": "claim", "Rtcmesh-Instance": "x", "Rtcmesh-Time": "soon"},
+		{"Rtcmesh-Kind": "launch", "Rtcmesh-Instance": "x"},
+		{"Rtcmesh-Kind": "relay", "Rtcmesh-From": newKey(t).ID()}, // no instance
+	}
+	for _, h := range msgs {
+		m := nats.NewMsg(subj)
+		for k, v := range h {
+			m.Header.Set(k, v)
+		}
+		m.Data = []byte(`{"type":"offer"}`)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	waitFor(t, "junk counted", func() error {
+		if n := a.cluster.Stats().Malformed; n != uint64(len(msgs)) {
+			return fmt.Errorf("%d malformed, want %d", n, len(msgs))
+		}
+		return nil
+	})
+	if st := a.cluster.Stats(); st.RelaysIn != 0 || st.Replaced != 0 {
+		t.Errorf("stats %+v: junk was delivered or replaced a member", st)
+	}
+	if !c.c.Connected() || a.srv.Stats().Peers != 1 {
+		t.Error("the member lost its connection to junk")
+	}
+}
