@@ -51,9 +51,9 @@ func signalFields() map[string]string {
 		"MaxConnectionsPerSource": "--max-connections-per-source", "ConnectionsPerSourcePerMinute": "--source-connections-per-minute",
 		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
 		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
-		"PowBits": "--pow-bits",
-		"URLs": "--nats", "Prefix": "--nats-prefix", "Instance": "--nats-instance", "PresenceInterval": "--nats-presence-interval",
-		"PresenceTTL": "--nats-presence-ttl", "User": "--nats-user", "Token": "--nats-token", "CredsFile": "--nats-creds",
+		"PowBits": "--pow-bits", "URLs": "--nats", "Prefix": "--nats-prefix", "Instance": "--nats-instance",
+		"PresenceInterval": "--nats-presence-interval", "PresenceTTL": "--nats-presence-ttl", "User": "--nats-user",
+		"Token": "--nats-token", "CredsFile": "--nats-creds",
 	}
 }
 
