@@ -238,6 +238,11 @@ func (c *Cluster) Attach(host signalserver.ClusterHost) error {
 		c.subs = append(c.subs, sub)
 		c.mu.Unlock()
 	}
+	// One round trip, so the subscriptions are in place at the server before the other
+	// instances are asked to announce their members.
+	if err := c.nc.FlushTimeout(c.cfg.ConnectTimeout); err != nil {
+		c.log.Warn().Err(err).Msg("nats did not confirm the subscriptions; presence may arrive late")
+	}
 	c.wg.Add(2)
 	go c.handleLoop()
 	go c.presenceLoop()

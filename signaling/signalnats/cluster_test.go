@@ -247,13 +247,23 @@ func TestConfigValidate(t *testing.T) {
 func TestJunkOnNodeSubjectIsIgnored(t *testing.T) {
 	url := startNATS(t)
 	a := startInstance(t, testClusterConfig(url))
-	c := connect(t, newKey(t), a.url())
-	c.welcome()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// The instance subscribes to the member's subject before it announces the member, on
+	// the same connection: once the announcement is seen, the subscription is in place.
+	joins, err := nc.SubscribeSync(fmt.Sprintf("rtcmesh.presence.%x", "net.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	c := connect(t, newKey(t), a.url())
+	c.welcome()
+	if _, err := joins.NextMsg(wait); err != nil {
+		t.Fatalf("no presence for the member: %v", err)
+	}
 	subj := fmt.Sprintf("rtcmesh.node.%x.%s", "net.test", c.c.ID())
 	msgs := []map[string]string{
 		nil,
