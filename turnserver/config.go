@@ -99,6 +99,16 @@ type Config struct {
 	// A coturn configured with use-auth-secret and the same static-auth-secret
 	// accepts the same credentials. At least MinSecretLength bytes.
 	Secret string
+	// AcceptedSecrets are further shared secrets whose credentials are
+	// accepted (never minted), so that a secret can rotate without dropping
+	// allocations: accept the new secret here, move the signaling servers to
+	// it, then make it Secret and drop the old one (Server.Reload does each
+	// step on a running relay). An allocation made under a secret that is
+	// later removed keeps working until it ends; a new allocation under it is
+	// refused with 401. Each costs an HMAC per request; at most
+	// MaxAcceptedSecrets, each at least MinSecretLength bytes. coturn accepts
+	// the same with several static-auth-secret lines.
+	AcceptedSecrets []string
 	// CredentialTTL is the lifetime of credentials minted by
 	// Server.Credentials. Allocations outlive it only until their next
 	// refresh, which needs valid credentials.
@@ -262,26 +272,14 @@ func (cfg Config) validate() (Config, error) {
 	if cfg.Realm == "" {
 		errs = append(errs, errors.New("Realm is empty"))
 	}
-	if len(cfg.Secret) < MinSecretLength {
-		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d: credentials are visible to every client, so a short secret can be brute forced offline",
-			MinSecretLength, len(cfg.Secret)))
-	}
+	errs = append(errs, checkSecrets(cfg.Secret, cfg.AcceptedSecrets)...)
 	if cfg.CredentialTTL <= 0 {
 		errs = append(errs, fmt.Errorf("CredentialTTL must be positive, got %v", cfg.CredentialTTL))
-	}
-	for _, p := range cfg.AllowedPeers {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("AllowedPeers has an invalid prefix %v", p))
-		}
 	}
 	if cfg.DeniedPeers == nil {
 		cfg.DeniedPeers = DefaultDeniedPeers()
 	}
-	for _, p := range cfg.DeniedPeers {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("DeniedPeers has an invalid prefix %v", p))
-		}
-	}
+	errs = append(errs, checkPeers(cfg.AllowedPeers, cfg.DeniedPeers)...)
 	if cfg.MaxAllocationsPerUser <= 0 {
 		errs = append(errs, fmt.Errorf("MaxAllocationsPerUser must be positive, got %d", cfg.MaxAllocationsPerUser))
 	}

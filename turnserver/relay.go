@@ -172,10 +172,11 @@ func (c *relayConn) Close() error {
 // sendAllowed is the relay socket's last check before a datagram leaves.
 func (s *Server) sendAllowed(peer netip.AddrPort) bool {
 	ip := peer.Addr().Unmap()
-	if !s.policy.allows(ip) {
+	policy := s.policy.Load()
+	if !policy.allows(ip) {
 		return false
 	}
-	if containsAddr(s.policy.allowed, ip) || s.cfg.RelayPortMax == 0 {
+	if containsAddr(policy.allowed, ip) || s.cfg.RelayPortMax == 0 {
 		return true
 	}
 	if ip == s.cfg.PublicIP || ip == s.cfg.RelayBindIP {

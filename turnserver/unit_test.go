@@ -70,7 +70,8 @@ func TestSendAllowedGuardsRelayHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{cfg: cfg, policy: &peerPolicy{denied: cfg.DeniedPeers}}
+	s := &Server{cfg: cfg}
+	s.policy.Store(&peerPolicy{denied: cfg.DeniedPeers})
 	for addr, want := range map[string]bool{
 		"9.9.9.10:50000":       true,  // another allocation on this relay
 		"9.9.9.10:50100":       true,  // last relay port
