@@ -83,6 +83,18 @@ type Config struct {
 	// RelayBindIP is the local address relay sockets bind to. The zero value
 	// means 0.0.0.0 (all IPv4 interfaces).
 	RelayBindIP netip.Addr
+	// PublicIPv6 makes an IPv4 relay dual-stack: an Allocate asking for an
+	// IPv6 relay (REQUESTED-ADDRESS-FAMILY, RFC 8656) gets a relay socket on
+	// RelayBindIPv6, advertised as PublicIPv6. Zero serves IPv4 relays only
+	// (an Allocate for IPv6 is then answered 440 Address Family not
+	// Supported). It must be an IPv6 address, and PublicIP an IPv4 one; a
+	// relay whose PublicIP is IPv6 serves IPv6 only.
+	PublicIPv6 netip.Addr
+	// RelayBindIPv6 is the local address IPv6 relay sockets bind to. Zero
+	// means PublicIPv6 itself: IPv6 hosts are rarely behind NAT, and binding
+	// to the advertised address makes replies leave from it even on a host
+	// with several (temporary, privacy) IPv6 addresses. Set :: to bind all.
+	RelayBindIPv6 netip.Addr
 	// RelayPortMin and RelayPortMax bound the relay ports (inclusive), so a
 	// firewall can open exactly that range. Both zero lets the operating
 	// system pick ephemeral ports.
@@ -260,6 +272,19 @@ func (cfg Config) validate() (Config, error) {
 	if cfg.PublicIP.IsValid() && cfg.PublicIP.Is4() != cfg.RelayBindIP.Is4() {
 		errs = append(errs, fmt.Errorf("PublicIP %v and RelayBindIP %v are of different address families",
 			cfg.PublicIP, cfg.RelayBindIP))
+	}
+	switch {
+	case !cfg.PublicIPv6.IsValid() && cfg.RelayBindIPv6.IsValid():
+		errs = append(errs, errors.New("RelayBindIPv6 is set but PublicIPv6 is not"))
+	case !cfg.PublicIPv6.IsValid():
+	case !cfg.PublicIPv6.Is6() || cfg.PublicIPv6.Is4In6() || cfg.PublicIPv6.IsUnspecified():
+		errs = append(errs, fmt.Errorf("PublicIPv6 %v is not a specific IPv6 address", cfg.PublicIPv6))
+	case cfg.PublicIP.IsValid() && !cfg.PublicIP.Is4():
+		errs = append(errs, fmt.Errorf("PublicIPv6 %v needs an IPv4 PublicIP, got %v: a relay whose PublicIP is IPv6 serves IPv6 only", cfg.PublicIPv6, cfg.PublicIP))
+	case cfg.RelayBindIPv6.IsValid() && (!cfg.RelayBindIPv6.Is6() || cfg.RelayBindIPv6.Is4In6()):
+		errs = append(errs, fmt.Errorf("RelayBindIPv6 %v is not an IPv6 address", cfg.RelayBindIPv6))
+	case !cfg.RelayBindIPv6.IsValid():
+		cfg.RelayBindIPv6 = cfg.PublicIPv6
 	}
 	switch {
 	case cfg.RelayPortMin == 0 && cfg.RelayPortMax == 0:

@@ -35,8 +35,8 @@ func (relayGenerator) Validate() error { return nil }
 
 func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	s := g.s
-	wantV4 := conf.Network == "udp4"
-	if wantV4 != s.cfg.RelayBindIP.Is4() {
+	public, bind, ok := s.relayAddrFor(conf.Network)
+	if !ok {
 		s.noteFamilyRefusal(conf.UserID)
 		return nil, nil, fmt.Errorf("%w: %s", errAddressFamily, conf.Network)
 	}
@@ -48,7 +48,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		s.noisyLog.Warn().Str("user", conf.UserID).Msg("turnserver: allocation quota reached while opening relay socket")
 		return nil, nil, errQuotaReached
 	}
-	inner, err := g.listen(conf.Network, conf.RequestedPort)
+	inner, err := g.listen(conf.Network, bind, conf.RequestedPort)
 	if err != nil {
 		s.quota.give(conf.UserID)
 		return nil, nil, err
@@ -63,16 +63,31 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 	if s.cfg.BandwidthPerAllocation > 0 {
 		conn.toPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
 	}
-	relayAddr := &net.UDPAddr{IP: s.cfg.PublicIP.AsSlice(), Port: local.Port}
+	relayAddr := &net.UDPAddr{IP: public.AsSlice(), Port: local.Port}
 	return conn, relayAddr, nil
+}
+
+// relayAddrFor returns the advertised and bound relay addresses for network
+// ("udp4" or "udp6"), and false if the relay does not serve that family.
+func (s *Server) relayAddrFor(network string) (public, bind netip.Addr, ok bool) {
+	v4 := network == "udp4"
+	switch {
+	case network != "udp4" && network != "udp6":
+		return netip.Addr{}, netip.Addr{}, false
+	case v4 == s.cfg.PublicIP.Is4():
+		return s.cfg.PublicIP, s.cfg.RelayBindIP, true
+	case !v4 && s.cfg.PublicIPv6.IsValid():
+		return s.cfg.PublicIPv6, s.cfg.RelayBindIPv6, true
+	}
+	return netip.Addr{}, netip.Addr{}, false
 }
 
 // listen opens a UDP socket on the relay bind address, on the requested port
 // or a random free port in the range.
-func (g relayGenerator) listen(network string, requestedPort int) (net.PacketConn, error) {
+func (g relayGenerator) listen(network string, bindIP netip.Addr, requestedPort int) (net.PacketConn, error) {
 	cfg := &g.s.cfg
 	bind := func(port int) (net.PacketConn, error) {
-		addr := net.JoinHostPort(cfg.RelayBindIP.String(), strconv.Itoa(port))
+		addr := net.JoinHostPort(bindIP.String(), strconv.Itoa(port))
 		conn, err := net.ListenPacket(network, addr)
 		if err != nil {
 			return nil, fmt.Errorf("open relay socket %s: %w", addr, err)
@@ -179,7 +194,7 @@ func (s *Server) sendAllowed(peer netip.AddrPort) bool {
 	if containsAddr(policy.allowed, ip) || s.cfg.RelayPortMax == 0 {
 		return true
 	}
-	if ip == s.cfg.PublicIP || ip == s.cfg.RelayBindIP {
+	if ip == s.cfg.PublicIP || ip == s.cfg.RelayBindIP || (s.cfg.PublicIPv6.IsValid() && (ip == s.cfg.PublicIPv6 || ip == s.cfg.RelayBindIPv6)) {
 		port := peer.Port()
 		return port >= s.cfg.RelayPortMin && port <= s.cfg.RelayPortMax
 	}

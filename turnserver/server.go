@@ -123,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("turnserver: starting pion/turn: %w", err)
 	}
 	s.log.Info().Stringer("udp", s.UDPAddr()).Stringer("tcp", s.TCPAddr()).Stringer("tls", s.TLSAddr()).
-		Stringer("public_ip", cfg.PublicIP).Msg("turnserver: listening")
+		Stringer("public_ip", cfg.PublicIP).Stringer("public_ipv6", cfg.PublicIPv6).Msg("turnserver: listening")
 	return s, nil
 }
 
