@@ -268,7 +268,11 @@ func (s *Server) Credentials(nodeID string) (username, password string) {
 }
 
 // Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() Stats { return s.counters.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.counters.snapshot()
+	st.UserAllocations = s.quota.histogram()
+	return st
+}
 
 // randomRelayPort picks a port in the relay range.
 func (s *Server) randomRelayPort() int {

@@ -45,6 +45,10 @@ type Stats struct {
 	// client's connection could not take them: its send buffer and
 	// TCPQueueSize bytes of queue were full.
 	TCPQueueDrops uint64
+	// UserAllocations is how allocations are spread over users (node IDs)
+	// now, as a bounded histogram: a user near MaxAllocationsPerUser shows in
+	// Max and the top buckets without naming anyone.
+	UserAllocations UserAllocations
 }
 
 // BytesRelayed is the payload relayed in both directions.
