@@ -130,3 +130,10 @@ func prefixStrings(ps []netip.Prefix) []string {
 	}
 	return out
 }
+
+// ReloadFailed logs and counts (Stats.ReloadFailures) a reload that failed before Reload
+// could be called, such as a secrets file that does not parse; nothing changes.
+func (s *Server) ReloadFailed(err error) {
+	s.counters.reloadFailures.Add(1)
+	s.log.Error().Err(err).Msg("turnserver: reload failed, the previous secrets and peer lists stay")
+}
