@@ -202,3 +202,40 @@ func turnCode(err error) int {
 	}
 	return 0
 }
+
+// TestTurnSecretsAndIPv6Flags checks how the flags reach the relay's configuration: --secret
+// repeated (the first mints) plus the secrets file, --public-ipv6, and the embedded relay's
+// --turn-public-ipv6; and that mistakes name the flag.
+func TestTurnSecretsAndIPv6Flags(t *testing.T) {
+	const second, fromFile = "second-secret-0123456789", "file-secret-0123456789"
+	file := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(file, []byte(fromFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseTurnCommand([]string{"--listen", "127.0.0.1:0", "--secret", testTURNSecret, "--secret", second,
+		"--secrets-file", file, "--public-ipv6", "::1"}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatalf("parseTurnCommand: %v", err)
+	}
+	if c.Relay.Secret != testTURNSecret || !slices.Equal(c.Relay.AcceptedSecrets, []string{second, fromFile}) ||
+		c.Relay.PublicIPv6 != netip.MustParseAddr("::1") {
+		t.Errorf("relay config: Secret, AcceptedSecrets %q, PublicIPv6 %v", c.Relay.AcceptedSecrets, c.Relay.PublicIPv6)
+	}
+	for args, want := range map[string]string{
+		"--secret " + testTURNSecret + " --public-ipv6 127.0.0.2":     "--public-ipv6",
+		"--secret " + testTURNSecret + " --secret short":              "--secret",
+		"--secret " + testTURNSecret + " --secrets-file /nonexistent": "/nonexistent",
+	} {
+		_, err := parseTurnCommand(append([]string{"--listen", "127.0.0.1:0"}, strings.Fields(args)...), io.Discard, noEnv)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", args, err, want)
+		}
+	}
+	cfg, _, err := parseSignalFlags([]string{"--turn-listen", "127.0.0.1:0", "--turn-secret", testTURNSecret, "--turn-public-ipv6", "::1"}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatalf("parseSignalFlags: %v", err)
+	}
+	if cfg.TURN == nil || cfg.TURN.PublicIPv6 != netip.MustParseAddr("::1") {
+		t.Errorf("embedded relay config %+v, want PublicIPv6 ::1", cfg.TURN)
+	}
+}
