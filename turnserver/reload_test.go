@@ -189,7 +189,10 @@ func TestStreamFramer(t *testing.T) {
 		t.Fatal(err)
 	}
 	channelData := []byte{0x40, 0x00, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', 0, 0, 0} // padded to 4
-	stream := slices.Concat(stunMsg.Raw, channelData, stunMsg.Raw)
+	// Channel 0x5f4a: RFC 8656 narrowed channels to 0x4000-0x4fff, but RFC 5766 clients
+	// (coturn's turnutils_uclient) still use up to 0x7fff, and pion/turn accepts them.
+	highChannel := []byte{0x5f, 0x4a, 0x00, 0x03, 'h', 'i', '!', 0}
+	stream := slices.Concat(stunMsg.Raw, channelData, highChannel, stunMsg.Raw)
 	for _, chunk := range []int{1, 3, 7, len(stream)} {
 		src := stream
 		read := func(p []byte) (int, error) {
@@ -211,9 +214,9 @@ func TestStreamFramer(t *testing.T) {
 			}
 			frames = append(frames, slices.Clone(p[:n]))
 		}
-		want := [][]byte{stunMsg.Raw, channelData, stunMsg.Raw}
-		if len(frames) != len(want) || inspected != 3 {
-			t.Fatalf("chunks of %d: %d frames, %d inspected, want 3 and 3", chunk, len(frames), inspected)
+		want := [][]byte{stunMsg.Raw, channelData, highChannel, stunMsg.Raw}
+		if len(frames) != len(want) || inspected != 4 {
+			t.Fatalf("chunks of %d: %d frames, %d inspected, want 4 and 4", chunk, len(frames), inspected)
 		}
 		for i := range want {
 			if !slices.Equal(frames[i], want[i]) {

@@ -202,7 +202,7 @@ func frameSize(b []byte) int {
 	switch {
 	case b[0]&0xc0 == 0:
 		return stunHeaderSize + n
-	case b[0] >= 0x40 && b[0] <= 0x4f:
+	case b[0] >= 0x40 && b[0] <= 0x7f: // channels 0x4000-0x7fff (RFC 5766), as pion/turn accepts
 		return channelDataHeaderSize + (n+3)&^3
 	default:
 		return -1

@@ -122,8 +122,12 @@ func New(cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, fmt.Errorf("turnserver: starting pion/turn: %w", err)
 	}
-	s.log.Info().Stringer("udp", s.UDPAddr()).Stringer("tcp", s.TCPAddr()).Stringer("tls", s.TLSAddr()).
-		Stringer("public_ip", cfg.PublicIP).Stringer("public_ipv6", cfg.PublicIPv6).Msg("turnserver: listening")
+	ev := s.log.Info().Stringer("udp", s.UDPAddr()).Stringer("tcp", s.TCPAddr()).Stringer("tls", s.TLSAddr()).
+		Stringer("public_ip", cfg.PublicIP)
+	if cfg.PublicIPv6.IsValid() {
+		ev = ev.Stringer("public_ipv6", cfg.PublicIPv6)
+	}
+	ev.Int("secrets", len(s.secrets.Load().all)).Msg("turnserver: listening")
 	return s, nil
 }
 
