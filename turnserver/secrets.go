@@ -102,7 +102,9 @@ func isSTUNRequest(p []byte) bool {
 }
 
 // inspectRequest checks the MESSAGE-INTEGRITY of a request read from client on local against
-// the candidate keys and records the verdict. A message that is not a signed request, or whose
+// the candidate keys and records the verdict. It costs at most 1+MaxAcceptedSecrets+1 integrity
+// checks per request with a well-formed, unexpired username (pion/turn then checks once more);
+// relayed data (ChannelData, Send indications) is never inspected. A message that is not a signed request, or whose
 // integrity no candidate key confirms, records nothing: pion/turn then challenges it or, through
 // authenticate, answers 401.
 func (s *Server) inspectRequest(p []byte, client, local net.Addr) {
@@ -124,6 +126,9 @@ func (s *Server) inspectRequest(p []byte, client, local net.Addr) {
 		return
 	}
 	user := username.String()
+	if _, err := checkUsername(user, s.cfg.Now()); err != nil {
+		return // authenticate refuses it without a key; spare the HMACs
+	}
 	v := verdict{username: user}
 	for _, secret := range s.secrets.Load().all {
 		key := longTermKey(user, s.cfg.Realm, restPassword(secret, user))
