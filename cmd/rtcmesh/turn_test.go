@@ -212,14 +212,23 @@ func TestTurnSecretsAndIPv6Flags(t *testing.T) {
 	if err := os.WriteFile(file, []byte(fromFile+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	deny := filepath.Join(t.TempDir(), "deny")
+	if err := os.WriteFile(deny, []byte("9.9.9.0/24 # a range of ours\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := parseTurnCommand([]string{"--listen", "127.0.0.1:0", "--secret", testTURNSecret, "--secret", second,
-		"--secrets-file", file, "--public-ipv6", "::1"}, io.Discard, noEnv)
+		"--secrets-file", file, "--public-ipv6", "::1", "--deny-peers", "1.2.3.4", "--deny-peers-file", deny}, io.Discard, noEnv)
 	if err != nil {
 		t.Fatalf("parseTurnCommand: %v", err)
 	}
 	if c.Relay.Secret != testTURNSecret || !slices.Equal(c.Relay.AcceptedSecrets, []string{second, fromFile}) ||
 		c.Relay.PublicIPv6 != netip.MustParseAddr("::1") {
 		t.Errorf("relay config: Secret, AcceptedSecrets %q, PublicIPv6 %v", c.Relay.AcceptedSecrets, c.Relay.PublicIPv6)
+	}
+	for _, p := range []string{"9.9.9.0/24", "1.2.3.4/32", "127.0.0.0/8", "198.18.0.0/15"} {
+		if !slices.Contains(c.Relay.DeniedPeers, netip.MustParsePrefix(p)) {
+			t.Errorf("DeniedPeers %v lacks %s (the file and the flag add to the built-in list)", c.Relay.DeniedPeers, p)
+		}
 	}
 	for args, want := range map[string]string{
 		"--secret " + testTURNSecret + " --public-ipv6 127.0.0.2":     "--public-ipv6",
