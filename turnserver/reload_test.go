@@ -5,11 +5,13 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
+	"github.com/rs/zerolog"
 )
 
 const newTestSecret = "the-next-shared-secret-987654"
@@ -229,4 +231,65 @@ func TestStreamFramer(t *testing.T) {
 	if _, err := f.read(func(p []byte) (int, error) { return copy(p, big), nil }, make([]byte, 1600), func([]byte) {}); err == nil {
 		t.Error("a frame larger than the caller's buffer was not refused")
 	}
+}
+
+// TestStrangerDatagramsDoNotFloodTheLog sprays a relay port with datagrams from a peer that has
+// no permission: pion/turn logs each at info level, and the server's sampling keeps that to a
+// burst.
+func TestStrangerDatagramsDoNotFloodTheLog(t *testing.T) {
+	cfg := loopbackConfig(t, newTestClock())
+	var lines lineCounter
+	cfg.Logger = zerolog.New(&lines).Level(zerolog.InfoLevel)
+	srv := startServer(t, cfg)
+	user, pass := srv.Credentials("node-a")
+	relay, err := newUDPClient(t, srv, user, pass).Allocate()
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	t.Cleanup(func() { _ = relay.Close() })
+	stranger := newLoopbackPeer(t)
+	const sprayed = 500
+	for range sprayed {
+		if _, err := stranger.WriteTo([]byte("x"), relay.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The relay reads them in order; a last datagram from a permitted source is not needed:
+	// wait until the log stops growing for a moment.
+	var last int
+	waitFor(t, "the relay to read the sprayed datagrams", func() bool {
+		n := lines.count("No Permission or Channel exists")
+		settled := n == last && n > 0
+		last = n
+		time.Sleep(50 * time.Millisecond)
+		return settled
+	})
+	if last > 3*refusalLogBurst {
+		t.Errorf("%d datagrams from a stranger logged %d lines, want at most %d", sprayed, last, 3*refusalLogBurst)
+	}
+}
+
+// lineCounter is a log writer that counts lines containing a text.
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func (l *lineCounter) count(text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, text) {
+			n++
+		}
+	}
+	return n
 }
