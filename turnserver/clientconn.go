@@ -251,13 +251,14 @@ var reasonPhrases = map[stun.ErrorCode]string{
 // clientPacketConn wraps the UDP listener socket.
 type clientPacketConn struct {
 	net.PacketConn
-	s *Server
+	s   *Server
+	raw *rawUDP // nil where raw sends are not available
 }
 
 // ReadFrom reads a client's datagram and checks a request's MESSAGE-INTEGRITY
 // before pion/turn handles it (see inspectRequest).
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(p)
+	n, addr, err := readPacket(c.PacketConn, c.raw, p)
 	if err == nil && n > 0 && p[0]&0xc0 == 0 {
 		c.s.inspectRequest(p[:n], addr, c.LocalAddr())
 	}
@@ -269,7 +270,14 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !send {
 		return len(p), nil
 	}
-	if _, err := c.PacketConn.WriteTo(out, addr); err != nil {
+	sent, err := false, error(nil)
+	if ua, ok := addr.(*net.UDPAddr); ok && c.raw != nil {
+		_, sent, err = c.raw.writeTo(out, ua.AddrPort())
+	}
+	if !sent {
+		_, err = c.PacketConn.WriteTo(out, addr)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("write to client %v: %w", addr, err)
 	}
 	return len(p), nil
@@ -480,4 +488,17 @@ func (w *streamWriter) close() {
 		w.err = net.ErrClosed
 	}
 	w.cond.Broadcast()
+}
+
+// readPacket reads a datagram from conn, raw when it can.
+func readPacket(conn net.PacketConn, raw *rawUDP, p []byte) (int, net.Addr, error) {
+	if raw != nil {
+		if n, addr, ok, err := raw.readFrom(p); ok {
+			if err != nil || addr == nil {
+				return n, nil, err
+			}
+			return n, addr, nil
+		}
+	}
+	return conn.ReadFrom(p) //nolint:wrapcheck // the callers' read loops only need to see the error
 }

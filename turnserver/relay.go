@@ -59,7 +59,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		s.quota.give(conf.UserID)
 		return nil, nil, fmt.Errorf("relay socket has non-UDP address %v", inner.LocalAddr())
 	}
-	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID}
+	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID, raw: newRawUDP(inner)}
 	if s.cfg.BandwidthPerAllocation > 0 {
 		conn.toPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
 	}
@@ -136,6 +136,7 @@ type relayConn struct {
 	s       *Server
 	user    string
 	toPeers *tokenBucket // nil when bandwidth is unlimited
+	raw     *rawUDP      // nil where raw sends are not available
 
 	closeOnce sync.Once
 	closeErr  error
@@ -164,7 +165,13 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.s.counters.bandwidthDrops.Add(1)
 		return len(p), nil
 	}
-	n, err := c.PacketConn.WriteTo(p, addr)
+	n, sent, err := 0, false, error(nil)
+	if c.raw != nil {
+		n, sent, err = c.raw.writeTo(p, peer)
+	}
+	if !sent {
+		n, err = c.PacketConn.WriteTo(p, addr)
+	}
 	if n > 0 {
 		c.s.counters.bytesToPeers.Add(uint64(n))
 		c.s.counters.packetsToPeers.Add(1)
@@ -173,6 +180,11 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return n, fmt.Errorf("relay to %v: %w", peer, err)
 	}
 	return n, nil
+}
+
+// ReadFrom reads a peer's datagram, raw when it can (see rawUDP).
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	return readPacket(c.PacketConn, c.raw, p)
 }
 
 // Close closes the socket and returns its quota slot, once.
