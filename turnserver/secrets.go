@@ -116,7 +116,9 @@ func (s *Server) inspectRequest(p []byte, client, local net.Addr) {
 		return
 	}
 	msg := &stun.Message{Raw: append([]byte(nil), p...)} // Check rewrites the length in place
-	if msg.Decode() != nil || !msg.Contains(stun.AttrMessageIntegrity) {
+	// pion/turn answers Binding requests without authenticating them, so a verdict for one
+	// would only linger in the table.
+	if msg.Decode() != nil || msg.Type.Method == stun.MethodBinding || !msg.Contains(stun.AttrMessageIntegrity) {
 		return
 	}
 	var username stun.Username
