@@ -104,9 +104,9 @@ func isSTUNRequest(p []byte) bool {
 // inspectRequest checks the MESSAGE-INTEGRITY of a request read from client on local against
 // the candidate keys and records the verdict. It costs at most 1+MaxAcceptedSecrets+1 integrity
 // checks per request with a well-formed, unexpired username (pion/turn then checks once more);
-// relayed data (ChannelData, Send indications) is never inspected. A message that is not a signed request, or whose
-// integrity no candidate key confirms, records nothing: pion/turn then challenges it or, through
-// authenticate, answers 401.
+// relayed data (ChannelData, Send indications) is never inspected. A message that is not a
+// signed request, or whose integrity no candidate key confirms, records nothing: pion/turn then
+// challenges it or, through authenticate, answers 401.
 func (s *Server) inspectRequest(p []byte, client, local net.Addr) {
 	if !isSTUNRequest(p) {
 		return
