@@ -293,3 +293,40 @@ func (l *lineCounter) count(text string) int {
 	}
 	return n
 }
+
+// TestVerdictsBounded feeds the request inspection correctly signed requests from more client
+// addresses than the verdict table holds, none of which pion/turn goes on to authenticate (as
+// with a stale nonce): the table stays within maxVerdicts.
+func TestVerdictsBounded(t *testing.T) {
+	cfg := loopbackConfig(t, newTestClock())
+	srv := startServer(t, cfg)
+	user, pass := srv.Credentials("node-a")
+	msg, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),
+		stun.NewUsername(user), stun.NewRealm(cfg.Realm), stun.NewNonce("stale"),
+		stun.NewLongTermIntegrity(user, cfg.Realm, pass), stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := srv.UDPAddr()
+	for port := 1; port <= maxVerdicts+1000; port++ {
+		srv.inspectRequest(msg.Raw, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: port}, local)
+	}
+	srv.allocMu.RLock()
+	n := len(srv.verdicts)
+	srv.allocMu.RUnlock()
+	if n != maxVerdicts {
+		t.Errorf("%d verdicts recorded, want the bound %d", n, maxVerdicts)
+	}
+	// A wrongly signed request records nothing, and clears its client's verdict.
+	bad, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),
+		stun.NewUsername(user), stun.NewRealm(cfg.Realm), stun.NewNonce("stale"),
+		stun.NewLongTermIntegrity(user, cfg.Realm, "wrong"), stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: maxVerdicts + 1000}
+	srv.inspectRequest(bad.Raw, last, local)
+	if _, ok := srv.verdictFor(last, user); ok {
+		t.Error("a wrongly signed request left a verdict")
+	}
+}
