@@ -31,6 +31,7 @@ type signalFlags struct {
 	turnDenyPeers  prefixList        // added to its built-in deny-list
 	turnListen     string
 	turnPublicIP   ipFlag
+	turnPublicIPv6 ipFlag
 	turnRelayPorts portRange
 	web            bool
 	webNetwork     string
@@ -47,7 +48,7 @@ func signalFields() map[string]string {
 		"MaxConnections": "--max-connections", "ContactCount": "--contacts", "AllowedOrigins": "--allowed-origins",
 		"NetworkSecret": "--network-secret", "TURNSecret": "--turn-secret", "Secret": "--turn-secret", "TURNURLs": "--turn-url",
 		"STUNURLs": "--stun-url", "CredentialTTL": "--turn-credential-ttl", "Realm": "--turn-realm",
-		"PublicIP": "--turn-public-ip", "Web.Network": "--web-network", "AllowedPeers": "--turn-allow-peers", "DeniedPeers": "--turn-deny-peers",
+		"PublicIP": "--turn-public-ip", "PublicIPv6": "--turn-public-ipv6", "Web.Network": "--web-network", "AllowedPeers": "--turn-allow-peers", "DeniedPeers": "--turn-deny-peers",
 		"MaxConnectionsPerSource": "--max-connections-per-source", "ConnectionsPerSourcePerMinute": "--source-connections-per-minute",
 		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
 		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
@@ -82,6 +83,7 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.StringVar(&c.NetworkSecret, "network-secret", "", fmt.Sprintf("closes every network: a hello needs the token HMAC-SHA256(secret, network); at least %d bytes (prefer RTCMESH_NETWORK_SECRET)", signalservice.MinNetworkSecretLength))
 	fs.StringVar(&f.turnListen, "turn-listen", "", `UDP and TCP address of an embedded TURN/STUN relay, e.g. 0.0.0.0:3478; empty runs none`)
 	fs.Var(&f.turnPublicIP, "turn-public-ip", "relay address the embedded TURN advertises; required unless --turn-listen names one specific IP")
+	fs.Var(&f.turnPublicIPv6, "turn-public-ipv6", "IPv6 relay address of the embedded TURN: makes it dual-stack, relay sockets for clients asking for IPv6 bind to it and it is advertised")
 	fs.StringVar(&f.turn.Realm, "turn-realm", f.turn.Realm, "TURN realm of the embedded relay")
 	fs.StringVar(&c.TURNSecret, "turn-secret", "", fmt.Sprintf("shared secret of the embedded relay and every --turn-url, at least %d bytes (prefer RTCMESH_TURN_SECRET)", turnserver.MinSecretLength))
 	fs.Var((*listFlag)(&c.TURNURLs), "turn-url", `external TURN server sharing --turn-secret, e.g. "turn:turn.example.org:3478?transport=udp"; repeatable or comma-separated`)
@@ -153,6 +155,7 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 		t.ListenUDP, t.ListenTCP = l, l
 		t.Secret, t.CredentialTTL = cfg.TURNSecret, cfg.CredentialTTL
 		t.RelayPortMin, t.RelayPortMax = f.turnRelayPorts.min, f.turnRelayPorts.max
+		t.PublicIPv6 = f.turnPublicIPv6.addr
 		t.AllowedPeers = append(t.AllowedPeers, f.turnAllowPeers...)
 		if len(f.turnDenyPeers) > 0 {
 			t.DeniedPeers = append(turnserver.DefaultDeniedPeers(), f.turnDenyPeers...)
