@@ -72,6 +72,12 @@ func (g *gsTracer) Prune(p peer.ID, _ string) {
 	g.mu.Unlock()
 }
 
+// DropRPC: an RPC dropped because the peer's outbound queue was full.
+func (g *gsTracer) DropRPC(*pubsub.RPC, peer.ID) { g.sys.dropped.Add(1) }
+
+// UndeliverableMessage: a message dropped because the subscriber read too slowly.
+func (g *gsTracer) UndeliverableMessage(*pubsub.Message) { g.sys.undeliverable.Add(1) }
+
 func (g *gsTracer) meshSize() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -87,8 +93,6 @@ func (*gsTracer) RejectMessage(*pubsub.Message, string)    {}
 func (*gsTracer) DuplicateMessage(*pubsub.Message)         {}
 func (*gsTracer) ThrottlePeer(peer.ID)                     {}
 func (*gsTracer) SendRPC(*pubsub.RPC, peer.ID)             {}
-func (*gsTracer) DropRPC(*pubsub.RPC, peer.ID)             {}
-func (*gsTracer) UndeliverableMessage(*pubsub.Message)     {}
 
 func uvarintLen(x uint64) int {
 	var b [binary.MaxVarintLen64]byte
@@ -104,6 +108,7 @@ type gsSystem struct {
 	ctx     context.Context
 
 	bytes, copies, grafts, prunes atomic.Uint64
+	dropped, undeliverable        atomic.Uint64
 }
 
 func (s *gsSystem) counters() counters {
@@ -230,7 +235,8 @@ func runGossipsub(p params) (result, error) {
 	for _, tr := range s.tracers {
 		meshSum += tr.meshSize()
 	}
-	r.Notes += fmt.Sprintf("%d links, mean degree %.1f, mean mesh %.1f; ", len(edges), 2*float64(len(edges))/float64(p.N), float64(meshSum)/float64(p.N))
+	r.Notes += fmt.Sprintf("%d links, mean degree %.1f, mean mesh %.1f; RPCs dropped on full queues %d, messages undeliverable to slow subscribers %d; ",
+		len(edges), 2*float64(len(edges))/float64(p.N), float64(meshSum)/float64(p.N), s.dropped.Load(), s.undeliverable.Load())
 	return r, nil
 }
 

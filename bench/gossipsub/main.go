@@ -195,8 +195,8 @@ func appendJSON(path string, r result) error {
 }
 
 func summary(r result) string {
-	return fmt.Sprintf("[%s] formed %.1fs rel %.4f copies %.3f bytes/b %.0f p50 %.0fms p99 %.0fms max %.0fms >500ms %d hops %.1f/%.1f cpu/b %.1fms idle %.3f cores grafts/b %.2f prunes/b %.2f; %s",
-		r.Knobs, r.FormedS, r.Reliability, r.Copies, r.Bytes, r.P50, r.P99, r.Max, r.Late500, r.HopsMean, r.HopsLast, r.CPUPerBcast, r.IdleCores, r.Grafts, r.Prunes, r.Notes)
+	return fmt.Sprintf("[%s] formed %.1fs rel %.4f copies %.3f bytes/b %.0f p50 %.0fms p99 %.0fms max %.0fms >500ms %d hops %.1f/%.1f cpu/b %.1fms idle %.3f cores grafts/b %.2f prunes/b %.2f links lost/s %.2f load %.1f; %s",
+		r.Knobs, r.FormedS, r.Reliability, r.Copies, r.Bytes, r.P50, r.P99, r.Max, r.Late500, r.HopsMean, r.HopsLast, r.CPUPerBcast, r.IdleCores, r.Grafts, r.Prunes, r.ViewChangesS, r.Load, r.Notes)
 }
 
 // median returns the median of f over runs (the mean of the middle two for an even count).
@@ -248,6 +248,8 @@ func printReport(w io.Writer, o *options, sizes []int, systems []string, all []r
 		{"CPU when idle", func(r result) float64 { return r.IdleCores }, func(v float64) string { return trim(v, 3) + " cores" }, true},
 		{"bytes per second when idle", func(r result) float64 { return r.IdleBytesS }, si, true},
 		{"GRAFTs per broadcast", func(r result) float64 { return r.Grafts }, func(v float64) string { return trim(v, 2) }, false},
+		{"neighbour links lost per second", func(r result) float64 { return r.ViewChangesS }, func(v float64) string { return trim(v, 2) }, false},
+		{"machine load average (1 min) at the broadcasts", func(r result) float64 { return r.Load }, func(v float64) string { return trim(v, 1) }, false},
 		{"formed in", func(r result) float64 { return r.FormedS }, func(v float64) string { return trim(v, 1) + " s" }, false},
 	}
 	fmt.Fprintf(w, "In-memory links of %v one way; %d broadcasts of %d B from random nodes %v apart, the first %d left out; idle CPU over %v after formation and %v of settling; medians of %d seeds from %d.\n\n",

@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -60,7 +63,30 @@ type result struct {
 	Grafts      float64 // rtcmesh: GRAFTs sent per measured broadcast; gossipsub: GRAFTs traced
 	Prunes      float64 // PRUNEs sent per measured broadcast
 	WindowS     float64 // the broadcast window's length in seconds
-	Notes       string
+	// ViewChangesS is the links between neighbours lost per second in the broadcast window
+	// (rtcmesh's overlay changing under the tree).
+	ViewChangesS float64
+	// Load is the machine's 1-minute load average as the broadcasts began (other work on a
+	// shared machine), from /proc/loadavg; -1 where there is none.
+	Load  float64
+	Notes string
+}
+
+// loadAverage is the 1-minute load average, -1 if unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // cpuTime is the process's user plus system CPU time so far.
@@ -219,6 +245,9 @@ type counters struct {
 	Copies uint64 // payload copies received by all nodes
 	Grafts uint64
 	Prunes uint64
+	// NeighborDowns counts neighbours lost (rtcmesh's NeighborDown events, each end counts);
+	// gossipsub's connections never change in these runs.
+	NeighborDowns uint64
 }
 
 // system is one side of the comparison, formed and ready to broadcast.
@@ -240,6 +269,7 @@ func measure(p params, sys system, t *tracker, r *result) error {
 	r.IdleCores = float64(cpu1-cpu0) / float64(idle)
 	r.IdleBytesS = float64(c1.Bytes-c0.Bytes) / idle.Seconds()
 
+	r.Load = loadAverage()
 	rng := rand.New(rand.NewPCG(p.Seed, 0xb0adca57))
 	var cw counters
 	var cpuW time.Duration
@@ -271,5 +301,6 @@ func measure(p params, sys system, t *tracker, r *result) error {
 	r.Copies = float64(ce.Copies-cw.Copies) / m / float64(p.N-1)
 	r.Grafts = float64(ce.Grafts-cw.Grafts) / m
 	r.Prunes = float64(ce.Prunes-cw.Prunes) / m
+	r.ViewChangesS = float64(ce.NeighborDowns-cw.NeighborDowns) / 2 / window.Seconds()
 	return nil
 }

@@ -75,10 +75,11 @@ func rtcConfig(p params) (node.Config, string) {
 type rtcSystem struct {
 	nodes []*node.Node
 	bytes atomic.Uint64
+	downs atomic.Uint64 // NeighborDown events of all nodes
 }
 
 func (s *rtcSystem) counters() counters {
-	c := counters{Bytes: s.bytes.Load()}
+	c := counters{Bytes: s.bytes.Load(), NeighborDowns: s.downs.Load()}
 	for _, nd := range s.nodes {
 		g := nd.Stats().Gossip
 		c.Copies += g.Received[gossip.Gossip] + g.Received[gossip.History]
@@ -165,7 +166,10 @@ func runRTCMesh(p params) (result, error) {
 		}()
 		go func() {
 			defer wg.Done()
-			for range nd.Events() {
+			for ev := range nd.Events() {
+				if ev.Type == node.NeighborDown {
+					s.downs.Add(1)
+				}
 			}
 		}()
 	}
