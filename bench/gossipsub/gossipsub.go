@@ -129,7 +129,11 @@ func runGossipsub(p params) (result, error) {
 	defer cancel()
 	mn := mocknet.New()
 	defer mn.Close()
-	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: p.Latency})
+	// The latency: mocknet's own (-mocknet-latency) or the FIFO delay of latency.go.
+	if p.MocknetLatency {
+		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: p.Latency})
+		r.Knobs += ", mocknet latency"
+	}
 
 	s := &gsSystem{ctx: ctx}
 	t := newTracker(p.N, p.Broadcasts, p.Warmup)
@@ -150,7 +154,11 @@ func runGossipsub(p params) (result, error) {
 			return r, fmt.Errorf("host %d: %w", i, err)
 		}
 		tr := &gsTracer{sys: s, self: i, broadcasts: p.Broadcasts, parent: map[int]peer.ID{}, mesh: map[peer.ID]bool{}}
-		ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithRawTracer(tr))
+		var ph host.Host = delayHost{Host: h, latency: p.Latency}
+		if p.MocknetLatency {
+			ph = h
+		}
+		ps, err := pubsub.NewGossipSub(ctx, ph, pubsub.WithRawTracer(tr))
 		if err != nil {
 			return r, fmt.Errorf("gossipsub %d: %w", i, err)
 		}

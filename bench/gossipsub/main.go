@@ -61,6 +61,7 @@ func parse(args []string, stderr io.Writer) (*options, *flag.FlagSet, error) {
 	fs.DurationVar(&o.Drain, "drain", 10*time.Second, "wait at most this long after the last broadcast for deliveries")
 	fs.DurationVar(&o.Form, "form", 5*time.Minute, "give up when the overlay or mesh has not formed within this")
 	fs.IntVar(&o.Degree, "degree", 6, "gossipsub: each node dials this many distinct random others")
+	fs.BoolVar(&o.MocknetLatency, "mocknet-latency", false, "gossipsub: use mocknet's own link latency, which passes one write of 256 B or more per latency per stream, instead of a FIFO delay per stream like memlink's")
 	fs.DurationVar(&o.Tick, "tick", 0, "rtcmesh: node TickInterval (0: the LAN profile's 100ms)")
 	fs.IntVar(&o.OptThreshold, "opt", -1, "rtcmesh: Gossip.OptimizationThreshold, 0 = off (-1: default 7)")
 	fs.DurationVar(&o.Missing, "missing", 0, "rtcmesh: Gossip.MissingTimeout (0: default 1s)")

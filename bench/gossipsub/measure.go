@@ -30,6 +30,9 @@ type params struct {
 
 	// gossipsub: each node dials Degree distinct random others.
 	Degree int
+	// MocknetLatency delays gossipsub's frames with mocknet's own latency, which serialises
+	// large writes (see latency.go), instead of a FIFO delay like memlink's.
+	MocknetLatency bool
 
 	// rtcmesh knobs, applied to node.DefaultLANConfig(); a negative value (or -1 for
 	// OptThreshold) keeps the default.
