@@ -37,6 +37,7 @@ type options struct {
 	seed0   uint64
 	systems string
 	jsonOut string
+	from    string
 	child   bool
 }
 
@@ -49,6 +50,7 @@ func parse(args []string, stderr io.Writer) (*options, *flag.FlagSet, error) {
 	fs.Uint64Var(&o.seed0, "seed", 1, "first seed; the runs use seed, seed+1, …")
 	fs.StringVar(&o.systems, "systems", "gossipsub,rtcmesh", "systems to run, comma separated: gossipsub, rtcmesh")
 	fs.StringVar(&o.jsonOut, "json", "", "append every run's figures as a JSON line to this file")
+	fs.StringVar(&o.from, "from", "", "print the table of the runs in this JSON-lines file (written by -json) instead of running; -n, -seeds and -systems are ignored")
 	fs.BoolVar(&o.child, "child", false, "internal: make one run (-system, one -n, -seed) and print its JSON")
 	fs.StringVar(&o.System, "system", "", "internal: the system of a -child run")
 	fs.IntVar(&o.Broadcasts, "broadcasts", 100, "broadcasts per run, warm-up included")
@@ -111,6 +113,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return json.NewEncoder(stdout).Encode(r)
 	}
+	if o.from != "" {
+		return report(o, o.from, stdout)
+	}
 	systems := strings.Split(o.systems, ",")
 	for _, s := range systems {
 		if s != "rtcmesh" && s != "gossipsub" {
@@ -139,6 +144,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	printReport(stdout, o, sizes, systems, all)
+	return nil
+}
+
+// report prints the table of the runs saved in path, one column per N found.
+func report(o *options, path string, stdout io.Writer) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var all []result
+	var sizes []int
+	var systems []string
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		all = append(all, r)
+		if !slices.Contains(sizes, r.N) {
+			sizes = append(sizes, r.N)
+		}
+		if !slices.Contains(systems, r.System) {
+			systems = append(systems, r.System)
+		}
+	}
+	slices.Sort(sizes)
+	slices.Sort(systems) // gossipsub before rtcmesh, as the table expects
+	o.seeds = 0          // seeds per N may differ: the header says so
 	printReport(stdout, o, sizes, systems, all)
 	return nil
 }
@@ -242,10 +276,11 @@ func printReport(w io.Writer, o *options, sizes []int, systems []string, all []r
 		{"latency p50", func(r result) float64 { return r.P50 }, msStr, true},
 		{"latency p99", func(r result) float64 { return r.P99 }, msStr, true},
 		{"latency max", func(r result) float64 { return r.Max }, msStr, true},
-		{"deliveries later than 500 ms", func(r result) float64 { return float64(r.Late500) }, func(v float64) string { return trim(v, 1) }, false},
+		{"deliveries later than 500 ms", func(r result) float64 { return float64(r.Late500) }, func(v float64) string { return comma(int(v + 0.5)) }, false},
 		{"hops mean", func(r result) float64 { return r.HopsMean }, hopsStr, true},
 		{"hops of the last delivery", func(r result) float64 { return r.HopsLast }, hopsStr, true},
 		{"CPU per broadcast", func(r result) float64 { return r.CPUPerBcast }, msStr, true},
+		{"CPU used in the broadcast window", func(r result) float64 { return r.CPUPerBcast * float64(r.Measured) / 1000 / max(r.WindowS, 1e-9) }, func(v float64) string { return trim(v, 2) + " cores" }, false},
 		{"CPU when idle", func(r result) float64 { return r.IdleCores }, func(v float64) string { return trim(v, 3) + " cores" }, true},
 		{"bytes per second when idle", func(r result) float64 { return r.IdleBytesS }, si, true},
 		{"GRAFTs per broadcast", func(r result) float64 { return r.Grafts }, func(v float64) string { return trim(v, 2) }, false},
@@ -253,8 +288,15 @@ func printReport(w io.Writer, o *options, sizes []int, systems []string, all []r
 		{"machine load average (1 min) at the broadcasts", func(r result) float64 { return r.Load }, func(v float64) string { return trim(v, 1) }, false},
 		{"formed in", func(r result) float64 { return r.FormedS }, func(v float64) string { return trim(v, 1) + " s" }, false},
 	}
-	fmt.Fprintf(w, "In-memory links of %v one way; %d broadcasts of %d B from random nodes %v apart, the first %d left out; idle CPU over %v after formation and %v of settling; medians of %d seeds from %d.\n\n",
-		o.Latency, o.Broadcasts, o.Size, o.Interval, o.Warmup, o.Idle, o.Settle, o.seeds, o.seed0)
+	seeds := fmt.Sprintf("medians of %d seeds from %d", o.seeds, o.seed0)
+	if o.from != "" {
+		seeds = "medians of the runs in " + o.from
+		for _, n := range sizes {
+			seeds += fmt.Sprintf(", %d at N = %d", len(pick(systems[0], n)), n)
+		}
+	}
+	fmt.Fprintf(w, "In-memory links of %v one way; %d broadcasts of %d B from random nodes %v apart, the first %d left out; idle CPU over %v after formation and %v of settling; %s.\n\n",
+		o.Latency, o.Broadcasts, o.Size, o.Interval, o.Warmup, o.Idle, o.Settle, seeds)
 	both := len(systems) == 2
 	header := "| |"
 	sep := "|---|"
