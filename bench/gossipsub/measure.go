@@ -192,7 +192,6 @@ func (t *tracker) fill(r *result) {
 	defer t.mu.Unlock()
 	var lat []time.Duration
 	var hopSum, hopN, lastSum, lastN int
-	hopsKnown := true
 	for k := t.warmup; k < t.broadcasts; k++ {
 		var last time.Duration
 		lastHops := -1
@@ -204,11 +203,9 @@ func (t *tracker) fill(r *result) {
 			if d > 500*time.Millisecond {
 				r.Late500++
 			}
-			if h := t.hops[k][i]; h >= 0 {
+			if h := t.hops[k][i]; h >= 0 { // unknown where gossipsub's tree has a gap
 				hopSum += h
 				hopN++
-			} else {
-				hopsKnown = false
 			}
 			if d > last {
 				last, lastHops = d, t.hops[k][i]
@@ -224,7 +221,7 @@ func (t *tracker) fill(r *result) {
 	slices.Sort(lat)
 	r.P50, r.P99, r.Max = ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), ms(quantile(lat, 1))
 	r.HopsMean, r.HopsLast = -1, -1
-	if hopsKnown && hopN > 0 {
+	if hopN > 0 {
 		r.HopsMean = float64(hopSum) / float64(hopN)
 		r.HopsLast = float64(lastSum) / float64(max(lastN, 1))
 	}
