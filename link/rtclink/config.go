@@ -3,6 +3,7 @@ package rtclink
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,6 +53,9 @@ type Config struct {
 	// MDNS selects mDNS use. Default MDNSQueryAndGather. pion opens one mDNS
 	// socket per PeerConnection (v4 has no way to share one).
 	MDNS MDNSMode
+	// UDPSocket selects the UDP sockets of the links' ICE: one shared by every link (the
+	// default) or one per link.
+	UDPSocket UDPSocketConfig
 	// RelayOnly makes every link go through a TURN relay of ICEServers: only
 	// relay candidates are gathered and offered (ICE transport policy
 	// "relay"), without their related address, so peers and the signaling
@@ -123,6 +127,37 @@ type Config struct {
 	SettingEngine *SettingEngine
 }
 
+// UDPSocketConfig selects the UDP sockets ICE uses for host candidates. By default every link
+// of a Transport shares one socket per local address (pion's ICE UDP mux), opened by New and
+// closed by Close: a node with 20 links then holds a handful of sockets and reading goroutines,
+// not 20 times that, and its host candidates all carry one port. The sockets are the
+// Transport's own, never shared with another Transport of the process: two ICE agents on one
+// socket cannot reach each other (the mux tells connections apart by the peer's address). Server-reflexive candidates
+// (STUN) and relay candidates (TURN) keep sockets of their own; mDNS names the shared socket's
+// host candidates as it names per-link ones. The browser ignores all of this.
+type UDPSocketConfig struct {
+	// Shared makes all links share the sockets. It applies only when the Transport knows which
+	// addresses ICE may use: with no SettingEngine, or with Networks set (SetICENetworks sets
+	// both). A SettingEngine set by hand (a vnet, other filters) cannot be inspected, so its
+	// links keep a socket each. Default true.
+	Shared bool
+	// Port is the shared sockets' port; 0 (the default) picks a free one per address. A fixed
+	// port lets a firewall admit the node's links by one rule.
+	Port int
+	// Networks restricts the shared sockets to local addresses inside these networks, as
+	// NetworkSettings restricts gathering; nil: every address of every interface that is up,
+	// loopback excluded.
+	Networks []netip.Prefix
+}
+
+// SetICENetworks restricts ICE to local and remote addresses inside networks: the
+// SettingEngine becomes NetworkSettings(networks) and the shared UDP socket listens inside
+// them. With 127.0.0.0/8, every packet stays on the machine's loopback.
+func (c *Config) SetICENetworks(networks []netip.Prefix) {
+	c.SettingEngine = NetworkSettings(networks)
+	c.UDPSocket.Networks = append([]netip.Prefix(nil), networks...)
+}
+
 // DefaultConfig returns a Config for the given identity and signaler with every other field
 // at its default. It is the one place the defaults are defined: start from it and change what
 // you need, because New does not fill in zero values.
@@ -131,6 +166,7 @@ func DefaultConfig(key identity.Signer, s Signaler) Config {
 		Key:                    key,
 		Signaler:               s,
 		MDNS:                   MDNSQueryAndGather,
+		UDPSocket:              UDPSocketConfig{Shared: true},
 		ICEDisconnectedTimeout: 3 * time.Second,
 		ICEFailedTimeout:       6 * time.Second,
 		ICEKeepaliveInterval:   time.Second,
@@ -173,6 +209,9 @@ func (c *Config) validate() error {
 	}
 	if c.MDNS < MDNSQueryAndGather || c.MDNS > MDNSDisabled {
 		return fmt.Errorf("rtclink: Config.MDNS %d is not a valid mode", c.MDNS)
+	}
+	if c.UDPSocket.Port < 0 || c.UDPSocket.Port > 65535 {
+		return fmt.Errorf("rtclink: Config.UDPSocket.Port %d out of range", c.UDPSocket.Port)
 	}
 	if err := firstNotPositive(
 		named("ICEDisconnectedTimeout", c.ICEDisconnectedTimeout),

@@ -19,6 +19,9 @@ type stack interface {
 	// one data channel (pre-negotiated, id dataChannelID), and wires the connection's events
 	// to h.
 	newPeerConn(servers []ICEServer, h peerHandlers) (peerConn, error)
+	// close releases what the stack holds for all connections (the pion build's own shared
+	// UDP socket), once every connection is closed.
+	close() error
 }
 
 // peerConn is one link attempt's connection and its data channel. A replaced attempt (glare,

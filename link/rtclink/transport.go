@@ -897,6 +897,9 @@ func (t *Transport) Close() error {
 	select {
 	case <-ended:
 		close(t.events)
+		if err := t.stack.close(); err != nil {
+			return fmt.Errorf("rtclink: close: %w", err)
+		}
 		return nil
 	case <-time.After(t.cfg.CloseTimeout):
 		t.log.Error().Dur("waited", t.cfg.CloseTimeout).Msg("closing: goroutines still blocked in the WebRTC stack; abandoning them")

@@ -41,6 +41,8 @@ type pionStack struct {
 	relayOnly    bool
 	maxFrameSize int
 	log          zerolog.Logger
+	// ownMux is the shared UDP socket New opened for this Transport alone, closed with it.
+	ownMux *udpMux
 }
 
 var _ stack = (*pionStack)(nil)
@@ -70,6 +72,15 @@ func newStack(cfg *Config, log zerolog.Logger) (stack, error) {
 	if se.LoggerFactory == nil {
 		se.LoggerFactory = pionLoggerFactory{log: log}
 	}
+	var ownMux *udpMux
+	if us := cfg.UDPSocket; us.Shared && (cfg.SettingEngine == nil || us.Networks != nil) {
+		m, err := newUDPMux(us.Port, us.Networks, log)
+		if err != nil {
+			return nil, err
+		}
+		ownMux = m
+		se.SetICEUDPMux(m.mux)
+	}
 	api := webrtc.NewAPI(
 		webrtc.WithSettingEngine(se),
 		webrtc.WithMediaEngine(&webrtc.MediaEngine{}),
@@ -77,6 +88,9 @@ func newStack(cfg *Config, log zerolog.Logger) (stack, error) {
 	)
 	cert, certHash, err := disposableCertificate()
 	if err != nil {
+		if ownMux != nil {
+			_ = ownMux.close()
+		}
 		return nil, err
 	}
 	return &pionStack{
@@ -86,7 +100,16 @@ func newStack(cfg *Config, log zerolog.Logger) (stack, error) {
 		relayOnly:    cfg.RelayOnly,
 		maxFrameSize: cfg.MaxFrameSize,
 		log:          log,
+		ownMux:       ownMux,
 	}, nil
+}
+
+// close closes the shared UDP socket the stack opened for itself, once its links are closed.
+func (s *pionStack) close() error {
+	if s.ownMux == nil {
+		return nil
+	}
+	return s.ownMux.close()
 }
 
 // pionConn is one link attempt's PeerConnection and data channel.
