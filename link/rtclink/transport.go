@@ -287,7 +287,7 @@ func (t *Transport) newPeerConn(c *conn) error {
 	t.mu.Lock()
 	servers := t.iceServers
 	t.mu.Unlock()
-	pc, err := t.stack.newPeerConn(servers, peerHandlers{
+	pc, err := t.stack.newPeerConn(servers, c.offerer, peerHandlers{
 		candidate: func(init string) { t.queueLocalCandidate(c, init) },
 		down:      func(reason string) { t.linkFailed(c, reason) },
 		open:      func(pc peerConn) { t.onOpen(c, pc) },

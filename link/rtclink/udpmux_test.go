@@ -33,20 +33,32 @@ func localPorts(tb testing.TB, t *Transport) map[string]int {
 	return out
 }
 
-// TestSharedUDPSocketCarriesLinks: with the default UDPSocket.Shared, all of a Transport's
-// links run over its one socket (one port for every link), and frames flow on each; with it
-// off, each link has a port of its own.
+// TestSharedUDPSocketCarriesLinks: with the default UDPSocket.Shared, every link a Transport
+// answers runs over its one shared socket (one local port for all of them, the socket's), and
+// frames flow on each; the links it offers have sockets of their own (see newPeerConn), and so
+// do all links with it off.
 func TestSharedUDPSocketCarriesLinks(t *testing.T) {
-	for _, shared := range []bool{true, false} {
-		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+	for _, tc := range []struct {
+		shared, hubDials bool
+		wantPorts        int // distinct local ports of the hub's 4 links
+	}{
+		{shared: true, hubDials: false, wantPorts: 1},
+		{shared: true, hubDials: true, wantPorts: 4},
+		{shared: false, hubDials: false, wantPorts: 4},
+	} {
+		t.Run(fmt.Sprintf("shared=%v,hub_dials=%v", tc.shared, tc.hubDials), func(t *testing.T) {
 			h := newHub(t)
-			hubNode := newNode(t, h, func(c *Config) { c.UDPSocket.Shared = shared })
+			hubNode := newNode(t, h, func(c *Config) { c.UDPSocket.Shared = tc.shared })
 			const peers = 4
 			var others []*node
 			for range peers {
 				o := newNode(t, h, nil)
 				others = append(others, o)
-				hubNode.Dial(o.ID())
+				if tc.hubDials {
+					hubNode.Dial(o.ID())
+				} else {
+					o.Dial(hubNode.ID())
+				}
 			}
 			for _, o := range others {
 				hubNode.rec.waitEvent(t, link.LinkUp, o.ID())
@@ -66,11 +78,14 @@ func TestSharedUDPSocketCarriesLinks(t *testing.T) {
 			for _, p := range localPorts(t, hubNode.Transport) {
 				ports[p] = true
 			}
+			if len(ports) != tc.wantPorts {
+				t.Errorf("the %d links use %d local ports, want %d", peers, len(ports), tc.wantPorts)
+			}
 			st := hubNode.stack.(*pionStack)
 			switch {
-			case shared && len(ports) != 1:
-				t.Errorf("shared socket: the %d links use %d local ports, want 1", peers, len(ports))
-			case shared:
+			case !tc.shared && st.ownMux != nil:
+				t.Error("UDPSocket.Shared false, yet the Transport opened a shared socket")
+			case tc.shared && !tc.hubDials:
 				var muxPorts []int
 				for _, a := range st.ownMux.addrs() {
 					muxPorts = append(muxPorts, a.(*net.UDPAddr).Port)
@@ -80,13 +95,38 @@ func TestSharedUDPSocketCarriesLinks(t *testing.T) {
 						t.Errorf("links use port %d, the shared socket listens on %v", p, muxPorts)
 					}
 				}
-			case !shared && len(ports) != peers:
-				t.Errorf("a socket per link: the %d links use %d local ports, want %d", peers, len(ports), peers)
-			case !shared && st.ownMux != nil:
-				t.Error("UDPSocket.Shared false, yet the Transport opened a shared socket")
 			}
 		})
 	}
+}
+
+// TestSharedUDPSocketTwoLinksOnePair: a link closed by one end and dialled again at once by
+// that end (so the closing connection and the new one, offered the other way round, coexist
+// for a while between two shared sockets) comes up and carries frames. (Glare, both ends
+// offering at once, is TestGlareLeavesOneLink, which runs with the shared socket too.)
+func TestSharedUDPSocketTwoLinksOnePair(t *testing.T) {
+	h := newHub(t)
+	a, b := newNode(t, h, nil), newNode(t, h, nil)
+	a.Dial(b.ID())
+	a.rec.waitEvent(t, link.LinkUp, b.ID())
+	b.rec.waitEvent(t, link.LinkUp, a.ID())
+	// b redials: its offer reaches a while the first link is live, and becomes its successor.
+	b.Transport.mu.Lock()
+	old := b.Transport.links[a.ID()]
+	b.Transport.mu.Unlock()
+	b.closeConn(old, "test: redial")
+	b.Dial(a.ID())
+	waitCond(t, "a new link between a and b", func() bool {
+		evs := a.rec.snapshot()
+		return count(evs, link.LinkUp, b.ID()) >= 2 || (count(evs, link.LinkDown, b.ID()) >= 1 && count(evs, link.LinkUp, b.ID()) >= 2)
+	})
+	b.rec.waitUntil(t, "b's second LinkUp", func(evs []link.Event) bool { return count(evs, link.LinkUp, a.ID()) >= 2 })
+	for i := range 20 {
+		if err := b.Send(a.ID(), []byte(fmt.Sprintf("frame %d", i))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	a.rec.waitUntil(t, "20 frames on the new link", func(evs []link.Event) bool { return len(frames(evs, b.ID())) >= 20 })
 }
 
 // TestSharedUDPSocketNeedsKnownNetworks: a SettingEngine set by hand (here a bare one) cannot
