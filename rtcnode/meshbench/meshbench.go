@@ -114,10 +114,12 @@ type Result struct {
 	// where it is inside the nodes' figure).
 	IdleMilliCores      float64 `json:"idle_millicores_per_node"`
 	SignalingMilliCores float64 `json:"signaling_millicores"`
-	// RSSPerNode, GoroutinesPerNode, LinksPerNode and NeighborsPerNode are read at the end of
-	// the idle period (at rest); links are the nodes' open links, neighbours or not.
+	// RSSPerNode, GoroutinesPerNode, FDsPerNode (open files and sockets), LinksPerNode and
+	// NeighborsPerNode are read at the end of the idle period (at rest); links are the nodes'
+	// open links, neighbours or not.
 	RSSPerNode        float64 `json:"rss_bytes_per_node"`
 	GoroutinesPerNode float64 `json:"goroutines_per_node"`
+	FDsPerNode        float64 `json:"fds_per_node"`
 	LinksPerNode      float64 `json:"links_per_node"`
 	NeighborsPerNode  float64 `json:"neighbors_per_node"`
 	// Broadcasts measured, Reliability the fraction of (message, other node) deliveries made
@@ -134,10 +136,10 @@ type Result struct {
 // WriteTable prints r as the ladder's table row with a header.
 func (r Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "nodes\tprocs\tUDP sockets\tformed in\tidle mcores/node\tsignaling mcores\tRSS MiB/node\tgoroutines/node\tlinks/node\tneighbours/node\tbroadcasts\treliability\tp50\tp99\tmax\tRMR\t")
-	fmt.Fprintf(tw, "%d\t%d\t%s\t%v\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.2f\t%d\t%.4f\t%v\t%v\t%v\t%.3f\t\n",
+	fmt.Fprintln(tw, "nodes\tprocs\tUDP sockets\tformed in\tidle mcores/node\tsignaling mcores\tRSS MiB/node\tgoroutines/node\tFDs/node\tlinks/node\tneighbours/node\tbroadcasts\treliability\tp50\tp99\tmax\tRMR\t")
+	fmt.Fprintf(tw, "%d\t%d\t%s\t%v\t%.2f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%.4f\t%v\t%v\t%v\t%.3f\t\n",
 		r.Nodes, r.Procs, r.UDPSockets, r.FormedIn.Round(10*time.Millisecond), r.IdleMilliCores, r.SignalingMilliCores,
-		r.RSSPerNode/(1<<20), r.GoroutinesPerNode, r.LinksPerNode, r.NeighborsPerNode, r.Broadcasts, r.Reliability,
+		r.RSSPerNode/(1<<20), r.GoroutinesPerNode, r.FDsPerNode, r.LinksPerNode, r.NeighborsPerNode, r.Broadcasts, r.Reliability,
 		r.P50.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond), r.Max.Round(100*time.Microsecond), r.RMR)
 	return tw.Flush()
 }
@@ -421,6 +423,7 @@ func (b *bench) usageTotals() (total usage, err error) {
 		total.CPU += u.CPU
 		total.RSS += u.RSS
 		total.Goroutines += u.Goroutines
+		total.FDs += u.FDs
 		total.Links += u.Links
 		total.Neighbors += u.Neighbors
 		total.Payloads += u.Payloads
@@ -469,6 +472,7 @@ func (b *bench) run() (Result, error) {
 	}
 	res.RSSPerNode = float64(u1.RSS) / n
 	res.GoroutinesPerNode = float64(u1.Goroutines) / n
+	res.FDsPerNode = float64(u1.FDs) / n
 	res.LinksPerNode = float64(u1.Links) / n
 	res.NeighborsPerNode = float64(u1.Neighbors) / n
 	b.progress("idle: %.2f milli-cores, %.1f links per node; broadcasting", res.IdleMilliCores, res.LinksPerNode)

@@ -35,7 +35,7 @@ func TestLadderInProcess(t *testing.T) {
 	if res.NeighborsPerNode < 1 || res.LinksPerNode < res.NeighborsPerNode {
 		t.Errorf("%.2f neighbours and %.2f links per node", res.NeighborsPerNode, res.LinksPerNode)
 	}
-	if res.IdleMilliCores <= 0 || res.RSSPerNode <= 0 || res.GoroutinesPerNode <= 0 {
+	if res.IdleMilliCores <= 0 || res.RSSPerNode <= 0 || res.GoroutinesPerNode <= 0 || res.FDsPerNode <= 0 {
 		t.Errorf("idle %.2f milli-cores, %.0f bytes, %.1f goroutines per node", res.IdleMilliCores, res.RSSPerNode, res.GoroutinesPerNode)
 	}
 	if res.RMR < 0 {

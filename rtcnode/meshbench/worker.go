@@ -74,6 +74,8 @@ type usage struct {
 	CPU        time.Duration `json:"cpu_ns"`
 	RSS        int64         `json:"rss"`
 	Goroutines int           `json:"goroutines"`
+	// FDs is the process's open file descriptors (sockets included); 0 where /proc is absent.
+	FDs int `json:"fds"`
 	// Links sums the nodes' open links (neighbours or not); Neighbors their active views;
 	// Payloads the GOSSIP messages they received.
 	Links, Neighbors int
@@ -245,6 +247,9 @@ func processUsage() usage {
 		u.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	u.RSS = residentBytes()
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		u.FDs = len(fds)
+	}
 	return u
 }
 
