@@ -29,6 +29,7 @@ func benchFlagSet(stderr io.Writer, c *meshbench.Config) (fs *flag.FlagSet, json
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seeds the nodes' cores and the choice of broadcasting nodes")
 	fs.StringVar(&c.UDPSockets, "udp-sockets", c.UDPSockets, "the links' UDP sockets: node (one per node, shared by its links: a node's default) or link (one per link)")
 	fs.DurationVar(&c.TransientLinkTimeout, "transient-link-timeout", 0, "close links that never carried a neighbour after this long without a frame; 0: the profile's")
+	fs.DurationVar(&c.ShuffleInterval, "shuffle-interval", 0, "HyParView shuffle period of every node (each shuffle's reply may open a link); 0: the profile's")
 	return fs, fs.Bool("json", false, "print one JSON object instead of a table")
 }
 

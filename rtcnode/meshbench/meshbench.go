@@ -59,6 +59,10 @@ type Config struct {
 	// TransientLinkTimeout, when positive, overrides the profile's
 	// node.Config.TransientLinkTimeout.
 	TransientLinkTimeout time.Duration
+	// ShuffleInterval, when positive, overrides the profile's Membership.ShuffleInterval: each
+	// shuffle's reply opens a link unless one is open to its destination, so it sets how many
+	// links are opened at rest.
+	ShuffleInterval time.Duration
 	// WorkerCommand returns the command of one worker process (for Procs > 0): a program that
 	// calls RunWorker on its standard input and output.
 	WorkerCommand func() *exec.Cmd
@@ -93,8 +97,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: BroadcastTimeout, FormTimeout and Idle must be positive, Settle not negative", ErrConfig)
 	case c.UDPSockets != "node" && c.UDPSockets != "link":
 		return fmt.Errorf("%w: UDPSockets %q: want node or link", ErrConfig, c.UDPSockets)
-	case c.TransientLinkTimeout < 0:
-		return fmt.Errorf("%w: TransientLinkTimeout %v must not be negative", ErrConfig, c.TransientLinkTimeout)
+	case c.TransientLinkTimeout < 0 || c.ShuffleInterval < 0:
+		return fmt.Errorf("%w: TransientLinkTimeout %v and ShuffleInterval %v must not be negative", ErrConfig, c.TransientLinkTimeout, c.ShuffleInterval)
 	case c.Procs > 0 && c.WorkerCommand == nil:
 		return fmt.Errorf("%w: Procs > 0 needs a WorkerCommand", ErrConfig)
 	}
@@ -250,7 +254,8 @@ func (b *bench) startWorkers() error {
 			count++
 		}
 		wc := workerConfig{SignalURL: b.url, Network: "meshbench", First: first, Nodes: count, Seed: b.cfg.Seed,
-			Profile: b.cfg.Profile, UDPSockets: b.cfg.UDPSockets, TransientLinkTimeout: b.cfg.TransientLinkTimeout}
+			Profile: b.cfg.Profile, UDPSockets: b.cfg.UDPSockets, TransientLinkTimeout: b.cfg.TransientLinkTimeout,
+			ShuffleInterval: b.cfg.ShuffleInterval}
 		first += count
 		w := &workerConn{replies: make(chan report, 4)}
 		var out io.Reader

@@ -38,9 +38,10 @@ type workerConfig struct {
 	First, Nodes int
 	Seed         uint64
 	Profile      string
-	// UDPSockets, TransientLinkTimeout: see Config.
+	// UDPSockets, TransientLinkTimeout, ShuffleInterval: see Config.
 	UDPSockets           string
 	TransientLinkTimeout time.Duration
+	ShuffleInterval      time.Duration
 }
 
 // request is what the bench asks of a worker.
@@ -98,6 +99,9 @@ func nodeConfig(wc workerConfig, key identity.Signer, i int) (rtcnode.Config, er
 		return cfg, fmt.Errorf("profile %q: want lan or wan", wc.Profile)
 	}
 	cfg.Node.Seed = wc.Seed*1_000_003 + uint64(i) + 1
+	if wc.ShuffleInterval > 0 {
+		cfg.Node.Membership.ShuffleInterval = wc.ShuffleInterval
+	}
 	if wc.TransientLinkTimeout > 0 {
 		cfg.Node.TransientLinkTimeout = wc.TransientLinkTimeout
 	}
