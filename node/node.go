@@ -133,6 +133,10 @@ type peerLink struct {
 	carried bool
 	// closing is set once closeIdleLinks closed the link, until its LinkDown.
 	closing bool
+	// servedAt is when a SHUFFLE_REPLY arrived on a link that never carried a neighbour: the
+	// frame the peer opened it for. Unless something was sent or received after it, the next
+	// tick closes the link.
+	servedAt time.Time
 
 	// Catch-up frames are paced (see sendCatchUp): catchUp holds those waiting, in order,
 	// catchUpBytes their size; tickFrames and tickBytes what was handed to the link since the
@@ -630,6 +634,9 @@ func (n *Node) onFrame(peer string, data []byte) {
 		switch f.Protocol {
 		case wire.ProtocolMembership:
 			err = n.peer.StepMembership(n.elapsed, peer, f.Membership)
+			if l := n.links[peer]; err == nil && l != nil && !l.carried && f.Membership.Type == membership.ShuffleReply {
+				l.servedAt = l.lastActive
+			}
 		case wire.ProtocolGossip:
 			err = n.peer.StepGossip(n.elapsed, peer, f.Gossip)
 		case wire.ProtocolControl:
@@ -647,7 +654,8 @@ func (n *Node) onFrame(peer string, data []byte) {
 
 // closeIdleLinks closes links to peers that are not neighbours and have been quiet: after
 // TransientLinkTimeout a link that never carried a neighbour, after IdleLinkTimeout one that
-// did.
+// did, and at once one that never carried a neighbour and brought a SHUFFLE_REPLY, its last
+// frame.
 func (n *Node) closeIdleLinks() {
 	now := n.now()
 	for peer, l := range n.links {
@@ -658,7 +666,10 @@ func (n *Node) closeIdleLinks() {
 		if !l.carried {
 			timeout, reason = n.cfg.TransientLinkTimeout, "transient link served"
 		}
-		if now.Sub(l.lastActive) > timeout {
+		// A link opened to bring this node a SHUFFLE_REPLY has served its purpose once it came,
+		// if nothing else crossed it since.
+		served := !l.carried && !l.servedAt.IsZero() && !l.lastActive.After(l.servedAt)
+		if served || now.Sub(l.lastActive) > timeout {
 			l.closing = true
 			n.stats.LinksClosedIdle++
 			if !l.carried {

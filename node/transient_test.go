@@ -8,8 +8,10 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/link/memlink"
+	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodetest"
+	"github.com/rtcmesh/rtcmesh/wire"
 )
 
 // skewedClock is real time plus an offset the test moves forward, so the node's link timers
@@ -120,4 +122,51 @@ func TestNeighbourLinkKeepsIdleTimeout(t *testing.T) {
 func waitForFrame(t *testing.T, tr link.Transport, peer string) {
 	t.Helper()
 	waitForLinkEvent(t, tr, peer, link.Frame)
+}
+
+// TestShuffleReplyLinkClosesAtOnce: a link a peer opened only to bring a SHUFFLE_REPLY is
+// closed once the reply came, without waiting for TransientLinkTimeout.
+func TestShuffleReplyLinkClosesAtOnce(t *testing.T) {
+	net, err := memlink.NewNetwork(memlink.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	probe, err := net.Transport("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	key := nodetest.Key(t, "a")
+	tr, err := net.Transport(key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodetest.Config()
+	cfg.Key, cfg.Transport = key, tr
+	cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Hour, time.Hour
+	a, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	probe.Dial(key.ID())
+	waitForLinkUp(t, probe, key.ID())
+	reply, err := wire.AppendMembership(nil, membership.Message{Type: membership.ShuffleReply, Nodes: []string{"x", "y"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.Send(key.ID(), reply); err != nil {
+		t.Fatal(err)
+	}
+	waitForLinkDown(t, probe, key.ID())
+	nodetest.WaitFor(t, 5*time.Second, "the close counted", func() error {
+		if s := a.Stats(); s.Links != 0 || s.TransientLinksClosed != 1 || s.BadFrames != 0 {
+			return fmt.Errorf("%d links, %d transient links closed, %d bad frames; want 0, 1, 0", s.Links, s.TransientLinksClosed, s.BadFrames)
+		}
+		return nil
+	})
+	if got := a.Stats().Membership.MessagesReceived[membership.ShuffleReply]; got != 1 {
+		t.Errorf("the membership core took %d SHUFFLE_REPLYs, want 1", got)
+	}
 }
