@@ -6,7 +6,7 @@ DOCKER    ?= docker
 IMAGE     ?= rtcmesh:latest
 BIN       := bin/rtcmesh
 
-.PHONY: build image clean
+.PHONY: build image nats-image clean
 
 # A static binary (no cgo, so no libc in the image), with paths trimmed from the build info.
 build:
@@ -17,6 +17,13 @@ build:
 image: build
 	mkdir -p bin/rootfs/data
 	DOCKER_BUILDKIT=0 $(DOCKER) build -t $(IMAGE) .
+
+# The NATS server of docker-compose's "nats" profile, built from the Go module go.mod names.
+NATS_IMAGE ?= rtcmesh-nats:latest
+nats-image:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/nats-server github.com/nats-io/nats-server/v2
+	mkdir -p bin/rootfs/data
+	DOCKER_BUILDKIT=0 $(DOCKER) build -f Dockerfile.nats -t $(NATS_IMAGE) .
 
 clean:
 	rm -rf bin

@@ -123,6 +123,13 @@ func eval[T any](tb *tab, expr string) (T, error) {
 // waitFor polls cond until it returns true, failing the test after browserWait.
 func (tb *tab) waitFor(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
+	pollPage(t, tb.name, tb.pageErrors, what, cond)
+}
+
+// pollPage polls cond until it returns true, failing the test after browserWait with the
+// last error and what the page (named name) logged as errors.
+func pollPage(t *testing.T, name string, pageErrors func() []string, what string, cond func() (bool, error)) {
+	t.Helper()
 	deadline := time.Now().Add(browserWait)
 	var last error
 	for {
@@ -134,7 +141,7 @@ func (tb *tab) waitFor(t *testing.T, what string, cond func() (bool, error)) {
 			last = err
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s: not within %v (last error: %v); page errors: %q", tb.name, what, browserWait, last, tb.pageErrors())
+			t.Fatalf("%s: %s: not within %v (last error: %v); page errors: %q", name, what, browserWait, last, pageErrors())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -228,19 +235,84 @@ type shownMessage struct {
 func (tb *tab) waitShown(t *testing.T, text string) shownMessage {
 	t.Helper()
 	var got shownMessage
-	tb.waitFor(t, fmt.Sprintf("the page shows %q", text), func() (bool, error) {
-		v, err := eval[[]shownMessage](tb, `[...document.querySelectorAll("#messages li")].map(li => ({
-			text: li.querySelector(".text").textContent, origin: li.dataset.origin, hops: li.dataset.hops,
-			latency: li.querySelector(".latency").textContent, own: li.classList.contains("own")}))`)
-		for _, m := range v {
-			if m.Text == text {
-				got = m
-				return true, nil
-			}
-		}
-		return false, err
+	tb.waitFor(t, fmt.Sprintf("the page shows %q", text), func() (ok bool, err error) {
+		got, ok, err = findShown(eval[[]shownMessage](tb, shownMessagesJS))(text)
+		return ok, err
 	})
 	return got
+}
+
+// shownMessagesJS lists the messages the page shows, as shownMessage values.
+const shownMessagesJS = `[...document.querySelectorAll("#messages li")].map(li => ({
+	text: li.querySelector(".text").textContent, origin: li.dataset.origin, hops: li.dataset.hops,
+	latency: li.querySelector(".latency").textContent, own: li.classList.contains("own")}))`
+
+// findShown takes the result of evaluating shownMessagesJS and returns a lookup of the
+// message with a given text.
+func findShown(listed []shownMessage, err error) func(text string) (shownMessage, bool, error) {
+	return func(text string) (shownMessage, bool, error) {
+		for _, m := range listed {
+			if m.Text == text {
+				return m, true, nil
+			}
+		}
+		return shownMessage{}, false, err
+	}
+}
+
+// aNeighbourOf reports whether one of the Go nodes lists peer as its neighbour.
+func aNeighbourOf(nodes []*Node, peer string) bool {
+	for _, n := range nodes {
+		for _, nb := range n.WebRTC().Neighbors() {
+			if nb.ID == peer {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// goNodesDeliver waits until every Go node delivered the chat line text and checks it came
+// from origin (a tab), relayed, with its latency.
+func goNodesDeliver(t *testing.T, nodes []*Node, text, origin string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), browserWait)
+	defer cancel()
+	for i, n := range nodes {
+		m, err := n.WaitMessage(ctx, text)
+		if err != nil {
+			t.Fatalf("Go node %d: %v", i+1, err)
+		}
+		if m.Origin != origin || m.Hops < 1 || !m.Chat || m.Latency < 0 {
+			t.Errorf("Go node %d delivered %+v, want a chat line from %s, relayed", i+1, m, origin)
+		}
+	}
+}
+
+// screenshot saves the whole page as name in the test screenshots' directory and returns
+// its path.
+func (tb *tab) screenshot(t *testing.T, name string) string {
+	t.Helper()
+	shot, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("%s: screenshot: %v", tb.name, err)
+	}
+	return saveScreenshot(t, name, shot)
+}
+
+// saveScreenshot writes png as name in the test screenshots' directory, for a person to look
+// at, and returns its path.
+func saveScreenshot(t *testing.T, name string, png []byte) string {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "rtcmesh-browser-test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // transferred reports the bytes the tab downloaded (encoded, so gzipped where the server
@@ -265,29 +337,17 @@ func (tb *tab) transferred(base string) (map[string]int64, int64) {
 // and starts headless Chromium (skipping without it). Both are closed when the test ends.
 func startBrowserDemo(t *testing.T, nodes int, seed uint64) (*Demo, context.Context) {
 	t.Helper()
+	return startBrowserDemoWith(t, demoConfig(nodes, seed))
+}
+
+// startBrowserDemoWith is startBrowserDemo with a demo configuration of the test's own.
+func startBrowserDemoWith(t *testing.T, cfg Config) (*Demo, context.Context) {
+	t.Helper()
 	chromium := chromiumPath(t)
 	if testing.Short() {
 		t.Skip("browser tests skipped in -short mode")
 	}
-	cfg := DefaultConfig()
-	cfg.Listen, cfg.Seed, cfg.Nodes = "127.0.0.1:0", seed, nodes
-	d, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("closing the demo: %v", err)
-		}
-	})
-	if !d.Page().HasPeer() {
-		t.Fatal("web/static/peer.wasm.gz is not embedded: run go generate ./web")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*browserWait)
-	defer cancel()
-	if err := d.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := startPageDemo(t, cfg)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium),
@@ -324,16 +384,7 @@ func TestBrowser(t *testing.T) {
 	nodes := d.Nodes()
 	t.Run("JoinsTheMesh", func(t *testing.T) {
 		// The tab is a member, not a client: its neighbours are Go nodes that list it back.
-		a.waitFor(t, "a Go node lists the tab as its neighbour", func() (bool, error) {
-			for _, n := range nodes {
-				for _, nb := range n.WebRTC().Neighbors() {
-					if nb.ID == idA {
-						return true, nil
-					}
-				}
-			}
-			return false, nil
-		})
+		a.waitFor(t, "a Go node lists the tab as its neighbour", func() (bool, error) { return aNeighbourOf(nodes, idA), nil })
 		nbs, err := eval[[]string](a, `globalThis.rtcmesh.snapshot().then(s => s.neighbors.map(n => n.id))`)
 		if err != nil || len(nbs) == 0 {
 			t.Fatalf("tab A's neighbours: %v %v", nbs, err)
@@ -370,17 +421,7 @@ func TestBrowser(t *testing.T) {
 		if !own.Own || own.Origin != idA || own.Hops != "0" {
 			t.Errorf("the page lists its own message as %+v", own)
 		}
-		wctx, wcancel := context.WithTimeout(context.Background(), browserWait)
-		defer wcancel()
-		for i, n := range nodes {
-			m, err := n.WaitMessage(wctx, text)
-			if err != nil {
-				t.Fatalf("Go node %d: %v", i+1, err)
-			}
-			if m.Origin != idA || m.Hops < 1 || !m.Chat || m.Latency < 0 {
-				t.Errorf("Go node %d delivered %+v", i+1, m)
-			}
-		}
+		goNodesDeliver(t, nodes, text, idA)
 	})
 
 	t.Run("GoNodeToPage", func(t *testing.T) {
@@ -445,20 +486,9 @@ func TestBrowser(t *testing.T) {
 	a.waitFor(t, "the picture shows the neighbours", func() (bool, error) {
 		return eval[bool](a, `document.querySelectorAll("#overlay .node.active").length > 0`)
 	})
-	// The nodes ease into place over about half a second after each refresh.
+	// New lines fade in over 0.4 s and links widen over 0.3 s: let that finish before the picture.
 	time.Sleep(1500 * time.Millisecond)
-	shot, err := chromedp.Run(a.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := filepath.Join(os.TempDir(), "rtcmesh-browser-test")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shotPath := filepath.Join(dir, "page.png")
-	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	shotPath := a.screenshot(t, "page.png")
 	t.Logf("screenshot of tab A after the exchange: %s", shotPath)
 
 	// Figures: what a browser downloads to become a peer.

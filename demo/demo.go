@@ -149,6 +149,9 @@ func (c *Config) validate() error {
 	if len(c.ICENetworks) == 0 {
 		errs = append(errs, errors.New("ICENetworks is empty: the nodes could not gather a candidate"))
 	}
+	if err := c.Signal.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("demo: invalid config: %w", err)
 	}

@@ -10,21 +10,42 @@ import (
 	"time"
 )
 
-func startDemo(t *testing.T, nodes int) *Demo {
-	t.Helper()
+// demoConfig is the demo's default configuration with nodes Go nodes and seed, on a free
+// loopback port.
+func demoConfig(nodes int, seed uint64) Config {
 	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Nodes = nodes
-	cfg.Seed = 1
+	cfg.Listen, cfg.Seed, cfg.Nodes = "127.0.0.1:0", seed, nodes
+	return cfg
+}
+
+// startDemoWith starts a demo, closed when the test ends.
+func startDemoWith(t *testing.T, cfg Config) *Demo {
+	t.Helper()
 	d, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
-			t.Errorf("Close: %v", err)
+			t.Errorf("closing the demo: %v", err)
 		}
 	})
+	return d
+}
+
+// startPageDemo starts a demo for a browser test: it checks the browser peer is embedded and
+// waits until the Go nodes form a mesh.
+func startPageDemo(t *testing.T, cfg Config) *Demo {
+	t.Helper()
+	d := startDemoWith(t, cfg)
+	if !d.Page().HasPeer() {
+		t.Fatal("web/static/peer.wasm.gz is not embedded: run go generate ./web")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*browserWait)
+	defer cancel()
+	if err := d.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
@@ -32,7 +53,7 @@ func startDemo(t *testing.T, nodes int) *Demo {
 // every one of them as a chat message with its latency, and the page and its config are
 // served on the same address as signaling.
 func TestGoNodes(t *testing.T) {
-	d := startDemo(t, 5)
+	d := startDemoWith(t, demoConfig(5, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := d.WaitConnected(ctx); err != nil {

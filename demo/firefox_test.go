@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/rtcmesh/rtcmesh/internal/bidi"
 )
@@ -133,21 +130,7 @@ func (tb *fxTab) pageErrors() []string {
 
 func (tb *fxTab) waitFor(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(browserWait)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s: not within %v (last error: %v); page errors: %q", tb.name, what, browserWait, last, tb.pageErrors())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	pollPage(t, tb.name, tb.pageErrors, what, cond)
 }
 
 // open loads the page and waits for the peer to be ready and to have a neighbour. It returns
@@ -190,22 +173,12 @@ func (tb *fxTab) send(t *testing.T, text string) {
 func (tb *fxTab) waitShown(t *testing.T, text string) shownMessage {
 	t.Helper()
 	var got shownMessage
-	tb.waitFor(t, fmt.Sprintf("the page shows %q", text), func() (bool, error) {
-		v, err := fxEval[[]shownMessage](tb, shownMessagesJS)
-		for _, m := range v {
-			if m.Text == text {
-				got = m
-				return true, nil
-			}
-		}
-		return false, err
+	tb.waitFor(t, fmt.Sprintf("the page shows %q", text), func() (ok bool, err error) {
+		got, ok, err = findShown(fxEval[[]shownMessage](tb, shownMessagesJS))(text)
+		return ok, err
 	})
 	return got
 }
-
-const shownMessagesJS = `[...document.querySelectorAll("#messages li")].map(li => ({
-	text: li.querySelector(".text").textContent, origin: li.dataset.origin, hops: li.dataset.hops,
-	latency: li.querySelector(".latency").textContent, own: li.classList.contains("own")}))`
 
 // transferredJS sums what the page downloaded by the Resource Timing API (transferSize:
 // headers and encoded body), the same measure in every browser.
@@ -230,43 +203,12 @@ func (tb *fxTab) screenshot(t *testing.T, name string) string {
 	return saveScreenshot(t, name, png)
 }
 
-func saveScreenshot(t *testing.T, name string, png []byte) string {
-	t.Helper()
-	dir := filepath.Join(os.TempDir(), "rtcmesh-browser-test")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // startFirefoxDemo starts a demo with nodes Go nodes, waits for them to connect, and starts
 // headless Firefox (skipping without it). Both are closed when the test ends.
 func startFirefoxDemo(t *testing.T, nodes int, seed uint64) (*Demo, *firefox) {
 	t.Helper()
 	fx := startFirefox(t)
-	cfg := DefaultConfig()
-	cfg.Listen, cfg.Seed, cfg.Nodes = "127.0.0.1:0", seed, nodes
-	d, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("closing the demo: %v", err)
-		}
-	})
-	if !d.Page().HasPeer() {
-		t.Fatal("web/static/peer.wasm.gz is not embedded: run go generate ./web")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*browserWait)
-	defer cancel()
-	if err := d.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := startPageDemo(t, demoConfig(nodes, seed))
 	return d, fx
 }
 
@@ -280,16 +222,7 @@ func TestFirefox(t *testing.T) {
 	nodes := d.Nodes()
 
 	t.Run("JoinsTheMesh", func(t *testing.T) {
-		a.waitFor(t, "a Go node lists the tab as its neighbour", func() (bool, error) {
-			for _, n := range nodes {
-				for _, nb := range n.WebRTC().Neighbors() {
-					if nb.ID == idA {
-						return true, nil
-					}
-				}
-			}
-			return false, nil
-		})
+		a.waitFor(t, "a Go node lists the tab as its neighbour", func() (bool, error) { return aNeighbourOf(nodes, idA), nil })
 		a.waitFor(t, "the picture shows the neighbours", func() (bool, error) {
 			return fxEval[bool](a, `document.querySelectorAll("#overlay .node.active").length > 0`)
 		})
@@ -301,17 +234,7 @@ func TestFirefox(t *testing.T) {
 		if own := a.waitShown(t, text); !own.Own || own.Origin != idA || own.Hops != "0" {
 			t.Errorf("the page lists its own message as %+v", own)
 		}
-		wctx, wcancel := context.WithTimeout(context.Background(), browserWait)
-		defer wcancel()
-		for i, n := range nodes {
-			m, err := n.WaitMessage(wctx, text)
-			if err != nil {
-				t.Fatalf("Go node %d: %v", i+1, err)
-			}
-			if m.Origin != idA || m.Hops < 1 || !m.Chat || m.Latency < 0 {
-				t.Errorf("Go node %d delivered %+v", i+1, m)
-			}
-		}
+		goNodesDeliver(t, nodes, text, idA)
 	})
 
 	t.Run("GoNodeToPage", func(t *testing.T) {
@@ -327,7 +250,7 @@ func TestFirefox(t *testing.T) {
 
 	paths, err := fxEval[[]string](a, `globalThis.rtcmesh.snapshot().then(s => s.neighbors.map(n => n.path))`)
 	t.Logf("Firefox tab A's links by path: %v (%v)", paths, err)
-	// The nodes ease into place over about half a second after each refresh.
+	// New lines fade in over 0.4 s and links widen over 0.3 s: let that finish before the picture.
 	time.Sleep(1500 * time.Millisecond)
 	t.Logf("screenshot of Firefox tab A: %s", a.screenshot(t, "firefox.png"))
 	if per, err := fxEval[map[string]float64](a, transferredJS); err == nil {
@@ -392,9 +315,7 @@ func TestBrowserFirefoxAndChromium(t *testing.T) {
 	t.Logf("links by path: Firefox %v, Chromium %v", fPaths, cPaths)
 	time.Sleep(1500 * time.Millisecond)
 	t.Logf("screenshot of the Firefox tab: %s", f.screenshot(t, "cross-firefox.png"))
-	if shot, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100)); err == nil {
-		t.Logf("screenshot of the Chromium tab: %s", saveScreenshot(t, "cross-chromium.png", shot))
-	}
+	t.Logf("screenshot of the Chromium tab: %s", c.screenshot(t, "cross-chromium.png"))
 	for name, errs := range map[string][]string{f.name: f.pageErrors(), c.name: c.pageErrors()} {
 		if len(errs) > 0 {
 			t.Errorf("%s logged errors:\n%s", name, strings.Join(errs, "\n"))

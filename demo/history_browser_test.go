@@ -3,14 +3,10 @@ package demo
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 )
 
 // listedMessage is a message as the page lists it, with the catch-up marks.
@@ -144,18 +140,7 @@ func TestBrowserCatchesUp(t *testing.T) {
 		return eval[bool](a, `document.querySelectorAll("#overlay .node.active").length > 0`)
 	})
 	time.Sleep(1500 * time.Millisecond)
-	shot, err := chromedp.Run(a.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := filepath.Join(os.TempDir(), "rtcmesh-browser-test")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shotPath := filepath.Join(dir, "history.png")
-	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	shotPath := a.screenshot(t, "history.png")
 	t.Logf("screenshot of the late tab: %s", shotPath)
 	if errs := a.pageErrors(); len(errs) > 0 {
 		t.Errorf("the late tab logged errors:\n%s", strings.Join(errs, "\n"))

@@ -41,17 +41,7 @@ func TestBrowserIdentityPersists(t *testing.T) {
 		// The reloaded tab is a working member under its old ID: its line reaches the Go nodes.
 		text := "tab A, reloaded"
 		a.send(t, text)
-		wctx, cancel := context.WithTimeout(context.Background(), browserWait)
-		defer cancel()
-		for i, n := range d.Nodes() {
-			m, err := n.WaitMessage(wctx, text)
-			if err != nil {
-				t.Fatalf("Go node %d: %v", i+1, err)
-			}
-			if m.Origin != idA {
-				t.Errorf("Go node %d delivered %q from %s, want %s", i+1, text, m.Origin, idA)
-			}
-		}
+		goNodesDeliver(t, d.Nodes(), text, idA)
 	})
 
 	t.Run("SecondTabGetsItsOwnID", func(t *testing.T) {
@@ -395,5 +385,45 @@ func TestBrowserRefusesImpersonation(t *testing.T) {
 	}
 	if errs := a.pageErrors(); len(errs) > 0 {
 		t.Errorf("%s logged errors:\n%s", a.name, strings.Join(errs, "\n"))
+	}
+}
+
+// TestBrowserProofOfWork runs the demo with a signaling server that asks for proof of work: the
+// tab finds a nonce for its WebCrypto key in Go-wasm, keeps it beside the key in IndexedDB, is
+// welcomed, and links with Go nodes that, once welcomed, require that work of every peer.
+func TestBrowserProofOfWork(t *testing.T) {
+	const bits = 12
+	cfg := demoConfig(3, 61)
+	cfg.Signal.PowBits = bits
+	d, browser := startBrowserDemoWith(t, cfg)
+	nodes := d.Nodes()
+	for i, n := range nodes {
+		if _, _, required := n.WebRTC().LinkProofsRefused(); required != bits {
+			t.Errorf("Go node %d requires %d bits of its peers, want the server's %d", i+1, required, bits)
+		}
+	}
+	a := openTab(t, browser, "tab A")
+	idA, first := a.open(t, d.URL())
+	t.Logf("with %d bits of work asked, page load to first neighbour: %v", bits, first.Round(time.Millisecond))
+	a.waitFor(t, "a Go node lists the tab as its neighbour", func() (bool, error) { return aNeighbourOf(nodes, idA), nil })
+
+	// The nonce is stored with the key, so a reload does not search again.
+	stored, err := eval[int](a, `new Promise((resolve, reject) => {
+		const open = indexedDB.open("rtcmesh-identity");
+		open.onerror = () => reject(open.error);
+		open.onsuccess = () => {
+			const req = open.result.transaction("keys").objectStore("keys").getAll();
+			req.onsuccess = () => { open.result.close(); resolve(req.result.filter(r => r.work && r.work.length === 8).length) };
+			req.onerror = () => reject(req.error);
+		};
+	})`)
+	if err != nil || stored != 1 {
+		t.Errorf("%d stored keys carry a work nonce (%v), want the tab's one", stored, err)
+	}
+	text := "a line from a tab that did its work"
+	a.send(t, text)
+	goNodesDeliver(t, nodes, text, idA)
+	if errs := a.pageErrors(); len(errs) > 0 {
+		t.Errorf("the tab logged errors:\n%s", strings.Join(errs, "\n"))
 	}
 }

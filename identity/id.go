@@ -5,6 +5,10 @@
 // its origin). The three transcripts carry their own labels (Transcript), so a signature made
 // for one is worthless in another.
 //
+// Where the operator wants Sybils to cost something, a key also carries a proof of work
+// (work.go): a nonce whose hash with the public key starts with a given number of zero bits,
+// searched once per key and kept beside it, checked at the signaling hello and on every link.
+//
 // In a Go process the key lives in a file (LoadOrCreateKey: atomic, mode 0600); in a browser it
 // is a non-extractable WebCrypto key kept in IndexedDB, one per tab (key_js.go). The package is
 // pure: no network, no WebRTC. DTLS certificates are link-layer details, made per process by

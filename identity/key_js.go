@@ -4,12 +4,14 @@ package identity
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"syscall/js"
+	"time"
 
 	"github.com/rtcmesh/rtcmesh/internal/browser"
 )
@@ -36,9 +38,51 @@ type Key struct {
 	priv js.Value
 	pub  []byte
 	id   string
+	// name is the IndexedDB name the key is stored under ("" for a key that lives as long as
+	// the page): a better work nonce is stored beside it.
+	name string
+	work *workState
 }
 
-var _ Signer = (*Key)(nil)
+var _ WorkProver = (*Key)(nil)
+
+// Work returns the key's work nonce (a copy), or nil if it has none yet.
+func (k *Key) Work() []byte { return k.work.get() }
+
+// EnsureWork returns a work nonce of at least difficulty bits, searching on from the current
+// one if it falls short. The search runs in Go-wasm over the public key (the private key
+// stays non-extractable) and yields to the page between chunks; a tab's stored key keeps the
+// nonce in IndexedDB, so a reload does not search again. It waits, so it must be called from a
+// goroutine, never from a JavaScript callback.
+func (k *Key) EnsureWork(ctx context.Context, difficulty int) ([]byte, error) {
+	var store func([]byte) error
+	if k.name != "" {
+		store = func(nonce []byte) error { return storeWork(k.name, nonce) }
+	}
+	return k.work.ensure(ctx, k.pub, difficulty, store)
+}
+
+// workYield lets the page's event loop run between chunks of a work search: a Go-wasm
+// goroutine that never blocks would freeze the tab (and its WebRTC callbacks).
+func workYield() { time.Sleep(time.Millisecond) }
+
+// storeWork adds nonce to the stored record of the key named name.
+func storeWork(name string, nonce []byte) error {
+	db, err := openKeyDatabase()
+	if err != nil {
+		return err
+	}
+	defer db.Call("close")
+	stored, err := idbRequest(db.Call("transaction", keyStore, "readonly").Call("objectStore", keyStore).Call("get", name))
+	if err != nil || stored.Type() != js.TypeObject {
+		return fmt.Errorf("identity: read key %s to store its work: %v", name, err)
+	}
+	record := map[string]any{"privateKey": stored.Get("privateKey"), "publicKey": stored.Get("publicKey"), "work": browser.Uint8Array(nonce)}
+	if _, err := idbRequest(db.Call("transaction", keyStore, "readwrite").Call("objectStore", keyStore).Call("put", record, name)); err != nil {
+		return fmt.Errorf("identity: store the work of key %s: %w", name, err)
+	}
+	return nil
+}
 
 // ID returns the node ID.
 func (k *Key) ID() string { return k.id }
@@ -96,7 +140,7 @@ func KeyFromSeed(seed []byte) (*Key, error) {
 		return nil, fmt.Errorf("identity: import Ed25519 key: %w", err)
 	}
 	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
-	return &Key{priv: priv, pub: bytes.Clone(pub), id: IDFromPublicKey(pub)}, nil
+	return &Key{priv: priv, pub: bytes.Clone(pub), id: IDFromPublicKey(pub), work: newWorkState(nil)}, nil
 }
 
 func generatePair() (js.Value, error) {
@@ -128,7 +172,7 @@ func fromPair(pair js.Value) (*Key, error) {
 	if len(pub) != PublicKeySize {
 		return nil, fmt.Errorf("identity: the browser's public key is %d bytes, want %d", len(pub), PublicKeySize)
 	}
-	return &Key{priv: pair.Get("privateKey"), pub: pub, id: IDFromPublicKey(pub)}, nil
+	return &Key{priv: pair.Get("privateKey"), pub: pub, id: IDFromPublicKey(pub), work: newWorkState(nil)}, nil
 }
 
 // LoadOrCreateKey is the Go processes' key file; a page has no files. It exists so that code
@@ -157,7 +201,17 @@ func LoadOrCreateTabKey() (*Key, error) {
 		return nil, fmt.Errorf("identity: read key %s: %w", name, err)
 	}
 	if stored.Type() == js.TypeObject && stored.Get("privateKey").Type() == js.TypeObject {
-		return fromPair(stored)
+		k, err := fromPair(stored)
+		if err != nil {
+			return nil, err
+		}
+		k.name = name
+		if w := stored.Get("work"); w.Type() == js.TypeObject {
+			if nonce := browser.Bytes(w); len(nonce) == WorkNonceSize {
+				k.work.set(nonce)
+			}
+		}
+		return k, nil
 	}
 	pair, err := generatePair()
 	if err != nil {
@@ -167,7 +221,12 @@ func LoadOrCreateTabKey() (*Key, error) {
 	if _, err := idbRequest(db.Call("transaction", keyStore, "readwrite").Call("objectStore", keyStore).Call("put", record, name)); err != nil {
 		return nil, fmt.Errorf("identity: store key %s: %w", name, err)
 	}
-	return fromPair(pair)
+	k, err := fromPair(pair)
+	if err != nil {
+		return nil, err
+	}
+	k.name = name
+	return k, nil
 }
 
 // claimKeyName returns the tab's key name, creating it when the tab has none, and holds a Web

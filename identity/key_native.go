@@ -4,6 +4,7 @@ package identity
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -18,15 +19,25 @@ import (
 // keyPEMType is the PEM block of a key file: PKCS#8, as openssl writes Ed25519 keys.
 const keyPEMType = "PRIVATE KEY"
 
+// workPEMType is the optional second PEM block of a key file: the key's work nonce
+// (WorkNonceSize bytes). A block of its own, after the key, keeps the key block exactly what
+// openssl writes and reads (openssl skips the blocks it does not ask for).
+const workPEMType = "RTCMESH WORK"
+
 // Key is a node's identity key, an Ed25519 private key. The node ID is the hash of its public
 // key, so whoever can sign with it can prove the ID: at signaling, on every link and on every
-// broadcast. It is immutable and safe for concurrent use.
+// broadcast. The key is immutable; its proof of work (work.go) may improve, under a lock.
+// It is safe for concurrent use.
 type Key struct {
 	priv ed25519.PrivateKey
 	id   string
+	// path is the key file it came from ("" for a key in memory): a better work nonce is
+	// stored there.
+	path string
+	work *workState
 }
 
-var _ Signer = (*Key)(nil)
+var _ WorkProver = (*Key)(nil)
 
 // GenerateKey creates a fresh key that lives as long as the process (tests, ephemeral nodes).
 func GenerateKey() (*Key, error) {
@@ -48,7 +59,7 @@ func KeyFromSeed(seed []byte) (*Key, error) {
 }
 
 func newKey(priv ed25519.PrivateKey) *Key {
-	return &Key{priv: priv, id: IDFromPublicKey(priv.Public().(ed25519.PublicKey))}
+	return &Key{priv: priv, id: IDFromPublicKey(priv.Public().(ed25519.PublicKey)), work: newWorkState(nil)}
 }
 
 // ID returns the node ID.
@@ -62,14 +73,55 @@ func (k *Key) PublicKey() []byte {
 // Sign signs msg. Ed25519 is deterministic: the same key and message give the same signature.
 func (k *Key) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
 
-// MarshalPEM encodes the key as one PKCS#8 "PRIVATE KEY" PEM block, the format ParseKey and
-// LoadOrCreateKey read. The output is the secret.
-func (k *Key) MarshalPEM() ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(k.priv)
+// Work returns the key's work nonce (a copy), or nil if it has none yet.
+func (k *Key) Work() []byte { return k.work.get() }
+
+// EnsureWork returns a work nonce of at least difficulty bits, searching on from the current
+// one if it falls short. A key loaded from a file stores the new nonce there (atomically, the
+// key itself unchanged) before using it, so the work is done once per key, not per start.
+func (k *Key) EnsureWork(ctx context.Context, difficulty int) ([]byte, error) {
+	var store func([]byte) error
+	if k.path != "" {
+		store = func(nonce []byte) error { return k.storeWork(nonce) }
+	}
+	return k.work.ensure(ctx, k.PublicKey(), difficulty, store)
+}
+
+// storeWork rewrites the key file with nonce as its work, after checking that the file still
+// holds this key: the key is never changed, only its work.
+func (k *Key) storeWork(nonce []byte) error {
+	onDisk, err := loadKey(k.path)
+	if err != nil {
+		return fmt.Errorf("identity: store proof of work: %w", err)
+	}
+	if onDisk.id != k.id {
+		return fmt.Errorf("identity: store proof of work: %s now holds key %s, not %s; leaving it alone", k.path, onDisk.id, k.id)
+	}
+	data, err := marshalKey(k.priv, nonce)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(k.path, data, true); err != nil {
+		return fmt.Errorf("identity: store proof of work: %w", err)
+	}
+	return nil
+}
+
+// MarshalPEM encodes the key as one PKCS#8 "PRIVATE KEY" PEM block, followed by its work
+// nonce in a "RTCMESH WORK" block if it has one: the format ParseKey and LoadOrCreateKey
+// read. The output is the secret.
+func (k *Key) MarshalPEM() ([]byte, error) { return marshalKey(k.priv, k.Work()) }
+
+func marshalKey(priv ed25519.PrivateKey, work []byte) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("identity: marshal key: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: keyPEMType, Bytes: der}), nil
+	out := pem.EncodeToMemory(&pem.Block{Type: keyPEMType, Bytes: der})
+	if len(work) > 0 {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: workPEMType, Bytes: work})...)
+	}
+	return out, nil
 }
 
 // ErrWave1Identity is returned for a key file written by rtcmesh before identities were
@@ -79,7 +131,9 @@ func (k *Key) MarshalPEM() ([]byte, error) {
 var ErrWave1Identity = errors.New("identity: this file holds an old (wave 1) certificate identity, whose ID cannot be " +
 	"carried over to a signing key; move the file away (the node will get a new ID) or point the node at another file")
 
-// ParseKey reads a key from PEM: exactly one PKCS#8 Ed25519 "PRIVATE KEY" block.
+// ParseKey reads a key from PEM: one PKCS#8 Ed25519 "PRIVATE KEY" block, optionally followed
+// by one "RTCMESH WORK" block holding its work nonce (a key file written before proof of work
+// has none, and gains one on first use where a difficulty is required).
 func ParseKey(data []byte) (*Key, error) {
 	block, rest := pem.Decode(data)
 	if block == nil {
@@ -91,8 +145,20 @@ func ParseKey(data []byte) (*Key, error) {
 	if block.Type != keyPEMType {
 		return nil, fmt.Errorf("identity: unexpected PEM block %q, want %q", block.Type, keyPEMType)
 	}
+	var work []byte
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, errors.New("identity: trailing data after the key")
+		wb, after := pem.Decode(rest)
+		if wb == nil || wb.Type != workPEMType {
+			return nil, errors.New("identity: trailing data after the key")
+		}
+		if len(wb.Headers) != 0 || len(wb.Bytes) != WorkNonceSize {
+			return nil, fmt.Errorf("identity: %s block is %d bytes with %d headers, want %d bytes and none",
+				workPEMType, len(wb.Bytes), len(wb.Headers), WorkNonceSize)
+		}
+		if len(bytes.TrimSpace(after)) != 0 {
+			return nil, errors.New("identity: trailing data after the work")
+		}
+		work = wb.Bytes
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
@@ -100,7 +166,9 @@ func ParseKey(data []byte) (*Key, error) {
 	}
 	switch priv := k.(type) {
 	case ed25519.PrivateKey:
-		return newKey(priv), nil
+		key := newKey(priv)
+		key.work.set(work)
+		return key, nil
 	default:
 		// An ECDSA PKCS#8 key is what wave 1 wrote next to its certificate.
 		return nil, fmt.Errorf("identity: key is %T, want Ed25519: %w", k, ErrWave1Identity)
@@ -129,12 +197,13 @@ func LoadOrCreateKey(path string) (*Key, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: create directory for %s: %w", path, err)
 	}
-	if err := writeNew(path, pemBytes); err != nil {
+	if err := writeFile(path, pemBytes, false); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return loadKey(path) // another process won the race: use its key
 		}
 		return nil, err
 	}
+	k.path = path
 	return k, nil
 }
 
@@ -150,12 +219,14 @@ func loadKey(path string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: load %s: %w", path, err)
 	}
+	k.path = path
 	return k, nil
 }
 
-// writeNew writes data to a new file at path atomically and durably, failing with fs.ErrExist
-// if path exists.
-func writeNew(path string, data []byte) (err error) {
+// writeFile writes data to path atomically and durably: a temporary file in the same
+// directory, fsync, then a hard link that fails with fs.ErrExist if path exists, or with
+// replace a rename over it (readers see the old file or the new one, never a mix).
+func writeFile(path string, data []byte, replace bool) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("identity: create temporary file for %s: %w", path, err)
@@ -176,7 +247,11 @@ func writeNew(path string, data []byte) (err error) {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("identity: close %s: %w", tmp.Name(), err)
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	install := os.Link
+	if replace {
+		install = os.Rename
+	}
+	if err := install(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return err
 		}
@@ -189,3 +264,7 @@ func writeNew(path string, data []byte) (err error) {
 	}
 	return nil
 }
+
+// workYield is SolveWork's pause between chunks: none in a Go process, where the search runs
+// on a goroutine of its own and the scheduler preempts it.
+func workYield() {}

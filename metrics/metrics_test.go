@@ -460,13 +460,22 @@ func TestTURNCollector(t *testing.T) {
 		{"rtcmesh_turn_permission_refusals_total", nil, 0},
 		{"rtcmesh_turn_quota_refusals_total", nil, 0},
 		{"rtcmesh_turn_bandwidth_drops_total", nil, 0},
+		{"rtcmesh_turn_tcp_queue_drops_total", nil, 0},
+		{"rtcmesh_turn_retired_secret_auths_total", nil, 0},
+		{"rtcmesh_turn_reloads_total", nil, 0},
+		{"rtcmesh_turn_reload_failures_total", nil, 0},
+		{"rtcmesh_turn_user_allocations_max", nil, 1},
 	} {
 		if got := value(t, fams, w.name, w.labels...); got != w.want {
 			t.Errorf("%s%q = %v, want %v", w.name, w.labels, got, w.want)
 		}
 	}
-	if n := testutil.CollectAndCount(c); n != 10 {
-		t.Errorf("TURN collector yields %d samples, want 10", n)
+	if h := fams["rtcmesh_turn_user_allocations"].GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 1 ||
+		h.GetBucket()[0].GetUpperBound() != 1 || h.GetBucket()[0].GetCumulativeCount() != 1 {
+		t.Errorf("rtcmesh_turn_user_allocations = %v, want one user with one allocation", h)
+	}
+	if n := testutil.CollectAndCount(c); n != 16 {
+		t.Errorf("TURN collector yields %d samples, want 16", n)
 	}
 	lint(t, c)
 }

@@ -74,6 +74,14 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.PeersPerRequest < 1 {
 		return nil, fmt.Errorf("rtcnode: PeersPerRequest %d must be at least 1", cfg.PeersPerRequest)
 	}
+	// Peers that require work (Link.PowBits: this node requires it of them, so it must
+	// have it too) see it in this node's first link proof. The search runs once per key:
+	// a key file keeps the nonce. A server that asks for more gets it before the hello.
+	if cfg.Link.PowBits > 0 {
+		if _, err := identity.EnsureWork(context.Background(), cfg.Key, cfg.Link.PowBits); err != nil {
+			return nil, fmt.Errorf("rtcnode: proof of work for Link.PowBits: %w", err)
+		}
+	}
 	cfg.Signal.Key = cfg.Key
 	sc, err := signalclient.New(cfg.Signal)
 	if err != nil {
@@ -126,7 +134,10 @@ func (w *Node) pumpSignals(seed uint64) {
 				servers = append(servers, rtclink.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 			}
 			w.transport.SetICEServers(servers)
-			log.Info().Int("contacts", len(m.Contacts)).Int("ice_servers", len(servers)).Msg("welcomed by the signaling server")
+			// Peers must have done the work the server asked of everyone (this node did), so a
+			// Sybil that came in by another way gets no link either; never lowered.
+			w.transport.RequireWork(m.PowBits)
+			log.Info().Int("contacts", len(m.Contacts)).Int("ice_servers", len(servers)).Int("pow_bits", m.PowBits).Msg("welcomed by the signaling server")
 			// After a reconnect the node usually has neighbours already: the overlay does
 			// not need the server.
 			if len(m.Contacts) > 0 && len(w.Neighbors()) == 0 {
@@ -171,6 +182,14 @@ func (w *Node) joinAny(ids []string, rng *rand.Rand) {
 	if err := w.Join(contact); err != nil && !errors.Is(err, node.ErrClosed) {
 		w.log.Warn().Err(err).Str("contact", contact).Msg("join")
 	}
+}
+
+// LinkProofsRefused returns how many links were closed for a bad link proof and for a peer
+// key without enough proof of work, and the difficulty now required of peers (metrics'
+// LinkProofSource).
+func (w *Node) LinkProofsRefused() (badProof, insufficientWork uint64, powBits int) {
+	st := w.transport.Stats()
+	return st.ProofsRefused, st.WorkRefused, st.PowBits
 }
 
 // SignalingConnected reports whether the node is connected to the signaling server now.

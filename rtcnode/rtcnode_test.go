@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link/rtclink"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
@@ -29,7 +30,7 @@ type signalingServer struct {
 	http *httptest.Server
 }
 
-func startSignaling(t testing.TB, addr string) *signalingServer {
+func startSignaling(t testing.TB, addr string, mods ...func(*signalserver.Config)) *signalingServer {
 	t.Helper()
 	cfg := signalserver.DefaultConfig()
 	cfg.MaxPeersPerNetwork = 200
@@ -38,6 +39,9 @@ func startSignaling(t testing.TB, addr string) *signalingServer {
 	cfg.MaxConnectionsPerSource = 1000
 	cfg.ConnectionsPerSourcePerMinute = 10000
 	cfg.HellosPerSourcePerMinute = 10000
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	srv, err := signalserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +75,7 @@ func (s *signalingServer) stop() {
 
 // startWebRTCNode starts a node on loopback. heartbeat is the link heartbeat timeout; 0 keeps
 // rtclink's default.
-func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration) *Node {
+func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Duration, mods ...func(*Config)) *Node {
 	t.Helper()
 	id, err := identity.GenerateKey()
 	if err != nil {
@@ -88,6 +92,9 @@ func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Durat
 	}
 	cfg.Signal.MinBackoff = 50 * time.Millisecond
 	cfg.Signal.MaxBackoff = 500 * time.Millisecond
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	w, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +110,9 @@ func TestWebRTCMesh(t *testing.T) {
 	m := nodetest.NewMesh(t, nodetest.Config().Membership.ActiveSize)
 	var rtc []*Node
 	t.Cleanup(func() {
+		if t.Failed() {
+			logLinks(t, rtc)
+		}
 		for _, w := range rtc {
 			w.Close()
 		}
@@ -181,3 +191,29 @@ func TestWebRTCMesh(t *testing.T) {
 	m.BroadcastAll(pick(survivors, 10), survivors)
 	m.NoDuplicates()
 }
+
+// logLinks logs what each node knows of its neighbours and links, so that a failure tells a
+// lost frame from a stalled link or a view that is not symmetric.
+func logLinks(t *testing.T, nodes []*Node) {
+	t.Helper()
+	for _, w := range nodes {
+		s := w.Stats()
+		var nbs []string
+		for _, nb := range w.Neighbors() {
+			kind := "lazy"
+			if nb.Eager {
+				kind = "eager"
+			}
+			nbs = append(nbs, short(nb.ID)+"/"+kind)
+		}
+		t.Logf("%s: neighbours %v; received gossip %d ihave %d graft %d prune %d; bad frames %d, dropped %d, slow peers %d",
+			short(w.ID()), nbs, s.Gossip.Received[gossip.Gossip], s.Gossip.Received[gossip.IHave],
+			s.Gossip.Received[gossip.Graft], s.Gossip.Received[gossip.Prune], s.BadFrames, s.FramesDropped, s.SlowPeers)
+		for _, l := range w.transport.Links() {
+			t.Logf("    link %s %s: up %v, frames in %d out %d, bytes in %d out %d, rtt %v",
+				short(l.Peer), l.Path, time.Since(l.Since).Round(time.Millisecond), l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.RTT)
+		}
+	}
+}
+
+func short(id string) string { return id[:min(8, len(id))] }

@@ -14,11 +14,12 @@
 //
 // This is signaling protocol 2 (ProtocolVersion).
 //
-//	server → client  {"type":"challenge","version":2,"nonce":"<32 random bytes, base64url>"}
+//	server → client  {"type":"challenge","version":2,"nonce":"<32 random bytes, base64url>","pow_bits":<optional: 1..32>}
 //	client → server  {"type":"hello","version":2,"id":"<optional: the ID of public_key>","network":"<name>",
-//	                   "token":"<optional>","public_key":"<32 bytes, base64url>","signature":"<64 bytes, base64url>"}
+//	                   "token":"<optional>","public_key":"<32 bytes, base64url>","signature":"<64 bytes, base64url>",
+//	                   "work":"<optional: 8 bytes, base64url>"}
 //	server → client  {"type":"welcome","id":"<the ID of public_key>","ice_servers":[{"urls":[...],"username":..,"credential":..}],
-//	                   "contacts":["<id>",...],"limits":{"max_frame_size":65536,"rate":20,"burst":100}}
+//	                   "contacts":["<id>",...],"limits":{"max_frame_size":65536,"rate":20,"burst":100},"pow_bits":<optional>}
 //	client → server  {"type":"offer","to":"<id>","sdp":"<opaque>"}
 //	server → target  {"type":"offer","from":"<sender's proven id, stamped by the server>","sdp":"<opaque>"}
 //	(same shape for "answer" with "sdp", and "candidate" with "candidate": an opaque string,
@@ -50,15 +51,30 @@
 //
 // The server derives the ID from public_key; "id" is optional, and if present must be that
 // ID. The welcome tells the client its ID. The proof is checked before anything else about
-// the hello (token, network, replacement, TURN credentials): a hello that fails it gets a
+// the hello (token, network, replacement, TURN credentials) but its proof of work, if the
+// server asks for one (below): a hello that fails it gets a
 // fatal bad_proof and has no effect. Every relay then carries as "from" the ID its sender
 // proved: the server never trusts a "from" sent by a client, so a signal "from" an ID reaches
 // anyone only if the sender holds that ID's key. (The link itself proves identities again
 // after DTLS; see DESIGN.md, Identity.)
 //
-// Binary fields (nonce, public_key, signature) are unpadded base64url (RFC 4648 §5) of exactly
-// NonceSize, PublicKeySize and SignatureSize bytes: 43, 43 and 86 characters, decoded strictly
-// (non-zero unused bits are an error), so each value has one spelling.
+// Binary fields (nonce, public_key, signature, work) are unpadded base64url (RFC 4648 §5) of
+// exactly NonceSize, PublicKeySize, SignatureSize and WorkNonceSize bytes: 43, 43, 86 and 11
+// characters, decoded strictly (non-zero unused bits are an error), so each value has one
+// spelling.
+//
+// # Proof of work
+//
+// A server may make identities cost work (open networks against Sybils; see identity's
+// work.go and README, "Costly identities"). Its challenge then carries "pow_bits", the
+// difficulty D, and the hello must carry "work", a nonce such that
+// SHA-256(identity.Transcript(identity.LabelWork, public key, nonce)) starts with D zero bits.
+// The work is checked before the signature, at the cost of one hash, and a hello without
+// enough gets a fatal insufficient_work; the welcome repeats pow_bits so the client's links can
+// require the same of peers. The work is per key, not per connection: a node searches once
+// (2^D hashes on average) and keeps the nonce beside its key. Both fields are absent when the
+// server requires no work, and a client sends "work" only when asked, so servers and clients
+// without proof of work speak version 2 exactly as before.
 //
 // # Versions
 //
@@ -93,6 +109,7 @@
 //	{"type":"error","code":"bad_hello","message":"hello: invalid field: public_key is 42 characters, want 43 (32 bytes in unpadded base64url)","fatal":true}
 //	{"type":"error","code":"bad_proof","message":"hello.signature does not sign this connection's challenge and network under hello.public_key","fatal":true}
 //	{"type":"error","code":"bad_proof","message":"hello.id is not the ID of hello.public_key, <id>","fatal":true}
+//	{"type":"error","code":"insufficient_work","message":"identity: insufficient proof of work: no work nonce, and 20 bits are required","fatal":true}
 //	{"type":"error","code":"unauthorized","message":"network \"team\" is closed: missing token","fatal":true}
 //	{"type":"error","code":"hello_required","message":"first message must be hello, got offer","fatal":true}
 //	{"type":"error","code":"handshake_timeout","message":"no hello within 10s","fatal":true}

@@ -48,9 +48,15 @@ const (
 	CodeBadHello ErrorCode = "bad_hello"
 	// CodeBadProof: the hello's signature does not verify under its public key for this
 	// connection's nonce and the hello's network, or its "id" is not the ID of its public key.
-	// Fatal, and checked before anything else about the hello: an unproven hello never
-	// touches the network, its members or TURN credentials.
+	// Fatal, and checked before anything else about the hello but its proof of work (one
+	// hash, CodeInsufficientWork): an unproven hello never touches the network, its members
+	// or TURN credentials.
 	CodeBadProof ErrorCode = "bad_proof"
+	// CodeInsufficientWork: the server requires proof of work on identity keys (the
+	// challenge's pow_bits) and the hello's work nonce is missing or does not reach it for
+	// hello.public_key. Fatal, and checked first: it costs the server one hash. The client
+	// should search for the work (identity.EnsureWork) and reconnect; the Go client does.
+	CodeInsufficientWork ErrorCode = "insufficient_work"
 	// CodeUnsupportedVersion: a challenge or hello of another protocol version than the
 	// receiver's ProtocolVersion (a hello without "version" is version 1). Fatal. The message
 	// names both versions.

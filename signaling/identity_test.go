@@ -10,6 +10,10 @@ import (
 // The sizes of hello's binary fields are those of identity keys; this package does not import
 // identity, so this test keeps the two in step.
 func TestSizesMatchIdentity(t *testing.T) {
+	if WorkNonceSize != identity.WorkNonceSize || MaxPowBits != identity.MaxWorkBits {
+		t.Fatalf("signaling work sizes (nonce %d, max bits %d) differ from identity's (%d, %d)",
+			WorkNonceSize, MaxPowBits, identity.WorkNonceSize, identity.MaxWorkBits)
+	}
 	if PublicKeySize != identity.PublicKeySize || SignatureSize != identity.SignatureSize {
 		t.Fatalf("signaling sizes (key %d, signature %d) differ from identity's (%d, %d)",
 			PublicKeySize, SignatureSize, identity.PublicKeySize, identity.SignatureSize)

@@ -41,6 +41,10 @@ const (
 	PublicKeySize = 32
 	// SignatureSize is the size of hello.signature.
 	SignatureSize = 64
+	// WorkNonceSize is the size of hello.work (identity.WorkNonceSize).
+	WorkNonceSize = 8
+	// MaxPowBits bounds challenge.pow_bits (identity.MaxWorkBits).
+	MaxPowBits = 32
 )
 
 // Protocol bounds that do not depend on server configuration.
@@ -77,6 +81,11 @@ type Challenge struct {
 	Version int `json:"version"`
 	// Nonce is NonceSize random bytes in unpadded base64url (EncodeBinary).
 	Nonce string `json:"nonce"`
+	// PowBits is the proof-of-work difficulty the server requires of identity keys (see
+	// identity.CheckWork): the hello must carry a work nonce of at least this many bits. It is
+	// absent (0) when the server requires none, so servers without proof of work send the
+	// challenge they always sent.
+	PowBits int `json:"pow_bits,omitempty"`
 }
 
 // Hello is the client's first message (client → server), the answer to the challenge. It
@@ -95,6 +104,10 @@ type Hello struct {
 	PublicKey string `json:"public_key"`
 	// Signature is SignatureSize bytes in unpadded base64url.
 	Signature string `json:"signature"`
+	// Work is the key's proof-of-work nonce, WorkNonceSize bytes in unpadded base64url. A
+	// client sends it only when the challenge asked for work (pow_bits), so a server that
+	// never asks never sees the field.
+	Work string `json:"work,omitempty"`
 }
 
 // ICEServer has the shape of the browser's RTCIceServer, so a page can pass it straight to
@@ -125,6 +138,9 @@ type Welcome struct {
 	Contacts []string `json:"contacts,omitempty"`
 	// Limits are the server's per-connection limits.
 	Limits Limits `json:"limits"`
+	// PowBits repeats the challenge's proof-of-work difficulty (absent when 0), so the
+	// client's links can require of peers what the server required of everyone.
+	PowBits int `json:"pow_bits,omitempty"`
 }
 
 // Offer relays an SDP offer. A client sets To; the server delivers it with From set to the
@@ -212,9 +228,9 @@ type messageSpec struct {
 
 // specs is read-only after init; it is a table, not mutable state.
 var specs = map[Type]messageSpec{
-	TypeChallenge: spec(func() Message { return new(Challenge) }, "version", "nonce"),
-	TypeHello:     spec(func() Message { return new(Hello) }, "version", "id", "network", "token", "public_key", "signature"),
-	TypeWelcome:   spec(func() Message { return new(Welcome) }, "id", "ice_servers", "contacts", "limits"),
+	TypeChallenge: spec(func() Message { return new(Challenge) }, "version", "nonce", "pow_bits"),
+	TypeHello:     spec(func() Message { return new(Hello) }, "version", "id", "network", "token", "public_key", "signature", "work"),
+	TypeWelcome:   spec(func() Message { return new(Welcome) }, "id", "ice_servers", "contacts", "limits", "pow_bits"),
 	TypeOffer:     spec(func() Message { return new(Offer) }, "to", "from", "sdp"),
 	TypeAnswer:    spec(func() Message { return new(Answer) }, "to", "from", "sdp"),
 	TypeCandidate: spec(func() Message { return new(Candidate) }, "to", "from", "candidate"),

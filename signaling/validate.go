@@ -118,8 +118,26 @@ func (m *Challenge) Validate() error {
 	if m.Version != ProtocolVersion {
 		return fmt.Errorf("version is %d, want %d", m.Version, ProtocolVersion)
 	}
+	if err := validatePowBits(m.PowBits); err != nil {
+		return err
+	}
 	_, err := m.NonceBytes()
 	return err
+}
+
+func validatePowBits(bits int) error {
+	if bits < 0 || bits > MaxPowBits {
+		return fmt.Errorf("pow_bits is %d, want 0..%d", bits, MaxPowBits)
+	}
+	return nil
+}
+
+// WorkBytes decodes the work nonce; it is nil when the hello carries none.
+func (m *Hello) WorkBytes() ([]byte, error) {
+	if m.Work == "" {
+		return nil, nil
+	}
+	return DecodeBinary("work", m.Work, WorkNonceSize)
 }
 
 // PublicKeyBytes decodes the public key.
@@ -150,6 +168,9 @@ func (m *Hello) Validate() error {
 		return err
 	}
 	if _, err := m.PublicKeyBytes(); err != nil {
+		return err
+	}
+	if _, err := m.WorkBytes(); err != nil {
 		return err
 	}
 	_, err := m.SignatureBytes()
@@ -197,7 +218,7 @@ func (m *Welcome) Validate() error {
 	if m.Limits.MaxFrameSize < 0 || m.Limits.Burst < 0 || m.Limits.Rate < 0 {
 		return errors.New("limits must not be negative")
 	}
-	return nil
+	return validatePowBits(m.PowBits)
 }
 
 // Validate implements Message.

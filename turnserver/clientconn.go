@@ -72,12 +72,12 @@ func unmapPort(ap netip.AddrPort) netip.AddrPort {
 type allocationEntry struct {
 	user      string
 	fromPeers *tokenBucket // nil when bandwidth is unlimited
-	// authUsername and authRealm are the credentials of the latest
-	// authenticated request on this 5-tuple, kept so that an error response
-	// can be re-signed with the same key (see rewriteErrorResponse). Guarded
-	// by Server.allocMu.
-	authUsername string
-	authRealm    string
+	// auth is the credentials and key of the latest authenticated request on
+	// this 5-tuple, kept so that an error response can be re-signed with the
+	// same key (see rewriteErrorResponse), and so that the allocation's
+	// requests are still accepted under that key after its secret is removed
+	// (see inspectRequest). Guarded by Server.allocMu.
+	auth authRecord
 }
 
 // egress inspects a message pion/turn is about to send to client from local.
@@ -165,19 +165,19 @@ func (s *Server) rewriteErrorResponse(p []byte, client, local net.Addr) []byte {
 		return p
 	}
 	signed := msg.Contains(stun.AttrMessageIntegrity)
-	var username, realm string
+	var auth authRecord
 	if !signed && msg.Type.Method == stun.MethodAllocate {
 		s.forgetPendingAuth(client, local)
 	}
 	if signed {
-		username, realm = s.recordedAuth(client, local, msg.Type.Method == stun.MethodAllocate)
+		auth = s.recordedAuth(client, local, msg.Type.Method == stun.MethodAllocate)
 	}
 	newCode := code.Code
 	switch {
 	case msg.Type.Method == stun.MethodChannelBind && code.Code == stun.CodeUnauthorized && signed && !msg.Contains(stun.AttrNonce):
 		newCode = stun.CodeForbidden
-	case msg.Type.Method == stun.MethodAllocate && code.Code == stun.CodeInsufficientCapacity && username != "":
-		if s.takeFamilyRefusal(username) {
+	case msg.Type.Method == stun.MethodAllocate && code.Code == stun.CodeInsufficientCapacity && auth.username != "":
+		if s.takeFamilyRefusal(auth.username) {
 			newCode = stun.CodeAddrFamilyNotSupported
 		}
 	}
@@ -194,12 +194,12 @@ func (s *Server) rewriteErrorResponse(p []byte, client, local net.Addr) []byte {
 	}
 	setters = append(setters, &stun.ErrorCodeAttribute{Code: newCode, Reason: reasonPhrase(newCode, code.Reason, newCode != code.Code)})
 	if signed {
-		if username == "" {
+		if auth.key == nil {
 			s.log.Debug().Stringer("client", client).Int("code", int(code.Code)).
 				Msg("turnserver: signed error response without recorded credentials left as it is")
 			return p
 		}
-		integrity := stun.MessageIntegrity(longTermKey(username, realm, restPassword(s.cfg.Secret, username)))
+		integrity := stun.MessageIntegrity(auth.key)
 		if err := integrity.Check(msg); err != nil {
 			s.log.Warn().Err(err).Stringer("client", client).Msg("turnserver: error response signed with other credentials left as it is")
 			return p
@@ -251,7 +251,18 @@ var reasonPhrases = map[stun.ErrorCode]string{
 // clientPacketConn wraps the UDP listener socket.
 type clientPacketConn struct {
 	net.PacketConn
-	s *Server
+	s   *Server
+	raw *rawUDP // nil where raw sends are not available
+}
+
+// ReadFrom reads a client's datagram and checks a request's MESSAGE-INTEGRITY
+// before pion/turn handles it (see inspectRequest).
+func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, addr, err := readPacket(c.PacketConn, c.raw, p)
+	if err == nil && n > 0 && p[0]&0xc0 == 0 {
+		c.s.inspectRequest(p[:n], addr, c.LocalAddr())
+	}
+	return n, addr, err //nolint:wrapcheck // pion/turn's read loop only needs to see the error
 }
 
 func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -259,7 +270,14 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !send {
 		return len(p), nil
 	}
-	if _, err := c.PacketConn.WriteTo(out, addr); err != nil {
+	sent, err := false, error(nil)
+	if ua, ok := addr.(*net.UDPAddr); ok && c.raw != nil {
+		_, sent, err = c.raw.writeTo(out, ua.AddrPort())
+	}
+	if !sent {
+		_, err = c.PacketConn.WriteTo(out, addr)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("write to client %v: %w", addr, err)
 	}
 	return len(p), nil
@@ -313,6 +331,8 @@ type clientStreamConn struct {
 	handshakeTimeout time.Duration
 	handshakeOnce    sync.Once
 	handshakeErr     error
+
+	framer streamFramer // used only by pion/turn's read loop for this connection
 }
 
 func (c *clientStreamConn) Read(p []byte) (int, error) {
@@ -329,7 +349,9 @@ func (c *clientStreamConn) Read(p []byte) (int, error) {
 			return 0, c.handshakeErr
 		}
 	}
-	return c.Conn.Read(p)
+	return c.framer.read(c.Conn.Read, p, func(frame []byte) {
+		c.s.inspectRequest(frame, c.RemoteAddr(), c.LocalAddr())
+	})
 }
 
 // Write queues a message for the client. Peer data (ChannelData and Data
@@ -466,4 +488,17 @@ func (w *streamWriter) close() {
 		w.err = net.ErrClosed
 	}
 	w.cond.Broadcast()
+}
+
+// readPacket reads a datagram from conn, raw when it can.
+func readPacket(conn net.PacketConn, raw *rawUDP, p []byte) (int, net.Addr, error) {
+	if raw != nil {
+		if n, addr, ok, err := raw.readFrom(p); ok {
+			if err != nil || addr == nil {
+				return n, nil, err
+			}
+			return n, addr, nil
+		}
+	}
+	return conn.ReadFrom(p) //nolint:wrapcheck // the callers' read loops only need to see the error
 }

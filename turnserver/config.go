@@ -83,6 +83,18 @@ type Config struct {
 	// RelayBindIP is the local address relay sockets bind to. The zero value
 	// means 0.0.0.0 (all IPv4 interfaces).
 	RelayBindIP netip.Addr
+	// PublicIPv6 makes an IPv4 relay dual-stack: an Allocate asking for an
+	// IPv6 relay (REQUESTED-ADDRESS-FAMILY, RFC 8656) gets a relay socket on
+	// RelayBindIPv6, advertised as PublicIPv6. Zero serves IPv4 relays only
+	// (an Allocate for IPv6 is then answered 440 Address Family not
+	// Supported). It must be an IPv6 address, and PublicIP an IPv4 one; a
+	// relay whose PublicIP is IPv6 serves IPv6 only.
+	PublicIPv6 netip.Addr
+	// RelayBindIPv6 is the local address IPv6 relay sockets bind to. Zero
+	// means PublicIPv6 itself: IPv6 hosts are rarely behind NAT, and binding
+	// to the advertised address makes replies leave from it even on a host
+	// with several (temporary, privacy) IPv6 addresses. Set :: to bind all.
+	RelayBindIPv6 netip.Addr
 	// RelayPortMin and RelayPortMax bound the relay ports (inclusive), so a
 	// firewall can open exactly that range. Both zero lets the operating
 	// system pick ephemeral ports.
@@ -99,6 +111,16 @@ type Config struct {
 	// A coturn configured with use-auth-secret and the same static-auth-secret
 	// accepts the same credentials. At least MinSecretLength bytes.
 	Secret string
+	// AcceptedSecrets are further shared secrets whose credentials are
+	// accepted (never minted), so that a secret can rotate without dropping
+	// allocations: accept the new secret here, move the signaling servers to
+	// it, then make it Secret and drop the old one (Server.Reload does each
+	// step on a running relay). An allocation made under a secret that is
+	// later removed keeps working until it ends; a new allocation under it is
+	// refused with 401. Each costs an HMAC per request; at most
+	// MaxAcceptedSecrets, each at least MinSecretLength bytes. coturn accepts
+	// the same with several static-auth-secret lines.
+	AcceptedSecrets []string
 	// CredentialTTL is the lifetime of credentials minted by
 	// Server.Credentials. Allocations outlive it only until their next
 	// refresh, which needs valid credentials.
@@ -252,6 +274,19 @@ func (cfg Config) validate() (Config, error) {
 			cfg.PublicIP, cfg.RelayBindIP))
 	}
 	switch {
+	case !cfg.PublicIPv6.IsValid() && cfg.RelayBindIPv6.IsValid():
+		errs = append(errs, errors.New("RelayBindIPv6 is set but PublicIPv6 is not"))
+	case !cfg.PublicIPv6.IsValid():
+	case !cfg.PublicIPv6.Is6() || cfg.PublicIPv6.Is4In6() || cfg.PublicIPv6.IsUnspecified():
+		errs = append(errs, fmt.Errorf("PublicIPv6 %v is not a specific IPv6 address", cfg.PublicIPv6))
+	case cfg.PublicIP.IsValid() && !cfg.PublicIP.Is4():
+		errs = append(errs, fmt.Errorf("PublicIPv6 %v needs an IPv4 PublicIP, got %v: a relay whose PublicIP is IPv6 serves IPv6 only", cfg.PublicIPv6, cfg.PublicIP))
+	case cfg.RelayBindIPv6.IsValid() && (!cfg.RelayBindIPv6.Is6() || cfg.RelayBindIPv6.Is4In6()):
+		errs = append(errs, fmt.Errorf("RelayBindIPv6 %v is not an IPv6 address", cfg.RelayBindIPv6))
+	case !cfg.RelayBindIPv6.IsValid():
+		cfg.RelayBindIPv6 = cfg.PublicIPv6
+	}
+	switch {
 	case cfg.RelayPortMin == 0 && cfg.RelayPortMax == 0:
 	case cfg.RelayPortMin == 0 || cfg.RelayPortMax < cfg.RelayPortMin:
 		errs = append(errs, fmt.Errorf("relay port range %d-%d is invalid", cfg.RelayPortMin, cfg.RelayPortMax))
@@ -262,26 +297,14 @@ func (cfg Config) validate() (Config, error) {
 	if cfg.Realm == "" {
 		errs = append(errs, errors.New("Realm is empty"))
 	}
-	if len(cfg.Secret) < MinSecretLength {
-		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d: credentials are visible to every client, so a short secret can be brute forced offline",
-			MinSecretLength, len(cfg.Secret)))
-	}
+	errs = append(errs, checkSecrets(cfg.Secret, cfg.AcceptedSecrets)...)
 	if cfg.CredentialTTL <= 0 {
 		errs = append(errs, fmt.Errorf("CredentialTTL must be positive, got %v", cfg.CredentialTTL))
-	}
-	for _, p := range cfg.AllowedPeers {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("AllowedPeers has an invalid prefix %v", p))
-		}
 	}
 	if cfg.DeniedPeers == nil {
 		cfg.DeniedPeers = DefaultDeniedPeers()
 	}
-	for _, p := range cfg.DeniedPeers {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("DeniedPeers has an invalid prefix %v", p))
-		}
-	}
+	errs = append(errs, checkPeers(cfg.AllowedPeers, cfg.DeniedPeers)...)
 	if cfg.MaxAllocationsPerUser <= 0 {
 		errs = append(errs, fmt.Errorf("MaxAllocationsPerUser must be positive, got %d", cfg.MaxAllocationsPerUser))
 	}

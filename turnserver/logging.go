@@ -1,18 +1,25 @@
 package turnserver
 
 import (
+	"time"
+
 	"github.com/pion/logging"
 	"github.com/rs/zerolog"
 )
 
 // pionLoggerFactory routes pion/turn's logs into the server's zerolog.Logger,
-// so one logger (and one level setting) covers the whole relay.
+// so one logger (and one level setting) covers the whole relay. They are
+// sampled (refusalLogBurst a second per scope): pion/turn logs some events
+// per datagram at info level, such as "No Permission or Channel exists" for
+// every datagram a stranger sends to a relay port, which would let anyone
+// flood the log.
 type pionLoggerFactory struct {
 	log zerolog.Logger
 }
 
 func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With().Str("pion", scope).Logger()}
+	return pionLogger{log: f.log.With().Str("pion", scope).Logger().
+		Sample(&zerolog.BurstSampler{Burst: refusalLogBurst, Period: time.Second})}
 }
 
 // pionLogger adapts zerolog to pion's LeveledLogger. Disabled levels cost

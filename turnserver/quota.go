@@ -49,3 +49,37 @@ func (q *quota) give(user string) {
 		delete(q.perUser, user)
 	}
 }
+
+// UserAllocationBuckets are the upper bounds of Stats.UserAllocations'
+// buckets: allocations held by one user. A fixed set, so the metric's
+// cardinality does not grow with the number of users (a series per user
+// would let every node ID that ever allocated grow the scrape).
+var UserAllocationBuckets = [...]int{1, 2, 4, 8, 16, 32, 64, 128}
+
+// UserAllocations is a histogram of users by the allocations they hold now.
+type UserAllocations struct {
+	// Users counts users with at least one allocation.
+	Users int
+	// Max is the most allocations one user holds.
+	Max int
+	// Buckets[i] counts users holding at most UserAllocationBuckets[i]
+	// allocations and more than the bound before; the last counts the rest.
+	// Not cumulative.
+	Buckets [len(UserAllocationBuckets) + 1]uint64
+}
+
+// histogram walks the per-user counts: O(users), at scrape time only.
+func (q *quota) histogram() UserAllocations {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := UserAllocations{Users: len(q.perUser)}
+	for _, n := range q.perUser {
+		h.Max = max(h.Max, n)
+		i := 0
+		for i < len(UserAllocationBuckets) && n > UserAllocationBuckets[i] {
+			i++
+		}
+		h.Buckets[i]++
+	}
+	return h
+}

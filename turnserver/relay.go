@@ -35,8 +35,8 @@ func (relayGenerator) Validate() error { return nil }
 
 func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	s := g.s
-	wantV4 := conf.Network == "udp4"
-	if wantV4 != s.cfg.RelayBindIP.Is4() {
+	public, bind, ok := s.relayAddrFor(conf.Network)
+	if !ok {
 		s.noteFamilyRefusal(conf.UserID)
 		return nil, nil, fmt.Errorf("%w: %s", errAddressFamily, conf.Network)
 	}
@@ -48,7 +48,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		s.noisyLog.Warn().Str("user", conf.UserID).Msg("turnserver: allocation quota reached while opening relay socket")
 		return nil, nil, errQuotaReached
 	}
-	inner, err := g.listen(conf.Network, conf.RequestedPort)
+	inner, err := g.listen(conf.Network, bind, conf.RequestedPort)
 	if err != nil {
 		s.quota.give(conf.UserID)
 		return nil, nil, err
@@ -59,20 +59,35 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		s.quota.give(conf.UserID)
 		return nil, nil, fmt.Errorf("relay socket has non-UDP address %v", inner.LocalAddr())
 	}
-	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID}
+	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID, raw: newRawUDP(inner)}
 	if s.cfg.BandwidthPerAllocation > 0 {
 		conn.toPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
 	}
-	relayAddr := &net.UDPAddr{IP: s.cfg.PublicIP.AsSlice(), Port: local.Port}
+	relayAddr := &net.UDPAddr{IP: public.AsSlice(), Port: local.Port}
 	return conn, relayAddr, nil
+}
+
+// relayAddrFor returns the advertised and bound relay addresses for network
+// ("udp4" or "udp6"), and false if the relay does not serve that family.
+func (s *Server) relayAddrFor(network string) (public, bind netip.Addr, ok bool) {
+	v4 := network == "udp4"
+	switch {
+	case network != "udp4" && network != "udp6":
+		return netip.Addr{}, netip.Addr{}, false
+	case v4 == s.cfg.PublicIP.Is4():
+		return s.cfg.PublicIP, s.cfg.RelayBindIP, true
+	case !v4 && s.cfg.PublicIPv6.IsValid():
+		return s.cfg.PublicIPv6, s.cfg.RelayBindIPv6, true
+	}
+	return netip.Addr{}, netip.Addr{}, false
 }
 
 // listen opens a UDP socket on the relay bind address, on the requested port
 // or a random free port in the range.
-func (g relayGenerator) listen(network string, requestedPort int) (net.PacketConn, error) {
+func (g relayGenerator) listen(network string, bindIP netip.Addr, requestedPort int) (net.PacketConn, error) {
 	cfg := &g.s.cfg
 	bind := func(port int) (net.PacketConn, error) {
-		addr := net.JoinHostPort(cfg.RelayBindIP.String(), strconv.Itoa(port))
+		addr := net.JoinHostPort(bindIP.String(), strconv.Itoa(port))
 		conn, err := net.ListenPacket(network, addr)
 		if err != nil {
 			return nil, fmt.Errorf("open relay socket %s: %w", addr, err)
@@ -121,6 +136,7 @@ type relayConn struct {
 	s       *Server
 	user    string
 	toPeers *tokenBucket // nil when bandwidth is unlimited
+	raw     *rawUDP      // nil where raw sends are not available
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,7 +165,13 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.s.counters.bandwidthDrops.Add(1)
 		return len(p), nil
 	}
-	n, err := c.PacketConn.WriteTo(p, addr)
+	n, sent, err := 0, false, error(nil)
+	if c.raw != nil {
+		n, sent, err = c.raw.writeTo(p, peer)
+	}
+	if !sent {
+		n, err = c.PacketConn.WriteTo(p, addr)
+	}
 	if n > 0 {
 		c.s.counters.bytesToPeers.Add(uint64(n))
 		c.s.counters.packetsToPeers.Add(1)
@@ -158,6 +180,11 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return n, fmt.Errorf("relay to %v: %w", peer, err)
 	}
 	return n, nil
+}
+
+// ReadFrom reads a peer's datagram, raw when it can (see rawUDP).
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	return readPacket(c.PacketConn, c.raw, p)
 }
 
 // Close closes the socket and returns its quota slot, once.
@@ -172,13 +199,14 @@ func (c *relayConn) Close() error {
 // sendAllowed is the relay socket's last check before a datagram leaves.
 func (s *Server) sendAllowed(peer netip.AddrPort) bool {
 	ip := peer.Addr().Unmap()
-	if !s.policy.allows(ip) {
+	policy := s.policy.Load()
+	if !policy.allows(ip) {
 		return false
 	}
-	if containsAddr(s.policy.allowed, ip) || s.cfg.RelayPortMax == 0 {
+	if containsAddr(policy.allowed, ip) || s.cfg.RelayPortMax == 0 {
 		return true
 	}
-	if ip == s.cfg.PublicIP || ip == s.cfg.RelayBindIP {
+	if ip == s.cfg.PublicIP || ip == s.cfg.RelayBindIP || (s.cfg.PublicIPv6.IsValid() && (ip == s.cfg.PublicIPv6 || ip == s.cfg.RelayBindIPv6)) {
 		port := peer.Port()
 		return port >= s.cfg.RelayPortMin && port <= s.cfg.RelayPortMax
 	}

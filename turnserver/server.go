@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,16 +25,21 @@ type Server struct {
 	cfg      Config
 	log      zerolog.Logger
 	noisyLog zerolog.Logger // sampled, for events a client can trigger at will
-	policy   *peerPolicy
 	quota    *quota
 	counters counters
 
 	randMu sync.Mutex
 	rand   *mathrand.Rand
 
+	// secrets and policy are what Reload replaces; readers load them once per use.
+	secrets  atomic.Pointer[secretSet]
+	policy   atomic.Pointer[peerPolicy]
+	reloadMu sync.Mutex // serialises Reload
+
 	allocMu        sync.RWMutex
 	allocs         map[tupleKey]*allocationEntry
 	pendingAuth    map[tupleKey]authRecord // authenticated Allocates awaiting their response
+	verdicts       map[clientKey]verdict   // the key that signed each client's latest request
 	familyRefusals map[string]int          // user -> Allocates refused for their address family
 
 	udpConns    []net.PacketConn // UDPSockets sockets sharing one port
@@ -59,14 +65,16 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		noisyLog: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: refusalLogBurst, Period: time.Second}),
-		policy:   &peerPolicy{allowed: cfg.AllowedPeers, denied: cfg.DeniedPeers},
 		quota:    newQuota(cfg.MaxAllocationsPerUser, cfg.MaxAllocations),
 		rand:     cfg.Rand,
 		allocs:   make(map[tupleKey]*allocationEntry),
 
 		pendingAuth:    make(map[tupleKey]authRecord),
 		familyRefusals: make(map[string]int),
+		verdicts:       make(map[clientKey]verdict),
 	}
+	s.secrets.Store(newSecretSet(cfg.Secret, cfg.AcceptedSecrets))
+	s.policy.Store(&peerPolicy{allowed: cfg.AllowedPeers, denied: cfg.DeniedPeers})
 	if s.rand == nil {
 		var seed [32]byte
 		if _, err := rand.Read(seed[:]); err != nil {
@@ -95,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	// one socket, so its allocation is always found where it was made.
 	for _, conn := range s.udpConns {
 		serverConfig.PacketConnConfigs = append(serverConfig.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &clientPacketConn{PacketConn: conn, s: s},
+			PacketConn:            &clientPacketConn{PacketConn: conn, s: s, raw: newRawUDP(conn)},
 			RelayAddressGenerator: generator,
 			PermissionHandler:     s.permitPeer,
 		})
@@ -114,8 +122,12 @@ func New(cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, fmt.Errorf("turnserver: starting pion/turn: %w", err)
 	}
-	s.log.Info().Stringer("udp", s.UDPAddr()).Stringer("tcp", s.TCPAddr()).Stringer("tls", s.TLSAddr()).
-		Stringer("public_ip", cfg.PublicIP).Msg("turnserver: listening")
+	ev := s.log.Info().Stringer("udp", s.UDPAddr()).Stringer("tcp", s.TCPAddr()).Stringer("tls", s.TLSAddr()).
+		Stringer("public_ip", cfg.PublicIP)
+	if cfg.PublicIPv6.IsValid() {
+		ev = ev.Stringer("public_ipv6", cfg.PublicIPv6)
+	}
+	ev.Int("secrets", len(s.secrets.Load().all)).Msg("turnserver: listening")
 	return s, nil
 }
 
@@ -256,11 +268,15 @@ func (s *Server) URLs(host string) []string {
 // Credentials mints credentials for nodeID valid for Config.CredentialTTL
 // from Config.Now.
 func (s *Server) Credentials(nodeID string) (username, password string) {
-	return Credentials(s.cfg.Secret, nodeID, s.cfg.CredentialTTL, s.cfg.Now())
+	return Credentials(s.secrets.Load().mint, nodeID, s.cfg.CredentialTTL, s.cfg.Now())
 }
 
 // Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() Stats { return s.counters.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.counters.snapshot()
+	st.UserAllocations = s.quota.histogram()
+	return st
+}
 
 // randomRelayPort picks a port in the relay range.
 func (s *Server) randomRelayPort() int {
@@ -272,8 +288,9 @@ func (s *Server) randomRelayPort() int {
 
 // authenticate is pion/turn's AuthHandler: it accepts unexpired TURN REST
 // usernames in this server's realm and returns the node ID as the user ID
-// (which quotas count by) and the long-term key; pion/turn then checks
-// MESSAGE-INTEGRITY with it, and a wrong password fails there (see onAuth).
+// (which quotas count by) and the long-term key that signed the request, found
+// by inspectRequest before pion/turn read it. A request no accepted secret
+// signs has no key and is answered 401, as pion/turn answers a wrong password.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
 	if ra.Realm != s.cfg.Realm {
 		s.authFailed(ra.SrcAddr, ra.Username, fmt.Errorf("realm %q is not %q", ra.Realm, s.cfg.Realm))
@@ -284,7 +301,12 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []
 		s.authFailed(ra.SrcAddr, ra.Username, err)
 		return "", nil, false
 	}
-	return nodeID, longTermKey(ra.Username, ra.Realm, restPassword(s.cfg.Secret, ra.Username)), true
+	v, ok := s.verdictFor(ra.SrcAddr, ra.Username)
+	if !ok {
+		s.authFailed(ra.SrcAddr, ra.Username, errNoSecret)
+		return "", nil, false
+	}
+	return nodeID, v.key, true
 }
 
 func (s *Server) authFailed(client net.Addr, username string, err error) {
@@ -304,51 +326,63 @@ func (s *Server) onAuth(client, local net.Addr, _, username, realm, method strin
 		return
 	}
 	key, ok := keyOf(client, local)
-	if !ok {
+	ck, ok2 := clientKeyOf(client)
+	if !ok || !ok2 {
 		return
 	}
 	s.allocMu.Lock()
 	defer s.allocMu.Unlock()
+	v, ok := s.verdicts[ck]
+	if !ok || v.username != username {
+		return // cannot happen: authenticate found it a moment ago, in this goroutine
+	}
+	delete(s.verdicts, ck)
+	if v.retired {
+		s.counters.retiredSecretAuths.Add(1)
+	}
+	rec := authRecord{username: username, realm: realm, key: v.key}
 	if entry := s.allocs[key]; entry != nil {
-		entry.authUsername, entry.authRealm = username, realm
+		entry.auth = rec
 		return
 	}
 	// Bounded: a flood of authenticated Allocate requests whose responses
 	// never leave must not grow the table; beyond the bound an error response
 	// keeps pion/turn's form.
 	if method == stun.MethodAllocate.String() && len(s.pendingAuth) < maxPendingAuth {
-		s.pendingAuth[key] = authRecord{username: username, realm: realm}
+		s.pendingAuth[key] = rec
 	}
 }
 
 // maxPendingAuth bounds Server.pendingAuth.
 const maxPendingAuth = 4096
 
-// authRecord is the credentials of an authenticated request.
+// authRecord is the credentials of an authenticated request and the key that
+// signed it.
 type authRecord struct {
 	username, realm string
+	key             []byte
 }
 
 // recordedAuth returns the credentials recorded for the latest authenticated
 // request on the 5-tuple; allocate says the response is to an Allocate,
 // whose record is then forgotten.
-func (s *Server) recordedAuth(client, local net.Addr, allocate bool) (username, realm string) {
+func (s *Server) recordedAuth(client, local net.Addr, allocate bool) authRecord {
 	key, ok := keyOf(client, local)
 	if !ok {
-		return "", ""
+		return authRecord{}
 	}
 	s.allocMu.Lock()
 	defer s.allocMu.Unlock()
 	if allocate {
 		if r, ok := s.pendingAuth[key]; ok {
 			delete(s.pendingAuth, key)
-			return r.username, r.realm
+			return r
 		}
 	}
 	if entry := s.allocs[key]; entry != nil {
-		return entry.authUsername, entry.authRealm
+		return entry.auth
 	}
-	return "", ""
+	return authRecord{}
 }
 
 // forgetPendingAuth drops the record of an Allocate that succeeded.
@@ -405,7 +439,7 @@ func (s *Server) admitAllocation(userID, _ string, client net.Addr) bool {
 // relayConn.WriteTo checks the policy once more.
 func (s *Server) permitPeer(client net.Addr, peer net.IP) bool {
 	ip, ok := netip.AddrFromSlice(peer)
-	if ok && s.policy.allows(ip) {
+	if ok && s.policy.Load().allows(ip) {
 		return true
 	}
 	s.counters.permissionRefusals.Add(1)
@@ -422,6 +456,10 @@ func (s *Server) onAllocationCreated(client, local net.Addr, _, userID, _ string
 	}
 	if key, ok := keyOf(client, local); ok {
 		s.allocMu.Lock()
+		// The Allocate's credentials, recorded by onAuth, stay with the
+		// allocation: its later requests may be signed with that key even
+		// after Reload removes the secret it came from.
+		entry.auth = s.pendingAuth[key]
 		s.allocs[key] = entry
 		s.allocMu.Unlock()
 	}

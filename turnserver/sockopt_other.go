@@ -2,7 +2,11 @@
 
 package turnserver
 
-import "syscall"
+import (
+	"net"
+	"net/netip"
+	"syscall"
+)
 
 const reusePortSupported = false
 
@@ -11,3 +15,12 @@ func setReusePort(syscall.RawConn) error { return nil }
 func forceBuffer(syscall.RawConn, bool, int) bool { return false }
 
 func socketBuffer(syscall.RawConn, bool) int { return 0 }
+
+// rawUDP exists on Linux only; elsewhere sockets are written with WriteTo.
+type rawUDP struct{}
+
+func newRawUDP(net.PacketConn) *rawUDP { return nil }
+
+func (*rawUDP) writeTo([]byte, netip.AddrPort) (int, bool, error) { return 0, false, nil }
+
+func (*rawUDP) readFrom([]byte) (int, *net.UDPAddr, bool, error) { return 0, nil, false, nil }

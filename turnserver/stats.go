@@ -27,6 +27,15 @@ type Stats struct {
 	// credentials (answered 401). The first, unauthenticated request of
 	// every transaction is a normal challenge and is not counted.
 	AuthFailures uint64
+	// RetiredSecretAuths counts requests on existing allocations accepted
+	// under a secret that Reload has since removed: the allocation keeps the
+	// key it was made with. It falls to zero growth once the clients of the
+	// old secret have refreshed their credentials or gone.
+	RetiredSecretAuths uint64
+	// Reloads counts successful Reload calls; ReloadFailures those refused
+	// as invalid (the old configuration stays).
+	Reloads        uint64
+	ReloadFailures uint64
 	// QuotaRefusals counts allocations refused by MaxAllocationsPerUser or
 	// MaxAllocations.
 	QuotaRefusals uint64
@@ -36,6 +45,10 @@ type Stats struct {
 	// client's connection could not take them: its send buffer and
 	// TCPQueueSize bytes of queue were full.
 	TCPQueueDrops uint64
+	// UserAllocations is how allocations are spread over users (node IDs)
+	// now, as a bounded histogram: a user near MaxAllocationsPerUser shows in
+	// Max and the top buckets without naming anyone.
+	UserAllocations UserAllocations
 }
 
 // BytesRelayed is the payload relayed in both directions.
@@ -51,6 +64,9 @@ type counters struct {
 	packetsFromPeers   atomic.Uint64
 	permissionRefusals atomic.Uint64
 	authFailures       atomic.Uint64
+	retiredSecretAuths atomic.Uint64
+	reloads            atomic.Uint64
+	reloadFailures     atomic.Uint64
 	quotaRefusals      atomic.Uint64
 	bandwidthDrops     atomic.Uint64
 	tcpQueueDrops      atomic.Uint64
@@ -66,6 +82,9 @@ func (c *counters) snapshot() Stats {
 		PacketsFromPeers:   c.packetsFromPeers.Load(),
 		PermissionRefusals: c.permissionRefusals.Load(),
 		AuthFailures:       c.authFailures.Load(),
+		RetiredSecretAuths: c.retiredSecretAuths.Load(),
+		Reloads:            c.reloads.Load(),
+		ReloadFailures:     c.reloadFailures.Load(),
 		QuotaRefusals:      c.quotaRefusals.Load(),
 		BandwidthDrops:     c.bandwidthDrops.Load(),
 		TCPQueueDrops:      c.tcpQueueDrops.Load(),

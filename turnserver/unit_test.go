@@ -70,7 +70,8 @@ func TestSendAllowedGuardsRelayHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{cfg: cfg, policy: &peerPolicy{denied: cfg.DeniedPeers}}
+	s := &Server{cfg: cfg}
+	s.policy.Store(&peerPolicy{denied: cfg.DeniedPeers})
 	for addr, want := range map[string]bool{
 		"9.9.9.10:50000":       true,  // another allocation on this relay
 		"9.9.9.10:50100":       true,  // last relay port
@@ -163,11 +164,20 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("valid config rejected: %v", err)
 	}
 	cases := map[string]func(*Config){
-		"no listener":          func(c *Config) { c.ListenUDP, c.ListenTCP = "", "" },
-		"TLS without cert":     func(c *Config) { c.ListenTLS = "127.0.0.1:0" },
-		"no public IP":         func(c *Config) { c.PublicIP = netip.Addr{} },
-		"unspecified public":   func(c *Config) { c.PublicIP = netip.IPv4Unspecified() },
-		"mixed families":       func(c *Config) { c.RelayBindIP = netip.MustParseAddr("::1") },
+		"no listener":        func(c *Config) { c.ListenUDP, c.ListenTCP = "", "" },
+		"TLS without cert":   func(c *Config) { c.ListenTLS = "127.0.0.1:0" },
+		"no public IP":       func(c *Config) { c.PublicIP = netip.Addr{} },
+		"unspecified public": func(c *Config) { c.PublicIP = netip.IPv4Unspecified() },
+		"mixed families":     func(c *Config) { c.RelayBindIP = netip.MustParseAddr("::1") },
+		"IPv4 as PublicIPv6": func(c *Config) { c.PublicIPv6 = netip.MustParseAddr("198.51.100.11") },
+		"unspecified IPv6":   func(c *Config) { c.PublicIPv6 = netip.IPv6Unspecified() },
+		"IPv6 twice": func(c *Config) {
+			c.PublicIP, c.PublicIPv6 = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+		},
+		"IPv6 bind alone": func(c *Config) { c.RelayBindIPv6 = netip.MustParseAddr("2001:db8::2") },
+		"IPv4 IPv6 bind": func(c *Config) {
+			c.PublicIPv6, c.RelayBindIPv6 = netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("10.0.0.1")
+		},
 		"inverted port range":  func(c *Config) { c.RelayPortMin, c.RelayPortMax = 60000, 50000 },
 		"half port range":      func(c *Config) { c.RelayPortMin = 0 },
 		"no port attempts":     func(c *Config) { c.RelayPortAttempts = 0 },

@@ -12,11 +12,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/demo"
+	"github.com/rtcmesh/rtcmesh/identity"
 )
 
 // demoFields names the flag that sets each field a demo validation error may name.
 func demoFields() map[string]string {
-	return map[string]string{"Listen": "--listen", "Network": "--network", "Nodes": "--nodes", "Chatter": "--chatter", "ICENetworks": "--ice-networks"}
+	return map[string]string{"Listen": "--listen", "Network": "--network", "Nodes": "--nodes", "Chatter": "--chatter", "ICENetworks": "--ice-networks", "PowBits": "--pow-bits"}
 }
 
 // parseDemoFlags parses the demo command's flags into a demo.Config, which it validates.
@@ -28,6 +29,7 @@ func parseDemoFlags(args []string, stderr io.Writer, getenv func(string) string)
 	fs.StringVar(&cfg.Network, "network", cfg.Network, "network (room) the nodes and, by default, the page join")
 	fs.DurationVar(&cfg.Chatter, "chatter", 10*time.Second, "how often a random Go node broadcasts a line of its own; 0 disables")
 	catchUp := fs.Duration("catch-up", cfg.Node.Gossip.CatchUpWindow, "how far back the Go nodes keep broadcasts for peers that missed them: a tab opened late shows what was said in that time, marked as history; 0 turns catch-up off")
+	fs.IntVar(&cfg.Signal.PowBits, "pow-bits", cfg.Signal.PowBits, fmt.Sprintf("proof-of-work difficulty the signaling server asks of every identity key, in bits (0 = off, at most %d): the Go nodes and the page's tab do the work before they are welcomed, and then require it of their link peers", identity.MaxWorkBits))
 	fs.Var((*prefixList)(&cfg.ICENetworks), "ice-networks", "comma-separated CIDRs the Go nodes also gather and check ICE candidates on, besides loopback and this machine's own addresses")
 	// The page is the interface of the demo: per-node info logs would bury the URL.
 	level := &logLevel{level: zerolog.WarnLevel}

@@ -78,8 +78,14 @@ func TestDemoFlags(t *testing.T) {
 	if err != nil || long.Node.Gossip.CatchUpWindow != time.Hour {
 		t.Errorf("--catch-up 1h: %v, window %v", err, long.Node.Gossip.CatchUpWindow)
 	}
+	if pow, _, err := parseDemoFlags([]string{"--pow-bits", "12"}, io.Discard, noEnv); err != nil || pow.Signal.PowBits != 12 {
+		t.Errorf("--pow-bits 12: %v, server difficulty %d", err, pow.Signal.PowBits)
+	}
+	if _, _, err := parseDemoFlags([]string{"--pow-bits", "99"}, io.Discard, noEnv); err == nil || !strings.Contains(err.Error(), "--pow-bits") {
+		t.Errorf("--pow-bits 99: %v, want an error naming the flag", err)
+	}
 	for _, args := range [][]string{
-		{"--catch-up", "1s"}, {"--catch-up", "-1m"},
+		{"--catch-up", "1s"}, {"--catch-up", "-1m"}, {"--pow-bits", "-1"},
 		{"--nodes", "-1"}, {"--listen", "0.0.0.0:8080"}, {"--listen", "192.0.2.1:80"}, {"--listen", "nonsense"},
 		{"--network", ""}, {"--chatter", "-1s"}, {"--ice-networks", "nonsense"},
 	} {

@@ -32,6 +32,22 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
+// repeatedFlag is a flag that may be given several times, each value one item as it is
+// (no comma splitting: a secret may hold any character).
+type repeatedFlag []string
+
+func (r *repeatedFlag) String() string {
+	if r == nil || len(*r) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("(%d values)", len(*r)) // never the values: they are secrets
+}
+
+func (r *repeatedFlag) Set(s string) error {
+	*r = append(*r, s)
+	return nil
+}
+
 // portRange is the value of --relay-ports: "MIN-MAX" (inclusive), or "0" for ports picked
 // by the operating system.
 type portRange struct{ min, max uint16 }

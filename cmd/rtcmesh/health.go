@@ -28,7 +28,7 @@ func checkHTTPListen(addr string) error {
 // neighbour: before that its broadcasts reach nobody (they wait for the first one). With
 // broadcast set, POST /broadcast broadcasts its body (see nodehttp.BroadcastHandler).
 func startNodeHealthServer(addr string, w *rtcnode.Node, broadcast bool, maxPayload int, log zerolog.Logger) (*metrics.Server, error) {
-	reg, err := metrics.NewRegistry(metrics.NewNodeCollector(w))
+	reg, err := metrics.NewRegistry(metrics.NewNodeCollector(w), metrics.NewLinkProofCollector(w))
 	if err != nil {
 		return nil, err
 	}

@@ -196,7 +196,7 @@ func TestTurnMetricsAndHealth(t *testing.T) {
 		t.Fatalf("parseTurnCommand: %v", err)
 	}
 	cmd := startCommand(t, func(ctx context.Context, log zerolog.Logger, ready func(turnAddrs)) error {
-		return serveTurnHTTP(ctx, c.Relay, c.HTTPListen, log, ready)
+		return serveTurnHTTP(ctx, c, nil, log, ready)
 	})
 	if cmd.addrs.HTTP == nil {
 		t.Fatal("no HTTP address with --http-listen set")

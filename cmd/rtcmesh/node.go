@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -52,7 +53,8 @@ type nodeConfig struct {
 
 func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string) (nodeConfig, error) {
 	fs := newFlagSet("node", stderr)
-	signalURL := fs.String("signal", "ws://127.0.0.1:8080/ws", "signaling server WebSocket URL")
+	signalURLs := &defaultListFlag{list: []string{"ws://127.0.0.1:8080/ws"}}
+	fs.Var(signalURLs, "signal", "signaling server WebSocket URL; repeatable or comma-separated for instances sharing their networks (rtcmesh signal --nats), tried in turn when one fails")
 	network := fs.String("network", "default", "network (room) to join")
 	token := fs.String("token", "", "token for a closed network (signaling.NetworkToken of the network name)")
 	idPath := fs.String("identity", defaultIdentityPath(), "file holding the node's identity key, whose hash is its ID; created on first start")
@@ -60,6 +62,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	profile := fs.String("profile", "wan", "timing profile: wan (links across the internet) or lan")
 	mdns := fs.Bool("mdns", true, "publish host candidates as <uuid>.local names (mDNS), as browsers do")
 	heartbeat := fs.Duration("heartbeat-timeout", link.DefaultHeartbeatTimeout, "a neighbour silent this long is taken as down")
+	powBits := fs.Int("pow-bits", 0, fmt.Sprintf("proof-of-work difficulty required of every link peer's identity key, in bits (0 = off, at most %d; %d recommended, the same on every node and the signaling server): the node does the same work once for its own key, kept in --identity", identity.MaxWorkBits, identity.RecommendedWorkBits))
 	catchUp := fs.Duration("catch-up", node.DefaultConfig().Gossip.CatchUpWindow, "how far back broadcasts are kept and fetched from neighbours after a pause, a cut or a late join (delivered with \"history\":true); 0 turns catch-up off")
 	var icePrefixes prefixList
 	fs.Var(&icePrefixes, "ice-networks", "comma-separated CIDRs: gather and check ICE candidates only on these networks (e.g. 127.0.0.0/8 for a single machine)")
@@ -70,11 +73,12 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return nodeConfig{}, err
 	}
-	if *signalURL == "" || *network == "" {
+	if len(signalURLs.list) == 0 || *network == "" {
 		return nodeConfig{}, usageError{errors.New("--signal and --network are required")}
 	}
 	// Parsing creates nothing: the identity is loaded, or its file created, by serveNode.
-	cfg := rtcnode.DefaultConfig(nil, *signalURL, *network)
+	cfg := rtcnode.DefaultConfig(nil, signalURLs.list[0], *network)
+	cfg.Signal.FallbackURLs = signalURLs.list[1:]
 	switch *profile {
 	case "wan":
 	case "lan":
@@ -98,6 +102,10 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 		return nodeConfig{}, usageError{fmt.Errorf("--catch-up %v: must be 0 (off) or longer than %v, the %s profile's catch-up interval plus settle time",
 			*catchUp, cfg.Node.Gossip.CatchUpInterval+cfg.Node.Gossip.CatchUpSettle, *profile)}
 	}
+	if err := identity.ValidateWorkBits(*powBits); err != nil {
+		return nodeConfig{}, usageError{fmt.Errorf("--pow-bits: %w", err)}
+	}
+	cfg.Link.PowBits = *powBits
 	cfg.Signal.Token = *token
 	cfg.Link.SetHeartbeatTimeout(*heartbeat)
 	if !*mdns {
@@ -161,6 +169,15 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 		return err
 	}
 	cfg.WebRTC.Key = id
+	if bits := cfg.WebRTC.Link.PowBits; bits > 0 && identity.CheckWork(id.PublicKey(), id.Work(), bits) != nil {
+		// Here rather than in rtcnode.Start, so that an interrupt stops a long search.
+		log.Info().Int("pow_bits", bits).Msg("searching for this identity's proof of work (once per key; kept in the identity file)")
+		start := time.Now()
+		if _, err := id.EnsureWork(ctx, bits); err != nil {
+			return fmt.Errorf("proof of work: %w", err)
+		}
+		log.Info().Int("pow_bits", bits).Dur("took", time.Since(start)).Msg("proof of work found")
+	}
 	cfg.WebRTC.Node.Logger = log
 	cfg.WebRTC.Link.Logger = log.With().Str("component", "link").Logger()
 	cfg.WebRTC.Signal.Logger = log.With().Str("component", "signaling").Logger()
@@ -239,4 +256,24 @@ func broadcastLines(in io.Reader, w *rtcnode.Node, maxLine int, log zerolog.Logg
 	if err := sc.Err(); err != nil {
 		log.Error().Err(err).Int("max_line", maxLine).Msg("reading standard input stopped")
 	}
+}
+
+// defaultListFlag is a listFlag with a default that the first value given replaces.
+type defaultListFlag struct {
+	list listFlag
+	set  bool
+}
+
+func (l *defaultListFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return l.list.String()
+}
+
+func (l *defaultListFlag) Set(s string) error {
+	if !l.set {
+		l.list, l.set = nil, true
+	}
+	return l.list.Set(s)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rtcmesh/rtcmesh/identity"
 )
 
 // TestParseNodeFlagsCreatesNothing: parsing only parses; the identity file is created by
@@ -76,6 +79,39 @@ func TestCatchUpFlag(t *testing.T) {
 		if !errors.As(err, &usage) || !strings.Contains(err.Error(), "--catch-up") {
 			t.Errorf("%q: error %v, want a usage error naming --catch-up", bad, err)
 		}
+	}
+}
+
+// TestPowBitsFlag: --pow-bits sets the difficulty the node's links require (0, off, by
+// default), and the node does its own work before it starts, stored in its identity file.
+func TestPowBitsFlag(t *testing.T) {
+	cfg, err := parseNodeFlags(nil, io.Discard, noEnv)
+	if err != nil || cfg.WebRTC.Link.PowBits != 0 {
+		t.Fatalf("default: %v, PowBits %d", err, cfg.WebRTC.Link.PowBits)
+	}
+	path := filepath.Join(t.TempDir(), "identity.pem")
+	cfg, err = parseNodeFlags([]string{"--pow-bits", "12", "--identity", path, "--signal", "ws://127.0.0.1:1/ws", "--log-level", "error"}, io.Discard, noEnv)
+	if err != nil || cfg.WebRTC.Link.PowBits != 12 {
+		t.Fatalf("--pow-bits 12: %v, PowBits %d", err, cfg.WebRTC.Link.PowBits)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveNode(ctx, cfg, strings.NewReader(""), io.Discard, zerolog.Nop()) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		id, err := identity.LoadOrCreateKey(path)
+		if err == nil && identity.CheckWork(id.PublicKey(), id.Work(), 12) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the identity file has no work after a start with --pow-bits 12: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/signaling/signalnats"
 	"github.com/rtcmesh/rtcmesh/signaling/signalservice"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 	"github.com/rtcmesh/rtcmesh/web"
@@ -29,9 +31,12 @@ type signalFlags struct {
 	turnDenyPeers  prefixList        // added to its built-in deny-list
 	turnListen     string
 	turnPublicIP   ipFlag
+	turnPublicIPv6 ipFlag
 	turnRelayPorts portRange
 	web            bool
 	webNetwork     string
+	nats           signalnats.Config // used when natsURLs is not empty
+	natsURLs       listFlag
 	logLevel       *logLevel
 }
 
@@ -43,15 +48,18 @@ func signalFields() map[string]string {
 		"MaxConnections": "--max-connections", "ContactCount": "--contacts", "AllowedOrigins": "--allowed-origins",
 		"NetworkSecret": "--network-secret", "TURNSecret": "--turn-secret", "Secret": "--turn-secret", "TURNURLs": "--turn-url",
 		"STUNURLs": "--stun-url", "CredentialTTL": "--turn-credential-ttl", "Realm": "--turn-realm",
-		"PublicIP": "--turn-public-ip", "Web.Network": "--web-network", "AllowedPeers": "--turn-allow-peers", "DeniedPeers": "--turn-deny-peers",
+		"PublicIP": "--turn-public-ip", "PublicIPv6": "--turn-public-ipv6", "Web.Network": "--web-network", "AllowedPeers": "--turn-allow-peers", "DeniedPeers": "--turn-deny-peers",
 		"MaxConnectionsPerSource": "--max-connections-per-source", "ConnectionsPerSourcePerMinute": "--source-connections-per-minute",
 		"HellosPerSourcePerMinute": "--source-hellos-per-minute", "TrustedProxies": "--trusted-proxies",
 		"SendQueueBytes": "--send-queue-bytes", "MaxQueuedBytes": "--max-queued-bytes", "ReservedFiles": "--reserved-files",
+		"PowBits": "--pow-bits", "URLs": "--nats", "Prefix": "--nats-prefix", "Instance": "--nats-instance",
+		"PresenceInterval": "--nats-presence-interval", "PresenceTTL": "--nats-presence-ttl", "User": "--nats-user",
+		"Token": "--nats-token", "CredsFile": "--nats-creds",
 	}
 }
 
 func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
-	f := &signalFlags{cfg: signalservice.DefaultConfig(), turn: turnserver.DefaultConfig()}
+	f := &signalFlags{cfg: signalservice.DefaultConfig(), turn: turnserver.DefaultConfig(), nats: signalnats.DefaultConfig()}
 	f.turnRelayPorts = portRange{min: f.turn.RelayPortMin, max: f.turn.RelayPortMax}
 	c, s, fs := &f.cfg, &f.cfg.Signal, newFlagSet("signal", stderr)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP address serving /ws, /healthz, /readyz and /metrics (behind a TLS-terminating proxy for wss://)")
@@ -71,9 +79,11 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.IntVar(&s.MaxQueuedBytes, "max-queued-bytes", s.MaxQueuedBytes, "bytes waiting to be written to all connections together; when used up, the connection with the most waiting is dropped")
 	fs.IntVar(&s.ContactCount, "contacts", s.ContactCount, "random live peers a welcome carries")
 	fs.Var((*listFlag)(&s.AllowedOrigins), "allowed-origins", `comma-separated browser origins (scheme://host[:port], or "*") that may connect; pages served from the server's own host always may`)
+	fs.IntVar(&s.PowBits, "pow-bits", s.PowBits, fmt.Sprintf("proof-of-work difficulty required of every identity key at hello, in bits (0 = off, at most %d; %d recommended for an open network): each Sybil ID costs 2^N hashes", identity.MaxWorkBits, identity.RecommendedWorkBits))
 	fs.StringVar(&c.NetworkSecret, "network-secret", "", fmt.Sprintf("closes every network: a hello needs the token HMAC-SHA256(secret, network); at least %d bytes (prefer RTCMESH_NETWORK_SECRET)", signalservice.MinNetworkSecretLength))
 	fs.StringVar(&f.turnListen, "turn-listen", "", `UDP and TCP address of an embedded TURN/STUN relay, e.g. 0.0.0.0:3478; empty runs none`)
 	fs.Var(&f.turnPublicIP, "turn-public-ip", "relay address the embedded TURN advertises; required unless --turn-listen names one specific IP")
+	fs.Var(&f.turnPublicIPv6, "turn-public-ipv6", "IPv6 relay address of the embedded TURN: makes it dual-stack, relay sockets for clients asking for IPv6 bind to it and it is advertised")
 	fs.StringVar(&f.turn.Realm, "turn-realm", f.turn.Realm, "TURN realm of the embedded relay")
 	fs.StringVar(&c.TURNSecret, "turn-secret", "", fmt.Sprintf("shared secret of the embedded relay and every --turn-url, at least %d bytes (prefer RTCMESH_TURN_SECRET)", turnserver.MinSecretLength))
 	fs.Var((*listFlag)(&c.TURNURLs), "turn-url", `external TURN server sharing --turn-secret, e.g. "turn:turn.example.org:3478?transport=udp"; repeatable or comma-separated`)
@@ -84,6 +94,16 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.Var((*listFlag)(&c.STUNURLs), "stun-url", `extra STUN server handed out without credentials, e.g. "stun:stun.example.org:3478"; repeatable or comma-separated`)
 	fs.BoolVar(&f.web, "web", true, "serve the demo web page at /: a browser opening it joins the mesh as a peer")
 	fs.StringVar(&f.webNetwork, "web-network", "default", "network the web page joins unless its URL says ?network=")
+	n := &f.nats
+	fs.Var(&f.natsURLs, "nats", `NATS server(s) through which this instance shares its networks with every other instance on them, e.g. "nats://nats:4222"; repeatable or comma-separated; empty runs a single instance`)
+	fs.StringVar(&n.Prefix, "nats-prefix", n.Prefix, "first token of every NATS subject, so several deployments can share one NATS")
+	fs.StringVar(&n.Instance, "nats-instance", "", "this instance's name on NATS ([A-Za-z0-9_-]); empty draws a random one")
+	fs.StringVar(&n.User, "nats-user", "", "NATS user name (with --nats-password)")
+	fs.StringVar(&n.Password, "nats-password", "", "NATS password (prefer RTCMESH_NATS_PASSWORD)")
+	fs.StringVar(&n.Token, "nats-token", "", "NATS authentication token (prefer RTCMESH_NATS_TOKEN)")
+	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and nkey seed)")
+	fs.DurationVar(&n.PresenceInterval, "nats-presence-interval", n.PresenceInterval, "how often this instance announces its members on NATS and forgets other instances' expired ones")
+	fs.DurationVar(&n.PresenceTTL, "nats-presence-ttl", n.PresenceTTL, "how long another instance's member stays known without an announcement (at least twice --nats-presence-interval): an instance that dies is forgotten within it")
 	f.logLevel = addLogLevelFlag(fs)
 	return fs, f
 }
@@ -135,6 +155,7 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 		t.ListenUDP, t.ListenTCP = l, l
 		t.Secret, t.CredentialTTL = cfg.TURNSecret, cfg.CredentialTTL
 		t.RelayPortMin, t.RelayPortMax = f.turnRelayPorts.min, f.turnRelayPorts.max
+		t.PublicIPv6 = f.turnPublicIPv6.addr
 		t.AllowedPeers = append(t.AllowedPeers, f.turnAllowPeers...)
 		if len(f.turnDenyPeers) > 0 {
 			t.DeniedPeers = append(turnserver.DefaultDeniedPeers(), f.turnDenyPeers...)
@@ -148,6 +169,11 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 	if f.web {
 		w := web.DefaultConfig(f.webNetwork)
 		cfg.Web = &w
+	}
+	if len(f.natsURLs) > 0 {
+		n := f.nats
+		n.URLs = signalnats.SplitURLs(f.natsURLs...)
+		cfg.NATS = &n
 	}
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
 		return signalservice.Config{}, 0, flagErrors(err, signalFields())

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -22,7 +23,11 @@ import (
 type turnFlags struct {
 	cfg                          turnserver.Config
 	listen, listenTCP, tlsListen string
-	publicIP                     ipFlag
+	publicIP, publicIPv6         ipFlag
+	secrets                      repeatedFlag
+	secretsFile                  string
+	allowPeersFile               string
+	denyPeersFile                string
 	denyPeers                    prefixList
 	relayPorts                   portRange
 	httpListen                   string
@@ -33,7 +38,8 @@ type turnFlags struct {
 func turnFields() map[string]string {
 	return map[string]string{
 		"ListenUDP": "--listen", "ListenTCP": "--listen-tcp", "ListenTLS": "--tls-listen", "TLSCertFile": "--tls-cert",
-		"TLSKeyFile": "--tls-key", "PublicIP": "--public-ip", "Realm": "--realm", "Secret": "--secret", "AllowedPeers": "--allow-peers", "DeniedPeers": "--deny-peers",
+		"TLSKeyFile": "--tls-key", "PublicIP": "--public-ip", "Realm": "--realm", "Secret": "--secret", "AcceptedSecrets": "--secret",
+		"PublicIPv6": "--public-ipv6", "AllowedPeers": "--allow-peers", "DeniedPeers": "--deny-peers",
 		"MaxAllocations": "--max-allocations", "MaxAllocationsPerUser": "--max-allocations-per-user", "BandwidthPerAllocation": "--bandwidth",
 	}
 }
@@ -49,7 +55,11 @@ func turnFlagSet(stderr io.Writer) (*flag.FlagSet, *turnFlags) {
 	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "PEM private key file for --tls-listen")
 	fs.Var(&f.publicIP, "public-ip", "relay address advertised to clients; required unless a listen address names one specific IP")
 	fs.StringVar(&c.Realm, "realm", c.Realm, "TURN realm")
-	fs.StringVar(&c.Secret, "secret", "", fmt.Sprintf("shared secret for ephemeral credentials, at least %d bytes (prefer RTCMESH_SECRET)", turnserver.MinSecretLength))
+	fs.Var(&f.publicIPv6, "public-ipv6", "IPv6 relay address: makes an IPv4 relay dual-stack, relay sockets for clients asking for IPv6 (REQUESTED-ADDRESS-FAMILY) bind to it and it is advertised")
+	fs.Var(&f.secrets, "secret", fmt.Sprintf("shared secret for ephemeral credentials, at least %d bytes (prefer RTCMESH_SECRET); repeat it to accept several while one rotates", turnserver.MinSecretLength))
+	fs.StringVar(&f.secretsFile, "secrets-file", "", "file of further shared secrets, one per line (# comments); re-read on SIGHUP, so secrets rotate without a restart")
+	fs.StringVar(&f.allowPeersFile, "allow-peers-file", "", "file of CIDRs (or IPs) added to --allow-peers, one or more per line (# comments); re-read on SIGHUP")
+	fs.StringVar(&f.denyPeersFile, "deny-peers-file", "", "file of CIDRs (or IPs) added to --deny-peers, one or more per line (# comments); re-read on SIGHUP")
 	fs.Var(&f.relayPorts, "relay-ports", "relay port range MIN-MAX (inclusive) to open in the firewall; 0 lets the system pick")
 	fs.Var((*prefixList)(&c.AllowedPeers), "allow-peers", "comma-separated CIDRs (or IPs) that may be relayed to even though the deny-list refuses them, for private deployments")
 	fs.Var(&f.denyPeers, "deny-peers", "comma-separated CIDRs (or IPs) refused as peers in addition to the built-in deny-list (loopback, private, link-local and the other IANA special-purpose ranges)")
@@ -67,6 +77,42 @@ type turnCommand struct {
 	Level zerolog.Level
 	// HTTPListen is the address serving /metrics, /healthz and /readyz; empty serves none.
 	HTTPListen string
+	// Reload reads the secrets and peer lists again, from the flags and the files they name:
+	// what SIGHUP applies to the running relay.
+	Reload func() (turnserver.Reloadable, error)
+}
+
+// reloadable assembles the relay's secrets and peer lists from the flags and the files they
+// name; it runs at start and on every SIGHUP. The first secret mints (--secret before the
+// file); the rest are accepted.
+func (f *turnFlags) reloadable() (turnserver.Reloadable, error) {
+	secrets := slices.Clone([]string(f.secrets))
+	allowed := slices.Clone(f.cfg.AllowedPeers)
+	denied := append(turnserver.DefaultDeniedPeers(), f.denyPeers...)
+	var errs []error
+	if f.secretsFile != "" {
+		more, err := turnserver.ReadSecretsFile(f.secretsFile)
+		errs = append(errs, err)
+		secrets = append(secrets, more...)
+	}
+	if f.allowPeersFile != "" {
+		more, err := turnserver.ReadPrefixFile(f.allowPeersFile)
+		errs = append(errs, err)
+		allowed = append(allowed, more...)
+	}
+	if f.denyPeersFile != "" {
+		more, err := turnserver.ReadPrefixFile(f.denyPeersFile)
+		errs = append(errs, err)
+		denied = append(denied, more...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return turnserver.Reloadable{}, err
+	}
+	r := turnserver.Reloadable{AllowedPeers: allowed, DeniedPeers: denied}
+	if len(secrets) > 0 {
+		r.Secret, r.AcceptedSecrets = secrets[0], secrets[1:]
+	}
+	return r, nil
 }
 
 // parseTurnCommand parses the turn command's flags and environment. Every mistake a flag can
@@ -81,8 +127,13 @@ func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) strin
 	cfg := f.cfg
 	cfg.ListenUDP, cfg.ListenTCP, cfg.ListenTLS = listenAddr(f.listen), listenAddr(f.listenTCP), listenAddr(f.tlsListen)
 	cfg.RelayPortMin, cfg.RelayPortMax = f.relayPorts.min, f.relayPorts.max
-	cfg.DeniedPeers = append(turnserver.DefaultDeniedPeers(), f.denyPeers...)
+	cfg.PublicIPv6 = f.publicIPv6.addr
 	var errs []error
+	if r, err := f.reloadable(); err != nil {
+		errs = append(errs, err)
+	} else {
+		cfg.Secret, cfg.AcceptedSecrets, cfg.AllowedPeers, cfg.DeniedPeers = r.Secret, r.AcceptedSecrets, r.AllowedPeers, r.DeniedPeers
+	}
 	if cfg.ListenTLS == "" && (cfg.TLSCertFile != "" || cfg.TLSKeyFile != "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key are only used with --tls-listen"))
 	}
@@ -96,7 +147,7 @@ func parseTurnCommand(args []string, stderr io.Writer, getenv func(string) strin
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
 		return turnCommand{}, flagErrors(err, turnFields())
 	}
-	return turnCommand{Relay: cfg, Level: f.logLevel.level, HTTPListen: f.httpListen}, nil
+	return turnCommand{Relay: cfg, Level: f.logLevel.level, HTTPListen: f.httpListen, Reload: f.reloadable}, nil
 }
 
 func runTurn(args []string, stdout, stderr io.Writer) error {
@@ -107,7 +158,10 @@ func runTurn(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, c.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serveTurnHTTP(ctx, c.Relay, c.HTTPListen, log, nil)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serveTurnHTTP(ctx, c, hup, log, nil)
 }
 
 // turnAddrs are the addresses a running relay is bound to (nil when off) and the ICE server
@@ -119,10 +173,12 @@ type turnAddrs struct {
 	HTTP net.Addr
 }
 
-// serveTurnHTTP runs the relay, and /metrics, /healthz and /readyz on httpListen unless it is
-// empty, until ctx is done, then closes them and returns nil. ready, if not nil, is called once
-// the listeners are bound. The relay logs to log.
-func serveTurnHTTP(ctx context.Context, cfg turnserver.Config, httpListen string, log zerolog.Logger, ready func(turnAddrs)) error {
+// serveTurnHTTP runs the relay, and /metrics, /healthz and /readyz on c.HTTPListen unless it is
+// empty, until ctx is done, then closes them and returns nil. Each signal on hup reloads the
+// secrets and peer lists (c.Reload); one that fails is logged and changes nothing. ready, if
+// not nil, is called once the listeners are bound. The relay logs to log.
+func serveTurnHTTP(ctx context.Context, c turnCommand, hup <-chan os.Signal, log zerolog.Logger, ready func(turnAddrs)) error {
+	cfg, httpListen := c.Relay, c.HTTPListen
 	cfg.Logger = log.With().Str("component", "turn").Logger()
 	srv, err := turnserver.New(cfg)
 	if err != nil {
@@ -146,7 +202,19 @@ func serveTurnHTTP(ctx context.Context, cfg turnserver.Config, httpListen string
 	if ready != nil {
 		ready(addrs)
 	}
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case sig := <-hup:
+			log.Info().Stringer("signal", sig).Msg("TURN relay reloading its secrets and peer lists")
+			if r, err := c.Reload(); err != nil {
+				srv.ReloadFailed(err)
+			} else {
+				_, _ = srv.Reload(r) // it logs what changed, or why it refused
+			}
+		}
+	}
 	log.Info().Msg("TURN relay shutting down")
 	state.Stopping()
 	return srv.Close() // it logs what it did over its life

@@ -47,6 +47,14 @@ type Config struct {
 	Key identity.Signer
 	// Signaler carries offers, answers and candidates to peers. Required.
 	Signaler Signaler
+	// PowBits is the proof-of-work difficulty, in bits, required of every peer's identity key
+	// (identity.CheckWork): its link proof must carry a work nonce that reaches it, or the
+	// link closes ("identity mismatch: insufficient proof of work") before any frame. It
+	// makes Sybil identities cost work even when they never pass a signaling server that asks
+	// for it. Use the same value on every node of a network (and on its signaling server).
+	// 0 (the default) requires none; at most identity.MaxWorkBits. Transport.RequireWork
+	// raises it at run time.
+	PowBits int
 	// ICEServers are the STUN/TURN servers for new PeerConnections. They
 	// usually arrive in the signaling welcome: see Transport.SetICEServers.
 	ICEServers []ICEServer
@@ -215,6 +223,9 @@ func (c *Config) validate() error {
 	}
 	if c.Signaler == nil {
 		return errors.New("rtclink: Config.Signaler is required")
+	}
+	if err := identity.ValidateWorkBits(c.PowBits); err != nil {
+		return fmt.Errorf("rtclink: Config.PowBits: %w", err)
 	}
 	if c.MDNS < MDNSQueryAndGather || c.MDNS > MDNSDisabled {
 		return fmt.Errorf("rtclink: Config.MDNS %d is not a valid mode", c.MDNS)

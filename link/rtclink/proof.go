@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/link"
 )
 
 // The link proof. DTLS authenticates the two ends' certificates, but those are disposable:
@@ -26,7 +27,16 @@ import (
 // what libp2p's WebRTC transport achieves with the fingerprints in its Noise prologue.
 //
 // No frame is accepted before the peer's proof checks out, and a missing or bad proof closes
-// the link ("identity mismatch: …").
+// the link ("identity mismatch").
+//
+// Where identities cost work (Config.PowBits, identity.CheckWork), a key that carries a work
+// nonce appends it as a third field,
+//
+//	proof <public key> <signature> <work nonce>
+//
+// and the receiver requires it to reach its difficulty for the proven key; a link from a key
+// without enough work closes as "identity mismatch: insufficient proof of work". A key without
+// work sends the two-field proof that peers without proof of work expect.
 
 // proofVerb starts the proof control message.
 const proofVerb = "proof"
@@ -44,16 +54,33 @@ func proofMessage(key identity.Signer, local, remote []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign link proof: %w", err)
 	}
-	return proofVerb + " " + base64.RawURLEncoding.EncodeToString(key.PublicKey()) + " " +
-		base64.RawURLEncoding.EncodeToString(sig), nil
+	msg := proofVerb + " " + base64.RawURLEncoding.EncodeToString(key.PublicKey()) + " " +
+		base64.RawURLEncoding.EncodeToString(sig)
+	if work := identity.WorkOf(key); len(work) > 0 {
+		msg += " " + base64.RawURLEncoding.EncodeToString(work)
+	}
+	return msg, nil
 }
 
+// reasonInsufficientWork closes a link whose peer proved its key but not enough work for it.
+const reasonInsufficientWork = link.ReasonIdentityMismatch + ": insufficient proof of work"
+
 // checkProof checks the argument of the peer's proof message (what follows "proof ") on a
-// link to peer whose DTLS fingerprints are local (ours) and remote (the peer's).
-func checkProof(peer, arg string, local, remote []byte) error {
+// link to peer whose DTLS fingerprints are local (ours) and remote (the peer's), and that the
+// proven key carries powBits of work (none if powBits is 0). A key without enough work is an
+// error wrapping identity.ErrInsufficientWork.
+func checkProof(peer, arg string, local, remote []byte, powBits int) error {
 	pubText, sigText, ok := strings.Cut(arg, " ")
 	if !ok {
 		return fmt.Errorf("malformed link proof: want a public key and a signature")
+	}
+	sigText, workText, hasWork := strings.Cut(sigText, " ")
+	var work []byte
+	if hasWork {
+		var err error
+		if work, err = base64.RawURLEncoding.Strict().DecodeString(workText); err != nil || len(work) != identity.WorkNonceSize {
+			return fmt.Errorf("malformed link proof: work nonce %.20q: want %d bytes of unpadded base64url", workText, identity.WorkNonceSize)
+		}
 	}
 	pub, err := base64.RawURLEncoding.Strict().DecodeString(pubText)
 	if err != nil {
@@ -64,5 +91,8 @@ func checkProof(peer, arg string, local, remote []byte) error {
 		return fmt.Errorf("malformed link proof: signature: %w", err)
 	}
 	// The peer signed its own fingerprint first: ours is its "other".
-	return identity.Verify(peer, pub, linkTranscript(remote, local), sig)
+	if err := identity.Verify(peer, pub, linkTranscript(remote, local), sig); err != nil {
+		return err
+	}
+	return identity.CheckWork(pub, work, powBits)
 }

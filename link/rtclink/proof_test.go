@@ -31,7 +31,7 @@ func TestLinkProofSignatureChecks(t *testing.T) {
 	}
 	// Bob checks alice's proof: his fingerprints are local, alice's remote.
 	honest := arg(alice, fpAlice[:], fpBob[:])
-	if err := checkProof(alice.ID(), honest, fpBob[:], fpAlice[:]); err != nil {
+	if err := checkProof(alice.ID(), honest, fpBob[:], fpAlice[:], 0); err != nil {
 		t.Fatalf("honest proof refused: %v", err)
 	}
 	// "proof", a key of 43 and a signature of 86 characters (unpadded base64url).
@@ -53,7 +53,7 @@ func TestLinkProofSignatureChecks(t *testing.T) {
 		{"padded base64", alice.ID(), pub + "= " + sig, nil},
 		{"empty", alice.ID(), "", nil},
 	} {
-		err := checkProof(c.claimed, c.arg, fpBob[:], fpAlice[:])
+		err := checkProof(c.claimed, c.arg, fpBob[:], fpAlice[:], 0)
 		if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
 			t.Errorf("%s: %v, want a refusal (%v)", c.name, err, c.want)
 		}

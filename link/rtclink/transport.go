@@ -137,6 +137,12 @@ type Transport struct {
 	// ignores everything it receives, like a stuck process whose sockets
 	// are still open.
 	frozen atomic.Bool
+
+	// powBits is the difficulty required of peers' keys (Config.PowBits, raised by
+	// RequireWork); the counters are Stats'.
+	powBits       atomic.Int32
+	proofsRefused atomic.Uint64
+	workRefused   atomic.Uint64
 }
 
 var _ link.Transport = (*Transport)(nil)
@@ -163,6 +169,7 @@ func New(cfg Config) (*Transport, error) {
 		successors: make(map[string]*conn),
 		iceServers: append([]ICEServer(nil), cfg.ICEServers...),
 	}
+	t.powBits.Store(int32(cfg.PowBits))
 	t.start()
 	return t, nil
 }
@@ -189,6 +196,39 @@ func (t *Transport) SetICEServers(servers []ICEServer) {
 	t.mu.Lock()
 	t.iceServers = append([]ICEServer(nil), servers...)
 	t.mu.Unlock()
+}
+
+// RequireWork raises the proof-of-work difficulty required of new links' peers to bits, if
+// that is more than the current one (Config.PowBits at first); it never lowers it. A node
+// calls it with what its signaling server requires (welcome's pow_bits), so a peer that only
+// got past another server, or none, cannot link without the same work. Out-of-range values
+// are ignored.
+func (t *Transport) RequireWork(bits int) {
+	if identity.ValidateWorkBits(bits) != nil {
+		return
+	}
+	for {
+		cur := t.powBits.Load()
+		if int32(bits) <= cur || t.powBits.CompareAndSwap(cur, int32(bits)) {
+			return
+		}
+	}
+}
+
+// Stats are counters of refused link proofs since the Transport started.
+type Stats struct {
+	// ProofsRefused counts links closed for a missing, malformed or bad link proof.
+	ProofsRefused uint64
+	// WorkRefused counts links closed because the peer's proven key lacked the proof of work
+	// required (Config.PowBits, RequireWork).
+	WorkRefused uint64
+	// PowBits is the difficulty currently required of peers.
+	PowBits int
+}
+
+// Stats returns the Transport's counters.
+func (t *Transport) Stats() Stats {
+	return Stats{ProofsRefused: t.proofsRefused.Load(), WorkRefused: t.workRefused.Load(), PowBits: int(t.powBits.Load())}
 }
 
 // Events implements link.Transport.
@@ -606,9 +646,16 @@ func (t *Transport) readLoop(c *conn, pc peerConn, local, remote []byte) {
 			if verb, arg, _ := strings.Cut(string(m.data), " "); verb == proofVerb {
 				err := errors.New("a second link proof")
 				if !proven {
-					err = checkProof(c.peer, arg, local, remote)
+					err = checkProof(c.peer, arg, local, remote, int(t.powBits.Load()))
+				}
+				if errors.Is(err, identity.ErrInsufficientWork) {
+					t.workRefused.Add(1)
+					t.log.Warn().Err(err).Str("peer", short(c.peer)).Msg("identity without enough proof of work; closing link")
+					t.closeConn(c, reasonInsufficientWork)
+					return
 				}
 				if err != nil {
+					t.proofsRefused.Add(1)
 					t.log.Warn().Err(err).Str("claimed", short(c.peer)).Msg("identity mismatch: bad link proof; closing link")
 					t.closeConn(c, link.ReasonIdentityMismatch)
 					return

@@ -45,6 +45,9 @@ var (
 	// ErrUnsupportedVersion: the server's challenge is of another signaling protocol version.
 	// Run returns it: reconnecting would not change the server.
 	ErrUnsupportedVersion = errors.New("signalclient: the server speaks another signaling protocol version")
+	// ErrTooMuchWork: the server's challenge asks for more proof of work than the client's
+	// MaxPowBits allows. Run returns it: reconnecting would not change the server.
+	ErrTooMuchWork = errors.New("signalclient: the server asks for more proof of work than MaxPowBits allows")
 )
 
 // Event is something the application should know about. Exactly one field is set.
@@ -69,6 +72,9 @@ type Stats struct {
 	EventsDropped uint64
 	// Sent counts frames handed to the writer; Received counts frames parsed.
 	Sent, Received uint64
+	// Failovers counts moves to the next of several server URLs (Config.FallbackURLs) after
+	// a session ended or a dial failed.
+	Failovers uint64
 }
 
 // Client keeps a signaling session alive. Create it with New, run Run in a goroutine, read
@@ -79,6 +85,10 @@ type Client struct {
 	log    zerolog.Logger
 	rng    *rand.Rand // used only by the Run goroutine
 	events chan Event
+	// urls is Config.URL then Config.FallbackURLs, and current the index of the one the next
+	// session dials; used only by the Run goroutine.
+	urls    []string
+	current int
 
 	mu      sync.Mutex
 	running bool
@@ -116,6 +126,7 @@ func New(cfg Config) (*Client, error) {
 		log:    cfg.Logger.With().Str("id", id).Str("network", cfg.Network).Logger(),
 		rng:    rng,
 		events: make(chan Event, cfg.EventQueueLength),
+		urls:   append([]string{cfg.URL}, cfg.FallbackURLs...),
 	}, nil
 }
 
@@ -193,7 +204,8 @@ func (c *Client) send(m signaling.Message) error {
 // returns an error wrapping the server's *signaling.Error with code replaced (another
 // connection proved this node's key: the key is in use elsewhere), unauthorized, bad_hello,
 // bad_proof, unsupported_version or origin_not_allowed, or wrapping ErrUnsupportedVersion
-// (the server speaks another protocol version). Run closes the Events channel when it
+// (the server speaks another protocol version) or ErrTooMuchWork (it asks for more proof of
+// work than MaxPowBits). Run closes the Events channel when it
 // returns and may be called only once.
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
@@ -206,6 +218,7 @@ func (c *Client) Run(ctx context.Context) error {
 	defer close(c.events)
 
 	attempt := 0
+	tried := 0 // URLs tried since the last welcome or full round, for failover
 	for {
 		welcomed, err := c.runSession(ctx)
 		if ctx.Err() != nil {
@@ -216,7 +229,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		if welcomed {
 			c.emit(Event{Disconnected: err})
-			attempt = 0
+			attempt, tried = 0, 0
 		} else {
 			c.mu.Lock()
 			c.stats.DialFailures++
@@ -231,9 +244,23 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("signalclient: %w", err)
 		}
-		delay := c.backoff(attempt)
-		attempt++
-		c.log.Info().Err(err).Dur("retry_in", delay).Msg("signaling session ended")
+		// With several URLs, the next session dials the next one. Another instance sharing
+		// the networks (see package signalnats) serves the node as well, so the first
+		// failover is quick; only after every URL failed in a row does the backoff grow.
+		tried++
+		delay := c.backoff(0)
+		if tried >= len(c.urls) {
+			tried = 0
+			delay = c.backoff(attempt)
+			attempt++
+		}
+		if len(c.urls) > 1 {
+			c.current = (c.current + 1) % len(c.urls)
+			c.mu.Lock()
+			c.stats.Failovers++
+			c.mu.Unlock()
+		}
+		c.log.Info().Err(err).Dur("retry_in", delay).Str("next_url", c.urls[c.current]).Msg("signaling session ended")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -246,7 +273,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // permanent reports whether err means reconnecting would fail the same way or do harm.
 func permanent(err error) bool {
-	if errors.Is(err, ErrUnsupportedVersion) {
+	if errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrTooMuchWork) {
 		return true
 	}
 	var se *signaling.Error
@@ -306,7 +333,7 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 	dialCtx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	t, err := dial(dialCtx, dialOptions{
-		url:          c.cfg.URL,
+		url:          c.urls[c.current],
 		header:       c.cfg.Header,
 		maxFrameSize: c.cfg.MaxFrameSize,
 		writeTimeout: c.cfg.WriteTimeout,
@@ -328,7 +355,7 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 	})
 	defer handshakeTimer.Stop()
 
-	nonce, err := c.awaitChallenge(t)
+	nonce, powBits, err := c.awaitChallenge(t)
 	if err != nil {
 		if timedOut.Load() {
 			return false, fmt.Errorf("no challenge from the server within %v (a server of signaling protocol 1 sends none): %w",
@@ -336,7 +363,16 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 		}
 		return false, err
 	}
-	hello, err := c.signHello(dialCtx, nonce)
+	work, err := c.work(ctx, powBits)
+	if err != nil {
+		return false, err
+	}
+	if timedOut.Load() {
+		// The search outlasted the handshake; the work is kept with the key (a WorkProver's),
+		// so the next session, after the usual backoff, answers at once.
+		return false, fmt.Errorf("the proof of work (%d bits) took longer than the %v handshake; reconnecting with it", powBits, c.cfg.HandshakeTimeout)
+	}
+	hello, err := c.signHello(dialCtx, nonce, work)
 	if err != nil {
 		return false, err
 	}
@@ -423,16 +459,16 @@ func (c *Client) runSession(ctx context.Context) (welcomed bool, err error) {
 // awaitChallenge reads until the server's challenge and returns its nonce. A fatal error or a
 // bye before it ends the session; frames of unknown types are skipped (see the protocol's
 // evolution rule), but a challenge of another protocol version is ErrUnsupportedVersion.
-func (c *Client) awaitChallenge(t transport) ([]byte, error) {
+func (c *Client) awaitChallenge(t transport) ([]byte, int, error) {
 	for {
 		frame, err := t.ReadMessage()
 		if err != nil {
-			return nil, fmt.Errorf("waiting for challenge: %w", err)
+			return nil, 0, fmt.Errorf("waiting for challenge: %w", err)
 		}
 		m, err := signaling.ParseMessage(frame, c.cfg.MaxFrameSize)
 		if err != nil {
 			if errors.Is(err, signaling.ErrUnsupportedVersion) {
-				return nil, fmt.Errorf("%w: this client speaks signaling protocol %d: %v", ErrUnsupportedVersion, signaling.ProtocolVersion, err)
+				return nil, 0, fmt.Errorf("%w: this client speaks signaling protocol %d: %v", ErrUnsupportedVersion, signaling.ProtocolVersion, err)
 			}
 			c.log.Warn().Err(err).Msg("ignoring unparsable frame from server while waiting for the challenge")
 			continue
@@ -444,26 +480,52 @@ func (c *Client) awaitChallenge(t transport) ([]byte, error) {
 		case *signaling.Challenge:
 			nonce, err := m.NonceBytes()
 			if err != nil { // unreachable: ParseMessage validated it
-				return nil, fmt.Errorf("challenge: %w", err)
+				return nil, 0, fmt.Errorf("challenge: %w", err)
 			}
-			return nonce, nil
+			return nonce, m.PowBits, nil
 		case *signaling.Error:
 			if m.Fatal {
-				return nil, m
+				return nil, 0, m
 			}
 			c.emit(Event{Message: m})
 		case *signaling.Bye:
-			return nil, fmt.Errorf("%w: %s", ErrServerGoingAway, m.Reason)
+			return nil, 0, fmt.Errorf("%w: %s", ErrServerGoingAway, m.Reason)
 		default:
 			c.log.Warn().Str("type", string(m.Type())).Msg("ignoring message before the challenge")
 		}
 	}
 }
 
+// work returns the work nonce the hello carries for a challenge asking for powBits: none if it
+// asks for none, else the key's. If that falls short and powBits is within MaxPowBits, it is
+// searched for first (identity.EnsureWork, which keeps it beside the key, so this happens once
+// per key and difficulty). The search heeds ctx but not the handshake deadline: if it outlasts
+// the server's patience, the session fails and the next one, after the usual backoff, finds
+// the work done.
+func (c *Client) work(ctx context.Context, powBits int) ([]byte, error) {
+	if powBits <= 0 {
+		return nil, nil
+	}
+	if have := identity.WorkOf(c.cfg.Key); identity.CheckWork(c.cfg.Key.PublicKey(), have, powBits) == nil {
+		return have, nil // done before, whatever MaxPowBits says now
+	}
+	if powBits > c.cfg.MaxPowBits {
+		return nil, fmt.Errorf("%w: %d bits asked, at most %d searched for (2^%d hashes on average)", ErrTooMuchWork, powBits, c.cfg.MaxPowBits, powBits)
+	}
+	c.log.Info().Int("pow_bits", powBits).Msg("the signaling server requires proof of work on identity keys: searching (once per key)")
+	start := time.Now()
+	w, err := identity.EnsureWork(ctx, c.cfg.Key, powBits)
+	if err != nil {
+		return nil, fmt.Errorf("proof of work for the server's %d bits: %w", powBits, err)
+	}
+	c.log.Info().Int("pow_bits", powBits).Dur("took", time.Since(start)).Msg("proof of work found")
+	return w, nil
+}
+
 // signHello builds the hello that answers nonce. Signing runs in its own goroutine so that a
 // key that never answers (a stuck browser) cannot hold the session past ctx, the handshake
 // deadline; the goroutine ends when Sign returns.
-func (c *Client) signHello(ctx context.Context, nonce []byte) ([]byte, error) {
+func (c *Client) signHello(ctx context.Context, nonce, work []byte) ([]byte, error) {
 	transcript := identity.Transcript(identity.LabelSignalingHello, nonce, []byte(c.cfg.Network))
 	type result struct {
 		sig []byte
@@ -483,14 +545,18 @@ func (c *Client) signHello(ctx context.Context, nonce []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("sign the challenge: %w", r.err)
 	}
-	hello, err := signaling.Marshal(&signaling.Hello{
+	h := &signaling.Hello{
 		Version:   signaling.ProtocolVersion,
 		ID:        c.id,
 		Network:   c.cfg.Network,
 		Token:     c.cfg.Token,
 		PublicKey: signaling.EncodeBinary(c.cfg.Key.PublicKey()),
 		Signature: signaling.EncodeBinary(r.sig),
-	})
+	}
+	if len(work) > 0 {
+		h.Work = signaling.EncodeBinary(work)
+	}
+	hello, err := signaling.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("build hello: %w", err)
 	}

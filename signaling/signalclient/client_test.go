@@ -436,3 +436,38 @@ func TestRunTwice(t *testing.T) {
 		t.Fatalf("second Run = %v", err)
 	}
 }
+
+// With several URLs, a client whose server goes away moves to the next one, and after the
+// last back to the first; a dead URL in the list costs one quick attempt, not a backoff.
+func TestFailoverToNextURL(t *testing.T) {
+	one, two := startServer(t, signalserver.Config{}), startServer(t, signalserver.Config{})
+	dead := startServer(t, signalserver.Config{})
+	dead.stop() // its address refuses connections
+	cfg := cfgFor(one, "alice", "lobby")
+	cfg.FallbackURLs = []string{dead.url(), two.url()}
+	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, time.Minute // a grown backoff would time the test out
+	c, _ := runClient(t, cfg)
+	expectWelcome(t, c)
+	if n := one.srv.Stats().Peers; n != 1 {
+		t.Fatalf("first server has %d peers, want alice", n)
+	}
+	one.stop()
+	waitFor(t, "alice on the third URL", func() bool { return two.srv.Stats().Peers == 1 })
+	if st := c.Stats(); st.Failovers != 2 || st.Sessions != 2 {
+		t.Errorf("stats %+v: want 2 failovers (past the dead URL) and 2 sessions", st)
+	}
+	for ev := next(t, c); ev.Message == nil; ev = next(t, c) { // the disconnect, then the welcome
+	}
+	// Back to the first URL, once it is up again, when the third goes away.
+	one.start(signalserver.Config{}, one.addr)
+	two.stop()
+	waitFor(t, "alice back on the first URL", func() bool { return one.srv != nil && one.srv.Stats().Peers == 1 })
+}
+
+func TestFallbackURLsValidated(t *testing.T) {
+	cfg := signalclient.DefaultConfig("ws://127.0.0.1:1/ws", keyFor("a"), "lobby")
+	cfg.FallbackURLs = []string{"http://127.0.0.1:2/ws"}
+	if _, err := signalclient.New(cfg); err == nil || !strings.Contains(err.Error(), "FallbackURLs[0]") {
+		t.Fatalf("New with an http fallback: %v, want an error naming FallbackURLs[0]", err)
+	}
+}

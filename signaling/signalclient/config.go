@@ -18,6 +18,12 @@ import (
 type Config struct {
 	// URL is the server's WebSocket endpoint, ws://host:port/ws or wss://host/ws.
 	URL string
+	// FallbackURLs are more endpoints of the same service: signaling instances that share
+	// their networks (rtcmesh signal --nats). When a session ends or a dial fails, the next
+	// session dials the next URL in turn (URL, then each fallback, then URL again), after
+	// MinBackoff; the backoff grows only after every URL failed in a row. Empty (the default)
+	// is one server.
+	FallbackURLs []string
 
 	// Key is this node's identity key; required. The client answers the server's challenge
 	// with it, and its ID (Key.ID()) is the client's node ID. Key.Sign is called from the Run
@@ -58,6 +64,13 @@ type Config struct {
 	// the welcome. Default 10 s.
 	HandshakeTimeout time.Duration
 
+	// MaxPowBits bounds the proof of work the client does for a server: a challenge asking
+	// for more bits is refused (Run returns ErrTooMuchWork) instead of spending the CPU a
+	// hostile or mistaken server asks for (32 bits is some twenty minutes of a core, hours
+	// in a browser). 0 does no work at all. Default 24 (seconds for a Go node, about a
+	// minute for a tab); at most identity.MaxWorkBits.
+	MaxPowBits int
+
 	// WriteTimeout bounds writing one frame. Default 10 s.
 	WriteTimeout time.Duration
 
@@ -93,6 +106,7 @@ func DefaultConfig(url string, key identity.Signer, network string) Config {
 		MinBackoff:       500 * time.Millisecond,
 		MaxBackoff:       30 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
+		MaxPowBits:       24,
 		WriteTimeout:     10 * time.Second,
 		IdleTimeout:      75 * time.Second,
 		MaxFrameSize:     256 << 10,
@@ -104,10 +118,16 @@ func DefaultConfig(url string, key identity.Signer, network string) Config {
 // definition of each default.
 func (c Config) validate() (Config, error) {
 	var errs []error
-	if u, err := url.Parse(c.URL); err != nil {
-		errs = append(errs, fmt.Errorf("URL: %w", err))
-	} else if u.Scheme != "ws" && u.Scheme != "wss" {
-		errs = append(errs, fmt.Errorf("URL %q: scheme must be ws or wss", c.URL))
+	for i, raw := range append([]string{c.URL}, c.FallbackURLs...) {
+		name := "URL"
+		if i > 0 {
+			name = fmt.Sprintf("FallbackURLs[%d]", i-1)
+		}
+		if u, err := url.Parse(raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		} else if u.Scheme != "ws" && u.Scheme != "wss" {
+			errs = append(errs, fmt.Errorf("%s %q: scheme must be ws or wss", name, raw))
+		}
 	}
 	if err := signaling.ValidateNetwork(c.Network); err != nil {
 		errs = append(errs, fmt.Errorf("Network: %w", err))
@@ -129,6 +149,9 @@ func (c Config) validate() (Config, error) {
 		errs = append(errs, fmt.Errorf("MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff))
 	}
 	positive("HandshakeTimeout", c.HandshakeTimeout > 0, c.HandshakeTimeout)
+	if err := identity.ValidateWorkBits(c.MaxPowBits); err != nil {
+		errs = append(errs, fmt.Errorf("MaxPowBits: %w", err))
+	}
 	positive("WriteTimeout", c.WriteTimeout > 0, c.WriteTimeout)
 	positive("IdleTimeout", c.IdleTimeout > 0, c.IdleTimeout)
 	positive("MaxFrameSize", c.MaxFrameSize > 0, c.MaxFrameSize)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/signaling"
 )
 
@@ -135,10 +136,25 @@ type Config struct {
 	// one master secret for every network to close them all. Called concurrently.
 	NetworkSecret func(network string) []byte
 
+	// PowBits is the proof-of-work difficulty, in bits, required of every identity key: the
+	// challenge announces it and a hello whose work nonce falls short gets a fatal
+	// insufficient_work (identity.CheckWork, one hash, checked before the signature). It makes
+	// each Sybil identity cost 2^PowBits hashes, once per key; closed networks' tokens still
+	// apply on top. 0 (the default) requires none; at most identity.MaxWorkBits;
+	// identity.RecommendedWorkBits for an open network that wants Sybils to cost work.
+	PowBits int
+
 	// ICEServers returns the STUN/TURN servers a welcome carries for nodeID, so an embedded
 	// TURN server can mint fresh ephemeral credentials per hello. Nil means none. Called
 	// concurrently. An invalid entry makes the welcome fail with internal_error.
 	ICEServers func(nodeID string) []signaling.ICEServer
+
+	// Cluster, when set, shares networks with other instances (see Cluster; package
+	// signalnats implements it on NATS): contacts and peer samples are drawn from every
+	// instance's members, relays reach members of other instances, a hello replaces an older
+	// connection of the same ID on any instance, and MaxPeersPerNetwork counts them all. Nil
+	// (the default) is a single instance.
+	Cluster Cluster
 
 	// Rand picks contacts and peer samples. Nil means a generator seeded from crypto/rand.
 	// The server serialises its use.
@@ -214,6 +230,9 @@ func (c Config) validate() (Config, error) {
 	positive("RateLimit", c.RateLimit > 0, c.RateLimit) // also refuses NaN
 	positive("RateBurst", c.RateBurst > 0, c.RateBurst)
 	positive("HandshakeTimeout", c.HandshakeTimeout > 0, c.HandshakeTimeout)
+	if err := identity.ValidateWorkBits(c.PowBits); err != nil {
+		errs = append(errs, fmt.Errorf("PowBits: %w", err))
+	}
 	positive("MaxPeersPerNetwork", c.MaxPeersPerNetwork > 0, c.MaxPeersPerNetwork)
 	positive("MaxConnections", c.MaxConnections > 0, c.MaxConnections)
 	if c.FileLimit < 0 {

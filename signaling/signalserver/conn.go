@@ -63,7 +63,10 @@ type conn struct {
 	net         *network
 	slot        int
 	registered  bool
-	corr        correspondents
+	// registeredAt is when the hello registered the connection, with a Cluster only: the
+	// cluster names the connection it replaces by it.
+	registeredAt time.Time
+	corr         correspondents
 }
 
 // closeWith starts closing the connection: final (if non-nil) is sent, then a close frame
@@ -145,7 +148,7 @@ func (c *conn) challenge() {
 		return
 	}
 	c.nonce = nonce
-	c.sendMessage(&signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(nonce)})
+	c.sendMessage(&signaling.Challenge{Version: signaling.ProtocolVersion, Nonce: signaling.EncodeBinary(nonce), PowBits: c.srv.cfg.PowBits})
 }
 
 func (c *conn) handshakeExpired() {
@@ -262,7 +265,13 @@ func (c *conn) handleHello(h *signaling.Hello) {
 			sourceName(c.src.key), c.srv.cfg.HellosPerSourcePerMinute))
 		return
 	}
-	// The proof comes first: an unproven hello learns nothing about the network (not even
+	// The work comes first: it costs one hash, so a flood of hellos without it never costs
+	// a signature check. It reveals nothing (the challenge announced the difficulty).
+	if err := c.checkWork(h); err != nil {
+		c.fatal(signaling.CodeInsufficientWork, err.Error())
+		return
+	}
+	// The proof comes next: an unproven hello learns nothing about the network (not even
 	// whether it is closed) and touches no member and no TURN credential.
 	id, err := c.verifyHello(h)
 	if err != nil {
@@ -325,6 +334,22 @@ func (c *conn) verifyHello(h *signaling.Hello) (string, error) {
 	return id, nil
 }
 
+// checkWork checks that h's work nonce reaches the server's PowBits for h's public key.
+func (c *conn) checkWork(h *signaling.Hello) error {
+	if c.srv.cfg.PowBits <= 0 {
+		return nil
+	}
+	pub, err := h.PublicKeyBytes()
+	if err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	work, err := h.WorkBytes()
+	if err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	return identity.CheckWork(pub, work, c.srv.cfg.PowBits)
+}
+
 // proofError is a failed proof: a message for the client, and the cause.
 type proofError struct {
 	msg string
@@ -347,6 +372,9 @@ func (c *conn) relay(to string, m signaling.Message) {
 	}
 	target := c.srv.lookupTarget(c, to)
 	if target == nil {
+		if c.relayRemote(to, m) {
+			return
+		}
 		c.refuse(signaling.CodeUnknownTarget, fmt.Sprintf("%q is not connected in network %q", to, c.network), to)
 		return
 	}

@@ -49,9 +49,10 @@ type Server struct {
 	// queued is the bytes of frames queued for all connections (MaxQueuedBytes), relayed
 	// counts relays handed to a target's queue, and noVictimUntil (Unix nanoseconds) holds off
 	// the next search for a connection to evict after one that found none.
-	queued        atomic.Int64
-	relayed       atomic.Uint64
-	noVictimUntil atomic.Int64
+	queued         atomic.Int64
+	relayed        atomic.Uint64
+	clusterRelayed atomic.Uint64
+	noVictimUntil  atomic.Int64
 
 	mu       sync.Mutex
 	closing  bool
@@ -84,8 +85,12 @@ type Stats struct {
 	Networks int
 	// Welcomed counts hellos accepted since start.
 	Welcomed uint64
-	// MessagesRelayed counts offers, answers and candidates handed to a target's queue.
+	// MessagesRelayed counts offers, answers and candidates handed to a target's queue, or
+	// to the Cluster for a target on another instance.
 	MessagesRelayed uint64
+	// ClusterRelayed counts the relays of MessagesRelayed handed to the Cluster (0 without
+	// one).
+	ClusterRelayed uint64
 	// Rejections counts errors sent (fatal and not, including connections refused at once for
 	// server_full, source_full and source_rate_limited) and slow-consumer disconnects (reply
 	// queue overflow, a write stalled beyond WriteTimeout, or eviction for MaxQueuedBytes), by
@@ -140,6 +145,11 @@ func New(cfg Config) (*Server, error) {
 		idle:     make(chan struct{}),
 		stats:    Stats{Rejections: make(map[signaling.ErrorCode]uint64)},
 	}
+	if cfg.Cluster != nil {
+		if err := cfg.Cluster.Attach(clusterHost{s}); err != nil {
+			return nil, fmt.Errorf("signalserver: attaching the cluster: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -157,6 +167,7 @@ func (s *Server) Stats() Stats {
 	out.Sources = len(s.sources.byKey)
 	out.MaxConnections = s.cfg.MaxConnections
 	out.MessagesRelayed = s.relayed.Load()
+	out.ClusterRelayed = s.clusterRelayed.Load()
 	out.QueuedBytes = s.queued.Load()
 	for _, n := range s.networks {
 		out.Peers += len(n.members)
@@ -402,11 +413,15 @@ func (s *Server) register(c *conn, id string, h *signaling.Hello) (*signaling.We
 	var old *conn
 	if n != nil {
 		old = n.members[id]
-		if old == nil && len(n.members) >= s.cfg.MaxPeersPerNetwork {
+		if old == nil && s.networkSizeLocked(h.Network, len(n.members)) >= s.cfg.MaxPeersPerNetwork {
 			s.mu.Unlock()
 			return nil, signaling.CodeNetworkFull, fmt.Sprintf("network %q has its maximum of %d peers", h.Network, s.cfg.MaxPeersPerNetwork)
 		}
 	} else {
+		if s.networkSizeLocked(h.Network, 0) >= s.cfg.MaxPeersPerNetwork {
+			s.mu.Unlock()
+			return nil, signaling.CodeNetworkFull, fmt.Sprintf("network %q has its maximum of %d peers", h.Network, s.cfg.MaxPeersPerNetwork)
+		}
 		n = &network{name: h.Network, members: make(map[string]*conn)}
 		s.networks[h.Network] = n
 	}
@@ -421,7 +436,11 @@ func (s *Server) register(c *conn, id string, h *signaling.Hello) (*signaling.We
 	}
 	n.members[id] = c
 	c.registered = true
-	contacts := s.sampleLocked(n, s.cfg.ContactCount, c)
+	if s.cfg.Cluster != nil {
+		c.registeredAt = time.Now()
+		s.cfg.Cluster.Joined(h.Network, id, c.registeredAt)
+	}
+	contacts := s.sampleAllLocked(n, s.cfg.ContactCount, c)
 	s.stats.Welcomed++
 	s.mu.Unlock()
 
@@ -429,7 +448,7 @@ func (s *Server) register(c *conn, id string, h *signaling.Hello) (*signaling.We
 		old.log.Info().Str("id", id).Msg("replaced by a newer connection that proved the same key")
 		old.fatal(signaling.CodeReplaced, fmt.Sprintf("a newer connection proved your identity key (id %s): it is in use elsewhere", id))
 	}
-	w := &signaling.Welcome{ID: id, Contacts: contacts, Limits: s.limits}
+	w := &signaling.Welcome{ID: id, Contacts: contacts, Limits: s.limits, PowBits: s.cfg.PowBits}
 	if s.cfg.ICEServers != nil {
 		// Credentials for id are minted only here, after the proof.
 		w.ICEServers = s.cfg.ICEServers(id)
@@ -465,7 +484,7 @@ func (s *Server) samplePeers(c *conn, max int) []string {
 	if !c.registered {
 		return nil
 	}
-	return s.sampleLocked(c.net, max, c)
+	return s.sampleAllLocked(c.net, max, c)
 }
 
 // lookupTarget finds the relay target for from and records them as correspondents.
@@ -487,6 +506,7 @@ func (s *Server) lookupTarget(from *conn, to string) *conn {
 // remove forgets c once both its goroutines have ended, and tells its correspondents.
 func (s *Server) remove(c *conn) {
 	var notify []*conn
+	var remote []string // correspondents on other instances
 	s.mu.Lock()
 	delete(s.conns, c)
 	if c.src != nil {
@@ -504,17 +524,22 @@ func (s *Server) remove(c *conn) {
 		if len(n.members) == 0 {
 			delete(s.networks, n.name)
 		}
+		if s.cfg.Cluster != nil {
+			s.cfg.Cluster.Left(n.name, c.id)
+		}
 		if !s.closing {
 			for _, id := range c.corr.ids() {
 				if peer := n.members[id]; peer != nil {
 					notify = append(notify, peer)
+				} else if s.cfg.Cluster != nil && s.cfg.Cluster.Present(n.name, id) {
+					remote = append(remote, id)
 				}
 			}
 		}
 	}
 	s.mu.Unlock()
 
-	if len(notify) == 0 {
+	if len(notify) == 0 && len(remote) == 0 {
 		return
 	}
 	frame, err := signaling.Marshal(&signaling.PeerLeft{ID: c.id})
@@ -524,6 +549,11 @@ func (s *Server) remove(c *conn) {
 	}
 	for _, peer := range notify {
 		peer.enqueueRelay(frame) // a peer too busy for it learns from its link instead
+	}
+	for _, id := range remote {
+		if err := s.cfg.Cluster.Relay(c.network, c.id, id, frame); err != nil {
+			s.log.Debug().Err(err).Str("to", id).Msg("peer-left to another instance failed")
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rtcmesh/rtcmesh/signaling"
+	"github.com/rtcmesh/rtcmesh/signaling/signalnats"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 	"github.com/rtcmesh/rtcmesh/web"
@@ -63,6 +64,12 @@ type Config struct {
 	CredentialTTL time.Duration
 	// STUNURLs are STUN servers (stun: or stuns:) every welcome carries, without credentials.
 	STUNURLs []string
+	// NATS, when set, shares this instance's networks with every other instance on the same
+	// NATS servers and Prefix (see package signalnats): Start connects and sets
+	// Signal.Cluster (so it must be left unset), /readyz fails while NATS is unreachable, and
+	// Close leaves NATS after the clients. Nil (the default) is a single instance. Start sets
+	// its Logger.
+	NATS *signalnats.Config
 	// Web configures the demo page served at /; nil serves none.
 	Web *web.Config
 	// Now is the clock for minting credentials. Nil means time.Now.
@@ -109,6 +116,14 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.Signal.ICEServers != nil {
 		errs = append(errs, errors.New("Signal.ICEServers is set by Start: use TURN, TURNURLs and STUNURLs"))
+	}
+	if c.Signal.Cluster != nil {
+		errs = append(errs, errors.New("Signal.Cluster is set by Start: use NATS"))
+	}
+	if c.NATS != nil {
+		if err := c.NATS.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Signal.NetworkSecret != nil && c.NetworkSecret != "" {
 		errs = append(errs, errors.New("Signal.NetworkSecret and NetworkSecret are both set: use one"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/metrics"
 	"github.com/rtcmesh/rtcmesh/signaling"
+	"github.com/rtcmesh/rtcmesh/signaling/signalnats"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 	"github.com/rtcmesh/rtcmesh/turnserver"
 	"github.com/rtcmesh/rtcmesh/web"
@@ -24,7 +25,8 @@ type Service struct {
 	sig       *signalserver.Server
 	relay     *turnserver.Server // nil without Config.TURN
 	relayURLs []string
-	page      *web.Handler // nil without Config.Web
+	cluster   *signalnats.Cluster // nil without Config.NATS
+	page      *web.Handler        // nil without Config.Web
 	http      *http.Server
 	addr      net.Addr
 
@@ -106,6 +108,15 @@ func (s *Service) startParts() error {
 	if s.relay != nil || len(cfg.TURNURLs) > 0 || len(cfg.STUNURLs) > 0 {
 		sc.ICEServers = s.iceServers
 	}
+	if cfg.NATS != nil {
+		nc := *cfg.NATS
+		nc.Logger = s.log.With().Str("component", "nats").Logger()
+		cluster, err := signalnats.Dial(nc)
+		if err != nil {
+			return fmt.Errorf("signalservice: %w", err)
+		}
+		s.cluster, sc.Cluster = cluster, cluster
+	}
 	sig, err := signalserver.New(sc)
 	if err != nil {
 		return fmt.Errorf("signalservice: signaling server: %w", err)
@@ -119,6 +130,11 @@ func (s *Service) routes() (*http.ServeMux, error) {
 	reg, err := metrics.NewRegistry(metrics.NewSignalCollector(s.sig))
 	if err != nil {
 		return nil, fmt.Errorf("signalservice: %w", err)
+	}
+	if s.cluster != nil {
+		if err := reg.Register(metrics.NewClusterCollector(s.cluster)); err != nil {
+			return nil, fmt.Errorf("signalservice: registering the cluster's metrics: %w", err)
+		}
 	}
 	if s.relay != nil {
 		if err := reg.Register(metrics.NewTURNCollector(s.relay)); err != nil {
@@ -203,7 +219,19 @@ func (s *Service) RelayURLs() []string { return s.relayURLs }
 func (s *Service) Page() *web.Handler { return s.page }
 
 // Ready reports whether the service should get traffic, as /readyz answers.
-func (s *Service) Ready() error { return s.readiness.Ready() }
+func (s *Service) Ready() error {
+	if err := s.readiness.Ready(); err != nil {
+		return err
+	}
+	if s.cluster != nil && !s.cluster.Stats().Connected {
+		return errors.New("not connected to NATS: members of other instances are out of reach")
+	}
+	return nil
+}
+
+// Cluster is the NATS cluster this instance shares its networks through, nil when
+// Config.NATS is nil.
+func (s *Service) Cluster() *signalnats.Cluster { return s.cluster }
 
 // Failed is closed when the HTTP server stopped serving: after Close, or earlier when it
 // failed (Close then returns the failure).
@@ -241,8 +269,12 @@ func (s *Service) close() error {
 	return relayErr
 }
 
-// closeRelay closes the embedded relay, if any (it logs its own figures).
+// closeRelay closes the cluster, if any (after the signaling server, whose members'
+// departures it has announced), and the embedded relay, if any (it logs its own figures).
 func (s *Service) closeRelay() error {
+	if s.cluster != nil {
+		s.cluster.Close()
+	}
 	if s.relay == nil {
 		return nil
 	}

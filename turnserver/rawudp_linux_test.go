@@ -1,0 +1,81 @@
+//go:build linux
+
+package turnserver
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+)
+
+// TestRawUDPSends checks raw sendto on the socket families the relay opens: an IPv4 socket, an
+// IPv6 one, and a dual-stack wildcard socket (what "udp" on 0.0.0.0 gives), which must send to
+// IPv4 destinations as IPv4-mapped addresses.
+func TestRawUDPSends(t *testing.T) {
+	peer4 := newLoopbackPeer(t)
+	peer6 := ipv6Loopback(t)
+	to4 := peer4.LocalAddr().(*net.UDPAddr).AddrPort()
+	to6 := peer6.LocalAddr().(*net.UDPAddr).AddrPort()
+	for _, c := range []struct {
+		network, addr string
+		dests         []netip.AddrPort
+		refused       []netip.AddrPort // not sendable raw: left to WriteTo
+	}{
+		{"udp4", "127.0.0.1:0", []netip.AddrPort{to4}, []netip.AddrPort{to6}},
+		{"udp6", "[::1]:0", []netip.AddrPort{to6}, nil},
+		{"udp", ":0", []netip.AddrPort{to4, to6}, nil},
+	} {
+		conn, err := net.ListenPacket(c.network, c.addr)
+		if err != nil {
+			t.Fatalf("listen %s %s: %v", c.network, c.addr, err)
+		}
+		defer conn.Close()
+		raw := newRawUDP(conn)
+		if raw == nil {
+			t.Fatalf("%s %s: no raw sender", c.network, c.addr)
+		}
+		for _, dest := range c.dests {
+			n, ok, err := raw.writeTo([]byte("raw"), dest)
+			if !ok || err != nil || n != 3 {
+				t.Fatalf("%s %s: writeTo %v = %d, %v, %v", c.network, c.addr, dest, n, ok, err)
+			}
+			peer := peer4
+			if dest.Addr().Is6() {
+				peer = peer6
+			}
+			buf := make([]byte, 16)
+			n, from := readWithin(t, peer, buf)
+			if string(buf[:n]) != "raw" {
+				t.Fatalf("%s %s: peer %v read %q", c.network, c.addr, dest, buf[:n])
+			}
+			// And back: the raw read names the peer as ReadFrom would.
+			if _, err := peer.WriteTo([]byte("back"), from); err != nil {
+				t.Fatal(err)
+			}
+			n, got, ok, err := raw.readFrom(buf)
+			if !ok || err != nil || string(buf[:n]) != "back" || netip.AddrPortFrom(got.AddrPort().Addr().Unmap(), got.AddrPort().Port()) != dest {
+				t.Fatalf("%s %s: readFrom = %q from %v (%v, %v), want \"back\" from %v", c.network, c.addr, buf[:n], got, ok, err, dest)
+			}
+		}
+		for _, dest := range c.refused {
+			if _, ok, _ := raw.writeTo([]byte("raw"), dest); ok {
+				t.Errorf("%s %s: raw send to %v claimed, want it left to WriteTo", c.network, c.addr, dest)
+			}
+		}
+		if _, ok, _ := raw.writeTo(nil, to4); ok {
+			t.Errorf("%s %s: an empty datagram was sent raw", c.network, c.addr)
+		}
+	}
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := newRawUDP(conn)
+	conn.Close()
+	if _, ok, err := raw.writeTo([]byte("x"), to4); !ok || err == nil {
+		t.Errorf("raw send on a closed socket: ok %v, err %v; want an error", ok, err)
+	}
+	if _, _, ok, err := raw.readFrom(make([]byte, 8)); !ok || err == nil {
+		t.Errorf("raw read on a closed socket: ok %v, err %v; want an error", ok, err)
+	}
+}
