@@ -37,9 +37,18 @@ type Config struct {
 	Limits wire.Limits
 	// TickInterval is how often the cores' timers are checked.
 	TickInterval time.Duration
-	// IdleLinkTimeout closes a link to a peer that is not a neighbour after this long without
-	// a frame either way: links opened for a shuffle reply or a refused NEIGHBOR request.
+	// IdleLinkTimeout closes a link to a peer that is no longer a neighbour after this long
+	// without a frame either way: the peer was a neighbour over this link and may well be
+	// again soon (it stays in the passive view), so the link is kept a while.
 	IdleLinkTimeout time.Duration
+	// TransientLinkTimeout closes sooner a link whose peer never was a neighbour while it was
+	// open: links opened only to carry a SHUFFLE_REPLY, or a NEIGHBOR request that was refused.
+	// Their purpose is served by the first frame or the first round trip, and each open link
+	// costs both ends CPU (ICE keepalives, heartbeats, SCTP timers) and goroutines until it is
+	// closed. It must exceed a request's round trip on an open link, or a link would close
+	// under a NEIGHBOR request whose answer is on the way (which the membership core repairs,
+	// at a cost); at most IdleLinkTimeout.
+	TransientLinkTimeout time.Duration
 	// PendingFramesPerPeer bounds the frames queued for a peer while its link is being
 	// opened; beyond it frames are dropped and counted.
 	PendingFramesPerPeer int
@@ -90,6 +99,7 @@ func DefaultConfig() Config {
 		Limits:               wire.DefaultLimits(),
 		TickInterval:         100 * time.Millisecond,
 		IdleLinkTimeout:      30 * time.Second,
+		TransientLinkTimeout: 5 * time.Second,
 		PendingFramesPerPeer: 64,
 		DeliveryQueueLength:  1024,
 		EventQueueLength:     256,
@@ -110,6 +120,7 @@ func DefaultLANConfig() Config {
 	c := DefaultConfig()
 	c.Membership = membership.DefaultLANConfig()
 	c.IdleLinkTimeout = 10 * time.Second
+	c.TransientLinkTimeout = time.Second
 	c.Gossip.CatchUpInterval = 2 * time.Second
 	c.Gossip.CatchUpSettle = c.Gossip.MissingTimeout + c.Gossip.GraftRetryTimeout
 	c.Gossip.CatchUpPullTimeout = 2 * time.Second
@@ -149,6 +160,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: TickInterval %v must be positive", c.TickInterval)
 	case c.IdleLinkTimeout <= 0:
 		return fmt.Errorf("node: IdleLinkTimeout %v must be positive", c.IdleLinkTimeout)
+	case c.TransientLinkTimeout <= 0 || c.TransientLinkTimeout > c.IdleLinkTimeout:
+		return fmt.Errorf("node: TransientLinkTimeout %v must be positive and at most IdleLinkTimeout (%v)", c.TransientLinkTimeout, c.IdleLinkTimeout)
 	case c.PendingFramesPerPeer < 1:
 		return fmt.Errorf("node: PendingFramesPerPeer %d must be at least 1", c.PendingFramesPerPeer)
 	case c.DeliveryQueueLength < 1:

@@ -6,8 +6,9 @@
 // Peers are addressed by node ID. To send to a peer the node uses the open link, or dials one
 // and queues the frames (a bounded few) until it is up. A link that goes down, or that cannot be
 // opened, is reported to the membership core as PeerDown, which repairs the active view; a
-// link to a peer that is not a neighbour (opened for a shuffle reply or a refused request) is
-// closed after Config.IdleLinkTimeout. A peer that sends a frame the wire format refuses, or a
+// link to a peer that never was a neighbour while it was open (opened for a shuffle reply or a
+// refused request) is closed after Config.TransientLinkTimeout without a frame, and a link to
+// a former neighbour after Config.IdleLinkTimeout. A peer that sends a frame the wire format refuses, or a
 // message its core refuses, is disconnected and logged; the node keeps running. A neighbour
 // whose send queue is full is disconnected too, so one slow peer cannot stall the overlay.
 package node
@@ -115,6 +116,9 @@ type Stats struct {
 	CatchUpFramesDropped uint64
 	// DeliveriesDropped and EventsDropped count what the application did not read in time.
 	DeliveriesDropped, EventsDropped uint64
+	// LinksClosedIdle counts links to non-neighbours closed for silence; TransientLinksClosed
+	// those of them that never carried a neighbour (Config.TransientLinkTimeout).
+	LinksClosedIdle, TransientLinksClosed uint64
 }
 
 // peerLink is what the node knows of its link to one peer.
@@ -124,6 +128,15 @@ type peerLink struct {
 	since      time.Time
 	lastActive time.Time
 	pending    [][]byte // frames waiting for the link to come up
+	// carried is set once the peer was a neighbour while this link was up: the link is then
+	// closed after IdleLinkTimeout of silence rather than TransientLinkTimeout.
+	carried bool
+	// closing is set once closeIdleLinks closed the link, until its LinkDown.
+	closing bool
+	// servedAt is when a SHUFFLE_REPLY arrived on a link that never carried a neighbour: the
+	// frame the peer opened it for. Unless something was sent or received after it, the next
+	// tick closes the link.
+	servedAt time.Time
 
 	// Catch-up frames are paced (see sendCatchUp): catchUp holds those waiting, in order,
 	// catchUpBytes their size; tickFrames and tickBytes what was handed to the link since the
@@ -437,6 +450,7 @@ func (n *Node) onMembershipEvent(e membership.Event) {
 		ev := Event{Type: NeighborUp, Peer: e.Peer, At: n.now()}
 		if l := n.links[e.Peer]; l != nil {
 			ev.Path = l.path
+			l.carried = l.carried || l.up
 		}
 		n.cfg.Logger.Debug().Str("peer", e.Peer).Str("path", string(ev.Path)).Msg("neighbour up")
 		n.emit(ev)
@@ -590,6 +604,7 @@ func (n *Node) onLinkEvent(ev link.Event) {
 			n.links[ev.Peer] = l
 		}
 		l.up, l.path, l.since, l.lastActive = true, ev.Path, n.now(), n.now()
+		_, l.carried = n.neighbors[ev.Peer]
 		pending := l.pending
 		l.pending = nil
 		for _, f := range pending {
@@ -619,6 +634,9 @@ func (n *Node) onFrame(peer string, data []byte) {
 		switch f.Protocol {
 		case wire.ProtocolMembership:
 			err = n.peer.StepMembership(n.elapsed, peer, f.Membership)
+			if l := n.links[peer]; err == nil && l != nil && !l.carried && f.Membership.Type == membership.ShuffleReply {
+				l.servedAt = l.lastActive
+			}
 		case wire.ProtocolGossip:
 			err = n.peer.StepGossip(n.elapsed, peer, f.Gossip)
 		case wire.ProtocolControl:
@@ -634,15 +652,30 @@ func (n *Node) onFrame(peer string, data []byte) {
 	}
 }
 
-// closeIdleLinks closes links to peers that are not neighbours and have been quiet.
+// closeIdleLinks closes links to peers that are not neighbours and have been quiet: after
+// TransientLinkTimeout a link that never carried a neighbour, after IdleLinkTimeout one that
+// did, and at once one that never carried a neighbour and brought a SHUFFLE_REPLY, its last
+// frame.
 func (n *Node) closeIdleLinks() {
 	now := n.now()
 	for peer, l := range n.links {
-		if _, isNeighbor := n.neighbors[peer]; isNeighbor || !l.up {
+		if _, isNeighbor := n.neighbors[peer]; isNeighbor || !l.up || l.closing {
 			continue
 		}
-		if now.Sub(l.lastActive) > n.cfg.IdleLinkTimeout {
-			n.tr.CloseLink(peer, "idle")
+		timeout, reason := n.cfg.IdleLinkTimeout, "idle"
+		if !l.carried {
+			timeout, reason = n.cfg.TransientLinkTimeout, "transient link served"
+		}
+		// A link opened to bring this node a SHUFFLE_REPLY has served its purpose once it came,
+		// if nothing else crossed it since.
+		served := !l.carried && !l.servedAt.IsZero() && !l.lastActive.After(l.servedAt)
+		if served || now.Sub(l.lastActive) > timeout {
+			l.closing = true
+			n.stats.LinksClosedIdle++
+			if !l.carried {
+				n.stats.TransientLinksClosed++
+			}
+			n.tr.CloseLink(peer, reason)
 		}
 	}
 }

@@ -236,6 +236,8 @@ func TestConfigErrors(t *testing.T) {
 		"no transport":   func(c *node.Config) { c.Transport = nil },
 		"no key":         func(c *node.Config) { c.Key = nil },
 		"no tick":        func(c *node.Config) { c.TickInterval = 0 },
+		"no transient":   func(c *node.Config) { c.TransientLinkTimeout = 0 },
+		"transient>idle": func(c *node.Config) { c.TransientLinkTimeout = c.IdleLinkTimeout + 1 },
 		"payload > wire": func(c *node.Config) { c.Gossip.MaxPayload = c.Limits.MaxPayload + 1 },
 		"spans > wire":   func(c *node.Config) { c.Gossip.CatchUpSpans = c.Limits.MaxSpans + 1 },
 		"refs > wire":    func(c *node.Config) { c.Gossip.CatchUpMaxRefs = c.Limits.MaxRefs + 1 },

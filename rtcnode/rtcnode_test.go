@@ -84,7 +84,7 @@ func startWebRTCNode(t testing.TB, url string, seed uint64, heartbeat time.Durat
 	cfg := DefaultConfig(id, url, "test")
 	cfg.Node = nodetest.Config()
 	cfg.Node.Seed = seed
-	cfg.Link.SettingEngine = rtclink.NetworkSettings([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	cfg.Link.SetICENetworks([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	cfg.Link.MDNS = rtclink.MDNSDisabled
 	if heartbeat > 0 {
 		cfg.Link.HeartbeatInterval = heartbeat / 6

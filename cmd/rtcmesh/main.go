@@ -2,7 +2,8 @@
 // `node` joins a network and broadcasts the lines of its standard input, `demo` runs a whole
 // network with its web page on localhost, `signal` serves
 // WebSocket signaling (optionally with an embedded TURN relay), `turn` runs
-// the TURN/STUN relay on its own, `sim` explores the protocols at scale in the deterministic
+// the TURN/STUN relay on its own, `bench mesh` runs real nodes on loopback and measures what
+// they cost, `sim` explores the protocols at scale in the deterministic
 // simulator, and `version` prints build information. Every flag of every subcommand can also
 // be set through an environment variable named RTCMESH_ followed by the flag's name in
 // capitals with dashes as underscores (--fail → RTCMESH_FAIL); a flag given on the command
@@ -35,6 +36,7 @@ func commands() []command {
 		{name: "demo", summary: "run signaling, TURN, the web page and 8 Go nodes on localhost; open the URL it prints", run: runDemo},
 		{name: "signal", summary: "serve WebSocket signaling at /ws, optionally with an embedded TURN relay", run: runSignal},
 		{name: "turn", summary: "run the TURN/STUN relay on its own", run: runTurn},
+		{name: "bench", summary: "bench mesh: run real WebRTC nodes on loopback and print what they cost, idle and broadcasting", run: runBench},
 		{name: "sim", summary: "simulate HyParView + Plumtree over thousands of nodes and print figures", run: runSim},
 		{name: "version", summary: "print the version and build information", run: runVersion},
 	}

@@ -112,7 +112,7 @@ func parseNodeFlags(args []string, stderr io.Writer, getenv func(string) string)
 		cfg.Link.MDNS = rtclink.MDNSDisabled
 	}
 	if len(icePrefixes) > 0 {
-		cfg.Link.SettingEngine = rtclink.NetworkSettings(icePrefixes)
+		cfg.Link.SetICENetworks(icePrefixes)
 	}
 	return nodeConfig{WebRTC: cfg, IdentityPath: *idPath, Ephemeral: *ephemeral, LogLevel: level.level, MaxLine: *maxLine,
 		HTTPListen: *httpListen, HTTPBroadcast: *httpBroadcast}, nil

@@ -67,12 +67,16 @@ func layers() map[string]rule {
 		// The WebRTC node: the runtime over rtclink, meeting peers through signaling.
 		"rtcnode": {internal: []string{"node", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
+		// The ladder of real nodes (`rtcmesh bench mesh`): a signaling server and rtcnode nodes
+		// in worker processes.
+		"rtcnode/meshbench": {internal: []string{"gossip", "identity", "link/rtclink", "node", "rtcnode", "signaling/signalserver"},
+			external: []string{"github.com/rs/zerolog"}},
 		"node/nodehttp": {internal: []string{"node"}, external: []string{"github.com/rs/zerolog"}},
 		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "signaling/signalnats", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
 		"cmd/rtcmesh": {internal: []string{"sim", "link", "signaling/signalservice", "signaling/signalnats", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",
-			"chat", "web", "demo"},
+			"chat", "web", "demo", "rtcnode/meshbench"},
 			external: []string{"github.com/rs/zerolog"}},
 		"chat":             {},
 		"internal/browser": {}, // syscall/js helpers for the js/wasm twins

@@ -3,6 +3,7 @@ package rtclink
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -60,6 +61,9 @@ type Config struct {
 	// MDNS selects mDNS use. Default MDNSQueryAndGather. pion opens one mDNS
 	// socket per PeerConnection (v4 has no way to share one).
 	MDNS MDNSMode
+	// UDPSocket selects the UDP sockets of the links' ICE: one shared by the links this end
+	// answers (the default), or one per link.
+	UDPSocket UDPSocketConfig
 	// RelayOnly makes every link go through a TURN relay of ICEServers: only
 	// relay candidates are gathered and offered (ICE transport policy
 	// "relay"), without their related address, so peers and the signaling
@@ -74,8 +78,14 @@ type Config struct {
 	// ICEFailedTimeout: disconnected for this long more fails the connection,
 	// which closes the link (pion's default is 25s). Default 6s.
 	ICEFailedTimeout time.Duration
-	// ICEKeepaliveInterval: ICE binding traffic sent on an idle pair, which
-	// also keeps NAT mappings open. Default 1s.
+	// ICEKeepaliveInterval: how often ICE sends a binding request on the
+	// selected pair (pion sends it whatever other traffic there is: it is
+	// consent freshness, RFC 7675), which also keeps NAT mappings open. The
+	// heartbeat's pings and pongs already cross the pair every
+	// HeartbeatInterval, so ICE never sees a pair quiet for
+	// ICEDisconnectedTimeout; this only has to stay well inside NAT timeouts
+	// (30 s and more) and browsers' 30 s consent expiry. Default 2s: 1s
+	// cost an idle link one more STUN round trip a second.
 	ICEKeepaliveInterval time.Duration
 
 	// HeartbeatInterval: how often a ping goes out on every open link. Any
@@ -131,6 +141,40 @@ type Config struct {
 	SettingEngine *SettingEngine
 }
 
+// UDPSocketConfig selects the UDP sockets ICE uses for host candidates. By default every link
+// a Transport answers shares one socket per local address (pion's ICE UDP mux), opened by New
+// and closed by Close, and every link it offers has sockets of its own, as all links had
+// before: pion's mux tells its connections apart by the peer's address, so two connections
+// between the same two shared sockets (glare, a successor beside a live link) would take each
+// other's packets, and an offered connection never meets the peer's shared socket on both
+// ends. About half of a node's links then need no socket of their own, and its answered host
+// candidates carry one port. The sockets are never shared with another Transport of the
+// process either: two ICE agents on one socket cannot reach each other. Server-reflexive
+// candidates (STUN) and relay candidates (TURN) keep sockets of their own; mDNS names the
+// shared socket's host candidates as it names per-link ones. The browser ignores all of this.
+type UDPSocketConfig struct {
+	// Shared makes the links this end answers share the sockets. It applies only when the
+	// Transport knows which addresses ICE may use: with no SettingEngine, or with Networks set
+	// (SetICENetworks sets both). A SettingEngine set by hand (a vnet, other filters) cannot
+	// be inspected, so its links keep a socket each. Default true.
+	Shared bool
+	// Port is the shared sockets' port; 0 (the default) picks a free one per address. A fixed
+	// port lets a firewall admit the links peers open to this node by one rule.
+	Port int
+	// Networks restricts the shared sockets to local addresses inside these networks, as
+	// NetworkSettings restricts gathering; nil: every address of every interface that is up,
+	// loopback excluded.
+	Networks []netip.Prefix
+}
+
+// SetICENetworks restricts ICE to local and remote addresses inside networks: the
+// SettingEngine becomes NetworkSettings(networks) and the shared UDP socket listens inside
+// them. With 127.0.0.0/8, every packet stays on the machine's loopback.
+func (c *Config) SetICENetworks(networks []netip.Prefix) {
+	c.SettingEngine = NetworkSettings(networks)
+	c.UDPSocket.Networks = append([]netip.Prefix(nil), networks...)
+}
+
 // DefaultConfig returns a Config for the given identity and signaler with every other field
 // at its default. It is the one place the defaults are defined: start from it and change what
 // you need, because New does not fill in zero values.
@@ -139,9 +183,10 @@ func DefaultConfig(key identity.Signer, s Signaler) Config {
 		Key:                    key,
 		Signaler:               s,
 		MDNS:                   MDNSQueryAndGather,
+		UDPSocket:              UDPSocketConfig{Shared: true},
 		ICEDisconnectedTimeout: 3 * time.Second,
 		ICEFailedTimeout:       6 * time.Second,
-		ICEKeepaliveInterval:   time.Second,
+		ICEKeepaliveInterval:   2 * time.Second,
 		HeartbeatInterval:      time.Second,
 		HeartbeatTimeout:       link.DefaultHeartbeatTimeout,
 		DialTimeout:            15 * time.Second,
@@ -184,6 +229,9 @@ func (c *Config) validate() error {
 	}
 	if c.MDNS < MDNSQueryAndGather || c.MDNS > MDNSDisabled {
 		return fmt.Errorf("rtclink: Config.MDNS %d is not a valid mode", c.MDNS)
+	}
+	if c.UDPSocket.Port < 0 || c.UDPSocket.Port > 65535 {
+		return fmt.Errorf("rtclink: Config.UDPSocket.Port %d out of range", c.UDPSocket.Port)
 	}
 	if err := firstNotPositive(
 		named("ICEDisconnectedTimeout", c.ICEDisconnectedTimeout),

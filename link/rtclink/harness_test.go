@@ -122,7 +122,7 @@ type node struct {
 func testConfig(id *identity.Key, s Signaler) Config {
 	c := DefaultConfig(id, s)
 	c.MDNS = MDNSDisabled
-	c.SettingEngine = loopbackSettings()
+	c.SetICENetworks([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}) // and the shared UDP socket, the default
 	c.HeartbeatInterval = 200 * time.Millisecond
 	c.HeartbeatTimeout = 2 * time.Second
 	c.DialTimeout = 15 * time.Second

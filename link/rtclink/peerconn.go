@@ -15,10 +15,14 @@ import (
 // shares (the Transport's disposable DTLS certificate, pion's API) and opens connections. Each build provides
 // newStack(cfg *Config, log zerolog.Logger) (stack, error), which New calls once.
 type stack interface {
-	// newPeerConn creates one link attempt's connection with the ICE servers servers and its
+	// newPeerConn creates one link attempt's connection (offerer: this end dialled and makes
+	// the offer; otherwise it answers) with the ICE servers servers and its
 	// one data channel (pre-negotiated, id dataChannelID), and wires the connection's events
 	// to h.
-	newPeerConn(servers []ICEServer, h peerHandlers) (peerConn, error)
+	newPeerConn(servers []ICEServer, offerer bool, h peerHandlers) (peerConn, error)
+	// close releases what the stack holds for all connections (the pion build's own shared
+	// UDP socket), once every connection is closed.
+	close() error
 }
 
 // peerConn is one link attempt's connection and its data channel. A replaced attempt (glare,

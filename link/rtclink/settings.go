@@ -3,7 +3,6 @@
 package rtclink
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/pion/webrtc/v4"
@@ -13,20 +12,9 @@ import (
 // candidates only on addresses inside networks and accepts only remote candidates inside
 // them. With 127.0.0.0/8 every packet of every link stays on the machine's loopback, which is
 // how tests and single-machine meshes keep their traffic local. Config.MDNS still applies.
+// Config.SetICENetworks sets these settings and the shared UDP socket's networks together.
 func NetworkSettings(networks []netip.Prefix) *webrtc.SettingEngine {
-	inside := func(ip net.IP) bool {
-		a, ok := netip.AddrFromSlice(ip)
-		if !ok {
-			return false
-		}
-		a = a.Unmap()
-		for _, p := range networks {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+	inside := insideNetworks(networks)
 	se := &webrtc.SettingEngine{}
 	for _, p := range networks {
 		if p.Addr().IsLoopback() {

@@ -130,6 +130,9 @@ type Transport struct {
 	iceServers []ICEServer
 	closed     bool
 
+	// pingsSent and pingsSkipped count the heartbeat's pings sent and skipped (see heartbeat).
+	pingsSent, pingsSkipped atomic.Uint64
+
 	// frozen is set by Freeze: the node stops sending frames and pings and
 	// ignores everything it receives, like a stuck process whose sockets
 	// are still open.
@@ -327,7 +330,7 @@ func (t *Transport) newPeerConn(c *conn) error {
 	t.mu.Lock()
 	servers := t.iceServers
 	t.mu.Unlock()
-	pc, err := t.stack.newPeerConn(servers, peerHandlers{
+	pc, err := t.stack.newPeerConn(servers, c.offerer, peerHandlers{
 		candidate: func(init string) { t.queueLocalCandidate(c, init) },
 		down:      func(reason string) { t.linkFailed(c, reason) },
 		open:      func(pc peerConn) { t.onOpen(c, pc) },
@@ -894,6 +897,13 @@ func (t *Transport) Freeze() { t.frozen.Store(true) }
 // heartbeat pings every open link and closes those silent for longer than
 // HeartbeatTimeout. Detection therefore takes between HeartbeatTimeout and
 // HeartbeatTimeout+HeartbeatInterval.
+//
+// A link that received something in the last half interval, and whose round trip is known,
+// is not pinged: on an idle link the two ends' tickers then take turns, the end whose tick
+// comes sooner after the other's ping skips its own, and the link carries one ping and one
+// pong per interval instead of two of each. Each end still hears from the other at least
+// once an interval (the other's ping, or the pong to its own), so detection is unchanged; the
+// end that skips keeps the round trip it measured first.
 func (t *Transport) heartbeat(now time.Time) {
 	if t.frozen.Load() {
 		return
@@ -908,10 +918,16 @@ func (t *Transport) heartbeat(now time.Time) {
 	t.mu.Unlock()
 	ping := "ping " + strconv.FormatInt(now.UnixNano(), 10)
 	for _, c := range up {
-		if silent := now.Sub(time.Unix(0, c.lastRecvNanos.Load())); silent > t.cfg.HeartbeatTimeout {
+		silent := now.Sub(time.Unix(0, c.lastRecvNanos.Load()))
+		if silent > t.cfg.HeartbeatTimeout {
 			t.closeConn(c, link.ReasonHeartbeatTimeout)
 			continue
 		}
+		if silent < t.cfg.HeartbeatInterval/2 && c.rttNanos.Load() != 0 {
+			t.pingsSkipped.Add(1)
+			continue
+		}
+		t.pingsSent.Add(1)
 		t.writeText(c, ping)
 	}
 }
@@ -944,6 +960,9 @@ func (t *Transport) Close() error {
 	select {
 	case <-ended:
 		close(t.events)
+		if err := t.stack.close(); err != nil {
+			return fmt.Errorf("rtclink: close: %w", err)
+		}
 		return nil
 	case <-time.After(t.cfg.CloseTimeout):
 		t.log.Error().Dur("waited", t.cfg.CloseTimeout).Msg("closing: goroutines still blocked in the WebRTC stack; abandoning them")

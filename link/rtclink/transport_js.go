@@ -149,7 +149,10 @@ type browserConn struct {
 
 var _ peerConn = (*browserConn)(nil)
 
-func (s *browserStack) newPeerConn(servers []ICEServer, h peerHandlers) (peerConn, error) {
+// close has nothing to release: the page owns its sockets.
+func (s *browserStack) close() error { return nil }
+
+func (s *browserStack) newPeerConn(servers []ICEServer, _ bool, h peerHandlers) (peerConn, error) {
 	jsServers := make([]any, 0, len(servers))
 	for _, s := range servers {
 		urls := make([]any, len(s.URLs))

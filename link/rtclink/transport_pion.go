@@ -35,12 +35,17 @@ const initialReadBuffer = 4 << 10
 // pionStack opens pion PeerConnections that share one API (settings) and the node's
 // certificate.
 type pionStack struct {
-	api          *webrtc.API
-	cert         webrtc.Certificate
-	certHash     []byte // SHA-256 of cert's DER: this end's DTLS fingerprint
-	relayOnly    bool
-	maxFrameSize int
-	log          zerolog.Logger
+	// api opens the connections this end offers, each on sockets of its own; answerAPI those
+	// it answers, on the shared UDP socket when there is one (see Config.UDPSocket), else it
+	// is api.
+	api, answerAPI *webrtc.API
+	cert           webrtc.Certificate
+	certHash       []byte // SHA-256 of cert's DER: this end's DTLS fingerprint
+	relayOnly      bool
+	maxFrameSize   int
+	log            zerolog.Logger
+	// ownMux is the shared UDP socket New opened for this Transport alone, closed with it.
+	ownMux *udpMux
 }
 
 var _ stack = (*pionStack)(nil)
@@ -70,23 +75,50 @@ func newStack(cfg *Config, log zerolog.Logger) (stack, error) {
 	if se.LoggerFactory == nil {
 		se.LoggerFactory = pionLoggerFactory{log: log}
 	}
-	api := webrtc.NewAPI(
-		webrtc.WithSettingEngine(se),
-		webrtc.WithMediaEngine(&webrtc.MediaEngine{}),
-		webrtc.WithInterceptorRegistry(&interceptor.Registry{}),
-	)
+	newAPI := func(se webrtc.SettingEngine) *webrtc.API {
+		return webrtc.NewAPI(
+			webrtc.WithSettingEngine(se),
+			webrtc.WithMediaEngine(&webrtc.MediaEngine{}),
+			webrtc.WithInterceptorRegistry(&interceptor.Registry{}),
+		)
+	}
+	api := newAPI(se)
+	answerAPI := api
+	var ownMux *udpMux
+	if us := cfg.UDPSocket; us.Shared && (cfg.SettingEngine == nil || us.Networks != nil) {
+		m, err := newUDPMux(us.Port, us.Networks, log)
+		if err != nil {
+			return nil, err
+		}
+		ownMux = m
+		se.SetICEUDPMux(m.mux)
+		answerAPI = newAPI(se)
+	}
 	cert, certHash, err := disposableCertificate()
 	if err != nil {
+		if ownMux != nil {
+			_ = ownMux.close()
+		}
 		return nil, err
 	}
 	return &pionStack{
 		api:          api,
+		answerAPI:    answerAPI,
 		cert:         cert,
 		certHash:     certHash,
 		relayOnly:    cfg.RelayOnly,
 		maxFrameSize: cfg.MaxFrameSize,
 		log:          log,
+		ownMux:       ownMux,
 	}, nil
+}
+
+// close closes the shared UDP socket the stack opened for itself, once its links are closed.
+func (s *pionStack) close() error {
+	if s.ownMux == nil {
+		return nil
+	}
+	return s.ownMux.close()
 }
 
 // pionConn is one link attempt's PeerConnection and data channel.
@@ -106,12 +138,22 @@ type pionConn struct {
 
 var _ peerConn = (*pionConn)(nil)
 
-func (s *pionStack) newPeerConn(servers []ICEServer, h peerHandlers) (peerConn, error) {
+func (s *pionStack) newPeerConn(servers []ICEServer, offerer bool, h peerHandlers) (peerConn, error) {
 	policy := webrtc.ICETransportPolicyAll
 	if s.relayOnly {
 		policy = webrtc.ICETransportPolicyRelay
 	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{
+	// Only answered connections use the shared socket. pion's mux tells its connections apart
+	// by the peer's address once a check has come from it, so two connections between the
+	// same two sockets would steal each other's packets, and two nodes often hold two at once
+	// (glare, a successor replacing a live link, a new link while the last one closes). An
+	// offered connection has a socket of its own on this end and the peer's shared one on the
+	// other, so every connection between two nodes has its own pair of addresses.
+	api := s.api
+	if !offerer {
+		api = s.answerAPI
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		ICEServers:         pionICEServers(servers),
 		ICETransportPolicy: policy,
 		Certificates:       []webrtc.Certificate{s.cert},

@@ -441,6 +441,7 @@ func TestConfigValidation(t *testing.T) {
 		"buffer < frame":    func(c *Config) { c.MaxFrameSize, c.SendBufferBytes = 1<<20, 1<<10 },
 		"huge frame":        func(c *Config) { c.MaxFrameSize, c.SendBufferBytes = 1<<30, 1<<30 },
 		"bad mdns":          func(c *Config) { c.MDNS = 7 },
+		"bad udp port":      func(c *Config) { c.UDPSocket.Port = 70000 },
 	}
 	for name, mod := range cases {
 		cfg := testConfig(id, sig)
@@ -451,7 +452,7 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	d := DefaultConfig(id, sig)
-	if d.MaxFrameSize != 64<<10 || d.HeartbeatTimeout != 5*time.Second || d.ICEFailedTimeout != 6*time.Second {
+	if d.MaxFrameSize != 64<<10 || d.HeartbeatTimeout != 5*time.Second || d.ICEFailedTimeout != 6*time.Second || !d.UDPSocket.Shared {
 		t.Errorf("defaults: %+v", d)
 	}
 }

@@ -225,6 +225,9 @@ func newVnetNode(tb testing.TB, h *hub, host *vnet.Net, withTURN bool, mod func(
 	return newNode(tb, h, func(c *Config) {
 		c.MDNS = MDNSDisabled
 		c.SettingEngine = vnetSettings(host)
+		// A hand-made engine: the Transport cannot see its vnet, so it keeps a socket per
+		// link (in the vnet) rather than open a shared one on the real network.
+		c.UDPSocket.Networks = nil
 		c.ICEServers = vnetICEServers(c.Key.ID(), withTURN)
 		if mod != nil {
 			mod(c)

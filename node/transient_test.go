@@ -1,0 +1,172 @@
+package node_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtcmesh/rtcmesh/link"
+	"github.com/rtcmesh/rtcmesh/link/memlink"
+	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
+	"github.com/rtcmesh/rtcmesh/wire"
+)
+
+// skewedClock is real time plus an offset the test moves forward, so the node's link timers
+// expire when the test says, not when the machine gets round to it.
+type skewedClock struct{ offset atomic.Int64 }
+
+func (c *skewedClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+func (c *skewedClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// TestTransientLinkCloses: a link that never carried a neighbour (here a JOIN to a peer that
+// never answers, as a SHUFFLE_REPLY's link is never answered) is closed once it has been
+// quiet for TransientLinkTimeout, not kept for IdleLinkTimeout.
+func TestTransientLinkCloses(t *testing.T) {
+	net, err := memlink.NewNetwork(memlink.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	probe, err := net.Transport("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	key := nodetest.Key(t, "a")
+	tr, err := net.Transport(key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &skewedClock{}
+	cfg := nodetest.Config()
+	cfg.Key, cfg.Transport, cfg.Now = key, tr, clock.now
+	cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Second, time.Hour
+	// The join is not retried within the test: its only frame is the first JOIN.
+	cfg.Membership.RejoinBackoff = time.Hour
+	a, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Join("probe"); err != nil {
+		t.Fatal(err)
+	}
+	waitForLinkUp(t, probe, key.ID())
+	waitForFrame(t, probe, key.ID())
+	// Half the timeout later the link is still open: a few ticks see it quiet but not long.
+	clock.advance(cfg.TransientLinkTimeout / 2)
+	time.Sleep(5 * cfg.TickInterval)
+	if s := a.Stats(); s.Links != 1 || s.TransientLinksClosed != 0 {
+		t.Fatalf("after half the transient timeout: %d links, %d transient links closed; want 1, 0", s.Links, s.TransientLinksClosed)
+	}
+	clock.advance(cfg.TransientLinkTimeout)
+	waitForLinkDown(t, probe, key.ID())
+	nodetest.WaitFor(t, 5*time.Second, "the close counted", func() error {
+		if s := a.Stats(); s.Links != 0 || s.TransientLinksClosed != 1 || s.LinksClosedIdle != 1 {
+			return fmt.Errorf("%d links, %d transient links closed, %d idle links closed; want 0, 1, 1", s.Links, s.TransientLinksClosed, s.LinksClosedIdle)
+		}
+		return nil
+	})
+}
+
+// TestNeighbourLinkKeepsIdleTimeout: a link that carried a neighbour is not closed by the
+// transient timeout, whatever the clock says: neighbours' links are never closed for silence,
+// and a former neighbour's waits for IdleLinkTimeout.
+func TestNeighbourLinkKeepsIdleTimeout(t *testing.T) {
+	net, err := memlink.NewNetwork(memlink.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	clock := &skewedClock{}
+	var nodes []*node.Node
+	for i, name := range []string{"a", "b"} {
+		key := nodetest.Key(t, name)
+		tr, err := net.Transport(key.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := nodetest.Config()
+		cfg.Key, cfg.Transport, cfg.Now, cfg.Seed = key, tr, clock.now, uint64(i+1)
+		cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = 100*time.Millisecond, time.Hour
+		if i == 1 {
+			cfg.Contacts = []string{nodes[0].ID()}
+		}
+		nd, err := node.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nd.Close()
+		nodes = append(nodes, nd)
+	}
+	nodetest.WaitFor(t, 10*time.Second, "a and b neighbours", func() error {
+		if len(nodes[0].Neighbors()) != 1 || len(nodes[1].Neighbors()) != 1 {
+			return fmt.Errorf("views %v, %v", nodes[0].Neighbors(), nodes[1].Neighbors())
+		}
+		return nil
+	})
+	clock.advance(time.Second) // ten transient timeouts
+	time.Sleep(5 * nodetest.Config().TickInterval)
+	for _, nd := range nodes {
+		if s := nd.Stats(); s.Links != 1 || s.LinksClosedIdle != 0 {
+			t.Errorf("%s: %d links, %d closed for silence; want 1, 0", nd.ID(), s.Links, s.LinksClosedIdle)
+		}
+	}
+}
+
+// waitForFrame waits for a frame from peer on tr.
+func waitForFrame(t *testing.T, tr link.Transport, peer string) {
+	t.Helper()
+	waitForLinkEvent(t, tr, peer, link.Frame)
+}
+
+// TestShuffleReplyLinkClosesAtOnce: a link a peer opened only to bring a SHUFFLE_REPLY is
+// closed once the reply came, without waiting for TransientLinkTimeout.
+func TestShuffleReplyLinkClosesAtOnce(t *testing.T) {
+	net, err := memlink.NewNetwork(memlink.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	probe, err := net.Transport("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	key := nodetest.Key(t, "a")
+	tr, err := net.Transport(key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodetest.Config()
+	cfg.Key, cfg.Transport = key, tr
+	cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Hour, time.Hour
+	a, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	probe.Dial(key.ID())
+	waitForLinkUp(t, probe, key.ID())
+	reply, err := wire.AppendMembership(nil, membership.Message{Type: membership.ShuffleReply, Nodes: []string{"x", "y"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.Send(key.ID(), reply); err != nil {
+		t.Fatal(err)
+	}
+	waitForLinkDown(t, probe, key.ID())
+	nodetest.WaitFor(t, 5*time.Second, "the close counted", func() error {
+		if s := a.Stats(); s.Links != 0 || s.TransientLinksClosed != 1 || s.BadFrames != 0 {
+			return fmt.Errorf("%d links, %d transient links closed, %d bad frames; want 0, 1, 0", s.Links, s.TransientLinksClosed, s.BadFrames)
+		}
+		return nil
+	})
+	if got := a.Stats().Membership.MessagesReceived[membership.ShuffleReply]; got != 1 {
+		t.Errorf("the membership core took %d SHUFFLE_REPLYs, want 1", got)
+	}
+}
