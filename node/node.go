@@ -20,6 +20,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -614,11 +615,18 @@ func (n *Node) onLinkEvent(ev link.Event) {
 		if l := n.links[ev.Peer]; l != nil {
 			n.stats.CatchUpFramesDropped += uint64(len(l.catchUp))
 		}
+		closedIdle := n.links[ev.Peer] != nil && n.links[ev.Peer].closing || isIdleCloseByPeer(ev.Reason)
 		delete(n.links, ev.Peer)
-		if _, isNeighbor := n.neighbors[ev.Peer]; isNeighbor {
+		_, isNeighbor := n.neighbors[ev.Peer]
+		if isNeighbor {
 			n.downReason[ev.Peer] = ev.Reason // for the NeighborDown that PeerDown causes
 		}
-		n.peer.PeerDown(n.elapsed, ev.Peer)
+		// A link either end closed for silence says nothing against the peer: it is alive and
+		// stays in the passive view (PeerDown would drop it there, at both ends, after every
+		// shuffle reply). A link that failed, or was never up, does.
+		if isNeighbor || !closedIdle {
+			n.peer.PeerDown(n.elapsed, ev.Peer)
+		}
 	case link.Frame:
 		if l := n.links[ev.Peer]; l != nil {
 			l.lastActive = n.now()
@@ -656,15 +664,29 @@ func (n *Node) onFrame(peer string, data []byte) {
 // TransientLinkTimeout a link that never carried a neighbour, after IdleLinkTimeout one that
 // did, and at once one that never carried a neighbour and brought a SHUFFLE_REPLY, its last
 // frame.
+// The reasons closeIdleLinks gives the peer, which tell it the link was closed for silence.
+const (
+	closeReasonIdle   = "idle"
+	closeReasonServed = "transient link served"
+)
+
+// isIdleCloseByPeer reports whether a LinkDown reason is the peer closing the link for
+// silence (its closeIdleLinks).
+func isIdleCloseByPeer(reason string) bool {
+	rest, ok := strings.CutPrefix(reason, link.ReasonClosedByPeer+": ")
+	rest = strings.TrimPrefix(rest, link.ReasonClosed+": ") // the peer's own LinkDown reason, as its Transport words it
+	return ok && (rest == closeReasonIdle || rest == closeReasonServed)
+}
+
 func (n *Node) closeIdleLinks() {
 	now := n.now()
 	for peer, l := range n.links {
 		if _, isNeighbor := n.neighbors[peer]; isNeighbor || !l.up || l.closing {
 			continue
 		}
-		timeout, reason := n.cfg.IdleLinkTimeout, "idle"
+		timeout, reason := n.cfg.IdleLinkTimeout, closeReasonIdle
 		if !l.carried {
-			timeout, reason = n.cfg.TransientLinkTimeout, "transient link served"
+			timeout, reason = n.cfg.TransientLinkTimeout, closeReasonServed
 		}
 		// A link opened to bring this node a SHUFFLE_REPLY has served its purpose once it came,
 		// if nothing else crossed it since.

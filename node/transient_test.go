@@ -63,6 +63,7 @@ func TestTransientLinkCloses(t *testing.T) {
 	if s := a.Stats(); s.Links != 1 || s.TransientLinksClosed != 0 {
 		t.Fatalf("after half the transient timeout: %d links, %d transient links closed; want 1, 0", s.Links, s.TransientLinksClosed)
 	}
+	peerDowns := a.Stats().Membership.PeerDowns
 	clock.advance(cfg.TransientLinkTimeout)
 	waitForLinkDown(t, probe, key.ID())
 	nodetest.WaitFor(t, 5*time.Second, "the close counted", func() error {
@@ -71,6 +72,11 @@ func TestTransientLinkCloses(t *testing.T) {
 		}
 		return nil
 	})
+	// Closing a quiet link says nothing against the peer: the membership core is not told it
+	// failed (which would drop it from the passive view).
+	if got := a.Stats().Membership.PeerDowns; got != peerDowns {
+		t.Errorf("the idle close reported %d peer failures to membership, want none", got-peerDowns)
+	}
 }
 
 // TestNeighbourLinkKeepsIdleTimeout: a link that carried a neighbour is not closed by the
@@ -168,5 +174,24 @@ func TestShuffleReplyLinkClosesAtOnce(t *testing.T) {
 	})
 	if got := a.Stats().Membership.MessagesReceived[membership.ShuffleReply]; got != 1 {
 		t.Errorf("the membership core took %d SHUFFLE_REPLYs, want 1", got)
+	}
+}
+
+// TestIdleCloseByPeerReasons: the reasons a peer's idle close arrives with, through memlink
+// and rtclink alike, and the failures that must still reach membership.
+func TestIdleCloseByPeerReasons(t *testing.T) {
+	for reason, want := range map[string]bool{
+		"closed by peer: closed: idle":                  true, // memlink and rtclink word it so
+		"closed by peer: closed: transient link served": true,
+		"closed by peer: idle":                          true,
+		"closed: idle":                                  false, // this side's own close: the node knows it
+		"closed by peer: closed: bye":                   false,
+		"closed by peer":                                false,
+		"heartbeat timeout":                             false,
+		"dial timeout":                                  false,
+	} {
+		if got := node.IsIdleCloseByPeer(reason); got != want {
+			t.Errorf("IsIdleCloseByPeer(%q) = %v, want %v", reason, got, want)
+		}
 	}
 }
