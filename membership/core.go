@@ -137,8 +137,8 @@ func New(cfg Config) (*Core, error) {
 	}
 	cfg.Contacts = append([]string(nil), cfg.Contacts...)
 	c := &Core{
-		cfg:     cfg,
-		rand:    cfg.Rand,
+		cfg:         cfg,
+		rand:        cfg.Rand,
 		active:      make([]string, 0, cfg.ActiveSize),
 		activeSince: make([]time.Duration, 0, cfg.ActiveSize),
 		passive:     make([]string, 0, min(cfg.PassiveSize, 64)),
