@@ -1151,9 +1151,13 @@ func (c *Core) canEvictFor() bool {
 	return c.protectedCount() < len(c.active)
 }
 
-// evictable returns the index of a random neighbour another peer's request may evict, or -1
-// when the round's budget is spent or every neighbour is protected. It draws from the random
-// source exactly as the paper's eviction does when no defence is on.
+// evictable returns the index of a neighbour another peer's request may evict, or -1 when
+// the round's budget is spent or every neighbour is protected. It picks at random among the
+// fresh neighbours (up for less than ProtectAfter) if there are any, else among the
+// unprotected ones: a peer that pushed its way in is the first to be pushed out again, so
+// Sybils flooding requests mostly evict each other, not the honest neighbours that both
+// ends may not protect (protection is per end). With no defence on it draws exactly as the
+// paper's random eviction does.
 func (c *Core) evictable() int {
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return -1
@@ -1161,6 +1165,14 @@ func (c *Core) evictable() int {
 	k := c.protectedCount()
 	if k >= len(c.active) {
 		return -1
+	}
+	// The view is oldest first: the fresh neighbours are a suffix of it.
+	fresh := len(c.active)
+	for fresh > k && c.now-c.activeSince[fresh-1] < c.cfg.ProtectAfter {
+		fresh--
+	}
+	if fresh < len(c.active) {
+		return fresh + c.rand.IntN(len(c.active)-fresh)
 	}
 	return k + c.rand.IntN(len(c.active)-k)
 }

@@ -337,5 +337,25 @@ func formatStats(s Stats) string {
 		}
 		b.WriteString("\n")
 	}
+	// The defences' counters, only when one moved (older scripts predate them).
+	var d strings.Builder
+	for r := RefusedUnsolicitedReply; r <= RefusedRateLimited; r++ {
+		if s.Refused[r] > 0 {
+			fmt.Fprintf(&d, " refused-%v=%d", r, s.Refused[r])
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{{"forced-evictions", s.ForcedEvictions}, {"evictions-refused", s.EvictionsRefused},
+		{"passive-capped", s.PassiveCapped}, {"shuffle-entries-dropped", s.ShuffleEntriesDropped},
+		{"repair-stalls", s.RepairStalls}, {"contact-requests", s.ContactRequests}} {
+		if f.v > 0 {
+			fmt.Fprintf(&d, " %s=%d", f.name, f.v)
+		}
+	}
+	if d.Len() > 0 {
+		b.WriteString("defences:" + d.String() + "\n")
+	}
 	return b.String()
 }

@@ -320,13 +320,16 @@ type Config struct {
 	// view only. 0: unlimited, as in the paper.
 	MaxForcedEvictions int
 	// ProtectedNeighbors is how many of the oldest neighbours, among those that have been
-	// neighbours for at least ProtectAfter, no request from another peer can evict (2, the
-	// idea of gossipsub's outbound quota): Sybils that flood high-priority requests can take
-	// the other slots, never these. At most ActiveSize-1 are protected, so joiners always
-	// have a way in. 0 turns it off.
+	// neighbours for at least ProtectAfter, no request from another peer can evict (3 of 5,
+	// the idea of gossipsub's outbound quota): Sybils that flood high-priority requests can
+	// take the other slots, never these. Protection is per end (the peer may not protect the
+	// link), which is why it covers more than gossipsub's third. A forced eviction also
+	// picks first among the neighbours up for less than ProtectAfter, so a peer that pushed
+	// in is the first pushed out. At most ActiveSize-1 are protected, so joiners always have
+	// a way in. 0 turns it off.
 	ProtectedNeighbors int
-	// ProtectAfter is how long a neighbour must have stayed before it can be protected (one
-	// round, 10 s WAN, 2 s LAN): a fresh link (a Sybil's) is never protected.
+	// ProtectAfter is how long a neighbour must have stayed before it can be protected (three
+	// rounds: 30 s WAN, 6 s LAN): a Sybil's fresh link never is.
 	ProtectAfter time.Duration
 	// PeerMessageRate and PeerMessageBurst are a token bucket per peer and message type, in
 	// driver time (10 a second, bursts of 50): beyond it a message is dropped and counted
@@ -382,8 +385,8 @@ func DefaultWANConfig() Config {
 		MaxShuffleMerge:             8,
 		MaxPassiveFromPeer:          8,
 		MaxForcedEvictions:          2,
-		ProtectedNeighbors:          2,
-		ProtectAfter:                10 * time.Second,
+		ProtectedNeighbors:          3,
+		ProtectAfter:                30 * time.Second,
 		PeerMessageRate:             10,
 		PeerMessageBurst:            50,
 		MaxRateEntries:              256,
@@ -400,6 +403,6 @@ func DefaultLANConfig() Config {
 	c.NeighborTimeout = 3 * time.Second
 	c.RejoinBackoff = time.Second
 	c.ShuffleReplyTimeout = 4 * time.Second
-	c.ProtectAfter = 2 * time.Second
+	c.ProtectAfter = 6 * time.Second
 	return c
 }
