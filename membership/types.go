@@ -116,9 +116,12 @@ const (
 	// NeedContacts: the node cannot find neighbours by itself: it is isolated and every
 	// contact it knows failed (after a mass failure its passive view and its contacts may all
 	// be dead), or its active view is not full and its passive view is empty (a few nodes of a
-	// small overlay that know only each other). Peer is empty. The driver should find live
-	// nodes elsewhere (the signaling server's peer list) and call Join with one that is not
-	// already a neighbour. Repeated at most once per RejoinBackoff while the condition lasts.
+	// small overlay that know only each other), or its repair has stalled for
+	// Config.StalledRoundsBeforeContacts rounds (isolated, or short of neighbours with every
+	// passive peer refused or gone: a passive view of dead or made-up IDs). Peer is empty.
+	// The driver should find live nodes elsewhere (the signaling server's peer list) and call
+	// Join with one that is not already a neighbour. Repeated at most once per RejoinBackoff
+	// while the condition lasts.
 	NeedContacts EventType = 3
 )
 
