@@ -65,6 +65,12 @@ type Config struct {
 	DeliveryQueueLength int
 	// EventQueueLength bounds the events waiting on Events, with the same policy.
 	EventQueueLength int
+	// SlowPeerTimeout is how long a link's send queue may stay full (every frame refused, none
+	// taken since the first) before the link is closed as a peer that does not keep up. Until
+	// then frames that find it full are dropped and counted (Stats.FramesDropped), and the tree
+	// repairs them: a burst must not cost a healthy link. A peer that stopped reading altogether
+	// is also caught by the link heartbeat.
+	SlowPeerTimeout time.Duration
 	// CatchUpFramesPerTick bounds the catch-up frames (DIGEST, HAVE, PULL, HISTORY) handed to
 	// one link per TickInterval. A neighbour's PULL is answered with up to
 	// Gossip.CatchUpPeerBurst bytes at once, thousands of frames for a late joiner: more than a
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		PendingFramesPerPeer: 64,
 		DeliveryQueueLength:  1024,
 		EventQueueLength:     256,
+		SlowPeerTimeout:      2 * time.Second,
 		CatchUpFramesPerTick: 128,
 		CatchUpBusyFor:       2 * time.Second,
 		Logger:               zerolog.Nop(),
@@ -192,6 +199,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: DeliveryQueueLength %d must be at least 1", c.DeliveryQueueLength)
 	case c.EventQueueLength < 1:
 		return fmt.Errorf("node: EventQueueLength %d must be at least 1", c.EventQueueLength)
+	case c.SlowPeerTimeout < 0:
+		return fmt.Errorf("node: SlowPeerTimeout %v must not be negative", c.SlowPeerTimeout)
 	case c.CatchUpFramesPerTick < 1:
 		return fmt.Errorf("node: CatchUpFramesPerTick %d must be at least 1", c.CatchUpFramesPerTick)
 	case c.CatchUpBusyFor < 0:

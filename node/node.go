@@ -115,8 +115,9 @@ type Stats struct {
 	FramesSent, FramesReceived uint64
 	// BadFrames counts frames the wire format or a core refused (each closed its link);
 	// FramesDropped counts frames dropped because a peer's pending queue was full, or its
-	// send queue while catch-up frames were filling it; SlowPeers counts links closed because
-	// their send queue was full.
+	// send queue (while catch-up frames were filling it, or for less than
+	// Config.SlowPeerTimeout); SlowPeers counts links closed because their send queue stayed
+	// full for SlowPeerTimeout.
 	BadFrames, FramesDropped, SlowPeers uint64
 	// CatchUpFramesDropped counts catch-up frames (DIGEST, HAVE, PULL, HISTORY) dropped
 	// because a link's catch-up queue was full: the peer asked for more than its link
@@ -153,6 +154,9 @@ type peerLink struct {
 	catchUpBytes          int
 	tickFrames, tickBytes int
 	catchUpAt             time.Time
+	// fullSince is when a send first found the link's queue full with no send accepted since;
+	// zero while the queue takes frames.
+	fullSince time.Time
 }
 
 // Node is one member of the overlay.
@@ -495,6 +499,7 @@ func (n *Node) send(peer string, frame []byte) {
 		switch {
 		case err == nil:
 			l.lastActive = n.now()
+			l.fullSince = time.Time{}
 			n.stats.FramesSent++
 			return
 		case errors.Is(err, link.ErrQueueFull) && n.catchUpBusy(l):
@@ -503,10 +508,20 @@ func (n *Node) send(peer string, frame []byte) {
 			n.stats.FramesDropped++
 			return
 		case errors.Is(err, link.ErrQueueFull):
-			// A peer that cannot keep up is dropped and replaced rather than allowed to stall
-			// the overlay; the LinkDown that follows reports it to the membership core.
+			// A burst (a flood this node forwarded within its budgets, a large broadcast)
+			// can fill a healthy link's queue for a moment: the frame is dropped, and the tree
+			// repairs it. A peer whose queue stays full for SlowPeerTimeout does not keep up;
+			// it is dropped and replaced rather than allowed to stall the overlay (the
+			// LinkDown that follows reports it to the membership core).
+			if l.fullSince.IsZero() {
+				l.fullSince = n.now()
+			}
+			if n.now().Sub(l.fullSince) < n.cfg.SlowPeerTimeout {
+				n.stats.FramesDropped++
+				return
+			}
 			n.stats.SlowPeers++
-			n.cfg.Logger.Warn().Str("peer", peer).Msg("send queue full: closing the link")
+			n.cfg.Logger.Warn().Str("peer", peer).Dur("full_for", n.now().Sub(l.fullSince)).Msg("send queue full: closing the link")
 			n.tr.CloseLink(peer, "send queue full")
 			return
 		case errors.Is(err, link.ErrNoLink):

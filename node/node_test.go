@@ -25,9 +25,18 @@ type mesh struct {
 
 	mu    sync.Mutex
 	nodes []*node.Node
+	// mod, if set, adjusts each node's configuration before it starts.
+	mod func(*node.Config)
 }
 
 func newMesh(t *testing.T, n int, heartbeat time.Duration) *mesh {
+	t.Helper()
+	return newMeshWith(t, n, heartbeat, nil)
+}
+
+// newMeshWith is newMesh with mod applied to every node's configuration (and to nodes added
+// later).
+func newMeshWith(t *testing.T, n int, heartbeat time.Duration, mod func(*node.Config)) *mesh {
 	t.Helper()
 	lc := memlink.DefaultConfig()
 	lc.HeartbeatTimeout = heartbeat
@@ -35,7 +44,7 @@ func newMesh(t *testing.T, n int, heartbeat time.Duration) *mesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mesh{Mesh: nodetest.NewMesh(t, nodetest.Config().Membership.ActiveSize), t: t, net: net}
+	m := &mesh{Mesh: nodetest.NewMesh(t, nodetest.Config().Membership.ActiveSize), t: t, net: net, mod: mod}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range n {
 		var contacts []string
@@ -62,6 +71,9 @@ func (m *mesh) add(key *identity.Key, contacts []string, seed uint64) *node.Node
 	}
 	cfg := nodetest.Config()
 	cfg.Key, cfg.Transport, cfg.Contacts, cfg.Seed = key, tr, contacts, seed
+	if m.mod != nil {
+		m.mod(&cfg)
+	}
 	// What the signaling server's peer list gives a real node that needs contacts: a node it
 	// is not linked to yet.
 	var self *node.Node
