@@ -19,9 +19,10 @@ func benchCore(b *testing.B) *Core {
 	c.Tick(0)
 	for i := range cfg.ActiveSize {
 		c.active = append(c.active, fmt.Sprintf("active-%d", i))
+		c.activeSince = append(c.activeSince, 0)
 	}
 	for i := range cfg.PassiveSize {
-		c.passive = append(c.passive, fmt.Sprintf("passive-%d", i))
+		c.addPassive(fmt.Sprintf("passive-%d", i))
 	}
 	c.joined = true
 	return c

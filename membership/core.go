@@ -48,6 +48,11 @@ type Core struct {
 	// entry and never contain Self.
 	active  []string
 	passive []string
+	// activeSince[i] is when active[i] became a neighbour (ProtectedNeighbors protects the
+	// oldest); passiveFrom[i] is the peer that taught passive[i], "" when the entry came
+	// first-hand (MaxPassiveFromPeer caps each teacher). Both run parallel to their view.
+	activeSince []time.Duration
+	passiveFrom []string
 
 	out   Ready
 	stats Stats
@@ -64,10 +69,21 @@ type Core struct {
 	nextDue time.Duration
 
 	shuffleTimer timer
-	// lastShuffle holds the entries sent in our last SHUFFLE; the reply's entries evict
-	// these first, as the paper prescribes, so a shuffle trades entries rather than only
-	// adding them.
-	lastShuffle []string
+	// shuffles are our shuffles still waiting for their reply, oldest first (at most
+	// MaxPendingShuffles, or the last one when that check is off). Each holds the entries
+	// it sent: the reply's entries evict these first, as the paper prescribes, so a shuffle
+	// trades entries rather than only adding them.
+	shuffles []pendingShuffle
+
+	// forcedEvictions counts the evictions other peers caused this round
+	// (MaxForcedEvictions).
+	forcedEvictions int
+	// rates are the per-peer, per-type token buckets (PeerMessageRate).
+	rates []rateBucket
+	// stalledRounds counts consecutive rounds in which the repair made no progress;
+	// gained says a neighbour came up since the last round.
+	stalledRounds int
+	gained        bool
 
 	// Repair state. A joined node below ActiveSize asks its passive peers, one NEIGHBOR
 	// request (to pending) at a time. tried lists the candidates that refused during the
@@ -98,6 +114,21 @@ type Core struct {
 	evictedEmpty   bool
 }
 
+// pendingShuffle is one shuffle of ours waiting for its SHUFFLE_REPLY.
+type pendingShuffle struct {
+	at   time.Duration // when it was sent
+	size int           // entries sent, Self included: the most a reply may carry
+	sent []string      // the entries sent, Self excluded
+}
+
+// rateBucket is the token bucket of one (peer, message type).
+type rateBucket struct {
+	peer   string
+	typ    MessageType
+	tokens float64
+	at     time.Duration // when tokens was last brought up to date
+}
+
 // New validates cfg and returns a core. The core copies cfg.Contacts; cfg.Rand is used (and
 // advanced) by the core only.
 func New(cfg Config) (*Core, error) {
@@ -106,11 +137,13 @@ func New(cfg Config) (*Core, error) {
 	}
 	cfg.Contacts = append([]string(nil), cfg.Contacts...)
 	c := &Core{
-		cfg:     cfg,
-		rand:    cfg.Rand,
-		active:  make([]string, 0, cfg.ActiveSize),
-		passive: make([]string, 0, min(cfg.PassiveSize, 64)),
-		nextDue: noDeadline,
+		cfg:         cfg,
+		rand:        cfg.Rand,
+		active:      make([]string, 0, cfg.ActiveSize),
+		activeSince: make([]time.Duration, 0, cfg.ActiveSize),
+		passive:     make([]string, 0, min(cfg.PassiveSize, 64)),
+		passiveFrom: make([]string, 0, min(cfg.PassiveSize, 64)),
+		nextDue:     noDeadline,
 	}
 	return c, nil
 }
@@ -143,10 +176,51 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("membership: Config.MaxMessageNodes (%d) must be at least 1+ShuffleActive+ShufflePassive (%d)",
 			cfg.MaxMessageNodes, 1+cfg.ShuffleActive+cfg.ShufflePassive)
 	}
+	if err := cfg.validateDefences(); err != nil {
+		return err
+	}
 	for i, p := range cfg.Contacts {
 		if p == "" {
 			return fmt.Errorf("membership: Config.Contacts[%d] is empty", i)
 		}
+	}
+	return nil
+}
+
+// validateDefences checks the defence fields; each is off at zero, never negative.
+func (cfg *Config) validateDefences() error {
+	sample := 1 + cfg.ShuffleActive + cfg.ShufflePassive
+	switch {
+	case cfg.ShuffleReplyTimeout < 0:
+		return fmt.Errorf("membership: Config.ShuffleReplyTimeout must not be negative, got %v", cfg.ShuffleReplyTimeout)
+	case cfg.MaxPendingShuffles < 0:
+		return fmt.Errorf("membership: Config.MaxPendingShuffles must not be negative, got %d", cfg.MaxPendingShuffles)
+	case cfg.MaxPendingShuffles > 0 && cfg.ShuffleReplyTimeout <= 0:
+		return errors.New("membership: Config.ShuffleReplyTimeout must be positive when MaxPendingShuffles is set")
+	case cfg.MaxShuffleMerge < 0:
+		return fmt.Errorf("membership: Config.MaxShuffleMerge must not be negative, got %d", cfg.MaxShuffleMerge)
+	case cfg.MaxShuffleMerge > 0 && cfg.MaxShuffleMerge < sample:
+		// Our own sample must pass whole, or peers with the same configuration would cut it.
+		return fmt.Errorf("membership: Config.MaxShuffleMerge (%d) must be 0 or at least 1+ShuffleActive+ShufflePassive (%d)",
+			cfg.MaxShuffleMerge, sample)
+	case cfg.MaxPassiveFromPeer < 0:
+		return fmt.Errorf("membership: Config.MaxPassiveFromPeer must not be negative, got %d", cfg.MaxPassiveFromPeer)
+	case cfg.MaxForcedEvictions < 0:
+		return fmt.Errorf("membership: Config.MaxForcedEvictions must not be negative, got %d", cfg.MaxForcedEvictions)
+	case cfg.ProtectedNeighbors < 0:
+		return fmt.Errorf("membership: Config.ProtectedNeighbors must not be negative, got %d", cfg.ProtectedNeighbors)
+	case cfg.ProtectAfter < 0:
+		return fmt.Errorf("membership: Config.ProtectAfter must not be negative, got %v", cfg.ProtectAfter)
+	case cfg.PeerMessageRate < 0 || math.IsNaN(cfg.PeerMessageRate) || math.IsInf(cfg.PeerMessageRate, 0):
+		return fmt.Errorf("membership: Config.PeerMessageRate must be a finite rate, not negative, got %v", cfg.PeerMessageRate)
+	case cfg.PeerMessageRate > 0 && cfg.PeerMessageBurst < 1:
+		return fmt.Errorf("membership: Config.PeerMessageBurst must be at least 1 with a PeerMessageRate, got %d", cfg.PeerMessageBurst)
+	case cfg.PeerMessageRate > 0 && cfg.MaxRateEntries < 1:
+		return fmt.Errorf("membership: Config.MaxRateEntries must be at least 1 with a PeerMessageRate, got %d", cfg.MaxRateEntries)
+	case cfg.StalledRoundsBeforeContacts < 0:
+		return fmt.Errorf("membership: Config.StalledRoundsBeforeContacts must not be negative, got %d", cfg.StalledRoundsBeforeContacts)
+	case cfg.MaxMisbehaviourReports < 0:
+		return fmt.Errorf("membership: Config.MaxMisbehaviourReports must not be negative, got %d", cfg.MaxMisbehaviourReports)
 	}
 	return nil
 }
@@ -168,7 +242,9 @@ func (c *Core) Stats() Stats {
 }
 
 // HasReady reports whether Ready has anything to return.
-func (c *Core) HasReady() bool { return len(c.out.Messages) > 0 || len(c.out.Events) > 0 }
+func (c *Core) HasReady() bool {
+	return len(c.out.Messages) > 0 || len(c.out.Events) > 0 || len(c.out.Misbehaviour) > 0
+}
 
 // Ready returns the messages to send and the events to report since the last call, and
 // clears them. The returned slices belong to the caller.
@@ -260,6 +336,7 @@ func (c *Core) needContacts() {
 		return
 	}
 	c.askedContacts, c.contactsAskedAt = true, c.now
+	c.stats.ContactRequests++
 	c.out.Events = append(c.out.Events, Event{Type: NeedContacts})
 }
 
@@ -303,12 +380,17 @@ func (c *Core) Leave() {
 	}
 	clear(c.active)
 	c.active = c.active[:0]
+	c.activeSince = c.activeSince[:0]
 	clear(c.passive)
 	c.passive = c.passive[:0]
+	clear(c.passiveFrom)
+	c.passiveFrom = c.passiveFrom[:0]
 	c.tried = c.tried[:0]
 	clear(c.asked)
 	c.asked = c.asked[:0]
-	c.lastShuffle = c.lastShuffle[:0]
+	clear(c.shuffles)
+	c.shuffles = c.shuffles[:0]
+	c.stalledRounds, c.gained = 0, false
 	c.joinList = c.joinList[:0]
 	c.failedRounds, c.joinTarget = 0, ""
 	c.clearPending()
@@ -348,7 +430,7 @@ func (c *Core) Tick(now time.Duration) {
 		// No reply from the repair candidate in time: it is as good as unreachable.
 		cand := c.pending
 		c.clearPending()
-		c.passive = removeValue(c.passive, cand)
+		c.dropPassive(cand)
 	}
 	if c.joinTimer.due(now) {
 		c.advanceJoin(false)
@@ -367,6 +449,9 @@ func (c *Core) Tick(now time.Duration) {
 			}
 		}
 		c.shuffleTimer.arm(at)
+		c.forcedEvictions = 0
+		c.pruneRates()
+		c.checkStalled()
 		c.shuffle()
 		if c.pending == "" && len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
 			if len(c.passive) == 0 {
@@ -408,7 +493,7 @@ func (c *Core) PeerDown(peer string) {
 	if c.removeActive(peer) {
 		c.tried = c.tried[:0] // a new failure starts a new repair round
 	}
-	c.passive = removeValue(c.passive, peer)
+	c.dropPassive(peer)
 	c.asked = removeValue(c.asked, peer)
 	if peer == c.pending {
 		c.clearPending()
@@ -436,6 +521,9 @@ func (c *Core) Step(from string, m Message) error {
 	if c.left {
 		return nil
 	}
+	if c.rateLimited(from, &m) {
+		return nil
+	}
 	switch m.Type {
 	case Join:
 		c.onJoin(from)
@@ -452,7 +540,7 @@ func (c *Core) Step(from string, m Message) error {
 	case Shuffle:
 		c.onShuffle(from, &m)
 	case ShuffleReply:
-		c.mergePassive(m.Nodes, c.lastShuffle)
+		c.onShuffleReply(from, &m)
 	}
 	c.maintain()
 	c.updateDue()
@@ -502,10 +590,16 @@ func (c *Core) check(from string, m *Message) error {
 // onJoin: the contact takes the joiner into its active view (dropping a random neighbour if
 // full), answers JOIN_REPLY and sends a FORWARD_JOIN walk along each other neighbour. A JOIN
 // from a peer that is already active (it restarted, or a reply was lost) is answered and
-// forwarded again: the joiner evidently lacks neighbours.
+// forwarded again: the joiner evidently lacks neighbours. When the round's eviction budget
+// is spent (or every neighbour is protected) the joiner gets the walks but no slot here and
+// no JOIN_REPLY: the walks' ends offer it neighbours, and its join timeout, once it has
+// them, ends the join quietly.
 func (c *Core) onJoin(from string) {
-	c.addActive(from)
-	c.send(from, Message{Type: JoinReply})
+	if indexOf(c.active, from) < 0 && !c.addActive(from, true) {
+		c.stats.EvictionsRefused++
+	} else {
+		c.send(from, Message{Type: JoinReply})
+	}
 	for _, p := range c.active {
 		if p != from {
 			c.send(p, Message{Type: ForwardJoin, Node: from, TTL: c.cfg.ARWL})
@@ -522,7 +616,7 @@ func (c *Core) onJoinReply(from string) {
 		c.joinTimer.stop()
 		c.joinList = c.joinList[:0]
 	}
-	c.accepted(from)
+	c.accepted(from, false)
 }
 
 // accepted handles a peer that has added us to its active view (JOIN_REPLY, accepting
@@ -531,16 +625,24 @@ func (c *Core) onJoinReply(from string) {
 // lets join walks that end at full nodes still connect the joiner, as in the paper. An
 // acceptance we no longer honour (see Core.asked) gets a DISCONNECT, so the sender drops
 // us again. Either way the link ends up symmetric.
-func (c *Core) accepted(p string) {
+//
+// forced marks an acceptance of a request this node did not make for its own repair or join
+// (the end of another node's join walk): its eviction counts against MaxForcedEvictions and
+// spares protected neighbours, and when that leaves no slot the acceptance gets a
+// DISCONNECT like an unsolicited one.
+func (c *Core) accepted(p string, forced bool) {
 	if p == c.pending {
 		c.clearPending()
 	}
 	switch {
 	case indexOf(c.active, p) >= 0:
 		c.asked = removeValue(c.asked, p)
-	case indexOf(c.asked, p) >= 0:
-		c.addActive(p)
+	case indexOf(c.asked, p) >= 0 && c.addActive(p, forced):
 	default:
+		if indexOf(c.asked, p) >= 0 {
+			c.stats.EvictionsRefused++
+			c.asked = removeValue(c.asked, p)
+		}
 		c.send(p, Message{Type: Disconnect})
 		c.addPassive(p)
 	}
@@ -570,7 +672,7 @@ func (c *Core) onForwardJoin(from string, m *Message) {
 	}
 	if m.TTL > 0 && len(c.active) > 1 {
 		if m.TTL == c.cfg.PRWL {
-			c.addPassive(joiner)
+			c.insertPassive(joiner, from, nil, nil)
 		}
 		// Passing the walk to the joiner itself would waste it.
 		if next := c.randomActiveExcept(from, joiner); next != "" {
@@ -579,25 +681,39 @@ func (c *Core) onForwardJoin(from string, m *Message) {
 		}
 	}
 	if indexOf(c.active, joiner) < 0 {
+		if !c.canEvictFor() {
+			// No slot we may give away this round: the joiner gets other walks' ends.
+			c.stats.EvictionsRefused++
+			c.insertPassive(joiner, from, nil, nil)
+			return
+		}
 		c.markAsked(joiner)
 		c.send(joiner, Message{Type: Neighbor, HighPriority: true})
 	}
 }
 
-// onNeighbor: a high-priority request is always accepted (dropping a random neighbour if
-// full); a low-priority one only when there is room. A request from a peer already active is
+// onNeighbor: a high-priority request is accepted, dropping a random neighbour if full, as
+// long as MaxForcedEvictions and ProtectedNeighbors allow; a low-priority one only when there
+// is room. A request from a peer already active is
 // accepted again, so the requester adds us and the link stays symmetric.
 func (c *Core) onNeighbor(from string, m *Message) {
-	ok := indexOf(c.active, from) >= 0 || m.HighPriority || len(c.active) < c.cfg.ActiveSize
+	ok := indexOf(c.active, from) >= 0 || len(c.active) < c.cfg.ActiveSize
 	if ok {
-		c.addActive(from)
+		c.addActive(from, false)
+	} else if m.HighPriority {
+		// The paper always accepts; here only within the round's eviction budget, and never
+		// at the expense of a protected neighbour.
+		if ok = c.addActive(from, true); !ok {
+			c.stats.EvictionsRefused++
+		}
 	}
 	c.send(from, Message{Type: NeighborReply, Accepted: ok})
 }
 
 func (c *Core) onNeighborReply(from string, m *Message) {
 	if m.Accepted {
-		c.accepted(from)
+		// Our repair asks through pending; any other request we made ended a join walk.
+		c.accepted(from, from != c.pending)
 		return
 	}
 	// Refused: the peer is alive but full. It stays in the passive view; the repair
@@ -634,7 +750,7 @@ func (c *Core) onDisconnect(from string, m *Message) {
 		c.addPassive(from)
 		return
 	}
-	c.passive = removeValue(c.passive, from)
+	c.dropPassive(from)
 	c.asked = removeValue(c.asked, from)
 	if from == c.pending {
 		c.clearPending()
@@ -646,12 +762,23 @@ func (c *Core) onDisconnect(from string, m *Message) {
 
 // onShuffle continues the shuffle walk or ends it here: the end node answers the origin
 // directly with a passive sample of the same size and merges the received sample, evicting
-// first what it sent.
+// first what it sent. A SHUFFLE from outside the active view is refused
+// (ShuffleFromNeighborsOnly), and only the first MaxShuffleMerge entries of a sample are
+// merged or passed on, so a hostile origin cannot flush a view with one long list.
 func (c *Core) onShuffle(from string, m *Message) {
+	if c.cfg.ShuffleFromNeighborsOnly && indexOf(c.active, from) < 0 {
+		c.refuse(from, RefusedStrangerShuffle, Shuffle)
+		return
+	}
+	nodes := m.Nodes
+	if limit := c.cfg.MaxShuffleMerge; limit > 0 && len(nodes) > limit {
+		c.stats.ShuffleEntriesDropped += uint64(len(nodes) - limit)
+		nodes = nodes[:limit]
+	}
 	if m.TTL > 0 && len(c.active) > 1 {
 		if next := c.randomActiveExcept(from, m.Node); next != "" {
 			c.send(next, Message{Type: Shuffle, Node: m.Node, TTL: m.TTL - 1,
-				Nodes: append([]string(nil), m.Nodes...)})
+				Nodes: append([]string(nil), nodes...)})
 			return
 		}
 	}
@@ -660,16 +787,58 @@ func (c *Core) onShuffle(from string, m *Message) {
 	}
 	var reply []string
 	if len(c.passive) > 0 {
-		reply = c.appendSample(make([]string, 0, min(len(m.Nodes), len(c.passive))), c.passive, len(m.Nodes), m.Node)
+		reply = c.appendSample(make([]string, 0, min(len(nodes), len(c.passive))), c.passive, len(nodes), m.Node)
 	}
 	if len(reply) > 0 {
 		c.send(m.Node, Message{Type: ShuffleReply, Nodes: reply})
 	}
-	c.mergePassive(m.Nodes, reply)
+	c.mergePassive(nodes, from, reply)
+}
+
+// onShuffleReply merges the sample a shuffle's end node sent back. With MaxPendingShuffles
+// set, it must answer one of our shuffles still outstanding (the oldest, which it consumes)
+// and carry no more entries than that shuffle sent; anything else is refused and reported.
+func (c *Core) onShuffleReply(from string, m *Message) {
+	if c.cfg.MaxPendingShuffles == 0 {
+		// The paper: every reply is merged, evicting first what the last shuffle sent.
+		var sent []string
+		if n := len(c.shuffles); n > 0 {
+			sent = c.shuffles[n-1].sent
+		}
+		c.mergePassive(m.Nodes, from, sent)
+		return
+	}
+	c.expireShuffles()
+	if len(c.shuffles) == 0 {
+		c.refuse(from, RefusedUnsolicitedReply, ShuffleReply)
+		return
+	}
+	ps := c.shuffles[0]
+	if len(m.Nodes) > ps.size {
+		c.refuse(from, RefusedOversizedReply, ShuffleReply)
+		return
+	}
+	copy(c.shuffles, c.shuffles[1:])
+	c.shuffles[len(c.shuffles)-1] = pendingShuffle{}
+	c.shuffles = c.shuffles[:len(c.shuffles)-1]
+	c.mergePassive(m.Nodes, from, ps.sent)
+}
+
+// expireShuffles forgets the shuffles that waited ShuffleReplyTimeout for their reply.
+func (c *Core) expireShuffles() {
+	n := 0
+	for n < len(c.shuffles) && c.now-c.shuffles[n].at >= c.cfg.ShuffleReplyTimeout {
+		n++
+	}
+	if n > 0 {
+		k := copy(c.shuffles, c.shuffles[n:])
+		clear(c.shuffles[k:])
+		c.shuffles = c.shuffles[:k]
+	}
 }
 
 // shuffle starts a shuffle round: Self, ka active and kp passive peers, sent on a random walk
-// through a random neighbour.
+// through a random neighbour. It is remembered until its reply comes back (MaxPendingShuffles).
 func (c *Core) shuffle() {
 	if len(c.active) == 0 {
 		return
@@ -679,8 +848,139 @@ func (c *Core) shuffle() {
 	sample[0] = c.cfg.Self
 	sample = c.appendSample(sample, c.active, c.cfg.ShuffleActive, "")
 	sample = c.appendSample(sample, c.passive, c.cfg.ShufflePassive, "")
-	c.lastShuffle = append(c.lastShuffle[:0], sample[1:]...)
+	c.expireShuffles()
+	if len(c.shuffles) >= max(c.cfg.MaxPendingShuffles, 1) {
+		// Forget the oldest, reusing its slice for this one's entries.
+		old := c.shuffles[0]
+		k := copy(c.shuffles, c.shuffles[1:])
+		c.shuffles = c.shuffles[:k]
+		old.sent = old.sent[:0]
+		c.shuffles = append(c.shuffles, old)
+	} else {
+		c.shuffles = append(c.shuffles, pendingShuffle{})
+	}
+	ps := &c.shuffles[len(c.shuffles)-1]
+	ps.at, ps.size = c.now, len(sample)
+	ps.sent = append(ps.sent, sample[1:]...)
 	c.send(target, Message{Type: Shuffle, Node: c.cfg.Self, TTL: c.cfg.ShuffleTTL, Nodes: sample})
+}
+
+// refuse drops a valid message because of what its sender did: counted, and reported (up to
+// MaxMisbehaviourReports per Ready) for peer scoring.
+func (c *Core) refuse(from string, why Refusal, t MessageType) {
+	c.stats.Refused[why]++
+	if why == RefusedRateLimited {
+		c.stats.RateLimited[t]++
+	}
+	if len(c.out.Misbehaviour) >= c.cfg.MaxMisbehaviourReports {
+		c.stats.MisbehaviourDropped++
+		return
+	}
+	c.out.Misbehaviour = append(c.out.Misbehaviour, Misbehaviour{Peer: from, Reason: why, Type: t})
+}
+
+// rateLimited reports whether m from peer from is over its (peer, type) token bucket, and if
+// so counts and reports it. Answers this node asked for, and a DISCONNECT from a neighbour,
+// always pass: dropping them would leave a link one-sided, and our own requests bound them.
+func (c *Core) rateLimited(from string, m *Message) bool {
+	if c.cfg.PeerMessageRate <= 0 {
+		return false
+	}
+	switch m.Type {
+	case JoinReply, NeighborReply:
+		if from == c.pending || from == c.joinTarget || indexOf(c.asked, from) >= 0 || indexOf(c.active, from) >= 0 {
+			return false
+		}
+	case Disconnect:
+		if indexOf(c.active, from) >= 0 {
+			return false
+		}
+	}
+	b := c.bucket(from, m.Type)
+	if b.tokens < 1 {
+		c.refuse(from, RefusedRateLimited, m.Type)
+		return true
+	}
+	b.tokens--
+	return false
+}
+
+// bucket returns the (peer, type) token bucket brought up to now, creating a full one when
+// there is none. A full table first forgets buckets that are full again (as good as absent),
+// then the fullest one.
+func (c *Core) bucket(peer string, t MessageType) *rateBucket {
+	burst := float64(c.cfg.PeerMessageBurst)
+	for i := range c.rates {
+		if b := &c.rates[i]; b.peer == peer && b.typ == t {
+			c.refill(b, burst)
+			return b
+		}
+	}
+	if len(c.rates) >= c.cfg.MaxRateEntries {
+		c.pruneRates()
+	}
+	if len(c.rates) >= c.cfg.MaxRateEntries {
+		fullest := 0
+		for i := range c.rates {
+			c.refill(&c.rates[i], burst)
+			if c.rates[i].tokens > c.rates[fullest].tokens {
+				fullest = i
+			}
+		}
+		c.rates[fullest] = c.rates[len(c.rates)-1]
+		c.rates[len(c.rates)-1] = rateBucket{}
+		c.rates = c.rates[:len(c.rates)-1]
+	}
+	c.rates = append(c.rates, rateBucket{peer: peer, typ: t, tokens: burst, at: c.now})
+	return &c.rates[len(c.rates)-1]
+}
+
+func (c *Core) refill(b *rateBucket, burst float64) {
+	if c.now > b.at {
+		b.tokens = min(burst, b.tokens+c.cfg.PeerMessageRate*(c.now-b.at).Seconds())
+		b.at = c.now
+	}
+}
+
+// pruneRates forgets the buckets that are full again: a new one would be the same. Called
+// every round, it keeps the table at the peers heard from lately.
+func (c *Core) pruneRates() {
+	burst := float64(c.cfg.PeerMessageBurst)
+	kept := c.rates[:0]
+	for i := range c.rates {
+		b := c.rates[i]
+		c.refill(&b, burst)
+		if b.tokens < burst {
+			kept = append(kept, b)
+		}
+	}
+	clear(c.rates[len(kept):])
+	c.rates = kept
+}
+
+// checkStalled runs at each round: a joined node below ActiveSize that gained no neighbour
+// during the last round, while isolated or with no passive peer left to ask, has stalled;
+// after StalledRoundsBeforeContacts such rounds in a row it asks its driver for contacts.
+func (c *Core) checkStalled() {
+	gained := c.gained
+	c.gained = false
+	if c.cfg.StalledRoundsBeforeContacts == 0 || !c.joined || len(c.active) >= c.cfg.ActiveSize || gained {
+		c.stalledRounds = 0
+		return
+	}
+	if len(c.active) > 0 && c.hasCandidate() {
+		c.stalledRounds = 0 // still has someone to ask
+		return
+	}
+	c.stalledRounds++
+	if c.stalledRounds >= c.cfg.StalledRoundsBeforeContacts {
+		c.stalledRounds = 0
+		before := c.stats.ContactRequests
+		c.needContacts()
+		if c.stats.ContactRequests > before {
+			c.stats.RepairStalls++
+		}
+	}
 }
 
 // maintain restores the invariants after every input. A joined node whose active view is
@@ -799,13 +1099,28 @@ func (c *Core) addTried(p string) {
 }
 
 // addActive puts p into the active view, dropping a random neighbour (with DISCONNECT, into
-// the passive view) if full. It reports whether p was added (false: Self or already active).
-func (c *Core) addActive(p string) bool {
+// the passive view) if full. It reports whether p was added (false: Self or already active,
+// or no slot could be freed).
+//
+// forced marks a newcomer this node did not choose (another peer's high-priority NEIGHBOR,
+// JOIN, or join-walk end): it may evict only while the round's MaxForcedEvictions budget
+// lasts, and never one of the protected neighbours (ProtectedNeighbors).
+func (c *Core) addActive(p string, forced bool) bool {
 	if p == c.cfg.Self || indexOf(c.active, p) >= 0 {
 		return false
 	}
 	if len(c.active) >= c.cfg.ActiveSize {
-		victim := c.active[c.rand.IntN(len(c.active))]
+		var v int
+		if forced {
+			if v = c.evictable(); v < 0 {
+				return false
+			}
+			c.forcedEvictions++
+			c.stats.ForcedEvictions++
+		} else {
+			v = c.rand.IntN(len(c.active))
+		}
+		victim := c.active[v]
 		c.removeActive(victim)
 		c.asked = removeValue(c.asked, victim)
 		c.send(victim, Message{Type: Disconnect})
@@ -817,11 +1132,62 @@ func (c *Core) addActive(p string) bool {
 	if p == c.pending {
 		c.clearPending()
 	}
-	c.passive = removeValue(c.passive, p)
+	c.dropPassive(p)
 	c.active = append(c.active, p)
-	c.joined = true
+	c.activeSince = append(c.activeSince, c.now)
+	c.joined, c.gained = true, true
 	c.out.Events = append(c.out.Events, Event{Type: NeighborUp, Peer: p})
 	return true
+}
+
+// canEvictFor reports whether a newcomer this node did not choose could get a slot now.
+func (c *Core) canEvictFor() bool {
+	if len(c.active) < c.cfg.ActiveSize {
+		return true
+	}
+	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
+		return false
+	}
+	return c.protectedCount() < len(c.active)
+}
+
+// evictable returns the index of a neighbour another peer's request may evict, or -1 when
+// the round's budget is spent or every neighbour is protected. It picks at random among the
+// fresh neighbours (up for less than ProtectAfter) if there are any, else among the
+// unprotected ones: a peer that pushed its way in is the first to be pushed out again, so
+// Sybils flooding requests mostly evict each other, not the honest neighbours that both
+// ends may not protect (protection is per end). With no defence on it draws exactly as the
+// paper's random eviction does.
+func (c *Core) evictable() int {
+	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
+		return -1
+	}
+	k := c.protectedCount()
+	if k >= len(c.active) {
+		return -1
+	}
+	// The view is oldest first: the fresh neighbours are a suffix of it.
+	fresh := len(c.active)
+	for fresh > k && c.now-c.activeSince[fresh-1] < c.cfg.ProtectAfter {
+		fresh--
+	}
+	if fresh < len(c.active) {
+		return fresh + c.rand.IntN(len(c.active)-fresh)
+	}
+	return k + c.rand.IntN(len(c.active)-k)
+}
+
+// protectedCount returns how many neighbours are protected: the view is in insertion order,
+// oldest first, so they are a prefix of it: up to ProtectedNeighbors of the neighbours that
+// have been up for ProtectAfter.
+func (c *Core) protectedCount() int {
+	// Protecting every slot would leave joiners no way in: one always stays open.
+	limit := min(c.cfg.ProtectedNeighbors, c.cfg.ActiveSize-1)
+	k := 0
+	for k < limit && k < len(c.active) && c.now-c.activeSince[k] >= c.cfg.ProtectAfter {
+		k++
+	}
+	return k
 }
 
 // removeActive takes p out of the active view with a NeighborDown event; false if absent.
@@ -831,33 +1197,54 @@ func (c *Core) removeActive(p string) bool {
 		return false
 	}
 	c.active = removeAt(c.active, i)
+	copy(c.activeSince[i:], c.activeSince[i+1:])
+	c.activeSince = c.activeSince[:len(c.activeSince)-1]
 	c.out.Events = append(c.out.Events, Event{Type: NeighborDown, Peer: p})
 	return true
 }
 
-// addPassive inserts p unless it is Self, active or already known; a full view drops a random
-// entry.
+// addPassive inserts p, known first-hand (it was our neighbour, or it contacted us), unless it
+// is Self, active or already known; a full view drops a random entry.
 func (c *Core) addPassive(p string) {
-	c.insertPassive(p, nil, nil)
+	c.insertPassive(p, "", nil, nil)
 }
 
-// mergePassive adds a shuffle sample, dropping first (when full) the entries in prefer: what
-// we just sent away, so the exchange trades entries.
-func (c *Core) mergePassive(nodes, prefer []string) {
+// mergePassive adds a shuffle sample taught by peer from, dropping first (when full) the
+// entries in prefer: what we just sent away, so the exchange trades entries.
+func (c *Core) mergePassive(nodes []string, from string, prefer []string) {
 	next := 0
 	for _, p := range nodes {
-		c.insertPassive(p, prefer, &next)
+		c.insertPassive(p, from, prefer, &next)
 	}
 }
 
-// insertPassive adds p unless it is Self, active or already passive. When the view is full it
-// evicts the first entry of prefer[*next:] still present, else a random one. The cursor next
-// walks prefer once across a whole merge: an entry found absent, or already evicted, is not
-// looked for again, which keeps a merge at O(len(nodes)+len(prefer)) scans of the view rather
-// than their product.
-func (c *Core) insertPassive(p string, prefer []string, next *int) {
+// insertPassive adds p, taught by peer from ("" for first-hand), unless it is Self, active or
+// already passive. A teacher that already taught MaxPassiveFromPeer entries gives up its own
+// oldest one. Otherwise, when the view is full, it evicts the first entry of prefer[*next:]
+// still present, else a random one. The cursor next walks prefer once across a whole merge:
+// an entry found absent, or already evicted, is not looked for again, which keeps a merge at
+// O(len(nodes)+len(prefer)) scans of the view rather than their product.
+func (c *Core) insertPassive(p, from string, prefer []string, next *int) {
 	if p == "" || p == c.cfg.Self || indexOf(c.active, p) >= 0 || indexOf(c.passive, p) >= 0 {
 		return
+	}
+	if from == p {
+		from = "" // a peer naming itself tells us nothing we could not learn from its link
+	}
+	if limit := c.cfg.MaxPassiveFromPeer; limit > 0 && from != "" {
+		first, n := -1, 0
+		for i, t := range c.passiveFrom {
+			if t == from {
+				if first < 0 {
+					first = i
+				}
+				n++
+			}
+		}
+		if n >= limit {
+			c.stats.PassiveCapped++
+			c.dropPassiveAt(first)
+		}
 	}
 	if len(c.passive) >= c.cfg.PassiveSize {
 		victim := -1
@@ -868,9 +1255,22 @@ func (c *Core) insertPassive(p string, prefer []string, next *int) {
 		if victim < 0 {
 			victim = c.rand.IntN(len(c.passive))
 		}
-		c.passive = removeAt(c.passive, victim)
+		c.dropPassiveAt(victim)
 	}
 	c.passive = append(c.passive, p)
+	c.passiveFrom = append(c.passiveFrom, from)
+}
+
+// dropPassive removes p from the passive view, if there.
+func (c *Core) dropPassive(p string) {
+	if i := indexOf(c.passive, p); i >= 0 {
+		c.dropPassiveAt(i)
+	}
+}
+
+func (c *Core) dropPassiveAt(i int) {
+	c.passive = removeAt(c.passive, i)
+	c.passiveFrom = removeAt(c.passiveFrom, i)
 }
 
 // randomActiveExcept returns a random active peer other than a and b, or "" if none.

@@ -137,7 +137,9 @@ func TestStepRejectsInvalidMessages(t *testing.T) {
 }
 
 func TestStepIgnoresSelfReferences(t *testing.T) {
-	c, _ := New(testConfig("a"))
+	cfg := testConfig("a")
+	cfg.MaxPendingShuffles = 0 // merge the reply nobody asked for: Self must still be skipped
+	c, _ := New(cfg)
 	c.Tick(0)
 	if err := c.Step("b", Message{Type: ForwardJoin, Node: "a", TTL: 0}); err != nil {
 		t.Fatal(err)
@@ -369,7 +371,10 @@ func TestNineNodesThroughOneContact(t *testing.T) {
 			}
 		}
 		// A node emptied twice in a row by evictions backs off for RejoinBackoff.
-		if !n.deliverAll(1_000_000) || !n.advance(2*cfg.RejoinBackoff, 1_000_000) {
+		// A joiner the contact had no eviction budget left for (MaxForcedEvictions) gets
+		// no JOIN_REPLY: if no join walk's end took it either, it tries again after its
+		// NeighborTimeout.
+		if !n.deliverAll(1_000_000) || !n.advance(cfg.NeighborTimeout+2*cfg.RejoinBackoff, 1_000_000) {
 			t.Fatalf("seed %d: not quiet", seed)
 		}
 		for _, problem := range problemsIn(n) {

@@ -58,6 +58,9 @@ type netNode struct {
 	// mute drops every message to this node without a PeerDown: a peer that stopped
 	// answering but whose link has not failed, so only the sender's timeout notices.
 	mute bool
+	// script, when set, stands in for the core: a hostile peer in the attack tests. It is
+	// handed every message sent to the node and returns its answers to the sender.
+	script func(from string, m Message) []Message
 }
 
 type netMsg struct {
@@ -167,6 +170,12 @@ func (n *network) deliver(m netMsg) {
 		n.collect(m.from)
 	case rcv.mute:
 		n.logf("%s -> %s %s (lost)", m.from, m.to, formatMsg(m.msg))
+	case rcv.script != nil:
+		n.logf("%s -> %s %s", m.from, m.to, formatMsg(m.msg))
+		n.delivered++
+		for _, r := range rcv.script(m.from, m.msg) {
+			n.queue = append(n.queue, netMsg{from: m.to, to: m.from, msg: r})
+		}
 	default:
 		n.logf("%s -> %s %s", m.from, m.to, formatMsg(m.msg))
 		n.delivered++
@@ -281,6 +290,7 @@ func (n *network) check() (problems []string, summary string) {
 		if len(p) > c.cfg.PassiveSize {
 			problems = append(problems, fmt.Sprintf("%s: passive view size %d > %d", name, len(p), c.cfg.PassiveSize))
 		}
+		problems = append(problems, defenceProblems(name, c)...)
 		for i, x := range a {
 			if x == name {
 				problems = append(problems, fmt.Sprintf("%s: itself in active view", name))
@@ -409,4 +419,37 @@ func parseMsg(words []string) (Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// defenceProblems checks the bookkeeping of the defences: the per-entry records run parallel
+// to their views, no teacher holds more than MaxPassiveFromPeer passive entries, and the
+// bounded tables stay within their bounds.
+func defenceProblems(name string, c *Core) []string {
+	var out []string
+	if len(c.activeSince) != len(c.active) {
+		out = append(out, fmt.Sprintf("%s: %d active times for %d neighbours", name, len(c.activeSince), len(c.active)))
+	}
+	if len(c.passiveFrom) != len(c.passive) {
+		out = append(out, fmt.Sprintf("%s: %d passive teachers for %d entries", name, len(c.passiveFrom), len(c.passive)))
+	}
+	if limit := c.cfg.MaxPassiveFromPeer; limit > 0 {
+		count := map[string]int{}
+		for _, t := range c.passiveFrom {
+			if t != "" {
+				count[t]++
+			}
+		}
+		for t, k := range count {
+			if k > limit {
+				out = append(out, fmt.Sprintf("%s: %s taught %d passive entries, more than MaxPassiveFromPeer (%d)", name, t, k, limit))
+			}
+		}
+	}
+	if c.cfg.PeerMessageRate > 0 && len(c.rates) > c.cfg.MaxRateEntries {
+		out = append(out, fmt.Sprintf("%s: %d rate buckets, more than MaxRateEntries (%d)", name, len(c.rates), c.cfg.MaxRateEntries))
+	}
+	if len(c.shuffles) > max(c.cfg.MaxPendingShuffles, 1) {
+		out = append(out, fmt.Sprintf("%s: %d shuffles pending, more than MaxPendingShuffles (%d)", name, len(c.shuffles), c.cfg.MaxPendingShuffles))
+	}
+	return out
 }

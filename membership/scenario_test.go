@@ -19,6 +19,8 @@ import (
 // Commands (names are node IDs; flags are bare words):
 //
 //	config active=3 passive=6 arwl=6 prwl=3 ka=3 kp=4 shuffle-ttl=6 shuffle=1h timeout=3s backoff=1s seed=1
+//	config defences=off|on evictions=2 protected=2 protect-after=2s from-peer=8 merge=8
+//	                                    (defences: Config.DisableDefences, or the LAN defaults)
 //	add n1 n2 ... [contacts=(n1,n2)]   create nodes (re-create a dead one, fresh)
 //	join n2 [via=n1]                    Join(via), or Join("") through the contacts
 //	send n1 n2 NEIGHBOR high            n2.Step(n1, msg) right now; fields as traces print them
@@ -281,6 +283,35 @@ func setConfig(cfg *Config, seed *uint64, k, v string) error {
 	case "seed":
 		i, err = atoi()
 		*seed = uint64(i)
+	case "defences":
+		switch v {
+		case "off":
+			cfg.DisableDefences()
+		case "on":
+			d := DefaultLANConfig()
+			cfg.ShuffleReplyTimeout, cfg.MaxPendingShuffles = d.ShuffleReplyTimeout, d.MaxPendingShuffles
+			cfg.ShuffleFromNeighborsOnly, cfg.MaxShuffleMerge, cfg.MaxPassiveFromPeer = d.ShuffleFromNeighborsOnly, d.MaxShuffleMerge, d.MaxPassiveFromPeer
+			cfg.MaxForcedEvictions, cfg.ProtectedNeighbors, cfg.ProtectAfter = d.MaxForcedEvictions, d.ProtectedNeighbors, d.ProtectAfter
+			cfg.PeerMessageRate, cfg.PeerMessageBurst, cfg.MaxRateEntries = d.PeerMessageRate, d.PeerMessageBurst, d.MaxRateEntries
+			cfg.StalledRoundsBeforeContacts = d.StalledRoundsBeforeContacts
+		default:
+			err = fmt.Errorf("want on or off")
+		}
+	case "evictions":
+		i, err = atoi()
+		cfg.MaxForcedEvictions = i
+	case "protected":
+		i, err = atoi()
+		cfg.ProtectedNeighbors = i
+	case "protect-after":
+		d, err = dur()
+		cfg.ProtectAfter = d
+	case "from-peer":
+		i, err = atoi()
+		cfg.MaxPassiveFromPeer = i
+	case "merge":
+		i, err = atoi()
+		cfg.MaxShuffleMerge = i
 	default:
 		return fmt.Errorf("unknown config key %q", k)
 	}
@@ -305,6 +336,26 @@ func formatStats(s Stats) string {
 			}
 		}
 		b.WriteString("\n")
+	}
+	// The defences' counters, only when one moved (older scripts predate them).
+	var d strings.Builder
+	for r := RefusedUnsolicitedReply; r <= RefusedRateLimited; r++ {
+		if s.Refused[r] > 0 {
+			fmt.Fprintf(&d, " refused-%v=%d", r, s.Refused[r])
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{{"forced-evictions", s.ForcedEvictions}, {"evictions-refused", s.EvictionsRefused},
+		{"passive-capped", s.PassiveCapped}, {"shuffle-entries-dropped", s.ShuffleEntriesDropped},
+		{"repair-stalls", s.RepairStalls}, {"contact-requests", s.ContactRequests}} {
+		if f.v > 0 {
+			fmt.Fprintf(&d, " %s=%d", f.name, f.v)
+		}
+	}
+	if d.Len() > 0 {
+		b.WriteString("defences:" + d.String() + "\n")
 	}
 	return b.String()
 }

@@ -116,9 +116,12 @@ const (
 	// NeedContacts: the node cannot find neighbours by itself: it is isolated and every
 	// contact it knows failed (after a mass failure its passive view and its contacts may all
 	// be dead), or its active view is not full and its passive view is empty (a few nodes of a
-	// small overlay that know only each other). Peer is empty. The driver should find live
-	// nodes elsewhere (the signaling server's peer list) and call Join with one that is not
-	// already a neighbour. Repeated at most once per RejoinBackoff while the condition lasts.
+	// small overlay that know only each other), or its repair has stalled for
+	// Config.StalledRoundsBeforeContacts rounds (isolated, or short of neighbours with every
+	// passive peer refused or gone: a passive view of dead or made-up IDs). Peer is empty.
+	// The driver should find live nodes elsewhere (the signaling server's peer list) and call
+	// Join with one that is not already a neighbour. Repeated at most once per RejoinBackoff
+	// while the condition lasts.
 	NeedContacts EventType = 3
 )
 
@@ -142,16 +145,65 @@ type Event struct {
 	Peer string
 }
 
+// Refusal says why the core refused a valid message from a peer (see Misbehaviour).
+type Refusal uint8
+
+const (
+	// RefusedUnsolicitedReply: a SHUFFLE_REPLY arrived while no shuffle of this node was
+	// outstanding (none sent, or every one already answered or expired). An honest replier
+	// answers a shuffle once; a late honest reply (after Config.ShuffleReplyTimeout) is rare.
+	RefusedUnsolicitedReply Refusal = 1
+	// RefusedOversizedReply: a SHUFFLE_REPLY carried more entries than the shuffle it
+	// answers; an honest replier never sends more than it received.
+	RefusedOversizedReply Refusal = 2
+	// RefusedStrangerShuffle: a SHUFFLE arrived from a peer outside the active view. Shuffle
+	// walks travel along active links only, so an honest peer sends one only in a race with a
+	// DISCONNECT: scoring should weigh it lightly.
+	RefusedStrangerShuffle Refusal = 3
+	// RefusedRateLimited: the peer sent more of this message type than
+	// Config.PeerMessageRate and PeerMessageBurst allow.
+	RefusedRateLimited Refusal = 4
+)
+
+var refusalNames = [...]string{
+	RefusedUnsolicitedReply: "unsolicited_shuffle_reply", RefusedOversizedReply: "oversized_shuffle_reply",
+	RefusedStrangerShuffle: "stranger_shuffle", RefusedRateLimited: "rate_limited",
+}
+
+// String returns the refusal's metric label, e.g. "rate_limited".
+func (r Refusal) String() string {
+	if int(r) < len(refusalNames) && refusalNames[r] != "" {
+		return refusalNames[r]
+	}
+	return fmt.Sprintf("Refusal(%d)", uint8(r))
+}
+
+// Misbehaviour is a valid message the core refused because of what the sender did, not because
+// of how it was encoded (that is an error from Step): what peer scoring weighs. Only the
+// sender (the authenticated peer at the other end of the link) is named; claimed IDs inside a
+// message are not evidence against anyone.
+type Misbehaviour struct {
+	Peer   string
+	Reason Refusal
+	Type   MessageType
+}
+
 // Ready is what the driver must do after Step, Tick, PeerDown, Join or Leave: send Messages
 // (in order; per destination the order matters) and hand Events to the layers above. The
 // slices belong to the caller.
 type Ready struct {
 	Messages []Envelope
 	Events   []Event
+	// Misbehaviour lists the messages refused since the last Ready, in order, at most
+	// Config.MaxMisbehaviourReports of them (the rest are only counted, in
+	// Stats.MisbehaviourDropped). The runtime hands them to peer scoring.
+	Misbehaviour []Misbehaviour
 }
 
 // Empty reports whether there is nothing to do.
-func (rd Ready) Empty() bool { return len(rd.Messages) == 0 && len(rd.Events) == 0 }
+func (rd Ready) Empty() bool {
+	return len(rd.Messages) == 0 && len(rd.Events) == 0 && len(rd.Misbehaviour) == 0
+}
 
 // Stats are counters and gauges a driver may export as metrics.
 type Stats struct {
@@ -165,6 +217,31 @@ type Stats struct {
 	PeerDowns, Rejoins uint64
 	// InvalidMessages counts messages Step refused with an error.
 	InvalidMessages uint64
+
+	// The defences against hostile peers (see Config, "Defences").
+	//
+	// Refused counts valid messages dropped because of what their sender did, by reason
+	// (the Misbehaviour reports; index with a Refusal). RateLimited counts the
+	// RefusedRateLimited ones by message type.
+	Refused     [RefusedRateLimited + 1]uint64
+	RateLimited [ShuffleReply + 1]uint64
+	// ShuffleEntriesDropped counts entries of SHUFFLE messages beyond MaxShuffleMerge, neither
+	// merged nor forwarded.
+	ShuffleEntriesDropped uint64
+	// PassiveCapped counts passive-view insertions that replaced an entry taught by the same
+	// peer, because that peer already taught MaxPassiveFromPeer of the view.
+	PassiveCapped uint64
+	// ForcedEvictions counts neighbours dropped to make room for another peer's high-priority
+	// NEIGHBOR, JOIN or join-walk end; EvictionsRefused counts such requests refused (or join
+	// walks ended without a request) because the round's MaxForcedEvictions budget was spent
+	// or every neighbour was protected (ProtectedNeighbors).
+	ForcedEvictions, EvictionsRefused uint64
+	// RepairStalls counts NeedContacts events raised because the repair made no progress for
+	// StalledRoundsBeforeContacts rounds; ContactRequests counts every NeedContacts event.
+	RepairStalls, ContactRequests uint64
+	// MisbehaviourDropped counts Misbehaviour reports beyond MaxMisbehaviourReports per
+	// Ready: counted in Refused, not reported.
+	MisbehaviourDropped uint64
 }
 
 // Config configures one HyParView core. DefaultConfig returns the paper's parameters; the
@@ -207,6 +284,87 @@ type Config struct {
 	RejoinBackoff time.Duration
 	// MaxMessageNodes bounds Message.Nodes accepted from a peer; a longer list is an error.
 	MaxMessageNodes int
+
+	// Defences against hostile peers (DESIGN.md, "Threat model"). The paper trusts every
+	// peer: one peer could fill a passive view with IDs it made up, answer shuffles it never
+	// saw, and evict every honest neighbour with high-priority requests. Each field below
+	// bounds one of these; its zero value turns that defence off (the paper's behaviour), and
+	// DisableDefences turns them all off, for side-by-side comparisons.
+
+	// ShuffleReplyTimeout is how long a SHUFFLE this node started waits for its one
+	// SHUFFLE_REPLY (2 rounds). A reply when none is outstanding is refused
+	// (RefusedUnsolicitedReply), and one with more entries than the shuffle sent is refused
+	// (RefusedOversizedReply). Without a nonce in the wire format the origin cannot tell
+	// which node its walk ended at, so the first reply answers the oldest outstanding
+	// shuffle: a hostile peer gets at most one sample merged per shuffle this node starts.
+	ShuffleReplyTimeout time.Duration
+	// MaxPendingShuffles bounds the shuffles waiting for their reply (2); a new round forgets
+	// the oldest. 0 turns the check off: every SHUFFLE_REPLY is merged, as in the paper.
+	MaxPendingShuffles int
+	// ShuffleFromNeighborsOnly refuses a SHUFFLE from a peer outside the active view
+	// (RefusedStrangerShuffle): walks travel along active links, so only a stranger trying to
+	// poison the passive view sends one (true).
+	ShuffleFromNeighborsOnly bool
+	// MaxShuffleMerge is how many entries of one SHUFFLE are merged into the passive view and
+	// forwarded along the walk (8, an honest sample: 1+ShuffleActive+ShufflePassive); the
+	// rest are dropped and counted. 0: no cap beyond MaxMessageNodes.
+	MaxShuffleMerge int
+	// MaxPassiveFromPeer caps the passive entries learned from one peer (8 of 30): the core
+	// remembers which peer (the sender of the SHUFFLE, SHUFFLE_REPLY or FORWARD_JOIN) taught
+	// each entry, and a peer at its cap replaces its own oldest entry rather than anyone
+	// else's. Entries a peer gave about itself (a DISCONNECT, an eviction) are not capped. An
+	// honest view of 30 spread over 5 neighbours and repliers stays below the cap; one hostile
+	// neighbour holds at most this many. 0 turns the cap off.
+	MaxPassiveFromPeer int
+	// MaxForcedEvictions is how many neighbours other peers may evict per shuffle round (2):
+	// a high-priority NEIGHBOR, a JOIN or a join walk ending here takes a slot from a
+	// neighbour only while the round's budget lasts; beyond it a NEIGHBOR is refused, a JOIN
+	// gets its join walks but no slot here, and a walk end adds the joiner to the passive
+	// view only. 0: unlimited, as in the paper.
+	MaxForcedEvictions int
+	// ProtectedNeighbors is how many of the oldest neighbours, among those that have been
+	// neighbours for at least ProtectAfter, no request from another peer can evict (3 of 5,
+	// the idea of gossipsub's outbound quota): Sybils that flood high-priority requests can
+	// take the other slots, never these. Protection is per end (the peer may not protect the
+	// link), which is why it covers more than gossipsub's third. A forced eviction also
+	// picks first among the neighbours up for less than ProtectAfter, so a peer that pushed
+	// in is the first pushed out. At most ActiveSize-1 are protected, so joiners always have
+	// a way in. 0 turns it off.
+	ProtectedNeighbors int
+	// ProtectAfter is how long a neighbour must have stayed before it can be protected (three
+	// rounds: 30 s WAN, 6 s LAN): a Sybil's fresh link never is.
+	ProtectAfter time.Duration
+	// PeerMessageRate and PeerMessageBurst are a token bucket per peer and message type, in
+	// driver time (10 a second, bursts of 50): beyond it a message is dropped and counted
+	// (RefusedRateLimited). An honest peer sends a few per round of each type. Answers this
+	// node asked for (JOIN_REPLY and NEIGHBOR_REPLY from a peer it asked) and a DISCONNECT
+	// from a neighbour are never dropped: dropping them would leave a link one-sided. A rate
+	// of 0 turns the limit off.
+	PeerMessageRate  float64
+	PeerMessageBurst int
+	// MaxRateEntries bounds the (peer, type) buckets kept (256); buckets that are full again
+	// are forgotten each round, and when the table is full the fullest bucket is dropped.
+	MaxRateEntries int
+	// StalledRoundsBeforeContacts: a joined node whose active view stayed below ActiveSize
+	// with no new neighbour for this many rounds, while isolated or with every passive peer
+	// refused or gone, asks its driver for fresh contacts (NeedContacts) (3). A passive view
+	// full of made-up or dead IDs would otherwise keep an isolated node trying them one
+	// NeighborTimeout at a time. 0 turns it off (NeedContacts then only comes once every
+	// contact failed, or with an empty passive view).
+	StalledRoundsBeforeContacts int
+	// MaxMisbehaviourReports bounds Ready.Misbehaviour (64); the rest are only counted.
+	MaxMisbehaviourReports int
+}
+
+// DisableDefences turns off every defence against hostile peers (the fields after
+// MaxMessageNodes), restoring the paper's trusting behaviour: for side-by-side measurements
+// of what the defences buy (rtcmesh sim --defences=false). Misbehaviour reports stay on.
+func (c *Config) DisableDefences() {
+	c.ShuffleReplyTimeout, c.MaxPendingShuffles, c.ShuffleFromNeighborsOnly = 0, 0, false
+	c.MaxShuffleMerge, c.MaxPassiveFromPeer = 0, 0
+	c.MaxForcedEvictions, c.ProtectedNeighbors, c.ProtectAfter = 0, 0, 0
+	c.PeerMessageRate, c.PeerMessageBurst, c.MaxRateEntries = 0, 0, 0
+	c.StalledRoundsBeforeContacts = 0
 }
 
 // DefaultConfig returns the paper's parameters (active 5, passive 30, ARWL 6, PRWL 3, ka 3,
@@ -223,6 +381,20 @@ func DefaultWANConfig() Config {
 		NeighborTimeout: 15 * time.Second,
 		RejoinBackoff:   5 * time.Second,
 		MaxMessageNodes: 64,
+
+		ShuffleReplyTimeout:         20 * time.Second,
+		MaxPendingShuffles:          2,
+		ShuffleFromNeighborsOnly:    true,
+		MaxShuffleMerge:             8,
+		MaxPassiveFromPeer:          8,
+		MaxForcedEvictions:          2,
+		ProtectedNeighbors:          3,
+		ProtectAfter:                30 * time.Second,
+		PeerMessageRate:             10,
+		PeerMessageBurst:            50,
+		MaxRateEntries:              256,
+		StalledRoundsBeforeContacts: 3,
+		MaxMisbehaviourReports:      64,
 	}
 }
 
@@ -233,5 +405,7 @@ func DefaultLANConfig() Config {
 	c.ShuffleInterval = 2 * time.Second
 	c.NeighborTimeout = 3 * time.Second
 	c.RejoinBackoff = time.Second
+	c.ShuffleReplyTimeout = 4 * time.Second
+	c.ProtectAfter = 6 * time.Second
 	return c
 }

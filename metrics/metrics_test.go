@@ -124,6 +124,10 @@ func TestNodeCollectorValues(t *testing.T) {
 	f.stats.Membership.MessagesReceived[membership.ForwardJoin] = 4
 	f.stats.Membership.MessagesSent[membership.ShuffleReply] = 2
 	f.stats.Membership.PeerDowns = 6
+	f.stats.Membership.Refused[membership.RefusedStrangerShuffle] = 16
+	f.stats.Membership.RateLimited[membership.Join] = 17
+	f.stats.Membership.ForcedEvictions, f.stats.Membership.EvictionsRefused = 18, 19
+	f.stats.Membership.PassiveCapped, f.stats.Membership.RepairStalls = 20, 21
 	f.stats.Gossip.Broadcasts, f.stats.Gossip.Delivered, f.stats.Gossip.Duplicates = 1, 9, 2
 	f.stats.Gossip.Sent[gossip.IHave], f.stats.Gossip.Received[gossip.Prune] = 5, 1
 	f.stats.Gossip.CachedMessages, f.stats.Gossip.EagerPeers, f.stats.Gossip.LazyPeers = 10, 2, 1
@@ -147,6 +151,13 @@ func TestNodeCollectorValues(t *testing.T) {
 		{"rtcmesh_membership_messages_received_total", []string{"type", "JOIN"}, 0},
 		{"rtcmesh_membership_messages_sent_total", []string{"type", "SHUFFLE_REPLY"}, 2},
 		{"rtcmesh_membership_peer_downs_total", nil, 6},
+		{"rtcmesh_membership_refused_total", []string{"reason", "stranger_shuffle"}, 16},
+		{"rtcmesh_membership_refused_total", []string{"reason", "rate_limited"}, 0},
+		{"rtcmesh_membership_rate_limited_total", []string{"type", "JOIN"}, 17},
+		{"rtcmesh_membership_forced_evictions_total", nil, 18},
+		{"rtcmesh_membership_evictions_refused_total", nil, 19},
+		{"rtcmesh_membership_passive_capped_total", nil, 20},
+		{"rtcmesh_membership_repair_stalls_total", nil, 21},
 		{"rtcmesh_links", []string{"path", "host"}, 2},
 		{"rtcmesh_links", []string{"path", "relay"}, 1},
 		{"rtcmesh_links", []string{"path", "srflx"}, 0},

@@ -29,6 +29,7 @@ type NodeCollector struct {
 	activeView, passiveView             *prometheus.Desc
 	membershipReceived, membershipSent  *prometheus.Desc
 	peerDowns, rejoins, membershipInval *prometheus.Desc
+	membershipDefences                  membershipDefences
 
 	links, linksOpen *prometheus.Desc
 
@@ -51,6 +52,7 @@ type NodeCollector struct {
 func NewNodeCollector(n NodeSource) *NodeCollector {
 	return &NodeCollector{
 		node:                 n,
+		membershipDefences:   newMembershipDefences(),
 		activeView:           newDesc("membership", "active_view_size", "Peers in the HyParView active view (the node's neighbours)."),
 		passiveView:          newDesc("membership", "passive_view_size", "Peers in the HyParView passive view (backups for repairs)."),
 		membershipReceived:   newDesc("membership", "messages_received_total", "HyParView messages handed to the membership core, by type.", "type"),
@@ -106,6 +108,7 @@ func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	c.membershipDefences.describe(ch)
 }
 
 // Collect implements prometheus.Collector. It reads the node twice (Stats, then Neighbors),
@@ -123,6 +126,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.peerDowns, m.PeerDowns)
 	ch <- counter(c.rejoins, m.Rejoins)
 	ch <- counter(c.membershipInval, m.InvalidMessages)
+	c.membershipDefences.collect(ch, m)
 
 	byPath := make(map[string]int, len(knownPaths))
 	for _, p := range knownPaths {

@@ -52,14 +52,21 @@ type Config struct {
 	// EventQueueLength bounds the events waiting on Events, with the same policy.
 	EventQueueLength int
 	// NeedContacts, when set, is called (from the node's goroutine; it must not block) when
-	// the node is isolated and every contact it knows failed. It should find live nodes (ask
-	// the signaling server) and hand them to Join.
+	// the node is isolated and every contact it knows failed, or when its repair has made no
+	// progress for Membership.StalledRoundsBeforeContacts rounds (a passive view of dead or
+	// made-up IDs). It should find live nodes (ask the signaling server) and hand them to
+	// Join.
 	NeedContacts func()
 	// OnMisbehaviour, when set, is told of every broadcast the node refused (a bad signature,
 	// a replay, its own ID as origin, a time outside Gossip.MaxClockSkew) and of the peer that
 	// sent it: the hook for peer scoring. It is called from the node's goroutine and must not
 	// block. Refusals are counted in Stats either way.
 	OnMisbehaviour func(gossip.Misbehaviour)
+	// OnMembershipMisbehaviour, when set, is told of every HyParView message the node refused
+	// because of its sender (an unsolicited or oversized SHUFFLE_REPLY, a SHUFFLE from a
+	// stranger, a flood beyond Membership.PeerMessageRate): the same hook for membership.
+	// Same rules as OnMisbehaviour; refusals are counted in Stats.Membership either way.
+	OnMembershipMisbehaviour func(membership.Misbehaviour)
 	// Seed seeds the cores' random sources; 0 draws one from crypto/rand.
 	Seed uint64
 	// Now is the clock; nil means time.Now. It is read once at start for the wall-clock time

@@ -425,6 +425,9 @@ func (n *Node) flush() {
 		for _, m := range rd.Misbehaviour {
 			n.onMisbehaviour(m)
 		}
+		for _, m := range rd.MembershipMisbehaviour {
+			n.onMembershipMisbehaviour(m)
+		}
 	}
 }
 
@@ -661,6 +664,16 @@ func (n *Node) onMisbehaviour(m gossip.Misbehaviour) {
 		AnErr("error", m.Err).Msg("broadcast refused")
 	if n.cfg.OnMisbehaviour != nil {
 		n.cfg.OnMisbehaviour(m)
+	}
+}
+
+// onMembershipMisbehaviour logs a refused HyParView message (at debug level, for the same
+// reason as onMisbehaviour) and hands it to the peer-scoring hook.
+func (n *Node) onMembershipMisbehaviour(m membership.Misbehaviour) {
+	n.cfg.Logger.Debug().Str("peer", m.Peer).Stringer("type", m.Type).Stringer("reason", m.Reason).
+		Msg("membership message refused")
+	if n.cfg.OnMembershipMisbehaviour != nil {
+		n.cfg.OnMembershipMisbehaviour(m)
 	}
 }
 

@@ -12,7 +12,10 @@
 //     first) before they reach the driver, so Plumtree's eager and lazy peers are always
 //     exactly HyParView's active view once Ready has been collected.
 //   - NeedContacts is passed up: only the driver can find live nodes (the signaling server's
-//     peer list, or in the simulator any live node), and it answers with Join.
+//     peer list, or in the simulator any live node), and it answers with Join. Membership
+//     raises it when the node is isolated and out of contacts, and also when its repair has
+//     stalled for membership.Config.StalledRoundsBeforeContacts rounds (a passive view of
+//     dead or made-up IDs).
 //   - Ready is one round: membership's messages and events, then, with those events fed to
 //     gossip, gossip's messages and deliveries. After it both cores are quiet, unless the
 //     driver called in while carrying it out (Join on NeedContacts), so a driver drains with
@@ -91,6 +94,9 @@ type Ready struct {
 	// Misbehaviour are the broadcasts the gossip core refused, with the peer that sent each:
 	// what peer scoring weighs.
 	Misbehaviour []gossip.Misbehaviour
+	// MembershipMisbehaviour are the HyParView messages the membership core refused because
+	// of their sender (unsolicited shuffle replies, floods): also for peer scoring.
+	MembershipMisbehaviour []membership.Misbehaviour
 }
 
 // Stats are both cores' counters.
@@ -251,7 +257,7 @@ func (p *Peer) Ready() Ready {
 	var rd Ready
 	if p.memOut && p.mem.HasReady() {
 		mr := p.mem.Ready()
-		rd.Membership, rd.Events = mr.Messages, mr.Events
+		rd.Membership, rd.Events, rd.MembershipMisbehaviour = mr.Messages, mr.Events, mr.Misbehaviour
 		if len(mr.Events) > 0 {
 			// The gossip core must see the events at the current time, like any other
 			// input; it is already there unless only membership was touched.

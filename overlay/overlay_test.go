@@ -287,3 +287,32 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("two runs with one seed differ")
 	}
 }
+
+// A HyParView message the membership core refuses because of its sender reaches the driver in
+// Ready.MembershipMisbehaviour, for peer scoring, like gossip's refusals.
+func TestMembershipMisbehaviourPassedUp(t *testing.T) {
+	c := DefaultConfig()
+	c.Self = "a"
+	c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
+	c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
+	p, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Tick(0)
+	// A SHUFFLE_REPLY while no shuffle of a's is outstanding.
+	if err := p.StepMembership(time.Second, "x", membership.Message{Type: membership.ShuffleReply, Nodes: []string{"fake"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !p.HasReady() {
+		t.Fatal("no Ready after a refused message")
+	}
+	rd := p.Ready()
+	want := []membership.Misbehaviour{{Peer: "x", Reason: membership.RefusedUnsolicitedReply, Type: membership.ShuffleReply}}
+	if !slices.Equal(rd.MembershipMisbehaviour, want) {
+		t.Errorf("MembershipMisbehaviour %+v, want %+v", rd.MembershipMisbehaviour, want)
+	}
+	if slices.Contains(p.PassiveView(), "fake") {
+		t.Error("the unsolicited reply was merged")
+	}
+}

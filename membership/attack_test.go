@@ -1,0 +1,542 @@
+package membership
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The attacks of issue 12 against the membership core, each run with the defences on (the
+// defaults) and off (Config.DisableDefences), so the tests show both that the attack works
+// on the paper's protocol and that it fails against the defended one. Hostile peers are
+// scripted nodes of the test network (netNode.script): they follow the wire format but lie.
+
+// sybilScript answers what a hostile peer must answer to hold a slot: it accepts every
+// NEIGHBOR request (the end of a join walk asking it in) and ignores everything else.
+func sybilScript(from string, m Message) []Message {
+	if m.Type == Neighbor {
+		return []Message{{Type: NeighborReply, Accepted: true}}
+	}
+	return nil
+}
+
+// addSybils adds n scripted hostile nodes named prefix1..prefixN.
+func addSybils(t *testing.T, net *network, prefix string, n int) []string {
+	t.Helper()
+	var names []string
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprint(prefix, i)
+		if err := net.add(name, nil); err != nil {
+			t.Fatal(err)
+		}
+		net.nodes[name].script = sybilScript
+		names = append(names, name)
+	}
+	return names
+}
+
+// inject queues m from a hostile peer, as if it had sent it.
+func (n *network) inject(from, to string, m Message) {
+	n.queue = append(n.queue, netMsg{from: from, to: to, msg: m})
+}
+
+// honestOverlay joins honest nodes h1..hN through h1 and lets the overlay settle for a
+// minute of rounds, so every neighbour is older than ProtectAfter.
+func honestOverlay(t *testing.T, seed uint64, cfg Config, n int) (*network, []string) {
+	t.Helper()
+	net := newNetwork(seed, cfg)
+	var honest []string
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprint("h", i)
+		if err := net.add(name, []string{"h1"}); err != nil {
+			t.Fatal(err)
+		}
+		honest = append(honest, name)
+	}
+	for _, name := range honest {
+		net.nodes[name].core.Join("")
+		net.collect(name)
+		if !net.deliverAll(1_000_000) {
+			t.Fatal("not quiet after joins")
+		}
+	}
+	if !net.advance(time.Minute, 1_000_000) {
+		t.Fatal("not quiet while settling")
+	}
+	if problems := honestProblems(net, honest); len(problems) > 0 {
+		t.Fatalf("honest overlay before the attack: %s\n%s", strings.Join(problems, "\n"), net.views(honest))
+	}
+	return net, honest
+}
+
+// honestProblems checks the invariants that must hold among honest nodes whatever hostile
+// peers do: views within bounds, no duplicates, no Self, disjoint views, consistent defence
+// bookkeeping, and symmetric links between honest nodes.
+func honestProblems(net *network, honest []string) []string {
+	var problems []string
+	for _, name := range honest {
+		c := net.nodes[name].core
+		a, p := c.active, c.passive
+		if len(a) > c.cfg.ActiveSize || len(p) > c.cfg.PassiveSize {
+			problems = append(problems, fmt.Sprintf("%s: views %d/%d over their bounds", name, len(a), len(p)))
+		}
+		for i, x := range a {
+			if x == name || slices.Contains(a[i+1:], x) || slices.Contains(p, x) {
+				problems = append(problems, fmt.Sprintf("%s: %s is Self, doubled or in both views", name, x))
+			}
+			if slices.Contains(honest, x) && !slices.Contains(net.nodes[x].core.active, name) {
+				problems = append(problems, fmt.Sprintf("%s: link to %s not symmetric", name, x))
+			}
+		}
+		for i, x := range p {
+			if x == name || slices.Contains(p[i+1:], x) {
+				problems = append(problems, fmt.Sprintf("%s: passive entry %s is Self or doubled", name, x))
+			}
+		}
+		problems = append(problems, defenceProblems(name, c)...)
+	}
+	return problems
+}
+
+// honestNeighbours counts name's neighbours that are in honest.
+func honestNeighbours(net *network, name string, honest []string) int {
+	k := 0
+	for _, p := range net.nodes[name].core.active {
+		if slices.Contains(honest, p) {
+			k++
+		}
+	}
+	return k
+}
+
+func defenceConfig(on bool) Config {
+	cfg := DefaultLANConfig()
+	if !on {
+		cfg.DisableDefences()
+	}
+	return cfg
+}
+
+func onOff(on bool) string {
+	if on {
+		return "defences on"
+	}
+	return "defences off"
+}
+
+// Eclipse (issue 12): five Sybils send high-priority NEIGHBOR to a victim every 300 ms for
+// 15 s. The paper accepts every such request by evicting a random neighbour: the victim has
+// no honest neighbour left within 0.3 s. With the defences, at most MaxForcedEvictions slots
+// change hands per round and the ProtectedNeighbors oldest neighbours stay.
+func TestEclipseBySybilNeighborRequests(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(onOff(on), func(t *testing.T) {
+			cfg := defenceConfig(on)
+			net, honest := honestOverlay(t, 1, cfg, 12)
+			victim := ""
+			for _, h := range honest {
+				if len(net.nodes[h].core.active) == cfg.ActiveSize {
+					victim = h
+					break
+				}
+			}
+			if victim == "" {
+				t.Fatalf("no honest node with a full active view\n%s", net.views(honest))
+			}
+			sybils := addSybils(t, net, "s", 5)
+			settled := net.nodes[victim].core.Stats()
+			before := honestNeighbours(net, victim, honest)
+			least, firstZero := before, time.Duration(-1)
+			start := net.now
+			for net.now-start < 15*time.Second {
+				for _, s := range sybils {
+					net.inject(s, victim, Message{Type: Neighbor, HighPriority: true})
+				}
+				if !net.advance(300*time.Millisecond, 1_000_000) {
+					t.Fatal("not quiet during the attack")
+				}
+				k := honestNeighbours(net, victim, honest)
+				least = min(least, k)
+				if k == 0 && firstZero < 0 {
+					firstZero = net.now - start
+				}
+				if problems := honestProblems(net, honest); len(problems) > 0 {
+					t.Fatalf("at %v: %s", net.now, strings.Join(problems, "\n"))
+				}
+			}
+			end := honestNeighbours(net, victim, honest)
+			st := net.nodes[victim].core.Stats()
+			st.ForcedEvictions -= settled.ForcedEvictions
+			st.EvictionsRefused -= settled.EvictionsRefused
+			t.Logf("%s: victim %s honest neighbours %d before, fewest %d, %d after 15 s (first 0 at %v); forced evictions %d, refused %d",
+				onOff(on), victim, before, least, end, firstZero, st.ForcedEvictions, st.EvictionsRefused)
+			if !on {
+				if least != 0 {
+					t.Errorf("without defences the attack should eclipse the victim, fewest honest neighbours %d", least)
+				}
+				return
+			}
+			if want := min(cfg.ProtectedNeighbors, cfg.ActiveSize-1); least < want || end < want {
+				t.Errorf("victim kept %d (fewest %d) honest neighbours, want at least the %d protected", end, least, want)
+			}
+			// 15 s of 2 s rounds touch at most 9 budget windows: at most MaxForcedEvictions each.
+			if rounds := uint64(15*time.Second/cfg.ShuffleInterval) + 2; st.ForcedEvictions > rounds*uint64(cfg.MaxForcedEvictions) {
+				t.Errorf("%d forced evictions in %d rounds, budget %d a round", st.ForcedEvictions, rounds, cfg.MaxForcedEvictions)
+			}
+		})
+	}
+}
+
+// JOIN storm (issue 12): 20 Sybils join through honest nodes over and over for 25 s and
+// accept every join walk's end. Without defences every honest node loses all its honest
+// neighbours to evictions. With them honest nodes keep about 3 honest neighbours of 5 on
+// average, and at most one of 16 is left without one: protection is per end, so a link one
+// end protects can still be dropped by the other, and a node whose links all come from
+// such ends can be eclipsed (one node in one of the five seeds).
+func TestSybilJoinStorm(t *testing.T) {
+	seeds := []uint64{2, 3, 4, 5, 6}
+	if testing.Short() {
+		seeds = seeds[:2]
+	}
+	for _, on := range []bool{false, true} {
+		for _, seed := range seeds {
+			t.Run(fmt.Sprintf("%s/seed %d", onOff(on), seed), func(t *testing.T) {
+				joinStorm(t, on, seed)
+			})
+		}
+	}
+}
+
+func joinStorm(t *testing.T, on bool, seed uint64) {
+	cfg := defenceConfig(on)
+	net, honest := honestOverlay(t, seed, cfg, 16)
+	sybils := addSybils(t, net, "s", 20)
+	start := net.now
+	fewest := cfg.ActiveSize
+	for i := 0; net.now-start < 25*time.Second; i++ {
+		for j, s := range sybils {
+			net.inject(s, honest[(i+j)%len(honest)], Message{Type: Join})
+		}
+		if !net.advance(300*time.Millisecond, 1_000_000) {
+			t.Fatal("not quiet during the attack")
+		}
+		for _, h := range honest {
+			fewest = min(fewest, honestNeighbours(net, h, honest))
+		}
+		if problems := honestProblems(net, honest); len(problems) > 0 {
+			t.Fatalf("at %v: %s", net.now, strings.Join(problems, "\n"))
+		}
+	}
+	eclipsed, links, downs := 0, 0, uint64(0)
+	for _, h := range honest {
+		k := honestNeighbours(net, h, honest)
+		links += k
+		if k == 0 {
+			eclipsed++
+		}
+		downs += net.nodes[h].core.Stats().MessagesSent[Disconnect]
+	}
+	connected := honestConnected(net, honest)
+	mean := float64(links) / float64(len(honest))
+	t.Logf("%s: after 25 s of 20 Sybils joining, %d of %d honest nodes without an honest neighbour (fewest during %d; mean %.1f at the end), honest overlay connected=%t, %d DISCONNECTs sent by honest nodes",
+		onOff(on), eclipsed, len(honest), fewest, mean, connected, downs)
+	if !on {
+		if eclipsed == 0 {
+			t.Errorf("without defences the storm should eclipse some honest node")
+		}
+		return
+	}
+	if eclipsed > 1 || mean < 2.5 {
+		t.Errorf("with defences: %d eclipsed, mean %.1f honest neighbours\n%s", eclipsed, mean, net.views(honest))
+	}
+}
+
+// honestConnected reports whether the honest nodes are connected through honest links.
+func honestConnected(net *network, honest []string) bool {
+	seen := map[string]bool{honest[0]: true}
+	frontier := []string{honest[0]}
+	for len(frontier) > 0 {
+		x := frontier[0]
+		frontier = frontier[1:]
+		for _, y := range net.nodes[x].core.active {
+			if slices.Contains(honest, y) && !seen[y] {
+				seen[y] = true
+				frontier = append(frontier, y)
+			}
+		}
+	}
+	return len(seen) == len(honest)
+}
+
+// fakeIDs returns n made-up IDs, distinct per batch.
+func fakeIDs(batch, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("fake-%d-%d", batch, i)
+	}
+	return out
+}
+
+func fakeShare(c *Core) (int, int) {
+	k := 0
+	for _, p := range c.passive {
+		if strings.HasPrefix(p, "fake-") {
+			k++
+		}
+	}
+	return k, len(c.passive)
+}
+
+// Passive-view poisoning (issue 12): SHUFFLEs with TTL 0 and 64 made-up IDs, from a stranger
+// and from a neighbour, and unsolicited SHUFFLE_REPLYs. Without defences the victim's passive
+// view ends 30/30 fake; with them a stranger gets nothing in, and a neighbour at most
+// MaxPassiveFromPeer entries.
+func TestPoisonPassiveView(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(onOff(on), func(t *testing.T) {
+			for _, attack := range []string{"stranger shuffle", "neighbour shuffle", "unsolicited reply"} {
+				cfg := defenceConfig(on)
+				net, honest := honestOverlay(t, 3, cfg, 12)
+				victim := honest[3]
+				attacker := addSybils(t, net, "s", 1)[0]
+				if attack == "neighbour shuffle" {
+					// The attacker gets a slot as a join walk's end would give it.
+					c := net.nodes[victim].core
+					c.markAsked(attacker)
+					c.accepted(attacker, false)
+					net.collect(victim)
+					if !slices.Contains(c.active, attacker) {
+						t.Fatal("attacker did not become a neighbour")
+					}
+				}
+				for batch := range 20 {
+					m := Message{Type: Shuffle, Node: attacker, TTL: 0, Nodes: fakeIDs(batch, 64)}
+					if attack == "unsolicited reply" {
+						m = Message{Type: ShuffleReply, Nodes: fakeIDs(batch, 64)}
+					}
+					net.inject(attacker, victim, m)
+					if !net.advance(50*time.Millisecond, 1_000_000) {
+						t.Fatal("not quiet")
+					}
+				}
+				c := net.nodes[victim].core
+				fake, size := fakeShare(c)
+				st := c.Stats()
+				t.Logf("%s, %s: victim's passive view %d/%d fake; refused %v, capped %d, entries dropped %d",
+					onOff(on), attack, fake, size, st.Refused[1:], st.PassiveCapped, st.ShuffleEntriesDropped)
+				if problems := honestProblems(net, honest); len(problems) > 0 {
+					t.Fatal(strings.Join(problems, "\n"))
+				}
+				switch {
+				case !on && fake < size*9/10:
+					t.Errorf("without defences %s should poison the view, %d/%d fake", attack, fake, size)
+				case on && attack != "neighbour shuffle" && fake > 0:
+					t.Errorf("%s got %d made-up IDs in", attack, fake)
+				case on && fake > cfg.MaxPassiveFromPeer:
+					t.Errorf("a neighbour got %d made-up IDs in, more than MaxPassiveFromPeer (%d)", fake, cfg.MaxPassiveFromPeer)
+				}
+			}
+		})
+	}
+}
+
+// A reply to a shuffle of ours is merged once; a second reply, or one longer than the sample
+// sent, is refused and reported as misbehaviour of its sender.
+func TestShuffleReplyMustAnswerOurShuffle(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour // only the shuffles the test starts
+	c, _ := New(cfg)
+	c.Tick(0)
+	c.joined = true
+	c.addActive("b", false)
+	c.Ready()
+	c.shuffle()
+	sent := c.Ready().Messages[0].Msg.Nodes
+	if err := c.Step("x", Message{Type: ShuffleReply, Nodes: fakeIDs(0, len(sent)+1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step("x", Message{Type: ShuffleReply, Nodes: fakeIDs(1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step("y", Message{Type: ShuffleReply, Nodes: fakeIDs(2, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	rd := c.Ready()
+	want := []Misbehaviour{{Peer: "x", Reason: RefusedOversizedReply, Type: ShuffleReply},
+		{Peer: "y", Reason: RefusedUnsolicitedReply, Type: ShuffleReply}}
+	if !slices.Equal(rd.Misbehaviour, want) {
+		t.Errorf("misbehaviour %+v, want %+v", rd.Misbehaviour, want)
+	}
+	if fake, _ := fakeShare(c); fake != 2 {
+		t.Errorf("%d made-up IDs merged, want the 2 of the one reply accepted", fake)
+	}
+	// An outstanding shuffle expires: a reply after ShuffleReplyTimeout is unsolicited.
+	c.shuffle()
+	c.Tick(cfg.ShuffleReplyTimeout)
+	if err := c.Step("b", Message{Type: ShuffleReply, Nodes: []string{"late"}}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(c.passive, "late") || c.Stats().Refused[RefusedUnsolicitedReply] != 2 {
+		t.Errorf("a reply after ShuffleReplyTimeout was merged: passive %v", c.passive)
+	}
+}
+
+// A flood of one message type from one peer is cut to the token bucket: the burst, then
+// PeerMessageRate a second. Each refusal is counted by type and reported.
+func TestFloodIsRateLimited(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.MaxMisbehaviourReports = 10
+	c, _ := New(cfg)
+	c.Tick(0)
+	const flood = 1000
+	for range flood {
+		if err := c.Step("x", Message{Type: Neighbor}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := c.Ready()
+	replies := 0
+	for _, e := range rd.Messages {
+		if e.Msg.Type == NeighborReply {
+			replies++
+		}
+	}
+	st := c.Stats()
+	if replies != cfg.PeerMessageBurst || st.RateLimited[Neighbor] != flood-uint64(cfg.PeerMessageBurst) {
+		t.Errorf("%d NEIGHBOR answered, %d limited; want the burst %d answered", replies, st.RateLimited[Neighbor], cfg.PeerMessageBurst)
+	}
+	if len(rd.Misbehaviour) != 10 || st.MisbehaviourDropped != st.RateLimited[Neighbor]-10 {
+		t.Errorf("%d reports, %d dropped: want MaxMisbehaviourReports reported, the rest counted", len(rd.Misbehaviour), st.MisbehaviourDropped)
+	}
+	// Another type, and another peer, have their own buckets.
+	if err := c.Step("x", Message{Type: Join}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step("y", Message{Type: Neighbor}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.RateLimited[Join] != 0 || st.RateLimited[Neighbor] != flood-uint64(cfg.PeerMessageBurst) {
+		t.Errorf("other buckets limited: %v", st.RateLimited)
+	}
+	// One second refills PeerMessageRate tokens.
+	c.Ready()
+	c.Tick(time.Second)
+	for range flood {
+		if err := c.Step("x", Message{Type: Neighbor}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replies = 0
+	for _, e := range c.Ready().Messages {
+		if e.Msg.Type == NeighborReply {
+			replies++
+		}
+	}
+	if replies != int(cfg.PeerMessageRate) {
+		t.Errorf("%d answered after 1 s, want PeerMessageRate (%v)", replies, cfg.PeerMessageRate)
+	}
+	// A DISCONNECT from a neighbour is never dropped, or the link would be one-sided.
+	c.addActive("x", false)
+	for range flood {
+		c.Step("x", Message{Type: Disconnect})
+	}
+	if slices.Contains(c.active, "x") {
+		t.Error("a neighbour's DISCONNECT was rate-limited away")
+	}
+}
+
+// The rate table stays bounded however many peer IDs send.
+func TestRateTableBounded(t *testing.T) {
+	cfg := testConfig("a")
+	c, _ := New(cfg)
+	c.Tick(0)
+	for i := range 10 * cfg.MaxRateEntries {
+		c.Step(fmt.Sprint("p", i), Message{Type: Neighbor})
+		c.Step(fmt.Sprint("p", i), Message{Type: Neighbor})
+		c.Ready()
+		if len(c.rates) > cfg.MaxRateEntries {
+			t.Fatalf("%d buckets after %d peers, bound %d", len(c.rates), i+1, cfg.MaxRateEntries)
+		}
+	}
+	// A round later every bucket has refilled and is forgotten.
+	c.Tick(cfg.ShuffleInterval + time.Duration(float64(cfg.PeerMessageBurst)/cfg.PeerMessageRate*float64(time.Second)))
+	c.Tick(2*cfg.ShuffleInterval + time.Duration(float64(cfg.PeerMessageBurst)/cfg.PeerMessageRate*float64(time.Second)))
+	if len(c.rates) != 0 {
+		t.Errorf("%d buckets kept after they refilled", len(c.rates))
+	}
+}
+
+// An isolated node whose passive view is all made-up IDs that never answer (issue 12: it
+// stayed at 0 neighbours for 30 s and never asked for contacts) asks its driver for contacts
+// after StalledRoundsBeforeContacts rounds.
+func TestPoisonedIsolatedNodeAsksForContacts(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(onOff(on), func(t *testing.T) {
+			cfg := defenceConfig(on)
+			net := newNetwork(4, cfg)
+			if err := net.add("v", nil); err != nil {
+				t.Fatal(err)
+			}
+			v := net.nodes["v"].core
+			for i := range cfg.PassiveSize {
+				name := fmt.Sprint("fake", i)
+				if err := net.add(name, nil); err != nil {
+					t.Fatal(err)
+				}
+				net.nodes[name].mute = true // alive, never answers: each costs a NeighborTimeout
+				v.addPassive(name)
+			}
+			v.joined = true
+			v.maintain()
+			v.updateDue()
+			net.collect("v")
+			first := time.Duration(-1)
+			for net.now < 30*time.Second {
+				net.advance(100*time.Millisecond, 1_000_000)
+				if v.Stats().ContactRequests > 0 && first < 0 {
+					first = net.now
+				}
+			}
+			st := v.Stats()
+			t.Logf("%s: isolated node with %d mute passive peers: first NeedContacts at %v, %d in 30 s (%d from stalls)",
+				onOff(on), cfg.PassiveSize, first, st.ContactRequests, st.RepairStalls)
+			switch {
+			case !on && st.ContactRequests != 0:
+				t.Errorf("without defences the node should not ask within 30 s, asked %d times", st.ContactRequests)
+			case on && (first < 0 || first > time.Duration(cfg.StalledRoundsBeforeContacts+1)*cfg.ShuffleInterval):
+				t.Errorf("first NeedContacts at %v, want within %d rounds", first, cfg.StalledRoundsBeforeContacts+1)
+			}
+		})
+	}
+}
+
+func TestDefenceConfigValidation(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"ShuffleReplyTimeout":         func(c *Config) { c.ShuffleReplyTimeout = -1 },
+		"no timeout":                  func(c *Config) { c.ShuffleReplyTimeout = 0 },
+		"MaxPendingShuffles":          func(c *Config) { c.MaxPendingShuffles = -1 },
+		"MaxShuffleMerge":             func(c *Config) { c.MaxShuffleMerge = 3 },
+		"MaxPassiveFromPeer":          func(c *Config) { c.MaxPassiveFromPeer = -1 },
+		"MaxForcedEvictions":          func(c *Config) { c.MaxForcedEvictions = -1 },
+		"ProtectedNeighbors":          func(c *Config) { c.ProtectedNeighbors = -1 },
+		"ProtectAfter":                func(c *Config) { c.ProtectAfter = -1 },
+		"PeerMessageRate":             func(c *Config) { c.PeerMessageRate = -1 },
+		"PeerMessageBurst":            func(c *Config) { c.PeerMessageBurst = 0 },
+		"MaxRateEntries":              func(c *Config) { c.MaxRateEntries = 0 },
+		"StalledRoundsBeforeContacts": func(c *Config) { c.StalledRoundsBeforeContacts = -1 },
+		"MaxMisbehaviourReports":      func(c *Config) { c.MaxMisbehaviourReports = -1 },
+	} {
+		cfg := testConfig("a")
+		mutate(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: invalid value accepted", name)
+		}
+	}
+	cfg := testConfig("a")
+	cfg.DisableDefences()
+	if _, err := New(cfg); err != nil {
+		t.Errorf("DisableDefences gave an invalid config: %v", err)
+	}
+}
