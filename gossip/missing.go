@@ -20,6 +20,9 @@ type missingEntry struct {
 	// grafted for this message; announcers[next] is the one the next timer expiry grafts.
 	announcers []announcer
 	next       int
+	// grafted is set while announcers[next-1] was sent a Graft and has not yet been found
+	// to break its promise.
+	grafted bool
 	// deadline is when the timer fires: MissingTimeout after the first announcement, then
 	// GraftRetryTimeout after each Graft.
 	deadline time.Duration
