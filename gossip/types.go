@@ -475,7 +475,7 @@ type Config struct {
 // 7 (many senders), timeouts of a few hundred milliseconds, caches bounded to a few minutes,
 // and catch-up over the last 5 minutes (at most 4,096 messages or 16 MiB), a Digest to one
 // neighbour every 10 s, at most 512 KiB/s of answers to any one neighbour. The defences:
-// per link 500 messages/s (burst 5,000) and 4 MiB/s (burst 32 MiB); per origin 20 messages/s
+// per link 500 messages/s (burst 1,000) and 4 MiB/s (burst 16 MiB); per origin 20 messages/s
 // (burst 200) and 256 KiB/s (burst 4 MiB); 256 missing entries per announcer; 100 Grafts/s
 // sent (burst 500) and 50/s answered per neighbour (burst 500); a 16 MiB cache and a 4 MiB
 // seen set.
@@ -511,9 +511,9 @@ func DefaultConfig() Config {
 		CatchUpMaxPulls:        4096,
 		MaxUnsent:              256,
 		LinkRate:               500,
-		LinkBurst:              5000,
+		LinkBurst:              1000,
 		LinkByteRate:           4 << 20,
-		LinkByteBurst:          32 << 20,
+		LinkByteBurst:          16 << 20,
 		OriginRate:             20,
 		OriginBurst:            200,
 		OriginByteRate:         256 << 10,
