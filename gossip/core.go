@@ -47,6 +47,9 @@ import (
 //     delivered with Delivery.History set but never forwarded or answered with Prune. Any
 //     message whose Time is older than the larger of MaxClockSkew and CatchUpWindow is refused
 //     for its clock.
+//   - Defences against hostile neighbours (see limits.go): forwarding budgets per link and per
+//     origin, missing entries capped per announcer, Graft budgets, broken promises reported,
+//     the cache and the seen set bounded in bytes. Each is off at 0 (DisableDefences).
 //   - Cache, seen-set, history and pull expiry produce no output, so NextDeadline does not
 //     report them; they happen on Tick, which is the only call that advances the core's time, so no lookup ever
 //     sees an expired entry.
@@ -684,11 +687,11 @@ func (c *Core) Tick(now time.Duration) {
 // fire handles the expiry of a missing message's timer: Graft the next announcer and wait
 // GraftRetryTimeout for the payload, or give up when every announcer has been tried.
 func (c *Core) fire(e *missingEntry) {
-	if e.grafted {
+	if e.grafted != "" {
 		// The announcer grafted last did not send the payload in time, nor did anyone else.
-		e.grafted = false
 		c.stats.BrokenPromises++
-		c.report(Misbehaviour{Peer: e.announcers[e.next-1].peer, Reason: BrokenPromise, ID: e.id})
+		c.report(Misbehaviour{Peer: e.grafted, Reason: BrokenPromise, ID: e.id})
+		e.grafted = ""
 	}
 	if e.next >= len(e.announcers) {
 		c.dropMissing(e.id, e)
@@ -703,7 +706,7 @@ func (c *Core) fire(e *missingEntry) {
 	}
 	a := e.announcers[e.next]
 	e.next++
-	e.grafted = true
+	e.grafted = a.peer
 	c.moveToEager(a.peer)
 	c.send(a.peer, Message{Type: Graft, ID: e.id})
 	c.arm(e, c.cfg.GraftRetryTimeout)

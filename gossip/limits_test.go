@@ -448,3 +448,35 @@ func TestDefenceConfigValidated(t *testing.T) {
 		t.Fatalf("DisableDefences: %v", err)
 	}
 }
+
+// TestBrokenPromiseBlamesTheGraftedPeer: when an announcer that was not grafted leaves, the
+// blame for a missing payload still goes to the one that was.
+func TestBrokenPromiseBlamesTheGraftedPeer(t *testing.T) {
+	c := victim(t, validConfig("v"))
+	c.NeighborUp("x")
+	c.moveToLazy("m")
+	c.moveToLazy("h")
+	c.moveToLazy("x")
+	id := idOf(14, 0)
+	for _, p := range []string{"x", "m", "h"} {
+		if err := c.Step(p, Message{Type: IHave, IHave: []Announcement{{ID: id, Hops: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Tick(c.now + time.Second) // Graft to x
+	c.Ready()
+	c.Tick(c.now + 500*time.Millisecond) // x broke its promise; Graft to m
+	if rd := c.Ready(); len(rd.Misbehaviour) != 1 || rd.Misbehaviour[0].Peer != "x" {
+		t.Fatalf("reported %+v", rd.Misbehaviour)
+	}
+	c.NeighborDown("x") // the entry's cursor moves; m is still the one grafted
+	c.Tick(c.now + 500*time.Millisecond)
+	if rd := c.Ready(); len(rd.Misbehaviour) != 1 || rd.Misbehaviour[0].Peer != "m" {
+		t.Fatalf("reported %+v", rd.Misbehaviour)
+	}
+	c.NeighborDown("h") // h was grafted next and left: no blame
+	c.Tick(c.now + 5*time.Second)
+	if rd := c.Ready(); len(rd.Misbehaviour) != 0 {
+		t.Fatalf("reported %+v", rd.Misbehaviour)
+	}
+}

@@ -189,7 +189,8 @@ type Authenticator interface {
 }
 
 // Refusal is why a Gossip (or History) that was well formed was refused: it is neither delivered nor
-// forwarded, and the link it came on is reported in Ready.Misbehaviour.
+// forwarded, and the link it came on is reported in Ready.Misbehaviour. From ExcessIHave on,
+// it names misbehaviour that is not a refused Gossip.
 type Refusal uint8
 
 // The reasons a Gossip is refused, in the order the core checks them.
