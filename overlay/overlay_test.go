@@ -23,6 +23,11 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := New(valid()); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
+	off := valid()
+	off.DisableDefences()
+	if _, err := New(off); err != nil || off.Scoring.Enabled || off.Gossip.LinkRate != 0 {
+		t.Fatalf("DisableDefences: %v, %+v", err, off.Scoring)
+	}
 	shared := rand.New(rand.NewPCG(3, 3))
 	for _, tc := range []struct {
 		name   string
@@ -36,6 +41,8 @@ func TestConfigValidation(t *testing.T) {
 		{"shared rand", func(c *Config) { c.Membership.Rand, c.Gossip.Rand = shared, shared }, "must be different sources"},
 		{"membership field", func(c *Config) { c.Membership.ActiveSize = 0 }, "overlay: membership: Config.ActiveSize"},
 		{"gossip field", func(c *Config) { c.Gossip.MaxPayload = 0 }, "overlay: gossip: invalid config: MaxPayload"},
+		{"gossip defence", func(c *Config) { c.Gossip.LinkBurst = 0 }, "overlay: gossip: invalid config: defences: LinkBurst"},
+		{"scoring field", func(c *Config) { c.Scoring.CoolingPeriod = 0 }, "overlay: scoring: invalid config: CoolingPeriod"},
 	} {
 		c := valid()
 		tc.change(&c)
