@@ -470,7 +470,7 @@ func (c *Core) onHistory(from string, m Message) {
 	}
 	// This node's own messages from before a restart come back this way: they are genuine
 	// (signed with this node's key), and welcome as history.
-	if why := c.admit(from, &m, m.Origin == c.cfg.Self); why != 0 {
+	if why := c.admit(from, &m, m.Origin == c.cfg.Self, false); why != 0 {
 		// A genuine message refused for its time or as a replay (an origin's run from before
 		// it restarted) would be pulled again at every Digest that still finds it missing:
 		// remember its ID, once its proof shows it is the origin's, so it is not. Not before:
@@ -483,7 +483,7 @@ func (c *Core) onHistory(from string, m Message) {
 	c.remember(m.ID)
 	c.stats.HistoryDelivered++
 	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: m.ID, Origin: m.Origin, Hops: m.Hops, Seq: m.Seq, Time: m.Time,
-		Payload: m.Payload, History: true})
+		Payload: m.Payload, From: from, History: true})
 	if entry := c.missing[m.ID]; entry != nil {
 		c.dropMissing(m.ID, entry)
 	}

@@ -47,6 +47,9 @@ import (
 //     delivered with Delivery.History set but never forwarded or answered with Prune. Any
 //     message whose Time is older than the larger of MaxClockSkew and CatchUpWindow is refused
 //     for its clock.
+//   - Defences against hostile neighbours (see limits.go): forwarding budgets per link and per
+//     origin, missing entries capped per announcer, Graft budgets, broken promises reported,
+//     the cache and the seen set bounded in bytes. Each is off at 0 (DisableDefences).
 //   - Cache, seen-set, history and pull expiry produce no output, so NextDeadline does not
 //     report them; they happen on Tick, which is the only call that advances the core's time, so no lookup ever
 //     sees an expired entry.
@@ -79,13 +82,24 @@ type Core struct {
 
 	// cache holds payloads to answer Grafts, bounded by CacheMaxMessages and CacheMaxAge
 	// through cacheQ. Every key has exactly one record in cacheQ. Unused in Flood mode.
-	cache  map[MessageID]*cachedMessage
-	cacheQ fifo
+	cache      map[MessageID]*cachedMessage
+	cacheQ     fifo
+	cacheBytes int
 
 	// missing is the paper's missing set, one entry per message, with its timer in timers.
 	missing  map[MessageID]*missingEntry
 	timers   timerHeap
 	timerSeq uint64
+	// announced counts, per peer, the missing entries it is an announcer of
+	// (MissingMaxPerPeer).
+	announced map[string]int
+
+	// linkLimits are the forwarding budgets per neighbour ("" for all other senders);
+	// graftsOut the budget of Grafts sent; graftsIn the budgets of Grafts answered, per
+	// neighbour. See limits.go.
+	linkLimits map[string]*limiter
+	graftsOut  bucket
+	graftsIn   map[string]*bucket
 
 	// pending holds announcements waiting for a lazy peer's next IHave, one queue per peer,
 	// ordered by the time of each queue's first announcement (which is deadline order).
@@ -206,6 +220,7 @@ func (cfg *Config) validate() error {
 		errs = append(errs, cfg.validateCatchUp()...)
 	}
 	positive("MaxUnsent", cfg.MaxUnsent)
+	errs = append(errs, cfg.validateDefences()...)
 	// Flood mode never arms a timer, so its timeouts do not matter.
 	if !cfg.Flood {
 		positiveDur("MissingTimeout", cfg.MissingTimeout)
@@ -236,6 +251,8 @@ func (c *Core) NeighborDown(peer string) {
 	c.eager = removeSorted(c.eager, peer)
 	c.lazy = removeSorted(c.lazy, peer)
 	c.catchUpNeighborDown(peer)
+	delete(c.linkLimits, peer)
+	delete(c.graftsIn, peer)
 	for i := range c.pending {
 		if c.pending[i].peer == peer {
 			c.pending = slices.Delete(c.pending, i, i+1)
@@ -250,6 +267,7 @@ func (c *Core) NeighborDown(peer string) {
 			c.dropMissing(id, e)
 		}
 	}
+	delete(c.announced, peer)
 }
 
 // Broadcast starts a broadcast of payload from this node: it gets the next sequence number
@@ -407,13 +425,14 @@ func (c *Core) onGossip(from string, m Message) {
 		}
 		return
 	}
-	if c.admit(from, &m, false) != 0 {
+	if c.admit(from, &m, false, true) != 0 {
 		return
 	}
 
 	c.remember(m.ID)
 	c.stats.Delivered++
-	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: m.ID, Origin: m.Origin, Hops: m.Hops, Seq: m.Seq, Time: m.Time, Payload: m.Payload})
+	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: m.ID, Origin: m.Origin, Hops: m.Hops, Seq: m.Seq, Time: m.Time, Payload: m.Payload,
+		From: from})
 
 	// The message is no longer missing: stop its timer, but keep the announcers for the
 	// optimisation and to skip announcing back to them.
@@ -478,8 +497,9 @@ func (c *Core) forwardTree(from string, neighbor bool, m *Message, entry *missin
 // admit runs the signed-broadcast checks on a new Gossip or History m (see Core) and records
 // its sequence number if it passes; a message that fails is refused and reported, and admit
 // returns why (0 when it passed). ownOld admits a History of this node's own from before a
-// restart, whose numbers it does not track.
-func (c *Core) admit(from string, m *Message, ownOld bool) Refusal {
+// restart, whose numbers it does not track. live is set for a Gossip, which spends the link's
+// and the origin's forwarding budgets (a History was asked for, and has budgets of its own).
+func (c *Core) admit(from string, m *Message, ownOld, live bool) Refusal {
 	if m.Origin == c.cfg.Self && !ownOld {
 		c.refuse(from, m, RefusedSelfOrigin, nil)
 		return RefusedSelfOrigin
@@ -500,12 +520,35 @@ func (c *Core) admit(from string, m *Message, ownOld bool) Refusal {
 			return RefusedReplay
 		}
 	}
+	size := messageBytes(m)
+	var link *limiter
+	if live {
+		link = c.linkLimiter(from)
+		if !link.allows(c.now, c.cfg.linkLimit(), size) {
+			c.refuse(from, m, RefusedLinkRate, nil)
+			return RefusedLinkRate
+		}
+		// The link pays for every signature check it causes, forged or not.
+		link.spend(c.cfg.linkLimit(), size)
+	}
 	if err := c.verify(m); err != nil {
 		c.refuse(from, m, RefusedSignature, err)
 		return RefusedSignature
 	}
+	if live {
+		// The origin is charged only for what verified: a forger cannot spend its budget.
+		if st != nil && !st.limit.allows(c.now, c.cfg.originLimit(), size) {
+			c.refuse(from, m, RefusedOriginRate, nil)
+			return RefusedOriginRate
+		}
+	}
 	if !ownOld {
 		c.acceptSeq(st, m, verdict)
+		if live {
+			st = c.origins[m.Origin]
+			st.limit.allows(c.now, c.cfg.originLimit(), size) // refill a new state's clock
+			st.limit.spend(c.cfg.originLimit(), size)
+		}
 	}
 	return 0
 }
@@ -544,6 +587,7 @@ func (c *Core) onIHave(from string, m Message) {
 	if c.cfg.Flood || !c.isNeighbor(from) {
 		return
 	}
+	excess := 0
 	for _, a := range m.IHave {
 		if _, received := c.seen[a.ID]; received {
 			if c.cfg.OptimizationThreshold > 0 {
@@ -554,6 +598,10 @@ func (c *Core) onIHave(from string, m Message) {
 			continue
 		}
 		e := c.missing[a.ID]
+		if c.cfg.MissingMaxPerPeer > 0 && c.announced[from] >= c.cfg.MissingMaxPerPeer && (e == nil || !e.announcedBy(from)) {
+			excess++
+			continue
+		}
 		if e == nil {
 			if len(c.missing) >= c.cfg.MissingMaxIDs {
 				continue
@@ -568,7 +616,12 @@ func (c *Core) onIHave(from string, m Message) {
 		}
 		if len(e.announcers) < c.cfg.MissingMaxAnnouncers && !e.announcedBy(from) {
 			e.announcers = append(e.announcers, announcer{peer: from, hops: a.Hops})
+			c.countAnnouncer(from)
 		}
+	}
+	if excess > 0 {
+		c.stats.IHaveExcess += uint64(excess)
+		c.report(Misbehaviour{Peer: from, Reason: ExcessIHave})
 	}
 }
 
@@ -585,6 +638,21 @@ func (c *Core) onGraft(from string, m Message) {
 		return
 	}
 	if cm := c.cache[m.ID]; cm != nil {
+		if c.cfg.GraftAnswerRate > 0 {
+			if c.graftsIn == nil {
+				c.graftsIn = make(map[string]*bucket)
+			}
+			b := c.graftsIn[from]
+			if b == nil {
+				b = &bucket{}
+				c.graftsIn[from] = b
+			}
+			if !b.take(c.now, float64(c.cfg.GraftAnswerRate), float64(c.cfg.GraftAnswerBurst), 1) {
+				c.stats.GraftsRefused++
+				c.report(Misbehaviour{Peer: from, Reason: ExcessGraft, ID: m.ID})
+				return
+			}
+		}
 		c.send(from, Message{Type: Gossip, ID: m.ID, Origin: cm.origin, Hops: addHop(cm.hops), Seq: cm.seq, Time: cm.time,
 			Payload: cm.payload, Proof: cm.proof})
 	}
@@ -619,12 +687,26 @@ func (c *Core) Tick(now time.Duration) {
 // fire handles the expiry of a missing message's timer: Graft the next announcer and wait
 // GraftRetryTimeout for the payload, or give up when every announcer has been tried.
 func (c *Core) fire(e *missingEntry) {
+	if e.grafted != "" {
+		// The announcer grafted last did not send the payload in time, nor did anyone else.
+		c.stats.BrokenPromises++
+		c.report(Misbehaviour{Peer: e.grafted, Reason: BrokenPromise, ID: e.id})
+		e.grafted = ""
+	}
 	if e.next >= len(e.announcers) {
 		c.dropMissing(e.id, e)
 		return
 	}
+	if !c.graftsOut.take(c.now, float64(c.cfg.GraftRate), float64(c.cfg.GraftBurst), 1) {
+		// Over the Graft budget: try again later rather than send.
+		c.stats.GraftsThrottled++
+		c.arm(e, c.cfg.GraftRetryTimeout)
+		c.timers.fix(e.index)
+		return
+	}
 	a := e.announcers[e.next]
 	e.next++
+	e.grafted = a.peer
 	c.moveToEager(a.peer)
 	c.send(a.peer, Message{Type: Graft, ID: e.id})
 	c.arm(e, c.cfg.GraftRetryTimeout)
@@ -640,6 +722,9 @@ func (c *Core) arm(e *missingEntry, after time.Duration) {
 func (c *Core) dropMissing(id MessageID, e *missingEntry) {
 	c.timers.remove(e)
 	delete(c.missing, id)
+	for _, a := range e.announcers {
+		c.uncountAnnouncer(a.peer)
+	}
 }
 
 // NextDeadline returns the earliest time at which Tick has something to send (a Graft or a
@@ -691,6 +776,8 @@ func (c *Core) Stats() Stats {
 	s.HistoryMessages, s.HistoryBytes = c.historyLen(), c.historyBytes
 	s.PendingPulls = len(c.pulls)
 	s.Unsent = len(c.unsent)
+	s.CacheBytes = c.cacheBytes
+	s.SeenBytes = len(c.seen) * seenEntryBytes
 	return s
 }
 
@@ -699,7 +786,7 @@ func (c *Core) remember(id MessageID) {
 	if c.seen == nil {
 		c.seen = make(map[MessageID]struct{})
 	}
-	for len(c.seen) >= c.cfg.SeenMaxIDs {
+	for limit := c.cfg.seenCap(); len(c.seen) >= limit; {
 		delete(c.seen, c.seenQ.pop().id)
 	}
 	c.seen[id] = struct{}{}
@@ -717,12 +804,12 @@ func (c *Core) refuse(from string, m *Message, reason Refusal, err error) {
 		c.stats.RefusedReplay++
 	case RefusedSignature:
 		c.stats.RefusedSignature++
+	case RefusedLinkRate:
+		c.stats.RefusedLinkRate++
+	case RefusedOriginRate:
+		c.stats.RefusedOriginRate++
 	}
-	if len(c.out.Misbehaviour) >= c.cfg.MaxMisbehaviourReports {
-		c.stats.MisbehaviourDropped++
-		return
-	}
-	c.out.Misbehaviour = append(c.out.Misbehaviour, Misbehaviour{Peer: from, Reason: reason, ID: m.ID, Origin: m.Origin, Err: err})
+	c.report(Misbehaviour{Peer: from, Reason: reason, ID: m.ID, Origin: m.Origin, Err: err})
 }
 
 // store caches Gossip m, received at hops (0 for this node's own), to answer Grafts,
@@ -733,18 +820,21 @@ func (c *Core) store(m *Message, hops uint16, parent string) {
 	}
 	id := m.ID
 	entry := cachedMessage{origin: m.Origin, seq: m.Seq, time: m.Time, payload: m.Payload, proof: m.Proof, hops: hops, parent: parent}
+	size := messageBytes(m)
 	if cm := c.cache[id]; cm != nil {
 		// Only possible when the seen set forgot the ID before the cache did and the message
 		// was delivered again: refresh the entry but keep its single queue record.
+		c.cacheBytes += size - (len(cm.payload) + len(cm.proof))
 		*cm = entry
 		return
 	}
 	if c.cache == nil {
 		c.cache = make(map[MessageID]*cachedMessage)
 	}
-	for len(c.cache) >= c.cfg.CacheMaxMessages {
-		delete(c.cache, c.cacheQ.pop().id)
+	for len(c.cache) > 0 && (len(c.cache) >= c.cfg.CacheMaxMessages || (c.cfg.CacheMaxBytes > 0 && c.cacheBytes+size > c.cfg.CacheMaxBytes)) {
+		c.uncache(c.cacheQ.pop().id)
 	}
+	c.cacheBytes += size
 	c.cache[id] = &entry
 	c.cacheQ.push(stamped{id: id, at: c.now})
 }
@@ -755,7 +845,15 @@ func (c *Core) expire() {
 		delete(c.seen, c.seenQ.pop().id)
 	}
 	for c.cacheQ.len() > 0 && c.cacheQ.front().at+c.cfg.CacheMaxAge <= c.now {
-		delete(c.cache, c.cacheQ.pop().id)
+		c.uncache(c.cacheQ.pop().id)
+	}
+}
+
+// uncache drops id from the cache (its queue record is already gone).
+func (c *Core) uncache(id MessageID) {
+	if cm := c.cache[id]; cm != nil {
+		c.cacheBytes -= len(cm.payload) + len(cm.proof)
+		delete(c.cache, id)
 	}
 }
 

@@ -183,6 +183,10 @@ func (n *testNet) collect(name string) {
 		n.sentBytes[name][e.Msg.Type] += estimateSize(&e.Msg)
 	}
 	for _, mb := range rd.Misbehaviour {
+		if mb.Reason >= ExcessIHave {
+			n.printf("  %s reports %s about %s: %v\n", name, mb.Peer, n.label(mb.ID), mb.Reason)
+			continue
+		}
 		n.printf("  %s refuses %s origin=%s from %s: %v\n", name, n.label(mb.ID), mb.Origin, mb.Peer, mb.Reason)
 	}
 }

@@ -20,6 +20,9 @@ type missingEntry struct {
 	// grafted for this message; announcers[next] is the one the next timer expiry grafts.
 	announcers []announcer
 	next       int
+	// grafted is the announcer sent the last Graft for this message, until the payload
+	// arrives or the next expiry finds that it broke its promise ("" for none).
+	grafted string
 	// deadline is when the timer fires: MissingTimeout after the first announcement, then
 	// GraftRetryTimeout after each Graft.
 	deadline time.Duration
@@ -45,6 +48,9 @@ func (e *missingEntry) announcedBy(peer string) bool {
 func (e *missingEntry) removeAnnouncer(peer string) {
 	for i, a := range e.announcers {
 		if a.peer == peer {
+			if e.grafted == peer {
+				e.grafted = "" // gone: its link failed, which is no broken promise
+			}
 			e.announcers = slices.Delete(e.announcers, i, i+1)
 			if i < e.next {
 				e.next--

@@ -27,6 +27,8 @@ type originState struct {
 	bits   []uint64
 	newest int64
 	floor  int64
+	// limit is the origin's forwarding budget (Config.OriginRate, Config.OriginByteRate).
+	limit limiter
 	// prev and next link the origins from most (Core.originsHead) to least recently heard
 	// (Core.originsTail), for eviction.
 	prev, next *originState

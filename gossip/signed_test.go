@@ -417,6 +417,7 @@ func TestGraftAnswerKeepsProof(t *testing.T) {
 func TestReplayWindowMatchesModel(t *testing.T) {
 	cfg := validConfig("b")
 	cfg.ReplayWindow = 128
+	cfg.DisableDefences() // 20,000 messages of one origin at one instant: a flood
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -164,6 +164,9 @@ type Delivery struct {
 	Seq     uint64
 	Time    int64
 	Payload []byte
+	// From is the peer whose link the payload came on (the first to deliver it: what peer
+	// scoring credits); empty for the node's own broadcasts.
+	From string
 	// History is set when the message came by catch-up (a History answering this node's
 	// Pull) rather than through the broadcast tree: the application can tell a late delivery
 	// of something sent a while ago (Time) from live traffic.
@@ -186,7 +189,8 @@ type Authenticator interface {
 }
 
 // Refusal is why a Gossip (or History) that was well formed was refused: it is neither delivered nor
-// forwarded, and the link it came on is reported in Ready.Misbehaviour.
+// forwarded, and the link it came on is reported in Ready.Misbehaviour. From ExcessIHave on,
+// it names misbehaviour that is not a refused Gossip.
 type Refusal uint8
 
 // The reasons a Gossip is refused, in the order the core checks them.
@@ -204,9 +208,30 @@ const (
 	// RefusedSignature: Config.Auth refused the proof (a forged origin, a modified message,
 	// a missing or malformed proof).
 	RefusedSignature Refusal = 4
+	// RefusedLinkRate: the link it came on spent its forwarding budget (Config.LinkRate,
+	// Config.LinkByteRate). Checked before the signature.
+	RefusedLinkRate Refusal = 5
+	// RefusedOriginRate: its origin spent its budget (Config.OriginRate,
+	// Config.OriginByteRate). Checked after the signature, so the origin did send it; the
+	// link may be an honest relay that admitted a different part of the origin's flood.
+	RefusedOriginRate Refusal = 6
+
+	// Misbehaviour that is not a refused Gossip; ID and Origin are unset unless noted.
+
+	// ExcessIHave: the peer's IHave named messages beyond Config.MissingMaxPerPeer; they were
+	// ignored (one report per IHave).
+	ExcessIHave Refusal = 7
+	// ExcessGraft: the peer's Graft came beyond Config.GraftAnswerRate and was not answered
+	// with the payload (ID is the Graft's).
+	ExcessGraft Refusal = 8
+	// BrokenPromise: the peer announced message ID, was grafted for it, and the payload did
+	// not arrive within Config.GraftRetryTimeout.
+	BrokenPromise Refusal = 9
 )
 
-var refusalNames = [...]string{RefusedSelfOrigin: "self-origin", RefusedClock: "clock", RefusedReplay: "replay", RefusedSignature: "signature"}
+var refusalNames = [...]string{RefusedSelfOrigin: "self-origin", RefusedClock: "clock", RefusedReplay: "replay", RefusedSignature: "signature",
+	RefusedLinkRate: "link-rate", RefusedOriginRate: "origin-rate", ExcessIHave: "ihave-excess", ExcessGraft: "graft-excess",
+	BrokenPromise: "broken-promise"}
 
 // String returns the reason's short name, e.g. "replay".
 func (r Refusal) String() string {
@@ -216,11 +241,12 @@ func (r Refusal) String() string {
 	return fmt.Sprintf("Refusal(%d)", uint8(r))
 }
 
-// Misbehaviour reports one refused Gossip: the peer whose link it came on, and why. The peer
-// is not necessarily its author: an honest relay can forward a message this node refuses for
-// its clock, as a replay (it was new to the relay), or as this node's own from before a
-// restart, but never one with a bad signature, because every relay verifies before it
-// forwards. Peer scoring weighs the reasons.
+// Misbehaviour reports one refused Gossip, or another misbehaviour of a peer (ExcessIHave,
+// ExcessGraft, BrokenPromise): the peer whose link it came on, and why. The peer is not
+// necessarily the author of a refused Gossip: an honest relay can forward a message this node
+// refuses for its clock, as a replay (it was new to the relay), as this node's own from before
+// a restart, or beyond its origin's budget (RefusedOriginRate), but never one with a bad
+// signature, because every relay verifies before it forwards. Peer scoring weighs the reasons.
 type Misbehaviour struct {
 	Peer   string
 	Reason Refusal
@@ -289,6 +315,19 @@ type Stats struct {
 	// within Config.MaxUnsent.
 	Unsent        int
 	UnsentDropped uint64
+
+	// The defences (see limits.go). RefusedLinkRate and RefusedOriginRate count the Gossips
+	// refused beyond a link's or an origin's budget; IHaveExcess the announcements ignored
+	// beyond MissingMaxPerPeer; GraftsThrottled the Grafts this node held back beyond
+	// GraftRate (sent later); GraftsRefused the Grafts not answered beyond a peer's
+	// GraftAnswerRate; BrokenPromises the Grafts whose payload never came (BrokenPromise).
+	RefusedLinkRate, RefusedOriginRate uint64
+	IHaveExcess                        uint64
+	GraftsThrottled, GraftsRefused     uint64
+	BrokenPromises                     uint64
+	// CacheBytes is the payload and proof bytes held in the Graft cache (at most
+	// CacheMaxBytes); SeenBytes the estimated memory of the seen set (at most SeenMaxBytes).
+	CacheBytes, SeenBytes int
 }
 
 // Config configures one Plumtree core. DefaultConfig returns the paper's settings.
@@ -399,12 +438,48 @@ type Config struct {
 	// and pushed as live broadcasts to its next neighbour (store-and-forward at the origin);
 	// beyond it the oldest is dropped from that list (catch-up still offers it).
 	MaxUnsent int
+
+	// Defences against hostile neighbours (see limits.go). Every one is off at 0, and
+	// DisableDefences turns them all off. The defaults are far above honest traffic (a few
+	// broadcasts a second per origin), so that they never touch an honest broadcast.
+
+	// LinkRate (messages per second) and LinkBurst bound the new Gossips accepted from one
+	// link, LinkByteRate (bytes per second) and LinkByteBurst their payload and proof bytes: a
+	// Gossip beyond either is refused (RefusedLinkRate). A link carries every origin's
+	// messages, so these bound the whole overlay's broadcast rate as one node sees it.
+	// Neighbours have a budget each; all other links share one.
+	LinkRate, LinkBurst         int
+	LinkByteRate, LinkByteBurst int
+	// OriginRate, OriginBurst, OriginByteRate and OriginByteBurst bound, the same way, the
+	// Gossips accepted from one origin, whichever link brings them (RefusedOriginRate). The
+	// budget lives with the origin's sequence-number state (MaxOrigins).
+	OriginRate, OriginBurst         int
+	OriginByteRate, OriginByteBurst int
+	// MissingMaxPerPeer bounds the missing-message entries (MissingMaxIDs in all) one peer
+	// may be an announcer of; its announcements beyond it are ignored (ExcessIHave).
+	MissingMaxPerPeer int
+	// GraftRate (per second) and GraftBurst bound the Grafts this node sends for missing
+	// messages; one beyond waits GraftRetryTimeout and tries again (Stats.GraftsThrottled).
+	GraftRate, GraftBurst int
+	// GraftAnswerRate (per second) and GraftAnswerBurst bound the Grafts answered with a
+	// payload, per neighbour; one beyond is not answered (ExcessGraft).
+	GraftAnswerRate, GraftAnswerBurst int
+	// CacheMaxBytes bounds the payload and proof bytes of the Graft cache, beside
+	// CacheMaxMessages: the oldest leave first. At least MaxPayload.
+	CacheMaxBytes int
+	// SeenMaxBytes bounds the estimated memory of the seen set (64 bytes an ID), beside
+	// SeenMaxIDs.
+	SeenMaxBytes int
 }
 
 // DefaultConfig returns Plumtree's settings for a WAN of WebRTC links: optimisation threshold
 // 7 (many senders), timeouts of a few hundred milliseconds, caches bounded to a few minutes,
 // and catch-up over the last 5 minutes (at most 4,096 messages or 16 MiB), a Digest to one
-// neighbour every 10 s, at most 512 KiB/s of answers to any one neighbour.
+// neighbour every 10 s, at most 512 KiB/s of answers to any one neighbour. The defences:
+// per link 500 messages/s (burst 1,000) and 4 MiB/s (burst 16 MiB); per origin 20 messages/s
+// (burst 200) and 256 KiB/s (burst 4 MiB); 256 missing entries per announcer; 100 Grafts/s
+// sent (burst 500) and 50/s answered per neighbour (burst 500); a 16 MiB cache and a 4 MiB
+// seen set.
 // Self and Rand must still be set, and Auth on any network that is not simulated.
 func DefaultConfig() Config {
 	return Config{
@@ -436,5 +511,20 @@ func DefaultConfig() Config {
 		CatchUpPullTimeout:     5 * time.Second,
 		CatchUpMaxPulls:        4096,
 		MaxUnsent:              256,
+		LinkRate:               500,
+		LinkBurst:              1000,
+		LinkByteRate:           4 << 20,
+		LinkByteBurst:          16 << 20,
+		OriginRate:             20,
+		OriginBurst:            200,
+		OriginByteRate:         256 << 10,
+		OriginByteBurst:        4 << 20,
+		MissingMaxPerPeer:      256,
+		GraftRate:              100,
+		GraftBurst:             500,
+		GraftAnswerRate:        50,
+		GraftAnswerBurst:       500,
+		CacheMaxBytes:          16 << 20,
+		SeenMaxBytes:           4 << 20,
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodetest"
+	"github.com/rtcmesh/rtcmesh/scoring"
 	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalserver"
 	"github.com/rtcmesh/rtcmesh/turnserver"
@@ -137,6 +138,10 @@ func TestNodeCollectorValues(t *testing.T) {
 	f.stats.Gossip.Unsent, f.stats.Gossip.UnsentDropped = 1, 14
 	f.stats.CatchUpFramesDropped = 15
 	f.stats.Gossip.Sent[gossip.Digest], f.stats.Gossip.Received[gossip.History] = 6, 5
+	f.stats.Gossip.RefusedLinkRate, f.stats.Gossip.IHaveExcess, f.stats.Gossip.BrokenPromises = 16, 17, 18
+	f.stats.Gossip.CacheBytes = 1 << 20
+	f.stats.Scoring.Peers, f.stats.Scoring.Refused, f.stats.Scoring.MinScore = 5, 1, -42.5
+	f.stats.Scoring.Offences[scoring.Flood], f.stats.RefusedLinks = 19, 2
 	f.neighbors = []node.Neighbor{{ID: "a", Path: link.PathHost}, {ID: "b", Path: link.PathRelay}, {ID: "c", Path: link.PathHost}, {ID: "d"}}
 
 	fams := gather(t, NewNodeCollector(f))
@@ -186,6 +191,16 @@ func TestNodeCollectorValues(t *testing.T) {
 		{"rtcmesh_node_catch_up_frames_dropped_total", nil, 15},
 		{"rtcmesh_gossip_messages_sent_total", []string{"type", "DIGEST"}, 6},
 		{"rtcmesh_gossip_messages_received_total", []string{"type", "HISTORY"}, 5},
+		{"rtcmesh_gossip_refused_total", []string{"reason", "link-rate"}, 16},
+		{"rtcmesh_gossip_ihave_excess_total", nil, 17},
+		{"rtcmesh_gossip_broken_promises_total", nil, 18},
+		{"rtcmesh_gossip_cache_bytes", nil, 1 << 20},
+		{"rtcmesh_score_peers", nil, 5},
+		{"rtcmesh_score_refused_peers", nil, 1},
+		{"rtcmesh_score_min", nil, -42.5},
+		{"rtcmesh_score_offences_total", []string{"offence", "flood"}, 19},
+		{"rtcmesh_score_offences_total", []string{"offence", "invalid_signature"}, 0},
+		{"rtcmesh_node_refused_links_total", nil, 2},
 	} {
 		if got := value(t, fams, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%q = %v, want %v", c.name, c.labels, got, c.want)

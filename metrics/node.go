@@ -7,6 +7,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
 // NodeSource is what NodeCollector reads: *node.Node and *node.WebRTCNode provide it.
@@ -46,6 +47,13 @@ type NodeCollector struct {
 	framesDropped, slowPeers              *prometheus.Desc
 	deliveriesDropped, eventsDropped      *prometheus.Desc
 	catchUpFramesDropped                  *prometheus.Desc
+
+	// The broadcast defences and peer scoring.
+	ihaveExcess, graftsThrottled, graftsRefused, brokenPromises *prometheus.Desc
+	cacheBytes, seenBytes                                       *prometheus.Desc
+	scorePeers, scoreNegative, scoreRefused, scoreMin           *prometheus.Desc
+	scoreDisconnects, scoreOffences, scoreFirstDeliveries       *prometheus.Desc
+	refusedLinks, refusedMessages                               *prometheus.Desc
 }
 
 // NewNodeCollector returns a collector reading n at every scrape.
@@ -73,7 +81,7 @@ func NewNodeCollector(n NodeSource) *NodeCollector {
 		eager:                newDesc("gossip", "eager_peers", "Neighbours the broadcast tree sends payloads to."),
 		lazy:                 newDesc("gossip", "lazy_peers", "Neighbours that get announcements (IHAVE) only."),
 		gossipInvalid:        newDesc("gossip", "invalid_messages_total", "Plumtree messages the broadcast core refused."),
-		refused:              newDesc("gossip", "refused_total", "Broadcasts refused before delivery or forwarding, by reason: signature (forged or modified), replay (a sequence number seen before), clock (time outside the skew window), self-origin (claims this node).", "reason"),
+		refused:              newDesc("gossip", "refused_total", "Broadcasts refused before delivery or forwarding, by reason: signature (forged or modified), replay (a sequence number seen before), clock (time outside the skew window), self-origin (claims this node), link-rate (beyond the sending link's forwarding budget), origin-rate (beyond the origin's budget).", "reason"),
 		origins:              newDesc("gossip", "origins", "Origins whose sequence numbers the node tracks for replay protection."),
 		historyMessages:      newDesc("gossip", "history_messages", "Broadcasts kept for catch-up (the recent window neighbours that missed them fetch from)."),
 		historyBytes:         newDesc("gossip", "history_bytes", "Payload and signature bytes of the broadcasts kept for catch-up."),
@@ -91,6 +99,21 @@ func NewNodeCollector(n NodeSource) *NodeCollector {
 		deliveriesDropped:    newDesc("node", "deliveries_dropped_total", "Deliveries the application did not read in time (the oldest are dropped)."),
 		eventsDropped:        newDesc("node", "events_dropped_total", "Neighbour events the application did not read in time (the oldest are dropped)."),
 		catchUpFramesDropped: newDesc("node", "catch_up_frames_dropped_total", "Catch-up frames (DIGEST, HAVE, PULL, HISTORY) dropped because a link's catch-up queue was full or the link went down; the core asks again."),
+		ihaveExcess:          newDesc("gossip", "ihave_excess_total", "Announcements (IHAVE entries) ignored because their announcer already had its cap of missing messages pending."),
+		graftsThrottled:      newDesc("gossip", "grafts_throttled_total", "GRAFTs this node held back because its GRAFT budget was spent (sent later)."),
+		graftsRefused:        newDesc("gossip", "grafts_refused_total", "GRAFTs not answered with a payload because the asking neighbour's budget was spent."),
+		brokenPromises:       newDesc("gossip", "broken_promises_total", "Announcers grafted for a message that then did not arrive in time."),
+		cacheBytes:           newDesc("gossip", "cache_bytes", "Payload and signature bytes held to answer GRAFTs."),
+		seenBytes:            newDesc("gossip", "seen_bytes", "Estimated memory of the seen set (64 bytes an ID)."),
+		scorePeers:           newDesc("score", "peers", "Peers with a score record (bounded)."),
+		scoreNegative:        newDesc("score", "negative_peers", "Peers whose score is below 0."),
+		scoreRefused:         newDesc("score", "refused_peers", "Peers refused now: their score fell below the threshold and their cooling period has not ended."),
+		scoreMin:             newDesc("score", "min", "The lowest score of a peer with a record (0 when none)."),
+		scoreDisconnects:     newDesc("score", "disconnects_total", "Peers disconnected because their score fell below the threshold."),
+		scoreOffences:        newDesc("score", "offences_total", "Offences recorded against peers, by offence.", "offence"),
+		scoreFirstDeliveries: newDesc("score", "first_deliveries_total", "Broadcasts credited to the peer that brought them first."),
+		refusedLinks:         newDesc("node", "refused_links_total", "Links closed because peer scoring refused their peer (at the verdict, or when it linked again while cooling)."),
+		refusedMessages:      newDesc("node", "refused_messages_total", "Messages from or to refused peers dropped."),
 	}
 }
 
@@ -105,6 +128,9 @@ func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.pendingPulls, c.catchUpThrottled, c.unsent, c.unsentDropped,
 		c.framesSent, c.framesReceived, c.badFrames, c.framesDropped, c.slowPeers, c.deliveriesDropped, c.eventsDropped,
 		c.catchUpFramesDropped,
+		c.ihaveExcess, c.graftsThrottled, c.graftsRefused, c.brokenPromises, c.cacheBytes, c.seenBytes,
+		c.scorePeers, c.scoreNegative, c.scoreRefused, c.scoreMin, c.scoreDisconnects, c.scoreOffences, c.scoreFirstDeliveries,
+		c.refusedLinks, c.refusedMessages,
 	} {
 		ch <- d
 	}
@@ -165,6 +191,8 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		{gossip.RefusedReplay, g.RefusedReplay},
 		{gossip.RefusedClock, g.RefusedClock},
 		{gossip.RefusedSelfOrigin, g.RefusedSelfOrigin},
+		{gossip.RefusedLinkRate, g.RefusedLinkRate},
+		{gossip.RefusedOriginRate, g.RefusedOriginRate},
 	} {
 		ch <- counter(c.refused, r.n, r.reason.String())
 	}
@@ -186,4 +214,23 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.deliveriesDropped, s.DeliveriesDropped)
 	ch <- counter(c.eventsDropped, s.EventsDropped)
 	ch <- counter(c.catchUpFramesDropped, s.CatchUpFramesDropped)
+
+	ch <- counter(c.ihaveExcess, g.IHaveExcess)
+	ch <- counter(c.graftsThrottled, g.GraftsThrottled)
+	ch <- counter(c.graftsRefused, g.GraftsRefused)
+	ch <- counter(c.brokenPromises, g.BrokenPromises)
+	ch <- gauge(c.cacheBytes, float64(g.CacheBytes))
+	ch <- gauge(c.seenBytes, float64(g.SeenBytes))
+	sc := s.Scoring
+	ch <- gauge(c.scorePeers, float64(sc.Peers))
+	ch <- gauge(c.scoreNegative, float64(sc.Negative))
+	ch <- gauge(c.scoreRefused, float64(sc.Refused))
+	ch <- gauge(c.scoreMin, sc.MinScore)
+	ch <- counter(c.scoreDisconnects, sc.Disconnects)
+	for _, o := range scoring.Offences() {
+		ch <- counter(c.scoreOffences, sc.Offences[o], o.String())
+	}
+	ch <- counter(c.scoreFirstDeliveries, sc.FirstDeliveries)
+	ch <- counter(c.refusedLinks, s.RefusedLinks)
+	ch <- counter(c.refusedMessages, s.RefusedMessages)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/scoring"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
 
@@ -33,6 +34,10 @@ type Config struct {
 	// 0 turns it off.
 	Membership membership.Config
 	Gossip     gossip.Config
+	// Scoring is peer scoring (package scoring): a peer whose score falls below its threshold
+	// has its link closed and is neither dialled nor accepted for Scoring.CoolingPeriod. The
+	// zero value turns it off; DefaultConfig turns it on.
+	Scoring scoring.Config
 	// Limits bound every frame a peer sends; a frame outside them closes the link.
 	Limits wire.Limits
 	// TickInterval is how often the cores' timers are checked.
@@ -58,9 +63,11 @@ type Config struct {
 	// Join.
 	NeedContacts func()
 	// OnMisbehaviour, when set, is told of every broadcast the node refused (a bad signature,
-	// a replay, its own ID as origin, a time outside Gossip.MaxClockSkew) and of the peer that
-	// sent it: the hook for peer scoring. It is called from the node's goroutine and must not
-	// block. Refusals are counted in Stats either way.
+	// a replay, its own ID as origin, a time outside Gossip.MaxClockSkew, a link's or an
+	// origin's budget spent) and of the other misbehaviour the gossip core reports (IHave and
+	// Graft spam, broken promises), with the peer at fault; peer scoring (Scoring) has weighed
+	// it already. It is called from the node's goroutine and must not block. Refusals are
+	// counted in Stats either way.
 	OnMisbehaviour func(gossip.Misbehaviour)
 	// OnMembershipMisbehaviour, when set, is told of every HyParView message the node refused
 	// because of its sender (an unsolicited or oversized SHUFFLE_REPLY, a SHUFFLE from a
@@ -83,6 +90,7 @@ func DefaultConfig() Config {
 	return Config{
 		Membership:           membership.DefaultWANConfig(),
 		Gossip:               gossip.DefaultConfig(),
+		Scoring:              scoring.DefaultConfig(),
 		Limits:               wire.DefaultLimits(),
 		TickInterval:         100 * time.Millisecond,
 		IdleLinkTimeout:      30 * time.Second,

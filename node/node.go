@@ -26,6 +26,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/overlay"
+	"github.com/rtcmesh/rtcmesh/scoring"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
 
@@ -100,6 +101,12 @@ type Neighbor struct {
 type Stats struct {
 	Membership membership.Stats
 	Gossip     gossip.Stats
+	// Scoring is peer scoring's counters (see Config.Scoring).
+	Scoring scoring.Stats
+	// RefusedLinks counts links closed because their peer was refused by peer scoring (at
+	// the verdict, or when it linked again during its cooling period); RefusedMessages the
+	// messages from and to refused peers the overlay dropped.
+	RefusedLinks, RefusedMessages uint64
 	// Links is the number of open links, neighbours or not.
 	Links int
 	// FramesSent and FramesReceived count protocol frames.
@@ -182,7 +189,7 @@ func newNode(cfg Config, signed bool) (*Node, error) {
 		}
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	oc := overlay.Config{Self: cfg.Key.ID(), Membership: cfg.Membership, Gossip: cfg.Gossip}
+	oc := overlay.Config{Self: cfg.Key.ID(), Membership: cfg.Membership, Gossip: cfg.Gossip, Scoring: cfg.Scoring}
 	if signed {
 		oc.Gossip.Auth = newBroadcastAuth(cfg.Key)
 	}
@@ -289,7 +296,8 @@ func (n *Node) Stats() Stats {
 	_ = n.do(func() {
 		s = n.stats
 		cs := n.peer.Stats()
-		s.Membership, s.Gossip = cs.Membership, cs.Gossip
+		s.Membership, s.Gossip, s.Scoring = cs.Membership, cs.Gossip, cs.Scoring
+		s.RefusedMessages = cs.IgnoredFromRefused + cs.DroppedToRefused
 		for _, l := range n.links {
 			if l.up {
 				s.Links++
@@ -428,6 +436,11 @@ func (n *Node) flush() {
 		for _, m := range rd.MembershipMisbehaviour {
 			n.onMembershipMisbehaviour(m)
 		}
+		for _, peer := range rd.Disconnect {
+			n.stats.RefusedLinks++
+			n.cfg.Logger.Warn().Str("peer", peer).Dur("cooling", n.cfg.Scoring.CoolingPeriod).Msg("peer score below threshold: closing the link")
+			n.tr.CloseLink(peer, "peer score below threshold")
+		}
 	}
 }
 
@@ -488,6 +501,12 @@ func (n *Node) send(peer string, frame []byte) {
 			n.cfg.Logger.Error().Err(err).Str("peer", peer).Msg("send")
 			return
 		}
+	}
+	if n.peer.Refused(n.elapsed, peer) {
+		// Never dial a peer in its cooling period (the overlay sends it nothing; this
+		// catches frames queued before the verdict).
+		n.stats.FramesDropped++
+		return
 	}
 	if l == nil {
 		l = &peerLink{}
@@ -592,6 +611,13 @@ func (n *Node) catchUpBusy(l *peerLink) bool {
 func (n *Node) onLinkEvent(ev link.Event) {
 	switch ev.Type {
 	case link.LinkUp:
+		if n.peer.Refused(n.elapsed, ev.Peer) {
+			// Accept no link from a peer in its cooling period; its LinkDown follows.
+			n.stats.RefusedLinks++
+			delete(n.links, ev.Peer)
+			n.tr.CloseLink(ev.Peer, "refused: peer score below threshold")
+			return
+		}
 		l := n.links[ev.Peer]
 		if l == nil {
 			l = &peerLink{}

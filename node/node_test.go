@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/link/memlink"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodetest"
+	"github.com/rtcmesh/rtcmesh/wire"
 )
 
 // mesh is a set of complete nodes over an in-memory network.
@@ -249,4 +251,44 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: New accepted the config", name)
 		}
 	}
+}
+
+// TestAttackForgedBroadcastsScoredOut: a peer that sends broadcasts with bad signatures is
+// scored below the threshold after three, its link is closed, and it cannot link again during
+// its cooling period, while the mesh keeps working.
+func TestAttackForgedBroadcastsScoredOut(t *testing.T) {
+	m := newMesh(t, 3, 500*time.Millisecond)
+	nodetest.WaitFor(t, 30*time.Second, "3 nodes connected", func() error { return m.OverlayOK(m.nodes) })
+	evil, err := m.net.Transport("evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	target := m.nodes[0]
+	evil.Dial(target.ID())
+	waitForLinkUp(t, evil, target.ID())
+	for i := range 3 {
+		var id gossip.MessageID
+		id[0], id[1] = 0xba, byte(i+1)
+		frame, err := wire.AppendGossip(nil, gossip.Message{Type: gossip.Gossip, ID: id, Origin: m.nodes[1].ID(), Hops: 1,
+			Seq: uint64(1000 + i), Time: time.Now().UnixMilli(), Payload: []byte("forged"), Proof: make([]byte, 96)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := evil.Send(target.ID(), frame); err != nil {
+			t.Fatalf("sending a forgery: %v", err)
+		}
+	}
+	waitForLinkDown(t, evil, target.ID())
+	// It comes back: the link is refused at once.
+	evil.Dial(target.ID())
+	waitForLinkDown(t, evil, target.ID())
+	nodetest.WaitFor(t, 10*time.Second, "refusals counted", func() error {
+		s := target.Stats()
+		if s.Gossip.RefusedSignature != 3 || s.Scoring.Disconnects != 1 || s.Scoring.Refused != 1 || s.RefusedLinks < 2 {
+			return fmt.Errorf("refused signatures %d, scoring %+v, refused links %d", s.Gossip.RefusedSignature, s.Scoring, s.RefusedLinks)
+		}
+		return nil
+	})
+	m.BroadcastAll(m.nodes, m.nodes)
 }

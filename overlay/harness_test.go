@@ -36,6 +36,8 @@ type testNet struct {
 	// answerContacts makes a NeedContacts event join a random live peer, as the simulator does.
 	answerContacts bool
 	rng            *rand.Rand
+	// disconnects lists, per peer, the peers its scoring disconnected.
+	disconnects map[string][]string
 }
 
 // testConfig is DefaultConfig with LAN timing, so a few seconds hold several rounds.
@@ -48,11 +50,12 @@ func testConfig() Config {
 func newTestNet(t testing.TB, seed uint64) *testNet {
 	return &testNet{
 		t: t, cfg: testConfig(), seed: seed,
-		peers:     map[string]*Peer{},
-		dead:      map[string]bool{},
-		delivered: map[string]map[gossip.MessageID]int{},
-		events:    map[string][]membership.Event{},
-		rng:       rand.New(rand.NewPCG(seed, 99)),
+		peers:       map[string]*Peer{},
+		dead:        map[string]bool{},
+		delivered:   map[string]map[gossip.MessageID]int{},
+		events:      map[string][]membership.Event{},
+		disconnects: map[string][]string{},
+		rng:         rand.New(rand.NewPCG(seed, 99)),
 	}
 }
 
@@ -115,6 +118,14 @@ func (n *testNet) drain(name string) {
 		}
 		for _, d := range rd.Deliveries {
 			n.delivered[name][d.ID]++
+		}
+		for _, q := range rd.Disconnect {
+			// The driver closes the link: the other end sees it fail.
+			n.disconnects[name] = append(n.disconnects[name], q)
+			if other := n.peers[q]; other != nil && !n.dead[q] {
+				other.PeerDown(n.now, name)
+				n.drain(q)
+			}
 		}
 	}
 	n.checkPeer(name)

@@ -18,8 +18,17 @@
 //     dead or made-up IDs).
 //   - Ready is one round: membership's messages and events, then, with those events fed to
 //     gossip, gossip's messages and deliveries. After it both cores are quiet, unless the
-//     driver called in while carrying it out (Join on NeedContacts), so a driver drains with
+//     driver called in while carrying it out (Join on NeedContacts) or peer scoring refused a
+//     peer (membership then repairs in the next round), so a driver drains with
 //     `for p.HasReady() { rd := p.Ready(); ... }`.
+//   - Peer scoring (package scoring) weighs what the gossip core reports: its Misbehaviour
+//     lowers the score of the peer at fault (the origin, for a broadcast beyond the origin's
+//     budget), and each first live delivery raises the score of the peer that brought it. A
+//     peer whose score falls below the threshold is listed in Ready.Disconnect (the driver
+//     closes its link) and reported to membership as down; during its cooling period its
+//     messages are ignored (Stats.IgnoredFromRefused), nothing is sent to it (a membership
+//     message to it is dropped and reported to membership as a failed send), and a NeighborUp
+//     for it is undone at once. Refused tells the driver whom not to dial or accept.
 //   - NextDeadline is the earlier of the two cores' deadlines. It recomputes only the
 //     deadline of a core touched since the last call, so a discrete-event driver that woke
 //     one core does not pay for the other.
@@ -37,6 +46,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
 // Config configures one Peer.
@@ -50,12 +60,22 @@ type Config struct {
 	// Membership.Rand: each core owns its source, so one core's draws never shift the
 	// other's. Self is overwritten with Config.Self.
 	Gossip gossip.Config
+	// Scoring configures peer scoring; the zero value (Enabled false) keeps no scores and
+	// refuses no one.
+	Scoring scoring.Config
 }
 
-// DefaultConfig returns the cores' defaults (membership.DefaultConfig, gossip.DefaultConfig).
-// Self and both Rand fields must still be set.
+// DefaultConfig returns the cores' defaults (membership.DefaultConfig, gossip.DefaultConfig)
+// and scoring.DefaultConfig. Self and both Rand fields must still be set.
 func DefaultConfig() Config {
-	return Config{Membership: membership.DefaultConfig(), Gossip: gossip.DefaultConfig()}
+	return Config{Membership: membership.DefaultConfig(), Gossip: gossip.DefaultConfig(), Scoring: scoring.DefaultConfig()}
+}
+
+// DisableDefences turns off the broadcast defences (gossip.Config.DisableDefences) and peer
+// scoring, for figures beside the defended runs.
+func (c *Config) DisableDefences() {
+	c.Gossip.DisableDefences()
+	c.Scoring.DisableDefences()
 }
 
 // validate checks what the composition needs, in field order; each core checks its own
@@ -79,8 +99,8 @@ const noDeadline = time.Duration(math.MaxInt64)
 
 // Ready is one round of output, to be carried out in this order: send Membership, hand
 // Events to the application (answering NeedContacts with Join), send Gossip, hand
-// Deliveries to the application. Messages to one destination must be sent in the order
-// listed. The slices belong to the caller.
+// Deliveries to the application, close the links of Disconnect. Messages to one destination
+// must be sent in the order listed. The slices belong to the caller.
 type Ready struct {
 	// Membership are HyParView messages to send.
 	Membership []membership.Envelope
@@ -91,18 +111,25 @@ type Ready struct {
 	Gossip []gossip.Envelope
 	// Deliveries are broadcasts for the application, once per message.
 	Deliveries []gossip.Delivery
-	// Misbehaviour are the broadcasts the gossip core refused, with the peer that sent each:
-	// what peer scoring weighs.
+	// Misbehaviour are the broadcasts the gossip core refused, with the peer that sent each,
+	// and the other misbehaviour it saw: what peer scoring weighs.
 	Misbehaviour []gossip.Misbehaviour
 	// MembershipMisbehaviour are the HyParView messages the membership core refused because
 	// of their sender (unsolicited shuffle replies, floods): also for peer scoring.
 	MembershipMisbehaviour []membership.Misbehaviour
+	// Disconnect are the peers whose score fell below the threshold: the driver closes
+	// their links, and refuses to dial or accept them while Refused says so.
+	Disconnect []string
 }
 
-// Stats are both cores' counters.
+// Stats are both cores' counters and peer scoring's.
 type Stats struct {
 	Membership membership.Stats
 	Gossip     gossip.Stats
+	Scoring    scoring.Stats
+	// IgnoredFromRefused counts messages from refused peers dropped unread; DroppedToRefused
+	// messages to them not sent.
+	IgnoredFromRefused, DroppedToRefused uint64
 }
 
 // Peer is one node's HyParView and Plumtree cores, composed. It is not safe for concurrent
@@ -111,8 +138,11 @@ type Stats struct {
 // 100,000 in one growing slice, which saves a pointer chase per event); only one copy may be
 // used.
 type Peer struct {
-	mem *membership.Core
-	gsp *gossip.Core
+	mem   *membership.Core
+	gsp   *gossip.Core
+	score *scoring.Scorer
+	// ignored and dropped are Stats.IgnoredFromRefused and Stats.DroppedToRefused.
+	ignored, dropped uint64
 
 	// gspNow is the gossip core's clock as last set by a Tick; gspStarted says it was
 	// ticked at all. Feeding membership events advances it only when it is behind.
@@ -146,7 +176,11 @@ func New(cfg Config) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return &Peer{mem: mem, gsp: gsp, memDue: noDeadline, gspDue: noDeadline, memDirty: true, gspDirty: true}, nil
+	score, err := scoring.New(cfg.Scoring)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	return &Peer{mem: mem, gsp: gsp, score: score, memDue: noDeadline, gspDue: noDeadline, memDirty: true, gspDirty: true}, nil
 }
 
 // Self returns this node's ID.
@@ -204,6 +238,11 @@ func (p *Peer) TickDue(now time.Duration) {
 // A message the core refuses returns its error (wrapping membership.ErrInvalidMessage) and
 // changes nothing but the core's counters; the runtime closes that peer's link.
 func (p *Peer) StepMembership(now time.Duration, from string, m membership.Message) error {
+	p.setNow(now)
+	if p.Refused(now, from) {
+		p.ignored++
+		return nil
+	}
 	p.tickMembership(now)
 	return p.mem.Step(from, m)
 }
@@ -211,9 +250,23 @@ func (p *Peer) StepMembership(now time.Duration, from string, m membership.Messa
 // StepGossip hands the gossip core a Plumtree message that arrived from peer from. A message
 // the core refuses returns its error and changes nothing but the core's counters.
 func (p *Peer) StepGossip(now time.Duration, from string, m gossip.Message) error {
+	p.setNow(now)
+	if p.Refused(now, from) {
+		p.ignored++
+		return nil
+	}
 	p.tickGossip(now)
 	return p.gsp.Step(from, m)
 }
+
+// Refused reports whether peer is in the cooling period that follows a score below the
+// threshold: the driver must neither dial it nor accept a link from it.
+func (p *Peer) Refused(now time.Duration, peer string) bool {
+	return p.score.Enabled() && p.score.Refused(now, peer)
+}
+
+// Score returns peer's score at now (0 without a record, or with scoring off).
+func (p *Peer) Score(now time.Duration, peer string) float64 { return p.score.Score(now, peer) }
 
 // PeerDown reports that peer is unreachable (its link failed, or a send to it failed).
 // Membership repairs its active view; the NeighborDown it emits reaches gossip through Ready.
@@ -281,7 +334,79 @@ func (p *Peer) Ready() Ready {
 		rd.Gossip, rd.Deliveries, rd.Misbehaviour = gr.Messages, gr.Deliveries, gr.Misbehaviour
 	}
 	p.gspOut = false
+	if p.score.Enabled() {
+		p.judge(&rd)
+	}
 	return rd
+}
+
+// judge feeds peer scoring with one round of output, carries out its verdicts (see the
+// package doc) and removes what must not reach a refused peer.
+func (p *Peer) judge(rd *Ready) {
+	now := p.now
+	for _, mb := range rd.Misbehaviour {
+		peer, offence, ok := offenceOf(mb)
+		if ok && peer != p.Self() {
+			p.score.Penalise(now, peer, offence)
+		}
+	}
+	for _, d := range rd.Deliveries {
+		if !d.History && d.From != "" {
+			p.score.Credit(now, d.From)
+		}
+	}
+	rd.Disconnect = p.score.Disconnects()
+	var down []string
+	for _, e := range rd.Events {
+		if e.Type == membership.NeighborUp && p.score.Refused(now, e.Peer) {
+			down = append(down, e.Peer)
+		}
+	}
+	keep := rd.Membership[:0]
+	for _, env := range rd.Membership {
+		if p.score.Refused(now, env.To) {
+			p.dropped++
+			down = append(down, env.To)
+			continue
+		}
+		keep = append(keep, env)
+	}
+	rd.Membership = keep
+	keepG := rd.Gossip[:0]
+	for _, env := range rd.Gossip {
+		if p.score.Refused(now, env.To) {
+			p.dropped++
+			continue
+		}
+		keepG = append(keepG, env)
+	}
+	rd.Gossip = keepG
+	// Membership hears of each refused peer as a failed link: it leaves the views, and
+	// its NeighborDown reaches gossip and the driver in the next round.
+	for _, peer := range append(rd.Disconnect, down...) {
+		p.PeerDown(now, peer)
+	}
+}
+
+// offenceOf maps a gossip misbehaviour to the peer at fault and its offence; refusals an
+// honest relay can cause (replay, clock, self-origin) are not offences.
+func offenceOf(mb gossip.Misbehaviour) (string, scoring.Offence, bool) {
+	switch mb.Reason {
+	case gossip.RefusedSignature:
+		return mb.Peer, scoring.InvalidSignature, true
+	case gossip.RefusedLinkRate:
+		return mb.Peer, scoring.Flood, true
+	case gossip.RefusedOriginRate:
+		// The origin signed every one of these; the link may be an honest relay.
+		return mb.Origin, scoring.Flood, true
+	case gossip.ExcessIHave:
+		return mb.Peer, scoring.IHaveSpam, true
+	case gossip.ExcessGraft:
+		return mb.Peer, scoring.GraftSpam, true
+	case gossip.BrokenPromise:
+		return mb.Peer, scoring.BrokenPromise, true
+	}
+	return "", 0, false
 }
 
 // refreshDeadlines recomputes the cached deadline of each core touched since the last call.
@@ -328,5 +453,8 @@ func (p *Peer) EagerPeers() []string { return p.gsp.EagerPeers() }
 // LazyPeers returns the neighbours that get only announcements, sorted (a copy).
 func (p *Peer) LazyPeers() []string { return p.gsp.LazyPeers() }
 
-// Stats returns both cores' counters.
-func (p *Peer) Stats() Stats { return Stats{Membership: p.mem.Stats(), Gossip: p.gsp.Stats()} }
+// Stats returns both cores' counters and peer scoring's (at the latest time the driver gave).
+func (p *Peer) Stats() Stats {
+	return Stats{Membership: p.mem.Stats(), Gossip: p.gsp.Stats(), Scoring: p.score.Stats(p.now),
+		IgnoredFromRefused: p.ignored, DroppedToRefused: p.dropped}
+}

@@ -23,6 +23,11 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := New(valid()); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
+	off := valid()
+	off.DisableDefences()
+	if _, err := New(off); err != nil || off.Scoring.Enabled || off.Gossip.LinkRate != 0 {
+		t.Fatalf("DisableDefences: %v, %+v", err, off.Scoring)
+	}
 	shared := rand.New(rand.NewPCG(3, 3))
 	for _, tc := range []struct {
 		name   string
@@ -36,6 +41,8 @@ func TestConfigValidation(t *testing.T) {
 		{"shared rand", func(c *Config) { c.Membership.Rand, c.Gossip.Rand = shared, shared }, "must be different sources"},
 		{"membership field", func(c *Config) { c.Membership.ActiveSize = 0 }, "overlay: membership: Config.ActiveSize"},
 		{"gossip field", func(c *Config) { c.Gossip.MaxPayload = 0 }, "overlay: gossip: invalid config: MaxPayload"},
+		{"gossip defence", func(c *Config) { c.Gossip.LinkBurst = 0 }, "overlay: gossip: invalid config: defences: LinkBurst"},
+		{"scoring field", func(c *Config) { c.Scoring.CoolingPeriod = 0 }, "overlay: scoring: invalid config: CoolingPeriod"},
 	} {
 		c := valid()
 		tc.change(&c)
@@ -314,5 +321,136 @@ func TestMembershipMisbehaviourPassedUp(t *testing.T) {
 	}
 	if slices.Contains(p.PassiveView(), "fake") {
 		t.Error("the unsolicited reply was merged")
+	}
+}
+
+// TestAttackFloodScoredOut: a neighbour that floods its links far beyond their forwarding
+// budget is scored below the threshold by every victim, disconnected, kept out of the views
+// and ignored for the cooling period, while honest broadcasts keep reaching every honest peer.
+// With the defences off the same flood is delivered everywhere and nobody is disconnected.
+func TestAttackFloodScoredOut(t *testing.T) {
+	run := func(defences bool) (n *testNet, victims []string, floodDelivered int) {
+		n = newTestNet(t, 11)
+		// Small budgets keep the test quick; the defaults are checked in package gossip.
+		n.cfg.Gossip.LinkRate, n.cfg.Gossip.LinkBurst = 50, 100
+		if !defences {
+			n.cfg.DisableDefences()
+		}
+		n.build(20)
+		n.add("mallory", peerName(3))
+		n.deliver()
+		n.runFor(2 * n.cfg.Membership.ShuffleInterval)
+		victims = n.peers["mallory"].ActiveView()
+		if len(victims) == 0 {
+			t.Fatal("mallory has no neighbour")
+		}
+		// 1,000 messages from 1,000 Sybil origins, pushed at once to every neighbour.
+		for i := range 1000 {
+			var id gossip.MessageID
+			id[0], id[1], id[2] = 0xee, byte(i>>8), byte(i)
+			for _, v := range victims {
+				m := gossip.Message{Type: gossip.Gossip, ID: id, Origin: fmt.Sprintf("sybil%d", i), Hops: 1, Seq: 1,
+					Time: n.now.Milliseconds(), Payload: []byte("flood")}
+				n.queue = append(n.queue, inFlight{from: "mallory", to: v, gm: &m})
+			}
+		}
+		n.deliver()
+		for _, name := range n.live() {
+			for id := range n.delivered[name] {
+				if id[0] == 0xee {
+					floodDelivered++
+				}
+			}
+		}
+		return n, victims, floodDelivered
+	}
+
+	off, _, deliveredOff := run(false)
+	n, victims, delivered := run(true)
+	t.Logf("1,000-message flood by one neighbour of %d: %d deliveries without defences, %d with (LinkBurst %d)",
+		len(victims), deliveredOff, delivered, n.cfg.Gossip.LinkBurst)
+	for _, name := range off.live() {
+		if len(off.disconnects[name]) != 0 {
+			t.Fatalf("defences off: %s disconnected %v", name, off.disconnects[name])
+		}
+	}
+	if delivered >= deliveredOff/2 {
+		t.Fatalf("the flood was not limited: %d deliveries, %d without defences", delivered, deliveredOff)
+	}
+	for _, v := range victims {
+		p := n.peers[v]
+		if !slices.Contains(n.disconnects[v], "mallory") {
+			t.Fatalf("%s did not disconnect mallory (disconnected %v)", v, n.disconnects[v])
+		}
+		if slices.Contains(p.ActiveView(), "mallory") || slices.Contains(p.PassiveView(), "mallory") {
+			t.Fatalf("%s keeps mallory in its views", v)
+		}
+		if !p.Refused(n.now, "mallory") || p.Score(n.now, "mallory") != 0 {
+			t.Fatalf("%s: mallory refused %v", v, p.Refused(n.now, "mallory"))
+		}
+		st := p.Stats()
+		if st.Scoring.Disconnects != 1 || st.Scoring.Refused != 1 || st.Gossip.RefusedLinkRate == 0 {
+			t.Fatalf("%s stats: %+v, refused for link rate %d", v, st.Scoring, st.Gossip.RefusedLinkRate)
+		}
+	}
+	// mallory tries to come back: its requests are ignored during the cooling period.
+	n.peers["mallory"].Join(n.now, victims[0])
+	n.drain("mallory")
+	n.runFor(3 * n.cfg.Membership.ShuffleInterval)
+	if st := n.peers[victims[0]].Stats(); st.IgnoredFromRefused == 0 {
+		t.Fatalf("%s ignored nothing from mallory", victims[0])
+	}
+	for _, v := range victims {
+		if slices.Contains(n.peers[v].ActiveView(), "mallory") {
+			t.Fatalf("%s took mallory back during its cooling period", v)
+		}
+	}
+	// Honest broadcasts still reach every honest peer.
+	for i := range 5 {
+		id := n.broadcast(peerName(i*4), "honest")
+		n.runFor(2 * time.Second)
+		for _, m := range n.missing(id) {
+			if m != "mallory" {
+				t.Fatalf("honest broadcast %d missed %s", i, m)
+			}
+		}
+	}
+	// After the cooling period the refusal ends.
+	n.runFor(n.cfg.Scoring.CoolingPeriod)
+	if n.peers[victims[0]].Refused(n.now, "mallory") {
+		t.Fatal("mallory still refused after the cooling period")
+	}
+}
+
+// TestHonestRunScoresNobodyOut: in an honest overlay after crashes, scoring disconnects no
+// one and credits first deliveries.
+func TestHonestRunScoresNobodyOut(t *testing.T) {
+	n := newTestNet(t, 12)
+	n.answerContacts = true
+	n.build(30)
+	for k := range 8 {
+		n.crash(peerName(3*k + 2))
+	}
+	n.runFor(n.cfg.Membership.ShuffleInterval)
+	for i := range 30 {
+		if n.dead[peerName(i)] {
+			continue
+		}
+		id := n.broadcast(peerName(i), "m")
+		n.runFor(500 * time.Millisecond)
+		if m := n.missing(id); len(m) != 0 {
+			t.Fatalf("broadcast %d missed %v", i, m)
+		}
+	}
+	credited := uint64(0)
+	for _, name := range n.live() {
+		st := n.peers[name].Stats().Scoring
+		if st.Disconnects != 0 || len(n.disconnects[name]) != 0 {
+			t.Fatalf("%s disconnected %v", name, n.disconnects[name])
+		}
+		credited += st.FirstDeliveries
+	}
+	if credited == 0 {
+		t.Fatal("no first delivery was credited")
 	}
 }

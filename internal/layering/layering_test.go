@@ -33,12 +33,14 @@ func layers() map[string]rule {
 	return map[string]rule{
 		"membership": {forbidStd: coreForbidden, core: true},
 		"gossip":     {forbidStd: coreForbidden, core: true},
+		// Peer scoring, composed by overlay: as pure as the cores.
+		"scoring": {forbidStd: coreForbidden, core: true},
 		// The composition of the two cores for one node: as pure as they are.
-		"overlay": {internal: []string{"membership", "gossip"}, forbidStd: coreForbidden, core: true},
+		"overlay": {internal: []string{"membership", "gossip", "scoring"}, forbidStd: coreForbidden, core: true},
 		"wire":    {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
 		// link only for link.DefaultHeartbeatTimeout, the heartbeat the simulator models; wire
 		// to count catch-up's bytes as the runtime would send them.
-		"sim": {internal: []string{"membership", "gossip", "overlay", "link", "wire"}, forbidStd: []string{"net"}},
+		"sim": {internal: []string{"membership", "gossip", "overlay", "scoring", "link", "wire"}, forbidStd: []string{"net"}},
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
@@ -58,14 +60,14 @@ func layers() map[string]rule {
 		"link/rtclink": {internal: []string{"link", "identity", "internal/browser"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
 			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
-		"node": {internal: []string{"membership", "gossip", "overlay", "wire", "link", "identity"},
+		"node": {internal: []string{"membership", "gossip", "overlay", "scoring", "wire", "link", "identity"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodetest": {internal: []string{"gossip", "identity", "node"}},
 		// The WebRTC node: the runtime over rtclink, meeting peers through signaling.
 		"rtcnode": {internal: []string{"node", "identity", "link/rtclink", "signaling", "signaling/signalclient"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodehttp": {internal: []string{"node"}, external: []string{"github.com/rs/zerolog"}},
-		"metrics": {internal: []string{"membership", "gossip", "link", "node", "signaling/signalserver", "turnserver"},
+		"metrics": {internal: []string{"membership", "gossip", "scoring", "link", "node", "signaling/signalserver", "turnserver"},
 			external: []string{"github.com/prometheus/client_golang", "github.com/rs/zerolog"}},
 
 		"cmd/rtcmesh": {internal: []string{"sim", "link", "signaling/signalservice", "turnserver", "node", "node/nodehttp", "rtcnode", "identity", "link/rtclink", "metrics",

@@ -1,0 +1,223 @@
+package scoring
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newScorer(t *testing.T, cfg Config) *Scorer {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// penalties returns how many offences o a peer with the given first-delivery credit takes
+// before it is refused, all at one instant.
+func penalties(t *testing.T, o Offence, credit int) int {
+	s := newScorer(t, DefaultConfig())
+	now := time.Hour
+	for range credit {
+		s.Credit(now, "p")
+	}
+	for n := 1; n < 1000; n++ {
+		if s.Penalise(now, "p", o) {
+			return n
+		}
+	}
+	t.Fatalf("%v: never refused", o)
+	return 0
+}
+
+// TestThresholds checks the numbers DefaultConfig documents.
+func TestThresholds(t *testing.T) {
+	for _, c := range []struct {
+		o             Offence
+		fresh, credit int
+	}{
+		{InvalidSignature, 3, 3},
+		{Flood, 11, 13},
+		{IHaveSpam, 11, 13},
+		{GraftSpam, 11, 13},
+		{BrokenPromise, 11, 13},
+	} {
+		if got := penalties(t, c.o, 0); got != c.fresh {
+			t.Errorf("%v: fresh peer refused after %d, want %d", c.o, got, c.fresh)
+		}
+		if got := penalties(t, c.o, 1000); got != c.credit {
+			t.Errorf("%v: credited peer refused after %d, want %d", c.o, got, c.credit)
+		}
+	}
+}
+
+// TestRefusedForCoolingPeriod: a peer below the threshold is listed once by Disconnects,
+// refused until CoolingPeriod has passed, ignored meanwhile, and starts clean afterwards.
+func TestRefusedForCoolingPeriod(t *testing.T) {
+	cfg := DefaultConfig()
+	s := newScorer(t, cfg)
+	now := time.Hour
+	for range 3 {
+		s.Penalise(now, "bad", InvalidSignature)
+	}
+	if d := s.Disconnects(); len(d) != 1 || d[0] != "bad" {
+		t.Fatalf("Disconnects = %v", d)
+	}
+	if d := s.Disconnects(); len(d) != 0 {
+		t.Fatalf("Disconnects again = %v", d)
+	}
+	if !s.Refused(now+cfg.CoolingPeriod-time.Millisecond, "bad") {
+		t.Fatal("not refused within the cooling period")
+	}
+	if s.Penalise(now+time.Second, "bad", InvalidSignature) {
+		t.Fatal("a refused peer was refused again")
+	}
+	if st := s.Stats(now + time.Second); st.Refused != 1 || st.Disconnects != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	end := now + cfg.CoolingPeriod
+	if s.Refused(end, "bad") {
+		t.Fatal("still refused after the cooling period")
+	}
+	if v := s.Score(end, "bad"); v != 0 {
+		t.Fatalf("score after cooling %v, want a clean 0", v)
+	}
+	if st := s.Stats(end); st.Refused != 0 {
+		t.Fatalf("stats after cooling %+v", st)
+	}
+}
+
+// TestDecay: offences spread out in time are forgiven; the same number at once is not.
+func TestDecay(t *testing.T) {
+	s := newScorer(t, DefaultConfig())
+	now := time.Hour
+	for range 30 {
+		if s.Penalise(now, "slow", BrokenPromise) {
+			t.Fatal("one broken promise a minute refused a peer")
+		}
+		now += time.Minute
+	}
+	// After 10 minutes of quiet the counter has decayed to nothing and the record is gone.
+	st := s.Stats(now + 10*time.Minute)
+	if st.Peers != 0 || st.Offences[BrokenPromise] != 30 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDecayIsLazyAndDeterministic: the score depends on the times of the events only, not on
+// when or how often it is read.
+func TestDecayIsLazyAndDeterministic(t *testing.T) {
+	events := func(s *Scorer, read bool) float64 {
+		now := time.Hour
+		for i := range 50 {
+			now += time.Duration(i%7) * 300 * time.Millisecond
+			if i%3 == 0 {
+				s.Credit(now, "p")
+			} else {
+				s.Penalise(now, "p", GraftSpam)
+			}
+			if read {
+				s.Score(now+time.Duration(i)*time.Millisecond, "p")
+				s.Stats(now)
+			}
+		}
+		return s.Score(now+time.Minute, "p")
+	}
+	a, b := events(newScorer(t, DefaultConfig()), false), events(newScorer(t, DefaultConfig()), true)
+	if a != b {
+		t.Fatalf("score %v without reads, %v with", a, b)
+	}
+}
+
+// TestFirstDeliveriesCapped: credit stops at FirstDeliveryCap and decays.
+func TestFirstDeliveriesCapped(t *testing.T) {
+	cfg := DefaultConfig()
+	s := newScorer(t, cfg)
+	now := time.Hour
+	for range 10000 {
+		s.Credit(now, "good")
+	}
+	if v := s.Score(now, "good"); v != cfg.FirstDeliveryCap*cfg.FirstDeliveryWeight {
+		t.Fatalf("score %v, want the cap %v", v, cfg.FirstDeliveryCap)
+	}
+	later := s.Score(now+70*time.Second, "good")
+	if math.Abs(later-cfg.FirstDeliveryCap*math.Pow(cfg.FirstDeliveryDecay, 70)) > 1e-9 {
+		t.Fatalf("score after 70 s %v", later)
+	}
+}
+
+// TestAttackManyIdentities: Sybils that each misbehave a little cannot grow the tables past
+// their bounds, and the refusals in force stay bounded too.
+func TestAttackManyIdentities(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxPeers, cfg.MaxRefused = 100, 10
+	s := newScorer(t, cfg)
+	now := time.Hour
+	for i := range 10000 {
+		p := fmt.Sprintf("sybil%d", i)
+		s.Penalise(now, p, Flood)
+		if i%100 == 0 {
+			for range 20 {
+				s.Penalise(now, p, Flood)
+			}
+		}
+		if len(s.peers) > cfg.MaxPeers || len(s.refused) > cfg.MaxRefused {
+			t.Fatalf("after %d peers: %d records, %d refused", i+1, len(s.peers), len(s.refused))
+		}
+	}
+	st := s.Stats(now)
+	if st.Disconnects != 100 || st.Refused != 10 || st.RefusalsEvicted != 90 || st.Evicted == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if st.MinScore != -1 || st.Negative != st.Peers {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDisabled: a disabled Scorer records nothing and refuses no one.
+func TestDisabled(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DisableDefences()
+	s := newScorer(t, cfg)
+	for range 100 {
+		if s.Penalise(time.Hour, "p", InvalidSignature) {
+			t.Fatal("refused with scoring off")
+		}
+	}
+	if st := s.Stats(time.Hour); st.Peers != 0 || st.Disconnects != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := New(Config{}); err != nil {
+		t.Fatalf("zero Config: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, mod := range map[string]func(*Config){
+		"DecayInterval":       func(c *Config) { c.DecayInterval = 0 },
+		"DecayToZero":         func(c *Config) { c.DecayToZero = 1 },
+		"FirstDeliveryWeight": func(c *Config) { c.FirstDeliveryWeight = -1 },
+		"FirstDeliveryCap":    func(c *Config) { c.FirstDeliveryCap = math.Inf(1) },
+		"FirstDeliveryDecay":  func(c *Config) { c.FirstDeliveryDecay = 1 },
+		"Weight[flood]":       func(c *Config) { c.Weight[Flood] = 1 },
+		"Decay[graft_spam]":   func(c *Config) { c.Decay[GraftSpam] = math.NaN() },
+		"DisconnectThreshold": func(c *Config) { c.DisconnectThreshold = 0 },
+		"CoolingPeriod":       func(c *Config) { c.CoolingPeriod = 0 },
+		"MaxPeers":            func(c *Config) { c.MaxPeers = 0 },
+		"MaxRefused":          func(c *Config) { c.MaxRefused = -1 },
+	} {
+		cfg := DefaultConfig()
+		mod(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v", name, err)
+		}
+	}
+	if cfg := DefaultConfig(); cfg.Validate() != nil {
+		t.Fatal(cfg.Validate())
+	}
+}
