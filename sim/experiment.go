@@ -70,8 +70,8 @@ type Experiment struct {
 	// attacker drops from its join on.)
 	AttackRounds int
 	// Defences leaves the protocol cores' defences against hostile peers on (the default);
-	// false turns them off (membership.Config.DisableDefences, gossip.Config.DisableDefences)
-	// for side-by-side figures.
+	// false turns them off (Config.DisableDefences: membership's, gossip's and peer
+	// scoring's), for side-by-side figures.
 	Defences bool
 	// Config is the simulated network and the protocol settings.
 	Config Config
@@ -210,7 +210,9 @@ type Result struct {
 	// node delivered, on average: what a flood costs an honest node. InjectedMessages
 	// counts the crafted membership messages attackers sent; RefusedFromAttackers the
 	// attackers' messages that honest cores refused as invalid.
-	FloodBroadcasts                uint64  `json:"flood_broadcasts"`
+	FloodBroadcasts uint64 `json:"flood_broadcasts"`
+	// ScoredOut counts the links peer scoring closed, at honest and hostile nodes alike.
+	ScoredOut                      uint64  `json:"scored_out"`
 	HostileDeliveriesPerHonestNode float64 `json:"hostile_deliveries_per_honest_node"`
 	InjectedMessages               uint64  `json:"injected_messages"`
 	RefusedFromAttackers           uint64  `json:"refused_from_attackers"`
@@ -262,6 +264,9 @@ func Run(e Experiment) (Result, error) {
 	}
 	start := time.Now()
 	e.Config.Gossip.Flood = e.Protocol == Flood
+	if !e.Defences {
+		e.Config.DisableDefences()
+	}
 	var peak uint64
 	sample := func() {
 		var ms runtime.MemStats
@@ -323,6 +328,7 @@ func Run(e Experiment) (Result, error) {
 	res.Eclipsed, res.PoisonedPassive, res.HostileInActive = as.Eclipsed, as.PoisonedPassive, as.HostileInActive
 	c := s.Counters()
 	res.FloodBroadcasts, res.InjectedMessages, res.RefusedFromAttackers = c.FloodBroadcasts, c.InjectedMessages, c.RefusedFromAttackers
+	res.ScoredOut = c.ScoredOut
 	if as.HonestLive > 0 {
 		res.HostileDeliveriesPerHonestNode = float64(c.HostileDeliveries) / float64(as.HonestLive)
 	}

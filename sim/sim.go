@@ -38,6 +38,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/overlay"
+	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
 // Config describes the simulated network and the protocol settings every node gets.
@@ -50,6 +51,10 @@ type Config struct {
 	// Gossip is the template for every node's Plumtree core; Self and Rand are filled in per
 	// node. Set Gossip.Flood for the eager-flooding baseline.
 	Gossip gossip.Config
+	// Scoring is every node's peer scoring (the runtime's defaults). A peer it disconnects
+	// gets PeerDown at the other end of the link, one link latency later, as when the
+	// runtime closes the link.
+	Scoring scoring.Config
 	// LatencyMin and LatencyMax bound each link's fixed one-way latency (whole milliseconds,
 	// at least 1 ms).
 	LatencyMin, LatencyMax time.Duration
@@ -69,8 +74,11 @@ type Config struct {
 	// AttackInterval is how often each attacker (AddAttacker) injects its crafted messages
 	// once StartAttacks was called: one eclipse or poison round, or one flood burst.
 	AttackInterval time.Duration
-	// FloodBurst is how many broadcasts a flood attacker makes every AttackInterval, and
-	// FloodPayload their size in bytes.
+	// FloodBurst is how many broadcasts a flood attacker makes every AttackInterval (200 a
+	// second: ten times gossip's default per-origin budget), and FloodPayload their size in
+	// bytes. What the honest nodes accept of a flood they forward to everyone, so a flood
+	// costs the simulator about attackers × accepted rate × nodes events a simulated second:
+	// keep floods small or short.
 	FloodBurst, FloodPayload int
 }
 
@@ -106,15 +114,25 @@ func DefaultConfig() Config {
 		Seed:             1,
 		Membership:       mc,
 		Gossip:           gc,
+		Scoring:          scoring.DefaultConfig(),
 		LatencyMin:       5 * time.Millisecond,
 		LatencyMax:       50 * time.Millisecond,
 		DetectionDelay:   200 * time.Millisecond,
 		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
 		ContactCount:     3,
 		AttackInterval:   time.Second,
-		FloodBurst:       20,
+		FloodBurst:       200,
 		FloodPayload:     1024,
 	}
+}
+
+// DisableDefences turns off the defences against hostile peers of every node's membership
+// core, gossip core and peer scoring (their DisableDefences), for figures beside the
+// defended runs.
+func (c *Config) DisableDefences() {
+	c.Membership.DisableDefences()
+	c.Gossip.DisableDefences()
+	c.Scoring.DisableDefences()
 }
 
 // SeenMaxAgeFor returns the shortest seen-ID age the gossip core accepts with gc's
@@ -147,7 +165,7 @@ func (c Config) validate() error {
 	}
 	// The protocol templates are checked once here, by the composition every node gets, with
 	// the per-node fields filled in as AddNode fills them, rather than at the first AddNode.
-	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip}
+	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip, Scoring: c.Scoring}
 	oc.Membership.Rand = rand.New(rand.NewPCG(c.Seed, 1))
 	oc.Gossip.Rand = rand.New(rand.NewPCG(c.Seed, 2))
 	if _, err := overlay.New(oc); err != nil {
@@ -197,8 +215,11 @@ type Counters struct {
 	// RefusedFromAttackers counts attackers' messages that honest cores refused as invalid
 	// (StepErrors counts only honest senders', which no core should refuse).
 	RefusedFromAttackers uint64
+	// ScoredOut counts the links closed because peer scoring put the peer below its
+	// threshold (overlay.Ready.Disconnect).
+	ScoredOut uint64
 	// Withheld counts the messages attackers' cores produced that their policy did not send
-	// (payloads, PRUNEs and DISCONNECTs).
+	// (payloads, PRUNEs, DISCONNECTs and links their scoring would close).
 	Withheld uint64
 	// CatchUpMessages and CatchUpBytes count the catch-up messages sent (Digest, Have, Pull,
 	// History) and their size as package wire encodes them for the runtime (whose times are
@@ -313,7 +334,7 @@ func (s *Sim) RandomLiveJoinedBefore(t time.Duration) int32 {
 func (s *Sim) AddNode() (int32, error) {
 	i := int32(len(s.nodes))
 	id := nodeID(i)
-	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip}
+	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip, Scoring: s.cfg.Scoring}
 	oc.Membership.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
 	var contacts []string
 	for k := 0; k < s.cfg.ContactCount && k < len(s.live); k++ {
@@ -518,6 +539,18 @@ func (s *Sim) stepError(from int32) {
 	s.cnt.StepErrors++
 }
 
+// closeLink closes node i's link to peer, as the runtime does for a peer scored out: the
+// peer's core learns of it (PeerDown) one link latency later. Node i's own core was told
+// by its composition.
+func (s *Sim) closeLink(i int32, peer string) {
+	s.cnt.ScoredOut++
+	j, ok := s.lookup(peer)
+	if !ok || !s.nodes[j].alive || s.separated(i, j) {
+		return
+	}
+	s.q.push(event{at: s.q.now + s.latency(i, j), kind: evPeerDown, to: j, from: i})
+}
+
 // linkFailed reports to node from, after the detection delay, that its link to node to failed.
 func (s *Sim) linkFailed(from, to int32) {
 	s.cnt.SendsToCrashed++
@@ -547,7 +580,7 @@ func (s *Sim) flush(i int32) {
 				// What the signaling server's peer list gives a real node: a live node,
 				// not already a neighbour.
 				s.cnt.ContactRequests++
-				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) {
+				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) && !n.p.Refused(s.nowD(), s.nodes[c].id) {
 					n.p.Join(s.nowD(), s.nodes[c].id)
 				}
 			}
@@ -561,6 +594,13 @@ func (s *Sim) flush(i int32) {
 		}
 		for _, d := range rd.Deliveries {
 			s.recordDelivery(i, d)
+		}
+		for _, peer := range rd.Disconnect {
+			if n.hostile != nil && n.hostile.attack.holds() {
+				s.cnt.Withheld++
+				continue // a slot won is never given back
+			}
+			s.closeLink(i, peer)
 		}
 	}
 	s.scheduleWake(i)

@@ -35,7 +35,7 @@ func (r Result) WriteSummary(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  attack           %s by %.0f%% of the nodes, defences %s: honest reliability mean %.4f, min %.4f, honest RMR %.4f\n", r.Attack, r.Attackers*100, defences, r.HonestReliability, r.HonestReliabilityMin, r.HonestRMR)
 		fmt.Fprintf(w, "                   %d honest nodes eclipsed (no honest neighbour); attackers hold %.1f%% of honest active and %.1f%% of honest passive views\n", r.Eclipsed, 100*r.HostileInActive, 100*r.PoisonedPassive)
-		fmt.Fprintf(w, "                   %d crafted messages injected, %d refused; %d flood broadcasts, %.1f delivered per honest node\n", r.InjectedMessages, r.RefusedFromAttackers, r.FloodBroadcasts, r.HostileDeliveriesPerHonestNode)
+		fmt.Fprintf(w, "                   %d crafted messages injected, %d refused; %d flood broadcasts, %.1f delivered per honest node; %d links closed by peer scoring\n", r.InjectedMessages, r.RefusedFromAttackers, r.FloodBroadcasts, r.HostileDeliveriesPerHonestNode, r.ScoredOut)
 	}
 	fmt.Fprintf(w, "  effort           %d events over %.0f simulated seconds in %.1f s wall, peak heap %.0f MiB\n", r.Events, r.SimulatedSeconds, r.WallSeconds, float64(r.PeakHeapBytes)/(1<<20))
 }
