@@ -136,15 +136,18 @@ func TestAttackPoisonShort(t *testing.T) {
 	}
 }
 
-// TestAttackFloodShort: 1,000 nodes, 10 of them (1%) broadcast 200 messages a second each,
-// ten times gossip's per-origin budget. The honest nodes forward each flooder's messages only
+// TestAttackFloodShort: 1,000 nodes, 2 of them broadcast 200 messages a second each, ten
+// times gossip's per-origin budget. The honest nodes forward each flooder's messages only
 // within that budget, keep delivering every honest broadcast and keep their honest
 // neighbours. (A flood by 20% of the nodes costs the simulator too much to run here: every
 // message accepted within the budget goes to every node.)
 func TestAttackFloodShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a flood of 2,000 accepted messages over 1,000 nodes takes a minute")
+	}
 	e := attackExperiment(1000, AttackFlood, true, 5)
-	e.Attackers = 0.01
-	e.Messages, e.AttackRounds, e.DrainRounds, e.WarmupMessages = 10, 0, 0, 0
+	e.Attackers = 0.002
+	e.Messages, e.AttackRounds, e.DrainRounds, e.WarmupMessages = 5, 0, 0, 0
 	r := runAttack(t, e)
 	if r.HonestReliability < 0.999 || r.Eclipsed != 0 {
 		t.Errorf("flood, defences on: honest reliability %.4f (want ≥ 0.999), %d eclipsed (want 0)", r.HonestReliability, r.Eclipsed)
@@ -152,7 +155,7 @@ func TestAttackFloodShort(t *testing.T) {
 	// What an honest node can have accepted from the flooders: each one's burst and its rate
 	// over the time they flooded.
 	g := e.Config.Gossip
-	flooders := 10.0
+	flooders := 2.0
 	// They flood from the first broadcast (no attack rounds) to the end of the run: the
 	// messages, the last one's window and the round at rest before the views are measured.
 	seconds := float64(e.Messages)*e.MessageInterval.Seconds() + e.MessageWindow.Seconds() + e.round().Seconds() + 1
