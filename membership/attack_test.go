@@ -524,6 +524,8 @@ func TestDefenceConfigValidation(t *testing.T) {
 		"ProtectAfter":                func(c *Config) { c.ProtectAfter = -1 },
 		"PeerMessageRate":             func(c *Config) { c.PeerMessageRate = -1 },
 		"PeerMessageBurst":            func(c *Config) { c.PeerMessageBurst = 0 },
+		"PeerMessageRate tiny":        func(c *Config) { c.PeerMessageRate = 1e-9 },
+		"PeerMessageBurst huge":       func(c *Config) { c.PeerMessageBurst = 1 << 40 },
 		"MaxRateEntries":              func(c *Config) { c.MaxRateEntries = 0 },
 		"StalledRoundsBeforeContacts": func(c *Config) { c.StalledRoundsBeforeContacts = -1 },
 		"MaxMisbehaviourReports":      func(c *Config) { c.MaxMisbehaviourReports = -1 },
