@@ -167,3 +167,26 @@ func TestAttackFloodShort(t *testing.T) {
 		t.Errorf("flood: %d broadcasts is not far above the budget (%.0f)", r.FloodBroadcasts, budget)
 	}
 }
+
+// mustShowExperiment is the issue's setting: 10,000 nodes, 20% attackers, seed 42 (10
+// stabilisation rounds, then 10 rounds of attack before 100 broadcasts), as
+// `rtcmesh sim --nodes 10000 --messages 100 --rounds 10 --attackers 0.2 --attack A --seed 42`.
+func mustShowExperiment(attack Attack) Experiment {
+	e := attackExperiment(paperNodes, attack, true, 42)
+	e.Messages = 100
+	return e
+}
+
+// TestAttackMustShowDrop: the issue's bounds for 20% droppers among 10,000 nodes, with the
+// defences on: honest reliability ≥ 0.999, honest RMR ≤ 0.1, no honest node eclipsed.
+// (The same run with the defences off is in the README beside it.)
+func TestAttackMustShowDrop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000-node simulation skipped in -short mode")
+	}
+	r := runAttack(t, mustShowExperiment(AttackDrop))
+	if r.HonestReliability < 0.999 || r.HonestRMR > 0.1 || r.Eclipsed != 0 {
+		t.Errorf("drop: honest reliability %.4f (want ≥ 0.999), honest RMR %.4f (want ≤ 0.1), %d eclipsed (want 0)",
+			r.HonestReliability, r.HonestRMR, r.Eclipsed)
+	}
+}
