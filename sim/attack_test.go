@@ -29,7 +29,7 @@ func runAttack(t *testing.T, e Experiment) Result {
 	if !e.Defences {
 		on = "off"
 	}
-	t.Logf("%d nodes, %.0f%% %s, defences %s: honest reliability %.4f (min %.4f) honest rmr %.4f eclipsed %d poisoned passive %.3f hostile in active %.3f injected %d scored out %d flood %d (%.1f delivered per honest node) wall %.1fs",
+	t.Logf("%d nodes, %.1f%% %s, defences %s: honest reliability %.4f (min %.4f) honest rmr %.4f eclipsed %d poisoned passive %.3f hostile in active %.3f injected %d scored out %d flood %d (%.1f delivered per honest node) wall %.1fs",
 		r.Nodes, 100*r.Attackers, r.Attack, on, r.HonestReliability, r.HonestReliabilityMin, r.HonestRMR, r.Eclipsed, r.PoisonedPassive,
 		r.HostileInActive, r.InjectedMessages, r.ScoredOut, r.FloodBroadcasts, r.HostileDeliveriesPerHonestNode, r.WallSeconds)
 	if r.StepErrors != 0 || r.DuplicateDeliveries != 0 {
@@ -142,9 +142,6 @@ func TestAttackPoisonShort(t *testing.T) {
 // neighbours. (A flood by 20% of the nodes costs the simulator too much to run here: every
 // message accepted within the budget goes to every node.)
 func TestAttackFloodShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a flood of 2,000 accepted messages over 1,000 nodes takes a minute")
-	}
 	e := attackExperiment(1000, AttackFlood, true, 5)
 	e.Attackers = 0.002
 	e.Messages, e.AttackRounds, e.DrainRounds, e.WarmupMessages = 5, 0, 0, 0
