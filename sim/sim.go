@@ -23,6 +23,10 @@
 // through, as the signaling server's peer list would. Optional loss drops a message (any
 // protocol) with Config.Loss probability.
 //
+// Some nodes can be hostile (AddAttacker, Experiment.Attackers; see Attack): real peers whose
+// output the simulator filters and rewrites, with crafted messages of their own, against
+// honest nodes that run the unchanged cores with their defences on or off.
+//
 // The same Config and seed give the same run, event for event: the simulator and the cores
 // draw every random number from seeded sources and iterate nothing in map order.
 package sim
