@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/rtcmesh/rtcmesh/gossip"
@@ -57,6 +59,20 @@ type Experiment struct {
 	SkipHealing bool
 	// PathSources bounds the breadth-first searches of the shortest-path statistics.
 	PathSources int
+	// Attackers is the fraction of the Nodes that run the hostile policy Attack (chosen at
+	// random with the seed, joining among the honest ones); 0 or NoAttack: all honest.
+	// Broadcasts are then sent from honest nodes only, and the honest figures of Result
+	// count honest nodes only.
+	Attackers float64
+	Attack    Attack
+	// AttackRounds is how many membership rounds the attackers' injected messages run after
+	// stabilisation before the first broadcast; they go on until the end of the run. (A drop
+	// attacker drops from its join on.)
+	AttackRounds int
+	// Defences leaves the protocol cores' defences against hostile peers on (the default);
+	// false turns them off (Config.DisableDefences: membership's, gossip's and peer
+	// scoring's), for side-by-side figures.
+	Defences bool
 	// Config is the simulated network and the protocol settings.
 	Config Config
 	// Progress, when set, is called as the run advances (for a progress bar).
@@ -89,6 +105,8 @@ func DefaultExperiment(n int) Experiment {
 		PayloadSize:         256,
 		MaxHealRounds:       10,
 		PathSources:         1000,
+		AttackRounds:        10,
+		Defences:            true,
 		Config:              DefaultConfig(),
 	}
 }
@@ -167,6 +185,37 @@ type Result struct {
 	// sampled once per simulated round.
 	WallSeconds   float64 `json:"wall_seconds"`
 	PeakHeapBytes uint64  `json:"peak_heap_bytes"`
+	// The attack (see Experiment.Attackers): the fraction of attackers, their policy, and
+	// whether the cores' defences were on.
+	Attackers float64 `json:"attackers"`
+	Attack    Attack  `json:"attack"`
+	Defences  bool    `json:"defences"`
+	// HonestReliability is the mean, over the messages (all of honest origin), of the
+	// fraction of eligible live honest nodes that delivered them within MessageWindow;
+	// HonestReliabilityMin the worst message. HonestRMR is the RMR of the payloads honest
+	// nodes received, over the messages after the warm-up. Without attackers they equal
+	// Reliability, ReliabilityMin and RMR.
+	HonestReliability    float64 `json:"honest_reliability"`
+	HonestReliabilityMin float64 `json:"honest_reliability_min"`
+	HonestRMR            float64 `json:"honest_rmr"`
+	// Eclipsed counts live honest nodes without a live honest node in their active view at
+	// the end of the run; PoisonedPassive is the mean share of attacker IDs in live honest
+	// nodes' passive views, HostileInActive the mean share of attackers in their active
+	// views (see AttackStats).
+	Eclipsed        int     `json:"eclipsed"`
+	PoisonedPassive float64 `json:"poisoned_passive"`
+	HostileInActive float64 `json:"hostile_in_active"`
+	// FloodBroadcasts counts the flood attackers' broadcasts, and
+	// HostileDeliveriesPerHonestNode how many messages of attackers' origin each live honest
+	// node delivered, on average: what a flood costs an honest node. InjectedMessages
+	// counts the crafted membership messages attackers sent; RefusedFromAttackers the
+	// attackers' messages that honest cores refused as invalid.
+	FloodBroadcasts uint64 `json:"flood_broadcasts"`
+	// ScoredOut counts the links peer scoring closed, at honest and hostile nodes alike.
+	ScoredOut                      uint64  `json:"scored_out"`
+	HostileDeliveriesPerHonestNode float64 `json:"hostile_deliveries_per_honest_node"`
+	InjectedMessages               uint64  `json:"injected_messages"`
+	RefusedFromAttackers           uint64  `json:"refused_from_attackers"`
 	// PerMessage holds each message's result when requested (not in the JSON summary).
 	PerMessage []MessageResult `json:"-"`
 }
@@ -193,6 +242,14 @@ func (e Experiment) validate() error {
 		return errors.New("sim: negative drain rounds")
 	case e.PayloadSize < 0 || e.WarmupMessages < 0 || e.MaxHealRounds < 0 || e.PathSources < 0:
 		return errors.New("sim: negative size or count")
+	case e.Attackers < 0 || e.Attackers >= 1 || math.IsNaN(e.Attackers):
+		return fmt.Errorf("sim: attacker fraction %v is not in [0, 1)", e.Attackers)
+	case !e.Attack.Valid():
+		return fmt.Errorf("sim: unknown attack %q (want %s)", e.Attack, attackNames())
+	case e.Attackers > 0 && e.Attack == NoAttack:
+		return fmt.Errorf("sim: attackers without an attack (want %s)", attackNames())
+	case e.AttackRounds < 0:
+		return errors.New("sim: negative attack rounds")
 	}
 	return e.Config.validate()
 }
@@ -207,6 +264,9 @@ func Run(e Experiment) (Result, error) {
 	}
 	start := time.Now()
 	e.Config.Gossip.Flood = e.Protocol == Flood
+	if !e.Defences {
+		e.Config.DisableDefences()
+	}
 	var peak uint64
 	sample := func() {
 		var ms runtime.MemStats
@@ -218,7 +278,15 @@ func Run(e Experiment) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Nodes: e.Nodes, Seed: e.Config.Seed, Protocol: e.Protocol, FailFraction: e.FailFraction,
-		Churn: e.Churn, Messages: e.Messages}
+		Churn: e.Churn, Messages: e.Messages, Attackers: e.Attackers, Attack: e.Attack, Defences: e.Defences}
+	if s.Attackers() > 0 {
+		s.StartAttacks()
+		for r := range e.AttackRounds {
+			s.RunFor(e.round())
+			sample()
+			e.progress("attack", r+1, e.AttackRounds)
+		}
+	}
 	if e.FailFraction > 0 {
 		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	}
@@ -256,7 +324,14 @@ func Run(e Experiment) (Result, error) {
 	res.Isolated, res.AsymmetricLinks, res.DeadLinks = g.Isolated, g.AsymmetricLinks, g.DeadLinks
 	res.ActiveViewAvg, res.PassiveViewAvg = g.ActiveViewAvg, g.PassiveViewAvg
 	res.ClusteringCoefficient, res.AvgShortestPath, res.MaxShortestPath = g.ClusteringCoefficient, g.AvgShortestPath, g.MaxShortestPath
+	as := s.AttackStats()
+	res.Eclipsed, res.PoisonedPassive, res.HostileInActive = as.Eclipsed, as.PoisonedPassive, as.HostileInActive
 	c := s.Counters()
+	res.FloodBroadcasts, res.InjectedMessages, res.RefusedFromAttackers = c.FloodBroadcasts, c.InjectedMessages, c.RefusedFromAttackers
+	res.ScoredOut = c.ScoredOut
+	if as.HonestLive > 0 {
+		res.HostileDeliveriesPerHonestNode = float64(c.HostileDeliveries) / float64(as.HonestLive)
+	}
 	res.Events, res.MembershipMessages, res.GossipMessages = c.Events, c.MembershipMessages, c.GossipMessages
 	res.DuplicateDeliveries, res.StepErrors = c.DuplicateDeliveries, c.StepErrors
 	res.HistoryDeliveries = c.HistoryDeliveries
@@ -286,9 +361,14 @@ func (e Experiment) build(sample func()) (*Sim, error) {
 	}
 	spacing := time.Duration(e.JoinRounds) * e.round() / time.Duration(e.Nodes)
 	nextSample := e.round()
+	hostile := e.attackers()
 	for i := range e.Nodes {
 		s.RunUntil(time.Duration(i) * spacing)
-		if _, err := s.AddNode(); err != nil {
+		add := s.AddNode
+		if hostile != nil && hostile[i] {
+			add = func() (int32, error) { return s.AddAttacker(e.Attack) }
+		}
+		if _, err := add(); err != nil {
 			return nil, err
 		}
 		if s.Now() >= nextSample {
@@ -304,6 +384,30 @@ func (e Experiment) build(sample func()) (*Sim, error) {
 		e.progress("stabilise", r+1, e.StabilizationRounds)
 	}
 	return s, nil
+}
+
+// attackers returns which of the Nodes are attackers: round(Attackers × Nodes) of them,
+// drawn from a source of their own so that the honest nodes' draws do not move; nil when
+// there are none.
+func (e Experiment) attackers() []bool {
+	k := int(math.Round(e.Attackers * float64(e.Nodes)))
+	if k == 0 || e.Attack == NoAttack {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(e.Config.Seed, 0xa77ac4e5a77ac4e5))
+	hostile := make([]bool, e.Nodes)
+	for _, i := range rng.Perm(e.Nodes)[:k] {
+		hostile[i] = true
+	}
+	return hostile
+}
+
+func attackNames() string {
+	names := make([]string, len(Attacks))
+	for k, a := range Attacks {
+		names[k] = string(a)
+	}
+	return strings.Join(names, ", ")
 }
 
 // broadcastPhase sends the messages (with churn, if any) and measures each after the window.
@@ -374,6 +478,13 @@ func (e Experiment) broadcastPhase(s *Sim, sample func()) ([]MessageResult, erro
 		// Broadcast from a node that has been in the overlay for a round, as the measured
 		// nodes have (see Measure's join grace).
 		origin := s.RandomLiveJoinedBefore(s.Now() - e.round())
+		for tries := 0; origin >= 0 && s.IsAttacker(origin); tries++ {
+			// Only honest broadcasts are measured; attackers' are their policy's business.
+			if tries == 1000 {
+				return nil, errors.New("sim: no honest node left to broadcast from")
+			}
+			origin = s.RandomLiveJoinedBefore(s.Now() - e.round())
+		}
 		if origin < 0 {
 			return nil, errors.New("sim: no live node left to broadcast from")
 		}
@@ -397,8 +508,8 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	if len(per) == 0 {
 		return
 	}
-	res.ReliabilityMin, res.EventualReliabilityMin = 1, 1
-	var relSum, rmrSum, ldhSum float64
+	res.ReliabilityMin, res.EventualReliabilityMin, res.HonestReliabilityMin = 1, 1, 1
+	var relSum, rmrSum, ldhSum, honestSum, honestRMRSum float64
 	reached, alive := 0, 0
 	rmrN := 0
 	if warmup >= len(per) {
@@ -407,6 +518,8 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 	for k, r := range per {
 		relSum += r.Reliability
 		res.ReliabilityMin = min(res.ReliabilityMin, r.Reliability)
+		honestSum += r.HonestReliability
+		res.HonestReliabilityMin = min(res.HonestReliabilityMin, r.HonestReliability)
 		res.CaughtUpInWindow += r.CaughtUp
 		reached += r.EventualReached
 		alive += r.EventualAlive
@@ -418,16 +531,19 @@ func summarise(res *Result, per []MessageResult, warmup int) {
 		res.LDHMax = max(res.LDHMax, r.LastDeliveryHop)
 		if k >= warmup {
 			rmrSum += r.RMR
+			honestRMRSum += r.HonestRMR
 			rmrN++
 		}
 	}
 	res.Reliability = relSum / float64(len(per))
+	res.HonestReliability = honestSum / float64(len(per))
 	if alive > 0 {
 		res.EventualReliability = float64(reached) / float64(alive)
 	}
 	res.LDH = ldhSum / float64(len(per))
 	if rmrN > 0 {
 		res.RMR = rmrSum / float64(rmrN)
+		res.HonestRMR = honestRMRSum / float64(rmrN)
 	}
 }
 

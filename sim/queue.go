@@ -22,6 +22,8 @@ const (
 	evPeerDown
 	// evJoin makes node `to` join the overlay through node `from`.
 	evJoin
+	// evAttack runs one round of attacker `to`'s injected messages.
+	evAttack
 )
 
 // event is one scheduled happening. Times are whole simulated milliseconds: per-link latencies

@@ -23,6 +23,10 @@
 // through, as the signaling server's peer list would. Optional loss drops a message (any
 // protocol) with Config.Loss probability.
 //
+// Some nodes can be hostile (AddAttacker, Experiment.Attackers; see Attack): real peers whose
+// output the simulator filters and rewrites, with crafted messages of their own, against
+// honest nodes that run the unchanged cores with their defences on or off.
+//
 // The same Config and seed give the same run, event for event: the simulator and the cores
 // draw every random number from seeded sources and iterate nothing in map order.
 package sim
@@ -38,6 +42,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/overlay"
+	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
 // Config describes the simulated network and the protocol settings every node gets.
@@ -50,6 +55,10 @@ type Config struct {
 	// Gossip is the template for every node's Plumtree core; Self and Rand are filled in per
 	// node. Set Gossip.Flood for the eager-flooding baseline.
 	Gossip gossip.Config
+	// Scoring is every node's peer scoring (the runtime's defaults). A peer it disconnects
+	// gets PeerDown at the other end of the link, one link latency later, as when the
+	// runtime closes the link.
+	Scoring scoring.Config
 	// LatencyMin and LatencyMax bound each link's fixed one-way latency (whole milliseconds,
 	// at least 1 ms).
 	LatencyMin, LatencyMax time.Duration
@@ -66,6 +75,15 @@ type Config struct {
 	// ContactCount is how many live nodes a joining node is given as contacts, like the
 	// contacts the signaling server hands out in its welcome.
 	ContactCount int
+	// AttackInterval is how often each attacker (AddAttacker) injects its crafted messages
+	// once StartAttacks was called: one eclipse or poison round, or one flood burst.
+	AttackInterval time.Duration
+	// FloodBurst is how many broadcasts a flood attacker makes every AttackInterval (200 a
+	// second: ten times gossip's default per-origin budget), and FloodPayload their size in
+	// bytes. What the honest nodes accept of a flood they forward to everyone, so a flood
+	// costs the simulator about attackers × accepted rate × nodes events a simulated second:
+	// keep floods small or short.
+	FloodBurst, FloodPayload int
 }
 
 // DefaultConfig returns the simulator's defaults: the papers' protocol parameters with the WAN
@@ -100,12 +118,25 @@ func DefaultConfig() Config {
 		Seed:             1,
 		Membership:       mc,
 		Gossip:           gc,
+		Scoring:          scoring.DefaultConfig(),
 		LatencyMin:       5 * time.Millisecond,
 		LatencyMax:       50 * time.Millisecond,
 		DetectionDelay:   200 * time.Millisecond,
 		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
 		ContactCount:     3,
+		AttackInterval:   time.Second,
+		FloodBurst:       200,
+		FloodPayload:     1024,
 	}
+}
+
+// DisableDefences turns off the defences against hostile peers of every node's membership
+// core, gossip core and peer scoring (their DisableDefences), for figures beside the
+// defended runs.
+func (c *Config) DisableDefences() {
+	c.Membership.DisableDefences()
+	c.Gossip.DisableDefences()
+	c.Scoring.DisableDefences()
 }
 
 // SeenMaxAgeFor returns the shortest seen-ID age the gossip core accepts with gc's
@@ -133,9 +164,12 @@ func (c Config) validate() error {
 	case c.ContactCount < 1:
 		return fmt.Errorf("sim: ContactCount %d must be at least 1", c.ContactCount)
 	}
+	if err := c.validateAttack(); err != nil {
+		return err
+	}
 	// The protocol templates are checked once here, by the composition every node gets, with
 	// the per-node fields filled in as AddNode fills them, rather than at the first AddNode.
-	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip}
+	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip, Scoring: c.Scoring}
 	oc.Membership.Rand = rand.New(rand.NewPCG(c.Seed, 1))
 	oc.Gossip.Rand = rand.New(rand.NewPCG(c.Seed, 2))
 	if _, err := overlay.New(oc); err != nil {
@@ -155,6 +189,8 @@ type simNode struct {
 	bornAt int64 // ms
 	diedAt int64 // ms; meaningful when !alive
 	wakeAt int64 // the pending wake event's time, or noWake
+	// hostile is the attacker's policy and state; nil for an honest node.
+	hostile *hostile
 }
 
 // Counters are totals over the whole run.
@@ -176,6 +212,19 @@ type Counters struct {
 	// HistoryDeliveries counts deliveries that came by catch-up (gossip.Delivery.History)
 	// rather than through the broadcast tree.
 	HistoryDeliveries uint64
+	// FloodBroadcasts counts the flood attackers' broadcasts, InjectedMessages the crafted
+	// membership messages attackers sent past their cores, and HostileDeliveries the
+	// deliveries, at honest nodes, of messages an attacker broadcast.
+	FloodBroadcasts, InjectedMessages, HostileDeliveries uint64
+	// RefusedFromAttackers counts attackers' messages that honest cores refused as invalid
+	// (StepErrors counts only honest senders', which no core should refuse).
+	RefusedFromAttackers uint64
+	// ScoredOut counts the links closed because peer scoring put the peer below its
+	// threshold (overlay.Ready.Disconnect).
+	ScoredOut uint64
+	// Withheld counts the messages attackers' cores produced that their policy did not send
+	// (payloads, PRUNEs, DISCONNECTs and links their scoring would close).
+	Withheld uint64
 	// CatchUpMessages and CatchUpBytes count the catch-up messages sent (Digest, Have, Pull,
 	// History) and their size as package wire encodes them for the runtime (whose times are
 	// Unix milliseconds: see wireSize); PayloadBytes counts the application
@@ -198,6 +247,11 @@ type Sim struct {
 	group []int32
 	// wireBuf is scratch space for encoding catch-up messages to count their bytes.
 	wireBuf []byte
+	// hostiles are the attackers' indexes, in the order they were added; attacking says
+	// StartAttacks was called; pendingHostile is the policy AddAttacker hands AddNode.
+	hostiles       []int32
+	attacking      bool
+	pendingHostile *hostile
 }
 
 // broadcast follows one message through the network, from Broadcast until Forget, with a
@@ -212,6 +266,8 @@ type broadcast struct {
 	count     int // nodes that delivered it through the tree
 	payloads  int // Gossip messages received by live nodes
 	maxHops   int
+	// honestCount and honestPayloads are count and payloads over honest nodes only.
+	honestCount, honestPayloads int
 }
 
 // New returns an empty simulated network.
@@ -282,7 +338,7 @@ func (s *Sim) RandomLiveJoinedBefore(t time.Duration) int32 {
 func (s *Sim) AddNode() (int32, error) {
 	i := int32(len(s.nodes))
 	id := nodeID(i)
-	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip}
+	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip, Scoring: s.cfg.Scoring}
 	oc.Membership.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
 	var contacts []string
 	for k := 0; k < s.cfg.ContactCount && k < len(s.live); k++ {
@@ -294,7 +350,7 @@ func (s *Sim) AddNode() (int32, error) {
 	if err != nil {
 		return -1, fmt.Errorf("sim: node %s: %w", id, err)
 	}
-	s.nodes = append(s.nodes, simNode{id: id, p: *peer, alive: true, bornAt: s.q.now, wakeAt: noWake})
+	s.nodes = append(s.nodes, simNode{id: id, p: *peer, alive: true, bornAt: s.q.now, wakeAt: noWake, hostile: s.pendingHostile})
 	s.pos = append(s.pos, int32(len(s.live)))
 	s.live = append(s.live, i)
 	p := &s.nodes[i].p
@@ -439,18 +495,24 @@ func (s *Sim) handle(ev *event) {
 	}
 	switch ev.kind {
 	case evMembership:
+		if n.hostile != nil && s.hostileIn(ev.to, ev.from, &ev.mm) {
+			return
+		}
 		if err := n.p.StepMembership(s.nowD(), s.nodes[ev.from].id, ev.mm); err != nil {
-			s.cnt.StepErrors++
+			s.stepError(ev.from)
 		}
 		s.flush(ev.to)
 	case evGossip:
 		if ev.gm.Type == gossip.Gossip {
 			if b := s.track[ev.gm.ID]; b != nil {
 				b.payloads++
+				if n.hostile == nil {
+					b.honestPayloads++
+				}
 			}
 		}
 		if err := n.p.StepGossip(s.nowD(), s.nodes[ev.from].id, ev.gm); err != nil {
-			s.cnt.StepErrors++
+			s.stepError(ev.from)
 		}
 		s.flush(ev.to)
 	case evWake:
@@ -466,7 +528,31 @@ func (s *Sim) handle(ev *event) {
 	case evJoin:
 		n.p.Join(s.nowD(), s.nodes[ev.from].id)
 		s.flush(ev.to)
+	case evAttack:
+		s.attackTick(ev.to)
 	}
+}
+
+// stepError counts a message a core refused: a bug when an honest core sent it, a defence
+// at work when an attacker did.
+func (s *Sim) stepError(from int32) {
+	if s.nodes[from].hostile != nil {
+		s.cnt.RefusedFromAttackers++
+		return
+	}
+	s.cnt.StepErrors++
+}
+
+// closeLink closes node i's link to peer, as the runtime does for a peer scored out: the
+// peer's core learns of it (PeerDown) one link latency later. Node i's own core was told
+// by its composition.
+func (s *Sim) closeLink(i int32, peer string) {
+	s.cnt.ScoredOut++
+	j, ok := s.lookup(peer)
+	if !ok || !s.nodes[j].alive || s.separated(i, j) {
+		return
+	}
+	s.q.push(event{at: s.q.now + s.latency(i, j), kind: evPeerDown, to: j, from: i})
 }
 
 // linkFailed reports to node from, after the detection delay, that its link to node to failed.
@@ -484,6 +570,10 @@ func (s *Sim) flush(i int32) {
 	for n.p.HasReady() {
 		rd := n.p.Ready()
 		for _, env := range rd.Membership {
+			if n.hostile != nil && !s.hostileMembershipOut(i, &env.Msg) {
+				s.cnt.Withheld++
+				continue
+			}
 			s.send(i, env.To, event{kind: evMembership, mm: env.Msg})
 		}
 		for _, e := range rd.Events {
@@ -494,16 +584,27 @@ func (s *Sim) flush(i int32) {
 				// What the signaling server's peer list gives a real node: a live node,
 				// not already a neighbour.
 				s.cnt.ContactRequests++
-				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) {
+				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) && !n.p.Refused(s.nowD(), s.nodes[c].id) {
 					n.p.Join(s.nowD(), s.nodes[c].id)
 				}
 			}
 		}
 		for _, env := range rd.Gossip {
+			if n.hostile != nil && !s.hostileGossipOut(i, &env.Msg) {
+				s.cnt.Withheld++
+				continue
+			}
 			s.send(i, env.To, event{kind: evGossip, gm: env.Msg})
 		}
 		for _, d := range rd.Deliveries {
 			s.recordDelivery(i, d)
+		}
+		for _, peer := range rd.Disconnect {
+			if n.hostile != nil && n.hostile.attack.holds() {
+				s.cnt.Withheld++
+				continue // a slot won is never given back
+			}
+			s.closeLink(i, peer)
 		}
 	}
 	s.scheduleWake(i)
@@ -616,6 +717,11 @@ func splitmix64(x uint64) uint64 {
 func (s *Sim) recordDelivery(i int32, d gossip.Delivery) {
 	b := s.track[d.ID]
 	if b == nil {
+		if len(s.hostiles) > 0 && s.nodes[i].hostile == nil {
+			if j, ok := s.lookup(d.Origin); ok && s.nodes[j].hostile != nil {
+				s.cnt.HostileDeliveries++
+			}
+		}
 		return
 	}
 	if b.has(i) {
@@ -631,6 +737,9 @@ func (s *Sim) recordDelivery(i int32, d gossip.Delivery) {
 	}
 	b.delivered = s.setBit(b.delivered, i)
 	b.count++
+	if s.nodes[i].hostile == nil {
+		b.honestCount++
+	}
 	if int(d.Hops) > b.maxHops {
 		b.maxHops = int(d.Hops)
 	}
@@ -681,6 +790,11 @@ type MessageResult struct {
 	// and EventualReliability the ratio; zero until Eventual is taken.
 	EventualAlive, EventualReached int
 	EventualReliability            float64
+	// HonestEligible and HonestReached are Eligible and Reached over honest nodes only
+	// (attackers' cores deliver too), and HonestReliability their ratio; HonestRMR is the
+	// RMR of the payloads honest nodes received. Without attackers they equal the others.
+	HonestEligible, HonestReached int
+	HonestReliability, HonestRMR  float64
 }
 
 // Measure reports how far broadcast id got by now: the immediate figure. Nodes count as
@@ -699,8 +813,15 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 			continue
 		}
 		r.Eligible++
+		honest := s.nodes[i].hostile == nil
+		if honest {
+			r.HonestEligible++
+		}
 		if b.has(i) {
 			r.Reached++
+			if honest {
+				r.HonestReached++
+			}
 			if !b.inTree(i) {
 				r.CaughtUp++
 			}
@@ -709,8 +830,14 @@ func (s *Sim) Measure(id gossip.MessageID, joinGrace time.Duration) (MessageResu
 	if r.Eligible > 0 {
 		r.Reliability = float64(r.Reached) / float64(r.Eligible)
 	}
+	if r.HonestEligible > 0 {
+		r.HonestReliability = float64(r.HonestReached) / float64(r.HonestEligible)
+	}
 	if r.Delivered > 1 {
 		r.RMR = float64(r.Payloads)/float64(r.Delivered-1) - 1
+	}
+	if b.honestCount > 1 {
+		r.HonestRMR = float64(b.honestPayloads)/float64(b.honestCount-1) - 1
 	}
 	return r, nil
 }

@@ -28,5 +28,14 @@ func (r Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "  views            active %.2f, passive %.2f on average; %.2f neighbour changes per node-minute while broadcasting\n", r.ActiveViewAvg, r.PassiveViewAvg, r.NeighborChangesPerNodeMinute)
 	fmt.Fprintf(w, "  graph            clustering coefficient %.5f, average shortest path %.2f, max %d\n", r.ClusteringCoefficient, r.AvgShortestPath, r.MaxShortestPath)
 	fmt.Fprintf(w, "  healing          %s rounds\n", heal)
+	if r.Attackers > 0 {
+		defences := "on"
+		if !r.Defences {
+			defences = "off"
+		}
+		fmt.Fprintf(w, "  attack           %s by %.0f%% of the nodes, defences %s: honest reliability mean %.4f, min %.4f, honest RMR %.4f\n", r.Attack, r.Attackers*100, defences, r.HonestReliability, r.HonestReliabilityMin, r.HonestRMR)
+		fmt.Fprintf(w, "                   %d honest nodes eclipsed (no honest neighbour); attackers hold %.1f%% of honest active and %.1f%% of honest passive views\n", r.Eclipsed, 100*r.HostileInActive, 100*r.PoisonedPassive)
+		fmt.Fprintf(w, "                   %d crafted messages injected, %d refused; %d flood broadcasts, %.1f delivered per honest node; %d links closed by peer scoring\n", r.InjectedMessages, r.RefusedFromAttackers, r.FloodBroadcasts, r.HostileDeliveriesPerHonestNode, r.ScoredOut)
+	}
 	fmt.Fprintf(w, "  effort           %d events over %.0f simulated seconds in %.1f s wall, peak heap %.0f MiB\n", r.Events, r.SimulatedSeconds, r.WallSeconds, float64(r.PeakHeapBytes)/(1<<20))
 }

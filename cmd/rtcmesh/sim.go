@@ -40,6 +40,10 @@ func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut 
 	fs.IntVar(&c.Membership.PassiveSize, "passive", c.Membership.PassiveSize, "HyParView passive view size")
 	fs.IntVar(&c.Gossip.OptimizationThreshold, "threshold", c.Gossip.OptimizationThreshold, "Plumtree optimisation threshold in hops (0: off)")
 	fs.IntVar(&e.PathSources, "path-sources", e.PathSources, "BFS sources for the shortest-path statistics (0: all)")
+	fs.Float64Var(&e.Attackers, "attackers", 0, "fraction of the nodes that run the --attack policy against the honest ones")
+	fs.StringVar((*string)(&e.Attack), "attack", "", "hostile policy of the --attackers: drop, eclipse, poison or flood")
+	fs.IntVar(&e.AttackRounds, "attack-rounds", e.AttackRounds, "rounds the attackers' injected messages run before the first broadcast")
+	fs.BoolVar(&e.Defences, "defences", e.Defences, "keep the protocol cores' defences against hostile peers on; false: off, for side-by-side figures")
 	return fs, fs.Bool("json", false, "print one JSON object instead of a summary"), fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 }
 
