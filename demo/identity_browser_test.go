@@ -240,9 +240,12 @@ func (tb *tab) refusals(t *testing.T) refusals {
 }
 
 // TestBrowserRefusesForgedBroadcasts links a hostile Go peer to a tab and has it send
-// broadcasts the tab must refuse: a forged origin, a bad signature, a replayed sequence
-// number and the tab's own ID as origin. Each is followed on the same (ordered) link by an
-// honest broadcast, so once the page shows that one the tab has judged the hostile one.
+// broadcasts the tab must refuse: a replayed sequence number, the tab's own ID as origin, a
+// forged origin and bad signatures. Each is followed on the same (ordered) link by an honest
+// broadcast, so once the page shows that one the tab has judged the hostile one. Replays and
+// the tab's own ID can come from honest relays and cost the sender nothing; invalid signatures
+// cannot, and peer scoring (weight -20 × count², threshold -100) cuts the sender off at its
+// third: the tab closes the link.
 func TestBrowserRefusesForgedBroadcasts(t *testing.T) {
 	d, browser := startBrowserDemo(t, 3, 31)
 	a := openTab(t, browser, "tab A")
@@ -268,11 +271,20 @@ func TestBrowserRefusesForgedBroadcasts(t *testing.T) {
 
 	victim := d.Nodes()[0].ID()
 	refused := map[string]string{} // texts the tab must never show, by subtest
-	check := func(t *testing.T, bad gossip.Message, badText string, counter func(refusals) int) {
+	// check sends bad and, unless the tab is to cut the hostile peer off for it, an honest
+	// fence after it.
+	check := func(t *testing.T, bad gossip.Message, badText string, counter func(refusals) int, cutOff bool) {
 		t.Helper()
 		refused[t.Name()] = badText
 		before := a.refusals(t)
 		h.send(t, idA, bad)
+		if cutOff {
+			h.waitEvent(t, link.LinkDown, idA)
+			a.waitFor(t, "the tab counts the refusal", func() (bool, error) {
+				return counter(a.refusals(t))-counter(before) == 1, nil
+			})
+			return
+		}
 		fence := fmt.Sprintf("hostile peer, honest line %d", seq+1)
 		h.send(t, idA, honest(fence))
 		a.waitShown(t, fence)
@@ -286,32 +298,33 @@ func TestBrowserRefusesForgedBroadcasts(t *testing.T) {
 		}
 	}
 
+	t.Run("ReplayedSequence", func(t *testing.T) {
+		// Validly signed, but with the sequence number and time of the first broadcast.
+		text := "replayed: sequence number 1 again"
+		m := h.gossip(t, key.ID(), first.Seq, time.UnixMilli(first.Time), text)
+		check(t, m, text, func(r refusals) int { return r.Replay }, false)
+	})
+	t.Run("SpoofedSelfOrigin", func(t *testing.T) {
+		text := "spoofed: the tab's own ID as origin"
+		check(t, h.gossip(t, idA, 1, time.Now(), text), text, func(r refusals) int { return r.SelfOrigin }, false)
+	})
 	t.Run("ForgedOrigin", func(t *testing.T) {
 		// Signed by the hostile key, claiming a Go node as origin: the key is not the origin's.
 		text := "forged: Go node 1 says so"
-		check(t, h.gossip(t, victim, 1, time.Now(), text), text, func(r refusals) int { return r.Signature })
+		check(t, h.gossip(t, victim, 1, time.Now(), text), text, func(r refusals) int { return r.Signature }, false)
 	})
 	t.Run("BadSignature", func(t *testing.T) {
 		text := "forged: flipped signature"
 		m := h.gossip(t, key.ID(), seq+1, time.Now(), text)
 		m.Proof[len(m.Proof)-1] ^= 1
-		check(t, m, text, func(r refusals) int { return r.Signature })
+		check(t, m, text, func(r refusals) int { return r.Signature }, false)
 	})
-	t.Run("BadSignatureChangedPayload", func(t *testing.T) {
+	t.Run("BadSignatureChangedPayloadCutsOff", func(t *testing.T) {
+		// The third invalid signature: the tab scores the peer out and closes its link.
 		text := "forged: changed payload"
 		m := h.gossip(t, key.ID(), seq+1, time.Now(), "the signed text")
 		m.Payload, _ = chat.Encode(chat.Message{Text: text, SentAt: time.Now()})
-		check(t, m, text, func(r refusals) int { return r.Signature })
-	})
-	t.Run("ReplayedSequence", func(t *testing.T) {
-		// Validly signed, but with the sequence number and time of the first broadcast.
-		text := "replayed: sequence number 1 again"
-		m := h.gossip(t, key.ID(), first.Seq, time.UnixMilli(first.Time), text)
-		check(t, m, text, func(r refusals) int { return r.Replay })
-	})
-	t.Run("SpoofedSelfOrigin", func(t *testing.T) {
-		text := "spoofed: the tab's own ID as origin"
-		check(t, h.gossip(t, idA, 1, time.Now(), text), text, func(r refusals) int { return r.SelfOrigin })
+		check(t, m, text, func(r refusals) int { return r.Signature }, true)
 	})
 
 	// No refused broadcast is shown by the page, nor reached a Go node through the tab.
