@@ -238,6 +238,11 @@ func (n *testNet) crash(name string) {
 
 func (n *testNet) broadcast(name, text string) gossip.MessageID {
 	n.t.Helper()
+	if n.dead[name] {
+		// A crashed peer is no longer ticked, so its deadlines fall behind: checkPeer would
+		// report that, not the protocols.
+		n.t.Fatalf("broadcast from %s, which crashed", name)
+	}
 	id, err := n.peers[name].Broadcast(n.now, []byte(text))
 	if err != nil {
 		n.t.Fatalf("broadcast from %s: %v", name, err)
