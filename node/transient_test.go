@@ -22,36 +22,48 @@ func (c *skewedClock) now() time.Time { return time.Now().Add(time.Duration(c.of
 
 func (c *skewedClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// TestTransientLinkCloses: a link that never carried a neighbour (here a JOIN to a peer that
-// never answers, as a SHUFFLE_REPLY's link is never answered) is closed once it has been
-// quiet for TransientLinkTimeout, not kept for IdleLinkTimeout.
-func TestTransientLinkCloses(t *testing.T) {
+// nodeAndProbe starts node "a" (nodetest.Config with mod applied) on an in-memory network
+// beside a bare Transport, "probe", that the test drives by hand as a peer of a's.
+func nodeAndProbe(t *testing.T, mod func(*node.Config)) (a *node.Node, cfg node.Config, probe link.Transport) {
+	t.Helper()
 	net, err := memlink.NewNetwork(memlink.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer net.Close()
-	probe, err := net.Transport("probe")
+	t.Cleanup(func() { net.Close() })
+	probe, err = net.Transport("probe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer probe.Close()
+	t.Cleanup(func() { probe.Close() })
 	key := nodetest.Key(t, "a")
 	tr, err := net.Transport(key.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &skewedClock{}
-	cfg := nodetest.Config()
-	cfg.Key, cfg.Transport, cfg.Now = key, tr, clock.now
-	cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Second, time.Hour
-	// The join is not retried within the test: its only frame is the first JOIN.
-	cfg.Membership.RejoinBackoff = time.Hour
-	a, err := node.New(cfg)
+	cfg = nodetest.Config()
+	cfg.Key, cfg.Transport = key, tr
+	mod(&cfg)
+	a, err = node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	t.Cleanup(func() { a.Close() })
+	return a, cfg, probe
+}
+
+// TestTransientLinkCloses: a link that never carried a neighbour (here a JOIN to a peer that
+// never answers, as a SHUFFLE_REPLY's link is never answered) is closed once it has been
+// quiet for TransientLinkTimeout, not kept for IdleLinkTimeout.
+func TestTransientLinkCloses(t *testing.T) {
+	clock := &skewedClock{}
+	a, cfg, probe := nodeAndProbe(t, func(cfg *node.Config) {
+		cfg.Now = clock.now
+		cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Second, time.Hour
+		// The join is not retried within the test: its only frame is the first JOIN.
+		cfg.Membership.RejoinBackoff = time.Hour
+	})
+	key := cfg.Key
 	if err := a.Join("probe"); err != nil {
 		t.Fatal(err)
 	}
@@ -133,29 +145,10 @@ func waitForFrame(t *testing.T, tr link.Transport, peer string) {
 // TestShuffleReplyLinkClosesAtOnce: a link a peer opened only to bring a SHUFFLE_REPLY is
 // closed once the reply came, without waiting for TransientLinkTimeout.
 func TestShuffleReplyLinkClosesAtOnce(t *testing.T) {
-	net, err := memlink.NewNetwork(memlink.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Close()
-	probe, err := net.Transport("probe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	key := nodetest.Key(t, "a")
-	tr, err := net.Transport(key.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := nodetest.Config()
-	cfg.Key, cfg.Transport = key, tr
-	cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Hour, time.Hour
-	a, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, cfg, probe := nodeAndProbe(t, func(cfg *node.Config) {
+		cfg.TransientLinkTimeout, cfg.IdleLinkTimeout = time.Hour, time.Hour
+	})
+	key := cfg.Key
 	probe.Dial(key.ID())
 	waitForLinkUp(t, probe, key.ID())
 	reply, err := wire.AppendMembership(nil, membership.Message{Type: membership.ShuffleReply, Nodes: []string{"x", "y"}})
