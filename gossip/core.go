@@ -90,8 +90,8 @@ type Core struct {
 	missing  map[MessageID]*missingEntry
 	timers   timerHeap
 	timerSeq uint64
-	// announced counts, per peer, the missing entries it is an announcer of
-	// (MissingMaxPerPeer).
+	// announced counts, per peer, the missing entries it is an announcer of and its
+	// promises waiting to be judged (MissingMaxPerPeer).
 	announced map[string]int
 
 	// linkLimits are the forwarding budgets per neighbour ("" for all other senders);
@@ -100,6 +100,11 @@ type Core struct {
 	linkLimits map[string]*limiter
 	graftsOut  bucket
 	graftsIn   map[string]*bucket
+	// promises are the grafted announcers whose payload had not come by GraftRetryTimeout,
+	// each with the time it is judged (PromiseTimeout after its Graft); promiseQ holds them
+	// in that order. See limits.go.
+	promises map[promiseKey]time.Duration
+	promiseQ []promise
 
 	// pending holds announcements waiting for a lazy peer's next IHave, one queue per peer,
 	// ordered by the time of each queue's first announcement (which is deadline order).
@@ -407,6 +412,7 @@ func (c *Core) check(from string, m Message) error {
 // onGossip handles a payload (the paper's GOSSIP).
 func (c *Core) onGossip(from string, m Message) {
 	neighbor := c.isNeighbor(from)
+	c.keepPromise(from, m.ID)
 	if _, dup := c.seen[m.ID]; dup {
 		c.stats.Duplicates++
 		if cm := c.cache[m.ID]; cm != nil && cm.history {
@@ -675,6 +681,7 @@ func (c *Core) Tick(now time.Duration) {
 		c.now = now
 	}
 	c.expire()
+	c.judgePromises()
 	c.tickCatchUp()
 	for len(c.timers) > 0 && c.timers[0].deadline <= c.now {
 		c.fire(c.timers[0])
@@ -688,9 +695,9 @@ func (c *Core) Tick(now time.Duration) {
 // GraftRetryTimeout for the payload, or give up when every announcer has been tried.
 func (c *Core) fire(e *missingEntry) {
 	if e.grafted != "" {
-		// The announcer grafted last did not send the payload in time, nor did anyone else.
-		c.stats.BrokenPromises++
-		c.report(Misbehaviour{Peer: e.grafted, Reason: BrokenPromise, ID: e.id})
+		// The announcer grafted last did not send the payload in time, nor did anyone else:
+		// the next announcer is tried, and this one judged later (awaitPromise).
+		c.awaitPromise(e.grafted, e.id)
 		e.grafted = ""
 	}
 	if e.next >= len(e.announcers) {

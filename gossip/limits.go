@@ -26,8 +26,13 @@ import (
 //   - Grafts sent are limited by one bucket (GraftRate): a Graft over budget waits for the
 //     next GraftRetryTimeout instead of going out. Grafts answered are limited per neighbour
 //     (GraftAnswerRate); a Graft over it is not answered with the payload (ExcessGraft).
-//   - An announcer grafted for a message that then did not arrive within GraftRetryTimeout
-//     broke its promise (BrokenPromise, gossipsub's P7 behaviour penalty).
+//   - An announcer grafted for a message whose payload came neither from it nor from anyone
+//     else within PromiseTimeout of the Graft broke its promise (BrokenPromise, gossipsub's
+//     P7 behaviour penalty). The next announcer is grafted after GraftRetryTimeout already;
+//     the blame waits longer, because a payload that queues behind others on a busy link is
+//     late, not withheld (gossipsub waits its IWantFollowupTime the same way). A payload
+//     the grafted peer did send keeps its promise even when this node refuses it (a rate
+//     limit, a replay): the refusal has its own report.
 //   - The Graft cache and the seen set are bounded in bytes (CacheMaxBytes, SeenMaxBytes) as
 //     well as in count.
 
@@ -154,6 +159,10 @@ func (cfg *Config) validateDefences() []error {
 	pair("GraftRate", cfg.GraftRate, "GraftBurst", cfg.GraftBurst, 1)
 	pair("GraftAnswerRate", cfg.GraftAnswerRate, "GraftAnswerBurst", cfg.GraftAnswerBurst, 1)
 	nonNegative("MissingMaxPerPeer", cfg.MissingMaxPerPeer)
+	nonNegative("MaxPromises", cfg.MaxPromises)
+	if cfg.PromiseTimeout < 0 {
+		errs = append(errs, fmt.Errorf("PromiseTimeout must not be negative, got %v", cfg.PromiseTimeout))
+	}
 	nonNegative("CacheMaxBytes", cfg.CacheMaxBytes)
 	nonNegative("SeenMaxBytes", cfg.SeenMaxBytes)
 	if cfg.CacheMaxBytes > 0 && cfg.CacheMaxBytes < cfg.MaxPayload {
@@ -185,6 +194,97 @@ func (c *Core) linkLimiter(from string) *limiter {
 		c.linkLimits[key] = l
 	}
 	return l
+}
+
+// promiseKey names one promise: the announcer grafted and the message it announced.
+type promiseKey struct {
+	peer string
+	id   MessageID
+}
+
+// promise is a promiseKey with the time it is judged.
+type promise struct {
+	promiseKey
+	due time.Duration
+}
+
+// awaitPromise records that peer, grafted for id GraftRetryTimeout ago, has not sent the
+// payload yet: it is judged at PromiseTimeout after the Graft (at once when PromiseTimeout is
+// not longer than GraftRetryTimeout). When MaxPromises are waiting, the oldest is dropped
+// unjudged: a flood of promises must not grow the table, and dropping gives the benefit of
+// the doubt.
+func (c *Core) awaitPromise(peer string, id MessageID) {
+	wait := c.cfg.PromiseTimeout - c.cfg.GraftRetryTimeout
+	if wait <= 0 || c.cfg.MaxPromises <= 0 {
+		c.breakPromise(peer, id)
+		return
+	}
+	if c.promises == nil {
+		c.promises = make(map[promiseKey]time.Duration)
+	}
+	k := promiseKey{peer: peer, id: id}
+	if _, waiting := c.promises[k]; !waiting {
+		for len(c.promises) >= c.cfg.MaxPromises && len(c.promiseQ) > 0 {
+			p := c.promiseQ[0]
+			c.promiseQ = c.promiseQ[1:]
+			if due, ok := c.promises[p.promiseKey]; ok && due == p.due {
+				c.endPromise(p.promiseKey)
+				c.stats.PromisesDropped++
+			}
+		}
+		// Until it is judged, the promise holds one of the peer's MissingMaxPerPeer
+		// announcer slots: a peer that announces made-up IDs gets MissingMaxPerPeer Grafts
+		// per PromiseTimeout, not per GraftRetryTimeout.
+		c.countAnnouncer(peer)
+	}
+	due := c.now + wait
+	c.promises[k] = due
+	c.promiseQ = append(c.promiseQ, promise{promiseKey: k, due: due})
+}
+
+// keepPromise marks a payload for id from peer as the promise kept, whatever becomes of it.
+func (c *Core) keepPromise(peer string, id MessageID) {
+	if k := (promiseKey{peer: peer, id: id}); len(c.promises) > 0 {
+		if _, waiting := c.promises[k]; waiting {
+			c.endPromise(k)
+		}
+	}
+}
+
+// endPromise forgets a waiting promise and frees its announcer slot.
+func (c *Core) endPromise(k promiseKey) {
+	delete(c.promises, k)
+	c.uncountAnnouncer(k.peer)
+}
+
+// judgePromises reports the promises due by now whose message has still not arrived from
+// anyone. Their deadlines come in promiseQ's order (one constant wait after each Graft).
+func (c *Core) judgePromises() {
+	n := 0
+	for ; n < len(c.promiseQ) && c.promiseQ[n].due <= c.now; n++ {
+		p := c.promiseQ[n]
+		due, ok := c.promises[p.promiseKey]
+		if !ok || due != p.due {
+			continue // kept, or dropped and awaited again later
+		}
+		c.endPromise(p.promiseKey)
+		if _, received := c.seen[p.id]; received {
+			continue
+		}
+		c.breakPromise(p.peer, p.id)
+	}
+	if n > 0 {
+		c.promiseQ = c.promiseQ[n:]
+		if len(c.promiseQ) == 0 {
+			c.promiseQ = nil // let the backing array go
+		}
+	}
+}
+
+// breakPromise counts and reports peer's broken promise for id.
+func (c *Core) breakPromise(peer string, id MessageID) {
+	c.stats.BrokenPromises++
+	c.report(Misbehaviour{Peer: peer, Reason: BrokenPromise, ID: id})
 }
 
 // report adds a misbehaviour report to Ready, or counts it when Ready has too many.

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,7 +212,9 @@ func ihaveFlood(t *testing.T, cfg Config) (st Stats, grafts int, realGrafted boo
 		t.Fatal(err)
 	}
 	st = c.Stats()
-	for range 40 {
+	// Grafts go out over the next seconds; each promise is judged PromiseTimeout after its
+	// Graft.
+	for start := c.now; c.now < start+cfg.MissingTimeout+cfg.PromiseTimeout+5*time.Second; {
 		c.Tick(c.now + 250*time.Millisecond)
 		r := c.Ready()
 		for _, e := range r.Messages {
@@ -238,7 +241,7 @@ func TestAttackIHaveFlood(t *testing.T) {
 	sOff, gOff, realOff, _ := ihaveFlood(t, off)
 	on := validConfig("v")
 	s, g, real, rd := ihaveFlood(t, on)
-	t.Logf("80 IHaves of 64 fake IDs: without defences %d missing entries, %d Grafts in 10 s, real message grafted %v; with: %d entries, %d Grafts, real grafted %v",
+	t.Logf("80 IHaves of 64 fake IDs: without defences %d missing entries, %d Grafts in 16 s, real message grafted %v; with: %d entries, %d Grafts, real grafted %v",
 		sOff.PendingMissing, gOff, realOff, s.PendingMissing, g, real)
 	if sOff.PendingMissing != off.MissingMaxIDs || realOff || gOff != off.MissingMaxIDs {
 		t.Fatalf("without defences: %d entries, %d Grafts, real grafted %v", sOff.PendingMissing, gOff, realOff)
@@ -249,7 +252,7 @@ func TestAttackIHaveFlood(t *testing.T) {
 	if s.IHaveExcess != uint64(80*64-on.MissingMaxPerPeer) {
 		t.Fatalf("IHaveExcess = %d", s.IHaveExcess)
 	}
-	// Every promise broke at once (h's too, as the test never delivers the real message):
+	// Every promise broke (h's too, as the test never delivers the real message):
 	// Ready carries MaxMisbehaviourReports of them, Stats all.
 	reasons := countReasons(rd)
 	if reasons["m ihave-excess"] == 0 || reasons["m broken-promise"] == 0 || s.BrokenPromises != uint64(on.MissingMaxPerPeer+1) {
@@ -463,20 +466,133 @@ func TestBrokenPromiseBlamesTheGraftedPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	promise := validConfig("v").PromiseTimeout
 	c.Tick(c.now + time.Second) // Graft to x
 	c.Ready()
-	c.Tick(c.now + 500*time.Millisecond) // x broke its promise; Graft to m
-	if rd := c.Ready(); len(rd.Misbehaviour) != 1 || rd.Misbehaviour[0].Peer != "x" {
-		t.Fatalf("reported %+v", rd.Misbehaviour)
+	c.Tick(c.now + 500*time.Millisecond) // x has not sent it in time; Graft to m
+	if rd := c.Ready(); len(rd.Misbehaviour) != 0 {
+		t.Fatalf("x blamed before its promise was due: %+v", rd.Misbehaviour)
 	}
 	c.NeighborDown("x") // the entry's cursor moves; m is still the one grafted
 	c.Tick(c.now + 500*time.Millisecond)
-	if rd := c.Ready(); len(rd.Misbehaviour) != 1 || rd.Misbehaviour[0].Peer != "m" {
-		t.Fatalf("reported %+v", rd.Misbehaviour)
+	c.NeighborDown("h") // h was grafted next and left
+	// PromiseTimeout after each Graft, the message has come from no one: x and m broke their
+	// promises (x although it left since), h, grafted after m and gone before its retry, is
+	// not blamed.
+	c.Tick(c.now + promise)
+	rd := c.Ready()
+	var blamed []string
+	for _, mb := range rd.Misbehaviour {
+		blamed = append(blamed, mb.Peer)
 	}
-	c.NeighborDown("h") // h was grafted next and left: no blame
-	c.Tick(c.now + 5*time.Second)
-	if rd := c.Ready(); len(rd.Misbehaviour) != 0 {
-		t.Fatalf("reported %+v", rd.Misbehaviour)
+	if !slices.Equal(blamed, []string{"x", "m"}) {
+		t.Fatalf("blamed %v, want [x m]", blamed)
+	}
+}
+
+// TestPromiseKeptByALatePayload: an announcer whose payload comes after GraftRetryTimeout but
+// within PromiseTimeout is not blamed, even when the payload is refused (here for its clock);
+// one that never sends it is, once, at PromiseTimeout after its Graft.
+func TestPromiseKeptByALatePayload(t *testing.T) {
+	cfg := validConfig("v")
+	c := victim(t, cfg)
+	c.moveToLazy("m")
+	c.moveToLazy("h")
+	late, never := idOf(15, 0), idOf(15, 1)
+	if err := c.Step("m", Message{Type: IHave, IHave: []Announcement{{ID: late, Hops: 1}, {ID: never, Hops: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Tick(c.now + cfg.MissingTimeout) // Grafts to m
+	c.Tick(c.now + cfg.GraftRetryTimeout)
+	c.Tick(c.now + time.Second)
+	if err := c.Step("m", Message{Type: Gossip, ID: late, Origin: "o", Hops: 2, Seq: 1, Time: c.nowMillis() + 2*cfg.MaxClockSkew.Milliseconds(), Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Tick(c.now + cfg.PromiseTimeout)
+	var broken []MessageID
+	for _, mb := range c.Ready().Misbehaviour {
+		if mb.Reason == BrokenPromise {
+			if mb.Peer != "m" {
+				t.Fatalf("blamed %s", mb.Peer)
+			}
+			broken = append(broken, mb.ID)
+		}
+	}
+	if !slices.Equal(broken, []MessageID{never}) || c.Stats().BrokenPromises != 1 || c.Stats().RefusedClock != 1 {
+		t.Fatalf("broken promises %v (stats %+v), want only the one never sent", broken, c.Stats())
+	}
+}
+
+// TestPromisesBounded: beyond MaxPromises waiting, the oldest are dropped unjudged.
+func TestPromisesBounded(t *testing.T) {
+	cfg := validConfig("v")
+	cfg.MaxPromises = 3
+	c := victim(t, cfg)
+	c.moveToLazy("m")
+	var batch []Announcement
+	for i := range 5 {
+		batch = append(batch, Announcement{ID: idOf(16, i), Hops: 1})
+	}
+	if err := c.Step("m", Message{Type: IHave, IHave: batch}); err != nil {
+		t.Fatal(err)
+	}
+	c.Tick(c.now + cfg.MissingTimeout)
+	c.Tick(c.now + cfg.GraftRetryTimeout)
+	c.Tick(c.now + cfg.PromiseTimeout)
+	if s := c.Stats(); s.BrokenPromises != 3 || s.PromisesDropped != 2 || len(c.promises) != 0 || len(c.promiseQ) != 0 {
+		t.Fatalf("broken %d, dropped %d, waiting %d/%d; want 3, 2, 0/0", s.BrokenPromises, s.PromisesDropped, len(c.promises), len(c.promiseQ))
+	}
+}
+
+// TestPromisesHoldAnnouncerSlots: a liar whose made-up announcements were all grafted and
+// never delivered cannot announce again until its promises are judged: its waiting promises
+// hold its MissingMaxPerPeer slots, so it costs MissingMaxPerPeer Grafts per PromiseTimeout.
+func TestPromisesHoldAnnouncerSlots(t *testing.T) {
+	cfg := validConfig("v")
+	c := victim(t, cfg)
+	c.moveToLazy("m")
+	announce := func(round byte) {
+		t.Helper()
+		for from := 0; from < cfg.MissingMaxPerPeer; from += cfg.LazyBatchMax {
+			batch := make([]Announcement, cfg.LazyBatchMax)
+			for i := range batch {
+				batch[i] = Announcement{ID: idOf(17+round, from+i), Hops: 1}
+			}
+			if err := c.Step("m", Message{Type: IHave, IHave: batch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	grafts := func(d time.Duration) int {
+		n := 0
+		for end := c.now + d; c.now < end; {
+			c.Tick(c.now + 100*time.Millisecond)
+			for _, e := range c.Ready().Messages {
+				if e.Msg.Type == Graft && e.Msg.ID != (MessageID{}) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	announce(0)
+	if g := grafts(cfg.MissingTimeout + cfg.GraftRetryTimeout); g != cfg.MissingMaxPerPeer {
+		t.Fatalf("first round: %d Grafts, want %d", g, cfg.MissingMaxPerPeer)
+	}
+	excess := c.Stats().IHaveExcess
+	announce(1) // every slot is held by a waiting promise
+	if g := grafts(cfg.MissingTimeout + cfg.GraftRetryTimeout); g != 0 {
+		t.Fatalf("while its promises wait: %d Grafts, want 0", g)
+	}
+	if got := c.Stats().IHaveExcess - excess; got != uint64(cfg.MissingMaxPerPeer) {
+		t.Fatalf("%d announcements ignored while its promises wait, want %d", got, cfg.MissingMaxPerPeer)
+	}
+	grafts(cfg.PromiseTimeout)
+	if s := c.Stats(); s.BrokenPromises != uint64(cfg.MissingMaxPerPeer) || c.announced["m"] != 0 {
+		t.Fatalf("after PromiseTimeout: %d broken promises, %d slots held; want %d, 0", s.BrokenPromises, c.announced["m"], cfg.MissingMaxPerPeer)
+	}
+	announce(2)
+	if g := grafts(cfg.MissingTimeout + cfg.GraftRetryTimeout); g != cfg.MissingMaxPerPeer {
+		t.Fatalf("once judged: %d Grafts, want %d", g, cfg.MissingMaxPerPeer)
 	}
 }

@@ -320,11 +320,12 @@ type Stats struct {
 	// refused beyond a link's or an origin's budget; IHaveExcess the announcements ignored
 	// beyond MissingMaxPerPeer; GraftsThrottled the Grafts this node held back beyond
 	// GraftRate (sent later); GraftsRefused the Grafts not answered beyond a peer's
-	// GraftAnswerRate; BrokenPromises the Grafts whose payload never came (BrokenPromise).
+	// GraftAnswerRate; BrokenPromises the Grafts whose payload never came (BrokenPromise);
+	// PromisesDropped the promises left unjudged beyond MaxPromises.
 	RefusedLinkRate, RefusedOriginRate uint64
 	IHaveExcess                        uint64
 	GraftsThrottled, GraftsRefused     uint64
-	BrokenPromises                     uint64
+	BrokenPromises, PromisesDropped    uint64
 	// CacheBytes is the payload and proof bytes held in the Graft cache (at most
 	// CacheMaxBytes); SeenBytes the estimated memory of the seen set (at most SeenMaxBytes).
 	CacheBytes, SeenBytes int
@@ -464,6 +465,18 @@ type Config struct {
 	// GraftAnswerRate (per second) and GraftAnswerBurst bound the Grafts answered with a
 	// payload, per neighbour; one beyond is not answered (ExcessGraft).
 	GraftAnswerRate, GraftAnswerBurst int
+	// PromiseTimeout is how long after its Graft an announcer has to deliver the payload
+	// (or anyone else has) before it is reported as a BrokenPromise; it should be longer
+	// than GraftRetryTimeout, so that a payload slowed by a busy link is late rather than
+	// broken (gossipsub waits 3 s for an IWANT; a Plumtree payload of up to MaxPayload may
+	// queue behind many others on one ordered channel, and a busy but honest neighbour
+	// scored out as a liar costs the tree a link). At most GraftRetryTimeout: judged when
+	// the next announcer is grafted.
+	// MaxPromises bounds the promises waiting to be judged; beyond it the oldest is dropped
+	// unjudged (Stats.PromisesDropped). Reporting is not a bound, so DisableDefences keeps
+	// both.
+	PromiseTimeout time.Duration
+	MaxPromises    int
 	// CacheMaxBytes bounds the payload and proof bytes of the Graft cache, beside
 	// CacheMaxMessages: the oldest leave first. At least MaxPayload.
 	CacheMaxBytes int
@@ -478,8 +491,8 @@ type Config struct {
 // neighbour every 10 s, at most 512 KiB/s of answers to any one neighbour. The defences:
 // per link 500 messages/s (burst 1,000) and 4 MiB/s (burst 16 MiB); per origin 20 messages/s
 // (burst 200) and 256 KiB/s (burst 4 MiB); 256 missing entries per announcer; 100 Grafts/s
-// sent (burst 500) and 50/s answered per neighbour (burst 500); a 16 MiB cache and a 4 MiB
-// seen set.
+// sent (burst 500) and 50/s answered per neighbour (burst 500); a promise judged 10 s after its
+// Graft (at most 1,024 waiting); a 16 MiB cache and a 4 MiB seen set.
 // Self and Rand must still be set, and Auth on any network that is not simulated.
 func DefaultConfig() Config {
 	return Config{
@@ -524,6 +537,8 @@ func DefaultConfig() Config {
 		GraftBurst:             500,
 		GraftAnswerRate:        50,
 		GraftAnswerBurst:       500,
+		PromiseTimeout:         10 * time.Second,
+		MaxPromises:            1024,
 		CacheMaxBytes:          16 << 20,
 		SeenMaxBytes:           4 << 20,
 	}

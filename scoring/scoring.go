@@ -11,7 +11,8 @@
 //	  - firstDeliveries counts the broadcasts this peer was the first to bring (gossipsub's P2),
 //	    capped so that a peer cannot bank credit to spend on misbehaviour later.
 //	  - count[o] counts one offence (see Offence): invalid signatures (gossipsub's P4), floods
-//	    (payloads beyond a forwarding budget), IHave spam, Graft spam and broken promises
+//	    (payloads beyond a forwarding budget), IHave spam (weight 0 by default: counted only),
+//	    Graft spam and broken promises
 //	    (announcements whose payload never came after a Graft: gossipsub's P7). The square
 //	    makes a few isolated events, which an honest peer can cause on a bad link, cheap, and a
 //	    sustained attack expensive fast.
@@ -111,8 +112,9 @@ type Config struct {
 
 // DefaultConfig returns the defaults: decay every second, counters dropped below 0.01; +1 per
 // first delivery up to 50 (decay 0.99 a second, about 70 s half-life); offences weighted so
-// that 3 invalid signatures (weight -20), or 11 floods, IHave or Graft spams or broken
-// promises (weight -1; 13 for a peer with full first-delivery credit), within their decay
+// that 3 invalid signatures (weight -20), or 11 floods, Graft spams or broken promises
+// (weight -1; 13 for a peer with full first-delivery credit; IHave spam is counted with weight
+// 0), within their decay
 // (0.99 a second, about 70 s half-life; invalid signatures 0.999, about 12 min) take a peer
 // below the threshold of -100; refused for 10 minutes; at most 4,096 records and 1,024
 // refused peers.
@@ -133,6 +135,11 @@ func DefaultConfig() Config {
 		c.Weight[o], c.Decay[o] = -1, 0.99
 	}
 	c.Weight[InvalidSignature], c.Decay[InvalidSignature] = -20, 0.999
+	// Announcements beyond the per-peer cap are counted but cost nothing: an honest neighbour
+	// whose payloads queue on a congested link exceeds the cap too, the cap alone already
+	// protects the missing-message table, and a liar's made-up IDs surface as broken promises
+	// (gossipsub likewise ignores excess IHAVEs without a penalty).
+	c.Weight[IHaveSpam] = 0
 	return c
 }
 

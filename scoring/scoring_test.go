@@ -34,6 +34,24 @@ func penalties(t *testing.T, o Offence, credit int) int {
 	return 0
 }
 
+// TestIHaveSpamCostsNothing: by default, announcements beyond the per-peer cap are counted
+// (for metrics) but never lower a score.
+func TestIHaveSpamCostsNothing(t *testing.T) {
+	s := newScorer(t, DefaultConfig())
+	now := time.Hour
+	for range 1000 {
+		if s.Penalise(now, "p", IHaveSpam) {
+			t.Fatal("refused for IHave spam")
+		}
+	}
+	if got := s.Score(now, "p"); got != 0 {
+		t.Fatalf("score %v after IHave spam, want 0", got)
+	}
+	if st := s.Stats(now); st.Offences[IHaveSpam] != 1000 {
+		t.Fatalf("IHave spam counted %d times, want 1000", st.Offences[IHaveSpam])
+	}
+}
+
 // TestThresholds checks the numbers DefaultConfig documents.
 func TestThresholds(t *testing.T) {
 	for _, c := range []struct {
@@ -42,7 +60,6 @@ func TestThresholds(t *testing.T) {
 	}{
 		{InvalidSignature, 3, 3},
 		{Flood, 11, 13},
-		{IHaveSpam, 11, 13},
 		{GraftSpam, 11, 13},
 		{BrokenPromise, 11, 13},
 	} {
