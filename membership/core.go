@@ -1094,12 +1094,33 @@ func (c *Core) hasCandidate() bool {
 	return false
 }
 
-// pickCandidate returns a random passive peer not yet tried in this repair round.
+// pickCandidate returns a random passive peer not yet tried in this repair round. With
+// Config.Rank, it draws among the best class of them: peers ranked above zero (they
+// delivered broadcasts first when they were neighbours) before unranked ones, and those
+// before peers ranked below zero (they misbehaved), so a repair goes back to peers that
+// proved useful rather than to whoever a shuffle or a walk named.
 func (c *Core) pickCandidate() string {
-	n := 0
+	class := func(p string) int {
+		if c.cfg.Rank == nil {
+			return 0
+		}
+		switch r := c.cfg.Rank(p); {
+		case r > 0:
+			return 1
+		case r < 0:
+			return -1
+		}
+		return 0
+	}
+	n, best := 0, -2
 	for _, p := range c.passive {
 		if indexOf(c.tried, p) < 0 {
-			n++
+			switch k := class(p); {
+			case k > best:
+				best, n = k, 1
+			case k == best:
+				n++
+			}
 		}
 	}
 	if n == 0 {
@@ -1107,7 +1128,7 @@ func (c *Core) pickCandidate() string {
 	}
 	k := c.rand.IntN(n)
 	for _, p := range c.passive {
-		if indexOf(c.tried, p) < 0 {
+		if indexOf(c.tried, p) < 0 && class(p) == best {
 			if k == 0 {
 				return p
 			}
@@ -1209,9 +1230,35 @@ func (c *Core) evictable() int {
 		fresh--
 	}
 	if fresh < len(c.active) {
-		return fresh + c.rand.IntN(len(c.active)-fresh)
+		return c.lowestRanked(fresh)
 	}
-	return k + c.rand.IntN(len(c.active)-k)
+	return c.lowestRanked(k)
+}
+
+// lowestRanked returns the index of a neighbour of active[from:] to evict: a random one, or
+// with Config.Rank a random one among the lowest ranked (peers that misbehaved before peers
+// that did nothing useful, and those before peers that delivered broadcasts first).
+func (c *Core) lowestRanked(from int) int {
+	n := len(c.active) - from
+	if c.cfg.Rank == nil {
+		return from + c.rand.IntN(n)
+	}
+	best, ties := -1, 0
+	var low float64
+	for i := from; i < len(c.active); i++ {
+		r := c.cfg.Rank(c.active[i])
+		switch {
+		case best < 0 || r < low:
+			best, low, ties = i, r, 1
+		case r == low:
+			// Reservoir sampling: each of the ties ends up chosen with equal chance.
+			ties++
+			if c.rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
 }
 
 // unforcedVictim picks the neighbour to drop for a peer this node chose itself (its repair's
@@ -1221,16 +1268,16 @@ func (c *Core) evictable() int {
 func (c *Core) unforcedVictim() int {
 	k := c.protectedCount()
 	if c.cfg.ProtectedNeighbors == 0 || k >= len(c.active) {
-		return c.rand.IntN(len(c.active))
+		return c.lowestRanked(0)
 	}
 	fresh := len(c.active)
 	for fresh > k && c.now-c.activeSince[fresh-1] < c.cfg.ProtectAfter {
 		fresh--
 	}
 	if fresh < len(c.active) {
-		return fresh + c.rand.IntN(len(c.active)-fresh)
+		return c.lowestRanked(fresh)
 	}
-	return k + c.rand.IntN(len(c.active)-k)
+	return c.lowestRanked(k)
 }
 
 // protectedCount returns how many neighbours are protected: the view is in insertion order,

@@ -378,6 +378,14 @@ type Config struct {
 	StalledRoundsBeforeContacts int
 	// MaxMisbehaviourReports bounds Ready.Misbehaviour (64); the rest are only counted.
 	MaxMisbehaviourReports int
+	// Rank, when set, ranks peers for the choices the paper makes at random (overlay sets
+	// it to peer scoring's score): an eviction drops a lowest-ranked neighbour among those
+	// it may drop (see ProtectedNeighbors), and a repair asks passive peers ranked above zero
+	// first and those ranked below zero last. Silent droppers earn nothing, so they are
+	// evicted before neighbours that deliver broadcasts first; peers that misbehaved go
+	// before both. It must be deterministic and cheap (it is called a few times per
+	// eviction or repair). nil (the default, and DisableDefences): random, as the paper.
+	Rank func(peer string) float64
 }
 
 // DisableDefences turns off every defence against hostile peers (the fields after
@@ -390,6 +398,7 @@ func (c *Config) DisableDefences() {
 	c.MaxForcedEvictions, c.ProtectedNeighbors, c.ProtectAfter = 0, 0, 0
 	c.PeerMessageRate, c.PeerMessageBurst, c.MaxRateEntries = 0, 0, 0
 	c.StalledRoundsBeforeContacts = 0
+	c.Rank = nil
 }
 
 // DefaultConfig returns the paper's parameters (active 5, passive 30, ARWL 6, PRWL 3, ka 3,
