@@ -712,3 +712,29 @@ func mustCore(t *testing.T, cfg Config) *Core {
 	}
 	return c
 }
+
+// An acceptance of our own request that arrives after the view filled up evicts a fresh
+// neighbour (one that pushed in meanwhile), never a protected one; the paper drops any.
+func TestLateAcceptanceSparesProtected(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	old := []string{"o1", "o2", "o3", "o4"}
+	for _, p := range old {
+		c.addActive(p, false)
+	}
+	c.Tick(cfg.ProtectAfter)
+	c.askNeighbor("chosen", false)
+	c.Step("pusher", Message{Type: Neighbor, HighPriority: true}) // takes the free slot
+	c.Step("chosen", Message{Type: NeighborReply, Accepted: true})
+	if !slices.Contains(c.active, "chosen") || slices.Contains(c.active, "pusher") {
+		t.Errorf("active %v: want chosen in, pusher (fresh) out", c.active)
+	}
+	for _, p := range old[:cfg.ProtectedNeighbors] {
+		if !slices.Contains(c.active, p) {
+			t.Errorf("protected neighbour %s evicted: active %v", p, c.active)
+		}
+	}
+}
