@@ -183,6 +183,7 @@ func (c *Core) expireHistory() {
 	for c.historyLen() > 0 && c.history[c.historyHead].time < start {
 		c.dropOldest()
 	}
+	c.unansweredPulls()
 	for c.pullQ.len() > 0 && c.pullQ.front().at <= c.now {
 		r := c.pullQ.pop()
 		// A pull asked again since has a later record of its own.
@@ -431,6 +432,59 @@ func (c *Core) pull(peer string, refs []MessageRef) {
 	}
 	if len(want) > 0 {
 		c.send(peer, Message{Type: Pull, Refs: want})
+		c.notePull(peer, want)
+	}
+}
+
+// pullBatch is one Pull sent: to whom, when, what, and whether any History answered it.
+type pullBatch struct {
+	peer     string
+	at       time.Duration
+	ids      []MessageID
+	answered bool
+}
+
+// notePull remembers a Pull until it is answered or judged. Batches are bounded by
+// CatchUpMaxPulls, like the pulls themselves: beyond it the oldest is forgotten unjudged.
+func (c *Core) notePull(peer string, refs []MessageRef) {
+	if len(c.pullBatches) >= c.cfg.CatchUpMaxPulls {
+		c.pullBatches[0] = pullBatch{}
+		c.pullBatches = c.pullBatches[1:]
+	}
+	b := pullBatch{peer: peer, at: c.now, ids: make([]MessageID, len(refs))}
+	for i, r := range refs {
+		b.ids[i] = r.ID
+	}
+	c.pullBatches = append(c.pullBatches, b)
+}
+
+// pullAnswered marks the Pulls to from that asked for id as answered.
+func (c *Core) pullAnswered(from string, id MessageID) {
+	for i := range c.pullBatches {
+		if b := &c.pullBatches[i]; !b.answered && b.peer == from && slices.Contains(b.ids, id) {
+			b.answered = true
+		}
+	}
+}
+
+// unansweredPulls judges the Pulls older than twice CatchUpPullTimeout (as long as an answer
+// is taken): one no History answered at all, from a peer still a neighbour, is reported
+// (UnansweredPull). An honest neighbour answers what it listed itself, unless its answer
+// budget (CatchUpPeerRate) is spent, so one report is no proof: scoring weighs them.
+func (c *Core) unansweredPulls() {
+	n := 0
+	for n < len(c.pullBatches) && c.pullBatches[n].at+2*c.cfg.CatchUpPullTimeout <= c.now {
+		b := &c.pullBatches[n]
+		if !b.answered && c.isNeighbor(b.peer) {
+			c.stats.UnansweredPulls++
+			c.report(Misbehaviour{Peer: b.peer, Reason: UnansweredPull, ID: b.ids[0]})
+		}
+		n++
+	}
+	if n > 0 {
+		k := copy(c.pullBatches, c.pullBatches[n:])
+		clear(c.pullBatches[k:])
+		c.pullBatches = c.pullBatches[:k]
 	}
 }
 
@@ -464,6 +518,7 @@ func (c *Core) onHistory(from string, m Message) {
 		return
 	}
 	delete(c.pulls, m.ID)
+	c.pullAnswered(from, m.ID)
 	if _, dup := c.seen[m.ID]; dup {
 		c.stats.HistoryDuplicates++
 		return

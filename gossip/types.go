@@ -227,11 +227,16 @@ const (
 	// BrokenPromise: the peer announced message ID, was grafted for it, and the payload did
 	// not arrive within Config.GraftRetryTimeout.
 	BrokenPromise Refusal = 9
+	// UnansweredPull: the neighbour listed messages in a catch-up Have (or Digest exchange),
+	// was sent a Pull for them, and answered none of them within twice
+	// Config.CatchUpPullTimeout: the catch-up counterpart of BrokenPromise, and what a silent
+	// dropper that still takes part in catch-up does to a node it cut off.
+	UnansweredPull Refusal = 10
 )
 
 var refusalNames = [...]string{RefusedSelfOrigin: "self-origin", RefusedClock: "clock", RefusedReplay: "replay", RefusedSignature: "signature",
 	RefusedLinkRate: "link-rate", RefusedOriginRate: "origin-rate", ExcessIHave: "ihave-excess", ExcessGraft: "graft-excess",
-	BrokenPromise: "broken-promise"}
+	BrokenPromise: "broken-promise", UnansweredPull: "unanswered-pull"}
 
 // String returns the reason's short name, e.g. "replay".
 func (r Refusal) String() string {
@@ -325,6 +330,8 @@ type Stats struct {
 	IHaveExcess                        uint64
 	GraftsThrottled, GraftsRefused     uint64
 	BrokenPromises                     uint64
+	// UnansweredPulls counts the Pulls no History answered (UnansweredPull).
+	UnansweredPulls uint64
 	// CacheBytes is the payload and proof bytes held in the Graft cache (at most
 	// CacheMaxBytes); SeenBytes the estimated memory of the seen set (at most SeenMaxBytes).
 	CacheBytes, SeenBytes int

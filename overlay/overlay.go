@@ -421,6 +421,8 @@ func offenceOf(mb gossip.Misbehaviour) (string, scoring.Offence, bool) {
 		return mb.Peer, scoring.GraftSpam, true
 	case gossip.BrokenPromise:
 		return mb.Peer, scoring.BrokenPromise, true
+	case gossip.UnansweredPull:
+		return mb.Peer, scoring.UnansweredPull, true
 	}
 	return "", 0, false
 }

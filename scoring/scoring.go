@@ -13,7 +13,8 @@
 //	  - count[o] counts one offence (see Offence): invalid signatures (gossipsub's P4), floods
 //	    (payloads beyond a forwarding budget), IHave spam, Graft spam, broken promises
 //	    (announcements whose payload never came after a Graft: gossipsub's P7), and the
-//	    HyParView messages membership refused (membership spam, stranger walks). The square
+//	    HyParView messages membership refused (membership spam, stranger walks), and catch-up
+//	    Pulls a peer left unanswered. The square
 //	    makes a few isolated events, which an honest peer can cause on a bad link, cheap, and a
 //	    sustained attack expensive fast.
 //	  - Every counter decays: it is multiplied by its Decay every DecayInterval of driver time,
@@ -62,12 +63,16 @@ const (
 	// along active links only. An honest neighbour does so in a race with a DISCONNECT, so the
 	// default weight is light.
 	StrangerWalk
+	// UnansweredPull: the peer listed messages for catch-up and answered none of this node's
+	// Pull for them (gossip.UnansweredPull): a silent dropper that still takes part in
+	// catch-up. An honest neighbour fails to answer only when its answer budget is spent.
+	UnansweredPull
 
 	numOffences
 )
 
 var offenceNames = [numOffences]string{"invalid_signature", "flood", "ihave_spam", "graft_spam", "broken_promise",
-	"membership_spam", "stranger_walk"}
+	"membership_spam", "stranger_walk", "unanswered_pull"}
 
 // String returns the offence's metric label, e.g. "broken_promise".
 func (o Offence) String() string {
@@ -125,7 +130,7 @@ type Config struct {
 // first delivery up to 50 (decay 0.99 a second, about 70 s half-life); offences weighted so
 // that 3 invalid signatures (weight -20), or 11 floods, IHave or Graft spams, broken promises
 // or membership spams (weight -1; 13 for a peer with full first-delivery credit), or 21
-// stranger walks (weight -0.25), within their decay (0.99 a second, about 70 s half-life;
+// stranger walks (weight -0.25), or 4 unanswered catch-up Pulls (weight -10), within their decay (0.99 a second, about 70 s half-life;
 // invalid signatures 0.999, about 12 min) take a peer below the threshold of -100; refused
 // for 10 minutes; at most 4,096 records and 1,024 refused peers.
 func DefaultConfig() Config {
@@ -146,6 +151,7 @@ func DefaultConfig() Config {
 	}
 	c.Weight[InvalidSignature], c.Decay[InvalidSignature] = -20, 0.999
 	c.Weight[StrangerWalk] = -0.25
+	c.Weight[UnansweredPull] = -10
 	return c
 }
 
