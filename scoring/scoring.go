@@ -130,7 +130,7 @@ type Config struct {
 // first delivery up to 50 (decay 0.99 a second, about 70 s half-life); offences weighted so
 // that 3 invalid signatures (weight -20), or 11 floods, IHave or Graft spams, broken promises
 // or membership spams (weight -1; 13 for a peer with full first-delivery credit), or 21
-// stranger walks (weight -0.25), or 4 unanswered catch-up Pulls (weight -10), within their decay (0.99 a second, about 70 s half-life;
+// stranger walks (weight -0.25), or 3 unanswered catch-up Pulls (weight -25), within their decay (0.99 a second, about 70 s half-life;
 // invalid signatures 0.999, about 12 min) take a peer below the threshold of -100; refused
 // for 10 minutes; at most 4,096 records and 1,024 refused peers.
 func DefaultConfig() Config {
@@ -151,7 +151,7 @@ func DefaultConfig() Config {
 	}
 	c.Weight[InvalidSignature], c.Decay[InvalidSignature] = -20, 0.999
 	c.Weight[StrangerWalk] = -0.25
-	c.Weight[UnansweredPull] = -10
+	c.Weight[UnansweredPull] = -25
 	return c
 }
 

@@ -47,7 +47,7 @@ func TestThresholds(t *testing.T) {
 		{BrokenPromise, 11, 13},
 		{MembershipSpam, 11, 13},
 		{StrangerWalk, 21, 25},
-		{UnansweredPull, 4, 4},
+		{UnansweredPull, 3, 3},
 	} {
 		if got := penalties(t, c.o, 0); got != c.fresh {
 			t.Errorf("%v: fresh peer refused after %d, want %d", c.o, got, c.fresh)
