@@ -30,7 +30,11 @@ import (
 //   - A Pull is answered with History messages: the payloads, signed by their origins as
 //     Gossip is, delivered with Delivery.History set and not forwarded through the tree.
 //
-// Bounds: the history by age, count and bytes; the Refs of one message; the pulls pending; and
+// A Pull that the peer answers none of, although it listed the messages itself, is reported
+// (UnansweredPull): the catch-up counterpart of a broken promise.
+//
+// Bounds: the history by age, count and bytes; the Refs of one message; the pulls pending
+// (and the Pulls awaiting judgement, by the same CatchUpMaxPulls); and
 // what a node sends in answer to one neighbour, by a token bucket in bytes per neighbour, so a
 // peer cannot turn a small Digest into a large answer faster than Config.CatchUpPeerRate.
 // Only neighbours take part; a History that answers no Pull of this node is ignored before its

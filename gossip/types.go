@@ -247,7 +247,7 @@ func (r Refusal) String() string {
 }
 
 // Misbehaviour reports one refused Gossip, or another misbehaviour of a peer (ExcessIHave,
-// ExcessGraft, BrokenPromise): the peer whose link it came on, and why. The peer is not
+// ExcessGraft, BrokenPromise, UnansweredPull): the peer whose link it came on, and why. The peer is not
 // necessarily the author of a refused Gossip: an honest relay can forward a message this node
 // refuses for its clock, as a replay (it was new to the relay), as this node's own from before
 // a restart, or beyond its origin's budget (RefusedOriginRate), but never one with a bad
@@ -437,7 +437,8 @@ type Config struct {
 	CatchUpPeerRate  int
 	CatchUpPeerBurst int
 	// CatchUpPullTimeout is how long a message asked for by Pull is not asked of another
-	// peer; its answer is still taken for twice as long. CatchUpMaxPulls bounds the messages
+	// peer; its answer is still taken for twice as long, after which a Pull the peer answered
+	// none of is reported (UnansweredPull). CatchUpMaxPulls bounds the messages
 	// asked for and not yet received.
 	CatchUpPullTimeout time.Duration
 	CatchUpMaxPulls    int
