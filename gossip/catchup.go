@@ -57,6 +57,10 @@ type historyEntry struct {
 type peerCatchUp struct {
 	tokens float64
 	at     time.Duration
+	// answered says a History from the peer answered a Pull of this node, last at
+	// answeredAt (see unansweredPulls).
+	answered   bool
+	answeredAt time.Duration
 }
 
 // maxAge is the oldest origin time, relative to now, that any message may have.
@@ -462,8 +466,11 @@ func (c *Core) notePull(peer string, refs []MessageRef) {
 	c.pullBatches = append(c.pullBatches, b)
 }
 
-// pullAnswered marks the Pulls to from that asked for id as answered.
+// pullAnswered marks the Pulls to from that asked for id as answered, and notes that from
+// answers.
 func (c *Core) pullAnswered(from string, id MessageID) {
+	st := c.peerCatchUp(from)
+	st.answered, st.answeredAt = true, c.now
 	for i := range c.pullBatches {
 		if b := &c.pullBatches[i]; !b.answered && b.peer == from && slices.Contains(b.ids, id) {
 			b.answered = true
@@ -472,14 +479,18 @@ func (c *Core) pullAnswered(from string, id MessageID) {
 }
 
 // unansweredPulls judges the Pulls older than twice CatchUpPullTimeout (as long as an answer
-// is taken): one no History answered at all, from a peer still a neighbour, is reported
-// (UnansweredPull). An honest neighbour answers what it listed itself, unless its answer
-// budget (CatchUpPeerRate) is spent, so one report is no proof: scoring weighs them.
+// is taken): one no History answered at all, to a peer still a neighbour that has answered
+// no other Pull since this one was sent either, is reported (UnansweredPull). An honest
+// neighbour answers what it listed itself, unless its answer budget (CatchUpPeerRate) is
+// spent, as under a flood of large broadcasts; it then still answers some Pulls, which
+// clears the others. A dropper answers none.
 func (c *Core) unansweredPulls() {
 	n := 0
 	for n < len(c.pullBatches) && c.pullBatches[n].at+2*c.cfg.CatchUpPullTimeout <= c.now {
 		b := &c.pullBatches[n]
-		if !b.answered && c.isNeighbor(b.peer) {
+		st := c.catchUpPeers[b.peer]
+		answers := st != nil && st.answered && st.answeredAt >= b.at
+		if !b.answered && !answers && c.isNeighbor(b.peer) {
 			c.stats.UnansweredPulls++
 			c.report(Misbehaviour{Peer: b.peer, Reason: UnansweredPull, ID: b.ids[0]})
 		}
@@ -582,6 +593,17 @@ func (c *Core) answer(peer string, m Message) bool {
 
 // affordable refills peer's budget to now and reports whether it holds size bytes.
 func (c *Core) affordable(peer string, size int) bool {
+	b := c.peerCatchUp(peer)
+	if c.now > b.at {
+		b.tokens = math.Min(float64(c.cfg.CatchUpPeerBurst), b.tokens+float64(c.cfg.CatchUpPeerRate)*(c.now-b.at).Seconds())
+		b.at = c.now
+	}
+	return b.tokens >= float64(size)
+}
+
+// peerCatchUp returns peer's catch-up state, creating it (a full budget) if there is none.
+// Only neighbours get one, and catchUpNeighborDown forgets it.
+func (c *Core) peerCatchUp(peer string) *peerCatchUp {
 	if c.catchUpPeers == nil {
 		c.catchUpPeers = make(map[string]*peerCatchUp)
 	}
@@ -590,11 +612,7 @@ func (c *Core) affordable(peer string, size int) bool {
 		b = &peerCatchUp{tokens: float64(c.cfg.CatchUpPeerBurst), at: c.now}
 		c.catchUpPeers[peer] = b
 	}
-	if c.now > b.at {
-		b.tokens = math.Min(float64(c.cfg.CatchUpPeerBurst), b.tokens+float64(c.cfg.CatchUpPeerRate)*(c.now-b.at).Seconds())
-		b.at = c.now
-	}
-	return b.tokens >= float64(size)
+	return b
 }
 
 // ---- schedule ----
