@@ -30,7 +30,11 @@ import (
 //   - A Pull is answered with History messages: the payloads, signed by their origins as
 //     Gossip is, delivered with Delivery.History set and not forwarded through the tree.
 //
-// Bounds: the history by age, count and bytes; the Refs of one message; the pulls pending; and
+// A Pull that the peer answers none of, although it listed the messages itself, is reported
+// (UnansweredPull): the catch-up counterpart of a broken promise.
+//
+// Bounds: the history by age, count and bytes; the Refs of one message; the pulls pending
+// (and the Pulls awaiting judgement, by the same CatchUpMaxPulls); and
 // what a node sends in answer to one neighbour, by a token bucket in bytes per neighbour, so a
 // peer cannot turn a small Digest into a large answer faster than Config.CatchUpPeerRate.
 // Only neighbours take part; a History that answers no Pull of this node is ignored before its
@@ -53,6 +57,10 @@ type historyEntry struct {
 type peerCatchUp struct {
 	tokens float64
 	at     time.Duration
+	// answered says a History from the peer answered a Pull of this node, last at
+	// answeredAt (see unansweredPulls).
+	answered   bool
+	answeredAt time.Duration
 }
 
 // maxAge is the oldest origin time, relative to now, that any message may have.
@@ -183,6 +191,7 @@ func (c *Core) expireHistory() {
 	for c.historyLen() > 0 && c.history[c.historyHead].time < start {
 		c.dropOldest()
 	}
+	c.unansweredPulls()
 	for c.pullQ.len() > 0 && c.pullQ.front().at <= c.now {
 		r := c.pullQ.pop()
 		// A pull asked again since has a later record of its own.
@@ -431,6 +440,66 @@ func (c *Core) pull(peer string, refs []MessageRef) {
 	}
 	if len(want) > 0 {
 		c.send(peer, Message{Type: Pull, Refs: want})
+		c.notePull(peer, want)
+	}
+}
+
+// pullBatch is one Pull sent: to whom, when, what, and whether any History answered it.
+type pullBatch struct {
+	peer     string
+	at       time.Duration
+	ids      []MessageID
+	answered bool
+}
+
+// notePull remembers a Pull until it is answered or judged. Batches are bounded by
+// CatchUpMaxPulls, like the pulls themselves: beyond it the oldest is forgotten unjudged.
+func (c *Core) notePull(peer string, refs []MessageRef) {
+	if len(c.pullBatches) >= c.cfg.CatchUpMaxPulls {
+		c.pullBatches[0] = pullBatch{}
+		c.pullBatches = c.pullBatches[1:]
+	}
+	b := pullBatch{peer: peer, at: c.now, ids: make([]MessageID, len(refs))}
+	for i, r := range refs {
+		b.ids[i] = r.ID
+	}
+	c.pullBatches = append(c.pullBatches, b)
+}
+
+// pullAnswered marks the Pulls to from that asked for id as answered, and notes that from
+// answers.
+func (c *Core) pullAnswered(from string, id MessageID) {
+	st := c.peerCatchUp(from)
+	st.answered, st.answeredAt = true, c.now
+	for i := range c.pullBatches {
+		if b := &c.pullBatches[i]; !b.answered && b.peer == from && slices.Contains(b.ids, id) {
+			b.answered = true
+		}
+	}
+}
+
+// unansweredPulls judges the Pulls older than twice CatchUpPullTimeout (as long as an answer
+// is taken): one no History answered at all, to a peer still a neighbour that has answered
+// no other Pull since this one was sent either, is reported (UnansweredPull). An honest
+// neighbour answers what it listed itself, unless its answer budget (CatchUpPeerRate) is
+// spent, as under a flood of large broadcasts; it then still answers some Pulls, which
+// clears the others. A dropper answers none.
+func (c *Core) unansweredPulls() {
+	n := 0
+	for n < len(c.pullBatches) && c.pullBatches[n].at+2*c.cfg.CatchUpPullTimeout <= c.now {
+		b := &c.pullBatches[n]
+		st := c.catchUpPeers[b.peer]
+		answers := st != nil && st.answered && st.answeredAt >= b.at
+		if !b.answered && !answers && c.isNeighbor(b.peer) {
+			c.stats.UnansweredPulls++
+			c.report(Misbehaviour{Peer: b.peer, Reason: UnansweredPull, ID: b.ids[0]})
+		}
+		n++
+	}
+	if n > 0 {
+		k := copy(c.pullBatches, c.pullBatches[n:])
+		clear(c.pullBatches[k:])
+		c.pullBatches = c.pullBatches[:k]
 	}
 }
 
@@ -464,6 +533,7 @@ func (c *Core) onHistory(from string, m Message) {
 		return
 	}
 	delete(c.pulls, m.ID)
+	c.pullAnswered(from, m.ID)
 	if _, dup := c.seen[m.ID]; dup {
 		c.stats.HistoryDuplicates++
 		return
@@ -523,6 +593,17 @@ func (c *Core) answer(peer string, m Message) bool {
 
 // affordable refills peer's budget to now and reports whether it holds size bytes.
 func (c *Core) affordable(peer string, size int) bool {
+	b := c.peerCatchUp(peer)
+	if c.now > b.at {
+		b.tokens = math.Min(float64(c.cfg.CatchUpPeerBurst), b.tokens+float64(c.cfg.CatchUpPeerRate)*(c.now-b.at).Seconds())
+		b.at = c.now
+	}
+	return b.tokens >= float64(size)
+}
+
+// peerCatchUp returns peer's catch-up state, creating it (a full budget) if there is none.
+// Only neighbours get one, and catchUpNeighborDown forgets it.
+func (c *Core) peerCatchUp(peer string) *peerCatchUp {
 	if c.catchUpPeers == nil {
 		c.catchUpPeers = make(map[string]*peerCatchUp)
 	}
@@ -531,11 +612,7 @@ func (c *Core) affordable(peer string, size int) bool {
 		b = &peerCatchUp{tokens: float64(c.cfg.CatchUpPeerBurst), at: c.now}
 		c.catchUpPeers[peer] = b
 	}
-	if c.now > b.at {
-		b.tokens = math.Min(float64(c.cfg.CatchUpPeerBurst), b.tokens+float64(c.cfg.CatchUpPeerRate)*(c.now-b.at).Seconds())
-		b.at = c.now
-	}
-	return b.tokens >= float64(size)
+	return b
 }
 
 // ---- schedule ----

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -430,5 +431,42 @@ func TestCatchUpDoesNotShapeTheTree(t *testing.T) {
 	}
 	if rd := b.Ready(); len(rd.Messages) != 1 || rd.Messages[0].Msg.Type != Prune || rd.Messages[0].To != "d" {
 		t.Fatalf("a second copy: %+v, want a Prune to d", rd.Messages)
+	}
+}
+
+// A neighbour that lists messages for catch-up and then answers no Pull for them (a silent
+// dropper that still takes part in catch-up) is reported, once per Pull, after twice
+// CatchUpPullTimeout: UnansweredPull. One that answers is never reported.
+func TestCatchUpUnansweredPullReported(t *testing.T) {
+	for _, drops := range []bool{false, true} {
+		n := newTestNet(t, catchUpConfig(), 1)
+		n.add("a")
+		n.add("b")
+		n.link("a", "b")
+		for i := range 5 {
+			n.broadcast("a", []byte(fmt.Sprint("m", i)))
+		}
+		n.settle(5 * time.Second)
+		c := n.add("c")
+		n.link("b", "c")
+		for range 60 {
+			n.tick(time.Second)
+			for len(n.queue) > 0 {
+				f := n.queue[0]
+				n.queue = n.queue[1:]
+				if drops && f.from == "b" && f.to == "c" && f.msg.Type == History {
+					continue
+				}
+				n.step(f)
+			}
+		}
+		got := c.Stats().UnansweredPulls
+		if drops && (got == 0 || len(n.history["c"]) != 0 || !strings.Contains(n.out.String(), "c reports b") ||
+			!strings.Contains(n.out.String(), UnansweredPull.String())) {
+			t.Errorf("b drops its History: %d unanswered pulls reported, %d delivered by catch-up; want reports, nothing delivered", got, len(n.history["c"]))
+		}
+		if !drops && (got != 0 || len(n.history["c"]) != 5) {
+			t.Errorf("b answers: %d unanswered pulls reported, %d of 5 delivered by catch-up", got, len(n.history["c"]))
+		}
 	}
 }

@@ -126,6 +126,8 @@ type Core struct {
 	// last asked for (see pull); pullQ expires them in that order.
 	pulls map[MessageID]time.Duration
 	pullQ fifo
+	// pullBatches are the Pulls sent and not yet judged, oldest first (see unansweredPulls).
+	pullBatches []pullBatch
 	// catchUpPeers holds each neighbour's answer budget.
 	catchUpPeers map[string]*peerCatchUp
 	// syncAt is when the next periodic Digest goes to the neighbour after syncTurn; soonAt

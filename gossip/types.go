@@ -227,11 +227,16 @@ const (
 	// BrokenPromise: the peer announced message ID, was grafted for it, and the payload did
 	// not arrive within Config.GraftRetryTimeout.
 	BrokenPromise Refusal = 9
+	// UnansweredPull: the neighbour listed messages in a catch-up Have (or Digest exchange),
+	// was sent a Pull for them, and answered none of them within twice
+	// Config.CatchUpPullTimeout: the catch-up counterpart of BrokenPromise, and what a silent
+	// dropper that still takes part in catch-up does to a node it cut off.
+	UnansweredPull Refusal = 10
 )
 
 var refusalNames = [...]string{RefusedSelfOrigin: "self-origin", RefusedClock: "clock", RefusedReplay: "replay", RefusedSignature: "signature",
 	RefusedLinkRate: "link-rate", RefusedOriginRate: "origin-rate", ExcessIHave: "ihave-excess", ExcessGraft: "graft-excess",
-	BrokenPromise: "broken-promise"}
+	BrokenPromise: "broken-promise", UnansweredPull: "unanswered-pull"}
 
 // String returns the reason's short name, e.g. "replay".
 func (r Refusal) String() string {
@@ -242,7 +247,7 @@ func (r Refusal) String() string {
 }
 
 // Misbehaviour reports one refused Gossip, or another misbehaviour of a peer (ExcessIHave,
-// ExcessGraft, BrokenPromise): the peer whose link it came on, and why. The peer is not
+// ExcessGraft, BrokenPromise, UnansweredPull): the peer whose link it came on, and why. The peer is not
 // necessarily the author of a refused Gossip: an honest relay can forward a message this node
 // refuses for its clock, as a replay (it was new to the relay), as this node's own from before
 // a restart, or beyond its origin's budget (RefusedOriginRate), but never one with a bad
@@ -326,6 +331,8 @@ type Stats struct {
 	IHaveExcess                        uint64
 	GraftsThrottled, GraftsRefused     uint64
 	BrokenPromises, PromisesDropped    uint64
+	// UnansweredPulls counts the Pulls no History answered (UnansweredPull).
+	UnansweredPulls uint64
 	// CacheBytes is the payload and proof bytes held in the Graft cache (at most
 	// CacheMaxBytes); SeenBytes the estimated memory of the seen set (at most SeenMaxBytes).
 	CacheBytes, SeenBytes int
@@ -431,7 +438,8 @@ type Config struct {
 	CatchUpPeerRate  int
 	CatchUpPeerBurst int
 	// CatchUpPullTimeout is how long a message asked for by Pull is not asked of another
-	// peer; its answer is still taken for twice as long. CatchUpMaxPulls bounds the messages
+	// peer; its answer is still taken for twice as long, after which a Pull the peer answered
+	// none of is reported (UnansweredPull). CatchUpMaxPulls bounds the messages
 	// asked for and not yet received.
 	CatchUpPullTimeout time.Duration
 	CatchUpMaxPulls    int

@@ -529,6 +529,7 @@ func TestDefenceConfigValidation(t *testing.T) {
 		"MaxRateEntries":              func(c *Config) { c.MaxRateEntries = 0 },
 		"StalledRoundsBeforeContacts": func(c *Config) { c.StalledRoundsBeforeContacts = -1 },
 		"MaxMisbehaviourReports":      func(c *Config) { c.MaxMisbehaviourReports = -1 },
+		"MaxWalkJoinersPerRound":      func(c *Config) { c.MaxWalkJoinersPerRound = -1 },
 	} {
 		cfg := testConfig("a")
 		mutate(&cfg)
@@ -540,5 +541,200 @@ func TestDefenceConfigValidation(t *testing.T) {
 	cfg.DisableDefences()
 	if _, err := New(cfg); err != nil {
 		t.Errorf("DisableDefences gave an invalid config: %v", err)
+	}
+}
+
+// A FORWARD_JOIN from a peer outside the active view is refused and reported: join walks
+// travel along active links. With the defences off (the paper) the stranger's joiner enters
+// the passive view at TTL PRWL.
+func TestForwardJoinFromStrangerRefused(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		cfg := defenceConfig(on)
+		cfg.Self, cfg.Rand = "a", testConfig("a").Rand
+		cfg.ShuffleInterval = time.Hour
+		c := mustCore(t, cfg)
+		c.Tick(0)
+		c.joined = true
+		c.addActive("b", false)
+		c.addActive("d", false)
+		c.Ready()
+		if err := c.Step("x", Message{Type: ForwardJoin, Node: "planted", TTL: cfg.PRWL}); err != nil {
+			t.Fatal(err)
+		}
+		rd := c.Ready()
+		planted := slices.Contains(c.passive, "planted")
+		if on {
+			want := []Misbehaviour{{Peer: "x", Reason: RefusedStrangerForwardJoin, Type: ForwardJoin}}
+			if planted || !slices.Equal(rd.Misbehaviour, want) || len(rd.Messages) != 0 {
+				t.Errorf("defences on: planted %v, misbehaviour %+v, sent %+v; want refused and reported", planted, rd.Misbehaviour, rd.Messages)
+			}
+			// The same walk from a neighbour is honoured.
+			c.Step("b", Message{Type: ForwardJoin, Node: "joiner", TTL: cfg.PRWL})
+			if !slices.Contains(c.passive, "joiner") {
+				t.Error("defences on: a neighbour's FORWARD_JOIN at PRWL did not keep its joiner")
+			}
+		} else if !planted || len(rd.Misbehaviour) != 0 {
+			t.Errorf("defences off: planted %v, misbehaviour %+v; want the paper's behaviour", planted, rd.Misbehaviour)
+		}
+	}
+}
+
+// At most MaxWalkJoinersPerRound joiners a round enter the passive view from walks at TTL
+// PRWL; the budget comes back with the next round.
+func TestWalkJoinersBoundedPerRound(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Second
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	c.addActive("b", false)
+	c.addActive("d", false)
+	c.Ready()
+	for i := range 5 {
+		c.Step("b", Message{Type: ForwardJoin, Node: fmt.Sprint("j", i), TTL: cfg.PRWL})
+	}
+	kept := func() int {
+		n := 0
+		for _, p := range c.passive {
+			if strings.HasPrefix(p, "j") {
+				n++
+			}
+		}
+		return n
+	}
+	if got := kept(); got != cfg.MaxWalkJoinersPerRound || c.Stats().JoinersNotKept != uint64(5-got) {
+		t.Errorf("%d joiners kept (%d not), want %d", got, c.Stats().JoinersNotKept, cfg.MaxWalkJoinersPerRound)
+	}
+	c.Tick(2 * time.Second) // a new round
+	c.Step("b", Message{Type: ForwardJoin, Node: "later", TTL: cfg.PRWL})
+	if !slices.Contains(c.passive, "later") {
+		t.Error("the next round's budget did not let a joiner in")
+	}
+}
+
+// A join walk that ends here when the round's eviction budget is spent asks no one and, with
+// the defences, keeps nothing either (the paper keeps the joiner as a passive peer).
+func TestWalkEndWithoutBudgetKeepsNothing(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		cfg := defenceConfig(on)
+		cfg.Self, cfg.Rand = "a", testConfig("a").Rand
+		cfg.ShuffleInterval = time.Hour
+		cfg.MaxForcedEvictions = 1 // also with the defences off: only the walk joiners differ
+		c := mustCore(t, cfg)
+		c.Tick(0)
+		c.joined = true
+		for i := range cfg.ActiveSize {
+			c.addActive(fmt.Sprint("n", i), false)
+		}
+		c.forcedEvictions = 1
+		c.Ready()
+		c.Step("n0", Message{Type: ForwardJoin, Node: "joiner", TTL: 0})
+		rd := c.Ready()
+		if len(rd.Messages) != 0 {
+			t.Errorf("%s: sent %+v with no eviction budget left", onOff(on), rd.Messages)
+		}
+		if kept := slices.Contains(c.passive, "joiner"); kept == on {
+			t.Errorf("%s: joiner kept in the passive view: %v", onOff(on), kept)
+		}
+	}
+}
+
+// A shuffle sample is charged to the walk's origin, not to the neighbour that relayed it: an
+// origin's many samples relayed by one honest neighbour replace each other, and leave the
+// entries that neighbour taught alone.
+func TestShuffleSampleChargedToOrigin(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	c.addActive("relay", false)
+	c.Ready()
+	// The relay's own shuffle (TTL 0: it ends here) teaches 7 entries of its own.
+	own := []string{"relay", "r1", "r2", "r3", "r4", "r5", "r6", "r7"}
+	c.Step("relay", Message{Type: Shuffle, Node: "relay", TTL: 0, Nodes: own})
+	for i := range 4 {
+		c.Step("relay", Message{Type: Shuffle, Node: "evil", TTL: 0, Nodes: append([]string{"evil"}, fakeIDs(i, 7)...)})
+	}
+	fake, _ := fakeShare(c)
+	relayKept := 0
+	for _, p := range c.passive {
+		if strings.HasPrefix(p, "r") && p != "relay" {
+			relayKept++
+		}
+	}
+	if fake > cfg.MaxPassiveFromPeer || relayKept != 7 {
+		t.Errorf("%d entries from evil's samples (cap %d), %d of the relay's own 7 kept", fake, cfg.MaxPassiveFromPeer, relayKept)
+	}
+}
+
+// With Config.Rank, a forced eviction drops the lowest-ranked neighbour it may drop, and a
+// repair asks passive peers ranked above zero first, those ranked below zero last.
+func TestRankGuidesEvictionAndRepair(t *testing.T) {
+	rank := map[string]float64{"good": 5, "bad": -3}
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	cfg.ProtectedNeighbors = 0
+	cfg.Rank = func(p string) float64 { return rank[p] }
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	for _, p := range []string{"good", "n1", "bad", "n2", "n3"} {
+		c.addActive(p, false)
+	}
+	c.Ready()
+	c.Step("pusher", Message{Type: Neighbor, HighPriority: true})
+	if slices.Contains(c.active, "bad") || !slices.Contains(c.active, "pusher") {
+		t.Errorf("active %v: want bad evicted for pusher", c.active)
+	}
+	c2 := mustCore(t, cfg)
+	c2.Tick(0)
+	c2.joined = true
+	for _, p := range []string{"bad", "x1", "good", "x2"} {
+		c2.addPassive(p)
+	}
+	var asked []string
+	for range 4 {
+		p := c2.pickCandidate()
+		asked = append(asked, p)
+		c2.addTried(p)
+	}
+	if asked[0] != "good" || asked[3] != "bad" {
+		t.Errorf("repair asked %v: want good first, bad last", asked)
+	}
+}
+
+func mustCore(t *testing.T, cfg Config) *Core {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// An acceptance of our own request that arrives after the view filled up evicts a fresh
+// neighbour (one that pushed in meanwhile), never a protected one; the paper drops any.
+func TestLateAcceptanceSparesProtected(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	old := []string{"o1", "o2", "o3", "o4"}
+	for _, p := range old {
+		c.addActive(p, false)
+	}
+	c.Tick(cfg.ProtectAfter)
+	c.askNeighbor("chosen", false)
+	c.Step("pusher", Message{Type: Neighbor, HighPriority: true}) // takes the free slot
+	c.Step("chosen", Message{Type: NeighborReply, Accepted: true})
+	if !slices.Contains(c.active, "chosen") || slices.Contains(c.active, "pusher") {
+		t.Errorf("active %v: want chosen in, pusher (fresh) out", c.active)
+	}
+	for _, p := range old[:cfg.ProtectedNeighbors] {
+		if !slices.Contains(c.active, p) {
+			t.Errorf("protected neighbour %s evicted: active %v", p, c.active)
+		}
 	}
 }

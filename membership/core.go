@@ -76,8 +76,10 @@ type Core struct {
 	shuffles []pendingShuffle
 
 	// forcedEvictions counts the evictions other peers caused this round
-	// (MaxForcedEvictions).
+	// (MaxForcedEvictions); walkJoiners the joiners of FORWARD_JOIN walks put into the
+	// passive view this round (MaxWalkJoinersPerRound).
 	forcedEvictions int
+	walkJoiners     int
 	// rates are the per-peer, per-type token buckets (PeerMessageRate).
 	rates []rateBucket
 	// stalledRounds counts consecutive rounds in which the repair made no progress;
@@ -209,6 +211,8 @@ func (cfg *Config) validateDefences() error {
 			cfg.MaxShuffleMerge, sample)
 	case cfg.MaxPassiveFromPeer < 0:
 		return fmt.Errorf("membership: Config.MaxPassiveFromPeer must not be negative, got %d", cfg.MaxPassiveFromPeer)
+	case cfg.MaxWalkJoinersPerRound < 0:
+		return fmt.Errorf("membership: Config.MaxWalkJoinersPerRound must not be negative, got %d", cfg.MaxWalkJoinersPerRound)
 	case cfg.MaxForcedEvictions < 0:
 		return fmt.Errorf("membership: Config.MaxForcedEvictions must not be negative, got %d", cfg.MaxForcedEvictions)
 	case cfg.ProtectedNeighbors < 0:
@@ -457,7 +461,7 @@ func (c *Core) Tick(now time.Duration) {
 			}
 		}
 		c.shuffleTimer.arm(at)
-		c.forcedEvictions = 0
+		c.forcedEvictions, c.walkJoiners = 0, 0
 		c.pruneRates()
 		c.checkStalled()
 		c.shuffle()
@@ -673,14 +677,21 @@ func (c *Core) markAsked(p string) {
 // onForwardJoin continues or ends a join walk. At its end (TTL 0, or no neighbour to pass it
 // to) this node asks the joiner to become its neighbour with a high-priority NEIGHBOR; at TTL
 // PRWL the joiner is also put into the passive view.
+//
+// With the defences, a FORWARD_JOIN from a stranger is refused (ForwardJoinFromNeighborsOnly),
+// and at most MaxWalkJoinersPerRound joiners a round enter the passive view.
 func (c *Core) onForwardJoin(from string, m *Message) {
+	if c.cfg.ForwardJoinFromNeighborsOnly && indexOf(c.active, from) < 0 {
+		c.refuse(from, RefusedStrangerForwardJoin, ForwardJoin)
+		return
+	}
 	joiner := m.Node
 	if joiner == c.cfg.Self {
 		return // a walk about ourselves: never our own neighbour
 	}
 	if m.TTL > 0 && len(c.active) > 1 {
 		if m.TTL == c.cfg.PRWL {
-			c.insertPassive(joiner, from, nil, nil)
+			c.keepWalkJoiner(joiner, from)
 		}
 		// Passing the walk to the joiner itself would waste it.
 		if next := c.randomActiveExcept(from, joiner); next != "" {
@@ -690,14 +701,33 @@ func (c *Core) onForwardJoin(from string, m *Message) {
 	}
 	if indexOf(c.active, joiner) < 0 {
 		if !c.canEvictFor() {
-			// No slot we may give away this round: the joiner gets other walks' ends.
+			// No slot we may give away this round: the joiner gets other walks' ends. The
+			// paper keeps it as a passive peer; with MaxWalkJoinersPerRound set it is not
+			// kept, or a stream of JOINs would plant IDs wherever the budget is spent.
 			c.stats.EvictionsRefused++
-			c.insertPassive(joiner, from, nil, nil)
+			if c.cfg.MaxWalkJoinersPerRound == 0 {
+				c.insertPassive(joiner, from, nil, nil)
+			}
 			return
 		}
 		c.markAsked(joiner)
 		c.send(joiner, Message{Type: Neighbor, HighPriority: true})
 	}
+}
+
+// keepWalkJoiner puts a joiner named by a FORWARD_JOIN at TTL PRWL into the passive view,
+// taught by from, within the round's MaxWalkJoinersPerRound.
+func (c *Core) keepWalkJoiner(joiner, from string) {
+	if limit := c.cfg.MaxWalkJoinersPerRound; limit > 0 {
+		if c.walkJoiners >= limit {
+			c.stats.JoinersNotKept++
+			return
+		}
+		if indexOf(c.passive, joiner) < 0 && indexOf(c.active, joiner) < 0 {
+			c.walkJoiners++
+		}
+	}
+	c.insertPassive(joiner, from, nil, nil)
 }
 
 // onNeighbor: a high-priority request is accepted, dropping a random neighbour if full, as
@@ -800,7 +830,12 @@ func (c *Core) onShuffle(from string, m *Message) {
 	if len(reply) > 0 {
 		c.send(m.Node, Message{Type: ShuffleReply, Nodes: reply})
 	}
-	c.mergePassive(nodes, from, reply)
+	teacher := from
+	if c.cfg.MaxPassiveFromPeer > 0 {
+		// The origin made the sample; the relays only passed it on (MaxPassiveFromPeer).
+		teacher = m.Node
+	}
+	c.mergePassive(nodes, teacher, reply)
 }
 
 // onShuffleReply merges the sample a shuffle's end node sent back. With MaxPendingShuffles
@@ -1059,12 +1094,33 @@ func (c *Core) hasCandidate() bool {
 	return false
 }
 
-// pickCandidate returns a random passive peer not yet tried in this repair round.
+// pickCandidate returns a random passive peer not yet tried in this repair round. With
+// Config.Rank, it draws among the best class of them: peers ranked above zero (they
+// delivered broadcasts first when they were neighbours) before unranked ones, and those
+// before peers ranked below zero (they misbehaved), so a repair goes back to peers that
+// proved useful rather than to whoever a shuffle or a walk named.
 func (c *Core) pickCandidate() string {
-	n := 0
+	class := func(p string) int {
+		if c.cfg.Rank == nil {
+			return 0
+		}
+		switch r := c.cfg.Rank(p); {
+		case r > 0:
+			return 1
+		case r < 0:
+			return -1
+		}
+		return 0
+	}
+	n, best := 0, -2
 	for _, p := range c.passive {
 		if indexOf(c.tried, p) < 0 {
-			n++
+			switch k := class(p); {
+			case k > best:
+				best, n = k, 1
+			case k == best:
+				n++
+			}
 		}
 	}
 	if n == 0 {
@@ -1072,7 +1128,7 @@ func (c *Core) pickCandidate() string {
 	}
 	k := c.rand.IntN(n)
 	for _, p := range c.passive {
-		if indexOf(c.tried, p) < 0 {
+		if indexOf(c.tried, p) < 0 && class(p) == best {
 			if k == 0 {
 				return p
 			}
@@ -1120,7 +1176,7 @@ func (c *Core) addActive(p string, forced bool) bool {
 			c.forcedEvictions++
 			c.stats.ForcedEvictions++
 		} else {
-			v = c.rand.IntN(len(c.active))
+			v = c.unforcedVictim()
 		}
 		victim := c.active[v]
 		c.removeActive(victim)
@@ -1174,9 +1230,54 @@ func (c *Core) evictable() int {
 		fresh--
 	}
 	if fresh < len(c.active) {
-		return fresh + c.rand.IntN(len(c.active)-fresh)
+		return c.lowestRanked(fresh)
 	}
-	return k + c.rand.IntN(len(c.active)-k)
+	return c.lowestRanked(k)
+}
+
+// lowestRanked returns the index of a neighbour of active[from:] to evict: a random one, or
+// with Config.Rank a random one among the lowest ranked (peers that misbehaved before peers
+// that did nothing useful, and those before peers that delivered broadcasts first).
+func (c *Core) lowestRanked(from int) int {
+	n := len(c.active) - from
+	if c.cfg.Rank == nil {
+		return from + c.rand.IntN(n)
+	}
+	best, ties := -1, 0
+	var low float64
+	for i := from; i < len(c.active); i++ {
+		r := c.cfg.Rank(c.active[i])
+		switch {
+		case best < 0 || r < low:
+			best, low, ties = i, r, 1
+		case r == low:
+			// Reservoir sampling: each of the ties ends up chosen with equal chance.
+			ties++
+			if c.rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// unforcedVictim picks the neighbour to drop for a peer this node chose itself (its repair's
+// or its join's acceptance arriving after the view filled up): the paper drops a random one;
+// with ProtectedNeighbors set, the fresh and unprotected neighbours go first, so a slot
+// grabbed by another peer's request in the meantime cannot cost an old neighbour.
+func (c *Core) unforcedVictim() int {
+	k := c.protectedCount()
+	if c.cfg.ProtectedNeighbors == 0 || k >= len(c.active) {
+		return c.lowestRanked(0)
+	}
+	fresh := len(c.active)
+	for fresh > k && c.now-c.activeSince[fresh-1] < c.cfg.ProtectAfter {
+		fresh--
+	}
+	if fresh < len(c.active) {
+		return c.lowestRanked(fresh)
+	}
+	return c.lowestRanked(k)
 }
 
 // protectedCount returns how many neighbours are protected: the view is in insertion order,

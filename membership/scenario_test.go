@@ -339,7 +339,7 @@ func formatStats(s Stats) string {
 	}
 	// The defences' counters, only when one moved (older scripts predate them).
 	var d strings.Builder
-	for r := RefusedUnsolicitedReply; r <= RefusedRateLimited; r++ {
+	for r := RefusedUnsolicitedReply; int(r) < len(s.Refused); r++ {
 		if s.Refused[r] > 0 {
 			fmt.Fprintf(&d, " refused-%v=%d", r, s.Refused[r])
 		}

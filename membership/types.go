@@ -163,11 +163,16 @@ const (
 	// RefusedRateLimited: the peer sent more of this message type than
 	// Config.PeerMessageRate and PeerMessageBurst allow.
 	RefusedRateLimited Refusal = 4
+	// RefusedStrangerForwardJoin: a FORWARD_JOIN arrived from a peer outside the active view
+	// (Config.ForwardJoinFromNeighborsOnly). Join walks travel along active links, so an
+	// honest peer sends one only in a race with a DISCONNECT: scoring should weigh it lightly.
+	RefusedStrangerForwardJoin Refusal = 5
 )
 
 var refusalNames = [...]string{
 	RefusedUnsolicitedReply: "unsolicited_shuffle_reply", RefusedOversizedReply: "oversized_shuffle_reply",
 	RefusedStrangerShuffle: "stranger_shuffle", RefusedRateLimited: "rate_limited",
+	RefusedStrangerForwardJoin: "stranger_forward_join",
 }
 
 // String returns the refusal's metric label, e.g. "rate_limited".
@@ -223,11 +228,14 @@ type Stats struct {
 	// Refused counts valid messages dropped because of what their sender did, by reason
 	// (the Misbehaviour reports; index with a Refusal). RateLimited counts the
 	// RefusedRateLimited ones by message type.
-	Refused     [RefusedRateLimited + 1]uint64
+	Refused     [RefusedStrangerForwardJoin + 1]uint64
 	RateLimited [ShuffleReply + 1]uint64
 	// ShuffleEntriesDropped counts entries of SHUFFLE messages beyond MaxShuffleMerge, neither
 	// merged nor forwarded.
 	ShuffleEntriesDropped uint64
+	// JoinersNotKept counts joiners named by FORWARD_JOIN walks that were not put into the
+	// passive view because the round's MaxWalkJoinersPerRound were already taken.
+	JoinersNotKept uint64
 	// PassiveCapped counts passive-view insertions that replaced an entry taught by the same
 	// peer, because that peer already taught MaxPassiveFromPeer of the view.
 	PassiveCapped uint64
@@ -310,12 +318,28 @@ type Config struct {
 	// rest are dropped and counted. 0: no cap beyond MaxMessageNodes.
 	MaxShuffleMerge int
 	// MaxPassiveFromPeer caps the passive entries learned from one peer (8 of 30): the core
-	// remembers which peer (the sender of the SHUFFLE, SHUFFLE_REPLY or FORWARD_JOIN) taught
-	// each entry, and a peer at its cap replaces its own oldest entry rather than anyone
-	// else's. Entries a peer gave about itself (a DISCONNECT, an eviction) are not capped. An
+	// remembers which peer taught each entry, and a peer at its cap replaces its own oldest
+	// entry rather than anyone else's. The teacher of a SHUFFLE's sample is the walk's origin
+	// (the node that made the sample: the relays only passed it on, so charging them would
+	// let a hostile origin spend honest relays' caps), of a SHUFFLE_REPLY its sender, of a
+	// joiner named by a FORWARD_JOIN the neighbour that passed the walk on. Entries a peer
+	// gave about itself (a DISCONNECT, an eviction, a shuffle's origin) are not capped. An
 	// honest view of 30 spread over 5 neighbours and repliers stays below the cap; one hostile
-	// neighbour holds at most this many. 0 turns the cap off.
+	// peer holds at most this many. 0 turns the cap off (and the teacher is the sender).
 	MaxPassiveFromPeer int
+	// ForwardJoinFromNeighborsOnly refuses a FORWARD_JOIN from a peer outside the active view
+	// (RefusedStrangerForwardJoin): join walks travel along active links, so only a stranger
+	// trying to plant an ID in the passive view, or to be asked as a neighbour at the walk's
+	// end, sends one (true).
+	ForwardJoinFromNeighborsOnly bool
+	// MaxWalkJoinersPerRound bounds the joiners named by FORWARD_JOIN walks that this node
+	// puts into its passive view per shuffle round (2): the paper keeps every joiner a walk
+	// brings at TTL PRWL, so peers that JOIN honest nodes over and over (each JOIN starts
+	// ActiveSize-1 walks) would fill passive views with their IDs. With it set, a walk that
+	// ends here when the round's eviction budget is spent (MaxForcedEvictions) adds nothing
+	// either: the joiner is offered by the other walks' ends. An honest overlay brings a node
+	// fewer than one joiner a round once the joins are over. 0: every joiner is kept.
+	MaxWalkJoinersPerRound int
 	// MaxForcedEvictions is how many neighbours other peers may evict per shuffle round (2):
 	// a high-priority NEIGHBOR, a JOIN or a join walk ending here takes a slot from a
 	// neighbour only while the round's budget lasts; beyond it a NEIGHBOR is refused, a JOIN
@@ -354,6 +378,14 @@ type Config struct {
 	StalledRoundsBeforeContacts int
 	// MaxMisbehaviourReports bounds Ready.Misbehaviour (64); the rest are only counted.
 	MaxMisbehaviourReports int
+	// Rank, when set, ranks peers for the choices the paper makes at random (overlay sets
+	// it to peer scoring's score): an eviction drops a lowest-ranked neighbour among those
+	// it may drop (see ProtectedNeighbors), and a repair asks passive peers ranked above zero
+	// first and those ranked below zero last. Silent droppers earn nothing, so they are
+	// evicted before neighbours that deliver broadcasts first; peers that misbehaved go
+	// before both. It must be deterministic and cheap (it is called a few times per
+	// eviction or repair). nil (the default, and DisableDefences): random, as the paper.
+	Rank func(peer string) float64
 }
 
 // DisableDefences turns off every defence against hostile peers (the fields after
@@ -362,9 +394,11 @@ type Config struct {
 func (c *Config) DisableDefences() {
 	c.ShuffleReplyTimeout, c.MaxPendingShuffles, c.ShuffleFromNeighborsOnly = 0, 0, false
 	c.MaxShuffleMerge, c.MaxPassiveFromPeer = 0, 0
+	c.ForwardJoinFromNeighborsOnly, c.MaxWalkJoinersPerRound = false, 0
 	c.MaxForcedEvictions, c.ProtectedNeighbors, c.ProtectAfter = 0, 0, 0
 	c.PeerMessageRate, c.PeerMessageBurst, c.MaxRateEntries = 0, 0, 0
 	c.StalledRoundsBeforeContacts = 0
+	c.Rank = nil
 }
 
 // DefaultConfig returns the paper's parameters (active 5, passive 30, ARWL 6, PRWL 3, ka 3,
@@ -382,19 +416,21 @@ func DefaultWANConfig() Config {
 		RejoinBackoff:   5 * time.Second,
 		MaxMessageNodes: 64,
 
-		ShuffleReplyTimeout:         20 * time.Second,
-		MaxPendingShuffles:          2,
-		ShuffleFromNeighborsOnly:    true,
-		MaxShuffleMerge:             8,
-		MaxPassiveFromPeer:          8,
-		MaxForcedEvictions:          2,
-		ProtectedNeighbors:          3,
-		ProtectAfter:                30 * time.Second,
-		PeerMessageRate:             10,
-		PeerMessageBurst:            50,
-		MaxRateEntries:              256,
-		StalledRoundsBeforeContacts: 3,
-		MaxMisbehaviourReports:      64,
+		ShuffleReplyTimeout:          20 * time.Second,
+		MaxPendingShuffles:           2,
+		ShuffleFromNeighborsOnly:     true,
+		MaxShuffleMerge:              8,
+		MaxPassiveFromPeer:           8,
+		ForwardJoinFromNeighborsOnly: true,
+		MaxWalkJoinersPerRound:       2,
+		MaxForcedEvictions:           2,
+		ProtectedNeighbors:           3,
+		ProtectAfter:                 30 * time.Second,
+		PeerMessageRate:              10,
+		PeerMessageBurst:             50,
+		MaxRateEntries:               256,
+		StalledRoundsBeforeContacts:  3,
+		MaxMisbehaviourReports:       64,
 	}
 }
 

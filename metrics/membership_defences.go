@@ -37,7 +37,7 @@ func (d membershipDefences) describe(ch chan<- *prometheus.Desc) {
 }
 
 func (d membershipDefences) collect(ch chan<- prometheus.Metric, m membership.Stats) {
-	for r := membership.RefusedUnsolicitedReply; r <= membership.RefusedRateLimited; r++ {
+	for r := membership.RefusedUnsolicitedReply; int(r) < len(m.Refused); r++ {
 		ch <- counter(d.refused, m.Refused[r], r.String())
 	}
 	for t := membership.Join; t <= membership.ShuffleReply; t++ {

@@ -21,9 +21,11 @@
 //     driver called in while carrying it out (Join on NeedContacts) or peer scoring refused a
 //     peer (membership then repairs in the next round), so a driver drains with
 //     `for p.HasReady() { rd := p.Ready(); ... }`.
-//   - Peer scoring (package scoring) weighs what the gossip core reports: its Misbehaviour
+//   - Peer scoring (package scoring) weighs what the cores report: gossip's Misbehaviour
 //     lowers the score of the peer at fault (the origin, for a broadcast beyond the origin's
-//     budget), and each first live delivery raises the score of the peer that brought it. A
+//     budget), membership's refusals that of their sender (scoring.MembershipSpam,
+//     scoring.StrangerWalk), and each first live delivery raises the score of the peer that
+//     brought it. A
 //     peer whose score falls below the threshold is listed in Ready.Disconnect (the driver
 //     closes its link) and reported to membership as down; during its cooling period its
 //     messages are ignored (Stats.IgnoredFromRefused), nothing is sent to it (a membership
@@ -117,7 +119,8 @@ type Ready struct {
 	// and the other misbehaviour it saw: what peer scoring weighs.
 	Misbehaviour []gossip.Misbehaviour
 	// MembershipMisbehaviour are the HyParView messages the membership core refused because
-	// of their sender (unsolicited shuffle replies, floods): also for peer scoring.
+	// of their sender (unsolicited shuffle replies, floods, walks from strangers): peer
+	// scoring has already weighed them (see membershipOffence); listed for logs and metrics.
 	MembershipMisbehaviour []membership.Misbehaviour
 	// Disconnect are the peers whose score fell below the threshold: the driver closes
 	// their links, and refuses to dial or accept them while Refused says so.
@@ -170,15 +173,21 @@ func New(cfg Config) (*Peer, error) {
 	}
 	mc, gc := cfg.Membership, cfg.Gossip
 	mc.Self, gc.Self = cfg.Self, cfg.Self
+	score, err := scoring.New(cfg.Scoring)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	if score.Enabled() && mc.Rank == nil {
+		// Membership's evictions and repairs prefer peers that earned score (see
+		// membership.Config.Rank). The closure holds the Scorer, not the Peer, so the Peer
+		// stays free to move.
+		mc.Rank = score.Rank
+	}
 	mem, err := membership.New(mc)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
 	gsp, err := gossip.New(gc)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: %w", err)
-	}
-	score, err := scoring.New(cfg.Scoring)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
@@ -352,6 +361,11 @@ func (p *Peer) judge(rd *Ready) {
 			p.score.Penalise(now, peer, offence)
 		}
 	}
+	for _, mb := range rd.MembershipMisbehaviour {
+		if mb.Peer != p.Self() {
+			p.score.Penalise(now, mb.Peer, membershipOffence(mb.Reason))
+		}
+	}
 	for _, d := range rd.Deliveries {
 		if !d.History && d.From != "" {
 			p.score.Credit(now, d.From)
@@ -407,8 +421,21 @@ func offenceOf(mb gossip.Misbehaviour) (string, scoring.Offence, bool) {
 		return mb.Peer, scoring.GraftSpam, true
 	case gossip.BrokenPromise:
 		return mb.Peer, scoring.BrokenPromise, true
+	case gossip.UnansweredPull:
+		return mb.Peer, scoring.UnansweredPull, true
 	}
 	return "", 0, false
+}
+
+// membershipOffence maps a membership refusal to its offence: walks from a stranger, which an
+// honest neighbour sends in a race with a DISCONNECT, weigh lightly; unsolicited or oversized
+// replies and rate-limited messages are spam.
+func membershipOffence(r membership.Refusal) scoring.Offence {
+	switch r {
+	case membership.RefusedStrangerShuffle, membership.RefusedStrangerForwardJoin:
+		return scoring.StrangerWalk
+	}
+	return scoring.MembershipSpam
 }
 
 // refreshDeadlines recomputes the cached deadline of each core touched since the last call.

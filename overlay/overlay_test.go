@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -452,5 +453,52 @@ func TestHonestRunScoresNobodyOut(t *testing.T) {
 	}
 	if credited == 0 {
 		t.Fatal("no first delivery was credited")
+	}
+}
+
+// A peer that keeps sending SHUFFLE_REPLYs nobody asked for is cut off by peer scoring: each
+// refusal is a membership_spam offence, and the 11th takes it below the threshold. Walks from
+// a stranger weigh a quarter as much. With scoring off nobody is cut off.
+func TestMembershipSpamScoredOut(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		c := DefaultConfig()
+		if !on {
+			c.DisableDefences()
+			c.Membership.MaxPendingShuffles, c.Membership.ShuffleReplyTimeout = 2, 20*time.Second
+		}
+		c.Self = "a"
+		c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
+		c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
+		p, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Tick(0)
+		var cut []string
+		for i := range 11 {
+			if err := p.StepMembership(time.Duration(i)*time.Millisecond, "x", membership.Message{Type: membership.ShuffleReply, Nodes: []string{"fake"}}); err != nil {
+				t.Fatal(err)
+			}
+			for p.HasReady() {
+				cut = append(cut, p.Ready().Disconnect...)
+			}
+		}
+		st := p.Stats().Scoring
+		if on && (!slices.Equal(cut, []string{"x"}) || !p.Refused(time.Second, "x") || st.Offences[scoring.MembershipSpam] != 11) {
+			t.Errorf("scoring on: disconnected %v, refused %v, %d membership_spam offences; want x cut off at the 11th",
+				cut, p.Refused(time.Second, "x"), st.Offences[scoring.MembershipSpam])
+		}
+		if !on && (len(cut) != 0 || p.Refused(time.Second, "x")) {
+			t.Errorf("scoring off: disconnected %v", cut)
+		}
+		if on {
+			for i := range 5 {
+				p.StepMembership(time.Second+time.Duration(i)*time.Millisecond, "y", membership.Message{Type: membership.ForwardJoin, Node: "j", TTL: 1})
+				p.Ready()
+			}
+			if got := p.Score(time.Second+10*time.Millisecond, "y"); got != -0.25*25 {
+				t.Errorf("5 stranger walks scored %v, want %v", got, -0.25*25)
+			}
+		}
 	}
 }

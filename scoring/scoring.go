@@ -12,8 +12,9 @@
 //	    capped so that a peer cannot bank credit to spend on misbehaviour later.
 //	  - count[o] counts one offence (see Offence): invalid signatures (gossipsub's P4), floods
 //	    (payloads beyond a forwarding budget), IHave spam (weight 0 by default: counted only),
-//	    Graft spam and broken promises
-//	    (announcements whose payload never came after a Graft: gossipsub's P7). The square
+//	    Graft spam, broken promises (announcements whose payload never came after a Graft:
+//	    gossipsub's P7), the HyParView messages membership refused (membership spam, stranger
+//	    walks), and catch-up Pulls a peer left unanswered. The square
 //	    makes a few isolated events, which an honest peer can cause on a bad link, cheap, and a
 //	    sustained attack expensive fast.
 //	  - Every counter decays: it is multiplied by its Decay every DecayInterval of driver time,
@@ -52,11 +53,26 @@ const (
 	GraftSpam
 	// BrokenPromise: the peer announced a message, was grafted for it, and did not send it.
 	BrokenPromise
+	// MembershipSpam: the peer sent a HyParView message the membership core refused because
+	// of what the peer did: a SHUFFLE_REPLY this node never asked for or larger than the
+	// shuffle it answers, or more messages of one type than the per-peer rate allows (a
+	// NEIGHBOR or JOIN storm). An honest peer does so only by a rare race (a reply later than
+	// ShuffleReplyTimeout).
+	MembershipSpam
+	// StrangerWalk: the peer, not a neighbour, sent a SHUFFLE or FORWARD_JOIN, which travel
+	// along active links only. An honest neighbour does so in a race with a DISCONNECT, so the
+	// default weight is light.
+	StrangerWalk
+	// UnansweredPull: the peer listed messages for catch-up and answered none of this node's
+	// Pull for them (gossip.UnansweredPull): a silent dropper that still takes part in
+	// catch-up. An honest neighbour fails to answer only when its answer budget is spent.
+	UnansweredPull
 
 	numOffences
 )
 
-var offenceNames = [numOffences]string{"invalid_signature", "flood", "ihave_spam", "graft_spam", "broken_promise"}
+var offenceNames = [numOffences]string{"invalid_signature", "flood", "ihave_spam", "graft_spam", "broken_promise",
+	"membership_spam", "stranger_walk", "unanswered_pull"}
 
 // String returns the offence's metric label, e.g. "broken_promise".
 func (o Offence) String() string {
@@ -112,12 +128,12 @@ type Config struct {
 
 // DefaultConfig returns the defaults: decay every second, counters dropped below 0.01; +1 per
 // first delivery up to 50 (decay 0.99 a second, about 70 s half-life); offences weighted so
-// that 3 invalid signatures (weight -20), or 11 floods, Graft spams or broken promises
-// (weight -1; 13 for a peer with full first-delivery credit; IHave spam is counted with weight
-// 0), within their decay
-// (0.99 a second, about 70 s half-life; invalid signatures 0.999, about 12 min) take a peer
-// below the threshold of -100; refused for 10 minutes; at most 4,096 records and 1,024
-// refused peers.
+// that 3 invalid signatures (weight -20), or 11 floods, Graft spams, broken promises or
+// membership spams (weight -1; 13 for a peer with full first-delivery credit), or 21 stranger
+// walks (weight -0.25), or 3 unanswered catch-up Pulls (weight -25), within their decay (0.99
+// a second, about 70 s half-life; invalid signatures 0.999, about 12 min) take a peer below
+// the threshold of -100 (IHave spam is counted with weight 0); refused for 10 minutes; at most
+// 4,096 records and 1,024 refused peers.
 func DefaultConfig() Config {
 	c := Config{
 		Enabled:             true,
@@ -135,6 +151,8 @@ func DefaultConfig() Config {
 		c.Weight[o], c.Decay[o] = -1, 0.99
 	}
 	c.Weight[InvalidSignature], c.Decay[InvalidSignature] = -20, 0.999
+	c.Weight[StrangerWalk] = -0.25
+	c.Weight[UnansweredPull] = -25
 	// Announcements beyond the per-peer cap are counted but cost nothing: an honest neighbour
 	// whose payloads queue on a congested link exceeds the cap too, the cap alone already
 	// protects the missing-message table, and a liar's made-up IDs surface as broken promises
@@ -232,6 +250,8 @@ type Scorer struct {
 	disconnect []string
 	writes     uint64
 	stats      Stats
+	// latest is the latest driver time any call gave (Rank's time).
+	latest time.Duration
 }
 
 // New returns a Scorer for cfg, or cfg's validation error.
@@ -343,6 +363,7 @@ func (s *Scorer) Penalise(now time.Duration, peer string, o Offence) bool {
 	if !s.cfg.Enabled || peer == "" || o >= numOffences || s.Refused(now, peer) {
 		return false
 	}
+	s.latest = max(s.latest, now)
 	s.stats.Offences[o]++
 	r := s.get(peer, now, true)
 	r.offences[o]++
@@ -358,6 +379,7 @@ func (s *Scorer) Credit(now time.Duration, peer string) {
 	if !s.cfg.Enabled || peer == "" || s.Refused(now, peer) {
 		return
 	}
+	s.latest = max(s.latest, now)
 	s.stats.FirstDeliveries++
 	r := s.get(peer, now, true)
 	// Counted up to the cap only, so that the counter, not just the score, stays bounded.
@@ -385,6 +407,7 @@ func (s *Scorer) refuse(now time.Duration, peer string) {
 // Refused reports whether peer is in its cooling period at now; a period that ended is
 // forgotten.
 func (s *Scorer) Refused(now time.Duration, peer string) bool {
+	s.latest = max(s.latest, now)
 	end, ok := s.refused[peer]
 	if !ok {
 		return false
@@ -404,8 +427,22 @@ func (s *Scorer) Disconnects() []string {
 	return d
 }
 
+// Rank returns peer's score at the latest time the driver gave any call (Score, Penalise,
+// Credit, Stats, Refused): what membership.Config.Rank wants, for a caller that has no clock.
+// A peer refused now ranks below every other.
+func (s *Scorer) Rank(peer string) float64 {
+	if !s.cfg.Enabled {
+		return 0
+	}
+	if end, ok := s.refused[peer]; ok && s.latest < end {
+		return math.Inf(-1)
+	}
+	return s.Score(s.latest, peer)
+}
+
 // Score returns peer's score at now (0 for a peer with no record, or refused).
 func (s *Scorer) Score(now time.Duration, peer string) float64 {
+	s.latest = max(s.latest, now)
 	r := s.get(peer, now, false)
 	if r == nil {
 		return 0

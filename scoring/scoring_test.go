@@ -62,6 +62,9 @@ func TestThresholds(t *testing.T) {
 		{Flood, 11, 13},
 		{GraftSpam, 11, 13},
 		{BrokenPromise, 11, 13},
+		{MembershipSpam, 11, 13},
+		{StrangerWalk, 21, 25},
+		{UnansweredPull, 3, 3},
 	} {
 		if got := penalties(t, c.o, 0); got != c.fresh {
 			t.Errorf("%v: fresh peer refused after %d, want %d", c.o, got, c.fresh)
@@ -236,5 +239,31 @@ func TestValidate(t *testing.T) {
 	}
 	if cfg := DefaultConfig(); cfg.Validate() != nil {
 		t.Fatal(cfg.Validate())
+	}
+}
+
+// TestRank: Rank is the score at the latest time any call gave, what membership asks without
+// a clock; a refused peer ranks below everyone, and with scoring off everyone ranks 0.
+func TestRank(t *testing.T) {
+	s := newScorer(t, DefaultConfig())
+	s.Credit(time.Second, "good")
+	s.Penalise(time.Second, "meh", MembershipSpam)
+	for range 3 {
+		s.Penalise(time.Second, "bad", InvalidSignature)
+	}
+	if s.Rank("good") != 1 || s.Rank("meh") != -1 || !math.IsInf(s.Rank("bad"), -1) || s.Rank("nobody") != 0 {
+		t.Errorf("ranks good %v meh %v bad %v nobody %v; want 1, -1, -Inf, 0", s.Rank("good"), s.Rank("meh"), s.Rank("bad"), s.Rank("nobody"))
+	}
+	// Time moves on through another call: the ranks decay with it.
+	s.Refused(time.Second+100*time.Second, "other")
+	if got, want := s.Rank("good"), s.Score(101*time.Second, "good"); got != want || got >= 1 {
+		t.Errorf("rank after 100 s %v, score %v: want equal, decayed", got, want)
+	}
+	off := DefaultConfig()
+	off.DisableDefences()
+	s = newScorer(t, off)
+	s.Credit(time.Second, "good")
+	if s.Rank("good") != 0 {
+		t.Error("scoring off ranks a peer")
 	}
 }
