@@ -302,7 +302,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 			l.s.log.Debug().Err(err).Stringer("client", conn.RemoteAddr()).Msg("turnserver: setting the TCP send buffer failed")
 		}
 	}
-	wrapped := &clientStreamConn{Conn: conn, s: l.s}
+	wrapped := &clientStreamConn{Conn: conn, s: l.s, framer: streamFramer{size: l.s.cfg.StreamReadBuffer}}
 	if l.tlsConfig != nil {
 		tlsConn := tls.Server(conn, l.tlsConfig)
 		wrapped.Conn = tlsConn
