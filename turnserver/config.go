@@ -59,6 +59,15 @@ type Config struct {
 	// unless the process has CAP_NET_ADMIN; New logs what was granted. Zero
 	// leaves the system default (about 208 KiB on Linux).
 	UDPSocketBuffer int
+	// ReadBatch is how many queued datagrams one system call (recvmmsg, on
+	// Linux) takes at most from a UDP listener socket; its read loop then
+	// handles them one by one. A burst from many clients thus costs one
+	// call rather than one per datagram, for ReadBatch×MaxDatagramSize
+	// bytes of buffers per listener socket. Relay sockets, of which there
+	// is one per allocation and each hears mostly one peer, read one
+	// datagram per call. Between 1 and MaxReadBatch; zero means the
+	// default, 16.
+	ReadBatch int
 	// RelaySocketBuffer is the same for each allocation's relay socket, which
 	// receives the peers' datagrams. Zero leaves the system default.
 	RelaySocketBuffer int
@@ -203,6 +212,9 @@ const MaxDatagramSize = 1600
 // MaxUDPSockets bounds Config.UDPSockets.
 const MaxUDPSockets = 64
 
+// MaxReadBatch bounds Config.ReadBatch.
+const MaxReadBatch = 1024
+
 // MaxAcceptedSecretsLimit bounds Config.MaxAcceptedSecrets: with more, every
 // request would cost that many HMACs.
 const MaxAcceptedSecretsLimit = 64
@@ -210,6 +222,7 @@ const MaxAcceptedSecretsLimit = 64
 // The defaults of the bounds that zero leaves at their default (see Config).
 const (
 	defaultStreamReadBuffer   = 8 << 10
+	defaultReadBatch          = 16
 	defaultMaxAcceptedSecrets = 8
 	defaultMaxVerdicts        = 4096
 	defaultMaxListFile        = 1 << 20
@@ -230,7 +243,8 @@ const maxBandwidth = 1 << 32
 // DefaultConfig returns a configuration for a public relay: UDP and TCP on
 // 3478, relay ports 49152–65535, the default deny-list, 10,000 allocations,
 // 32 per user, 1 MiB/s per allocation and direction, one UDP listener socket
-// per GOMAXPROCS with 4 MiB buffers, 1 MiB relay socket buffers, for TCP
+// per GOMAXPROCS with 4 MiB buffers read 16 datagrams per call, 1 MiB relay
+// socket buffers, for TCP
 // and TLS clients a 256 KiB send buffer, a 64 KiB queue and an 8 KiB read
 // buffer, up to 8 accepted secrets besides Secret, 4,096 pending verdicts and
 // list files of up to 1 MiB. Secret and PublicIP must still be set.
@@ -240,6 +254,7 @@ func DefaultConfig() Config {
 		ListenTCP:              "0.0.0.0:3478",
 		TLSHandshakeTimeout:    10 * time.Second,
 		UDPSocketBuffer:        4 << 20,
+		ReadBatch:              defaultReadBatch,
 		RelaySocketBuffer:      1 << 20,
 		TCPSendBuffer:          256 << 10,
 		TCPQueueSize:           64 << 10,
@@ -302,6 +317,10 @@ func (cfg Config) validate() (Config, error) {
 		errs = append(errs, fmt.Errorf("TCPQueueSize must be between MaxDatagramSize (%d) and %d, got %d", MaxDatagramSize, maxSocketBuffer, cfg.TCPQueueSize))
 	}
 	cfg.StreamReadBuffer = orDefault(cfg.StreamReadBuffer, defaultStreamReadBuffer)
+	cfg.ReadBatch = orDefault(cfg.ReadBatch, defaultReadBatch)
+	if cfg.ReadBatch < 1 || cfg.ReadBatch > MaxReadBatch {
+		errs = append(errs, fmt.Errorf("ReadBatch must be between 1 and %d, got %d", MaxReadBatch, cfg.ReadBatch))
+	}
 	cfg.MaxAcceptedSecrets = orDefault(cfg.MaxAcceptedSecrets, defaultMaxAcceptedSecrets)
 	cfg.MaxVerdicts = orDefault(cfg.MaxVerdicts, defaultMaxVerdicts)
 	cfg.MaxListFile = orDefault(cfg.MaxListFile, defaultMaxListFile)
