@@ -302,7 +302,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 			l.s.log.Debug().Err(err).Stringer("client", conn.RemoteAddr()).Msg("turnserver: setting the TCP send buffer failed")
 		}
 	}
-	wrapped := &clientStreamConn{Conn: conn, s: l.s}
+	wrapped := &clientStreamConn{Conn: conn, s: l.s, framer: streamFramer{size: l.s.cfg.StreamReadBuffer}}
 	if l.tlsConfig != nil {
 		tlsConn := tls.Server(conn, l.tlsConfig)
 		wrapped.Conn = tlsConn
@@ -399,22 +399,35 @@ func isPeerData(p []byte) bool {
 	return len(p) >= stunHeaderSize && binary.BigEndian.Uint16(p[0:2]) == dataIndication
 }
 
-// streamWriter sends one stream connection's messages from its own goroutine.
-// Messages are appended to one buffer, and the goroutine writes whatever has
-// gathered with a single Write, so a busy connection costs one system call
-// (and, for TLS, one record) per batch rather than per message.
+// streamWriter sends one stream connection's messages. A message is written at once, by the
+// goroutine that sends it, when nothing is waiting and the kernel takes it without blocking
+// (plain TCP on Linux; see streamSender): most messages cost one system call and no goroutine
+// handoff, and each leaves as its own segment, as coturn's do. Otherwise it is appended to one
+// buffer, and the writer's own goroutine writes whatever has gathered with a single Write, so a
+// busy connection costs one system call (and, for TLS, one record) per batch rather than per
+// message, and a client that reads slowly never blocks the sender.
+//
+// Writing at once matters beyond CPU: turnutils_uclient reads a TCP stream by peeking for a
+// whole message and keeps a fixed receive buffer. Batches written by the goroutine arrive as
+// large buffers whose last message is cut in two; the kernel accounts the whole buffer against
+// the receive buffer until its last byte is read, and with the client waiting for the rest of
+// the message and the window closed by that accounting, the connection stalled for good (seen
+// in coturnbench: 78–97% of echoes lost at 1 client, the relay's queue full, the client's
+// receive queue holding 652 bytes).
 type streamWriter struct {
 	conn  net.Conn
-	limit int // bytes that may wait; Config.TCPQueueSize
+	raw   *streamSender // nil when messages cannot be written at once (TLS, other OSes)
+	limit int           // bytes that may wait; Config.TCPQueueSize
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when messages arrive, room appears or the writer stops
 	pending []byte
+	writing bool  // the goroutine is writing a batch taken from pending
 	err     error // set when a write fails or the connection closes; the writer then stops
 }
 
 func newStreamWriter(conn net.Conn, limit int) *streamWriter {
-	w := &streamWriter{conn: conn, limit: limit}
+	w := &streamWriter{conn: conn, limit: limit, raw: newStreamSender(conn)}
 	w.cond.L = &w.mu
 	return w
 }
@@ -427,11 +440,25 @@ func (w *streamWriter) hasRoom(n int) bool {
 	return len(w.pending) == 0 || len(w.pending)+n <= w.limit
 }
 
-// write queues a copy of p. A droppable message that no longer fits (the
-// caller checked hasRoom a moment ago) is dropped; others wait for room.
+// write sends p at once if it can, else queues a copy of it. A droppable message that no
+// longer fits (the caller checked hasRoom a moment ago) is dropped; others wait for room.
 func (w *streamWriter) write(p []byte, droppable bool) (dropped bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.err == nil && w.raw != nil && len(w.pending) == 0 && !w.writing && len(p) > 0 {
+		// Under the lock, so that nothing else is written in between; the call never waits.
+		n, err := w.raw.send(p)
+		if err != nil {
+			w.failLocked(err)
+			return false, err
+		}
+		if n == len(p) {
+			return false, nil
+		}
+		if n > 0 { // the rest of a message already begun must follow it
+			p, droppable = p[n:], false
+		}
+	}
 	for w.err == nil && len(w.pending) > 0 && len(w.pending)+len(p) > w.limit {
 		if droppable {
 			return true, nil
@@ -446,6 +473,15 @@ func (w *streamWriter) write(p []byte, droppable bool) (dropped bool, err error)
 	return false, nil
 }
 
+// failLocked records the first write error and wakes everyone; the writer then closes the
+// connection, whose read loop deletes the allocation. w.mu is held.
+func (w *streamWriter) failLocked(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+}
+
 // run writes batches until a write fails or close is called.
 func (w *streamWriter) run() {
 	var spare []byte
@@ -456,27 +492,23 @@ func (w *streamWriter) run() {
 		}
 		if w.err != nil {
 			w.mu.Unlock()
+			_ = w.conn.Close() // a failed sendNow: the read loop sees it and deletes the allocation
 			return
 		}
 		batch := w.pending
 		w.pending = spare[:0]
+		w.writing = true
 		w.cond.Broadcast() // room for waiting writers
 		w.mu.Unlock()
 
 		_, err := w.conn.Write(batch)
 		spare = batch
+		w.mu.Lock()
+		w.writing = false
 		if err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
-			w.cond.Broadcast()
-			w.mu.Unlock()
-			// The read loop sees the closed connection and deletes the
-			// allocation.
-			_ = w.conn.Close()
-			return
+			w.failLocked(err)
 		}
+		w.mu.Unlock()
 	}
 }
 

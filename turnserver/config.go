@@ -59,6 +59,15 @@ type Config struct {
 	// unless the process has CAP_NET_ADMIN; New logs what was granted. Zero
 	// leaves the system default (about 208 KiB on Linux).
 	UDPSocketBuffer int
+	// ReadBatch is how many queued datagrams one system call (recvmmsg, on
+	// Linux) takes at most from a UDP listener socket; its read loop then
+	// handles them one by one. A burst from many clients thus costs one
+	// call rather than one per datagram, for ReadBatch×MaxDatagramSize
+	// bytes of buffers per listener socket. Relay sockets, of which there
+	// is one per allocation and each hears mostly one peer, read one
+	// datagram per call. Between 1 and MaxReadBatch; zero means the
+	// default, 16.
+	ReadBatch int
 	// RelaySocketBuffer is the same for each allocation's relay socket, which
 	// receives the peers' datagrams. Zero leaves the system default.
 	RelaySocketBuffer int
@@ -73,6 +82,12 @@ type Config struct {
 	// it is full is dropped (Stats.TCPQueueDrops), so a slow client never
 	// stalls its allocation's relay socket. At least MaxDatagramSize.
 	TCPQueueSize int
+	// StreamReadBuffer is the read buffer of each TCP or TLS client
+	// connection, in bytes: a busy connection gets several frames per read
+	// system call. A frame larger than it ends the connection, so it must hold
+	// the largest frame pion/turn reads (MaxDatagramSize); at most
+	// maxSocketBuffer. Zero means the default, 8 KiB.
+	StreamReadBuffer int
 
 	// PublicIP is the relay address advertised to clients in
 	// XOR-RELAYED-ADDRESS and used by URLs. It must be reachable by peers,
@@ -121,6 +136,24 @@ type Config struct {
 	// MaxAcceptedSecrets, each at least MinSecretLength bytes. coturn accepts
 	// the same with several static-auth-secret lines.
 	AcceptedSecrets []string
+	// MaxAcceptedSecrets bounds AcceptedSecrets, here and in every Reload:
+	// each request is checked against every accepted secret, so each costs
+	// an HMAC per request. Between 1 and MaxAcceptedSecretsLimit; zero means
+	// the default, 8.
+	MaxAcceptedSecrets int
+	// MaxVerdicts bounds the table of MESSAGE-INTEGRITY verdicts, the key
+	// that signed each client's latest request (see inspectRequest). An
+	// entry lives from the moment a request is read until pion/turn has
+	// authenticated it, so the table holds about one per socket or
+	// connection busy with a request; beyond the bound an arbitrary entry is
+	// evicted, and that client's request is answered 401 and retried. At
+	// least 1, at most maxTableSize; zero means the default, 4,096.
+	MaxVerdicts int
+	// MaxListFile bounds the size in bytes of a secrets or peer list file
+	// (ReadSecretsFile, ReadPrefixFile, which callers pass it to), so that a
+	// wrong path (a log, a device) is refused rather than read without end.
+	// At least 1, at most maxTableSize×64 bytes; zero means the default, 1 MiB.
+	MaxListFile int
 	// CredentialTTL is the lifetime of credentials minted by
 	// Server.Credentials. Allocations outlive it only until their next
 	// refresh, which needs valid credentials.
@@ -179,6 +212,26 @@ const MaxDatagramSize = 1600
 // MaxUDPSockets bounds Config.UDPSockets.
 const MaxUDPSockets = 64
 
+// MaxReadBatch bounds Config.ReadBatch.
+const MaxReadBatch = 1024
+
+// MaxAcceptedSecretsLimit bounds Config.MaxAcceptedSecrets: with more, every
+// request would cost that many HMACs.
+const MaxAcceptedSecretsLimit = 64
+
+// The defaults of the bounds that zero leaves at their default (see Config).
+const (
+	defaultStreamReadBuffer   = 8 << 10
+	defaultReadBatch          = 16
+	defaultMaxAcceptedSecrets = 8
+	defaultMaxVerdicts        = 4096
+	defaultMaxListFile        = 1 << 20
+)
+
+// maxTableSize bounds Config.MaxVerdicts (1 Mi entries), far above any useful
+// value, so a typo cannot let a table grow without end.
+const maxTableSize = 1 << 20
+
 // maxSocketBuffer bounds the socket buffer and queue sizes (256 MiB), far
 // above any useful value, so a typo cannot ask the kernel for gigabytes.
 const maxSocketBuffer = 256 << 20
@@ -190,18 +243,25 @@ const maxBandwidth = 1 << 32
 // DefaultConfig returns a configuration for a public relay: UDP and TCP on
 // 3478, relay ports 49152–65535, the default deny-list, 10,000 allocations,
 // 32 per user, 1 MiB/s per allocation and direction, one UDP listener socket
-// per GOMAXPROCS with 4 MiB buffers, 1 MiB relay socket buffers, and for TCP
-// and TLS clients a 256 KiB send buffer and a 64 KiB queue. Secret and PublicIP
-// must still be set.
+// per GOMAXPROCS with 4 MiB buffers read 16 datagrams per call, 1 MiB relay
+// socket buffers, for TCP
+// and TLS clients a 256 KiB send buffer, a 64 KiB queue and an 8 KiB read
+// buffer, up to 8 accepted secrets besides Secret, 4,096 pending verdicts and
+// list files of up to 1 MiB. Secret and PublicIP must still be set.
 func DefaultConfig() Config {
 	return Config{
 		ListenUDP:              "0.0.0.0:3478",
 		ListenTCP:              "0.0.0.0:3478",
 		TLSHandshakeTimeout:    10 * time.Second,
 		UDPSocketBuffer:        4 << 20,
+		ReadBatch:              defaultReadBatch,
 		RelaySocketBuffer:      1 << 20,
 		TCPSendBuffer:          256 << 10,
 		TCPQueueSize:           64 << 10,
+		StreamReadBuffer:       defaultStreamReadBuffer,
+		MaxAcceptedSecrets:     defaultMaxAcceptedSecrets,
+		MaxVerdicts:            defaultMaxVerdicts,
+		MaxListFile:            defaultMaxListFile,
 		RelayPortMin:           49152,
 		RelayPortMax:           65535,
 		RelayPortAttempts:      16,
@@ -256,6 +316,17 @@ func (cfg Config) validate() (Config, error) {
 	if (cfg.ListenTCP != "" || cfg.ListenTLS != "") && (cfg.TCPQueueSize < MaxDatagramSize || cfg.TCPQueueSize > maxSocketBuffer) {
 		errs = append(errs, fmt.Errorf("TCPQueueSize must be between MaxDatagramSize (%d) and %d, got %d", MaxDatagramSize, maxSocketBuffer, cfg.TCPQueueSize))
 	}
+	cfg.StreamReadBuffer = orDefault(cfg.StreamReadBuffer, defaultStreamReadBuffer)
+	cfg.ReadBatch = orDefault(cfg.ReadBatch, defaultReadBatch)
+	if cfg.ReadBatch < 1 || cfg.ReadBatch > MaxReadBatch {
+		errs = append(errs, fmt.Errorf("ReadBatch must be between 1 and %d, got %d", MaxReadBatch, cfg.ReadBatch))
+	}
+	cfg.MaxAcceptedSecrets = orDefault(cfg.MaxAcceptedSecrets, defaultMaxAcceptedSecrets)
+	cfg.MaxVerdicts = orDefault(cfg.MaxVerdicts, defaultMaxVerdicts)
+	cfg.MaxListFile = orDefault(cfg.MaxListFile, defaultMaxListFile)
+	if (cfg.ListenTCP != "" || cfg.ListenTLS != "") && (cfg.StreamReadBuffer < MaxDatagramSize || cfg.StreamReadBuffer > maxSocketBuffer) {
+		errs = append(errs, fmt.Errorf("StreamReadBuffer must be between MaxDatagramSize (%d) and %d, got %d", MaxDatagramSize, maxSocketBuffer, cfg.StreamReadBuffer))
+	}
 	if !cfg.RelayBindIP.IsValid() {
 		cfg.RelayBindIP = netip.IPv4Unspecified()
 	}
@@ -297,7 +368,17 @@ func (cfg Config) validate() (Config, error) {
 	if cfg.Realm == "" {
 		errs = append(errs, errors.New("Realm is empty"))
 	}
-	errs = append(errs, checkSecrets(cfg.Secret, cfg.AcceptedSecrets)...)
+	if cfg.MaxAcceptedSecrets < 1 || cfg.MaxAcceptedSecrets > MaxAcceptedSecretsLimit {
+		errs = append(errs, fmt.Errorf("MaxAcceptedSecrets must be between 1 and %d, got %d", MaxAcceptedSecretsLimit, cfg.MaxAcceptedSecrets))
+	} else {
+		errs = append(errs, checkSecrets(cfg.Secret, cfg.AcceptedSecrets, cfg.MaxAcceptedSecrets)...)
+	}
+	if cfg.MaxVerdicts < 1 || cfg.MaxVerdicts > maxTableSize {
+		errs = append(errs, fmt.Errorf("MaxVerdicts must be between 1 and %d, got %d", maxTableSize, cfg.MaxVerdicts))
+	}
+	if cfg.MaxListFile < 1 || cfg.MaxListFile > maxListFileLimit {
+		errs = append(errs, fmt.Errorf("MaxListFile must be between 1 and %d bytes, got %d", maxListFileLimit, cfg.MaxListFile))
+	}
 	if cfg.CredentialTTL <= 0 {
 		errs = append(errs, fmt.Errorf("CredentialTTL must be positive, got %v", cfg.CredentialTTL))
 	}
@@ -332,4 +413,12 @@ func (cfg Config) validate() (Config, error) {
 		return cfg, fmt.Errorf("turnserver: invalid config: %w", err)
 	}
 	return cfg, nil
+}
+
+// orDefault is v, or def when v is zero.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }

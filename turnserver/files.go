@@ -9,16 +9,16 @@ import (
 	"strings"
 )
 
-// maxListFile bounds the size of a secrets or peer list file (1 MiB): a wrong path (a log, a
-// device) must not be read without end.
-const maxListFile = 1 << 20
+// maxListFileLimit bounds Config.MaxListFile (64 MiB).
+const maxListFileLimit = maxTableSize * 64
 
 // ReadSecretsFile reads shared secrets from a file, one per line, in order; blank lines and
 // lines starting with # are skipped and surrounding blanks trimmed, so a secret can hold any
-// other character (commas included). Secrets are never quoted in errors.
-func ReadSecretsFile(path string) ([]string, error) {
+// other character (commas included). Secrets are never quoted in errors. A file larger than
+// maxSize bytes (Config.MaxListFile) is refused.
+func ReadSecretsFile(path string, maxSize int) ([]string, error) {
 	var secrets []string
-	err := readListFile(path, func(n int, line string) error {
+	err := readListFile(path, maxSize, func(n int, line string) error {
 		if len(line) < MinSecretLength {
 			return fmt.Errorf("line %d: a secret must be at least %d bytes, got %d", n, MinSecretLength, len(line))
 		}
@@ -30,10 +30,10 @@ func ReadSecretsFile(path string) ([]string, error) {
 
 // ReadPrefixFile reads peer address ranges from a file: CIDRs or bare IPs (each its own /32
 // or /128), one or several per line separated by commas or blanks; blank lines and text after
-// # are skipped.
-func ReadPrefixFile(path string) ([]netip.Prefix, error) {
+// # are skipped. A file larger than maxSize bytes (Config.MaxListFile) is refused.
+func ReadPrefixFile(path string, maxSize int) ([]netip.Prefix, error) {
 	var prefixes []netip.Prefix
-	err := readListFile(path, func(n int, line string) error {
+	err := readListFile(path, maxSize, func(n int, line string) error {
 		line, _, _ = strings.Cut(line, "#")
 		for _, item := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 			p, err := ParsePrefix(item)
@@ -65,21 +65,24 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 }
 
 // readListFile calls line for each line of path that is neither blank nor a # comment,
-// trimmed, with its line number.
-func readListFile(path string, line func(n int, text string) error) error {
+// trimmed, with its line number. A file of more than maxSize bytes is refused.
+func readListFile(path string, maxSize int, line func(n int, text string) error) error {
+	if maxSize < 1 || maxSize > maxListFileLimit {
+		return fmt.Errorf("turnserver: reading %s: size bound %d is not between 1 and %d (Config.MaxListFile)", path, maxSize, maxListFileLimit)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("turnserver: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, maxListFile+1))
-	sc.Buffer(make([]byte, 0, 4096), maxListFile+1)
+	sc := bufio.NewScanner(io.LimitReader(f, int64(maxSize)+1))
+	sc.Buffer(make([]byte, 0, 4096), maxSize+1)
 	n, size := 0, 0
 	for sc.Scan() {
 		n++
 		size += len(sc.Bytes()) + 1
-		if size > maxListFile {
-			return fmt.Errorf("turnserver: %s is larger than %d bytes", path, maxListFile)
+		if size > maxSize {
+			return fmt.Errorf("turnserver: %s is larger than %d bytes", path, maxSize)
 		}
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {

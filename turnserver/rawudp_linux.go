@@ -6,25 +6,56 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"unsafe"
 )
 
-// rawUDP sends and receives a UDP socket's datagrams with raw sendto and recvfrom system calls.
+// rawUDP sends and receives a UDP socket's datagrams with raw sendto and recvmmsg system calls.
 // Go's own WriteTo and ReadFrom enter every system call through the scheduler (entersyscall),
 // which wakes the runtime's monitor thread whenever the process was idle; on a relay, whose work
 // is little else than these calls, the monitor's wakeups and the thread handoffs they cause were
 // a fifth of the CPU time (perf). The socket is non-blocking (Go makes every socket so), so
 // neither call ever waits: on EAGAIN the poller waits for the socket as usual. RawConn.Read and
 // Write keep the descriptor from being closed and reused while a call runs.
+//
+// Reads take up to Config.ReadBatch queued datagrams in one recvmmsg call and hand them out one
+// per readFrom, so a burst costs one system call rather than one per datagram. Neither path
+// allocates per datagram: the read state is the socket's own (one read loop per socket), send
+// state comes from a pool, and source addresses come from a small cache (see addrCache).
 type rawUDP struct {
 	rc syscall.RawConn
 	v6 bool // an AF_INET6 socket: IPv4 destinations are sent as IPv4-mapped addresses
+
+	rd    batchReader // used only by the socket's one read loop
+	sends sync.Pool   // of *sendOp
 }
 
-// newRawUDP returns nil when conn is not a UDP socket whose family can be read.
-func newRawUDP(conn net.PacketConn) *rawUDP {
+// mmsghdr is struct mmsghdr of recvmmsg(2): a message header and the length received.
+type mmsghdr struct {
+	hdr syscall.Msghdr
+	len uint32
+}
+
+// batchReader is the state of one socket's batched reads.
+type batchReader struct {
+	size  int // datagrams per call, Config.ReadBatch
+	bufs  [][]byte
+	names [][syscall.SizeofSockaddrAny]byte
+	iovs  []syscall.Iovec
+	hdrs  []mmsghdr
+	got   int           // datagrams in the batch
+	next  int           // the next one to hand out
+	errno syscall.Errno // of the last call
+	call  func(fd uintptr) bool
+	addrs addrCache
+}
+
+// newRawUDP returns nil when conn is not a UDP socket whose family can be read. batch is how
+// many datagrams one read takes at most (Config.ReadBatch).
+func newRawUDP(conn net.PacketConn, batch int) *rawUDP {
 	uc, ok := conn.(*net.UDPConn)
 	if !ok {
 		return nil
@@ -39,92 +70,222 @@ func newRawUDP(conn net.PacketConn) *rawUDP {
 	}); err != nil || sockErr != nil || (domain != syscall.AF_INET && domain != syscall.AF_INET6) {
 		return nil
 	}
-	return &rawUDP{rc: rc, v6: domain == syscall.AF_INET6}
+	r := &rawUDP{rc: rc, v6: domain == syscall.AF_INET6}
+	r.rd.size = max(1, batch)
+	r.rd.call = r.rd.recv
+	r.sends.New = func() any {
+		op := &sendOp{}
+		op.call = op.send
+		return op
+	}
+	return r
+}
+
+// sendOp is the state of one sendto call, pooled so that sending allocates nothing: the
+// closure RawConn.Write takes escapes, and so would everything it captured.
+type sendOp struct {
+	p     []byte
+	sa    [syscall.SizeofSockaddrInet6]byte
+	saLen uintptr
+	n     int
+	errno syscall.Errno
+	call  func(fd uintptr) bool
+}
+
+func (op *sendOp) send(fd uintptr) bool {
+	sent, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&op.p[0])), uintptr(len(op.p)), 0,
+		uintptr(unsafe.Pointer(&op.sa[0])), op.saLen)
+	if e == syscall.EAGAIN {
+		return false // wait for room, as WriteTo would
+	}
+	op.n, op.errno = int(sent), e
+	return true
 }
 
 // writeTo sends p to addr. ok is false when it cannot be sent this way (an empty datagram, or
 // an IPv6 destination on an IPv4 socket): the caller then uses the socket's WriteTo, which
 // reports the error as Go does.
 func (r *rawUDP) writeTo(p []byte, addr netip.AddrPort) (n int, ok bool, err error) {
-	var sa [syscall.SizeofSockaddrInet6]byte
-	var saLen uintptr
 	ip := addr.Addr()
-	switch {
-	case len(p) == 0:
-		return 0, false, nil
-	case addr.Addr().Zone() != "":
+	if len(p) == 0 || ip.Zone() != "" || (!r.v6 && !ip.Unmap().Is4()) {
 		return 0, false, nil // a scoped address: WriteTo resolves the zone
-	case r.v6:
-		binary.NativeEndian.PutUint16(sa[0:2], syscall.AF_INET6)
-		binary.BigEndian.PutUint16(sa[2:4], addr.Port())
-		a16 := ip.As16() // an IPv4 address as ::ffff:a.b.c.d
-		copy(sa[8:24], a16[:])
-		saLen = syscall.SizeofSockaddrInet6
-	case ip.Unmap().Is4():
-		binary.NativeEndian.PutUint16(sa[0:2], syscall.AF_INET)
-		binary.BigEndian.PutUint16(sa[2:4], addr.Port())
-		a4 := ip.Unmap().As4()
-		copy(sa[4:8], a4[:])
-		saLen = syscall.SizeofSockaddrInet4
-	default:
-		return 0, false, nil
 	}
-	var errno syscall.Errno
-	werr := r.rc.Write(func(fd uintptr) bool {
-		sent, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0,
-			uintptr(unsafe.Pointer(&sa[0])), saLen)
-		if e == syscall.EAGAIN {
-			return false // wait for room, as WriteTo would
-		}
-		n, errno = int(sent), e
-		return true
-	})
+	op := r.sends.Get().(*sendOp) //nolint:forcetypeassert // the pool holds nothing else
+	defer r.sends.Put(op)
+	op.p, op.n, op.errno = p, 0, 0
+	if r.v6 {
+		op.sa = [syscall.SizeofSockaddrInet6]byte{}
+		binary.NativeEndian.PutUint16(op.sa[0:2], syscall.AF_INET6)
+		binary.BigEndian.PutUint16(op.sa[2:4], addr.Port())
+		a16 := ip.As16() // an IPv4 address as ::ffff:a.b.c.d
+		copy(op.sa[8:24], a16[:])
+		op.saLen = syscall.SizeofSockaddrInet6
+	} else {
+		binary.NativeEndian.PutUint16(op.sa[0:2], syscall.AF_INET)
+		binary.BigEndian.PutUint16(op.sa[2:4], addr.Port())
+		a4 := ip.Unmap().As4()
+		copy(op.sa[4:8], a4[:])
+		clear(op.sa[8:16])
+		op.saLen = syscall.SizeofSockaddrInet4
+	}
+	werr := r.rc.Write(op.call)
+	op.p = nil
 	switch {
 	case werr != nil:
 		return 0, true, werr
-	case errno != 0:
-		return 0, true, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: errno}
+	case op.errno != 0:
+		return 0, true, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: op.errno}
 	}
-	return n, true, nil
+	return op.n, true, nil
 }
 
-// readFrom reads one datagram into p. ok is false when it cannot be read this way (an empty
-// buffer); the caller then uses the socket's ReadFrom.
+// recv is one recvmmsg call into the batch buffers.
+func (b *batchReader) recv(fd uintptr) bool {
+	for i := range b.hdrs {
+		b.hdrs[i].hdr.Namelen = uint32(len(b.names[i]))
+		b.hdrs[i].hdr.Flags = 0
+		b.hdrs[i].len = 0
+	}
+	got, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), 0, 0, 0)
+	if e == syscall.EAGAIN {
+		return false // wait for a datagram, as ReadFrom would
+	}
+	b.got, b.next, b.errno = int(got), 0, e
+	if e != 0 {
+		b.got = 0
+	}
+	return true
+}
+
+// setup allocates the batch buffers, each of size bytes, on the first read.
+func (b *batchReader) setup(size int) {
+	b.bufs = make([][]byte, b.size)
+	b.names = make([][syscall.SizeofSockaddrAny]byte, b.size)
+	b.iovs = make([]syscall.Iovec, b.size)
+	b.hdrs = make([]mmsghdr, b.size)
+	for i := range b.size {
+		b.bufs[i] = make([]byte, size)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(size)
+		b.hdrs[i].hdr.Name = &b.names[i][0]
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.Iovlen = 1
+	}
+}
+
+// readFrom reads one datagram into p: the next of the batch, or the first of a new one. ok is
+// false when it cannot be read this way (an empty buffer); the caller then uses the socket's
+// ReadFrom. Only one goroutine may call it at a time (pion/turn reads each socket from one).
 func (r *rawUDP) readFrom(p []byte) (n int, addr *net.UDPAddr, ok bool, err error) {
 	if len(p) == 0 {
 		return 0, nil, false, nil
 	}
-	var sa [syscall.SizeofSockaddrAny]byte
-	var errno syscall.Errno
-	rerr := r.rc.Read(func(fd uintptr) bool {
-		saLen := uint32(len(sa))
-		got, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0,
-			uintptr(unsafe.Pointer(&sa[0])), uintptr(unsafe.Pointer(&saLen)))
-		if e == syscall.EAGAIN {
-			return false // wait for a datagram, as ReadFrom would
+	b := &r.rd
+	if b.next >= b.got {
+		if b.bufs == nil {
+			b.setup(len(p))
 		}
-		n, errno = int(got), e
-		return true
-	})
-	switch {
-	case rerr != nil:
-		return 0, nil, true, rerr
-	case errno != 0:
-		return 0, nil, true, &net.OpError{Op: "read", Net: "udp", Err: errno}
+		if rerr := r.rc.Read(b.call); rerr != nil {
+			return 0, nil, true, rerr
+		}
+		if b.errno != 0 {
+			return 0, nil, true, &net.OpError{Op: "read", Net: "udp", Err: b.errno}
+		}
+		if b.got == 0 {
+			return 0, nil, true, nil
+		}
 	}
-	port := int(binary.BigEndian.Uint16(sa[2:4]))
+	i := b.next
+	b.next++
+	n = copy(p, b.bufs[i][:b.hdrs[i].len])
+	addr, err = b.addrs.lookup(b.names[i][:])
+	return n, addr, true, err
+}
+
+// addrCache maps source sockaddrs to the *net.UDPAddr handed out for them last time, so that
+// a busy socket does not allocate an address per datagram. Handed-out addresses are never
+// changed (pion/turn only reads and stores them), so one can be handed out again. It is
+// direct-mapped by port and address: a miss allocates and replaces the slot.
+type addrCache struct {
+	slots [64]struct {
+		key  netip.AddrPort
+		addr *net.UDPAddr
+	}
+}
+
+func (c *addrCache) lookup(sa []byte) (*net.UDPAddr, error) {
+	port := binary.BigEndian.Uint16(sa[2:4])
+	var ip netip.Addr
 	switch binary.NativeEndian.Uint16(sa[0:2]) {
 	case syscall.AF_INET:
-		return n, &net.UDPAddr{IP: net.IPv4(sa[4], sa[5], sa[6], sa[7]), Port: port}, true, nil
+		ip = netip.AddrFrom4([4]byte(sa[4:8]))
 	case syscall.AF_INET6:
-		ip := make(net.IP, net.IPv6len)
-		copy(ip, sa[8:24])
-		a := &net.UDPAddr{IP: ip, Port: port}
 		if scope := binary.NativeEndian.Uint32(sa[24:28]); scope != 0 {
-			a.Zone = strconv.FormatUint(uint64(scope), 10) // net resolves numeric zones
+			// Scoped (link-local) sources are rare: not cached.
+			return &net.UDPAddr{IP: net.IP(slices.Clone(sa[8:24])), Port: int(port), Zone: strconv.FormatUint(uint64(scope), 10)}, nil
 		}
-		return n, a, true, nil
+		ip = netip.AddrFrom16([16]byte(sa[8:24]))
 	default:
-		return n, nil, true, &net.OpError{Op: "read", Net: "udp", Err: syscall.EAFNOSUPPORT}
+		return nil, &net.OpError{Op: "read", Net: "udp", Err: syscall.EAFNOSUPPORT}
 	}
+	key := netip.AddrPortFrom(ip, port)
+	h := ip.As16()
+	slot := &c.slots[(int(port)^int(h[15])^int(h[14])<<3)%len(c.slots)]
+	if slot.addr != nil && slot.key == key {
+		return slot.addr, nil
+	}
+	addr := &net.UDPAddr{IP: make(net.IP, net.IPv6len), Port: int(port)}
+	copy(addr.IP, h[:]) // an IPv4 source as ::ffff:a.b.c.d, as net.IPv4 gives it
+	slot.key, slot.addr = key, addr
+	return addr, nil
+}
+
+// streamSender writes a TCP socket with raw send calls that never wait (and never raise
+// SIGPIPE), for messages sent at once (see streamWriter). It allocates nothing per call; its
+// caller serialises the calls.
+type streamSender struct {
+	rc    syscall.RawConn
+	p     []byte
+	n     int
+	errno syscall.Errno
+	call  func(fd uintptr) bool
+}
+
+// newStreamSender returns nil when conn is not a TCP connection.
+func newStreamSender(conn net.Conn) *streamSender {
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	s := &streamSender{rc: rc}
+	s.call = s.sendCall
+	return s
+}
+
+func (s *streamSender) sendCall(fd uintptr) bool {
+	sent, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&s.p[0])), uintptr(len(s.p)),
+		syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+	s.n, s.errno = int(sent), e
+	return true // never wait for room: the caller queues what is left
+}
+
+// send writes as much of p (not empty) as the kernel takes now: 0 and no error when the
+// socket's send buffer is full.
+func (s *streamSender) send(p []byte) (int, error) {
+	s.p, s.n, s.errno = p, 0, 0
+	err := s.rc.Write(s.call)
+	s.p = nil
+	switch {
+	case err != nil:
+		return 0, err //nolint:wrapcheck // the caller wraps it with the client's address
+	case s.errno == syscall.EAGAIN:
+		return 0, nil
+	case s.errno != 0:
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: s.errno}
+	}
+	return s.n, nil
 }

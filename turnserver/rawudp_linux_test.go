@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // TestRawUDPSends checks raw sendto on the socket families the relay opens: an IPv4 socket, an
@@ -30,7 +31,7 @@ func TestRawUDPSends(t *testing.T) {
 			t.Fatalf("listen %s %s: %v", c.network, c.addr, err)
 		}
 		defer conn.Close()
-		raw := newRawUDP(conn)
+		raw := newRawUDP(conn, 1)
 		if raw == nil {
 			t.Fatalf("%s %s: no raw sender", c.network, c.addr)
 		}
@@ -70,12 +71,56 @@ func TestRawUDPSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := newRawUDP(conn)
+	raw := newRawUDP(conn, 1)
 	conn.Close()
 	if _, ok, err := raw.writeTo([]byte("x"), to4); !ok || err == nil {
 		t.Errorf("raw send on a closed socket: ok %v, err %v; want an error", ok, err)
 	}
 	if _, _, ok, err := raw.readFrom(make([]byte, 8)); !ok || err == nil {
 		t.Errorf("raw read on a closed socket: ok %v, err %v; want an error", ok, err)
+	}
+}
+
+// TestRawUDPBatchedReads queues datagrams from two peers and reads them through batches smaller
+// than the queue: each comes out once, in order, from the right peer; a peer heard again is
+// named by the same address (the cache), and neither reading nor sending allocates.
+func TestRawUDPBatchedReads(t *testing.T) {
+	conn := newLoopbackPeer(t)
+	raw := newRawUDP(conn, 4)
+	a, b := newLoopbackPeer(t), newLoopbackPeer(t)
+	order := []net.PacketConn{a, b, a, a, b, a, b}
+	for i, from := range order {
+		if _, err := from.WriteTo([]byte{byte(i)}, conn.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, MaxDatagramSize)
+	seen := map[net.PacketConn]*net.UDPAddr{}
+	for i, from := range order {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, addr, ok, err := raw.readFrom(buf)
+		if !ok || err != nil || n != 1 || buf[0] != byte(i) {
+			t.Fatalf("read %d: %d bytes % x (%v, %v), want datagram %d", i, n, buf[:n], ok, err, i)
+		}
+		if want, got := from.LocalAddr().(*net.UDPAddr).AddrPort(), addr.AddrPort(); netip.AddrPortFrom(got.Addr().Unmap(), got.Port()) != want {
+			t.Errorf("read %d: from %v, want %v", i, addr, want)
+		}
+		if prev := seen[from]; prev != nil && prev != addr {
+			t.Errorf("read %d: peer %v named by a new address, want the cached one", i, addr)
+		}
+		seen[from] = addr
+	}
+	// Both ends raw: a's socket sends to conn's, which reads it.
+	rawA := newRawUDP(a, 1)
+	to, payload := conn.LocalAddr().(*net.UDPAddr).AddrPort(), []byte("x")
+	if allocs := testing.AllocsPerRun(100, func() {
+		if _, _, err := rawA.writeTo(payload, to); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := raw.readFrom(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("%.1f allocations per raw send and read, want none", allocs)
 	}
 }

@@ -59,7 +59,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		s.quota.give(conf.UserID)
 		return nil, nil, fmt.Errorf("relay socket has non-UDP address %v", inner.LocalAddr())
 	}
-	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID, raw: newRawUDP(inner)}
+	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID, raw: newRawUDP(inner, 1)}
 	if s.cfg.BandwidthPerAllocation > 0 {
 		conn.toPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
 	}

@@ -53,7 +53,7 @@ func (s *Server) Reload(r Reloadable) (ReloadChange, error) {
 	if r.DeniedPeers == nil {
 		r.DeniedPeers = DefaultDeniedPeers()
 	}
-	errs := append(checkSecrets(r.Secret, r.AcceptedSecrets), checkPeers(r.AllowedPeers, r.DeniedPeers)...)
+	errs := append(checkSecrets(r.Secret, r.AcceptedSecrets, s.cfg.MaxAcceptedSecrets), checkPeers(r.AllowedPeers, r.DeniedPeers)...)
 	if err := errors.Join(errs...); err != nil {
 		s.counters.reloadFailures.Add(1)
 		err = fmt.Errorf("turnserver: reload refused, the previous secrets and peer lists stay: %w", err)

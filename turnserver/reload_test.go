@@ -1,6 +1,7 @@
 package turnserver
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -120,7 +121,7 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 		"short secret":          {Secret: "short"},
 		"short accepted secret": {Secret: newTestSecret, AcceptedSecrets: []string{"x"}},
 		"invalid prefix":        {Secret: newTestSecret, DeniedPeers: []netip.Prefix{{}}},
-		"too many secrets":      {Secret: newTestSecret, AcceptedSecrets: slices.Repeat([]string{newTestSecret}, MaxAcceptedSecrets+1)},
+		"too many secrets":      {Secret: newTestSecret, AcceptedSecrets: slices.Repeat([]string{newTestSecret}, cfg.MaxAcceptedSecrets+1)},
 	} {
 		if _, err := srv.Reload(r); err == nil || !strings.Contains(err.Error(), "previous secrets and peer lists stay") {
 			t.Errorf("%s: Reload returned %v, want a refusal", name, err)
@@ -205,7 +206,7 @@ func TestStreamFramer(t *testing.T) {
 			src = src[n:]
 			return n, nil
 		}
-		var f streamFramer
+		f := streamFramer{size: DefaultConfig().StreamReadBuffer}
 		var inspected int
 		p := make([]byte, 1600)
 		var frames [][]byte
@@ -226,10 +227,16 @@ func TestStreamFramer(t *testing.T) {
 			}
 		}
 	}
-	var f streamFramer
+	f := streamFramer{size: DefaultConfig().StreamReadBuffer}
 	big := []byte{0x00, 0x01, 0x10, 0x00} // a STUN header claiming 4,096 bytes
 	if _, err := f.read(func(p []byte) (int, error) { return copy(p, big), nil }, make([]byte, 1600), func([]byte) {}); err == nil {
 		t.Error("a frame larger than the caller's buffer was not refused")
+	}
+	// The read buffer is Config.StreamReadBuffer: a frame that fits the caller's buffer but not
+	// the read buffer is refused too.
+	f = streamFramer{size: 16}
+	if _, err := f.read(func(p []byte) (int, error) { return copy(p, stunMsg.Raw), nil }, make([]byte, 1600), func([]byte) {}); !errors.Is(err, errFrameTooLarge) {
+		t.Errorf("a %d-byte frame through a 16-byte read buffer: %v, want errFrameTooLarge", len(stunMsg.Raw), err)
 	}
 }
 
@@ -296,9 +303,11 @@ func (l *lineCounter) count(text string) int {
 
 // TestVerdictsBounded feeds the request inspection correctly signed requests from more client
 // addresses than the verdict table holds, none of which pion/turn goes on to authenticate (as
-// with a stale nonce): the table stays within maxVerdicts.
+// with a stale nonce): the table stays within Config.MaxVerdicts.
 func TestVerdictsBounded(t *testing.T) {
 	cfg := loopbackConfig(t, newTestClock())
+	cfg.MaxVerdicts = 100
+	maxVerdicts := cfg.MaxVerdicts
 	srv := startServer(t, cfg)
 	user, pass := srv.Credentials("node-a")
 	msg, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),

@@ -42,14 +42,14 @@ func newSecretSet(mint string, accepted []string) *secretSet {
 }
 
 // checkSecrets reports a secret that is too short. Secrets are never printed.
-func checkSecrets(mint string, accepted []string) []error {
+func checkSecrets(mint string, accepted []string, maxAccepted int) []error {
 	var errs []error
 	if len(mint) < MinSecretLength {
 		errs = append(errs, fmt.Errorf("Secret must be at least %d bytes, got %d: credentials are visible to every client, so a short secret can be brute forced offline",
 			MinSecretLength, len(mint)))
 	}
-	if len(accepted) > MaxAcceptedSecrets {
-		errs = append(errs, fmt.Errorf("AcceptedSecrets holds %d secrets, at most %d (each costs an HMAC per request)", len(accepted), MaxAcceptedSecrets))
+	if len(accepted) > maxAccepted {
+		errs = append(errs, fmt.Errorf("AcceptedSecrets holds %d secrets, at most %d (MaxAcceptedSecrets: each costs an HMAC per request)", len(accepted), maxAccepted))
 	}
 	for i, s := range accepted {
 		if len(s) < MinSecretLength {
@@ -83,16 +83,6 @@ type verdict struct {
 	retired  bool // signed with an allocation's key whose secret is no longer accepted
 }
 
-// maxVerdicts bounds Server.verdicts. A verdict lives from the moment a request is read until
-// pion/turn has authenticated it, so the table holds about one entry per socket or connection
-// busy with a request; entries of requests pion/turn refused before authenticating them (a
-// stale nonce, say) linger until the client's next request, and beyond this bound an arbitrary
-// one is evicted. Only correctly signed requests make a verdict.
-const maxVerdicts = 4096
-
-// MaxAcceptedSecrets bounds Config.AcceptedSecrets: every request is checked against each.
-const MaxAcceptedSecrets = 8
-
 // isSTUNRequest reports whether p looks like a STUN request (RFC 8489: the two top bits zero,
 // the magic cookie, class request). ChannelData and indications, the relayed traffic, fail at
 // the first or second test.
@@ -102,7 +92,7 @@ func isSTUNRequest(p []byte) bool {
 }
 
 // inspectRequest checks the MESSAGE-INTEGRITY of a request read from client on local against
-// the candidate keys and records the verdict. It costs at most 1+MaxAcceptedSecrets+1 integrity
+// the candidate keys and records the verdict. It costs at most 1+Config.MaxAcceptedSecrets+1 integrity
 // checks per request with a well-formed, unexpired username (pion/turn then checks once more);
 // relayed data (ChannelData, Send indications) is never inspected. A message that is not a
 // signed request, or whose integrity no candidate key confirms, records nothing: pion/turn then
@@ -158,7 +148,11 @@ func (s *Server) inspectRequest(p []byte, client, local net.Addr) {
 		delete(s.verdicts, ck)
 		return
 	}
-	if _, ok := s.verdicts[ck]; !ok && len(s.verdicts) >= maxVerdicts {
+	// The table (Config.MaxVerdicts) holds about one entry per socket or connection busy with a
+	// request; entries of requests pion/turn refused before authenticating them (a stale nonce,
+	// say) linger until the client's next request, and beyond the bound an arbitrary one is
+	// evicted. Only correctly signed requests make a verdict.
+	if _, ok := s.verdicts[ck]; !ok && len(s.verdicts) >= s.cfg.MaxVerdicts {
 		for k := range s.verdicts {
 			delete(s.verdicts, k)
 			break
@@ -189,13 +183,10 @@ var errNoSecret = errors.New("MESSAGE-INTEGRITY matches no accepted secret: wron
 // be inspected before pion/turn handles it. pion/turn's own framer, reading from it, then sees
 // one frame per read as well.
 type streamFramer struct {
+	size       int    // of buf, Config.StreamReadBuffer
 	buf        []byte // received bytes; buf[start:end] are not yet returned
 	start, end int
 }
-
-// streamReadBuffer is the size of a stream connection's read buffer: several frames per read
-// system call on a busy connection, and room for the largest frame pion/turn accepts.
-const streamReadBuffer = 8 << 10
 
 var errFrameTooLarge = errors.New("TURN frame larger than the read buffer")
 
@@ -221,7 +212,7 @@ func frameSize(b []byte) int {
 // have.
 func (f *streamFramer) read(r func([]byte) (int, error), p []byte, inspect func([]byte)) (int, error) {
 	if f.buf == nil {
-		f.buf = make([]byte, streamReadBuffer)
+		f.buf = make([]byte, f.size)
 	}
 	for {
 		have := f.buf[f.start:f.end]

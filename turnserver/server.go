@@ -103,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	// one socket, so its allocation is always found where it was made.
 	for _, conn := range s.udpConns {
 		serverConfig.PacketConnConfigs = append(serverConfig.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &clientPacketConn{PacketConn: conn, s: s, raw: newRawUDP(conn)},
+			PacketConn:            &clientPacketConn{PacketConn: conn, s: s, raw: newRawUDP(conn, cfg.ReadBatch)},
 			RelayAddressGenerator: generator,
 			PermissionHandler:     s.permitPeer,
 		})

@@ -19,8 +19,16 @@ func socketBuffer(syscall.RawConn, bool) int { return 0 }
 // rawUDP exists on Linux only; elsewhere sockets are written with WriteTo.
 type rawUDP struct{}
 
-func newRawUDP(net.PacketConn) *rawUDP { return nil }
+func newRawUDP(net.PacketConn, int) *rawUDP { return nil }
 
 func (*rawUDP) writeTo([]byte, netip.AddrPort) (int, bool, error) { return 0, false, nil }
 
 func (*rawUDP) readFrom([]byte) (int, *net.UDPAddr, bool, error) { return 0, nil, false, nil }
+
+// streamSender exists on Linux only; elsewhere stream messages always go through the writer
+// goroutine.
+type streamSender struct{}
+
+func newStreamSender(net.Conn) *streamSender { return nil }
+
+func (*streamSender) send([]byte) (int, error) { return 0, nil }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,15 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := valid().validate(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
+	zero := valid()
+	zero.StreamReadBuffer, zero.MaxAcceptedSecrets, zero.MaxVerdicts, zero.MaxListFile = 0, 0, 0, 0
+	def := DefaultConfig()
+	if got, err := zero.validate(); err != nil || got.StreamReadBuffer != def.StreamReadBuffer ||
+		got.MaxAcceptedSecrets != def.MaxAcceptedSecrets || got.MaxVerdicts != def.MaxVerdicts || got.MaxListFile != def.MaxListFile {
+		t.Errorf("zero bounds: %v, stream %d, secrets %d, verdicts %d, list file %d; want the defaults %d, %d, %d, %d", err,
+			got.StreamReadBuffer, got.MaxAcceptedSecrets, got.MaxVerdicts, got.MaxListFile,
+			def.StreamReadBuffer, def.MaxAcceptedSecrets, def.MaxVerdicts, def.MaxListFile)
+	}
 	cases := map[string]func(*Config){
 		"no listener":        func(c *Config) { c.ListenUDP, c.ListenTCP = "", "" },
 		"TLS without cert":   func(c *Config) { c.ListenTLS = "127.0.0.1:0" },
@@ -191,6 +201,14 @@ func TestConfigValidation(t *testing.T) {
 		"negative bandwidth":   func(c *Config) { c.BandwidthPerAllocation = -1 },
 		"tiny burst":           func(c *Config) { c.BandwidthBurst = 100 },
 		"huge bandwidth":       func(c *Config) { c.BandwidthPerAllocation = 1 << 40 },
+		"tiny stream buffer":   func(c *Config) { c.StreamReadBuffer = MaxDatagramSize - 1 },
+		"negative accepted":    func(c *Config) { c.MaxAcceptedSecrets = -1 },
+		"too many accepted":    func(c *Config) { c.AcceptedSecrets = slices.Repeat([]string{testSecret}, c.MaxAcceptedSecrets+1) },
+		"huge accepted bound":  func(c *Config) { c.MaxAcceptedSecrets = MaxAcceptedSecretsLimit + 1 },
+		"negative verdicts":    func(c *Config) { c.MaxVerdicts = -1 },
+		"huge verdicts":        func(c *Config) { c.MaxVerdicts = maxTableSize + 1 },
+		"negative list file":   func(c *Config) { c.MaxListFile = -1 },
+		"huge list file":       func(c *Config) { c.MaxListFile = maxListFileLimit + 1 },
 		"no handshake timeout": func(c *Config) { c.ListenTLS, c.TLSCertFile, c.TLSKeyFile, c.TLSHandshakeTimeout = "x", "c", "k", 0 },
 	}
 	for name, mutate := range cases {

@@ -29,15 +29,17 @@ type signalFlags struct {
 	turn           turnserver.Config // the embedded relay's, used when turnListen is set
 	turnAllowPeers prefixList        // added to the embedded relay's AllowedPeers
 	turnDenyPeers  prefixList        // added to its built-in deny-list
-	turnListen     string
-	turnPublicIP   ipFlag
-	turnPublicIPv6 ipFlag
-	turnRelayPorts portRange
-	web            bool
-	webNetwork     string
-	nats           signalnats.Config // used when natsURLs is not empty
-	natsURLs       listFlag
-	logLevel       *logLevel
+	// The files re-read on SIGHUP, with --turn-secret and the peer lists above.
+	turnSecretsFile, turnAllowPeersFile, turnDenyPeersFile string
+	turnListen                                             string
+	turnPublicIP                                           ipFlag
+	turnPublicIPv6                                         ipFlag
+	turnRelayPorts                                         portRange
+	web                                                    bool
+	webNetwork                                             string
+	nats                                                   signalnats.Config // used when natsURLs is not empty
+	natsURLs                                               listFlag
+	logLevel                                               *logLevel
 }
 
 // signalFields names the flag that sets each field a validation error may name.
@@ -89,6 +91,9 @@ func signalFlagSet(stderr io.Writer) (*flag.FlagSet, *signalFlags) {
 	fs.Var((*listFlag)(&c.TURNURLs), "turn-url", `external TURN server sharing --turn-secret, e.g. "turn:turn.example.org:3478?transport=udp"; repeatable or comma-separated`)
 	fs.Var(&f.turnRelayPorts, "turn-relay-ports", "relay port range MIN-MAX (inclusive) of the embedded relay; 0 lets the system pick")
 	fs.Var(&f.turnAllowPeers, "turn-allow-peers", "comma-separated CIDRs (or IPs) the embedded relay may relay to even though its deny-list refuses them, for private deployments")
+	fs.StringVar(&f.turnSecretsFile, "turn-secrets-file", "", "file of further shared secrets of the embedded relay (and every --turn-url), one per line (# comments); the first of --turn-secret and the file mints; re-read on SIGHUP, so secrets rotate without a restart")
+	fs.StringVar(&f.turnAllowPeersFile, "turn-allow-peers-file", "", "file of CIDRs (or IPs) added to --turn-allow-peers, one or more per line (# comments); re-read on SIGHUP")
+	fs.StringVar(&f.turnDenyPeersFile, "turn-deny-peers-file", "", "file of CIDRs (or IPs) added to --turn-deny-peers, one or more per line (# comments); re-read on SIGHUP")
 	fs.Var(&f.turnDenyPeers, "turn-deny-peers", "comma-separated CIDRs (or IPs) the embedded relay refuses as peers in addition to its built-in deny-list (loopback, private, link-local and the other IANA special-purpose ranges)")
 	fs.DurationVar(&c.CredentialTTL, "turn-credential-ttl", c.CredentialTTL, "lifetime of the TURN credentials a welcome carries")
 	fs.Var((*listFlag)(&c.STUNURLs), "stun-url", `extra STUN server handed out without credentials, e.g. "stun:stun.example.org:3478"; repeatable or comma-separated`)
@@ -141,30 +146,64 @@ func (l *prefixListFlag) Set(s string) error {
 	return nil
 }
 
+// turnLists are the embedded relay's (and the --turn-url servers') secrets and peer lists as
+// the flags give them; reloadable re-reads the files they name.
+func (f *signalFlags) turnLists() turnLists {
+	l := turnLists{
+		secretsFile: f.turnSecretsFile, allowPeers: f.turnAllowPeers, allowPeersFile: f.turnAllowPeersFile,
+		denyPeers: f.turnDenyPeers, denyPeersFile: f.turnDenyPeersFile, maxListFile: f.turn.MaxListFile,
+	}
+	if f.cfg.TURNSecret != "" {
+		l.secrets = []string{f.cfg.TURNSecret}
+	}
+	return l
+}
+
 // parseSignalFlags parses the signal command's flags and environment into the service's
 // configuration, which it validates: mistakes are usageErrors, found before anything is bound.
 func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) string) (signalservice.Config, zerolog.Level, error) {
+	c, err := parseSignalCommand(args, stderr, getenv)
+	return c.Service, c.Level, err
+}
+
+// signalCommand is what the signal command runs, built from the flags by parseSignalCommand.
+type signalCommand struct {
+	Service signalservice.Config
+	Level   zerolog.Level
+	// ReloadTURN reads the TURN secrets and peer lists again, from the flags and the files
+	// they name: what SIGHUP applies to the running service (signalservice.Service.ReloadTURN).
+	ReloadTURN func() (turnserver.Reloadable, error)
+}
+
+// parseSignalCommand is parseSignalFlags, with what SIGHUP re-reads.
+func parseSignalCommand(args []string, stderr io.Writer, getenv func(string) string) (signalCommand, error) {
 	fs, f := signalFlagSet(stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
-		return signalservice.Config{}, 0, err
+		return signalCommand{}, err
 	}
 	cfg := f.cfg
 	var errs []error
+	lists := f.turnLists()
+	r, err := lists.reloadable()
+	if err != nil {
+		errs = append(errs, err)
+	} else if len(cfg.TURNURLs) > 0 || f.turnSecretsFile != "" {
+		cfg.TURNSecret = r.Secret // the first of --turn-secret and --turn-secrets-file mints
+	}
 	if l := listenAddr(f.turnListen); l != "" {
 		t := f.turn
 		t.ListenUDP, t.ListenTCP = l, l
-		t.Secret, t.CredentialTTL = cfg.TURNSecret, cfg.CredentialTTL
+		t.Secret, t.AcceptedSecrets, t.CredentialTTL = r.Secret, r.AcceptedSecrets, cfg.CredentialTTL
 		t.RelayPortMin, t.RelayPortMax = f.turnRelayPorts.min, f.turnRelayPorts.max
 		t.PublicIPv6 = f.turnPublicIPv6.addr
-		t.AllowedPeers = append(t.AllowedPeers, f.turnAllowPeers...)
-		if len(f.turnDenyPeers) > 0 {
-			t.DeniedPeers = append(turnserver.DefaultDeniedPeers(), f.turnDenyPeers...)
-		}
+		t.AllowedPeers, t.DeniedPeers = r.AllowedPeers, r.DeniedPeers
 		var err error
 		if t.PublicIP, t.RelayBindIP, err = turnserver.RelayAddrs(f.turnPublicIP.addr, l); err != nil {
 			errs = append(errs, err)
 		}
 		cfg.TURN = &t
+	} else if f.turnSecretsFile != "" && len(cfg.TURNURLs) == 0 {
+		errs = append(errs, errors.New("--turn-secrets-file needs --turn-listen or --turn-url"))
 	}
 	if f.web {
 		w := web.DefaultConfig(f.webNetwork)
@@ -176,20 +215,23 @@ func parseSignalFlags(args []string, stderr io.Writer, getenv func(string) strin
 		cfg.NATS = &n
 	}
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
-		return signalservice.Config{}, 0, flagErrors(err, signalFields())
+		return signalCommand{}, flagErrors(err, signalFields())
 	}
-	return cfg, f.logLevel.level, nil
+	return signalCommand{Service: cfg, Level: f.logLevel.level, ReloadTURN: lists.reloadable}, nil
 }
 
 func runSignal(args []string, stdout, stderr io.Writer) error {
-	cfg, level, err := parseSignalFlags(args, stderr, os.Getenv)
+	c, err := parseSignalCommand(args, stderr, os.Getenv)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, level)
+	log := newLogger(stderr, c.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serveSignal(ctx, cfg, log, nil)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serveSignalReloading(ctx, c, hup, log, nil)
 }
 
 // signalAddrs are the addresses a running signal command is bound to.
@@ -204,6 +246,13 @@ type signalAddrs struct {
 // drains the clients within cfg.DrainTimeout. ready, if not nil, is called once everything
 // listens.
 func serveSignal(ctx context.Context, cfg signalservice.Config, log zerolog.Logger, ready func(signalAddrs)) error {
+	return serveSignalReloading(ctx, signalCommand{Service: cfg}, nil, log, ready)
+}
+
+// serveSignalReloading is serveSignal, and each signal on hup reloads the TURN secrets and peer
+// lists (c.ReloadTURN); one that fails is logged and changes nothing.
+func serveSignalReloading(ctx context.Context, c signalCommand, hup <-chan os.Signal, log zerolog.Logger, ready func(signalAddrs)) error {
+	cfg := c.Service
 	cfg.Logger = log
 	svc, err := signalservice.Start(cfg)
 	if err != nil {
@@ -216,9 +265,23 @@ func serveSignal(ctx context.Context, cfg signalservice.Config, log zerolog.Logg
 		}
 		ready(addrs)
 	}
-	select {
-	case <-ctx.Done():
-	case <-svc.Failed():
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-svc.Failed():
+			done = true
+		case sig := <-hup:
+			log.Info().Stringer("signal", sig).Msg("signaling server reloading its TURN secrets and peer lists")
+			if c.ReloadTURN == nil {
+				continue
+			}
+			if r, err := c.ReloadTURN(); err != nil {
+				svc.ReloadTURNFailed(err)
+			} else {
+				_ = svc.ReloadTURN(r) // it logs what changed, or why it refused
+			}
+		}
 	}
 	return svc.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -86,22 +87,45 @@ type turnCommand struct {
 // name; it runs at start and on every SIGHUP. The first secret mints (--secret before the
 // file); the rest are accepted.
 func (f *turnFlags) reloadable() (turnserver.Reloadable, error) {
-	secrets := slices.Clone([]string(f.secrets))
-	allowed := slices.Clone(f.cfg.AllowedPeers)
-	denied := append(turnserver.DefaultDeniedPeers(), f.denyPeers...)
+	return turnLists{
+		secrets: f.secrets, secretsFile: f.secretsFile,
+		allowPeers: f.cfg.AllowedPeers, allowPeersFile: f.allowPeersFile,
+		denyPeers: f.denyPeers, denyPeersFile: f.denyPeersFile,
+		maxListFile: f.cfg.MaxListFile,
+	}.reloadable()
+}
+
+// turnLists are a relay's secrets and peer lists as flags give them, `turn`'s and `signal`'s
+// (--turn-…) alike: the values of the flags and the files re-read on every SIGHUP.
+type turnLists struct {
+	secrets        []string
+	secretsFile    string
+	allowPeers     []netip.Prefix
+	allowPeersFile string
+	denyPeers      []netip.Prefix // added to the built-in deny-list
+	denyPeersFile  string
+	maxListFile    int // turnserver.Config.MaxListFile
+}
+
+// reloadable reads the files and assembles the lists: the first secret mints (the flag's before
+// the file's), the rest are accepted; the deny-list is the built-in one plus both.
+func (l turnLists) reloadable() (turnserver.Reloadable, error) {
+	secrets := slices.Clone(l.secrets)
+	allowed := slices.Clone(l.allowPeers)
+	denied := append(turnserver.DefaultDeniedPeers(), l.denyPeers...)
 	var errs []error
-	if f.secretsFile != "" {
-		more, err := turnserver.ReadSecretsFile(f.secretsFile)
+	if l.secretsFile != "" {
+		more, err := turnserver.ReadSecretsFile(l.secretsFile, l.maxListFile)
 		errs = append(errs, err)
 		secrets = append(secrets, more...)
 	}
-	if f.allowPeersFile != "" {
-		more, err := turnserver.ReadPrefixFile(f.allowPeersFile)
+	if l.allowPeersFile != "" {
+		more, err := turnserver.ReadPrefixFile(l.allowPeersFile, l.maxListFile)
 		errs = append(errs, err)
 		allowed = append(allowed, more...)
 	}
-	if f.denyPeersFile != "" {
-		more, err := turnserver.ReadPrefixFile(f.denyPeersFile)
+	if l.denyPeersFile != "" {
+		more, err := turnserver.ReadPrefixFile(l.denyPeersFile, l.maxListFile)
 		errs = append(errs, err)
 		denied = append(denied, more...)
 	}

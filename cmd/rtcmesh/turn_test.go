@@ -248,3 +248,83 @@ func TestTurnSecretsAndIPv6Flags(t *testing.T) {
 		t.Errorf("embedded relay config %+v, want PublicIPv6 ::1", cfg.TURN)
 	}
 }
+
+// TestSignalSIGHUPReloadsTURN is TestTurnSIGHUPReloads for the relay embedded in `rtcmesh
+// signal`: its secrets and allowed peers are in files, SIGHUP rotates the secret and shrinks
+// the allowed peers, the allocation made under the old secret keeps working while a new one
+// under it is refused, a bad file keeps the previous configuration, and the process still
+// stops cleanly.
+func TestSignalSIGHUPReloadsTURN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("separate processes skipped in -short mode")
+	}
+	const oldSecret, newSecret = "sighup-old-secret-0123456789", "sighup-new-secret-9876543210"
+	dir := t.TempDir()
+	secrets, allow := filepath.Join(dir, "secrets"), filepath.Join(dir, "allow")
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(secrets, oldSecret+"\n")
+	write(allow, "127.0.0.1 # the test's peer\n")
+	p := startProcess(t, "stderr", "signal", "--listen", "127.0.0.1:0", "--web=false",
+		"--turn-listen", "127.0.0.1:0", "--turn-relay-ports", "0",
+		"--turn-secrets-file", secrets, "--turn-allow-peers-file", allow)
+	server := p.await("signaling server listening", func(m map[string]any) bool {
+		return m["message"] == "signaling server listening"
+	})["turn_udp"].(string)
+	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	hup := func() {
+		t.Helper()
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloaded := func(m map[string]any) bool { return m["message"] == "turnserver: secrets and peer lists reloaded" }
+
+	oldUser, oldPass := turnserver.Credentials(oldSecret, "node-old", time.Hour, time.Now())
+	oldClient := newTURNClient(t, server, oldUser, oldPass)
+	if _, err := oldClient.Allocate(); err != nil {
+		t.Fatalf("Allocate under the old secret: %v", err)
+	}
+
+	write(secrets, newSecret+"\n")
+	hup()
+	if m := p.await("reload", reloaded); m["secrets_added"] != 1.0 || m["secrets_removed"] != 1.0 || m["minting_secret_changed"] != true {
+		t.Errorf("reload logged %v, want one secret added and one removed", m)
+	}
+	if err := oldClient.CreatePermission(peer); err != nil {
+		t.Errorf("CreatePermission on the allocation made under the removed secret: %v", err)
+	}
+	if _, err := newTURNClient(t, server, oldUser, oldPass).Allocate(); turnCode(err) != 401 {
+		t.Errorf("new Allocate under the removed secret: %v, want 401", err)
+	}
+	newUser, newPass := turnserver.Credentials(newSecret, "node-new", time.Hour, time.Now())
+	newClient := newTURNClient(t, server, newUser, newPass)
+	if _, err := newClient.Allocate(); err != nil {
+		t.Fatalf("Allocate under the new secret: %v", err)
+	}
+
+	write(secrets, "too short\n")
+	hup()
+	p.await("refused reload", func(m map[string]any) bool {
+		return m["message"] == "turnserver: reload failed, the previous secrets and peer lists stay" &&
+			strings.Contains(fmt.Sprint(m["error"]), "line 1")
+	})
+	if _, err := newTURNClient(t, server, newUser, newPass).Allocate(); err != nil {
+		t.Fatalf("Allocate under the new secret after a refused reload: %v", err)
+	}
+
+	write(secrets, newSecret+"\n")
+	write(allow, "# nobody\n")
+	hup()
+	if m := p.await("reload", reloaded); fmt.Sprint(m["allowed_removed"]) != "[127.0.0.1/32]" {
+		t.Errorf("reload logged %v, want 127.0.0.1/32 removed from the allowed peers", m)
+	}
+	if err := newClient.CreatePermission(peer); turnCode(err) != 403 {
+		t.Errorf("CreatePermission to a peer no longer allowed: %v, want 403", err)
+	}
+	p.stop() // exit code 0: SIGHUP did not end it
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -27,8 +28,11 @@ type Service struct {
 	relayURLs []string
 	cluster   *signalnats.Cluster // nil without Config.NATS
 	page      *web.Handler        // nil without Config.Web
-	http      *http.Server
-	addr      net.Addr
+	// turnSecret signs the credentials for Config.TURNURLs: Config.TURNSecret until ReloadTURN
+	// replaces it.
+	turnSecret atomic.Pointer[string]
+	http       *http.Server
+	addr       net.Addr
 
 	// readiness answers /readyz: ready from the bind to the start of Close.
 	readiness metrics.Readiness
@@ -48,6 +52,7 @@ func Start(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, served: make(chan struct{})}
+	s.turnSecret.Store(&cfg.TURNSecret)
 	if err := s.startParts(); err != nil {
 		_ = s.closeRelay()
 		return nil, err
@@ -194,7 +199,7 @@ func (s *Service) iceServers(nodeID string) []signaling.ICEServer {
 		out = append(out, signaling.ICEServer{URLs: s.relayURLs, Username: user, Credential: pass})
 	}
 	if len(s.cfg.TURNURLs) > 0 {
-		user, pass := turnserver.Credentials(s.cfg.TURNSecret, nodeID, s.cfg.CredentialTTL, s.cfg.Now())
+		user, pass := turnserver.Credentials(*s.turnSecret.Load(), nodeID, s.cfg.CredentialTTL, s.cfg.Now())
 		out = append(out, signaling.ICEServer{URLs: s.cfg.TURNURLs, Username: user, Credential: pass})
 	}
 	return out
@@ -208,6 +213,48 @@ func (s *Service) URL() string { return "http://" + s.addr.String() + "/" }
 
 // SignalURL is the signaling WebSocket's address, ws://host:port/ws.
 func (s *Service) SignalURL() string { return "ws://" + s.addr.String() + "/ws" }
+
+// errNothingToReload is ReloadTURN's answer for a service with no embedded relay and no
+// external TURN servers.
+var errNothingToReload = errors.New("signalservice: no embedded TURN relay and no TURN URLs: nothing to reload")
+
+// ReloadTURN replaces the TURN secrets and peer lists of the running service, as SIGHUP does
+// for `rtcmesh turn`, without dropping an allocation or a client: the embedded relay's
+// secrets and peer lists (turnserver.Server.Reload, which logs and counts what changed or why
+// it refused), and r.Secret as the secret the credentials for Config.TURNURLs are minted with
+// (they share it). An invalid r changes nothing.
+func (s *Service) ReloadTURN(r turnserver.Reloadable) error {
+	if s.relay == nil && len(s.cfg.TURNURLs) == 0 {
+		s.log.Warn().Msg("TURN reload asked for, but there is no embedded relay and no --turn-url")
+		return errNothingToReload
+	}
+	if len(r.Secret) < turnserver.MinSecretLength {
+		err := fmt.Errorf("signalservice: TURN reload refused: the minting secret must be at least %d bytes, got %d", turnserver.MinSecretLength, len(r.Secret))
+		s.ReloadTURNFailed(err)
+		return err
+	}
+	if s.relay != nil {
+		if _, err := s.relay.Reload(r); err != nil {
+			return fmt.Errorf("signalservice: %w", err)
+		}
+	}
+	secret := r.Secret
+	if old := s.turnSecret.Swap(&secret); len(s.cfg.TURNURLs) > 0 {
+		s.log.Info().Bool("secret_changed", *old != secret).Msg("credentials for the external TURN servers reloaded")
+	}
+	return nil
+}
+
+// ReloadTURNFailed logs a TURN reload that failed before ReloadTURN could be called, such as a
+// secrets file that does not parse, and counts it on the embedded relay
+// (turnserver.Stats.ReloadFailures); nothing changes.
+func (s *Service) ReloadTURNFailed(err error) {
+	if s.relay != nil {
+		s.relay.ReloadFailed(err)
+		return
+	}
+	s.log.Error().Err(err).Msg("TURN reload failed, the previous secret stays")
+}
 
 // Relay is the embedded TURN relay, nil when Config.TURN is nil.
 func (s *Service) Relay() *turnserver.Server { return s.relay }

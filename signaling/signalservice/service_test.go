@@ -1,8 +1,11 @@
 package signalservice
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +93,72 @@ func TestStartServesHealthAndCloses(t *testing.T) {
 	case <-s.Failed():
 	default:
 		t.Error("Failed not closed after Close")
+	}
+}
+
+// TestReloadTURN rotates the TURN secret of a running service with an embedded relay and an
+// external TURN server: the welcomes' credentials for both are then minted with the new secret,
+// the relay counts the reload, and a reload with a short secret changes nothing and is counted
+// as failed.
+func TestReloadTURN(t *testing.T) {
+	const oldSecret, newSecret = "reload-old-secret-0123456789", "reload-new-secret-9876543210"
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := DefaultConfig()
+	c.Listen = "127.0.0.1:0"
+	c.Now = func() time.Time { return now }
+	tc := turnserver.DefaultConfig()
+	tc.ListenUDP, tc.ListenTCP = "127.0.0.1:0", ""
+	tc.PublicIP = netip.MustParseAddr("127.0.0.1")
+	tc.RelayPortMin, tc.RelayPortMax = 0, 0
+	tc.Secret = oldSecret
+	c.TURN = &tc
+	c.TURNURLs, c.TURNSecret = []string{"turn:turn.example.org:3478"}, oldSecret
+	s, err := Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// passwords returns the embedded relay's and the external server's password in a welcome.
+	passwords := func() []string {
+		var out []string
+		for _, ice := range s.iceServers("node-a") {
+			if ice.Credential != "" {
+				out = append(out, ice.Credential)
+			}
+		}
+		return out
+	}
+	minted := func(secret string) string {
+		_, pass := turnserver.Credentials(secret, "node-a", c.CredentialTTL, now)
+		return pass
+	}
+	if got := passwords(); !slices.Equal(got, []string{minted(oldSecret), minted(oldSecret)}) {
+		t.Fatalf("before the reload: passwords %q, want both minted with the old secret", got)
+	}
+	if err := s.ReloadTURN(turnserver.Reloadable{Secret: newSecret, AcceptedSecrets: []string{oldSecret}}); err != nil {
+		t.Fatalf("ReloadTURN: %v", err)
+	}
+	if got := passwords(); !slices.Equal(got, []string{minted(newSecret), minted(newSecret)}) {
+		t.Errorf("after the reload: passwords %q, want both minted with the new secret", got)
+	}
+	if err := s.ReloadTURN(turnserver.Reloadable{Secret: "short"}); err == nil {
+		t.Error("a reload with a short secret was accepted")
+	}
+	if got := passwords(); !slices.Equal(got, []string{minted(newSecret), minted(newSecret)}) {
+		t.Errorf("after a refused reload: passwords %q, want the new secret's still", got)
+	}
+	if st := s.Relay().Stats(); st.Reloads != 1 || st.ReloadFailures != 1 {
+		t.Errorf("relay stats: %d reloads, %d failures, want 1 and 1", st.Reloads, st.ReloadFailures)
+	}
+
+	bare := DefaultConfig()
+	bare.Listen = "127.0.0.1:0"
+	b, err := Start(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.ReloadTURN(turnserver.Reloadable{Secret: newSecret}); !errors.Is(err, errNothingToReload) {
+		t.Errorf("a service without TURN: ReloadTURN = %v, want errNothingToReload", err)
 	}
 }

@@ -105,6 +105,10 @@ type result struct {
 // socket: where a run's loss happened.
 type udpDrops struct {
 	listener, relay, client, peer int
+	// rcvbufErrors is the namespace's (or, on the host, the whole machine's) UDP RcvbufErrors
+	// counter, from /proc/net/snmp. uclient's sockets are closed before the per-socket counters
+	// can be read, so their drops are the counter's growth over the run less the other sockets'.
+	rcvbufErrors int
 }
 
 func (d udpDrops) String() string {
@@ -225,6 +229,7 @@ func runOnce(b *testing.B, e *env, r relay, sc scenario, port int) (result, erro
 	if err != nil {
 		return result{}, err
 	}
+	dropsBefore := readDrops(e, port, peerPort)
 	args := []string{"-W", secret, "-u", "bench", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-p", strconv.Itoa(port),
 		"-l", strconv.Itoa(messageSize), "-n", strconv.Itoa(sc.messages), "-m", strconv.Itoa(sc.clients),
 		"-z", strconv.Itoa(sc.interval), "-c"}
@@ -246,6 +251,9 @@ func runOnce(b *testing.B, e *env, r relay, sc scenario, port int) (result, erro
 	res, transcript, parseErr := parseUclient(out)
 	waitErr := client.Wait()
 	res.drops = readDrops(e, port, peerPort)
+	if res.drops.rcvbufErrors >= dropsBefore.rcvbufErrors {
+		res.drops.client = max(0, res.drops.rcvbufErrors-dropsBefore.rcvbufErrors-res.drops.listener-res.drops.relay-res.drops.peer)
+	}
 	after, err := cpuTime(server.Process.Pid)
 	if err != nil {
 		return result{}, err
@@ -337,18 +345,22 @@ func waitListening(e *env, port int) error {
 }
 
 // readDrops sums the receive-buffer drops of the UDP sockets of a run, from /proc/net/udp:
-// the relay's listener (bound to port), uclient's sockets (connected to port), the peer (bound
-// to peerPort) and the rest, which are the relay sockets. Sockets are fresh in every run, and on
-// the host other programs' sockets count as relay sockets.
+// the relay's listener (bound to port), uclient's sockets (connected to port, if still open),
+// the peer (bound to peerPort) and the rest, which are the relay sockets. Sockets are fresh in
+// every run, and on the host other programs' sockets count as relay sockets. It also reads the
+// UDP RcvbufErrors counter (see udpDrops).
 func readDrops(e *env, port, peerPort int) udpDrops {
 	var d udpDrops
-	var data []byte
-	var err error
-	if e.netns != "" {
-		data, err = exec.Command("ip", "netns", "exec", e.netns, "cat", "/proc/net/udp").Output()
-	} else {
-		data, err = os.ReadFile("/proc/net/udp")
+	read := func(path string) ([]byte, error) {
+		if e.netns != "" {
+			return exec.Command("ip", "netns", "exec", e.netns, "cat", path).Output()
+		}
+		return os.ReadFile(path)
 	}
+	if snmp, err := read("/proc/net/snmp"); err == nil {
+		d.rcvbufErrors = rcvbufErrors(string(snmp))
+	}
+	data, err := read("/proc/net/udp")
 	if err != nil {
 		return d
 	}
@@ -375,6 +387,28 @@ func readDrops(e *env, port, peerPort int) udpDrops {
 		}
 	}
 	return d
+}
+
+// rcvbufErrors reads the Udp RcvbufErrors counter from the text of /proc/net/snmp: a header
+// line naming the fields, then a line of values.
+func rcvbufErrors(snmp string) int {
+	var names []string
+	for _, line := range strings.Split(snmp, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		if i := slices.Index(names, "RcvbufErrors"); i > 0 && i < len(fields) {
+			n, _ := strconv.Atoi(fields[i])
+			return n
+		}
+		return 0
+	}
+	return 0
 }
 
 // cpuTime is the user+system CPU time a process has used, from /proc/<pid>/stat.
