@@ -40,7 +40,11 @@ type Config struct {
 	Scoring scoring.Config
 	// Limits bound every frame a peer sends; a frame outside them closes the link.
 	Limits wire.Limits
-	// TickInterval is how often the cores' timers are checked.
+	// TickInterval paces catch-up: while catch-up frames wait for a link, they are handed to
+	// it in rounds TickInterval apart (CatchUpFramesPerTick). It is not a clock tick: the
+	// node wakes at the cores' deadlines (a Graft, an IHAVE batch, a shuffle round, a
+	// catch-up digest) and when a link is due to be closed for silence, so an idle node
+	// sleeps between its protocol's own timers.
 	TickInterval time.Duration
 	// IdleLinkTimeout closes a link to a peer that is no longer a neighbour after this long
 	// without a frame either way: the peer was a neighbour over this link and may well be
