@@ -7,7 +7,7 @@
 // are sent, in batches. The eager links converge to a spanning tree, so each broadcast crosses
 // each node about once. A node that hears of a message (IHAVE) but does not receive it within a
 // timeout GRAFTs the announcer back into the tree, which repairs it after failures; an
-// optional optimisation (off by default) swaps an eager link for a lazy one whose announcements arrive much
+// optional optimisation swaps an eager link for a lazy one whose announcements arrive much
 // earlier (by Config.OptimizationThreshold hops).
 //
 // Like package membership, the core touches no network, clock, goroutine or global random
@@ -356,16 +356,20 @@ type Config struct {
 	GraftRetryTimeout time.Duration
 	// OptimizationThreshold: when a message arrives through the tree at least this many hops
 	// later than a lazy peer announced it, the lazy link replaces the eager one (the paper uses
-	// 3 for a single sender, 7 for many). 0 turns the optimisation off, the default: the tree
-	// is one for all origins, so a swap that shortens one origin's path lengthens others',
-	// and with broadcasts from many origins in flight at once a swap (a Prune to the old
-	// parent, a Graft to the new one) cuts off the subtree below it from messages the new
-	// parent had already announced rather than pushed. Those wait MissingTimeout and are
-	// grafted; each Graft adds an eager link whose duplicates prune others while messages
-	// are in flight, and a run never settles (TestManySendersTreeSettles: at threshold 7,
-	// 100 nodes with 10 broadcasts a second in flight, 8–22 Grafts per broadcast and
-	// deliveries 2 s late; off, none). Set it only where one node sends.
+	// 3 for a single sender, 7 for many). 0 turns the optimisation off.
 	OptimizationThreshold int
+	// OptimizationQuiet > 0 lets the optimisation swap only while no other message may be in
+	// flight through this node: none delivered within OptimizationQuiet before, and none
+	// announced but not yet received. A swap (a Prune to the old parent, a Graft to the new
+	// one) while other broadcasts are in flight cuts the subtree below off from the messages
+	// the new parent had announced rather than pushed; they wait MissingTimeout and are
+	// grafted, each Graft adds an eager link whose duplicates prune others while messages are
+	// in flight, and with many senders the tree never settles (BenchmarkManySenders: at
+	// threshold 7 without it, 500 nodes and 10 broadcasts a second, 85 Grafts per broadcast
+	// and deliveries 2.3 s late; with it, none). Broadcasts a second apart (the papers'
+	// setting) keep the optimisation's shorter tree. 0 swaps whenever the threshold is met
+	// (the paper).
+	OptimizationQuiet time.Duration
 	// CacheMaxMessages and CacheMaxAge bound the payloads kept to answer Grafts.
 	CacheMaxMessages int
 	CacheMaxAge      time.Duration
@@ -480,8 +484,9 @@ type Config struct {
 	SeenMaxBytes int
 }
 
-// DefaultConfig returns Plumtree's settings for a WAN of WebRTC links: the optimisation off
-// (see OptimizationThreshold), timeouts of a few hundred milliseconds, caches bounded to a few minutes,
+// DefaultConfig returns Plumtree's settings for a WAN of WebRTC links: optimisation threshold
+// 7 (many senders), only when no other message arrived in the last 500 ms
+// (OptimizationQuiet), timeouts of a few hundred milliseconds, caches bounded to a few minutes,
 // and catch-up over the last 5 minutes (at most 4,096 messages or 16 MiB), a Digest to one
 // neighbour every 10 s, at most 512 KiB/s of answers to any one neighbour. The defences:
 // per link 500 messages/s (burst 1,000) and 4 MiB/s (burst 16 MiB); per origin 20 messages/s
@@ -495,7 +500,8 @@ func DefaultConfig() Config {
 		LazyBatchMax:           64,
 		MissingTimeout:         1 * time.Second,
 		GraftRetryTimeout:      500 * time.Millisecond,
-		OptimizationThreshold:  0,
+		OptimizationThreshold:  7,
+		OptimizationQuiet:      500 * time.Millisecond,
 		CacheMaxMessages:       4096,
 		CacheMaxAge:            2 * time.Minute,
 		SeenMaxIDs:             65536,
