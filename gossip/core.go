@@ -64,7 +64,8 @@ import (
 // arrives against IHaves received before it; this core also checks it when an IHave arrives
 // for a message already received from an eager peer, because IHaves are batched and often
 // arrive after the payload. Each message triggers at most one swap, and only while p is still
-// eager and q still lazy.
+// eager and q still lazy, and, with OptimizationQuiet set, while no other message may be in
+// flight through this node (a swap races them: see Config.OptimizationQuiet).
 type Core struct {
 	cfg Config
 	// now is the time of the last Tick.
@@ -93,6 +94,11 @@ type Core struct {
 	// announced counts, per peer, the missing entries it is an announcer of and its
 	// promises waiting to be judged (MissingMaxPerPeer).
 	announced map[string]int
+	// lastID is the message delivered last (from a peer), at lastAt; prevAt is when the one
+	// before it was: how the optimisation tells whether another message may be in flight
+	// (OptimizationQuiet).
+	lastID         MessageID
+	lastAt, prevAt time.Duration
 
 	// linkLimits are the forwarding budgets per neighbour ("" for all other senders);
 	// graftsOut the budget of Grafts sent; graftsIn the budgets of Grafts answered, per
@@ -209,6 +215,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.OptimizationThreshold < 0 {
 		errs = append(errs, fmt.Errorf("OptimizationThreshold must not be negative, got %d", cfg.OptimizationThreshold))
+	}
+	if cfg.OptimizationQuiet < 0 {
+		errs = append(errs, fmt.Errorf("OptimizationQuiet must not be negative, got %v", cfg.OptimizationQuiet))
 	}
 	positiveDur("MaxClockSkew", cfg.MaxClockSkew)
 	if cfg.ReplayWindow <= 0 || cfg.ReplayWindow%64 != 0 {
@@ -439,6 +448,7 @@ func (c *Core) onGossip(from string, m Message) {
 
 	c.remember(m.ID)
 	c.stats.Delivered++
+	c.lastID, c.lastAt, c.prevAt = m.ID, c.now, c.lastAt
 	c.out.Deliveries = append(c.out.Deliveries, Delivery{ID: m.ID, Origin: m.Origin, Hops: m.Hops, Seq: m.Seq, Time: m.Time, Payload: m.Payload,
 		From: from})
 
@@ -581,6 +591,18 @@ func (c *Core) optimize(id MessageID, hops uint16, q announcer) {
 	}
 	if int(hops)-(int(q.hops)+1) < c.cfg.OptimizationThreshold {
 		return
+	}
+	if c.cfg.OptimizationQuiet > 0 {
+		// Swap only while no other message may be in flight: none delivered within
+		// OptimizationQuiet and none announced but missing. A swap races every message in
+		// flight through the two links (see Config.OptimizationQuiet).
+		other := c.lastAt
+		if c.lastID == id {
+			other = c.prevAt
+		}
+		if (other != 0 && c.now-other < c.cfg.OptimizationQuiet) || len(c.missing) > 0 {
+			return
+		}
 	}
 	old := cm.parent
 	cm.parent = ""

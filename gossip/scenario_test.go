@@ -12,7 +12,7 @@ import (
 
 // TestScenarios runs the scripts in testdata/. Commands:
 //
-//	add a b c [flood] [threshold=N] [flush=D] [batch=N] [missing=D] [retry=D] [cache-max=N] [cache-age=D]
+//	add a b c [flood] [threshold=N] [quiet=D] [flush=D] [batch=N] [missing=D] [retry=D] [cache-max=N] [cache-age=D]
 //	      [catch-up=D] [catch-up-refs=N]
 //	                              create cores (testConfig with the given changes; catch-up
 //	                              is off unless catch-up sets its window)
@@ -107,6 +107,8 @@ func runCommand(t *testing.T, net *testNet, d *datadriven.TestData) {
 			switch a.Key {
 			case "threshold":
 				net.cfg.OptimizationThreshold = num(v)
+			case "quiet":
+				net.cfg.OptimizationQuiet = dur(v)
 			case "flush":
 				net.cfg.LazyFlushInterval = dur(v)
 			case "batch":

@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"sort"
 	"strings"
@@ -143,13 +144,13 @@ type peerLink struct {
 	// closing is set once closeIdleLinks closed the link, until its LinkDown.
 	closing bool
 	// servedAt is when a SHUFFLE_REPLY arrived on a link that never carried a neighbour: the
-	// frame the peer opened it for. Unless something was sent or received after it, the next
-	// tick closes the link.
+	// frame the peer opened it for. Unless something was sent or received after it, the link
+	// is closed right after the frame is handled.
 	servedAt time.Time
 
 	// Catch-up frames are paced (see sendCatchUp): catchUp holds those waiting, in order,
 	// catchUpBytes their size; tickFrames and tickBytes what was handed to the link since the
-	// last tick; catchUpAt when the last one was.
+	// last pacing round (Node.pumpCatchUpAll); catchUpAt when the last one was.
 	catchUp               [][]byte
 	catchUpBytes          int
 	tickFrames, tickBytes int
@@ -176,6 +177,11 @@ type Node struct {
 	downReason map[string]string // reason of the last LinkDown of a neighbour, until its NeighborDown
 	neighbors  map[string]time.Time
 	buf        []byte
+	// linkDue is when (cores' time) closeIdleLinks runs next: the earliest a link that is not
+	// a neighbour's may be closed for silence; 0 when there is none. pumpDue is when the next
+	// round of catch-up pacing runs (pumpCatchUpAll): TickInterval after the last one while
+	// catch-up frames wait; 0 when none wait. pumpedAt is when the last round ran.
+	linkDue, pumpDue, pumpedAt time.Duration
 
 	reqs       chan func()
 	deliveries chan Delivery
@@ -356,12 +362,26 @@ func (n *Node) do(fn func()) error {
 	return nil
 }
 
+// run is the node's loop. It sleeps until something happens: a link event, a request, a
+// delivery the application can take, or the earliest deadline (wakeAt): a core's timer
+// (overlay.NextDeadline), a link to close for silence, or the next round of catch-up pacing.
+// An idle node thus wakes only when a core has something to do (a shuffle round, a catch-up
+// digest), not every TickInterval.
 func (n *Node) run() {
 	defer close(n.done)
-	ticker := time.NewTicker(n.cfg.TickInterval)
-	defer ticker.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	var armed time.Duration // the cores' time wake is set for; 0 while stopped
+	wake.Stop()
 	events := n.tr.Events()
 	for {
+		if at := n.wakeAt(); at != armed {
+			wake.Stop()
+			armed = at
+			// From the clock, not n.elapsed: a delivery handed to the application does not
+			// read it, and the wait must not stretch by the time since.
+			wake.Reset(max(at-n.coreTime(), 0))
+		}
 		var out chan Delivery // nil, so never ready, while the backlog is empty
 		var next Delivery
 		if len(n.backlog) > 0 {
@@ -380,10 +400,15 @@ func (n *Node) run() {
 			}
 			n.tick()
 			n.onLinkEvent(ev)
-		case <-ticker.C:
+		case <-wake.C:
+			armed = 0
 			n.tick()
-			n.closeIdleLinks()
-			n.pumpCatchUpAll()
+			if n.linkDue != 0 && n.elapsed >= n.linkDue {
+				n.closeIdleLinks()
+			}
+			if n.pumpDue != 0 && n.elapsed >= n.pumpDue {
+				n.pumpCatchUpAll()
+			}
 		case fn := <-n.reqs:
 			n.tick()
 			fn()
@@ -395,13 +420,48 @@ func (n *Node) run() {
 	}
 }
 
-// tick reads the clock once for this loop iteration and advances both cores to it: the
-// runtime's coarse clock fires whatever came due since the last iteration.
+// tick reads the clock once for this loop iteration and fires the timers of the cores whose
+// deadline came (overlay.TickDue): a core that is not due catches up on its next call.
 func (n *Node) tick() {
-	// The cores' time is wall-clock time since the Unix epoch, as broadcasts carry it to
-	// other nodes' clock checks, advanced by the monotonic clock so it never steps back.
-	n.elapsed = time.Duration(n.start.UnixNano()) + n.now().Sub(n.start)
-	n.peer.Tick(n.elapsed)
+	n.elapsed = n.coreTime()
+	n.peer.TickDue(n.elapsed)
+}
+
+// coreTime reads the clock as the cores' time: wall-clock time since the Unix epoch, as
+// broadcasts carry it to other nodes' clock checks, advanced by the monotonic clock so it
+// never steps back.
+func (n *Node) coreTime() time.Duration {
+	return time.Duration(n.start.UnixNano()) + n.now().Sub(n.start)
+}
+
+// wakeAt returns the cores' time at which the loop must wake with nothing else happening: the
+// earliest of the cores' deadline, the next link due to be closed for silence (linkDue), and,
+// while catch-up frames wait, the next pacing round (pumpDue). It is never 0.
+func (n *Node) wakeAt() time.Duration {
+	at := time.Duration(math.MaxInt64)
+	if d, ok := n.peer.NextDeadline(); ok {
+		at = d
+	}
+	if n.linkDue != 0 {
+		at = min(at, n.linkDue)
+	}
+	if n.pumpDue != 0 {
+		at = min(at, n.pumpDue)
+	}
+	return max(at, 1)
+}
+
+// watchLink makes sure closeIdleLinks runs by the time l, which is not (or no longer) a
+// neighbour's link, may be closed for silence.
+func (n *Node) watchLink(l *peerLink) {
+	timeout := n.cfg.IdleLinkTimeout
+	if !l.carried {
+		timeout = n.cfg.TransientLinkTimeout
+	}
+	due := n.elapsed + l.lastActive.Add(timeout).Sub(n.now())
+	if n.linkDue == 0 || due < n.linkDue {
+		n.linkDue = max(due, 1)
+	}
 }
 
 func (n *Node) shutdown(graceful bool) {
@@ -487,6 +547,9 @@ func (n *Node) onMembershipEvent(e membership.Event) {
 		n.emit(ev)
 	case membership.NeighborDown:
 		delete(n.neighbors, e.Peer)
+		if l := n.links[e.Peer]; l != nil && l.up {
+			n.watchLink(l)
+		}
 		reason := n.downReason[e.Peer]
 		delete(n.downReason, e.Peer)
 		if reason == "" {
@@ -565,7 +628,7 @@ func (n *Node) send(peer string, frame []byte) {
 // more than a link's send queue holds (memlink's 256 frames, rtclink's 1 MiB), and a full queue
 // closes the link as slow. So catch-up frames wait in a queue of their own per link, bounded
 // by twice that burst, and are handed to the link at most Config.CatchUpFramesPerTick frames
-// and the link's share of bytes (twice Gossip.CatchUpPeerRate) per tick, stopping while its
+// and the link's share of bytes (twice Gossip.CatchUpPeerRate) per round of TickInterval, stopping while its
 // queue is full, which leaves room for the live frames. Beyond the bound they are dropped and
 // counted (the core asks again). While catch-up frames are in flight on a link (and for
 // Config.CatchUpBusyFor after the last), a live frame that finds its queue full is dropped
@@ -589,10 +652,18 @@ func (n *Node) sendCatchUp(peer string, frame []byte) {
 	}
 	l.catchUp = append(l.catchUp, append([]byte(nil), frame...))
 	l.catchUpBytes += len(frame)
+	if n.pumpDue == 0 && n.elapsed-n.pumpedAt >= n.cfg.TickInterval {
+		// No pacing round since TickInterval: this one starts a new allowance.
+		n.pumpCatchUpAll()
+		return
+	}
 	n.pumpCatchUp(peer, l)
+	if len(l.catchUp) > 0 && n.pumpDue == 0 {
+		n.pumpDue = n.pumpedAt + n.cfg.TickInterval
+	}
 }
 
-// pumpCatchUp hands peer's link its waiting catch-up frames while this tick's allowance lasts
+// pumpCatchUp hands peer's link its waiting catch-up frames while this round's allowance lasts
 // and the link's queue takes them.
 func (n *Node) pumpCatchUp(peer string, l *peerLink) {
 	maxBytes := max(2*n.cfg.Gossip.CatchUpPeerRate*int(n.cfg.TickInterval/time.Millisecond)/1000, 1)
@@ -607,7 +678,7 @@ func (n *Node) pumpCatchUp(peer string, l *peerLink) {
 			l.tickBytes += len(f)
 		case errors.Is(err, link.ErrQueueFull):
 			l.catchUpAt = n.now()
-			return // the next tick tries again
+			return // the next pacing round tries again
 		case errors.Is(err, link.ErrNoLink):
 			// The link is going down; its LinkDown is on the way, and the core will compare
 			// again with whoever is a neighbour then.
@@ -628,12 +699,17 @@ func (n *Node) pumpCatchUp(peer string, l *peerLink) {
 	}
 }
 
-// pumpCatchUpAll starts a new tick's allowance on every link and hands them what waits.
+// pumpCatchUpAll starts a new round's allowance on every link and hands them what waits; if
+// frames still wait, the next round is TickInterval later.
 func (n *Node) pumpCatchUpAll() {
+	n.pumpedAt, n.pumpDue = n.elapsed, 0
 	for peer, l := range n.links {
 		l.tickFrames, l.tickBytes = 0, 0
 		if len(l.catchUp) > 0 {
 			n.pumpCatchUp(peer, l)
+		}
+		if len(l.catchUp) > 0 {
+			n.pumpDue = n.elapsed + n.cfg.TickInterval
 		}
 	}
 }
@@ -660,6 +736,9 @@ func (n *Node) onLinkEvent(ev link.Event) {
 		}
 		l.up, l.path, l.since, l.lastActive = true, ev.Path, n.now(), n.now()
 		_, l.carried = n.neighbors[ev.Peer]
+		if !l.carried {
+			n.watchLink(l)
+		}
 		pending := l.pending
 		l.pending = nil
 		for _, f := range pending {
@@ -698,6 +777,7 @@ func (n *Node) onFrame(peer string, data []byte) {
 			err = n.peer.StepMembership(n.elapsed, peer, f.Membership)
 			if l := n.links[peer]; err == nil && l != nil && !l.carried && f.Membership.Type == membership.ShuffleReply {
 				l.servedAt = l.lastActive
+				n.linkDue = max(n.elapsed, 1) // closed once this iteration's output is sent, unless a neighbour
 			}
 		case wire.ProtocolGossip:
 			err = n.peer.StepGossip(n.elapsed, peer, f.Gossip)
@@ -734,6 +814,7 @@ func isIdleCloseByPeer(reason string) bool {
 
 func (n *Node) closeIdleLinks() {
 	now := n.now()
+	n.linkDue = 0
 	for peer, l := range n.links {
 		if _, isNeighbor := n.neighbors[peer]; isNeighbor || !l.up || l.closing {
 			continue
@@ -745,14 +826,16 @@ func (n *Node) closeIdleLinks() {
 		// A link opened to bring this node a SHUFFLE_REPLY has served its purpose once it came,
 		// if nothing else crossed it since.
 		served := !l.carried && !l.servedAt.IsZero() && !l.lastActive.After(l.servedAt)
-		if served || now.Sub(l.lastActive) > timeout {
-			l.closing = true
-			n.stats.LinksClosedIdle++
-			if !l.carried {
-				n.stats.TransientLinksClosed++
-			}
-			n.tr.CloseLink(peer, reason)
+		if !served && now.Sub(l.lastActive) <= timeout {
+			n.watchLink(l)
+			continue
 		}
+		l.closing = true
+		n.stats.LinksClosedIdle++
+		if !l.carried {
+			n.stats.TransientLinksClosed++
+		}
+		n.tr.CloseLink(peer, reason)
 	}
 }
 

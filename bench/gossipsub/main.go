@@ -65,9 +65,9 @@ func parse(args []string, stderr io.Writer) (*options, *flag.FlagSet, error) {
 	fs.IntVar(&o.Degree, "degree", 6, "gossipsub: each node dials this many distinct random others")
 	fs.BoolVar(&o.MocknetLatency, "mocknet-latency", false, "gossipsub: use mocknet's own link latency, which passes one write of 256 B or more per latency per stream, instead of a FIFO delay per stream like memlink's")
 	fs.DurationVar(&o.Tick, "tick", 0, "rtcmesh: node TickInterval (0: the LAN profile's 100ms)")
-	fs.IntVar(&o.OptThreshold, "opt", -1, "rtcmesh: Gossip.OptimizationThreshold, 0 = off (-1: default 7)")
-	fs.DurationVar(&o.Missing, "missing", 0, "rtcmesh: Gossip.MissingTimeout (0: default 1s)")
-	fs.DurationVar(&o.GraftRetry, "graft-retry", 0, "rtcmesh: Gossip.GraftRetryTimeout (0: default 500ms)")
+	fs.IntVar(&o.OptThreshold, "opt", -1, "rtcmesh: Gossip.OptimizationThreshold, 0 = off (-1: the default, 7)")
+	fs.DurationVar(&o.Missing, "missing", 0, "rtcmesh: Gossip.MissingTimeout (0: the LAN profile's 300ms)")
+	fs.DurationVar(&o.GraftRetry, "graft-retry", 0, "rtcmesh: Gossip.GraftRetryTimeout (0: the LAN profile's 150ms)")
 	fs.DurationVar(&o.LazyFlush, "lazy-flush", -1, "rtcmesh: Gossip.LazyFlushInterval, 0 = each IHAVE at once (-1: default 50ms)")
 	fs.DurationVar(&o.Shuffle, "shuffle", 0, "rtcmesh: Membership.ShuffleInterval (0: the LAN profile's)")
 	if err := fs.Parse(args); err != nil {
