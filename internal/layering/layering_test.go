@@ -36,8 +36,10 @@ func layers() map[string]rule {
 		// Peer scoring, composed by overlay: as pure as the cores.
 		"scoring": {forbidStd: coreForbidden, core: true},
 		// The composition of the two cores for one node: as pure as they are.
-		"overlay": {internal: []string{"membership", "gossip", "scoring"}, forbidStd: coreForbidden, core: true},
-		"wire":    {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
+		// Routing of signed envelopes through the overlay, composed by overlay: as pure.
+		"routing": {forbidStd: coreForbidden, core: true},
+		"overlay": {internal: []string{"membership", "gossip", "scoring", "routing"}, forbidStd: coreForbidden, core: true},
+		"wire":    {internal: []string{"membership", "gossip", "routing"}, forbidStd: []string{"net", "os"}},
 		// link only for link.DefaultHeartbeatTimeout, the heartbeat the simulator models; wire
 		// to count catch-up's bytes as the runtime would send them.
 		"sim": {internal: []string{"membership", "gossip", "overlay", "scoring", "link", "wire"}, forbidStd: []string{"net"}},
