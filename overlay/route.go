@@ -142,7 +142,7 @@ func (p *Peer) RelayStep(now time.Duration, from string, m *routing.Message) (ne
 			p.rt.Learn(now, m.Source, from, hops-m.HopLimit)
 		}
 	} else {
-		m.Type, m.HopLimit, m.Via = routing.Routed, p.rt.MaxHops(), ""
+		m.Type, m.HopLimit, m.Via, m.Waypoints = routing.Routed, p.rt.MaxHops(), "", 0
 	}
 	next, deliver, _, ok = p.rt.RelayStep(now, from, m)
 	return next, deliver, ok

@@ -91,6 +91,9 @@ type Message struct {
 	Via string
 	// HopLimit is how many more times the envelope may be forwarded (Routed). Not signed.
 	HopLimit uint8
+	// Waypoints counts the waypoints set so far (Routed), at most Config.MaxWaypoints. Not
+	// signed.
+	Waypoints uint8
 	// Kind says what Body is (Routed).
 	Kind Kind
 	// Time is the source's clock when it signed, Unix milliseconds (Routed): the target's
@@ -130,6 +133,10 @@ type Config struct {
 	EntryTTL time.Duration
 	// HintTTL is how long a hint (X known by W) is used (5 minutes).
 	HintTTL time.Duration
+	// MaxWaypoints is how many times one envelope may be given a waypoint from a hint (2):
+	// by its source, then by the waypoint if it knows the target only by a hint of its own.
+	// 0: hints are not used.
+	MaxWaypoints uint8
 	// MaxViewNodes bounds the nodes of a neighbour's VIEW kept (16; an honest view holds
 	// membership's ActiveSize, 5); a longer VIEW is refused.
 	MaxViewNodes int
@@ -149,8 +156,8 @@ type Config struct {
 // DefaultConfig returns routing on with the defaults named in Config.
 func DefaultConfig() Config {
 	return Config{
-		Enabled: true, MaxHops: 8, MaxEntries: 256,
-		EntryTTL: time.Minute, HintTTL: 5 * time.Minute, MaxViewNodes: 16,
+		Enabled: true, MaxHops: 24, MaxEntries: 256,
+		EntryTTL: 5 * time.Minute, HintTTL: 5 * time.Minute, MaxWaypoints: 2, MaxViewNodes: 16,
 		SourceRate: 20, SourceBurst: 60, MaxSources: 256, MaxQueue: 256,
 	}
 }
@@ -421,7 +428,8 @@ func (r *Router) decide(now time.Duration, from string, m *Message) (next string
 		}
 		m.HopLimit--
 	}
-	if m.Via == r.self {
+	waypoint := m.Via == r.self
+	if waypoint {
 		m.Via = ""
 	}
 	if next, ok := r.nextHop(now, m.Target, from); ok {
@@ -432,9 +440,18 @@ func (r *Router) decide(now time.Duration, from string, m *Message) (next string
 			return next, false, 0, true
 		}
 	}
-	if via, next, ok := r.hint(now, m.Target, from); ok {
-		m.Via = via
-		return next, false, 0, true
+	// Only the source and the waypoint an envelope was sent to turn a hint into a (new)
+	// waypoint, at most MaxWaypoints times per envelope. A waypoint often knows the target
+	// only as a passive entry, from a sample of its own, so a second waypoint reaches
+	// passive entries of passive entries; but two nodes that traded shuffle samples hold
+	// hints about each other's entries, and without the bound an envelope would bounce
+	// between them until its hop limit.
+	if (from == "" || waypoint) && m.Waypoints < r.cfg.MaxWaypoints {
+		if via, next, ok := r.hint(now, m.Target, from); ok {
+			m.Via = via
+			m.Waypoints++
+			return next, false, 0, true
+		}
 	}
 	return "", false, DropNoRoute, false
 }
@@ -449,7 +466,7 @@ func (r *Router) Send(now time.Duration, m Message) error {
 	if m.Source != r.self {
 		return fmt.Errorf("routing: Send: source %q is not this node", m.Source)
 	}
-	m.Type, m.HopLimit, m.Via = Routed, r.cfg.MaxHops, ""
+	m.Type, m.HopLimit, m.Via, m.Waypoints = Routed, r.cfg.MaxHops, "", 0
 	next, deliver, _, ok := r.decide(now, "", &m)
 	switch {
 	case deliver:
@@ -551,6 +568,9 @@ func (r *Router) check(from string, m *Message) error {
 		case m.HopLimit > r.cfg.MaxHops:
 			return fmt.Errorf("%w: ROUTED from %q has hop limit %d, more than MaxHops (%d)",
 				ErrInvalidMessage, from, m.HopLimit, r.cfg.MaxHops)
+		case m.Waypoints > r.cfg.MaxWaypoints:
+			return fmt.Errorf("%w: ROUTED from %q has %d waypoints, more than MaxWaypoints (%d)",
+				ErrInvalidMessage, from, m.Waypoints, r.cfg.MaxWaypoints)
 		}
 	default:
 		return fmt.Errorf("%w: unknown type %d from %q", ErrInvalidMessage, uint8(m.Type), from)

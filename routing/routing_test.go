@@ -37,8 +37,9 @@ func TestReversePathRetracesWalk(t *testing.T) {
 		t.Fatalf("d.Send: %v", err)
 	}
 	rd := d.Ready()
-	if len(rd.Messages) != 1 || rd.Messages[0].To != "c" || rd.Messages[0].Msg.HopLimit != 8 {
-		t.Fatalf("d sent %+v, want one envelope to c with hop limit 8", rd.Messages)
+	max := DefaultConfig().MaxHops
+	if len(rd.Messages) != 1 || rd.Messages[0].To != "c" || rd.Messages[0].Msg.HopLimit != max {
+		t.Fatalf("d sent %+v, want one envelope to c with hop limit %d", rd.Messages, max)
 	}
 	hop := func(r *Router, from string, m Message) Envelope {
 		t.Helper()
@@ -52,12 +53,12 @@ func TestReversePathRetracesWalk(t *testing.T) {
 		return rd.Messages[0]
 	}
 	e := hop(c, "d", rd.Messages[0].Msg)
-	if e.To != "b" || e.Msg.HopLimit != 7 {
-		t.Fatalf("c forwarded %+v, want to b with hop limit 7", e)
+	if e.To != "b" || e.Msg.HopLimit != max-1 {
+		t.Fatalf("c forwarded %+v, want to b with hop limit %d", e, max-1)
 	}
 	e = hop(b, "c", e.Msg)
-	if e.To != "a" || e.Msg.HopLimit != 6 {
-		t.Fatalf("b forwarded %+v, want to a with hop limit 6", e)
+	if e.To != "a" || e.Msg.HopLimit != max-2 {
+		t.Fatalf("b forwarded %+v, want to a with hop limit %d", e, max-2)
 	}
 	a := newRouter(t, "a", "b")
 	if err := a.Step(time.Second, "b", e.Msg); err != nil {
@@ -202,6 +203,7 @@ func TestStepRefusesMalformed(t *testing.T) {
 		{Type: Routed, Source: "r", Target: "x", Kind: KindSignal},
 		{Type: Routed, Source: "a", Target: "x", Kind: 7},
 		{Type: Routed, Source: "a", Target: "x", Kind: KindDirect, HopLimit: 200},
+		{Type: Routed, Source: "a", Target: "x", Kind: KindDirect, HopLimit: 1, Waypoints: 3},
 		{Type: View, Nodes: make([]string, 17)},
 	} {
 		if err := r.Step(0, "a", m); !errors.Is(err, ErrInvalidMessage) {
@@ -260,5 +262,47 @@ func TestSendErrors(t *testing.T) {
 	}
 	if _, err := New("r", Config{Enabled: true}); err == nil {
 		t.Fatal("zero bounds accepted")
+	}
+}
+
+// Two nodes that traded samples hint at each other for the same target: the envelope takes
+// at most MaxWaypoints waypoints and is then dropped, instead of bouncing until its hop limit.
+func TestWaypointsBounded(t *testing.T) {
+	a := newRouter(t, "a", "b")
+	a.Hint(0, "x", "b")
+	if err := a.Send(0, envelope("a", "x")); err != nil {
+		t.Fatal(err)
+	}
+	m := a.Ready().Messages[0].Msg
+	if m.Via != "b" || m.Waypoints != 1 {
+		t.Fatalf("a sent %+v, want waypoint b, 1 waypoint", m)
+	}
+	b := newRouter(t, "b", "a")
+	b.Hint(0, "x", "a") // b's own hint points back at a
+	if err := b.Step(0, "a", m); err != nil {
+		t.Fatal(err)
+	}
+	// The waypoint may not send it back where it came from, and has nowhere else to go.
+	if out := b.Ready().Messages; len(out) != 0 {
+		t.Fatalf("b sent %+v", out)
+	}
+	// Through a third node, the second waypoint is taken, the third is not.
+	c := newRouter(t, "c", "a", "d")
+	c.Hint(0, "x", "d")
+	m.Via = "c"
+	if err := c.Step(0, "a", m); err != nil {
+		t.Fatal(err)
+	}
+	m = c.Ready().Messages[0].Msg
+	if m.Via != "d" || m.Waypoints != 2 {
+		t.Fatalf("c sent %+v, want waypoint d, 2 waypoints", m)
+	}
+	d := newRouter(t, "d", "c", "e")
+	d.Hint(0, "x", "e")
+	if err := d.Step(0, "c", m); err != nil {
+		t.Fatal(err)
+	}
+	if out := d.Ready().Messages; len(out) != 0 || d.Stats().Dropped[DropNoRoute] != 1 {
+		t.Fatalf("a third waypoint was taken: %+v", out)
 	}
 }

@@ -143,11 +143,12 @@
 //
 //	type  name    fields
 //	1     ROUTED  Source id, Target id, Via str (n <= Limits.MaxIDLength; may be empty),
-//	              HopLimit byte, Kind byte (1 signal, 2 direct), Time varint (Unix ms),
+//	              HopLimit byte, Waypoints byte, Kind byte (1 signal, 2 direct),
+//	              Time varint (Unix ms),
 //	              Body bytes (n <= Limits.MaxPayload), Proof bytes (n <= Limits.MaxProof)
 //	2     VIEW    Nodes ids
 //
-// Relays change only HopLimit and Via; the source signs the rest and the target's runtime
+// Relays change only HopLimit, Via and Waypoints; the source signs the rest and the target's runtime
 // checks the Proof. Body and Proof alias the frame, like a GOSSIP's payload.
 //
 // # Example

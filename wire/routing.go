@@ -8,8 +8,9 @@ import (
 
 // Routing frames (protocol 4, ProtocolRouting) carry package routing's messages:
 //
-//	ROUTED (1): source id, target id, via str (may be empty), hop limit byte, kind byte,
-//	            time varint (Unix ms), body bytes (<= MaxPayload), proof bytes (<= MaxProof)
+//	ROUTED (1): source id, target id, via str (may be empty), hop limit byte, waypoints
+//	            byte, kind byte, time varint (Unix ms), body bytes (<= MaxPayload), proof
+//	            bytes (<= MaxProof)
 //	VIEW   (2): nodes (a list of ids, <= MaxNodes)
 //
 // The body and proof alias the frame like a GOSSIP's payload. The proof is the source's
@@ -29,7 +30,7 @@ func AppendRouting(dst []byte, m routing.Message) ([]byte, error) {
 		dst = appendString(dst, m.Source)
 		dst = appendString(dst, m.Target)
 		dst = appendString(dst, m.Via)
-		dst = append(dst, m.HopLimit, byte(m.Kind))
+		dst = append(dst, m.HopLimit, m.Waypoints, byte(m.Kind))
 		dst = binary.AppendVarint(dst, m.Time)
 		dst = binary.AppendUvarint(dst, uint64(len(m.Body)))
 		dst = append(dst, m.Body...)
@@ -65,8 +66,8 @@ func checkRouting(m *routing.Message) error {
 		if m.Source != "" || m.Target != "" || m.Via != "" {
 			return notCarried(p, t, "source/target/via")
 		}
-		if m.HopLimit != 0 || m.Kind != 0 || m.Time != 0 {
-			return notCarried(p, t, "hop_limit/kind/time")
+		if m.HopLimit != 0 || m.Waypoints != 0 || m.Kind != 0 || m.Time != 0 {
+			return notCarried(p, t, "hop_limit/waypoints/kind/time")
 		}
 		if len(m.Body) != 0 || len(m.Proof) != 0 {
 			return notCarried(p, t, "body/proof")
@@ -99,6 +100,9 @@ func (r *reader) routing() (routing.Message, error) {
 		if m.HopLimit, err = r.byte("hop_limit"); err != nil {
 			return m, err
 		}
+		if m.Waypoints, err = r.byte("waypoints"); err != nil {
+			return m, err
+		}
 		start := r.off
 		var k byte
 		if k, err = r.byte("kind"); err != nil {
@@ -125,6 +129,6 @@ func (r *reader) routing() (routing.Message, error) {
 // largestRouted is the size of the largest ROUTED frame the limits admit.
 func (l Limits) largestRouted() int {
 	id := uvarintLen(uint64(l.MaxIDLength)) + l.MaxIDLength
-	return headerSize + 3*id + 2 + binaryMaxVarintLen64 +
+	return headerSize + 3*id + 3 + binaryMaxVarintLen64 +
 		uvarintLen(uint64(l.MaxPayload)) + l.MaxPayload + uvarintLen(uint64(l.MaxProof)) + l.MaxProof
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func routedSample() routing.Message {
-	return routing.Message{Type: routing.Routed, Source: "alice", Target: "bob", Via: "carol", HopLimit: 7,
+	return routing.Message{Type: routing.Routed, Source: "alice", Target: "bob", Via: "carol", HopLimit: 7, Waypoints: 1,
 		Kind: routing.KindSignal, Time: 1700000000123, Body: []byte(`{"type":"offer"}`), Proof: bytes.Repeat([]byte{9}, 96)}
 }
 
@@ -31,7 +31,7 @@ func TestRoutingRoundTrip(t *testing.T) {
 		}
 		got := f.Routing
 		if f.Protocol != ProtocolRouting || got.Type != m.Type || got.Source != m.Source || got.Target != m.Target ||
-			got.Via != m.Via || got.HopLimit != m.HopLimit || got.Kind != m.Kind || got.Time != m.Time ||
+			got.Via != m.Via || got.HopLimit != m.HopLimit || got.Waypoints != m.Waypoints || got.Kind != m.Kind || got.Time != m.Time ||
 			!bytes.Equal(got.Body, m.Body) || !bytes.Equal(got.Proof, m.Proof) || strings.Join(got.Nodes, ",") != strings.Join(m.Nodes, ",") {
 			t.Fatalf("round trip of %+v gave %+v", m, got)
 		}
@@ -53,6 +53,7 @@ func TestRoutingEncodeErrors(t *testing.T) {
 		"view empty id":  {Type: routing.View, Nodes: []string{""}},
 		"long via":       {Type: routing.Routed, Source: "a", Target: "b", Kind: routing.KindSignal, Via: strings.Repeat("v", 256)},
 		"view hop limit": {Type: routing.View, HopLimit: 1},
+		"view waypoints": {Type: routing.View, Waypoints: 1},
 	} {
 		if _, err := AppendRouting(nil, m); !errors.Is(err, ErrInvalidMessage) {
 			t.Errorf("%s: AppendRouting = %v, want ErrInvalidMessage", name, err)
@@ -69,7 +70,7 @@ func TestRoutingDecodeErrors(t *testing.T) {
 	small.MaxPayload, small.MaxProof, small.MaxNodes = 4, 8, 2
 	view, _ := AppendRouting(nil, routing.Message{Type: routing.View, Nodes: []string{"a", "b", "c"}})
 	badKind := append([]byte(nil), good...)
-	badKind[3+6+4+6+1] = 5 // the kind byte: after source, target, via and the hop limit
+	badKind[3+6+4+6+2] = 5 // the kind byte: after source, target, via, hop limit and waypoints
 	cases := []struct {
 		name   string
 		l      Limits

@@ -694,10 +694,10 @@ func TestLimitsValidate(t *testing.T) {
 		{"id over format", mod(func(l *Limits) { l.MaxIDLength = 256 }), "wire: Limits.MaxIDLength is 256, the format allows at most 255"},
 		{"reason over format", mod(func(l *Limits) { l.MaxReasonLength = 300 }), "wire: Limits.MaxReasonLength is 300, the format allows at most 255"},
 		{"zero proof", mod(func(l *Limits) { l.MaxProof = 0 }), "wire: Limits.MaxProof is 0, must be positive"},
-		// The largest ROUTED: 3 header + 3 * 65 source, target, via + 1 hop limit + 1 kind
-		// + 10 time + 3 length + 65536 body + 2 length + 128 proof.
+		// The largest ROUTED: 3 header + 3 * 65 source, target, via + 1 hop limit
+		// + 1 waypoints + 1 kind + 10 time + 3 length + 65536 body + 2 length + 128 proof.
 		{"payload needs bigger frames", mod(func(l *Limits) { l.MaxPayload = 64 * 1024 }),
-			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 65879 bytes"},
+			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 65880 bytes"},
 		// 3 header + 2 count + 4096 * (16 + 3).
 		{"announcements need bigger frames", mod(func(l *Limits) { l.MaxAnnouncements = 4096 }),
 			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 77829 bytes"},
