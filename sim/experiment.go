@@ -180,6 +180,14 @@ type Result struct {
 	PayloadBytesPerNodeRound float64 `json:"payload_bytes_per_node_round"`
 	// HistoryDeliveries counts the deliveries of the whole run that came by catch-up.
 	HistoryDeliveries uint64 `json:"history_deliveries"`
+	// LinkSetups counts the links honest nodes opened during the broadcast phase (after
+	// stabilisation, and after the failure when FailFraction is set: at rest, or repairing),
+	// ServerSignals those whose offer found no route through the overlay (see route.go), and
+	// ServerSignalFraction is their ratio: how much the network still needed the signaling
+	// server.
+	LinkSetups           uint64  `json:"link_setups"`
+	ServerSignals        uint64  `json:"server_signals"`
+	ServerSignalFraction float64 `json:"server_signal_fraction"`
 	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
 	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
 	// sampled once per simulated round.
@@ -295,6 +303,10 @@ func Run(e Experiment) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	phaseEnd := s.Counters()
+	res.LinkSetups = phaseEnd.LinkSetups - before.LinkSetups
+	res.ServerSignals = phaseEnd.ServerSignals - before.ServerSignals
+	res.ServerSignalFraction = ServerSignalFraction(before, phaseEnd)
 	if d := s.Now() - phaseStart; d > 0 && s.LiveCount() > 0 {
 		after, live := s.Counters(), float64(s.LiveCount())
 		res.NeighborChangesPerNodeMinute = float64(after.NeighborChanges-before.NeighborChanges) / live / d.Minutes()

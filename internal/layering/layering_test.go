@@ -42,7 +42,7 @@ func layers() map[string]rule {
 		"wire":    {internal: []string{"membership", "gossip", "routing"}, forbidStd: []string{"net", "os"}},
 		// link only for link.DefaultHeartbeatTimeout, the heartbeat the simulator models; wire
 		// to count catch-up's bytes as the runtime would send them.
-		"sim": {internal: []string{"membership", "gossip", "overlay", "scoring", "link", "wire"}, forbidStd: []string{"net"}},
+		"sim": {internal: []string{"membership", "gossip", "overlay", "scoring", "routing", "link", "wire"}, forbidStd: []string{"net"}},
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
