@@ -65,7 +65,7 @@ func layers() map[string]rule {
 		"link/rtclink": {internal: []string{"link", "identity", "internal/browser"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
 			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
-		"node": {internal: []string{"membership", "gossip", "overlay", "scoring", "wire", "link", "identity"},
+		"node": {internal: []string{"membership", "gossip", "overlay", "scoring", "routing", "wire", "link", "identity"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodetest": {internal: []string{"gossip", "identity", "node"}},
 		// The WebRTC node: the runtime over rtclink, meeting peers through signaling.
