@@ -44,7 +44,7 @@ func TestRouteThroughOverlay(t *testing.T) {
 			delivered++
 		}
 	}
-	var drops [4]uint64
+	var drops [routing.DropLoop + 1]uint64
 	for _, name := range n.live() {
 		for i, d := range n.peers[name].RoutingStats().Dropped {
 			drops[i] += d

@@ -145,8 +145,9 @@ type Config struct {
 	// it an envelope is dropped. Envelopes this node sends are not limited here.
 	SourceRate  float64
 	SourceBurst int
-	// MaxSources bounds the per-source buckets kept (256); when full the fullest (the one
-	// that has been quiet longest) is dropped.
+	// MaxSources bounds the per-source buckets kept (64); when full the fullest (the one
+	// that has been quiet longest) is dropped. A bucket quiet for SourceBurst/SourceRate
+	// (3 s) is full again, so only the sources of the last seconds need one.
 	MaxSources int
 	// MaxQueue bounds the envelopes and deliveries waiting for Ready (256); beyond it an
 	// envelope is dropped and counted.
@@ -158,7 +159,7 @@ func DefaultConfig() Config {
 	return Config{
 		Enabled: true, MaxHops: 24, MaxEntries: 256,
 		EntryTTL: 5 * time.Minute, HintTTL: 5 * time.Minute, MaxWaypoints: 2, MaxViewNodes: 16,
-		SourceRate: 20, SourceBurst: 60, MaxSources: 256, MaxQueue: 256,
+		SourceRate: 20, SourceBurst: 60, MaxSources: 64, MaxQueue: 256,
 	}
 }
 
@@ -207,6 +208,9 @@ const (
 	DropRate
 	// DropQueue: Ready's queue was full (MaxQueue).
 	DropQueue
+	// DropLoop: this node's own envelope came back to it (relays' routes disagreed). Not
+	// an error: honest relays with stale routes cause it.
+	DropLoop
 	numDrops
 )
 
@@ -419,6 +423,9 @@ func (r *Router) decide(now time.Duration, from string, m *Message) (next string
 	if m.Target == r.self {
 		return "", true, 0, true
 	}
+	if from != "" && m.Source == r.self {
+		return "", false, DropLoop, false
+	}
 	if from != "" {
 		if m.HopLimit == 0 {
 			return "", false, DropHopLimit, false
@@ -561,8 +568,6 @@ func (r *Router) check(from string, m *Message) error {
 		switch {
 		case m.Source == "" || m.Target == "":
 			return fmt.Errorf("%w: ROUTED from %q without source or target", ErrInvalidMessage, from)
-		case m.Source == r.self:
-			return fmt.Errorf("%w: ROUTED from %q claims this node as its source", ErrInvalidMessage, from)
 		case !m.Kind.Valid():
 			return fmt.Errorf("%w: ROUTED from %q has unknown kind %d", ErrInvalidMessage, from, uint8(m.Kind))
 		case m.HopLimit > r.cfg.MaxHops:
