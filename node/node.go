@@ -1,7 +1,9 @@
 // Package node is the rtcmesh runtime. One goroutine owns the composition of a HyParView core
 // (package membership) and a Plumtree core (package gossip), an overlay.Peer, carries their
 // messages to peers over a link.Transport in the wire format, and gives the application a small
-// API: Broadcast, Deliveries, Events, Neighbors, Stats and Close.
+// API: Broadcast, Deliveries, Events, Neighbors, Stats and Close, and direct messages to one
+// node (Send, DirectMessages; route.go), signed end to end and routed through the overlay
+// when there is no link.
 //
 // Peers are addressed by node ID. To send to a peer the node uses the open link, or dials one
 // and queues the frames (a bounded few) until it is up. A link that goes down, or that cannot be
