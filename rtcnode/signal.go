@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -64,6 +65,12 @@ func decodeRoutedSignal(body []byte) (rtclink.Signal, error) {
 // maxSignalPeers bounds the peers whose channel (overlay or server) the signaler remembers.
 const maxSignalPeers = 1024
 
+// overlayRetryWindow: a new offer to a peer within this long of one sent through the overlay
+// is a retry (the first attempt's signals were dropped by a relay, or its link failed), and
+// goes through the server while it is connected: a relay's silent drop costs one attempt,
+// not every one.
+const overlayRetryWindow = 30 * time.Second
+
 // signaler sends a Transport's signals through the overlay when the node knows a route to the
 // peer (node.SendSignal: signed end to end, relayed by neighbours), and through the signaling
 // server otherwise: the server is a fallback once the node has neighbours. An offer or answer
@@ -76,22 +83,27 @@ type signaler struct {
 
 	mu      sync.Mutex
 	overlay map[string]bool // per peer: its last offer or answer went through the overlay
+	// offeredAt is when the last offer to a peer went through the overlay.
+	offeredAt map[string]time.Time
 
 	// routed and served count the signals sent through the overlay and the server.
 	routed, served atomic.Uint64
 }
 
 func newSignaler(c *signalclient.Client, log zerolog.Logger) *signaler {
-	return &signaler{c: c, log: log, overlay: map[string]bool{}}
+	return &signaler{c: c, log: log, overlay: map[string]bool{}, offeredAt: map[string]time.Time{}}
 }
 
 func (s *signaler) SendSignal(to string, sig rtclink.Signal) error {
 	n := s.node.Load()
 	s.mu.Lock()
 	viaOverlay := s.overlay[to]
+	retry := sig.Type == rtclink.SignalOffer && time.Since(s.offeredAt[to]) < overlayRetryWindow
 	s.mu.Unlock()
+	// With the server away a retry has nowhere else to go.
+	retry = retry && s.c.Connected()
 	if sig.Type != rtclink.SignalCandidate {
-		viaOverlay = n != nil && n.RouteKnown(to)
+		viaOverlay = !retry && n != nil && n.RouteKnown(to)
 	}
 	if viaOverlay && n != nil {
 		body, err := json.Marshal(routedSignal{Type: sig.Type, SDP: sig.SDP, Candidate: sig.Candidate})
@@ -101,6 +113,11 @@ func (s *signaler) SendSignal(to string, sig rtclink.Signal) error {
 		if err == nil {
 			s.routed.Add(1)
 			s.remember(to, true)
+			if sig.Type == rtclink.SignalOffer {
+				s.mu.Lock()
+				s.offeredAt[to] = time.Now()
+				s.mu.Unlock()
+			}
 			return nil
 		}
 		if !errors.Is(err, node.ErrNoRoute) {
@@ -126,7 +143,9 @@ func (s *signaler) remember(peer string, overlay bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.overlay[peer]; !ok && len(s.overlay) >= maxSignalPeers {
-		clear(s.overlay) // forgetting only sends a peer's next candidates by the server
+		// Forgetting only sends a peer's next candidates, or a retry, by another channel.
+		clear(s.overlay)
+		clear(s.offeredAt)
 	}
 	s.overlay[peer] = overlay
 }
