@@ -123,7 +123,8 @@ type Config struct {
 	// at most membership's ARWL or ShuffleTTL (6) plus the hop to the walk's start; longer
 	// envelopes are refused by relays.
 	MaxHops uint8
-	// MaxEntries bounds the learnt routes and hints kept (256); when full the oldest goes.
+	// MaxEntries bounds the learnt routes and hints kept (256); when full the one added
+	// longest ago goes.
 	// A node sees about ShuffleTTL walks per membership round, each one entry, plus a hint
 	// per shuffle sample entry (8).
 	MaxEntries int
@@ -264,11 +265,16 @@ type Router struct {
 	cfg        Config
 	self       string
 	neighbours []neighbour
-	entries    []entry
-	buckets    []bucket
-	out        Ready
-	viewDirty  bool
-	stats      Stats
+	// entries are the routes and hints, keys[i] a hash of entries[i]'s target and kind, so
+	// that a lookup scans a small array of integers and compares strings only on a match;
+	// next is the slot the next entry replaces once the table is full (first in, first out).
+	entries   []entry
+	keys      []uint32
+	next      int
+	buckets   []bucket
+	out       Ready
+	viewDirty bool
+	stats     Stats
 }
 
 // New returns a Router for node self.
@@ -305,14 +311,11 @@ func (r *Router) NeighborDown(peer string) {
 		return
 	}
 	r.neighbours = append(r.neighbours[:i], r.neighbours[i+1:]...)
-	keep := r.entries[:0]
-	for _, e := range r.entries {
-		if e.hint || e.via != peer {
-			keep = append(keep, e)
+	for k := range r.entries {
+		if e := &r.entries[k]; !e.hint && e.via == peer {
+			*e, r.keys[k] = entry{}, 0 // a free slot: no key matches it
 		}
 	}
-	clear(r.entries[len(keep):])
-	r.entries = keep
 	r.viewDirty = true
 }
 
@@ -342,25 +345,43 @@ func (r *Router) Hint(now time.Duration, target, via string) {
 	r.put(entry{target: target, via: via, hint: true, at: now})
 }
 
-// put replaces the entry of the same target and kind, or adds e, dropping the oldest entry
-// when the table is full.
-func (r *Router) put(e entry) {
-	oldest := -1
-	for i := range r.entries {
-		x := &r.entries[i]
-		if x.target == e.target && x.hint == e.hint {
-			*x = e
-			return
-		}
-		if oldest < 0 || x.at < r.entries[oldest].at {
-			oldest = i
+// key hashes an entry's target and kind (FNV-1a); never 0, which marks a free slot.
+func key(target string, hint bool) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(target); i++ {
+		h = (h ^ uint32(target[i])) * 16777619
+	}
+	if hint {
+		h = (h ^ 0xff) * 16777619
+	}
+	return h | 1
+}
+
+// find returns the slot of the entry of target and kind, or -1.
+func (r *Router) find(target string, hint bool) int {
+	k := key(target, hint)
+	for i, x := range r.keys {
+		if x == k && r.entries[i].target == target && r.entries[i].hint == hint {
+			return i
 		}
 	}
-	if len(r.entries) >= r.cfg.MaxEntries {
-		r.entries[oldest] = e
+	return -1
+}
+
+// put replaces the entry of the same target and kind, or adds e, replacing the entry added
+// longest ago when the table is full.
+func (r *Router) put(e entry) {
+	if i := r.find(e.target, e.hint); i >= 0 {
+		r.entries[i] = e
 		return
 	}
-	r.entries = append(r.entries, e)
+	if len(r.entries) < r.cfg.MaxEntries {
+		r.entries = append(r.entries, e)
+		r.keys = append(r.keys, key(e.target, e.hint))
+		return
+	}
+	r.entries[r.next], r.keys[r.next] = e, key(e.target, e.hint)
+	r.next = (r.next + 1) % len(r.entries)
 }
 
 // nextHop returns the neighbour to send an envelope for target to, and the path's length,
@@ -381,9 +402,9 @@ func (r *Router) nextHop(now time.Duration, target, except string) (string, bool
 			}
 		}
 	}
-	for i := range r.entries {
+	if i := r.find(target, false); i >= 0 {
 		e := &r.entries[i]
-		if !e.hint && e.target == target && e.via != except && now-e.at < r.cfg.EntryTTL && r.neighbourIndex(e.via) >= 0 {
+		if e.via != except && now-e.at < r.cfg.EntryTTL && r.neighbourIndex(e.via) >= 0 {
 			return e.via, true
 		}
 	}
@@ -392,9 +413,9 @@ func (r *Router) nextHop(now time.Duration, target, except string) (string, bool
 
 // hint returns a fresh hint's waypoint for target, one this node can route to.
 func (r *Router) hint(now time.Duration, target, except string) (via, next string, ok bool) {
-	for i := range r.entries {
+	if i := r.find(target, true); i >= 0 {
 		e := &r.entries[i]
-		if e.hint && e.target == target && now-e.at < r.cfg.HintTTL {
+		if now-e.at < r.cfg.HintTTL {
 			if next, ok := r.nextHop(now, e.via, except); ok {
 				return e.via, next, true
 			}
@@ -651,9 +672,11 @@ func (r *Router) Ready() Ready {
 func (r *Router) Stats() Stats {
 	s := r.stats
 	for _, e := range r.entries {
-		if e.hint {
+		switch {
+		case e.target == "":
+		case e.hint:
 			s.Hints++
-		} else {
+		default:
 			s.Entries++
 		}
 	}
