@@ -71,9 +71,21 @@ func (n *Node) RouteKnown(peerID string) bool {
 	var ok bool
 	_ = n.do(func() {
 		l := n.links[peerID]
-		ok = (l != nil && l.up) || n.peer.RouteKnown(n.elapsed, peerID)
+		ok = (l != nil && l.up) || n.routeUp(peerID)
 	})
 	return ok
+}
+
+// routeUp reports whether the overlay knows a route to peerID whose first hop's link is up:
+// a neighbour whose link just died (or this node was paused) has not left the router yet,
+// and an envelope to it would wait for a link that may never come.
+func (n *Node) routeUp(peerID string) bool {
+	next, ok := n.peer.NextHop(n.elapsed, peerID)
+	if !ok {
+		return false
+	}
+	l := n.links[next]
+	return l != nil && l.up
 }
 
 // DirectMessages returns the channel of direct messages for this node. When the application
@@ -116,6 +128,9 @@ func (n *Node) routeOwn(peerID string, kind routing.Kind, body []byte) error {
 		n.stats.RoutedSent++
 		n.send(peerID, frame)
 		return nil
+	}
+	if !n.routeUp(peerID) {
+		return ErrNoRoute
 	}
 	if err := n.peer.Route(n.elapsed, m); err != nil {
 		return err

@@ -125,6 +125,11 @@ func (p *Peer) Route(now time.Duration, m routing.Message) error {
 	return p.rt.Send(now, m)
 }
 
+// NextHop returns the neighbour an envelope of this node's for target would go to now.
+func (p *Peer) NextHop(now time.Duration, target string) (string, bool) {
+	return p.rt.NextHop(now, target)
+}
+
 // RouteKnown reports whether an envelope for target would leave this node now.
 func (p *Peer) RouteKnown(now time.Duration, target string) bool {
 	return p.rt.Known(now, target)

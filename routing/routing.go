@@ -437,6 +437,18 @@ func (r *Router) Known(now time.Duration, target string) bool {
 	return ok
 }
 
+// NextHop returns the neighbour an envelope of this node's for target would be sent to now,
+// without sending anything: the runtime checks that the link to it is up before it prefers
+// the overlay to the server.
+func (r *Router) NextHop(now time.Duration, target string) (string, bool) {
+	if !r.cfg.Enabled {
+		return "", false
+	}
+	m := Message{Type: Routed, Source: r.self, Target: target, HopLimit: r.cfg.MaxHops}
+	next, deliver, _, ok := r.decide(now, "", &m)
+	return next, ok && !deliver
+}
+
 // decide is the routing decision for m at this node, arrived from neighbour from ("" for
 // this node's own envelope): deliver it, or forward it to next (with m's Via and HopLimit
 // updated), or drop it.

@@ -312,3 +312,17 @@ func TestWaypointsBounded(t *testing.T) {
 		t.Fatalf("a third waypoint was taken: %+v", out)
 	}
 }
+
+func TestNextHopSendsNothing(t *testing.T) {
+	r := newRouter(t, "a", "b")
+	r.Learn(0, "x", "b", 3)
+	if next, ok := r.NextHop(0, "x"); !ok || next != "b" {
+		t.Fatalf("NextHop(x) = %q, %v; want b", next, ok)
+	}
+	if _, ok := r.NextHop(0, "nowhere"); ok {
+		t.Fatal("NextHop found a route to an unknown node")
+	}
+	if r.HasReady() || r.Stats().Sent != 0 {
+		t.Fatal("NextHop queued or counted something")
+	}
+}
