@@ -73,6 +73,11 @@ type Experiment struct {
 	// false turns them off (Config.DisableDefences: membership's, gossip's and peer
 	// scoring's), for side-by-side figures.
 	Defences bool
+	// ServerGone makes the signaling server disappear after stabilisation, at the moment of
+	// the failure (FailFraction) if there is one: link setups whose offer finds no route
+	// through the overlay fail, and nodes that need contacts get none (Sim.SetServerGone).
+	// The healing measurement (RoundsToHeal) runs without the server too.
+	ServerGone bool
 	// Config is the simulated network and the protocol settings.
 	Config Config
 	// Progress, when set, is called as the run advances (for a progress bar).
@@ -295,6 +300,7 @@ func Run(e Experiment) (Result, error) {
 			e.progress("attack", r+1, e.AttackRounds)
 		}
 	}
+	s.SetServerGone(e.ServerGone)
 	if e.FailFraction > 0 {
 		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	}
@@ -569,6 +575,7 @@ func (e Experiment) healRounds(sample func()) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.SetServerGone(e.ServerGone)
 	s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	crashAt := s.Now()
 	payload := make([]byte, e.PayloadSize)

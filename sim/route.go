@@ -26,24 +26,40 @@ import (
 // event's membership message, so the event stays the size it was.
 
 // countSetup counts a link setup for env, sent by node i, and whether it needed the server.
-func (s *Sim) countSetup(i int32, env *membership.Envelope) {
+// It reports false when the message cannot be sent: it needed the server and the server is
+// gone (SetServerGone); the sender then learns that the link failed, as from a dial that
+// found no way to signal.
+func (s *Sim) countSetup(i int32, env *membership.Envelope) bool {
 	n := &s.nodes[i]
 	if n.hostile != nil {
-		return
+		return true
 	}
 	switch env.Msg.Type {
 	case membership.Join, membership.Neighbor, membership.ShuffleReply:
 	default:
-		return
+		return true
 	}
 	if slices.Contains(n.p.ActiveView(), env.To) {
-		return
+		return true
 	}
 	s.cnt.LinkSetups++
-	if !s.routeSignal(i, env.To) {
-		s.cnt.ServerSignals++
+	if s.routeSignal(i, env.To) {
+		return true
 	}
+	s.cnt.ServerSignals++
+	if !s.serverGone {
+		return true
+	}
+	if j, ok := s.lookup(env.To); ok {
+		s.q.push(event{at: s.q.now + ms(s.cfg.DetectionDelay), kind: evPeerDown, to: i, from: j})
+	}
+	return false
 }
+
+// SetServerGone makes the signaling server disappear (gone true) or come back: without it, a
+// link setup whose offer finds no route through the overlay fails, and NeedContacts goes
+// unanswered, so the overlay repairs itself through routed signals alone.
+func (s *Sim) SetServerGone(gone bool) { s.serverGone = gone }
 
 // routeSignal follows a signal from node i to target through the overlay and reports whether
 // it arrived.

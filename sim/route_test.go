@@ -47,3 +47,33 @@ func TestServerSignalFraction(t *testing.T) {
 		t.Errorf("routing off: %d of %d setups needed the server, want all", r.ServerSignals, r.LinkSetups)
 	}
 }
+
+// With the signaling server gone at a crash of half the nodes, the survivors refill their
+// active views through links signalled by the overlay alone; without routing they cannot. The
+// nodes the crash left with no live neighbour stay cut off either way: no route reaches them,
+// and only the server could (so the components are the same with and without routing).
+func TestServerGoneRefillsViews(t *testing.T) {
+	run := func(routing bool) Result {
+		e := DefaultExperiment(500)
+		e.Config.Seed, e.Messages, e.FailFraction, e.ServerGone = 42, 30, 0.5, true
+		e.SkipHealing = true
+		e.Config.Routing.Enabled = routing
+		r, err := Run(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	on, off := run(true), run(false)
+	t.Logf("server gone at a 50%% crash, 500 nodes: active view %.2f with routing, %.2f without; %d components (%d isolated) with, %d (%d) without; reliability %.4f / %.4f",
+		on.ActiveViewAvg, off.ActiveViewAvg, on.Components, on.Isolated, off.Components, off.Isolated, on.Reliability, off.Reliability)
+	if on.ActiveViewAvg < 4 {
+		t.Errorf("active views %.2f on average with routing, want at least 4 of 5", on.ActiveViewAvg)
+	}
+	if off.ActiveViewAvg >= on.ActiveViewAvg {
+		t.Errorf("active views %.2f without routing, %.2f with: routing did not help", off.ActiveViewAvg, on.ActiveViewAvg)
+	}
+	if on.LinkSetups == on.ServerSignals {
+		t.Error("no setup found a route")
+	}
+}

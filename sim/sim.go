@@ -261,6 +261,8 @@ type Sim struct {
 	hostiles       []int32
 	attacking      bool
 	pendingHostile *hostile
+	// serverGone: the signaling server is gone (SetServerGone, route.go).
+	serverGone bool
 }
 
 // broadcast follows one message through the network, from Broadcast until Forget, with a
@@ -589,7 +591,9 @@ func (s *Sim) flush(i int32) {
 				s.cnt.Withheld++
 				continue
 			}
-			s.countSetup(i, &env)
+			if !s.countSetup(i, &env) {
+				continue
+			}
 			s.send(i, env.To, event{kind: evMembership, mm: env.Msg})
 		}
 		for _, e := range rd.Events {
@@ -600,6 +604,9 @@ func (s *Sim) flush(i int32) {
 				// What the signaling server's peer list gives a real node: a live node,
 				// not already a neighbour.
 				s.cnt.ContactRequests++
+				if s.serverGone {
+					continue
+				}
 				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) && !n.p.Refused(s.nowD(), s.nodes[c].id) {
 					n.p.Join(s.nowD(), s.nodes[c].id)
 				}
