@@ -127,12 +127,8 @@ func startHostile(t *testing.T, d *Demo, signalKey, linkKey *identity.Key) *host
 					servers = append(servers, rtclink.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 				}
 				tr.SetICEServers(servers)
-			case *signaling.Offer:
-				tr.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalOffer, SDP: m.SDP})
-			case *signaling.Answer:
-				tr.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalAnswer, SDP: m.SDP})
-			case *signaling.Candidate:
-				tr.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalCandidate, Candidate: m.Candidate})
+			default:
+				rtcnode.HandleServerSignal(tr, ev.Message)
 			}
 		}
 	}()

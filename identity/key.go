@@ -15,7 +15,7 @@ const (
 	SignatureSize = ed25519.SignatureSize
 )
 
-// The labels that separate the three places an identity key signs. A signature made for one
+// The labels that separate the places an identity key signs. A signature made for one
 // can never be replayed as another, because each transcript starts with its own label.
 const (
 	// LabelSignalingHello is signed in a signaling hello: the server's nonce and the network.
@@ -24,6 +24,9 @@ const (
 	LabelLinkProof = "rtcmesh link proof v1"
 	// LabelBroadcast is signed by the origin of every broadcast.
 	LabelBroadcast = "rtcmesh broadcast v1"
+	// LabelRouted is signed by the source of every envelope routed through the overlay (a
+	// link's signals, a direct message): network, source, target, kind, time and body.
+	LabelRouted = "rtcmesh routed v1"
 )
 
 // Signer is an identity key that can sign. Both builds implement it: an Ed25519 key in memory

@@ -11,6 +11,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/identity"
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/routing"
 	"github.com/rtcmesh/rtcmesh/scoring"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
@@ -38,6 +39,21 @@ type Config struct {
 	// has its link closed and is neither dialled nor accepted for Scoring.CoolingPeriod. The
 	// zero value turns it off; DefaultConfig turns it on.
 	Scoring scoring.Config
+	// Routing routes signed envelopes through the overlay (package routing): direct messages
+	// (Send) and the signals of new links (SendSignal). The zero value turns it off (Send then
+	// reaches linked peers only); DefaultConfig turns it on.
+	Routing routing.Config
+	// Network is the network (signaling room) the node belongs to, part of what routed
+	// envelopes sign, so one cannot be replayed into another network; may be empty.
+	Network string
+	// DirectQueueLength bounds the direct messages waiting on DirectMessages, and
+	// SignalQueueLength the routed link signals waiting on Signals; when full, the oldest
+	// direct message, or the new signal, is dropped and counted.
+	DirectQueueLength, SignalQueueLength int
+	// MaxRoutedSeen bounds the signatures of routed envelopes remembered to refuse replays
+	// (each for twice Gossip.MaxClockSkew, the window in which its time is accepted); when
+	// full the oldest is forgotten.
+	MaxRoutedSeen int
 	// Limits bound every frame a peer sends; a frame outside them closes the link.
 	Limits wire.Limits
 	// TickInterval paces catch-up: while catch-up frames wait for a link, they are handed to
@@ -121,6 +137,10 @@ func DefaultConfig() Config {
 		Membership:           membership.DefaultWANConfig(),
 		Gossip:               gossip.DefaultConfig(),
 		Scoring:              scoring.DefaultConfig(),
+		Routing:              routing.DefaultConfig(),
+		DirectQueueLength:    256,
+		SignalQueueLength:    256,
+		MaxRoutedSeen:        4096,
 		Limits:               wire.DefaultLimits(),
 		TickInterval:         100 * time.Millisecond,
 		IdleLinkTimeout:      30 * time.Second,
@@ -216,6 +236,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: CatchUpFramesPerTick %d must be at least 1", c.CatchUpFramesPerTick)
 	case c.CatchUpBusyFor < 0:
 		return fmt.Errorf("node: CatchUpBusyFor %v must not be negative", c.CatchUpBusyFor)
+	case c.DirectQueueLength < 1 || c.SignalQueueLength < 1:
+		return fmt.Errorf("node: DirectQueueLength %d and SignalQueueLength %d must be at least 1", c.DirectQueueLength, c.SignalQueueLength)
+	case c.MaxRoutedSeen < 1:
+		return fmt.Errorf("node: MaxRoutedSeen %d must be at least 1", c.MaxRoutedSeen)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("node: limits: %w", err)

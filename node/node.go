@@ -1,7 +1,9 @@
 // Package node is the rtcmesh runtime. One goroutine owns the composition of a HyParView core
 // (package membership) and a Plumtree core (package gossip), an overlay.Peer, carries their
 // messages to peers over a link.Transport in the wire format, and gives the application a small
-// API: Broadcast, Deliveries, Events, Neighbors, Stats and Close.
+// API: Broadcast, Deliveries, Events, Neighbors, Stats and Close, and direct messages to one
+// node (Send, DirectMessages; route.go), signed end to end and routed through the overlay
+// when there is no link.
 //
 // Peers are addressed by node ID. To send to a peer the node uses the open link, or dials one
 // and queues the frames (a bounded few) until it is up. A link that goes down, or that cannot be
@@ -29,6 +31,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/overlay"
+	"github.com/rtcmesh/rtcmesh/routing"
 	"github.com/rtcmesh/rtcmesh/scoring"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
@@ -129,6 +132,13 @@ type Stats struct {
 	// LinksClosedIdle counts links to non-neighbours closed for silence; TransientLinksClosed
 	// those of them that never carried a neighbour (Config.TransientLinkTimeout).
 	LinksClosedIdle, TransientLinksClosed uint64
+	// Routing is the overlay router's counters (envelopes relayed and dropped, table size).
+	// RoutedSent counts this node's own envelopes (Send, SendSignal), RoutedReceived those
+	// addressed to it and verified, RoutedRefused those refused (bad proof, clock, replay);
+	// DirectDropped and SignalsDropped what the application or rtcnode did not read in time.
+	Routing                                   routing.Stats
+	RoutedSent, RoutedReceived, RoutedRefused uint64
+	DirectDropped, SignalsDropped             uint64
 }
 
 // peerLink is what the node knows of its link to one peer.
@@ -190,10 +200,16 @@ type Node struct {
 	backlog    []Delivery
 	maxBacklog int
 	events     chan Event
-	stop       chan struct{}
-	done       chan struct{}
-	closeOnce  sync.Once
-	stats      Stats // owned by the loop goroutine, read through do
+	// direct and signals carry routed envelopes addressed to this node (route.go);
+	// routedSeen and routedOrder remember their signatures against replays.
+	direct      chan DirectMessage
+	signals     chan RoutedSignal
+	routedSeen  map[string]struct{}
+	routedOrder []seenRouted
+	stop        chan struct{}
+	done        chan struct{}
+	closeOnce   sync.Once
+	stats       Stats // owned by the loop goroutine, read through do
 }
 
 // New creates a node and starts its goroutine. The node joins through cfg.Contacts, if any.
@@ -213,7 +229,7 @@ func newNode(cfg Config, signed bool) (*Node, error) {
 		}
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	oc := overlay.Config{Self: cfg.Key.ID(), Membership: cfg.Membership, Gossip: cfg.Gossip, Scoring: cfg.Scoring}
+	oc := overlay.Config{Self: cfg.Key.ID(), Membership: cfg.Membership, Gossip: cfg.Gossip, Scoring: cfg.Scoring, Routing: cfg.Routing}
 	if signed {
 		oc.Gossip.Auth = newBroadcastAuth(cfg.Key)
 	}
@@ -236,6 +252,9 @@ func newNode(cfg Config, signed bool) (*Node, error) {
 		deliveries: make(chan Delivery, cfg.DeliveryQueueLength),
 		maxBacklog: backlogLength(cfg),
 		events:     make(chan Event, cfg.EventQueueLength),
+		direct:     make(chan DirectMessage, cfg.DirectQueueLength),
+		signals:    make(chan RoutedSignal, cfg.SignalQueueLength),
+		routedSeen: map[string]struct{}{},
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -332,6 +351,7 @@ func (n *Node) Stats() Stats {
 		cs := n.peer.Stats()
 		s.Membership, s.Gossip, s.Scoring = cs.Membership, cs.Gossip, cs.Scoring
 		s.RefusedMessages = cs.IgnoredFromRefused + cs.DroppedToRefused
+		s.Routing = n.peer.RoutingStats()
 		for _, l := range n.links {
 			if l.up {
 				s.Links++
@@ -483,6 +503,8 @@ func (n *Node) shutdown(graceful bool) {
 	n.backlog = nil
 	close(n.deliveries)
 	close(n.events)
+	close(n.direct)
+	close(n.signals)
 }
 
 // flush carries out what the cores asked for until both are quiet.
@@ -523,6 +545,18 @@ func (n *Node) flush() {
 		}
 		for _, m := range rd.MembershipMisbehaviour {
 			n.onMembershipMisbehaviour(m)
+		}
+		for _, env := range rd.Routing {
+			frame, err := wire.AppendRouting(n.buf[:0], env.Msg)
+			if err != nil {
+				n.cfg.Logger.Error().Err(err).Str("peer", env.To).Msg("encoding a routing message")
+				continue
+			}
+			n.buf = frame
+			n.send(env.To, frame)
+		}
+		for _, m := range rd.Routed {
+			n.onRouted(m)
 		}
 		for _, peer := range rd.Disconnect {
 			n.stats.RefusedLinks++
@@ -781,6 +815,8 @@ func (n *Node) onFrame(peer string, data []byte) {
 			}
 		case wire.ProtocolGossip:
 			err = n.peer.StepGossip(n.elapsed, peer, f.Gossip)
+		case wire.ProtocolRouting:
+			err = n.peer.StepRouting(n.elapsed, peer, f.Routing)
 		case wire.ProtocolControl:
 			if f.Control.Type == wire.ControlClose {
 				n.tr.CloseLink(peer, "closed by peer: "+f.Control.Reason)

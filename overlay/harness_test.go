@@ -9,6 +9,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/routing"
 )
 
 // inFlight is a message between two peers of a testNet: membership or gossip.
@@ -16,6 +17,7 @@ type inFlight struct {
 	from, to string
 	mm       *membership.Message
 	gm       *gossip.Message
+	rm       *routing.Message
 }
 
 // testNet drives Peers the way a discrete-event driver does: one FIFO of messages with zero
@@ -38,6 +40,8 @@ type testNet struct {
 	rng            *rand.Rand
 	// disconnects lists, per peer, the peers its scoring disconnected.
 	disconnects map[string][]string
+	// routed lists, per peer, the ROUTED envelopes delivered to it.
+	routed map[string][]routing.Message
 }
 
 // testConfig is DefaultConfig with LAN timing, so a few seconds hold several rounds.
@@ -55,6 +59,7 @@ func newTestNet(t testing.TB, seed uint64) *testNet {
 		delivered:   map[string]map[gossip.MessageID]int{},
 		events:      map[string][]membership.Event{},
 		disconnects: map[string][]string{},
+		routed:      map[string][]routing.Message{},
 		rng:         rand.New(rand.NewPCG(seed, 99)),
 	}
 }
@@ -119,6 +124,11 @@ func (n *testNet) drain(name string) {
 		for _, d := range rd.Deliveries {
 			n.delivered[name][d.ID]++
 		}
+		for _, env := range rd.Routing {
+			m := env.Msg
+			n.queue = append(n.queue, inFlight{from: name, to: env.To, rm: &m})
+		}
+		n.routed[name] = append(n.routed[name], rd.Routed...)
 		for _, q := range rd.Disconnect {
 			// The driver closes the link: the other end sees it fail.
 			n.disconnects[name] = append(n.disconnects[name], q)
@@ -186,9 +196,12 @@ func (n *testNet) deliver() {
 		}
 		p := n.peers[m.to]
 		var err error
-		if m.mm != nil {
+		switch {
+		case m.mm != nil:
 			err = p.StepMembership(n.now, m.from, *m.mm)
-		} else {
+		case m.rm != nil:
+			err = p.StepRouting(n.now, m.from, *m.rm)
+		default:
 			err = p.StepGossip(n.now, m.from, *m.gm)
 		}
 		if err != nil {

@@ -48,6 +48,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/routing"
 	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
@@ -65,12 +66,16 @@ type Config struct {
 	// Scoring configures peer scoring; the zero value (Enabled false) keeps no scores and
 	// refuses no one.
 	Scoring scoring.Config
+	// Routing configures routing through the overlay (route.go); the zero value (Enabled
+	// false) routes nothing.
+	Routing routing.Config
 }
 
-// DefaultConfig returns the cores' defaults (membership.DefaultConfig, gossip.DefaultConfig)
-// and scoring.DefaultConfig. Self and both Rand fields must still be set.
+// DefaultConfig returns the cores' defaults (membership.DefaultConfig, gossip.DefaultConfig),
+// scoring.DefaultConfig and routing.DefaultConfig. Self and both Rand fields must still be set.
 func DefaultConfig() Config {
-	return Config{Membership: membership.DefaultConfig(), Gossip: gossip.DefaultConfig(), Scoring: scoring.DefaultConfig()}
+	return Config{Membership: membership.DefaultConfig(), Gossip: gossip.DefaultConfig(), Scoring: scoring.DefaultConfig(),
+		Routing: routing.DefaultConfig()}
 }
 
 // DisableDefences turns off every defence against hostile peers: membership's
@@ -125,6 +130,11 @@ type Ready struct {
 	// Disconnect are the peers whose score fell below the threshold: the driver closes
 	// their links, and refuses to dial or accept them while Refused says so.
 	Disconnect []string
+	// Routing are routing messages to send to neighbours (VIEWs and ROUTED envelopes,
+	// route.go), after Gossip; Routed are the ROUTED envelopes whose target is this node,
+	// for the runtime to verify and act on.
+	Routing []routing.Envelope
+	Routed  []routing.Message
 }
 
 // Stats are both cores' counters and peer scoring's.
@@ -146,6 +156,10 @@ type Peer struct {
 	mem   *membership.Core
 	gsp   *gossip.Core
 	score *scoring.Scorer
+	// rt routes signed envelopes through the overlay (route.go); arwl and shuffleTTL are
+	// membership's walk lengths, from which it counts a walk's hops.
+	rt               *routing.Router
+	arwl, shuffleTTL uint8
 	// ignored and dropped are Stats.IgnoredFromRefused and Stats.DroppedToRefused.
 	ignored, dropped uint64
 
@@ -191,7 +205,12 @@ func New(cfg Config) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return &Peer{mem: mem, gsp: gsp, score: score, memDue: noDeadline, gspDue: noDeadline, memDirty: true, gspDirty: true}, nil
+	rt, err := newRouter(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Peer{mem: mem, gsp: gsp, score: score, rt: rt, arwl: mc.ARWL, shuffleTTL: mc.ShuffleTTL,
+		memDue: noDeadline, gspDue: noDeadline, memDirty: true, gspDirty: true}, nil
 }
 
 // Self returns this node's ID.
@@ -255,7 +274,11 @@ func (p *Peer) StepMembership(now time.Duration, from string, m membership.Messa
 		return nil
 	}
 	p.tickMembership(now)
-	return p.mem.Step(from, m)
+	if err := p.mem.Step(from, m); err != nil {
+		return err
+	}
+	p.learnWalk(now, from, &m)
+	return nil
 }
 
 // StepGossip hands the gossip core a Plumtree message that arrived from peer from. A message
@@ -311,7 +334,7 @@ func (p *Peer) Broadcast(now time.Duration, payload []byte) (gossip.MessageID, e
 
 // HasReady reports whether Ready has anything to return.
 func (p *Peer) HasReady() bool {
-	return (p.memOut && p.mem.HasReady()) || (p.gspOut && p.gsp.HasReady())
+	return (p.memOut && p.mem.HasReady()) || (p.gspOut && p.gsp.HasReady()) || p.rt.HasReady()
 }
 
 // Ready collects one round of output (see Ready for the order to carry it out in). The
@@ -322,6 +345,7 @@ func (p *Peer) Ready() Ready {
 	if p.memOut && p.mem.HasReady() {
 		mr := p.mem.Ready()
 		rd.Membership, rd.Events, rd.MembershipMisbehaviour = mr.Messages, mr.Events, mr.Misbehaviour
+		p.routingEvents(mr.Events)
 		if len(mr.Events) > 0 {
 			// The gossip core must see the events at the current time, like any other
 			// input; it is already there unless only membership was touched.
@@ -348,6 +372,7 @@ func (p *Peer) Ready() Ready {
 	if p.score.Enabled() {
 		p.judge(&rd)
 	}
+	p.collectRouting(&rd)
 	return rd
 }
 

@@ -23,7 +23,6 @@ import (
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/node"
 	"github.com/rtcmesh/rtcmesh/node/nodetest"
-	"github.com/rtcmesh/rtcmesh/signaling"
 	"github.com/rtcmesh/rtcmesh/signaling/signalclient"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
@@ -40,6 +39,7 @@ var hostileNoDefences = flag.Bool("hostile.nodefences", false, "run TestHostileP
 type rawPeer struct {
 	t      *testing.T
 	id     string
+	key    *identity.Key
 	tr     *rtclink.Transport
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -60,7 +60,7 @@ func startRawPeer(t *testing.T, url string) *rawPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lcfg := rtclink.DefaultConfig(key, signaler{sc})
+	lcfg := rtclink.DefaultConfig(key, Signaler(sc))
 	lcfg.SettingEngine = rtclink.NetworkSettings([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	lcfg.MDNS = rtclink.MDNSDisabled
 	tr, err := rtclink.New(lcfg)
@@ -68,7 +68,7 @@ func startRawPeer(t *testing.T, url string) *rawPeer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rawPeer{t: t, id: key.ID(), tr: tr, cancel: cancel, up: map[string]bool{}}
+	r := &rawPeer{t: t, id: key.ID(), key: key, tr: tr, cancel: cancel, up: map[string]bool{}}
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
@@ -77,14 +77,7 @@ func startRawPeer(t *testing.T, url string) *rawPeer {
 	go func() {
 		defer r.wg.Done()
 		for ev := range sc.Events() {
-			switch m := ev.Message.(type) {
-			case *signaling.Offer:
-				tr.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalOffer, SDP: m.SDP})
-			case *signaling.Answer:
-				tr.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalAnswer, SDP: m.SDP})
-			case *signaling.Candidate:
-				tr.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalCandidate, Candidate: m.Candidate})
-			}
+			HandleServerSignal(tr, ev.Message)
 		}
 	}()
 	go func() {

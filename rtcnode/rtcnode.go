@@ -59,6 +59,7 @@ func DefaultConfig(key identity.Signer, url, network string) Config {
 type Node struct {
 	*node.Node
 	signal    *signalclient.Client
+	signaler  *signaler
 	transport *rtclink.Transport
 	log       zerolog.Logger
 	cancel    context.CancelFunc
@@ -87,14 +88,17 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtcnode: signaling client: %w", err)
 	}
-	cfg.Link.Key, cfg.Link.Signaler = cfg.Key, signaler{sc}
+	sig := newSignaler(sc, cfg.Node.Logger)
+	cfg.Link.Key, cfg.Link.Signaler = cfg.Key, sig
 	tr, err := rtclink.New(cfg.Link)
 	if err != nil {
 		return nil, fmt.Errorf("rtcnode: links: %w", err)
 	}
-	w := &Node{signal: sc, transport: tr, log: cfg.Node.Logger}
+	w := &Node{signal: sc, signaler: sig, transport: tr, log: cfg.Node.Logger}
 	nc := cfg.Node
 	nc.Key, nc.Transport, nc.Contacts = cfg.Key, tr, nil
+	// Routed envelopes sign the network, so that none is replayed into another.
+	nc.Network = cfg.Signal.Network
 	nc.NeedContacts = func() {
 		if err := sc.RequestPeers(cfg.PeersPerRequest); err != nil {
 			w.log.Debug().Err(err).Msg("asking the signaling server for peers")
@@ -106,9 +110,14 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	w.Node = n
+	sig.node.Store(n)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	w.wg.Add(2)
+	w.wg.Add(3)
+	go func() {
+		defer w.wg.Done()
+		w.pumpRoutedSignals()
+	}()
 	go func() {
 		defer w.wg.Done()
 		if err := sc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -158,12 +167,8 @@ func (w *Node) pumpSignals(seed uint64) {
 			if len(fresh) > 0 {
 				w.joinAny(fresh, rng)
 			}
-		case *signaling.Offer:
-			w.transport.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalOffer, SDP: m.SDP})
-		case *signaling.Answer:
-			w.transport.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalAnswer, SDP: m.SDP})
-		case *signaling.Candidate:
-			w.transport.HandleSignal(m.From, rtclink.Signal{Type: rtclink.SignalCandidate, Candidate: m.Candidate})
+		case *signaling.Offer, *signaling.Answer, *signaling.Candidate:
+			HandleServerSignal(w.transport, ev.Message)
 		case *signaling.Error:
 			log.Warn().Str("code", string(m.Code)).Str("message", m.Message).Msg("signaling server error")
 		}
@@ -205,20 +210,6 @@ func (w *Node) Close() error {
 }
 
 // Signaler returns the rtclink.Signaler that carries a Transport's offers, answers and
-// candidates through the signaling client c: what Start gives its links.
-func Signaler(c *signalclient.Client) rtclink.Signaler { return signaler{c} }
-
-// signaler sends the links' signals through the signaling client.
-type signaler struct{ c *signalclient.Client }
-
-func (s signaler) SendSignal(to string, sig rtclink.Signal) error {
-	switch sig.Type {
-	case rtclink.SignalOffer:
-		return s.c.SendOffer(to, sig.SDP)
-	case rtclink.SignalAnswer:
-		return s.c.SendAnswer(to, sig.SDP)
-	case rtclink.SignalCandidate:
-		return s.c.SendCandidate(to, sig.Candidate)
-	}
-	return fmt.Errorf("rtcnode: unknown signal type %q", sig.Type)
-}
+// candidates through the signaling client c alone (a Transport without a node, such as a
+// test's raw peer; Start's links also use the overlay, see signal.go).
+func Signaler(c *signalclient.Client) rtclink.Signaler { return newSignaler(c, zerolog.Nop()) }

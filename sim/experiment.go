@@ -73,6 +73,11 @@ type Experiment struct {
 	// false turns them off (Config.DisableDefences: membership's, gossip's and peer
 	// scoring's), for side-by-side figures.
 	Defences bool
+	// ServerGone makes the signaling server disappear after stabilisation, at the moment of
+	// the failure (FailFraction) if there is one: link setups whose offer finds no route
+	// through the overlay fail, and nodes that need contacts get none (Sim.SetServerGone).
+	// The healing measurement (RoundsToHeal) runs without the server too.
+	ServerGone bool
 	// Config is the simulated network and the protocol settings.
 	Config Config
 	// Progress, when set, is called as the run advances (for a progress bar).
@@ -180,6 +185,14 @@ type Result struct {
 	PayloadBytesPerNodeRound float64 `json:"payload_bytes_per_node_round"`
 	// HistoryDeliveries counts the deliveries of the whole run that came by catch-up.
 	HistoryDeliveries uint64 `json:"history_deliveries"`
+	// LinkSetups counts the links honest nodes opened during the broadcast phase (after
+	// stabilisation, and after the failure when FailFraction is set: at rest, or repairing),
+	// ServerSignals those whose offer found no route through the overlay (see route.go), and
+	// ServerSignalFraction is their ratio: how much the network still needed the signaling
+	// server.
+	LinkSetups           uint64  `json:"link_setups"`
+	ServerSignals        uint64  `json:"server_signals"`
+	ServerSignalFraction float64 `json:"server_signal_fraction"`
 	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
 	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
 	// sampled once per simulated round.
@@ -287,6 +300,7 @@ func Run(e Experiment) (Result, error) {
 			e.progress("attack", r+1, e.AttackRounds)
 		}
 	}
+	s.SetServerGone(e.ServerGone)
 	if e.FailFraction > 0 {
 		s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	}
@@ -295,6 +309,10 @@ func Run(e Experiment) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	phaseEnd := s.Counters()
+	res.LinkSetups = phaseEnd.LinkSetups - before.LinkSetups
+	res.ServerSignals = phaseEnd.ServerSignals - before.ServerSignals
+	res.ServerSignalFraction = ServerSignalFraction(before, phaseEnd)
 	if d := s.Now() - phaseStart; d > 0 && s.LiveCount() > 0 {
 		after, live := s.Counters(), float64(s.LiveCount())
 		res.NeighborChangesPerNodeMinute = float64(after.NeighborChanges-before.NeighborChanges) / live / d.Minutes()
@@ -557,6 +575,7 @@ func (e Experiment) healRounds(sample func()) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.SetServerGone(e.ServerGone)
 	s.CrashRandom(int(math.Round(e.FailFraction * float64(e.Nodes))))
 	crashAt := s.Now()
 	payload := make([]byte, e.PayloadSize)

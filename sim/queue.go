@@ -24,6 +24,8 @@ const (
 	evJoin
 	// evAttack runs one round of attacker `to`'s injected messages.
 	evAttack
+	// evView delivers a routing VIEW (its Nodes in mm.Nodes) from node `from` to node `to`.
+	evView
 )
 
 // event is one scheduled happening. Times are whole simulated milliseconds: per-link latencies

@@ -42,6 +42,7 @@ import (
 	"github.com/rtcmesh/rtcmesh/link"
 	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/overlay"
+	"github.com/rtcmesh/rtcmesh/routing"
 	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
@@ -59,6 +60,9 @@ type Config struct {
 	// gets PeerDown at the other end of the link, one link latency later, as when the
 	// runtime closes the link.
 	Scoring scoring.Config
+	// Routing is every node's routing through the overlay (route.go): what decides whether a
+	// link setup needs the signaling server (Counters.ServerSignals).
+	Routing routing.Config
 	// LatencyMin and LatencyMax bound each link's fixed one-way latency (whole milliseconds,
 	// at least 1 ms).
 	LatencyMin, LatencyMax time.Duration
@@ -119,6 +123,7 @@ func DefaultConfig() Config {
 		Membership:       mc,
 		Gossip:           gc,
 		Scoring:          scoring.DefaultConfig(),
+		Routing:          routing.DefaultConfig(),
 		LatencyMin:       5 * time.Millisecond,
 		LatencyMax:       50 * time.Millisecond,
 		DetectionDelay:   200 * time.Millisecond,
@@ -169,7 +174,7 @@ func (c Config) validate() error {
 	}
 	// The protocol templates are checked once here, by the composition every node gets, with
 	// the per-node fields filled in as AddNode fills them, rather than at the first AddNode.
-	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip, Scoring: c.Scoring}
+	oc := overlay.Config{Self: nodeID(0), Membership: c.Membership, Gossip: c.Gossip, Scoring: c.Scoring, Routing: c.Routing}
 	oc.Membership.Rand = rand.New(rand.NewPCG(c.Seed, 1))
 	oc.Gossip.Rand = rand.New(rand.NewPCG(c.Seed, 2))
 	if _, err := overlay.New(oc); err != nil {
@@ -222,6 +227,10 @@ type Counters struct {
 	// ScoredOut counts the links closed because peer scoring put the peer below its
 	// threshold (overlay.Ready.Disconnect).
 	ScoredOut uint64
+	// LinkSetups counts the links honest nodes would open (route.go), ServerSignals those
+	// whose signals found no route through the overlay and needed the signaling server;
+	// RoutingMessages counts the VIEWs sent.
+	LinkSetups, ServerSignals, RoutingMessages uint64
 	// Withheld counts the messages attackers' cores produced that their policy did not send
 	// (payloads, PRUNEs, DISCONNECTs and links their scoring would close).
 	Withheld uint64
@@ -252,6 +261,8 @@ type Sim struct {
 	hostiles       []int32
 	attacking      bool
 	pendingHostile *hostile
+	// serverGone: the signaling server is gone (SetServerGone, route.go).
+	serverGone bool
 }
 
 // broadcast follows one message through the network, from Broadcast until Forget, with a
@@ -338,7 +349,7 @@ func (s *Sim) RandomLiveJoinedBefore(t time.Duration) int32 {
 func (s *Sim) AddNode() (int32, error) {
 	i := int32(len(s.nodes))
 	id := nodeID(i)
-	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip, Scoring: s.cfg.Scoring}
+	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip, Scoring: s.cfg.Scoring, Routing: s.cfg.Routing}
 	oc.Membership.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
 	var contacts []string
 	for k := 0; k < s.cfg.ContactCount && k < len(s.live); k++ {
@@ -485,8 +496,9 @@ func (s *Sim) nowD() time.Duration { return time.Duration(s.q.now) * time.Millis
 func (s *Sim) handle(ev *event) {
 	s.cnt.Events++
 	n := &s.nodes[ev.to]
-	if !n.alive || ((ev.kind == evMembership || ev.kind == evGossip) && s.separated(ev.from, ev.to)) {
-		if ev.kind == evMembership || ev.kind == evGossip {
+	message := ev.kind == evMembership || ev.kind == evGossip || ev.kind == evView
+	if !n.alive || (message && s.separated(ev.from, ev.to)) {
+		if message {
 			// The message reached a node that crashed, or was cut off by a partition, while
 			// it was in flight: the sender's link breaks.
 			s.linkFailed(ev.from, ev.to)
@@ -530,6 +542,11 @@ func (s *Sim) handle(ev *event) {
 		s.flush(ev.to)
 	case evAttack:
 		s.attackTick(ev.to)
+	case evView:
+		if err := n.p.StepRouting(s.nowD(), s.nodes[ev.from].id, routing.Message{Type: routing.View, Nodes: ev.mm.Nodes}); err != nil {
+			s.stepError(ev.from)
+		}
+		s.flush(ev.to)
 	}
 }
 
@@ -574,6 +591,9 @@ func (s *Sim) flush(i int32) {
 				s.cnt.Withheld++
 				continue
 			}
+			if !s.countSetup(i, &env) {
+				continue
+			}
 			s.send(i, env.To, event{kind: evMembership, mm: env.Msg})
 		}
 		for _, e := range rd.Events {
@@ -584,6 +604,9 @@ func (s *Sim) flush(i int32) {
 				// What the signaling server's peer list gives a real node: a live node,
 				// not already a neighbour.
 				s.cnt.ContactRequests++
+				if s.serverGone {
+					continue
+				}
 				if c := s.RandomLive(); c >= 0 && c != i && !slices.Contains(n.p.ActiveView(), s.nodes[c].id) && !n.p.Refused(s.nowD(), s.nodes[c].id) {
 					n.p.Join(s.nowD(), s.nodes[c].id)
 				}
@@ -599,6 +622,7 @@ func (s *Sim) flush(i int32) {
 		for _, d := range rd.Deliveries {
 			s.recordDelivery(i, d)
 		}
+		s.sendRouting(i, rd.Routing)
 		for _, peer := range rd.Disconnect {
 			if n.hostile != nil && n.hostile.attack.holds() {
 				s.cnt.Withheld++
@@ -635,9 +659,12 @@ func (s *Sim) send(from int32, to string, ev event) {
 		s.cnt.MessagesToUnknownAddresses++
 		return
 	}
-	if ev.kind == evMembership {
+	switch ev.kind {
+	case evMembership:
 		s.cnt.MembershipMessages++
-	} else {
+	case evView:
+		s.cnt.RoutingMessages++
+	default:
 		s.cnt.GossipMessages++
 		switch ev.gm.Type {
 		case gossip.Gossip:

@@ -62,6 +62,10 @@ func (l Limits) Decode(frame []byte) (Frame, error) {
 		r.proto = p
 		f.Protocol = p
 		f.Control, err = r.control()
+	case ProtocolRouting:
+		r.proto = p
+		f.Protocol = p
+		f.Routing, err = r.routing()
 	default:
 		return Frame{}, r.fail("protocol", 1, ErrMalformed, "unknown protocol %d", frame[1])
 	}

@@ -26,7 +26,8 @@
 //
 //	offset  size  field
 //	0       1     version   format version; this package writes and reads 2
-//	1       1     protocol  1 membership (HyParView), 2 gossip (Plumtree), 3 link control
+//	1       1     protocol  1 membership (HyParView), 2 gossip (Plumtree), 3 link control,
+//	                        4 routing
 //	2       1     type      message type within the protocol (membership.MessageType,
 //	                        gossip.MessageType or ControlType: the numeric constants)
 //	3       ...   fields    per type, below
@@ -135,6 +136,21 @@
 // PING/PONG is the heartbeat that notices a silent peer long before ICE does. CLOSE is the
 // last frame before a deliberate close, with a human-readable reason.
 //
+// # Protocol 4: routing
+//
+// Package routing's messages (AppendRouting): envelopes routed through the overlay, and the
+// active views neighbours tell each other so that each knows two hops around it.
+//
+//	type  name    fields
+//	1     ROUTED  Source id, Target id, Via str (n <= Limits.MaxIDLength; may be empty),
+//	              HopLimit byte, Waypoints byte, Kind byte (1 signal, 2 direct),
+//	              Time varint (Unix ms),
+//	              Body bytes (n <= Limits.MaxPayload), Proof bytes (n <= Limits.MaxProof)
+//	2     VIEW    Nodes ids
+//
+// Relays change only HopLimit, Via and Waypoints; the source signs the rest and the target's runtime
+// checks the Proof. Body and Proof alias the frame, like a GOSSIP's payload.
+//
 // # Example
 //
 // A FORWARD_JOIN for node "n1" with TTL 6 is the 7 bytes
@@ -174,7 +190,9 @@
 // node was deployed: every version 2 node speaks them. Version 2 deliberately does not decode
 // version 1: an unsigned broadcast is exactly what version 2 exists to refuse, so a node
 // of each version cannot talk, and the first frame either sends closes the link with that
-// error. A future version that must interoperate with this one has to keep decoding version 2
+// error. Protocol 4 (routing) was added within version 2: a receiver without it refuses its
+// frames as an unknown protocol (it never misreads them), so such a node and one with routing
+// cannot keep a link, as with a version mismatch, and a network upgrades all at once. A future version that must interoperate with this one has to keep decoding version 2
 // and answer a version-2 peer in version 2.
 //
 // # Limits

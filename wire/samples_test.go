@@ -112,6 +112,8 @@ func appendFrame(dst []byte, f Frame) ([]byte, error) {
 		return AppendGossip(dst, f.Gossip)
 	case ProtocolControl:
 		return AppendControl(dst, f.Control)
+	case ProtocolRouting:
+		return AppendRouting(dst, f.Routing)
 	}
 	return dst, fmt.Errorf("frame of unknown protocol %d", f.Protocol)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rtcmesh/rtcmesh/gossip"
 	"github.com/rtcmesh/rtcmesh/membership"
+	"github.com/rtcmesh/rtcmesh/routing"
 )
 
 // Version is the format version this package writes and the only one it reads. Version 2
@@ -36,9 +37,13 @@ const (
 	ProtocolGossip Protocol = 2
 	// ProtocolControl frames carry a Control message (link control).
 	ProtocolControl Protocol = 3
+	// ProtocolRouting frames carry a routing.Message: a signed envelope routed through the
+	// overlay, or a neighbour's active view (routing.go). Added within version 2: a node
+	// that predates it refuses the frame as an unknown protocol, and its link is closed.
+	ProtocolRouting Protocol = 4
 )
 
-// String returns "membership", "gossip" or "control".
+// String returns "membership", "gossip", "control" or "routing".
 func (p Protocol) String() string {
 	switch p {
 	case ProtocolMembership:
@@ -47,6 +52,8 @@ func (p Protocol) String() string {
 		return "gossip"
 	case ProtocolControl:
 		return "control"
+	case ProtocolRouting:
+		return "routing"
 	}
 	return fmt.Sprintf("Protocol(%d)", uint8(p))
 }
@@ -99,13 +106,14 @@ type Control struct {
 	Reason string
 }
 
-// Frame is one decoded frame. Exactly one of Membership, Gossip and Control is meaningful,
-// the one Protocol names; the other two are zero.
+// Frame is one decoded frame. Exactly one of Membership, Gossip, Control and Routing is
+// meaningful, the one Protocol names; the others are zero.
 type Frame struct {
 	Protocol   Protocol
 	Membership membership.Message
 	Gossip     gossip.Message
 	Control    Control
+	Routing    routing.Message
 }
 
 // Limits is what a receiver accepts from a peer, beyond the format's own bounds. A frame that
@@ -204,7 +212,7 @@ func (l Limits) largestFrame() int {
 	closeFrame := headerSize + uvarintLen(uint64(l.MaxReasonLength)) + l.MaxReasonLength
 	// HISTORY has GOSSIP's fields, so gossipFrame covers it.
 	return max(shuffle, gossipFrame, ihave, hello, closeFrame, headerSize+10,
-		l.largestDigest(), l.largestHave(), l.largestPull())
+		l.largestDigest(), l.largestHave(), l.largestPull(), l.largestRouted())
 }
 
 // maxCountLen is the longest encoding of a span's Count (a uint32 as a uvarint).
@@ -306,6 +314,8 @@ func typeName(p Protocol, t uint8) string {
 		return gossip.MessageType(t).String()
 	case ProtocolControl:
 		return ControlType(t).String()
+	case ProtocolRouting:
+		return routing.MessageType(t).String()
 	}
 	return fmt.Sprintf("type(%d)", t)
 }

@@ -399,8 +399,8 @@ func TestDecodeErrors(t *testing.T) {
 			"wire: decode: header at offset 0: malformed frame: 2 bytes, a header has 3"},
 		{"protocol 0", nil, h("020001"), ErrMalformed,
 			"wire: decode: protocol at offset 1: malformed frame: unknown protocol 0"},
-		{"protocol 4", nil, h("020401"), ErrMalformed,
-			"wire: decode: protocol at offset 1: malformed frame: unknown protocol 4"},
+		{"protocol 5", nil, h("020501"), ErrMalformed,
+			"wire: decode: protocol at offset 1: malformed frame: unknown protocol 5"},
 
 		// Membership.
 		{"membership type 0", nil, h("020100"), ErrMalformed,
@@ -694,10 +694,10 @@ func TestLimitsValidate(t *testing.T) {
 		{"id over format", mod(func(l *Limits) { l.MaxIDLength = 256 }), "wire: Limits.MaxIDLength is 256, the format allows at most 255"},
 		{"reason over format", mod(func(l *Limits) { l.MaxReasonLength = 300 }), "wire: Limits.MaxReasonLength is 300, the format allows at most 255"},
 		{"zero proof", mod(func(l *Limits) { l.MaxProof = 0 }), "wire: Limits.MaxProof is 0, must be positive"},
-		// 3 header + 16 id + 65 origin + 3 hops + 10 seq + 10 time + 3 length + 65536 payload
-		// + 2 length + 128 proof.
+		// The largest ROUTED: 3 header + 3 * 65 source, target, via + 1 hop limit
+		// + 1 waypoints + 1 kind + 10 time + 3 length + 65536 body + 2 length + 128 proof.
 		{"payload needs bigger frames", mod(func(l *Limits) { l.MaxPayload = 64 * 1024 }),
-			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 65776 bytes"},
+			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 65880 bytes"},
 		// 3 header + 2 count + 4096 * (16 + 3).
 		{"announcements need bigger frames", mod(func(l *Limits) { l.MaxAnnouncements = 4096 }),
 			"wire: Limits.MaxFrameSize is 65536, the other limits admit frames of up to 77829 bytes"},

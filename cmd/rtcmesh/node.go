@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,6 +207,11 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 		}
 	})
 	wg.Go(func() {
+		for dm := range w.DirectMessages() {
+			write(nodeEvent{Event: "direct", Peer: dm.From, SentAt: dm.SentAt.UTC().Format(sentAtFormat), Data: string(dm.Data)})
+		}
+	})
+	wg.Go(func() {
 		for d := range w.Deliveries() {
 			hops := d.Hops
 			write(nodeEvent{Event: "deliver", ID: d.ID.String(), Origin: d.Origin, Hops: &hops,
@@ -214,7 +220,7 @@ func serveNode(ctx context.Context, cfg nodeConfig, in io.Reader, out io.Writer,
 	})
 	// Not in the WaitGroup: a read from standard input cannot be interrupted, and the process
 	// ends when serveNode returns.
-	go broadcastLines(in, w, cfg.MaxLine, log)
+	go broadcastLines(in, w, cfg.MaxLine, write, log)
 	<-ctx.Done()
 	log.Info().Msg("leaving the network")
 	err = w.Close()
@@ -236,14 +242,40 @@ func eventWriter(out io.Writer, log zerolog.Logger) func(nodeEvent) {
 	}
 }
 
+// directLine splits a line of the form "@<peer ID> <text>" into the ID and the text; ok is
+// false for any other line (an @ not followed by a valid node ID and a space is broadcast).
+func directLine(line []byte) (peer string, text []byte, ok bool) {
+	rest, found := bytes.CutPrefix(line, []byte("@"))
+	if !found {
+		return "", nil, false
+	}
+	id, text, found := bytes.Cut(rest, []byte(" "))
+	if !found || !identity.ValidID(string(id)) {
+		return "", nil, false
+	}
+	return string(id), text, true
+}
+
 // broadcastLines broadcasts every non-empty line of in, up to maxLine bytes, until in ends
-// or the node closes.
-func broadcastLines(in io.Reader, w *rtcnode.Node, maxLine int, log zerolog.Logger) {
+// or the node closes; a line "@<peer ID> <text>" sends text to that node alone (node.Send),
+// and says whether it left ("direct_sent") or not ("direct_failed").
+func broadcastLines(in io.Reader, w *rtcnode.Node, maxLine int, write func(nodeEvent), log zerolog.Logger) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	for sc.Scan() {
 		line := append([]byte(nil), sc.Bytes()...)
 		if len(line) == 0 {
+			continue
+		}
+		if peer, text, ok := directLine(line); ok {
+			switch err := w.Send(peer, text); {
+			case err == nil:
+				write(nodeEvent{Event: "direct_sent", Peer: peer})
+			case errors.Is(err, node.ErrClosed):
+				return
+			default:
+				write(nodeEvent{Event: "direct_failed", Peer: peer, Reason: err.Error()})
+			}
 			continue
 		}
 		if _, err := w.Broadcast(line); err != nil {

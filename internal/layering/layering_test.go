@@ -36,11 +36,13 @@ func layers() map[string]rule {
 		// Peer scoring, composed by overlay: as pure as the cores.
 		"scoring": {forbidStd: coreForbidden, core: true},
 		// The composition of the two cores for one node: as pure as they are.
-		"overlay": {internal: []string{"membership", "gossip", "scoring"}, forbidStd: coreForbidden, core: true},
-		"wire":    {internal: []string{"membership", "gossip"}, forbidStd: []string{"net", "os"}},
+		// Routing of signed envelopes through the overlay, composed by overlay: as pure.
+		"routing": {forbidStd: coreForbidden, core: true},
+		"overlay": {internal: []string{"membership", "gossip", "scoring", "routing"}, forbidStd: coreForbidden, core: true},
+		"wire":    {internal: []string{"membership", "gossip", "routing"}, forbidStd: []string{"net", "os"}},
 		// link only for link.DefaultHeartbeatTimeout, the heartbeat the simulator models; wire
 		// to count catch-up's bytes as the runtime would send them.
-		"sim": {internal: []string{"membership", "gossip", "overlay", "scoring", "link", "wire"}, forbidStd: []string{"net"}},
+		"sim": {internal: []string{"membership", "gossip", "overlay", "scoring", "routing", "link", "wire"}, forbidStd: []string{"net"}},
 
 		"signaling":                      {},
 		"signaling/internal/tokenbucket": {},
@@ -63,7 +65,7 @@ func layers() map[string]rule {
 		"link/rtclink": {internal: []string{"link", "identity", "internal/browser"}, external: []string{"github.com/pion/webrtc/v4", "github.com/pion/ice/v4",
 			"github.com/pion/interceptor", "github.com/pion/logging", "github.com/pion/transport/v5", "github.com/pion/dtls/v3",
 			"github.com/pion/datachannel", "github.com/pion/sctp", "github.com/rs/zerolog"}},
-		"node": {internal: []string{"membership", "gossip", "overlay", "scoring", "wire", "link", "identity"},
+		"node": {internal: []string{"membership", "gossip", "overlay", "scoring", "routing", "wire", "link", "identity"},
 			external: []string{"github.com/rs/zerolog"}},
 		"node/nodetest": {internal: []string{"gossip", "identity", "node"}},
 		// The WebRTC node: the runtime over rtclink, meeting peers through signaling.

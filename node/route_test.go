@@ -1,0 +1,151 @@
+package node_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/node"
+	"github.com/rtcmesh/rtcmesh/node/nodetest"
+	"github.com/rtcmesh/rtcmesh/routing"
+	"github.com/rtcmesh/rtcmesh/wire"
+)
+
+// waitDirect waits for a direct message at nd from from with data.
+func waitDirect(t *testing.T, nd *node.Node, from, data string) node.DirectMessage {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case dm := <-nd.DirectMessages():
+			if dm.From == from && string(dm.Data) == data {
+				return dm
+			}
+		case <-timeout:
+			t.Fatalf("%s: no direct message %q from %s", nd.ID(), data, from)
+		}
+	}
+}
+
+// Direct messages reach a neighbour over its link and a node with no link through the
+// overlay, signed: the receiver sees the sender's proven ID.
+func TestSendDirect(t *testing.T) {
+	m := newMesh(t, 20, 500*time.Millisecond)
+	nodetest.WaitFor(t, 60*time.Second, "overlay of 20 connected", func() error { return m.OverlayOK(m.nodes) })
+	src := m.nodes[0]
+	// A neighbour: over the link.
+	neighbours := map[string]bool{src.ID(): true}
+	for _, nb := range src.Neighbors() {
+		neighbours[nb.ID] = true
+	}
+	nb := src.Neighbors()[0].ID
+	var nbNode *node.Node
+	for _, nd := range m.nodes {
+		if nd.ID() == nb {
+			nbNode = nd
+		}
+	}
+	if err := src.Send(nb, []byte("hello neighbour")); err != nil {
+		t.Fatalf("Send to a neighbour: %v", err)
+	}
+	dm := waitDirect(t, nbNode, src.ID(), "hello neighbour")
+	if dm.SentAt.IsZero() || dm.ReceivedAt.Before(dm.SentAt.Add(-time.Second)) {
+		t.Errorf("times: sent %v, received %v", dm.SentAt, dm.ReceivedAt)
+	}
+	// Not a neighbour: routed by the overlay, unless a transient link (a shuffle reply's)
+	// happens to be open to it, when it goes over that link. The router's Sent counter
+	// tells which; the first routed one is the test.
+	var far *node.Node
+	for _, nd := range m.nodes {
+		if neighbours[nd.ID()] || !src.RouteKnown(nd.ID()) {
+			continue
+		}
+		before := src.Stats().Routing.Sent
+		if err := src.Send(nd.ID(), []byte("hello far")); err != nil {
+			t.Fatalf("Send to a non-neighbour: %v", err)
+		}
+		waitDirect(t, nd, src.ID(), "hello far")
+		if src.Stats().Routing.Sent > before {
+			far = nd
+			break
+		}
+	}
+	if far == nil {
+		t.Fatal("no message was routed through the overlay: every non-neighbour with a route had a link")
+	}
+	// The answer retraces the path the message taught the relays.
+	if err := far.Send(src.ID(), []byte("hello back")); err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	waitDirect(t, src, far.ID(), "hello back")
+	if s := src.Stats(); s.RoutedSent < 2 || s.RoutedReceived < 1 {
+		t.Errorf("stats %+v", s)
+	}
+	// Nobody known: ErrNoRoute, nothing sent.
+	stranger := nodetest.Key(t, "stranger").ID()
+	if err := src.Send(stranger, []byte("x")); !errors.Is(err, node.ErrNoRoute) {
+		t.Errorf("Send to a stranger: %v, want ErrNoRoute", err)
+	}
+}
+
+// A routed message that claims another node as its source, signed with the wrong key, or
+// replayed, is refused: never delivered, counted.
+func TestSendForgedSenderRefused(t *testing.T) {
+	m := newMesh(t, 3, 500*time.Millisecond)
+	nodetest.WaitFor(t, 30*time.Second, "3 nodes connected", func() error { return m.OverlayOK(m.nodes) })
+	target, victim := m.nodes[0], m.nodes[1]
+	evilKey := nodetest.Key(t, "evil")
+	evil, err := m.net.Transport(evilKey.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	evil.Dial(target.ID())
+	waitForLinkUp(t, evil, target.ID())
+
+	now := time.Now().UnixMilli()
+	envelope := func(source string, key *identity.Key, body string) routing.Message {
+		msg := routing.Message{Type: routing.Routed, Source: source, Target: target.ID(), Kind: routing.KindDirect,
+			HopLimit: 3, Time: now, Body: []byte(body)}
+		sig, err := key.Sign(node.RoutedTranscript("", &msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.Proof = append(append([]byte(nil), key.PublicKey()...), sig...)
+		return msg
+	}
+	send := func(msg routing.Message) {
+		t.Helper()
+		frame, err := wire.AppendRouting(nil, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := evil.Send(target.ID(), frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The victim's ID with the attacker's key and signature.
+	send(envelope(victim.ID(), evilKey, "forged"))
+	// The attacker's own, honest message, then the same bytes again (a replay).
+	honest := envelope(evilKey.ID(), evilKey, "honest")
+	send(honest)
+	send(honest)
+	// A body altered after signing.
+	altered := envelope(evilKey.ID(), evilKey, "original")
+	altered.Body = []byte("altered!")
+	send(altered)
+	waitDirect(t, target, evilKey.ID(), "honest")
+	nodetest.WaitFor(t, 10*time.Second, "three refusals counted", func() error {
+		if s := target.Stats(); s.RoutedRefused != 3 || s.RoutedReceived != 1 {
+			return fmt.Errorf("refused %d, received %d", s.RoutedRefused, s.RoutedReceived)
+		}
+		return nil
+	})
+	select {
+	case dm := <-target.DirectMessages():
+		t.Fatalf("delivered %q from %s", dm.Data, dm.From)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
