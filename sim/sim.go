@@ -252,6 +252,8 @@ type Sim struct {
 	pos   []int32
 	track map[gossip.MessageID]*broadcast
 	cnt   Counters
+	// ids holds every node's ID (see idArena).
+	ids idArena
 	// group[i] is node i's side of a partition; nil when the network is whole.
 	group []int32
 	// wireBuf is scratch space for encoding catch-up messages to count their bytes.
@@ -348,7 +350,10 @@ func (s *Sim) RandomLiveJoinedBefore(t time.Duration) int32 {
 // re-joining). It returns the new node's index.
 func (s *Sim) AddNode() (int32, error) {
 	i := int32(len(s.nodes))
-	id := nodeID(i)
+	if i >= maxNodes {
+		return -1, fmt.Errorf("sim: more than %d nodes", maxNodes)
+	}
+	id := s.ids.id(i)
 	oc := overlay.Config{Self: id, Membership: s.cfg.Membership, Gossip: s.cfg.Gossip, Scoring: s.cfg.Scoring, Routing: s.cfg.Routing}
 	oc.Membership.Rand = rand.New(rand.NewPCG(s.cfg.Seed, 2*uint64(i)+1))
 	var contacts []string
@@ -702,9 +707,44 @@ func (s *Sim) send(from int32, to string, ev event) {
 // the ID a core addresses without a map lookup on every send (see lookup).
 func nodeID(i int32) string { return fmt.Sprintf("n%07d", i) }
 
+// idBlockSize is how many node IDs share one backing string (512 KiB of ID bytes).
+const idBlockSize = 1 << 16
+
+// idArena hands out node IDs (nodeID's format) as slices of large shared strings. The cores
+// compare and hash these IDs on nearly every step; strings allocated one by one end up
+// scattered over gigabytes of heap, one cache miss per comparison at 100,000 nodes, while
+// 100,000 IDs packed together take 800 KB and stay in cache. The IDs are equal, byte for
+// byte, to nodeID's, so nothing the cores see changes.
+type idArena struct{ blocks []string }
+
+// id returns node i's ID, making its block the first time.
+func (a *idArena) id(i int32) string {
+	b := int(i) / idBlockSize
+	for len(a.blocks) <= b {
+		a.blocks = append(a.blocks, makeIDBlock(int32(len(a.blocks)*idBlockSize)))
+	}
+	k := int(i) % idBlockSize * idLen
+	return a.blocks[b][k : k+idLen]
+}
+
+// maxNodes bounds the nodes a simulation can add: IDs have seven digits.
+const maxNodes = 10_000_000
+
+// idLen is the length of every node ID: "n" and seven digits.
+const idLen = 8
+
+// makeIDBlock returns the IDs of nodes first to first+idBlockSize-1, concatenated.
+func makeIDBlock(first int32) string {
+	buf := make([]byte, 0, idBlockSize*idLen)
+	for k := range int32(idBlockSize) {
+		buf = append(buf, nodeID(first+k)...)
+	}
+	return string(buf)
+}
+
 // lookup returns the index of the node with ID id.
 func (s *Sim) lookup(id string) (int32, bool) {
-	if len(id) != 8 || id[0] != 'n' {
+	if len(id) != idLen || id[0] != 'n' {
 		return 0, false
 	}
 	var i int32
