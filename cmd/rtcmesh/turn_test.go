@@ -114,27 +114,46 @@ func TestTurnDenyPeersExtendsDefault(t *testing.T) {
 }
 
 // TestTurnSIGHUPReloads runs `rtcmesh turn` as a process with its secrets and allowed peers in
-// files, rotates the secret and shrinks the allowed peers with SIGHUP, and checks that the
-// allocation made under the old secret keeps working while a new one under it is refused, that
-// a bad file keeps the previous configuration, and that the process then still stops cleanly.
+// files and runs the SIGHUP rotation script against it (checkSIGHUPRotation).
 func TestTurnSIGHUPReloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("separate processes skipped in -short mode")
 	}
-	const oldSecret, newSecret = "sighup-old-secret-0123456789", "sighup-new-secret-9876543210"
-	dir := t.TempDir()
-	secrets, allow := filepath.Join(dir, "secrets"), filepath.Join(dir, "allow")
-	write := func(path, text string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(secrets, "# the secret signaling servers mint with\n"+oldSecret+"\n")
-	write(allow, "127.0.0.1 # the test's peer\n")
+	secrets, allow := rotationFiles(t, "# the secret signaling servers mint with\n")
 	p := startProcess(t, "stderr", "turn", "--listen", "127.0.0.1:0", "--listen-tcp", "off", "--relay-ports", "0",
 		"--secrets-file", secrets, "--allow-peers-file", allow)
 	server := p.await("relay listening", func(m map[string]any) bool { return m["message"] == "TURN relay listening" })["udp"].(string)
+	checkSIGHUPRotation(t, p, server, secrets, allow)
+}
+
+// The secrets the SIGHUP rotation script rotates from and to.
+const rotationOldSecret, rotationNewSecret = "sighup-old-secret-0123456789", "sighup-new-secret-9876543210"
+
+// rotationFiles writes a secrets file (rotationOldSecret after header) and an allowed-peers
+// file (the loopback peer the script relays to) for a relay under checkSIGHUPRotation.
+func rotationFiles(t *testing.T, header string) (secrets, allow string) {
+	t.Helper()
+	dir := t.TempDir()
+	secrets, allow = filepath.Join(dir, "secrets"), filepath.Join(dir, "allow")
+	writeRotationFile(t, secrets, header+rotationOldSecret+"\n")
+	writeRotationFile(t, allow, "127.0.0.1 # the test's peer\n")
+	return secrets, allow
+}
+
+func writeRotationFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkSIGHUPRotation drives a process whose TURN relay (UDP address server) reads the files
+// of rotationFiles: it rotates the secret and shrinks the allowed peers with SIGHUP, and checks
+// that the allocation made under the old secret keeps working while a new one under it is
+// refused, that a bad file keeps the previous configuration, and that the process then still
+// stops cleanly.
+func checkSIGHUPRotation(t *testing.T, p *process, server, secrets, allow string) {
+	t.Helper()
 	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
 	hup := func() {
 		t.Helper()
@@ -142,17 +161,17 @@ func TestTurnSIGHUPReloads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	reloaded := func(m map[string]any) bool { return m["message"] == "turnserver: secrets and peer lists reloaded" }
 
-	oldUser, oldPass := turnserver.Credentials(oldSecret, "node-old", time.Hour, time.Now())
+	oldUser, oldPass := turnserver.Credentials(rotationOldSecret, "node-old", time.Hour, time.Now())
 	oldClient := newTURNClient(t, server, oldUser, oldPass)
 	if _, err := oldClient.Allocate(); err != nil {
 		t.Fatalf("Allocate under the old secret: %v", err)
 	}
 
-	write(secrets, newSecret+"\n")
+	writeRotationFile(t, secrets, rotationNewSecret+"\n")
 	hup()
-	m := p.await("reload", func(m map[string]any) bool { return m["message"] == "turnserver: secrets and peer lists reloaded" })
-	if m["secrets_added"] != 1.0 || m["secrets_removed"] != 1.0 || m["minting_secret_changed"] != true {
+	if m := p.await("reload", reloaded); m["secrets_added"] != 1.0 || m["secrets_removed"] != 1.0 || m["minting_secret_changed"] != true {
 		t.Errorf("reload logged %v, want one secret added and one removed", m)
 	}
 	if err := oldClient.CreatePermission(peer); err != nil {
@@ -161,13 +180,13 @@ func TestTurnSIGHUPReloads(t *testing.T) {
 	if _, err := newTURNClient(t, server, oldUser, oldPass).Allocate(); turnCode(err) != 401 {
 		t.Errorf("new Allocate under the removed secret: %v, want 401", err)
 	}
-	newUser, newPass := turnserver.Credentials(newSecret, "node-new", time.Hour, time.Now())
+	newUser, newPass := turnserver.Credentials(rotationNewSecret, "node-new", time.Hour, time.Now())
 	newClient := newTURNClient(t, server, newUser, newPass)
 	if _, err := newClient.Allocate(); err != nil {
 		t.Fatalf("Allocate under the new secret: %v", err)
 	}
 
-	write(secrets, "too short\n")
+	writeRotationFile(t, secrets, "too short\n")
 	hup()
 	p.await("refused reload", func(m map[string]any) bool {
 		return m["message"] == "turnserver: reload failed, the previous secrets and peer lists stay" &&
@@ -177,11 +196,10 @@ func TestTurnSIGHUPReloads(t *testing.T) {
 		t.Fatalf("Allocate under the new secret after a refused reload: %v", err)
 	}
 
-	write(secrets, newSecret+"\n")
-	write(allow, "# nobody\n")
+	writeRotationFile(t, secrets, rotationNewSecret+"\n")
+	writeRotationFile(t, allow, "# nobody\n")
 	hup()
-	m = p.await("reload", func(m map[string]any) bool { return m["message"] == "turnserver: secrets and peer lists reloaded" })
-	if fmt.Sprint(m["allowed_removed"]) != "[127.0.0.1/32]" {
+	if m := p.await("reload", reloaded); fmt.Sprint(m["allowed_removed"]) != "[127.0.0.1/32]" {
 		t.Errorf("reload logged %v, want 127.0.0.1/32 removed from the allowed peers", m)
 	}
 	if err := newClient.CreatePermission(peer); turnCode(err) != 403 {
@@ -249,82 +267,18 @@ func TestTurnSecretsAndIPv6Flags(t *testing.T) {
 	}
 }
 
-// TestSignalSIGHUPReloadsTURN is TestTurnSIGHUPReloads for the relay embedded in `rtcmesh
-// signal`: its secrets and allowed peers are in files, SIGHUP rotates the secret and shrinks
-// the allowed peers, the allocation made under the old secret keeps working while a new one
-// under it is refused, a bad file keeps the previous configuration, and the process still
-// stops cleanly.
+// TestSignalSIGHUPReloadsTURN runs the SIGHUP rotation script (checkSIGHUPRotation) against
+// the relay embedded in `rtcmesh signal`, its secrets and allowed peers in files.
 func TestSignalSIGHUPReloadsTURN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("separate processes skipped in -short mode")
 	}
-	const oldSecret, newSecret = "sighup-old-secret-0123456789", "sighup-new-secret-9876543210"
-	dir := t.TempDir()
-	secrets, allow := filepath.Join(dir, "secrets"), filepath.Join(dir, "allow")
-	write := func(path, text string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(secrets, oldSecret+"\n")
-	write(allow, "127.0.0.1 # the test's peer\n")
+	secrets, allow := rotationFiles(t, "")
 	p := startProcess(t, "stderr", "signal", "--listen", "127.0.0.1:0", "--web=false",
 		"--turn-listen", "127.0.0.1:0", "--turn-relay-ports", "0",
 		"--turn-secrets-file", secrets, "--turn-allow-peers-file", allow)
 	server := p.await("signaling server listening", func(m map[string]any) bool {
 		return m["message"] == "signaling server listening"
 	})["turn_udp"].(string)
-	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
-	hup := func() {
-		t.Helper()
-		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reloaded := func(m map[string]any) bool { return m["message"] == "turnserver: secrets and peer lists reloaded" }
-
-	oldUser, oldPass := turnserver.Credentials(oldSecret, "node-old", time.Hour, time.Now())
-	oldClient := newTURNClient(t, server, oldUser, oldPass)
-	if _, err := oldClient.Allocate(); err != nil {
-		t.Fatalf("Allocate under the old secret: %v", err)
-	}
-
-	write(secrets, newSecret+"\n")
-	hup()
-	if m := p.await("reload", reloaded); m["secrets_added"] != 1.0 || m["secrets_removed"] != 1.0 || m["minting_secret_changed"] != true {
-		t.Errorf("reload logged %v, want one secret added and one removed", m)
-	}
-	if err := oldClient.CreatePermission(peer); err != nil {
-		t.Errorf("CreatePermission on the allocation made under the removed secret: %v", err)
-	}
-	if _, err := newTURNClient(t, server, oldUser, oldPass).Allocate(); turnCode(err) != 401 {
-		t.Errorf("new Allocate under the removed secret: %v, want 401", err)
-	}
-	newUser, newPass := turnserver.Credentials(newSecret, "node-new", time.Hour, time.Now())
-	newClient := newTURNClient(t, server, newUser, newPass)
-	if _, err := newClient.Allocate(); err != nil {
-		t.Fatalf("Allocate under the new secret: %v", err)
-	}
-
-	write(secrets, "too short\n")
-	hup()
-	p.await("refused reload", func(m map[string]any) bool {
-		return m["message"] == "turnserver: reload failed, the previous secrets and peer lists stay" &&
-			strings.Contains(fmt.Sprint(m["error"]), "line 1")
-	})
-	if _, err := newTURNClient(t, server, newUser, newPass).Allocate(); err != nil {
-		t.Fatalf("Allocate under the new secret after a refused reload: %v", err)
-	}
-
-	write(secrets, newSecret+"\n")
-	write(allow, "# nobody\n")
-	hup()
-	if m := p.await("reload", reloaded); fmt.Sprint(m["allowed_removed"]) != "[127.0.0.1/32]" {
-		t.Errorf("reload logged %v, want 127.0.0.1/32 removed from the allowed peers", m)
-	}
-	if err := newClient.CreatePermission(peer); turnCode(err) != 403 {
-		t.Errorf("CreatePermission to a peer no longer allowed: %v, want 403", err)
-	}
-	p.stop() // exit code 0: SIGHUP did not end it
+	checkSIGHUPRotation(t, p, server, secrets, allow)
 }
