@@ -46,6 +46,12 @@ type rawPeer struct {
 
 	mu sync.Mutex
 	up map[string]bool
+	// downAt is when each peer's link last went down: a peer that closes the link (an honest
+	// node refusing a peer it scored out) ends a wait for it at once.
+	downAt map[string]time.Time
+	// linkWait is how long a send waits for a link to come up. A peer that scored this one
+	// out answers no dial, so Sybils in a storm wait briefly and move on.
+	linkWait time.Duration
 }
 
 func startRawPeer(t *testing.T, url string) *rawPeer {
@@ -68,7 +74,7 @@ func startRawPeer(t *testing.T, url string) *rawPeer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rawPeer{t: t, id: key.ID(), key: key, tr: tr, cancel: cancel, up: map[string]bool{}}
+	r := &rawPeer{t: t, id: key.ID(), key: key, tr: tr, cancel: cancel, up: map[string]bool{}, downAt: map[string]time.Time{}, linkWait: 20 * time.Second}
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
@@ -89,6 +95,7 @@ func startRawPeer(t *testing.T, url string) *rawPeer {
 				r.up[ev.Peer] = true
 			case link.LinkDown:
 				delete(r.up, ev.Peer)
+				r.downAt[ev.Peer] = time.Now()
 			}
 			r.mu.Unlock()
 		}
@@ -117,15 +124,23 @@ func (r *rawPeer) linked(peer string) bool {
 	return r.up[peer]
 }
 
-// link opens a link to peer, if none is up, and waits for it.
+// link opens a link to peer, if none is up, and waits for it, or until the attempt ends in a
+// closed link (the peer refused it).
 func (r *rawPeer) link(peer string) error {
 	if r.linked(peer) {
 		return nil
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for redial := time.Now(); !r.linked(peer); time.Sleep(20 * time.Millisecond) {
+	start := time.Now()
+	deadline := start.Add(r.linkWait)
+	for redial := start; !r.linked(peer); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("raw peer %s: no link to %s", short(r.id), short(peer))
+		}
+		r.mu.Lock()
+		down := r.downAt[peer]
+		r.mu.Unlock()
+		if down.After(start) {
+			return fmt.Errorf("raw peer %s: %s closed the link", short(r.id), short(peer))
 		}
 		if !time.Now().Before(redial) { // Dial is a no-op while an attempt is under way
 			r.tr.Dial(peer)
@@ -414,6 +429,20 @@ func attackFailed(t *testing.T, format string, args ...any) {
 	t.Errorf(format, args...)
 }
 
+// eachSybil runs fn for every Sybil at once and waits for them all: a Sybil waiting for a link
+// that will not come (it was scored out) does not hold the others back.
+func eachSybil(sybils []*rawPeer, fn func(*rawPeer)) {
+	var wg sync.WaitGroup
+	for _, s := range sybils {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(s)
+		}()
+	}
+	wg.Wait()
+}
+
 // repeat calls fn every period until stop closes or for lasts out.
 func repeat(stop <-chan struct{}, period, lasts time.Duration, fn func()) {
 	end := time.Now().Add(lasts)
@@ -456,12 +485,15 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		for _, s := range sybils {
 			ids = append(ids, s.id)
 		}
+		for _, s := range sybils {
+			s.linkWait = 2 * time.Second
+		}
 		res := h.during(deliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, 300*time.Millisecond, 10*time.Second, func() {
-				for _, s := range sybils {
+				eachSybil(sybils, func(s *rawPeer) {
 					_ = s.membership(victim.ID(), membership.Message{Type: membership.Neighbor, HighPriority: true})
 					_ = s.membership(victim.ID(), membership.Message{Type: membership.Shuffle, Node: s.id, TTL: 0, Nodes: ids})
-				}
+				})
 			})
 		})
 		res.check(t, heapBound, true)
@@ -481,12 +513,18 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		for range 20 {
 			sybils = append(sybils, startRawPeer(t, h.sig.url()))
 		}
+		for _, s := range sybils {
+			s.linkWait = 2 * time.Second
+		}
 		res := h.during(deliverWithin, func(stop <-chan struct{}) {
 			repeat(stop, time.Second, 10*time.Second, func() {
+				targets := make(map[*rawPeer]*Node, len(sybils))
 				for _, s := range sybils {
-					target := h.nodes[h.rng.IntN(len(h.nodes))]
-					_ = s.membership(target.ID(), membership.Message{Type: membership.Join})
+					targets[s] = h.nodes[h.rng.IntN(len(h.nodes))]
 				}
+				eachSybil(sybils, func(s *rawPeer) {
+					_ = s.membership(targets[s].ID(), membership.Message{Type: membership.Join})
+				})
 			})
 		})
 		res.check(t, heapBound, true)

@@ -150,7 +150,10 @@ func TestRoutedOverWebRTC(t *testing.T) {
 	for _, w := range rtc {
 		byID[w.ID()] = w
 	}
-	// The leaver's neighbours each lose one neighbour; together they must win back as many.
+	// The leaver's neighbours each lose one neighbour; together they must win back as many,
+	// but one: a full node refuses a low-priority NEIGHBOR, so with every other node's view
+	// full the orphans can only pair with each other, and an odd number of free slots (or two
+	// orphans that are neighbours already) leaves one open (seen in CI: 21 of 22).
 	var orphans []*Node
 	had := 0
 	for _, nb := range leaving.Neighbors() {
@@ -174,7 +177,7 @@ func TestRoutedOverWebRTC(t *testing.T) {
 			}
 			have += len(w.Neighbors())
 		}
-		if have < had {
+		if have < had-1 {
 			return fmt.Errorf("the leaver's neighbours have %d neighbours, had %d", have, had)
 		}
 		return m.OverlayOK(survivors)
@@ -184,8 +187,12 @@ func TestRoutedOverWebRTC(t *testing.T) {
 		o, _ := w.SignalsSent()
 		overlayAfter += o
 	}
-	t.Logf("the leaver's %d neighbours refilled their views without the server (%d signals through the overlay meanwhile)",
-		len(orphans), overlayAfter-overlayBefore)
+	have := 0
+	for _, w := range orphans {
+		have += len(w.Neighbors())
+	}
+	t.Logf("the leaver's %d neighbours refilled their views without the server: %d neighbours, had %d (%d signals through the overlay meanwhile)",
+		len(orphans), have, had, overlayAfter-overlayBefore)
 	if overlayAfter == overlayBefore {
 		t.Error("no signal went through the overlay after the server left")
 	}
