@@ -16,6 +16,9 @@ func attackExperiment(n int, attack Attack, defences bool, seed uint64) Experime
 	e.Attack = attack
 	e.Defences = defences
 	e.Config.Seed = seed
+	// The attacks aim at membership and broadcast; routing (tested in route_test.go) would
+	// only add its cost to these runs.
+	e.Config.Routing.Enabled = false
 	return e
 }
 
