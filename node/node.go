@@ -139,6 +139,10 @@ type Stats struct {
 	Routing                                   routing.Stats
 	RoutedSent, RoutedReceived, RoutedRefused uint64
 	DirectDropped, SignalsDropped             uint64
+	// ShuffleRepliesRouted counts this node's SHUFFLE_REPLYs sent through the overlay
+	// (Config.RouteShuffleReplies), each a link it did not open; ShuffleRepliesLinked those
+	// sent to a peer it has no link to over a link opened for them (no route was known).
+	ShuffleRepliesRouted, ShuffleRepliesLinked uint64
 }
 
 // peerLink is what the node knows of its link to one peer.
@@ -518,6 +522,9 @@ func (n *Node) flush() {
 				continue
 			}
 			n.buf = frame
+			if n.routeMembership(env.To, env.Msg.Type, frame) {
+				continue
+			}
 			n.send(env.To, frame)
 		}
 		for _, e := range rd.Events {

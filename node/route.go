@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/membership"
 	"github.com/rtcmesh/rtcmesh/routing"
 	"github.com/rtcmesh/rtcmesh/wire"
 )
@@ -171,6 +172,53 @@ func (n *Node) onRouted(m routing.Message) {
 			// A signal is worth nothing late: the link attempt times out and is retried.
 			n.stats.SignalsDropped++
 		}
+	case routing.KindMembership:
+		n.onRoutedMembership(m.Source, m.Body)
+	}
+}
+
+// routeMembership sends a membership frame of this node's through the overlay when that
+// replaces opening a link: a SHUFFLE_REPLY (Config.RouteShuffleReplies) to a peer with no
+// open link and a known route. It reports whether it did; otherwise the caller sends frame
+// over a link, opening one if needed. frame aliases n.buf and is copied.
+func (n *Node) routeMembership(to string, t membership.MessageType, frame []byte) bool {
+	if t != membership.ShuffleReply {
+		return false
+	}
+	if l := n.links[to]; l != nil && l.up {
+		return false
+	}
+	if !n.cfg.RouteShuffleReplies || !n.routeUp(to) {
+		n.stats.ShuffleRepliesLinked++
+		return false
+	}
+	if err := n.routeOwn(to, routing.KindMembership, append([]byte(nil), frame...)); err != nil {
+		n.cfg.Logger.Debug().Err(err).Str("peer", to).Msg("shuffle reply through the overlay: opening a link instead")
+		n.stats.ShuffleRepliesLinked++
+		return false
+	}
+	n.stats.ShuffleRepliesRouted++
+	return true
+}
+
+// onRoutedMembership steps a membership frame that source (proven by the envelope's
+// signature) sent through the overlay. Only a SHUFFLE_REPLY may come this way: every other
+// membership message belongs to a link (a NEIGHBOR or JOIN makes one a neighbour's, the rest
+// go to neighbours), so anything else, or a frame the wire format refuses, is refused and
+// counted. No link is closed for it: the relay that brought it only passed it on.
+func (n *Node) onRoutedMembership(source string, body []byte) {
+	f, err := n.cfg.Limits.Decode(body)
+	switch {
+	case err != nil:
+	case f.Protocol != wire.ProtocolMembership || f.Membership.Type != membership.ShuffleReply:
+		err = fmt.Errorf("node: a routed membership envelope may carry a SHUFFLE_REPLY only, not protocol %d type %v",
+			f.Protocol, f.Membership.Type)
+	default:
+		err = n.peer.StepMembership(n.elapsed, source, f.Membership)
+	}
+	if err != nil {
+		n.stats.RoutedRefused++
+		n.cfg.Logger.Debug().Err(err).Str("source", source).Msg("refused a routed membership message")
 	}
 }
 

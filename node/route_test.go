@@ -96,36 +96,11 @@ func TestSendForgedSenderRefused(t *testing.T) {
 	m := newMesh(t, 3, 500*time.Millisecond)
 	nodetest.WaitFor(t, 30*time.Second, "3 nodes connected", func() error { return m.OverlayOK(m.nodes) })
 	target, victim := m.nodes[0], m.nodes[1]
-	evilKey := nodetest.Key(t, "evil")
-	evil, err := m.net.Transport(evilKey.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer evil.Close()
-	evil.Dial(target.ID())
-	waitForLinkUp(t, evil, target.ID())
-
-	now := time.Now().UnixMilli()
+	ev := newRoutedSender(t, m, target)
 	envelope := func(source string, key *identity.Key, body string) routing.Message {
-		msg := routing.Message{Type: routing.Routed, Source: source, Target: target.ID(), Kind: routing.KindDirect,
-			HopLimit: 3, Time: now, Body: []byte(body)}
-		sig, err := key.Sign(node.RoutedTranscript("", &msg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg.Proof = append(append([]byte(nil), key.PublicKey()...), sig...)
-		return msg
+		return ev.envelope(source, key, routing.KindDirect, []byte(body))
 	}
-	send := func(msg routing.Message) {
-		t.Helper()
-		frame, err := wire.AppendRouting(nil, msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := evil.Send(target.ID(), frame); err != nil {
-			t.Fatal(err)
-		}
-	}
+	send, evilKey := ev.send, ev.key
 	// The victim's ID with the attacker's key and signature.
 	send(envelope(victim.ID(), evilKey, "forged"))
 	// The attacker's own, honest message, then the same bytes again (a replay).
@@ -148,4 +123,48 @@ func TestSendForgedSenderRefused(t *testing.T) {
 		t.Fatalf("delivered %q from %s", dm.Data, dm.From)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// routedSender is a bare Transport linked to target, whose test hands it routed envelopes
+// signed by any key: a hostile neighbour.
+type routedSender struct {
+	t      *testing.T
+	key    *identity.Key
+	target *node.Node
+	send   func(routing.Message)
+}
+
+func newRoutedSender(t *testing.T, m *mesh, target *node.Node) *routedSender {
+	t.Helper()
+	key := nodetest.Key(t, "evil")
+	tr, err := m.net.Transport(key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	tr.Dial(target.ID())
+	waitForLinkUp(t, tr, target.ID())
+	return &routedSender{t: t, key: key, target: target, send: func(msg routing.Message) {
+		t.Helper()
+		frame, err := wire.AppendRouting(nil, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Send(target.ID(), frame); err != nil {
+			t.Fatal(err)
+		}
+	}}
+}
+
+// envelope is a ROUTED envelope to the target claiming source, signed with key.
+func (s *routedSender) envelope(source string, key *identity.Key, kind routing.Kind, body []byte) routing.Message {
+	s.t.Helper()
+	msg := routing.Message{Type: routing.Routed, Source: source, Target: s.target.ID(), Kind: kind,
+		HopLimit: 3, Time: time.Now().UnixMilli(), Body: body}
+	sig, err := key.Sign(node.RoutedTranscript("", &msg))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	msg.Proof = append(append([]byte(nil), key.PublicKey()...), sig...)
+	return msg
 }

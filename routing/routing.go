@@ -63,18 +63,23 @@ const (
 	KindSignal Kind = 1
 	// KindDirect is an application's direct message (node.Send).
 	KindDirect Kind = 2
+	// KindMembership is a membership message (wire-encoded) to a peer the sender has no link
+	// to: a SHUFFLE_REPLY retracing its shuffle's walk instead of opening a link of its own.
+	KindMembership Kind = 3
 )
 
 // Valid reports whether k is a defined kind.
-func (k Kind) Valid() bool { return k == KindSignal || k == KindDirect }
+func (k Kind) Valid() bool { return k == KindSignal || k == KindDirect || k == KindMembership }
 
-// String returns "signal" or "direct".
+// String returns "signal", "direct" or "membership".
 func (k Kind) String() string {
 	switch k {
 	case KindSignal:
 		return "signal"
 	case KindDirect:
 		return "direct"
+	case KindMembership:
+		return "membership"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }

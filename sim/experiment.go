@@ -188,11 +188,15 @@ type Result struct {
 	// LinkSetups counts the links honest nodes opened during the broadcast phase (after
 	// stabilisation, and after the failure when FailFraction is set: at rest, or repairing),
 	// ServerSignals those whose offer found no route through the overlay (see route.go), and
-	// ServerSignalFraction is their ratio: how much the network still needed the signaling
-	// server.
+	// ServerSignalFraction their share of the exchanges with peers outside the active view
+	// (LinkSetups plus ShuffleRepliesRouted, each a setup through the server without
+	// routing): how much the network still needed the signaling server.
 	LinkSetups           uint64  `json:"link_setups"`
 	ServerSignals        uint64  `json:"server_signals"`
 	ServerSignalFraction float64 `json:"server_signal_fraction"`
+	// ShuffleRepliesRouted counts the SHUFFLE_REPLYs of the broadcast phase that went through
+	// the overlay instead of opening a link (Config.RouteShuffleReplies).
+	ShuffleRepliesRouted uint64 `json:"shuffle_replies_routed"`
 	// WallSeconds and PeakHeapBytes describe the machine's effort; they are the only fields
 	// that differ between two runs of the same seed. PeakHeapBytes is the largest live heap
 	// sampled once per simulated round.
@@ -312,6 +316,7 @@ func Run(e Experiment) (Result, error) {
 	phaseEnd := s.Counters()
 	res.LinkSetups = phaseEnd.LinkSetups - before.LinkSetups
 	res.ServerSignals = phaseEnd.ServerSignals - before.ServerSignals
+	res.ShuffleRepliesRouted = phaseEnd.ShuffleRepliesRouted - before.ShuffleRepliesRouted
 	res.ServerSignalFraction = ServerSignalFraction(before, phaseEnd)
 	if d := s.Now() - phaseStart; d > 0 && s.LiveCount() > 0 {
 		after, live := s.Counters(), float64(s.LiveCount())

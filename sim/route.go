@@ -11,7 +11,9 @@ import (
 //
 // The simulator has no links, so it counts the link setups a real node would make: a JOIN,
 // a NEIGHBOR or a SHUFFLE_REPLY sent by an honest node to a peer outside its active view
-// (every other message goes to a neighbour, or answers on the link its request opened). For
+// (every other message goes to a neighbour, or answers on the link its request opened),
+// except a SHUFFLE_REPLY that the overlay can route (Config.RouteShuffleReplies): the runtime
+// sends that one through the overlay and opens no link. For
 // each it follows the setup's first signal (the offer) through the overlay at the moment of
 // the send, hop by hop through each relay's own routing decision (overlay.Peer.RelayStep:
 // hop limit, per-source rate, stale routes, waypoints), and through live, connected nodes
@@ -42,8 +44,15 @@ func (s *Sim) countSetup(i int32, env *membership.Envelope) bool {
 	if slices.Contains(n.p.ActiveView(), env.To) {
 		return true
 	}
+	routed := s.routeSignal(i, env.To)
+	if routed && env.Msg.Type == membership.ShuffleReply && s.cfg.RouteShuffleReplies {
+		// The reply itself goes through the overlay; it arrives at its latency as an event,
+		// like every message (not after the hops' latencies: no protocol decision waits on it).
+		s.cnt.ShuffleRepliesRouted++
+		return true
+	}
 	s.cnt.LinkSetups++
-	if s.routeSignal(i, env.To) {
+	if routed {
 		return true
 	}
 	s.cnt.ServerSignals++
@@ -98,12 +107,14 @@ func (s *Sim) sendRouting(i int32, msgs []routing.Envelope) {
 	}
 }
 
-// ServerSignalFraction is the fraction of the link setups counted between two snapshots of
-// the counters that needed the signaling server (0 without setups).
+// ServerSignalFraction is the fraction, between two snapshots of the counters, of the
+// exchanges with peers outside the active view that needed the signaling server: of the link
+// setups plus the SHUFFLE_REPLYs routed instead of opening a link (without routing, each of
+// those would have been a link setup through the server). 0 without any.
 func ServerSignalFraction(before, after Counters) float64 {
-	setups := after.LinkSetups - before.LinkSetups
-	if setups == 0 {
+	exchanges := after.LinkSetups - before.LinkSetups + after.ShuffleRepliesRouted - before.ShuffleRepliesRouted
+	if exchanges == 0 {
 		return 0
 	}
-	return float64(after.ServerSignals-before.ServerSignals) / float64(setups)
+	return float64(after.ServerSignals-before.ServerSignals) / float64(exchanges)
 }

@@ -22,11 +22,17 @@ func TestServerSignalFraction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d nodes at rest: %d link setups, %d needed the server: server_signal_fraction %.4f",
-		n, r.LinkSetups, r.ServerSignals, r.ServerSignalFraction)
-	if r.LinkSetups < uint64(n) {
-		t.Fatalf("only %d link setups counted in %d rounds of %d nodes: each node's shuffle reply is one",
-			r.LinkSetups, e.Messages/10, n)
+	t.Logf("%d nodes at rest: %d link setups, %d needed the server, %d shuffle replies routed: server_signal_fraction %.4f",
+		n, r.LinkSetups, r.ServerSignals, r.ShuffleRepliesRouted, r.ServerSignalFraction)
+	exchanges := r.LinkSetups + r.ShuffleRepliesRouted
+	if exchanges < uint64(n) {
+		t.Fatalf("only %d exchanges with non-neighbours counted in %d rounds of %d nodes: each node's shuffle reply is one",
+			exchanges, e.Messages/10, n)
+	}
+	// A shuffle reply retraces the walk that just brought the shuffle: nearly all of them go
+	// through the overlay and open no link.
+	if r.ShuffleRepliesRouted < exchanges*9/10 {
+		t.Errorf("%d of %d exchanges were shuffle replies routed through the overlay, want at least 90%%", r.ShuffleRepliesRouted, exchanges)
 	}
 	if r.ServerSignalFraction > 0.10 {
 		t.Errorf("server_signal_fraction %.4f at rest, want at most 0.10", r.ServerSignalFraction)
@@ -43,8 +49,9 @@ func TestServerSignalFraction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.LinkSetups == 0 || r.ServerSignals != r.LinkSetups {
-		t.Errorf("routing off: %d of %d setups needed the server, want all", r.ServerSignals, r.LinkSetups)
+	if r.LinkSetups == 0 || r.ServerSignals != r.LinkSetups || r.ShuffleRepliesRouted != 0 {
+		t.Errorf("routing off: %d of %d setups needed the server, %d shuffle replies routed; want all, 0",
+			r.ServerSignals, r.LinkSetups, r.ShuffleRepliesRouted)
 	}
 }
 

@@ -63,6 +63,10 @@ type Config struct {
 	// Routing is every node's routing through the overlay (route.go): what decides whether a
 	// link setup needs the signaling server (Counters.ServerSignals).
 	Routing routing.Config
+	// RouteShuffleReplies sends a SHUFFLE_REPLY whose destination is not a neighbour through
+	// the overlay when a route is known, as the runtime does (node.Config.RouteShuffleReplies):
+	// no link setup is counted for it. Without a route, or with this off, it opens a link.
+	RouteShuffleReplies bool
 	// LatencyMin and LatencyMax bound each link's fixed one-way latency (whole milliseconds,
 	// at least 1 ms).
 	LatencyMin, LatencyMax time.Duration
@@ -119,19 +123,20 @@ func DefaultConfig() Config {
 	gc.MaxClockSkew = 20 * time.Second
 	gc.SeenMaxAge = SeenMaxAgeFor(gc)
 	return Config{
-		Seed:             1,
-		Membership:       mc,
-		Gossip:           gc,
-		Scoring:          scoring.DefaultConfig(),
-		Routing:          routing.DefaultConfig(),
-		LatencyMin:       5 * time.Millisecond,
-		LatencyMax:       50 * time.Millisecond,
-		DetectionDelay:   200 * time.Millisecond,
-		HeartbeatTimeout: link.DefaultHeartbeatTimeout,
-		ContactCount:     3,
-		AttackInterval:   time.Second,
-		FloodBurst:       200,
-		FloodPayload:     1024,
+		Seed:                1,
+		Membership:          mc,
+		Gossip:              gc,
+		Scoring:             scoring.DefaultConfig(),
+		Routing:             routing.DefaultConfig(),
+		RouteShuffleReplies: true,
+		LatencyMin:          5 * time.Millisecond,
+		LatencyMax:          50 * time.Millisecond,
+		DetectionDelay:      200 * time.Millisecond,
+		HeartbeatTimeout:    link.DefaultHeartbeatTimeout,
+		ContactCount:        3,
+		AttackInterval:      time.Second,
+		FloodBurst:          200,
+		FloodPayload:        1024,
 	}
 }
 
@@ -229,8 +234,9 @@ type Counters struct {
 	ScoredOut uint64
 	// LinkSetups counts the links honest nodes would open (route.go), ServerSignals those
 	// whose signals found no route through the overlay and needed the signaling server;
-	// RoutingMessages counts the VIEWs sent.
-	LinkSetups, ServerSignals, RoutingMessages uint64
+	// RoutingMessages counts the VIEWs sent; ShuffleRepliesRouted the SHUFFLE_REPLYs that went
+	// through the overlay instead of opening a link (Config.RouteShuffleReplies).
+	LinkSetups, ServerSignals, RoutingMessages, ShuffleRepliesRouted uint64
 	// Withheld counts the messages attackers' cores produced that their policy did not send
 	// (payloads, PRUNEs, DISCONNECTs and links their scoring would close).
 	Withheld uint64

@@ -28,7 +28,8 @@ func (r Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "  views            active %.2f, passive %.2f on average; %.2f neighbour changes per node-minute while broadcasting\n", r.ActiveViewAvg, r.PassiveViewAvg, r.NeighborChangesPerNodeMinute)
 	fmt.Fprintf(w, "  graph            clustering coefficient %.5f, average shortest path %.2f, max %d\n", r.ClusteringCoefficient, r.AvgShortestPath, r.MaxShortestPath)
 	fmt.Fprintf(w, "  healing          %s rounds\n", heal)
-	fmt.Fprintf(w, "  signaling        %d link setups while broadcasting, %d needed the server (server_signal_fraction %.4f)\n", r.LinkSetups, r.ServerSignals, r.ServerSignalFraction)
+	fmt.Fprintf(w, "  signaling        %d link setups while broadcasting, %d needed the server (server_signal_fraction %.4f); %d shuffle replies through the overlay, no link\n",
+		r.LinkSetups, r.ServerSignals, r.ServerSignalFraction, r.ShuffleRepliesRouted)
 	if r.Attackers > 0 {
 		defences := "on"
 		if !r.Defences {

@@ -46,7 +46,7 @@ func TestRoutingEncodeErrors(t *testing.T) {
 		"unknown type":   {Type: 9},
 		"no source":      {Type: routing.Routed, Target: "b", Kind: routing.KindSignal},
 		"no target":      {Type: routing.Routed, Source: "a", Kind: routing.KindSignal},
-		"unknown kind":   {Type: routing.Routed, Source: "a", Target: "b", Kind: 3},
+		"unknown kind":   {Type: routing.Routed, Source: "a", Target: "b", Kind: 9},
 		"routed nodes":   {Type: routing.Routed, Source: "a", Target: "b", Kind: routing.KindSignal, Nodes: []string{"x"}},
 		"view source":    {Type: routing.View, Source: "a"},
 		"view body":      {Type: routing.View, Body: []byte{1}},

@@ -30,6 +30,7 @@ func benchFlagSet(stderr io.Writer, c *meshbench.Config) (fs *flag.FlagSet, json
 	fs.StringVar(&c.UDPSockets, "udp-sockets", c.UDPSockets, "the links' UDP sockets: node (one per node, shared by its links: a node's default) or link (one per link)")
 	fs.DurationVar(&c.TransientLinkTimeout, "transient-link-timeout", 0, "close links that never carried a neighbour after this long without a frame; 0: the profile's")
 	fs.DurationVar(&c.ShuffleInterval, "shuffle-interval", 0, "HyParView shuffle period of every node (each shuffle's reply may open a link); 0: the profile's")
+	fs.BoolVar(&c.LinkShuffleReplies, "link-shuffle-replies", c.LinkShuffleReplies, "open a link for every shuffle reply to a peer with no open link, instead of sending it through the overlay (for a side-by-side run)")
 	return fs, fs.Bool("json", false, "print one JSON object instead of a table")
 }
 

@@ -60,9 +60,13 @@ type Config struct {
 	// node.Config.TransientLinkTimeout.
 	TransientLinkTimeout time.Duration
 	// ShuffleInterval, when positive, overrides the profile's Membership.ShuffleInterval: each
-	// shuffle's reply opens a link unless one is open to its destination, so it sets how many
-	// links are opened at rest.
+	// shuffle's reply opens a link unless one is open to its destination or it goes through
+	// the overlay, so it sets how many links are opened at rest.
 	ShuffleInterval time.Duration
+	// LinkShuffleReplies turns node.Config.RouteShuffleReplies off: every SHUFFLE_REPLY to a
+	// peer with no open link opens one, as before replies went through the overlay (for a
+	// side-by-side run).
+	LinkShuffleReplies bool
 	// WorkerCommand returns the command of one worker process (for Procs > 0): a program that
 	// calls RunWorker on its standard input and output.
 	WorkerCommand func() *exec.Cmd
@@ -256,7 +260,7 @@ func (b *bench) startWorkers() error {
 		}
 		wc := workerConfig{SignalURL: b.url, Network: "meshbench", First: first, Nodes: count, Seed: b.cfg.Seed,
 			Profile: b.cfg.Profile, UDPSockets: b.cfg.UDPSockets, TransientLinkTimeout: b.cfg.TransientLinkTimeout,
-			ShuffleInterval: b.cfg.ShuffleInterval}
+			ShuffleInterval: b.cfg.ShuffleInterval, LinkShuffleReplies: b.cfg.LinkShuffleReplies}
 		first += count
 		w := &workerConn{replies: make(chan report, 4)}
 		var out io.Reader

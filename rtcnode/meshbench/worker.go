@@ -38,10 +38,11 @@ type workerConfig struct {
 	First, Nodes int
 	Seed         uint64
 	Profile      string
-	// UDPSockets, TransientLinkTimeout, ShuffleInterval: see Config.
+	// UDPSockets, TransientLinkTimeout, ShuffleInterval, LinkShuffleReplies: see Config.
 	UDPSockets           string
 	TransientLinkTimeout time.Duration
 	ShuffleInterval      time.Duration
+	LinkShuffleReplies   bool
 }
 
 // request is what the bench asks of a worker.
@@ -102,6 +103,7 @@ func nodeConfig(wc workerConfig, key identity.Signer, i int) (rtcnode.Config, er
 	if wc.ShuffleInterval > 0 {
 		cfg.Node.Membership.ShuffleInterval = wc.ShuffleInterval
 	}
+	cfg.Node.RouteShuffleReplies = !wc.LinkShuffleReplies
 	if wc.TransientLinkTimeout > 0 {
 		cfg.Node.TransientLinkTimeout = wc.TransientLinkTimeout
 	}
