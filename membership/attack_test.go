@@ -544,6 +544,18 @@ func TestDefenceConfigValidation(t *testing.T) {
 	}
 }
 
+// joinedWithBAndD is a joined core for cfg whose active view holds b and d, its Ready taken.
+func joinedWithBAndD(t *testing.T, cfg Config) *Core {
+	t.Helper()
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	c.addActive("b", false)
+	c.addActive("d", false)
+	c.Ready()
+	return c
+}
+
 // A FORWARD_JOIN from a peer outside the active view is refused and reported: join walks
 // travel along active links. With the defences off (the paper) the stranger's joiner enters
 // the passive view at TTL PRWL.
@@ -552,12 +564,7 @@ func TestForwardJoinFromStrangerRefused(t *testing.T) {
 		cfg := defenceConfig(on)
 		cfg.Self, cfg.Rand = "a", testConfig("a").Rand
 		cfg.ShuffleInterval = time.Hour
-		c := mustCore(t, cfg)
-		c.Tick(0)
-		c.joined = true
-		c.addActive("b", false)
-		c.addActive("d", false)
-		c.Ready()
+		c := joinedWithBAndD(t, cfg)
 		if err := c.Step("x", Message{Type: ForwardJoin, Node: "planted", TTL: cfg.PRWL}); err != nil {
 			t.Fatal(err)
 		}
@@ -584,12 +591,7 @@ func TestForwardJoinFromStrangerRefused(t *testing.T) {
 func TestWalkJoinersBoundedPerRound(t *testing.T) {
 	cfg := testConfig("a")
 	cfg.ShuffleInterval = time.Second
-	c := mustCore(t, cfg)
-	c.Tick(0)
-	c.joined = true
-	c.addActive("b", false)
-	c.addActive("d", false)
-	c.Ready()
+	c := joinedWithBAndD(t, cfg)
 	for i := range 5 {
 		c.Step("b", Message{Type: ForwardJoin, Node: fmt.Sprint("j", i), TTL: cfg.PRWL})
 	}

@@ -13,14 +13,28 @@ import (
 	"github.com/rtcmesh/rtcmesh/scoring"
 )
 
-func TestConfigValidation(t *testing.T) {
-	valid := func() Config {
-		c := DefaultConfig()
-		c.Self = "a"
-		c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
-		c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
-		return c
+// peerAConfig is DefaultConfig for peer "a" with seeded random sources.
+func peerAConfig() Config {
+	c := DefaultConfig()
+	c.Self = "a"
+	c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
+	c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
+	return c
+}
+
+// startedPeer is a Peer for c, ticked once at time 0.
+func startedPeer(t *testing.T, c Config) *Peer {
+	t.Helper()
+	p, err := New(c)
+	if err != nil {
+		t.Fatal(err)
 	}
+	p.Tick(0)
+	return p
+}
+
+func TestConfigValidation(t *testing.T) {
+	valid := peerAConfig
 	if _, err := New(valid()); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
@@ -299,15 +313,7 @@ func TestDeterministic(t *testing.T) {
 // A HyParView message the membership core refuses because of its sender reaches the driver in
 // Ready.MembershipMisbehaviour, for peer scoring, like gossip's refusals.
 func TestMembershipMisbehaviourPassedUp(t *testing.T) {
-	c := DefaultConfig()
-	c.Self = "a"
-	c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
-	c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
-	p, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Tick(0)
+	p := startedPeer(t, peerAConfig())
 	// A SHUFFLE_REPLY while no shuffle of a's is outstanding.
 	if err := p.StepMembership(time.Second, "x", membership.Message{Type: membership.ShuffleReply, Nodes: []string{"fake"}}); err != nil {
 		t.Fatal(err)
@@ -461,19 +467,12 @@ func TestHonestRunScoresNobodyOut(t *testing.T) {
 // a stranger weigh a quarter as much. With scoring off nobody is cut off.
 func TestMembershipSpamScoredOut(t *testing.T) {
 	for _, on := range []bool{true, false} {
-		c := DefaultConfig()
+		c := peerAConfig()
 		if !on {
 			c.DisableDefences()
 			c.Membership.MaxPendingShuffles, c.Membership.ShuffleReplyTimeout = 2, 20*time.Second
 		}
-		c.Self = "a"
-		c.Membership.Rand = rand.New(rand.NewPCG(1, 1))
-		c.Gossip.Rand = rand.New(rand.NewPCG(1, 2))
-		p, err := New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Tick(0)
+		p := startedPeer(t, c)
 		var cut []string
 		for i := range 11 {
 			if err := p.StepMembership(time.Duration(i)*time.Millisecond, "x", membership.Message{Type: membership.ShuffleReply, Nodes: []string{"fake"}}); err != nil {
