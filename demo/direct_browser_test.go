@@ -255,7 +255,7 @@ func checkDirectMessages(t *testing.T, p pageDriver, d *Demo, idTab, shot string
 
 	t.Run("ToANonNeighbourThroughTheAPI", func(t *testing.T) {
 		target := far()
-		text := "through the overlay to " + target.ID()[:6]
+		text := "to a Go node that is not my neighbour: " + target.ID()[:6]
 		before := relayed()
 		// The tab learns its neighbours' views within a round: until then no route is known.
 		var res sendResult
