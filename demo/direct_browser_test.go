@@ -425,13 +425,36 @@ func checkDirectMessages(t *testing.T, p pageDriver, d *Demo, idTab, shot string
 
 // TestBrowserDirectMessages runs the demo with its 8 Go nodes and a headless Chromium tab:
 // direct messages from the page to Go nodes (chosen in the picture, typed "@ID", through
-// rtcmesh.send), from a Go node to the page, and the refusals, as the page shows them.
+// rtcmesh.send), from a Go node to the page, and the refusals, as the page shows them; then
+// from a second tab (another peer) to the first.
 func TestBrowserDirectMessages(t *testing.T) {
 	d, browser := startBrowserDemo(t, DefaultConfig().Nodes, 23)
 	a := openTab(t, browser, "tab A")
 	idA, _ := a.open(t, d.URL())
-	shot := checkDirectMessages(t, chromiumDriver(a), d, idA, "direct.png")
+	pa := chromiumDriver(a)
+	shot := checkDirectMessages(t, pa, d, idA, "direct.png")
 	t.Logf("screenshot of the page after the direct messages: %s", shot)
+
+	t.Run("TabToTab", func(t *testing.T) {
+		b := openTab(t, browser, "tab B")
+		idB, _ := b.open(t, d.URL())
+		pb := chromiumDriver(b)
+		text := "from tab B to tab A alone"
+		// Tab B learns a route to tab A through its neighbours' views, or links to it.
+		pb.waitFor(t, "tab B finds a route to tab A", func() (bool, error) {
+			r, err := apiSend(pb, idA, text)
+			if err == nil && r.Code != "" && r.Code != "no_route" {
+				t.Fatalf("rtcmesh.send refused: %+v", r)
+			}
+			return err == nil && r.Code == "", err
+		})
+		if in := waitDirectShown(t, pa, "in", text); in.Peer != idB || in.Short != idB[:6] || in.Proven == "" {
+			t.Errorf("tab A lists %+v, want a direct message from tab B %s", in, idB)
+		}
+		if errs := b.pageErrors(); len(errs) > 0 {
+			t.Errorf("%s logged errors:\n%s", b.name, strings.Join(errs, "\n"))
+		}
+	})
 	if errs := a.pageErrors(); len(errs) > 0 {
 		t.Errorf("%s logged errors:\n%s", a.name, strings.Join(errs, "\n"))
 	}
