@@ -1,8 +1,9 @@
 // Package demo runs a complete rtcmesh network on localhost in one process: the signaling
 // service (package signalservice: signaling, the TURN relay and the demo page of package web)
 // and a number of Go nodes that join one network and, optionally, chat on their own so a
-// browser opening the page sees traffic at once. `rtcmesh demo` is a thin command around Start; the browser tests
-// use the same API to drive Go nodes and read what they delivered.
+// browser opening the page sees traffic at once, and answer the direct messages a page sends
+// them. `rtcmesh demo` is a thin command around Start; the browser tests use the same API to
+// drive Go nodes and read what they delivered, broadcasts and direct messages.
 //
 // Everything listens on loopback. By default the nodes gather ICE candidates on loopback and
 // on this machine's own other addresses, each alone (a /32 or /128, not the LAN around it):
@@ -65,9 +66,14 @@ type Config struct {
 	// network of one address, when Start runs: what Firefox needs to link (see the package
 	// comment). Default true.
 	HostAddresses bool
-	// History is how many delivered messages each Go node keeps for Messages; older ones are
-	// dropped. Default 1000.
+	// History is how many delivered messages each Go node keeps for Messages, and how many
+	// direct messages for Directs; older ones are dropped. Default 1000.
 	History int
+	// Answer makes every Go node answer a direct chat message from a peer that is not one of
+	// the demo's Go nodes (a browser tab, another process) with a direct message of its own, so
+	// a person trying direct messages from the page sees one come back. Go nodes never answer
+	// each other, which would never end. Default true.
+	Answer bool
 	// Node is the template of every Go node's runtime configuration (ID, transport and
 	// contacts are filled in). Default node.DefaultLANConfig(): every peer is on one machine.
 	// Its Gossip.CatchUpWindow (set with Node.SetCatchUp) is how far back the nodes keep what
@@ -98,6 +104,7 @@ func DefaultConfig() Config {
 		ICENetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		HostAddresses: true,
 		History:       1000,
+		Answer:        true,
 		Node:          node.DefaultLANConfig(),
 		Signal:        sig,
 		DrainTimeout:  2 * time.Second,
@@ -167,10 +174,13 @@ type Demo struct {
 	log      zerolog.Logger
 	svc      *signalservice.Service
 	nodes    []*Node
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	closeMu  sync.Mutex
-	closed   bool
+	// goIDs are the Go nodes' IDs, filled as they start (Answer never answers them).
+	goIDsMu sync.Mutex
+	goIDs   map[string]bool
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
 }
 
 // Start starts the signaling service (the relay, the signaling server and the page), then
@@ -182,7 +192,7 @@ func Start(cfg Config) (*Demo, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = mrand.Uint64()
 	}
-	d := &Demo{cfg: cfg, log: cfg.Logger, networks: append([]netip.Prefix(nil), cfg.ICENetworks...)}
+	d := &Demo{cfg: cfg, log: cfg.Logger, networks: append([]netip.Prefix(nil), cfg.ICENetworks...), goIDs: map[string]bool{}}
 	if cfg.HostAddresses {
 		for _, p := range HostAddresses() {
 			if !containsPrefix(d.networks, p) {
@@ -316,15 +326,29 @@ func (d *Demo) startNode(i int) (*Node, error) {
 	// mDNS would multicast on the machine's real interfaces. The nodes need no names: a
 	// browser's mDNS-named candidate is learnt as peer-reflexive when its checks arrive.
 	wc.Link.MDNS = rtclink.MDNSDisabled
+	d.goIDsMu.Lock()
+	d.goIDs[id.ID()] = true
+	d.goIDsMu.Unlock()
 	w, err := rtcnode.Start(wc)
 	if err != nil {
 		return nil, fmt.Errorf("demo: starting node %d: %w", i, err)
 	}
 	n := &Node{w: w, index: i, history: d.cfg.History, changed: make(chan struct{})}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go func() { defer d.wg.Done(); n.drainDeliveries(log) }()
+	go func() { defer d.wg.Done(); n.drainDirect(log, d.answers) }()
 	go func() { defer d.wg.Done(); n.drainEvents(log) }()
 	return n, nil
+}
+
+// answers reports whether a Go node answers a direct message from peer (see Config.Answer).
+func (d *Demo) answers(peer string) bool {
+	if !d.cfg.Answer {
+		return false
+	}
+	d.goIDsMu.Lock()
+	defer d.goIDsMu.Unlock()
+	return !d.goIDs[peer]
 }
 
 // chatter makes a random node say something every Chatter.
@@ -451,6 +475,20 @@ type Message struct {
 	ReceivedAt time.Time
 }
 
+// Direct is one direct message a Go node received (node.Send from another peer).
+type Direct struct {
+	// From is the sender's node ID, as its signature proved it.
+	From string
+	// Text is the chat text, or the raw payload quoted when it is not a chat message.
+	Text string
+	// Chat reports whether the payload was a chat message.
+	Chat bool
+	// SentAt is the sender's signed send time; ReceivedAt when the node received it.
+	SentAt, ReceivedAt time.Time
+	// Latency is ReceivedAt - SentAt, by the two peers' clocks (one machine: one clock).
+	Latency time.Duration
+}
+
 // Node is one Go node of the demo.
 type Node struct {
 	w       *rtcnode.Node
@@ -459,7 +497,8 @@ type Node struct {
 
 	mu       sync.Mutex
 	messages []Message
-	// changed is closed and replaced whenever a message is recorded.
+	directs  []Direct
+	// changed is closed and replaced whenever a message or a direct message is recorded.
 	changed chan struct{}
 }
 
@@ -482,6 +521,57 @@ func (n *Node) Say(text string) (string, error) {
 		return "", fmt.Errorf("demo: broadcast: %w", err)
 	}
 	return hex.EncodeToString(id[:]), nil
+}
+
+// Tell sends text to the peer peerID alone, as a chat message stamped with the current time
+// (node.Send: over the link to it, or through the overlay). node.ErrNoRoute says the node
+// knows no way to it.
+func (n *Node) Tell(peerID, text string) error {
+	payload, err := chat.Encode(chat.Message{Text: text, SentAt: time.Now()})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if err := n.w.Send(peerID, payload); err != nil {
+		return fmt.Errorf("demo: node %d: direct message to %s: %w", n.index+1, short(peerID), err)
+	}
+	return nil
+}
+
+// Directs returns the direct messages the node received, oldest first (at most
+// Config.History).
+func (n *Node) Directs() []Direct {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Direct(nil), n.directs...)
+}
+
+// WaitDirect waits until the node received a direct message whose text is text, or ctx ends.
+func (n *Node) WaitDirect(ctx context.Context, text string) (Direct, error) {
+	for {
+		n.mu.Lock()
+		ch := n.changed
+		for _, m := range n.directs {
+			if m.Text == text {
+				n.mu.Unlock()
+				return m, nil
+			}
+		}
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Direct{}, fmt.Errorf("demo: node %d did not receive the direct message %q: %w", n.index+1, text, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// AnswerText is what a Go node answers a direct message text with (Config.Answer).
+func AnswerText(nodeIndex int, text string) string {
+	const quote = 200 // bytes of the message quoted back, so the answer stays a chat message
+	if len(text) > quote {
+		text = strings.ToValidUTF8(text[:quote], "") + "…"
+	}
+	return fmt.Sprintf("Go node %d got your direct message “%s”", nodeIndex+1, text)
 }
 
 // Messages returns the messages the node delivered, oldest first (at most Config.History).
@@ -535,6 +625,32 @@ func (n *Node) drainDeliveries(log zerolog.Logger) {
 	}
 }
 
+// drainDirect records the node's direct messages and answers those answer allows.
+func (n *Node) drainDirect(log zerolog.Logger, answer func(peer string) bool) {
+	for dm := range n.w.DirectMessages() {
+		m := Direct{From: dm.From, SentAt: dm.SentAt, ReceivedAt: dm.ReceivedAt, Latency: dm.ReceivedAt.Sub(dm.SentAt)}
+		if c, err := chat.Decode(dm.Data); err == nil {
+			m.Text, m.Chat = c.Text, true
+		} else {
+			m.Text = fmt.Sprintf("%q", dm.Data)
+		}
+		log.Debug().Str("from", short(m.From)).Dur("latency", m.Latency).Str("text", m.Text).Msg("direct message")
+		n.mu.Lock()
+		n.directs = append(n.directs, m)
+		if over := len(n.directs) - n.history; over > 0 {
+			n.directs = append(n.directs[:0], n.directs[over:]...)
+		}
+		close(n.changed)
+		n.changed = make(chan struct{})
+		n.mu.Unlock()
+		if m.Chat && answer(m.From) {
+			if err := n.Tell(m.From, AnswerText(n.index, m.Text)); err != nil {
+				log.Debug().Err(err).Msg("answering a direct message")
+			}
+		}
+	}
+}
+
 func (n *Node) drainEvents(log zerolog.Logger) {
 	for ev := range n.w.Events() {
 		log.Debug().Str("event", ev.Type.String()).Str("peer", short(ev.Peer)).Str("path", string(ev.Path)).Str("reason", ev.Reason).Msg("neighbour")
@@ -568,7 +684,11 @@ func (d *Demo) Describe(w io.Writer) error {
 	fmt.Fprintf(&b, ";\nthe Go nodes gather ICE candidates on %s (this machine only).\n\n", strings.Join(nets, ", "))
 	b.WriteString("in a browser: the tab becomes a full peer of the mesh, running the same Go\n")
 	b.WriteString("membership and gossip code compiled to WebAssembly. The page draws the overlay as the tab\n")
-	b.WriteString("sees it and lets you broadcast; open it in several tabs to watch them talk.\n")
+	b.WriteString("sees it and lets you broadcast, or send a direct message to one peer (click it);\n")
+	b.WriteString("open it in several tabs to watch them talk.\n")
+	if d.cfg.Answer {
+		b.WriteString("A Go node answers every direct message a page sends it.\n")
+	}
 	if d.cfg.Chatter > 0 {
 		fmt.Fprintf(&b, "A random Go node says something every %v.\n", d.cfg.Chatter)
 	}

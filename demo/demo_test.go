@@ -3,11 +3,17 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/rtcmesh/rtcmesh/chat"
+	"github.com/rtcmesh/rtcmesh/identity"
+	"github.com/rtcmesh/rtcmesh/node"
 )
 
 // demoConfig is the demo's default configuration with nodes Go nodes and seed, on a free
@@ -155,5 +161,59 @@ func TestBadConfig(t *testing.T) {
 			d.Close()
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestGoNodesDirect: a Go node's direct message reaches another with its proven ID; Go nodes
+// answer direct messages from other peers only (Config.Answer), never each other's.
+func TestGoNodesDirect(t *testing.T) {
+	d := startDemoWith(t, demoConfig(4, 3))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := d.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodes := d.Nodes()
+	from, to := nodes[0], nodes[3]
+	text := "for node 4 alone"
+	// Until node 1 links to node 4 or learns a route to it, Tell says there is none.
+	for {
+		err := from.Tell(to.ID(), text)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, node.ErrNoRoute) || ctx.Err() != nil {
+			t.Fatalf("Tell: %v (%v)", err, ctx.Err())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dm, err := to.WaitDirect(ctx, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm.From != from.ID() || !dm.Chat || dm.Latency < 0 || dm.SentAt.IsZero() {
+		t.Errorf("node 4 received %+v, want a chat message from node 1 %s", dm, from.ID())
+	}
+	for _, n := range nodes {
+		if d.answers(n.ID()) {
+			t.Errorf("a Go node would answer Go node %d", n.index+1)
+		}
+	}
+	stranger, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.answers(stranger.ID()) {
+		t.Errorf("the Go nodes would not answer a peer of their own")
+	}
+	if quiet := (&Demo{goIDs: map[string]bool{}}); quiet.answers(stranger.ID()) {
+		t.Errorf("with Answer off, the Go nodes would still answer")
+	}
+	long := AnswerText(2, strings.Repeat("é", 300))
+	if !utf8.ValidString(long) || !strings.HasPrefix(long, "Go node 3 got your direct message “é") || !strings.HasSuffix(long, "…”") {
+		t.Errorf("the answer to a long message is %q", long)
+	}
+	if _, err := chat.Encode(chat.Message{Text: AnswerText(7, strings.Repeat("x", chat.MaxTextBytes))}); err != nil {
+		t.Errorf("the answer to the longest message is not a chat message: %v", err)
 	}
 }

@@ -7,11 +7,19 @@
 //
 // The page configures it through globalThis.rtcmeshConfig ({signalURL, network, logLevel,
 // ephemeralIdentity}) and receives its events through globalThis.rtcmeshHooks ({onReady,
-// onMessage, onLinkEvent, onError}; a message carries sentAtMs, its origin's signed send time,
-// and history, set when it came by catch-up: sent before the tab joined or while it was away); once joined it exposes globalThis.rtcmesh with id,
-// identity ("tab" or "ephemeral"), broadcast(text), snapshot(), benchmarkCrypto(n) and
-// close(), which return Promises because a Go callback must never block the page's event
-// loop. Broadcasts are chat messages (package chat), so every receiver can show their latency.
+// onMessage, onDirectMessage, onLinkEvent, onError}; a message carries sentAtMs, its origin's
+// signed send time, and history, set when it came by catch-up: sent before the tab joined or
+// while it was away; a direct message carries from, its sender's ID as its signature proved
+// it). Once joined it exposes globalThis.rtcmesh with id, identity ("tab" or "ephemeral"),
+// broadcast(text), send(id, text), snapshot(), benchmarkCrypto(n) and close(), which return
+// Promises because a Go callback must never block the page's event loop. Broadcasts and
+// direct messages are chat messages (package chat), so every receiver can show their latency.
+//
+// send(id, text) sends text to the one peer id (node.Send: over the link to it when one is
+// open, otherwise through the overlay), signed end to end. It resolves to {to, sentAtMs} once
+// the message has left (delivery is not acknowledged) and rejects with an Error whose code
+// says why nothing was sent: "invalid_id", "self", "empty", "too_large", "invalid_text",
+// "no_route" or "closed".
 //
 // The identity key is the tab's (identity.LoadOrCreateTabKey: kept in IndexedDB, so a reload
 // keeps the ID), or with ephemeralIdentity one that lives as long as the page. Where the
@@ -94,6 +102,7 @@ func start(cfg, hooks js.Value) (*peer, error) {
 	}
 	p := &peer{node: n, key: key, keyKind: kind, hooks: hooks}
 	go p.forwardDeliveries()
+	go p.forwardDirect()
 	go p.forwardEvents()
 	return p, nil
 }
@@ -141,6 +150,12 @@ func (p *peer) api() js.Value {
 		}
 		return mid.String(), nil
 	}))
+	obj.Set("send", p.promiseFunc(func(args []js.Value) (any, error) {
+		if len(args) < 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeString {
+			return nil, sendError{code: "invalid_id", err: errors.New("send takes a peer ID and the text to send")}
+		}
+		return p.send(args[0].String(), args[1].String())
+	}))
 	obj.Set("snapshot", p.promiseFunc(func([]js.Value) (any, error) { return p.snapshot(), nil }))
 	obj.Set("benchmarkCrypto", p.promiseFunc(func(args []js.Value) (any, error) {
 		n := 100
@@ -168,7 +183,12 @@ func (p *peer) promiseFunc(fn func(args []js.Value) (any, error)) js.Func {
 				defer executor.Release()
 				v, err := fn(args)
 				if err != nil {
-					reject.Invoke(js.Global().Get("Error").New(err.Error()))
+					e := js.Global().Get("Error").New(err.Error())
+					var se sendError
+					if errors.As(err, &se) {
+						e.Set("code", se.code)
+					}
+					reject.Invoke(e)
 					return
 				}
 				resolve.Invoke(v)
@@ -179,6 +199,46 @@ func (p *peer) promiseFunc(fn func(args []js.Value) (any, error)) js.Func {
 	})
 	p.funcs = append(p.funcs, f)
 	return f
+}
+
+// sendError is a refused direct message: err says why, code names the reason for the page
+// (see the package comment).
+type sendError struct {
+	code string
+	err  error
+}
+
+func (e sendError) Error() string { return e.err.Error() }
+func (e sendError) Unwrap() error { return e.err }
+
+// send sends text to the peer to as a chat message, signed by this tab's key (node.Send).
+func (p *peer) send(to, text string) (any, error) {
+	if !identity.ValidID(to) {
+		return nil, sendError{code: "invalid_id", err: fmt.Errorf("%q is not a node ID (%d characters of lowercase base32)", to, identity.IDLength)}
+	}
+	if to == p.node.ID() {
+		return nil, sendError{code: "self", err: errors.New("that is this tab's own ID")}
+	}
+	now := time.Now()
+	payload, err := chat.Encode(chat.Message{Text: text, SentAt: now})
+	switch {
+	case errors.Is(err, chat.ErrEmpty):
+		return nil, sendError{code: "empty", err: errors.New("the message is empty")}
+	case errors.Is(err, chat.ErrTooLong):
+		return nil, sendError{code: "too_large", err: fmt.Errorf("the message is %d bytes, more than the %d a chat message may carry", len(text), chat.MaxTextBytes)}
+	case err != nil:
+		return nil, sendError{code: "invalid_text", err: err}
+	}
+	switch err := p.node.Send(to, payload); {
+	case err == nil:
+	case errors.Is(err, node.ErrNoRoute):
+		return nil, sendError{code: "no_route", err: errors.New("no route to the peer: no link to it is open and the overlay knows no way to it (it may have left, or be too far away)")}
+	case errors.Is(err, node.ErrClosed):
+		return nil, sendError{code: "closed", err: errors.New("this peer has stopped")}
+	default:
+		return nil, err
+	}
+	return map[string]any{"to": to, "sentAtMs": now.UnixMilli()}, nil
 }
 
 // snapshot describes the peer's view of the mesh for the page.
@@ -195,8 +255,14 @@ func (p *peer) snapshot() map[string]any {
 		})
 	}
 	passive := []any{}
+	// routable lists the passive peers a direct message would reach now (an open link, or a
+	// route through the overlay); every neighbour is.
+	routable := []any{}
 	for _, id := range p.node.PassiveView() {
 		passive = append(passive, id)
+		if p.node.RouteKnown(id) {
+			routable = append(routable, id)
+		}
 	}
 	st := p.node.Stats()
 	g := st.Gossip
@@ -205,6 +271,7 @@ func (p *peer) snapshot() map[string]any {
 		"signaling": p.node.SignalingConnected(),
 		"neighbors": neighbors,
 		"passive":   passive,
+		"routable":  routable,
 		"stats": map[string]any{
 			"sent":       g.Broadcasts,
 			"delivered":  g.Delivered,
@@ -214,6 +281,11 @@ func (p *peer) snapshot() map[string]any {
 			"graft":      g.Sent[gossip.Graft],
 			"prune":      g.Sent[gossip.Prune],
 			"links":      st.Links,
+			// Direct messages (and routed link signals) this peer sent and received, and
+			// those refused (bad signature, stale time, replay).
+			"routedSent":     st.RoutedSent,
+			"routedReceived": st.RoutedReceived,
+			"routedRefused":  st.RoutedRefused,
 			// Broadcasts refused, by reason: never delivered nor forwarded.
 			"refusedSignature":  g.RefusedSignature,
 			"refusedReplay":     g.RefusedReplay,
@@ -291,6 +363,31 @@ func (p *peer) forwardDeliveries() {
 			m["text"] = fmt.Sprintf("[%d bytes, not a chat message] %s", len(d.Data), printable(d.Data))
 		}
 		callHook(p.hooks, "onMessage", m)
+	}
+}
+
+// forwardDirect hands every direct message to the page, with its sender's proven ID.
+func (p *peer) forwardDirect() {
+	for dm := range p.node.DirectMessages() {
+		m := map[string]any{
+			"from":         dm.From,
+			"receivedAtMs": dm.ReceivedAt.UnixMilli(),
+			// The sender's signed time, by its clock.
+			"sentAtMs":  dm.SentAt.UnixMilli(),
+			"latencyMs": -1,
+			"chat":      true,
+		}
+		if lat := dm.ReceivedAt.Sub(dm.SentAt); lat >= 0 {
+			m["latencyMs"] = float64(lat.Microseconds()) / 1000
+		}
+		if msg, err := chat.Decode(dm.Data); err == nil {
+			m["text"] = msg.Text
+		} else {
+			// `rtcmesh node` sends its "@ID text" lines as they are: show them as text, marked.
+			m["chat"] = false
+			m["text"] = fmt.Sprintf("[%d bytes, not a chat message] %s", len(dm.Data), printable(dm.Data))
+		}
+		callHook(p.hooks, "onDirectMessage", m)
 	}
 }
 

@@ -1,7 +1,9 @@
 // The demo page: starts the browser peer (Go compiled to WebAssembly, see web/peer) and draws
 // what it sees. The peer talks to the page only through globalThis.rtcmeshHooks (events it
-// calls) and globalThis.rtcmesh (id, identity, and broadcast, snapshot, benchmarkCrypto and
-// close, which return Promises).
+// calls: onReady, onMessage, onDirectMessage, onLinkEvent, onError) and globalThis.rtcmesh
+// (id, identity, and broadcast, send, snapshot, benchmarkCrypto and close, which return
+// Promises). One box sends both: to everyone (a broadcast) or, when a peer is chosen (the To
+// list, a click on the picture, or a line "@ID text"), to that peer alone (a direct message).
 "use strict";
 
 (() => {
@@ -12,6 +14,12 @@
   const MAX_MESSAGES = 200;
   // Characters of a node ID shown as its label; the full ID is in the tooltip.
   const SHORT_ID = 6;
+  // A node ID's length (identity.IDLength): "@" followed by this many characters is a whole ID,
+  // fewer are the start of a known peer's.
+  const ID_LENGTH = 52;
+  // The peers this tab heard from (broadcasts, direct messages) that the To list offers beside
+  // the neighbours and the passive view; the oldest are forgotten beyond this many.
+  const MAX_HEARD = 200;
   // Geometry of the picture, in SVG user units (the viewBox is 720 x 600 around 0,0).
   const ACTIVE_RADIUS = 170, PASSIVE_RADIUS = 262;
   const SELF_R = 36, ACTIVE_R = 27, PASSIVE_R = 17;
@@ -28,6 +36,20 @@
     history: 0,
     // Where each drawn peer goes, by ID (see moveAll).
     target: new Map(),
+    // Direct messages listed (received and sent).
+    direct: 0,
+    // The peer the box sends to; "" is everyone (a broadcast).
+    to: "",
+    // The latest snapshot's views: neighbour IDs, passive IDs, and the passive peers a direct
+    // message would reach now.
+    neighbours: [],
+    passive: [],
+    routable: new Set(),
+    // Peers heard from, oldest first (a Map keeps insertion order).
+    heard: new Map(),
+    // What the To list shows, to rebuild it only when that changes (a rebuilt <select>
+    // closes under the user's pointer).
+    toKey: "",
   };
 
   function showError(text) {
@@ -116,7 +138,7 @@
       const d = ensure(nb.id, at);
       d.circle.setAttribute("r", at.r);
       const kind = pathClass(nb.path);
-      d.g.setAttribute("class", "node active");
+      d.g.setAttribute("class", `node active${nb.id === state.to ? " chosen" : ""}`);
       d.line.setAttribute("class", `lk ${nb.eager ? "eager" : "lazy"} ${kind}`);
       d.line.style.display = "";
       d.label.setAttribute("class", `lk-label ${kind}`);
@@ -125,7 +147,8 @@
       d.label.textContent = `${nb.path || "?"}${rtt}`;
       d.title.textContent = `${nb.id}\n${nb.eager ? "eager" : "lazy"} link, path ${nb.path || "unknown"}` +
         (nb.rttMs > 0 ? `, RTT ${nb.rttMs.toFixed(1)} ms` : "") +
-        (nb.sinceMs > 0 ? `, up ${Math.round(nb.sinceMs / 1000)} s` : "");
+        (nb.sinceMs > 0 ? `, up ${Math.round(nb.sinceMs / 1000)} s` : "") +
+        "\nclick to send it a direct message";
       d.text.setAttribute("y", 0);
       d.text.style.display = at.r === ACTIVE_R ? "" : "none";
       state.target.set(nb.id, [at.x, at.y]);
@@ -135,10 +158,11 @@
       const at = places.passive[i];
       const d = ensure(id, at);
       d.circle.setAttribute("r", at.r);
-      d.g.setAttribute("class", "node passive");
+      d.g.setAttribute("class", `node passive${id === state.to ? " chosen" : ""}`);
       d.line.style.display = "none";
       d.label.style.display = "none";
-      d.title.textContent = `${id}\npassive view (known, not linked)`;
+      d.title.textContent = `${id}\npassive view (known, not linked)\n` +
+        (state.routable.has(id) ? "click to send it a direct message" : "no route known to it now: a direct message would fail");
       d.text.setAttribute("y", at.r + 13);
       d.text.style.display = at.label ? "" : "none";
       state.target.set(id, [at.x, at.y]);
@@ -219,6 +243,10 @@
       }
       // Messages caught up on are delivered too; the core counts them apart.
       $("c-delivered").textContent = String((st.delivered ?? 0) + (st.history ?? 0));
+      state.neighbours = snap.neighbors.map((n) => n.id);
+      state.passive = [...snap.passive];
+      state.routable = new Set(snap.routable || []);
+      updateTo();
       render(snap);
     } catch (e) {
       showError(`snapshot failed: ${e.message || e}`);
@@ -255,10 +283,8 @@
     }
     const from = document.createElement("span");
     from.append("from ");
-    const code = document.createElement("code");
-    code.textContent = short(m.origin);
-    code.title = m.origin;
-    from.append(code);
+    from.append(peerCode(m.origin, m.own ? "this tab" : "click to send it a direct message"));
+    if (!m.own) hear(m.origin);
     if (m.own) {
       const you = document.createElement("span");
       you.className = "you";
@@ -291,13 +317,176 @@
     } else {
       list.prepend(li);
     }
-    while (list.children.length > MAX_MESSAGES) list.lastElementChild.remove();
     state.messages++;
     if (m.history) state.history++;
-    $("msg-count").textContent = state.history > 0 ? `(${state.messages}, ${state.history} from history)` : `(${state.messages})`;
-    $("no-messages").hidden = true;
+    listed(list);
     // History comes in bursts of up to thousands: no flash (each costs a layout).
     if (!m.history) flashSelf();
+  }
+
+  // listed bounds the list and updates its count after a message was added.
+  function listed(list) {
+    while (list.children.length > MAX_MESSAGES) list.lastElementChild.remove();
+    const parts = [String(state.messages)];
+    if (state.direct > 0) parts.push(`${state.direct} direct`);
+    if (state.history > 0) parts.push(`${state.history} from history`);
+    $("msg-count").textContent = `(${parts.join(", ")})`;
+    $("no-messages").hidden = true;
+  }
+
+  // peerCode is a peer's short ID, its full ID in the tooltip; a click on it (see the
+  // messages list's listener) chooses the peer for a direct message.
+  function peerCode(id, note) {
+    const code = document.createElement("code");
+    code.className = "peer";
+    code.textContent = short(id);
+    code.title = note ? `${id}\n${note}` : id;
+    if (id !== state.id) code.dataset.peer = id;
+    return code;
+  }
+
+  // addDirect lists a direct message: m.out for one this tab sent to m.to, otherwise one it
+  // received from m.from, the sender's ID as its signature proved it. Direct messages are
+  // never history (nothing stores them for a peer that was away): they go on top.
+  function addDirect(m) {
+    const li = document.createElement("li");
+    li.classList.add("direct");
+    if (m.out) li.classList.add("own");
+    li.dataset.direct = m.out ? "out" : "in";
+    li.dataset.peer = m.out ? m.to : m.from;
+    // The origin of the shared fields, as for a broadcast: who wrote it.
+    li.dataset.origin = m.out ? state.id : m.from;
+    li.dataset.sentAt = String(m.sentAtMs || 0);
+    const text = document.createElement("div");
+    text.className = "text";
+    text.textContent = m.text;
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const badge = document.createElement("span");
+    badge.className = "badge direct-badge";
+    badge.textContent = "direct";
+    badge.title = m.out ? "A direct message this tab sent to one peer alone" :
+      "A direct message to this tab alone, signed by its sender";
+    const who = document.createElement("span");
+    who.className = "who";
+    const lat = document.createElement("span");
+    lat.className = "latency";
+    if (m.out) {
+      who.append("you → ", peerCode(m.to, "click to write to it again"));
+      lat.textContent = "sent";
+      lat.title = "Left this tab; delivery is not acknowledged";
+    } else {
+      const proven = document.createElement("span");
+      proven.className = "proven";
+      proven.textContent = "✓ signed";
+      proven.title = `The sender proved it holds the key of ID ${m.from}`;
+      who.append("from ", peerCode(m.from, "proven by its signature; click to reply"), " ", proven, " → you");
+      lat.textContent = m.latencyMs >= 0 ? `${Math.round(m.latencyMs)} ms` : "latency unknown";
+      hear(m.from);
+    }
+    const at = document.createElement("span");
+    at.textContent = new Date(m.receivedAtMs || m.sentAtMs || Date.now()).toLocaleTimeString();
+    meta.append(badge, who, lat, at);
+    if (!m.out) {
+      const reply = document.createElement("button");
+      reply.type = "button";
+      reply.className = "link-button reply";
+      reply.textContent = "reply";
+      reply.dataset.peer = m.from;
+      meta.append(reply);
+    }
+    li.append(text, meta);
+    const list = $("messages");
+    list.prepend(li);
+    state.messages++;
+    state.direct++;
+    listed(list);
+    if (!m.out) flashSelf();
+  }
+
+  // --- Direct messages: choosing the peer ------------------------------------------------
+
+  // hear remembers a peer this tab heard from, for the To list.
+  function hear(id) {
+    if (!id || id === state.id) return;
+    state.heard.delete(id);
+    state.heard.set(id, true);
+    while (state.heard.size > MAX_HEARD) state.heard.delete(state.heard.keys().next().value);
+    // The To list follows at the next refresh: history comes in bursts of thousands.
+  }
+
+  // updateTo rebuilds the To list when the peers it offers changed: everyone, then the
+  // neighbours, the passive view (marked when no route to it is known now), the peers heard
+  // from, and the chosen peer wherever it is.
+  function updateTo() {
+    const nbs = [...state.neighbours].sort();
+    const inViews = new Set([...nbs, ...state.passive]);
+    const passive = [...state.passive].filter((id) => !nbs.includes(id)).sort();
+    const heard = [...state.heard.keys()].filter((id) => !inViews.has(id)).reverse();
+    if (state.to && !inViews.has(state.to) && !heard.includes(state.to)) heard.unshift(state.to);
+    const groups = [
+      ["neighbours (linked)", nbs.map((id) => [id, short(id)])],
+      ["passive view", passive.map((id) => [id, state.routable.has(id) ? short(id) : `${short(id)} · no route now`])],
+      ["heard from", heard.map((id) => [id, short(id)])],
+    ];
+    const key = JSON.stringify([groups, state.to]);
+    if (key === state.toKey) return;
+    state.toKey = key;
+    const sel = $("send-to");
+    const keep = sel.options[0];
+    sel.replaceChildren(keep);
+    for (const [label, items] of groups) {
+      if (items.length === 0) continue;
+      const g = document.createElement("optgroup");
+      g.label = label;
+      for (const [id, text] of items) {
+        const o = document.createElement("option");
+        o.value = id;
+        o.textContent = text;
+        o.title = id;
+        g.append(o);
+      }
+      sel.append(g);
+    }
+    sel.value = state.to;
+  }
+
+  // choose makes the box send to peer id ("" is everyone) and shows it: the To list, the
+  // placeholder and button, the chosen peer ringed in the picture.
+  function choose(id, focus) {
+    state.to = id && id !== state.id ? id : "";
+    updateTo();
+    $("send-to").value = state.to;
+    $("send-to-clear").hidden = !state.to;
+    $("send-text").placeholder = state.to ? `Direct message to ${short(state.to)} only…` : "Say something to every peer…";
+    $("send-button").textContent = state.to ? `Send to ${short(state.to)}` : "Send";
+    $("send-form").classList.toggle("direct", !!state.to);
+    for (const [pid, d] of drawn) d.g.classList.toggle("chosen", pid === state.to);
+    if (focus) $("send-text").focus();
+  }
+
+  // knownIDs lists every peer this tab knows of: its views and the peers heard from.
+  function knownIDs() {
+    return [...new Set([...state.neighbours, ...state.passive, ...state.heard.keys()])];
+  }
+
+  // resolveAt reads a line "@ID text": ID is a whole node ID or the start of exactly one known
+  // peer's. It returns {to, text}, or throws an Error saying what is wrong.
+  function resolveAt(line) {
+    const m = /^@(\S*)(?:\s+([\s\S]*))?$/.exec(line);
+    const token = (m[1] || "").toLowerCase();
+    const text = m[2] || "";
+    if (!token) throw new Error("write the peer's ID right after @, then the message");
+    if (!text.trim()) throw new Error(`write the message after @${token}`);
+    if (token.length >= ID_LENGTH) return { to: token, text };
+    const matches = knownIDs().filter((id) => id.startsWith(token));
+    if (matches.length === 0) {
+      throw new Error(`no known peer's ID starts with “${token}”: pick a peer under To, or type its whole ID`);
+    }
+    if (matches.length > 1) {
+      throw new Error(`“${token}” is the start of ${matches.length} known peers' IDs (${matches.map(short).join(", ")}): type more of it`);
+    }
+    return { to: matches[0], text };
   }
 
   // --- Starting the peer -----------------------------------------------------------------
@@ -311,6 +500,7 @@
     selfIdLabel.textContent = short(id);
     $("send-text").disabled = false;
     $("send-button").disabled = false;
+    $("send-to").disabled = false;
     $("send-text").focus();
     refresh();
   }
@@ -321,14 +511,42 @@
     const err = $("send-error");
     const text = input.value;
     if (!text.trim()) return;
+    let to = state.to, body = text;
+    if (text.startsWith("@")) {
+      try {
+        ({ to, text: body } = resolveAt(text));
+      } catch (e) {
+        err.textContent = `Direct message not sent: ${e.message}`;
+        err.hidden = false;
+        return;
+      }
+    }
     try {
-      await globalThis.rtcmesh.broadcast(text);
+      if (to) {
+        const r = await globalThis.rtcmesh.send(to, body);
+        addDirect({ out: true, to, text: body, sentAtMs: r.sentAtMs });
+      } else {
+        await globalThis.rtcmesh.broadcast(body);
+      }
       if (input.value === text) input.value = "";
       err.hidden = true;
     } catch (e) {
-      err.textContent = `Broadcast failed: ${e.message || e}`;
+      err.textContent = to ? `Direct message to ${short(to)} failed: ${e.message || e}` : `Broadcast failed: ${e.message || e}`;
+      err.dataset.code = (e && e.code) || "";
       err.hidden = false;
     }
+  });
+
+  $("send-to").addEventListener("change", (ev) => choose(ev.target.value, true));
+  $("send-to-clear").addEventListener("click", () => choose("", true));
+  // A click on a peer in the picture, or on a peer's ID in the messages, chooses it.
+  graph.addEventListener("click", (ev) => {
+    const g = ev.target.closest && ev.target.closest("g[data-peer]");
+    if (g) choose(g.dataset.peer, true);
+  });
+  $("messages").addEventListener("click", (ev) => {
+    const el = ev.target.closest && ev.target.closest("[data-peer]");
+    if (el && el.tagName !== "LI") choose(el.dataset.peer, true);
   });
 
   async function start() {
@@ -356,6 +574,7 @@
     globalThis.rtcmeshHooks = {
       onReady,
       onMessage: addMessage,
+      onDirectMessage: (m) => addDirect({ ...m, out: false }),
       onLinkEvent: () => refresh(),
       onError: (text) => showError(text),
     };
