@@ -70,6 +70,7 @@ func parse(args []string, stderr io.Writer) (*options, *flag.FlagSet, error) {
 	fs.DurationVar(&o.GraftRetry, "graft-retry", 0, "rtcmesh: Gossip.GraftRetryTimeout (0: the LAN profile's 150ms)")
 	fs.DurationVar(&o.LazyFlush, "lazy-flush", -1, "rtcmesh: Gossip.LazyFlushInterval, 0 = each IHAVE at once (-1: default 50ms)")
 	fs.DurationVar(&o.Shuffle, "shuffle", 0, "rtcmesh: Membership.ShuffleInterval (0: the LAN profile's)")
+	fs.BoolVar(&o.LinkShuffleReplies, "link-shuffle-replies", false, "rtcmesh: send each shuffle reply straight to its destination instead of through the overlay")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}

@@ -42,6 +42,9 @@ type params struct {
 	GraftRetry   time.Duration
 	LazyFlush    time.Duration
 	Shuffle      time.Duration
+	// LinkShuffleReplies turns node.Config.RouteShuffleReplies off: a SHUFFLE_REPLY goes
+	// straight to its destination (over memlink, a link costs nothing to open).
+	LinkShuffleReplies bool
 }
 
 // result holds one run's figures; latencies in milliseconds.

@@ -62,6 +62,10 @@ func rtcConfig(p params) (node.Config, string) {
 		cfg.Membership.ShuffleInterval = p.Shuffle
 		knobs = append(knobs, "shuffle="+p.Shuffle.String())
 	}
+	if p.LinkShuffleReplies {
+		cfg.RouteShuffleReplies = false
+		knobs = append(knobs, "link-shuffle-replies")
+	}
 	// The catch-up digests leave out what the tree may still be delivering (see
 	// node.DefaultLANConfig); keep that true when the timeouts change.
 	cfg.Gossip.CatchUpSettle = max(cfg.Gossip.CatchUpSettle, cfg.Gossip.MissingTimeout+cfg.Gossip.GraftRetryTimeout)
