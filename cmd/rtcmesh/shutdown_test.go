@@ -10,7 +10,7 @@ import (
 )
 
 // overlayWatch follows the JSON event lines of node processes: which neighbours each has,
-// and when each neighbour event arrived.
+// when each neighbour event arrived, and which broadcasts each delivered.
 type overlayWatch struct {
 	mu    sync.Mutex
 	nodes map[string]*watchedNode // by node ID
@@ -22,6 +22,8 @@ type watchedNode struct {
 	neighbors map[string]bool
 	// ups and downs record each neighbour event in arrival order.
 	ups, downs []watchedEvent
+	// delivered holds the data of each deliver event, with its arrival.
+	delivered map[string]time.Time
 }
 
 type watchedEvent struct {
@@ -32,7 +34,7 @@ type watchedEvent struct {
 // watch consumes p's remaining output lines as the events of node id, until the output ends.
 func (w *overlayWatch) watch(id string, p *process) {
 	w.mu.Lock()
-	n := &watchedNode{neighbors: map[string]bool{}}
+	n := &watchedNode{neighbors: map[string]bool{}, delivered: map[string]time.Time{}}
 	w.nodes[id] = n
 	w.mu.Unlock()
 	go func() {
@@ -50,6 +52,10 @@ func (w *overlayWatch) watch(id string, p *process) {
 				delete(n.neighbors, peer)
 				n.downs = append(n.downs, watchedEvent{peer: peer, reason: reason, at: now})
 				w.last = now
+			case "deliver":
+				if data, _ := m["data"].(string); n.delivered[data].IsZero() {
+					n.delivered[data] = now
+				}
 			}
 			w.mu.Unlock()
 		}
@@ -98,6 +104,44 @@ func (w *overlayWatch) neighbors(id string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// deliveredAt returns when id delivered a broadcast of data; zero if it did not.
+func (w *overlayWatch) deliveredAt(id, data string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nodes[id].delivered[data]
+}
+
+// upSince returns when id's latest neighbor_up of peer arrived; zero if none did.
+func (w *overlayWatch) upSince(id, peer string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ups := w.nodes[id].ups
+	for i := len(ups) - 1; i >= 0; i-- {
+		if ups[i].peer == peer {
+			return ups[i].at
+		}
+	}
+	return time.Time{}
+}
+
+// history lists id's neighbour events in arrival order, timed from since.
+func (w *overlayWatch) history(id string, since time.Time) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.nodes[id]
+	var evs []watchedEvent
+	for _, u := range n.ups {
+		evs = append(evs, watchedEvent{peer: u.peer, reason: "up", at: u.at})
+	}
+	evs = append(evs, n.downs...)
+	slices.SortFunc(evs, func(a, b watchedEvent) int { return a.at.Compare(b.at) })
+	var out []string
+	for _, e := range evs {
+		out = append(out, fmt.Sprintf("%v %.8s %s", e.at.Sub(since).Round(time.Millisecond), e.peer, e.reason))
+	}
+	return strings.Join(out, "; ")
 }
 
 // repair is how one former neighbour of a leaving node got over the loss.
