@@ -101,6 +101,13 @@ type Config struct {
 	// DialTimeout bounds the time from Dial (or an incoming offer) to LinkUp.
 	// Default 15s.
 	DialTimeout time.Duration
+	// AnswerTimeout bounds the wait for the answer to this end's offer: an offer that went
+	// nowhere (a relay dropped it on a stale route, the peer is gone) fails the attempt as
+	// unreachable after this long rather than after DialTimeout, so the node moves on to
+	// another peer. A live peer answers within its signaling round trip; ICE, DTLS and SCTP,
+	// which take longer, come after the answer. Default 5s; 0 (or a value beyond
+	// DialTimeout) leaves it to DialTimeout.
+	AnswerTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for the Transport's goroutines. A connection
 	// wedged inside the WebRTC stack (pion/sctp can block a read loop on a retransmitted
 	// COOKIE ECHO under heavy load, and writers behind it) must not hang the node's shutdown:
@@ -190,6 +197,7 @@ func DefaultConfig(key identity.Signer, s Signaler) Config {
 		HeartbeatInterval:      time.Second,
 		HeartbeatTimeout:       link.DefaultHeartbeatTimeout,
 		DialTimeout:            15 * time.Second,
+		AnswerTimeout:          5 * time.Second,
 		CloseTimeout:           10 * time.Second,
 		MaxFrameSize:           64 << 10,
 		SendBufferBytes:        1 << 20,
@@ -243,6 +251,9 @@ func (c *Config) validate() error {
 		named("CloseTimeout", c.CloseTimeout),
 	); err != nil {
 		return err
+	}
+	if c.AnswerTimeout < 0 {
+		return fmt.Errorf("rtclink: Config.AnswerTimeout %v must not be negative", c.AnswerTimeout)
 	}
 	if c.HeartbeatTimeout <= c.HeartbeatInterval {
 		return fmt.Errorf("rtclink: Config.HeartbeatTimeout (%v) must exceed HeartbeatInterval (%v)",

@@ -381,6 +381,9 @@ func (t *Transport) sendDescription(c *conn, s Signal) {
 		t.closeConn(c, fmt.Sprintf("%s: send %s: %v", link.ReasonUnreachable, s.Type, err))
 		return
 	}
+	if s.Type == SignalOffer && t.cfg.AnswerTimeout > 0 {
+		t.watchAnswer(c)
+	}
 	c.sigMu.Lock()
 	c.descSent = true
 	pending := c.pendingLocal
@@ -484,6 +487,20 @@ func (t *Transport) handleAnswer(from, sdp string) {
 		t.addRemoteCandidate(c, cand)
 	}
 	c.pendingRemote = nil
+}
+
+// watchAnswer fails c as unreachable when no answer to its offer came within
+// Config.AnswerTimeout (see there). The timer is not stopped when the answer comes: it then
+// finds the remote description set, or the attempt over, and does nothing.
+func (t *Transport) watchAnswer(c *conn) {
+	time.AfterFunc(t.cfg.AnswerTimeout, func() {
+		c.opMu.Lock()
+		defer c.opMu.Unlock()
+		if c.remoteDescSet || !t.isOpening(c) {
+			return
+		}
+		t.closeConn(c, fmt.Sprintf("%s: no answer within %v", link.ReasonUnreachable, t.cfg.AnswerTimeout))
+	})
 }
 
 // candidateInit is the part of an RTCIceCandidateInit that is checked before the candidate

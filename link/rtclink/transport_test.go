@@ -385,6 +385,14 @@ func TestDialFailures(t *testing.T) {
 	if ev := a.rec.waitEvent(t, link.LinkDown, hole.ID()); ev.Reason != link.ReasonDialTimeout {
 		t.Fatalf("black hole: %q", ev.Reason)
 	}
+	// Signals vanish, and the offer's answer is awaited for less than the dial: unreachable
+	// once AnswerTimeout has passed (a relay dropped the offer, or the peer is gone).
+	quick := newNode(t, h, func(c *Config) { c.DialTimeout, c.AnswerTimeout = 10*time.Second, 300*time.Millisecond })
+	quick.Dial(hole.ID())
+	if ev := quick.rec.waitEvent(t, link.LinkDown, hole.ID()); !strings.HasPrefix(ev.Reason, link.ReasonUnreachable) ||
+		!strings.Contains(ev.Reason, "no answer") {
+		t.Fatalf("black hole with an answer timeout: %q", ev.Reason)
+	}
 	// MaxLinks.
 	h1, _ := identity.GenerateKey()
 	h2, _ := identity.GenerateKey()
@@ -437,6 +445,7 @@ func TestConfigValidation(t *testing.T) {
 		"no signaler":       func(c *Config) { c.Signaler = nil },
 		"heartbeat order":   func(c *Config) { c.HeartbeatInterval, c.HeartbeatTimeout = time.Second, time.Second },
 		"negative duration": func(c *Config) { c.DialTimeout = -1 },
+		"negative answer":   func(c *Config) { c.AnswerTimeout = -1 },
 		"negative size":     func(c *Config) { c.MaxLinks = -1 },
 		"buffer < frame":    func(c *Config) { c.MaxFrameSize, c.SendBufferBytes = 1<<20, 1<<10 },
 		"huge frame":        func(c *Config) { c.MaxFrameSize, c.SendBufferBytes = 1<<30, 1<<30 },
