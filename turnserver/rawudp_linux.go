@@ -229,15 +229,21 @@ func (c *addrCache) lookup(sa []byte) (*net.UDPAddr, error) {
 		return nil, &net.OpError{Op: "read", Net: "udp", Err: syscall.EAFNOSUPPORT}
 	}
 	key := netip.AddrPortFrom(ip, port)
-	h := ip.As16()
-	slot := &c.slots[(int(port)^int(h[15])^int(h[14])<<3)%len(c.slots)]
+	slot := &c.slots[addrSlot(key)]
 	if slot.addr != nil && slot.key == key {
 		return slot.addr, nil
 	}
+	h := ip.As16()
 	addr := &net.UDPAddr{IP: make(net.IP, net.IPv6len), Port: int(port)}
 	copy(addr.IP, h[:]) // an IPv4 source as ::ffff:a.b.c.d, as net.IPv4 gives it
 	slot.key, slot.addr = key, addr
 	return addr, nil
+}
+
+// addrSlot is where addrCache keeps the address of key.
+func addrSlot(key netip.AddrPort) int {
+	h := key.Addr().As16()
+	return (int(key.Port()) ^ int(h[15]) ^ int(h[14])<<3) % len(addrCache{}.slots)
 }
 
 // streamSender writes a TCP socket with raw send calls that never raise SIGPIPE, each message
