@@ -402,18 +402,20 @@ func isPeerData(p []byte) bool {
 // streamWriter sends one stream connection's messages. A message is written at once, by the
 // goroutine that sends it, when nothing is waiting and the kernel takes it without blocking
 // (plain TCP on Linux; see streamSender): most messages cost one system call and no goroutine
-// handoff, and each leaves as its own segment, as coturn's do. Otherwise it is appended to one
-// buffer, and the writer's own goroutine writes whatever has gathered with a single Write, so a
-// busy connection costs one system call (and, for TLS, one record) per batch rather than per
-// message, and a client that reads slowly never blocks the sender.
+// handoff. Otherwise it is queued, and the writer's own goroutine sends what has gathered, so a
+// client that reads slowly never blocks the sender: not the relay socket's read loop, which
+// would drop every peer's datagrams while it waited, nor the connection's own read loop.
 //
-// Writing at once matters beyond CPU: turnutils_uclient reads a TCP stream by peeking for a
-// whole message and keeps a fixed receive buffer. Batches written by the goroutine arrive as
-// large buffers whose last message is cut in two; the kernel accounts the whole buffer against
-// the receive buffer until its last byte is read, and with the client waiting for the rest of
-// the message and the window closed by that accounting, the connection stalled for good (seen
-// in coturnbench: 78–97% of echoes lost at 1 client, the relay's queue full, the client's
-// receive queue holding 652 bytes).
+// On plain TCP every message, at once or from the queue, is sent with its own call and
+// MSG_EOR, so the kernel never appends the next message to the segment that carries it: every
+// segment (of a message no larger than the path's MSS) ends where a message ends. Without it, a
+// client whose window is full gets segments cut anywhere, and turnutils_uclient stalls for good:
+// it peeks for a whole message and keeps a fixed 128 KiB receive buffer, and a message's first
+// part, left at the end of a receive buffer the kernel has coalesced out of many segments, keeps
+// the whole buffer's memory charged, so the window stays shut and the message's rest never
+// comes (seen in coturnbench with ss -tm: 384 bytes queued against 128,840 bytes of receive
+// memory; coturn, which writes through a coalescing buffer, stalls the same way in many of its
+// runs). For TLS the queue is written with one Write, and so one record, per batch.
 type streamWriter struct {
 	conn  net.Conn
 	raw   *streamSender // nil when messages cannot be written at once (TLS, other OSes)
@@ -422,6 +424,7 @@ type streamWriter struct {
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when messages arrive, room appears or the writer stops
 	pending []byte
+	ends    []int // where each message in pending ends
 	writing bool  // the goroutine is writing a batch taken from pending
 	err     error // set when a write fails or the connection closes; the writer then stops
 }
@@ -469,6 +472,7 @@ func (w *streamWriter) write(p []byte, droppable bool) (dropped bool, err error)
 		return false, w.err
 	}
 	w.pending = append(w.pending, p...)
+	w.ends = append(w.ends, len(w.pending))
 	w.cond.Broadcast()
 	return false, nil
 }
@@ -485,6 +489,7 @@ func (w *streamWriter) failLocked(err error) {
 // run writes batches until a write fails or close is called.
 func (w *streamWriter) run() {
 	var spare []byte
+	var spareEnds []int
 	for {
 		w.mu.Lock()
 		for w.err == nil && len(w.pending) == 0 {
@@ -492,17 +497,22 @@ func (w *streamWriter) run() {
 		}
 		if w.err != nil {
 			w.mu.Unlock()
-			_ = w.conn.Close() // a failed sendNow: the read loop sees it and deletes the allocation
+			_ = w.conn.Close() // a failed send: the read loop sees it and deletes the allocation
 			return
 		}
-		batch := w.pending
-		w.pending = spare[:0]
+		batch, ends := w.pending, w.ends
+		w.pending, w.ends = spare[:0], spareEnds[:0]
 		w.writing = true
 		w.cond.Broadcast() // room for waiting writers
 		w.mu.Unlock()
 
-		_, err := w.conn.Write(batch)
-		spare = batch
+		var err error
+		if w.raw != nil {
+			err = w.raw.sendAll(batch, ends)
+		} else {
+			_, err = w.conn.Write(batch)
+		}
+		spare, spareEnds = batch, ends
 		w.mu.Lock()
 		w.writing = false
 		if err != nil {

@@ -229,27 +229,40 @@ func (c *addrCache) lookup(sa []byte) (*net.UDPAddr, error) {
 		return nil, &net.OpError{Op: "read", Net: "udp", Err: syscall.EAFNOSUPPORT}
 	}
 	key := netip.AddrPortFrom(ip, port)
-	h := ip.As16()
-	slot := &c.slots[(int(port)^int(h[15])^int(h[14])<<3)%len(c.slots)]
+	slot := &c.slots[addrSlot(key)]
 	if slot.addr != nil && slot.key == key {
 		return slot.addr, nil
 	}
+	h := ip.As16()
 	addr := &net.UDPAddr{IP: make(net.IP, net.IPv6len), Port: int(port)}
 	copy(addr.IP, h[:]) // an IPv4 source as ::ffff:a.b.c.d, as net.IPv4 gives it
 	slot.key, slot.addr = key, addr
 	return addr, nil
 }
 
-// streamSender writes a TCP socket with raw send calls that never wait (and never raise
-// SIGPIPE), for messages sent at once (see streamWriter). It allocates nothing per call; its
-// caller serialises the calls.
+// addrSlot is where addrCache keeps the address of key.
+func addrSlot(key netip.AddrPort) int {
+	h := key.Addr().As16()
+	return (int(key.Port()) ^ int(h[15]) ^ int(h[14])<<3) % len(addrCache{}.slots)
+}
+
+// streamSender writes a TCP socket with raw send calls that never raise SIGPIPE, each message
+// with its own call and MSG_EOR, so that no later data joins the segment that ends it (see
+// streamWriter). It allocates nothing per call; its caller serialises the calls.
 type streamSender struct {
 	rc    syscall.RawConn
 	p     []byte
+	ends  []int // sendAll: where each message in p ends
+	off   int   // sendAll: bytes of p sent
+	next  int   // sendAll: the message being sent
 	n     int
 	errno syscall.Errno
 	call  func(fd uintptr) bool
+	all   func(fd uintptr) bool
 }
+
+// streamSendFlags: never wait (the poller does), never raise SIGPIPE, end the segment here.
+const streamSendFlags = syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL | syscall.MSG_EOR
 
 // newStreamSender returns nil when conn is not a TCP connection.
 func newStreamSender(conn net.Conn) *streamSender {
@@ -263,18 +276,19 @@ func newStreamSender(conn net.Conn) *streamSender {
 	}
 	s := &streamSender{rc: rc}
 	s.call = s.sendCall
+	s.all = s.sendAllCall
 	return s
 }
 
 func (s *streamSender) sendCall(fd uintptr) bool {
 	sent, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&s.p[0])), uintptr(len(s.p)),
-		syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+		streamSendFlags, 0, 0)
 	s.n, s.errno = int(sent), e
 	return true // never wait for room: the caller queues what is left
 }
 
-// send writes as much of p (not empty) as the kernel takes now: 0 and no error when the
-// socket's send buffer is full.
+// send writes as much of p (one message, or the rest of one; not empty) as the kernel takes
+// now: 0 and no error when the socket's send buffer is full.
 func (s *streamSender) send(p []byte) (int, error) {
 	s.p, s.n, s.errno = p, 0, 0
 	err := s.rc.Write(s.call)
@@ -288,4 +302,45 @@ func (s *streamSender) send(p []byte) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "tcp", Err: s.errno}
 	}
 	return s.n, nil
+}
+
+// sendAllCall sends the messages of p from off on, one call each, until all are sent, the
+// socket's buffer is full (false: the poller waits for room and calls again) or a call fails.
+func (s *streamSender) sendAllCall(fd uintptr) bool {
+	for s.off < len(s.p) {
+		for s.ends[s.next] <= s.off {
+			s.next++
+		}
+		end := s.ends[s.next]
+		sent, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&s.p[s.off])), uintptr(end-s.off),
+			streamSendFlags, 0, 0)
+		switch e {
+		case 0:
+			s.off += int(sent)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.errno = e
+			return true
+		}
+	}
+	return true
+}
+
+// sendAll writes p, whose messages end at ends, waiting for room as long as it takes.
+func (s *streamSender) sendAll(p []byte, ends []int) error {
+	if len(p) == 0 {
+		return nil
+	}
+	s.p, s.ends, s.off, s.next, s.errno = p, ends, 0, 0, 0
+	err := s.rc.Write(s.all)
+	s.p, s.ends = nil, nil
+	switch {
+	case err != nil:
+		return err //nolint:wrapcheck // the caller wraps it with the client's address
+	case s.errno != 0:
+		return &net.OpError{Op: "write", Net: "tcp", Err: s.errno}
+	}
+	return nil
 }

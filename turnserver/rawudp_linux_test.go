@@ -88,6 +88,9 @@ func TestRawUDPBatchedReads(t *testing.T) {
 	conn := newLoopbackPeer(t)
 	raw := newRawUDP(conn, 4)
 	a, b := newLoopbackPeer(t), newLoopbackPeer(t)
+	for addrSlot(b.LocalAddr().(*net.UDPAddr).AddrPort()) == addrSlot(a.LocalAddr().(*net.UDPAddr).AddrPort()) {
+		b = newLoopbackPeer(t) // the cache is direct-mapped: peers in one slot evict each other
+	}
 	order := []net.PacketConn{a, b, a, a, b, a, b}
 	for i, from := range order {
 		if _, err := from.WriteTo([]byte{byte(i)}, conn.LocalAddr()); err != nil {

@@ -32,3 +32,5 @@ type streamSender struct{}
 func newStreamSender(net.Conn) *streamSender { return nil }
 
 func (*streamSender) send([]byte) (int, error) { return 0, nil }
+
+func (*streamSender) sendAll([]byte, []int) error { return nil }
