@@ -463,6 +463,7 @@ func (c *Core) Tick(now time.Duration) {
 		c.shuffleTimer.arm(at)
 		c.forcedEvictions, c.walkJoiners = 0, 0
 		c.pruneRates()
+		gained := c.gained // checkStalled starts the next round's
 		c.checkStalled()
 		c.shuffle()
 		if c.pending == "" && len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
@@ -472,7 +473,7 @@ func (c *Core) Tick(now time.Duration) {
 				// can find others.
 				c.needContacts()
 			}
-			c.retryRepair()
+			c.retryRepair(gained)
 		}
 	}
 	c.maintain()
@@ -1063,15 +1064,42 @@ func (c *Core) askNeighbor(cand string, high bool) {
 }
 
 // retryRepair starts a new repair round at a shuffle round when the active view is still
-// not full. If the last two rounds ended with every passive peer refusing (all full), this
-// one opens with a single high-priority request: a group of nodes whose passive peers are
-// all full (an island cut off by evictions) would otherwise never get back into the
-// overlay. At most one such eviction per node every other shuffle round keeps the churn low
-// in a saturated overlay, where a free slot always bounces around.
-func (c *Core) retryRepair() {
+// not full (gained: a neighbour came up during the round that ended). A round failed if it
+// ended with every passive peer refusing (all full), or if it gained no neighbour while
+// live peers refused: after a mass failure, shuffles keep bringing the IDs of dead nodes
+// into the passive view, each fails in turn and is dropped, so untried entries always remain
+// and the round would never count as exhausted, leaving the node short among full peers for
+// good. After two failed rounds in a row, this one opens with a single high-priority request,
+// to a peer that refused (it answered, so it is alive) when there is one: a group of nodes
+// whose passive peers are all full (an island cut off by evictions) would otherwise never
+// get back into the overlay. At most one such eviction per node every other shuffle round
+// keeps the churn low in a saturated overlay, where a free slot always bounces around.
+func (c *Core) retryRepair(gained bool) {
 	exhausted := len(c.tried) > 0 && !c.hasCandidate()
+	failed := exhausted || (!gained && len(c.tried) > 0)
+	refuser := ""
+	if failed {
+		alive := 0
+		for _, p := range c.tried {
+			if indexOf(c.passive, p) >= 0 {
+				alive++
+			}
+		}
+		if alive > 0 {
+			k := c.rand.IntN(alive)
+			for _, p := range c.tried {
+				if indexOf(c.passive, p) >= 0 {
+					if k == 0 {
+						refuser = p
+						break
+					}
+					k--
+				}
+			}
+		}
+	}
 	c.tried = c.tried[:0]
-	if !exhausted {
+	if !failed {
 		c.failedRounds = 0
 		return
 	}
@@ -1080,8 +1108,11 @@ func (c *Core) retryRepair() {
 		return
 	}
 	c.failedRounds = 0
-	if cand := c.pickCandidate(); cand != "" {
-		c.askNeighbor(cand, true)
+	if refuser == "" {
+		refuser = c.pickCandidate()
+	}
+	if refuser != "" {
+		c.askNeighbor(refuser, true)
 	}
 }
 

@@ -412,3 +412,47 @@ func (n *network) connected() bool {
 	}
 	return true
 }
+
+// A node short of neighbours among full peers escalates to a high-priority request even when
+// every round brings a fresh passive entry that turns out dead (after a mass failure,
+// shuffles keep naming dead nodes): two rounds that gained no neighbour while live peers
+// refused count as failed, and the escalation goes to a peer that refused, which is alive.
+func TestRepairEscalatesPastDeadEntries(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Second
+	c := joinedWithBAndD(t, cfg)
+	c.addPassive("r1")
+	c.addPassive("r2")
+	answer := func() (high []string) {
+		for c.HasReady() {
+			for _, env := range c.Ready().Messages {
+				if env.Msg.Type != Neighbor {
+					continue
+				}
+				switch {
+				case env.Msg.HighPriority:
+					high = append(high, env.To)
+				case strings.HasPrefix(env.To, "dead"):
+					c.PeerDown(env.To)
+				default:
+					if err := c.Step(env.To, Message{Type: NeighborReply}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		return high
+	}
+	answer()
+	for round := 1; round <= 4; round++ {
+		c.addPassive(fmt.Sprint("dead", round)) // what this round's shuffle brought
+		c.Tick(time.Duration(round) * cfg.ShuffleInterval)
+		if high := answer(); len(high) > 0 {
+			if high[0] != "r1" && high[0] != "r2" {
+				t.Fatalf("round %d: escalated to %s, want a peer that refused", round, high[0])
+			}
+			return
+		}
+	}
+	t.Fatal("no high-priority request in 4 rounds: the fresh dead entries kept the repair from escalating")
+}
