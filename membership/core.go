@@ -100,7 +100,10 @@ type Core struct {
 	// takes it off the list, because an acceptance it sent before reading that DISCONNECT
 	// would otherwise re-add a peer that is about to drop us: an asymmetric link.
 	asked        []string
-	failedRounds int // consecutive repair rounds that ended with every candidate refusing
+	failedRounds int // consecutive repair rounds that failed (see retryRepair)
+	// lastRefuser is the last repair candidate that refused (alive, but full): the peer an
+	// escalation asks first.
+	lastRefuser string
 
 	// Join state: the contacts of the current join attempt, tried one after another.
 	joinList    []string
@@ -404,7 +407,7 @@ func (c *Core) Leave() {
 	c.shuffles = c.shuffles[:0]
 	c.stalledRounds, c.gained = 0, false
 	c.joinList = c.joinList[:0]
-	c.failedRounds, c.joinTarget = 0, ""
+	c.failedRounds, c.lastRefuser, c.joinTarget = 0, "", ""
 	c.clearPending()
 	c.joinTimer.stop()
 	c.rejoinTimer.stop()
@@ -466,8 +469,8 @@ func (c *Core) Tick(now time.Duration) {
 		gained := c.gained // checkStalled starts the next round's
 		c.checkStalled()
 		c.shuffle()
-		if c.pending == "" && len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
-			if len(c.passive) == 0 {
+		if len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
+			if c.pending == "" && len(c.passive) == 0 {
 				// Short of neighbours a whole round with no one left to ask: in a small
 				// overlay a few nodes can end up knowing only each other. Only the driver
 				// can find others.
@@ -761,6 +764,7 @@ func (c *Core) onNeighborReply(from string, m *Message) {
 	if from == c.pending {
 		c.clearPending()
 		c.addTried(from)
+		c.lastRefuser = from
 	}
 }
 
@@ -1064,40 +1068,21 @@ func (c *Core) askNeighbor(cand string, high bool) {
 }
 
 // retryRepair starts a new repair round at a shuffle round when the active view is still
-// not full (gained: a neighbour came up during the round that ended). A round failed if it
-// ended with every passive peer refusing (all full), or if it gained no neighbour while
-// live peers refused: after a mass failure, shuffles keep bringing the IDs of dead nodes
-// into the passive view, each fails in turn and is dropped, so untried entries always remain
-// and the round would never count as exhausted, leaving the node short among full peers for
-// good. After two failed rounds in a row, this one opens with a single high-priority request,
-// to a peer that refused (it answered, so it is alive) when there is one: a group of nodes
+// not full (gained: a neighbour came up during the round that ended), whether or not a
+// request is pending: a stream of dead candidates would otherwise keep one pending at every
+// round. A round failed if it ended with every passive peer refusing (all full), or if it
+// gained no neighbour: after a mass failure, shuffles keep bringing the IDs of dead nodes
+// into the passive view, each fails in turn (or its request waits out its timeout), so
+// untried entries always remain and the round would never count as exhausted, leaving the
+// node short among full peers for good. After two failed rounds in a row, this one opens with
+// a single high-priority request, to the last peer that refused while it is still in the
+// passive view (it answered, so it is alive), otherwise to a random passive peer: a group of nodes
 // whose passive peers are all full (an island cut off by evictions) would otherwise never
 // get back into the overlay. At most one such eviction per node every other shuffle round
 // keeps the churn low in a saturated overlay, where a free slot always bounces around.
 func (c *Core) retryRepair(gained bool) {
 	exhausted := len(c.tried) > 0 && !c.hasCandidate()
-	failed := exhausted || (!gained && len(c.tried) > 0)
-	refuser := ""
-	if failed {
-		alive := 0
-		for _, p := range c.tried {
-			if indexOf(c.passive, p) >= 0 {
-				alive++
-			}
-		}
-		if alive > 0 {
-			k := c.rand.IntN(alive)
-			for _, p := range c.tried {
-				if indexOf(c.passive, p) >= 0 {
-					if k == 0 {
-						refuser = p
-						break
-					}
-					k--
-				}
-			}
-		}
-	}
+	failed := exhausted || !gained
 	c.tried = c.tried[:0]
 	if !failed {
 		c.failedRounds = 0
@@ -1108,10 +1093,14 @@ func (c *Core) retryRepair(gained bool) {
 		return
 	}
 	c.failedRounds = 0
-	if refuser == "" {
+	refuser := c.lastRefuser
+	if indexOf(c.passive, refuser) < 0 {
 		refuser = c.pickCandidate()
 	}
 	if refuser != "" {
+		// A request still pending (after a mass failure, most likely to a dead peer whose
+		// offer went nowhere) gives way; should its acceptance come, it is still honoured.
+		c.clearPending()
 		c.askNeighbor(refuser, true)
 	}
 }

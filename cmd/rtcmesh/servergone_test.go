@@ -50,7 +50,7 @@ func TestServerGoneRefillsOverProcesses(t *testing.T) {
 		quiet = 5 * time.Second
 		// refillTimeout bounds the refill: it is not a figure under test (that one is
 		// logged), only where the test gives up.
-		refillTimeout = 2 * time.Minute
+		refillTimeout = 5 * time.Minute
 	)
 	cfg := node.DefaultConfig()
 	// Past the idle-link timeout, a link that no longer carries a neighbour has closed; a
