@@ -547,22 +547,42 @@ func (n *Node) Directs() []Direct {
 
 // WaitDirect waits until the node received a direct message whose text is text, or ctx ends.
 func (n *Node) WaitDirect(ctx context.Context, text string) (Direct, error) {
+	m, err := waitFor(ctx, n, func() (Direct, bool) { return firstWithText(n.directs, text, func(m Direct) string { return m.Text }) })
+	if err != nil {
+		return Direct{}, fmt.Errorf("demo: node %d did not receive the direct message %q: %w", n.index+1, text, err)
+	}
+	return m, nil
+}
+
+// waitFor waits until found, called with n.mu held, finds what the caller waits for (it is
+// asked again each time the node records something), or ctx ends.
+func waitFor[T any](ctx context.Context, n *Node, found func() (T, bool)) (T, error) {
 	for {
 		n.mu.Lock()
 		ch := n.changed
-		for _, m := range n.directs {
-			if m.Text == text {
-				n.mu.Unlock()
-				return m, nil
-			}
-		}
+		v, ok := found()
 		n.mu.Unlock()
+		if ok {
+			return v, nil
+		}
 		select {
 		case <-ctx.Done():
-			return Direct{}, fmt.Errorf("demo: node %d did not receive the direct message %q: %w", n.index+1, text, ctx.Err())
+			var zero T
+			return zero, ctx.Err()
 		case <-ch:
 		}
 	}
+}
+
+// firstWithText returns the first of list whose text is text.
+func firstWithText[T any](list []T, text string, textOf func(T) string) (T, bool) {
+	for _, m := range list {
+		if textOf(m) == text {
+			return m, true
+		}
+	}
+	var zero T
+	return zero, false
 }
 
 // AnswerText is what a Go node answers a direct message text with (Config.Answer).
@@ -583,22 +603,13 @@ func (n *Node) Messages() []Message {
 
 // WaitMessage waits until the node delivered a message whose text is text, or ctx ends.
 func (n *Node) WaitMessage(ctx context.Context, text string) (Message, error) {
-	for {
-		n.mu.Lock()
-		ch := n.changed
-		for _, m := range n.messages {
-			if m.Text == text {
-				n.mu.Unlock()
-				return m, nil
-			}
-		}
-		n.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return Message{}, fmt.Errorf("demo: node %d did not deliver %q: %w", n.index+1, text, ctx.Err())
-		case <-ch:
-		}
+	m, err := waitFor(ctx, n, func() (Message, bool) {
+		return firstWithText(n.messages, text, func(m Message) string { return m.Text })
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("demo: node %d did not deliver %q: %w", n.index+1, text, err)
 	}
+	return m, nil
 }
 
 func (n *Node) drainDeliveries(log zerolog.Logger) {
