@@ -101,6 +101,11 @@ type Core struct {
 	// would otherwise re-add a peer that is about to drop us: an asymmetric link.
 	asked        []string
 	failedRounds int // consecutive repair rounds that failed (see retryRepair)
+	// pendingSince is when the pending request was sent; deadCandidates counts, per round,
+	// the repair candidates that failed (down, or silent until NeighborTimeout) and a request
+	// still pending after a whole round.
+	pendingSince   time.Duration
+	deadCandidates int
 	// lastRefuser is the last repair candidate that refused (alive, but full): the peer an
 	// escalation asks first.
 	lastRefuser string
@@ -407,7 +412,7 @@ func (c *Core) Leave() {
 	c.shuffles = c.shuffles[:0]
 	c.stalledRounds, c.gained = 0, false
 	c.joinList = c.joinList[:0]
-	c.failedRounds, c.lastRefuser, c.joinTarget = 0, "", ""
+	c.failedRounds, c.lastRefuser, c.joinTarget, c.deadCandidates = 0, "", "", 0
 	c.clearPending()
 	c.joinTimer.stop()
 	c.rejoinTimer.stop()
@@ -444,6 +449,7 @@ func (c *Core) Tick(now time.Duration) {
 	if c.pendingTimer.due(now) {
 		// No reply from the repair candidate in time: it is as good as unreachable.
 		cand := c.pending
+		c.deadCandidates++
 		c.clearPending()
 		c.dropPassive(cand)
 	}
@@ -469,7 +475,10 @@ func (c *Core) Tick(now time.Duration) {
 		gained := c.gained // checkStalled starts the next round's
 		c.checkStalled()
 		c.shuffle()
-		if len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize {
+		if c.pending != "" && c.now-c.pendingSince >= c.cfg.ShuffleInterval {
+			c.deadCandidates++ // a request pending a whole round: most likely a dead peer
+		}
+		if len(c.active) > 0 && len(c.active) < c.cfg.ActiveSize && (c.pending == "" || c.deadCandidates > 0) {
 			if c.pending == "" && len(c.passive) == 0 {
 				// Short of neighbours a whole round with no one left to ask: in a small
 				// overlay a few nodes can end up knowing only each other. Only the driver
@@ -478,6 +487,7 @@ func (c *Core) Tick(now time.Duration) {
 			}
 			c.retryRepair(gained)
 		}
+		c.deadCandidates = 0
 	}
 	c.maintain()
 	c.updateDue()
@@ -512,6 +522,7 @@ func (c *Core) PeerDown(peer string) {
 	c.dropPassive(peer)
 	c.asked = removeValue(c.asked, peer)
 	if peer == c.pending {
+		c.deadCandidates++
 		c.clearPending()
 	}
 	if peer == c.joinTarget {
@@ -1061,28 +1072,28 @@ func (c *Core) clearPending() {
 }
 
 func (c *Core) askNeighbor(cand string, high bool) {
-	c.pending = cand
+	c.pending, c.pendingSince = cand, c.now
 	c.pendingTimer.arm(c.now + c.cfg.NeighborTimeout)
 	c.markAsked(cand)
 	c.send(cand, Message{Type: Neighbor, HighPriority: high})
 }
 
 // retryRepair starts a new repair round at a shuffle round when the active view is still
-// not full (gained: a neighbour came up during the round that ended), whether or not a
-// request is pending: a stream of dead candidates would otherwise keep one pending at every
-// round. A round failed if it ended with every passive peer refusing (all full), or if it
-// gained no neighbour: after a mass failure, shuffles keep bringing the IDs of dead nodes
-// into the passive view, each fails in turn (or its request waits out its timeout), so
-// untried entries always remain and the round would never count as exhausted, leaving the
-// node short among full peers for good. After two failed rounds in a row, this one opens with
-// a single high-priority request, to the last peer that refused while it is still in the
-// passive view (it answered, so it is alive), otherwise to a random passive peer: a group of nodes
-// whose passive peers are all full (an island cut off by evictions) would otherwise never
-// get back into the overlay. At most one such eviction per node every other shuffle round
+// not full (gained: a neighbour came up during the round that ended) and no request is
+// pending, or one has been pending a whole round (a stream of dead candidates would otherwise
+// keep one pending at every round). A round failed if it ended with every passive peer
+// refusing (all full), or if it gained no neighbour while candidates proved dead: after a
+// mass failure, shuffles keep bringing the IDs of dead nodes into the passive view, each
+// fails in turn (or its request waits out its timeout), so untried entries always remain and
+// the round would never count as exhausted, leaving the node short among full peers for
+// good. After two failed rounds in a row, this one opens with a single high-priority request,
+// to the last peer that refused while it is still in the passive view (it answered, so it is
+// alive), otherwise to a random passive peer: a group of nodes whose passive peers are all
+// full (an island cut off by evictions) would otherwise never get back into the overlay. At most one such eviction per node every other shuffle round
 // keeps the churn low in a saturated overlay, where a free slot always bounces around.
 func (c *Core) retryRepair(gained bool) {
 	exhausted := len(c.tried) > 0 && !c.hasCandidate()
-	failed := exhausted || !gained
+	failed := exhausted || (!gained && c.deadCandidates > 0)
 	c.tried = c.tried[:0]
 	if !failed {
 		c.failedRounds = 0
