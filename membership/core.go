@@ -1089,8 +1089,9 @@ func (c *Core) askNeighbor(cand string, high bool) {
 // good. After two failed rounds in a row, this one opens with a single high-priority request,
 // to the last peer that refused while it is still in the passive view (it answered, so it is
 // alive), otherwise to a random passive peer: a group of nodes whose passive peers are all
-// full (an island cut off by evictions) would otherwise never get back into the overlay. At most one such eviction per node every other shuffle round
-// keeps the churn low in a saturated overlay, where a free slot always bounces around.
+// full (an island cut off by evictions) would otherwise never get back into the overlay. At
+// most one such eviction per node every other shuffle round keeps the churn low in a
+// saturated overlay, where a free slot always bounces around.
 func (c *Core) retryRepair(gained bool) {
 	exhausted := len(c.tried) > 0 && !c.hasCandidate()
 	failed := exhausted || (!gained && c.deadCandidates > 0)
