@@ -626,14 +626,25 @@ func (n *Node) drainDeliveries(log zerolog.Logger) {
 		}
 		log.Debug().Str("origin", short(m.Origin)).Int("hops", m.Hops).Dur("latency", m.Latency).Bool("history", m.History).Str("text", m.Text).Msg("delivered")
 		n.mu.Lock()
-		n.messages = append(n.messages, m)
-		if over := len(n.messages) - n.history; over > 0 {
-			n.messages = append(n.messages[:0], n.messages[over:]...)
-		}
-		close(n.changed)
-		n.changed = make(chan struct{})
+		n.messages = keepLast(n.messages, m, n.history)
+		n.notifyLocked()
 		n.mu.Unlock()
 	}
+}
+
+// keepLast appends v to list and keeps only its last max entries.
+func keepLast[T any](list []T, v T, max int) []T {
+	list = append(list, v)
+	if over := len(list) - max; over > 0 {
+		list = append(list[:0], list[over:]...)
+	}
+	return list
+}
+
+// notifyLocked wakes every waitFor of the node; n.mu must be held.
+func (n *Node) notifyLocked() {
+	close(n.changed)
+	n.changed = make(chan struct{})
 }
 
 // drainDirect records the node's direct messages and answers those answer allows.
@@ -647,12 +658,8 @@ func (n *Node) drainDirect(log zerolog.Logger, answer func(peer string) bool) {
 		}
 		log.Debug().Str("from", short(m.From)).Dur("latency", m.Latency).Str("text", m.Text).Msg("direct message")
 		n.mu.Lock()
-		n.directs = append(n.directs, m)
-		if over := len(n.directs) - n.history; over > 0 {
-			n.directs = append(n.directs[:0], n.directs[over:]...)
-		}
-		close(n.changed)
-		n.changed = make(chan struct{})
+		n.directs = keepLast(n.directs, m, n.history)
+		n.notifyLocked()
 		n.mu.Unlock()
 		if m.Chat && answer(m.From) {
 			if err := n.Tell(m.From, AnswerText(n.index, m.Text)); err != nil {
