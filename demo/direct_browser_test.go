@@ -72,6 +72,39 @@ func firefoxDriver(tb *fxTab) pageDriver {
 	return p
 }
 
+// clickPeer clicks peer id's disc in the page's picture until the page has chosen it. The
+// picture is laid out again whenever the views change (every 500 ms at most), so a pointer
+// aimed at a disc can land on another peer that took its place in between: that is retried,
+// as a person would click again, but only when the disc did move, so that a click the page
+// mishandles still fails.
+func clickPeer(t *testing.T, p pageDriver, id string) {
+	t.Helper()
+	sel := fmt.Sprintf(`#overlay g.node[data-peer=%q]`, id)
+	placeJS := fmt.Sprintf(`(document.querySelector(%q) || {getAttribute: () => ""}).getAttribute("transform")`, sel)
+	for attempt := 1; ; attempt++ {
+		before, err := evalJSON[string](p, placeJS)
+		if err != nil {
+			t.Fatalf("%s: where %s is drawn: %v", p.name, id, err)
+		}
+		p.click(t, sel)
+		to, err := evalJSON[string](p, `document.getElementById("send-to").value`)
+		if err != nil {
+			t.Fatalf("%s: the chosen peer: %v", p.name, err)
+		}
+		after, err := evalJSON[string](p, placeJS)
+		if err != nil {
+			t.Fatalf("%s: where %s is drawn: %v", p.name, id, err)
+		}
+		if to == id || before == after || attempt == 5 {
+			if to != id {
+				t.Logf("%s: clicking %s (drawn at %q, then %q) chose %q", p.name, id, before, after, to)
+			}
+			return
+		}
+		t.Logf("%s: %s moved from %q to %q while clicked (the views changed); clicking again", p.name, id, before, after)
+	}
+}
+
 // evalJSON evaluates a JavaScript expression (awaiting a Promise) and decodes its value,
 // carried as JSON.
 func evalJSON[T any](p pageDriver, expr string) (T, error) {
@@ -191,7 +224,7 @@ func checkDirectMessages(t *testing.T, p pageDriver, d *Demo, idTab, shot string
 		p.waitFor(t, "the picture shows the neighbour", func() (bool, error) {
 			return evalJSON[bool](p, fmt.Sprintf(`!!document.querySelector(%q)`, sel))
 		})
-		p.click(t, sel)
+		clickPeer(t, p, target.ID())
 		type chosen struct {
 			To, Button, Placeholder string
 			Ringed                  bool
@@ -417,7 +450,7 @@ func checkDirectMessages(t *testing.T, p pageDriver, d *Demo, idTab, shot string
 	// For the picture: a neighbour chosen again, the counters refreshed (every 500 ms) and the
 	// new lines faded in (0.4 s).
 	if nbs := neighbours(); len(nbs) > 0 {
-		p.click(t, fmt.Sprintf(`#overlay g.node[data-peer=%q]`, nbs[0]))
+		clickPeer(t, p, nbs[0])
 	}
 	time.Sleep(1500 * time.Millisecond)
 	return p.screenshot(t, shot)

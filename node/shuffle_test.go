@@ -29,8 +29,8 @@ func shuffleCounts(m *mesh) (routed, linked, transientClosed uint64, minPassive 
 }
 
 // SHUFFLE_REPLYs retrace their walk through the overlay (Config.RouteShuffleReplies) instead
-// of each opening a link: side by side with the option off, the same mesh opens and closes
-// far fewer transient links, and passive views still fill.
+// of each opening a link: side by side with the option off, the same mesh opens far fewer
+// links for them, and passive views still fill.
 func TestShuffleRepliesThroughOverlay(t *testing.T) {
 	const nodes, replies = 20, 60
 	run := func(route bool) (routed, linked, transientClosed uint64, minPassive int) {
@@ -61,8 +61,11 @@ func TestShuffleRepliesThroughOverlay(t *testing.T) {
 	if onRouted < 3*onLinked {
 		t.Errorf("only %d of %d replies went through the overlay", onRouted, onRouted+onLinked)
 	}
-	if onClosed >= offClosed {
-		t.Errorf("transient links closed: %d with replies routed, %d without; want fewer", onClosed, offClosed)
+	// Links opened for replies, not all transient links: in a mesh this small, nodes short of
+	// neighbours open many more to passive peers that refuse them, and those (logged above)
+	// vary from run to run by more than the replies' share.
+	if 3*onLinked >= offLinked {
+		t.Errorf("links opened for replies: %d with replies routed, %d without; want under a third", onLinked, offLinked)
 	}
 	if onPassive < 1 {
 		t.Errorf("a node's passive view is empty with replies routed")

@@ -452,7 +452,8 @@ func TestFailoverToNextURL(t *testing.T) {
 		t.Fatalf("first server has %d peers, want alice", n)
 	}
 	one.stop()
-	waitFor(t, "alice on the third URL", func() bool { return two.srv.Stats().Peers == 1 })
+	// The server counts alice at her hello, a moment before she counts its welcome.
+	waitFor(t, "alice on the third URL", func() bool { return two.srv.Stats().Peers == 1 && c.Stats().Sessions == 2 })
 	if st := c.Stats(); st.Failovers != 2 || st.Sessions != 2 {
 		t.Errorf("stats %+v: want 2 failovers (past the dead URL) and 2 sessions", st)
 	}
