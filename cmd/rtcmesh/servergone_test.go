@@ -87,13 +87,19 @@ func TestServerGoneRefillsOverProcesses(t *testing.T) {
 	deadline := started.Add(formTimeout)
 	for !w.connected(ids, 2) || w.quietSince() < quiet {
 		if time.Now().After(deadline) {
-			for _, id := range ids {
-				if len(w.neighbors(id)) < 2 {
-					t.Logf("%.8s: %s", id, w.history(id, begin))
+			// The nodes short of neighbours, and those cut off from the largest piece.
+			pieces := w.pieces(ids)
+			var sizes []int
+			for k, piece := range pieces {
+				sizes = append(sizes, len(piece))
+				for _, id := range piece {
+					if k > 0 || len(w.neighbors(id)) < 2 {
+						t.Logf("%.8s (started %d of %d, piece %d): %s", id, slices.Index(ids, id)+1, nodes, k, w.history(id, begin))
+					}
 				}
 			}
-			t.Fatalf("the %d nodes did not form a connected overlay (each with 2 neighbours or more, then %v without change) within %v of the last start: views %v, connected %v, last change %v ago",
-				nodes, quiet, formTimeout, viewSizes(w, ids), w.connected(ids, 2), w.quietSince().Round(time.Millisecond))
+			t.Fatalf("the %d nodes did not form a connected overlay (each with 2 neighbours or more, then %v without change) within %v of the last start: views %v, connected %v, pieces %v, last change %v ago",
+				nodes, quiet, formTimeout, viewSizes(w, ids), w.connected(ids, 2), sizes, w.quietSince().Round(time.Millisecond))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -87,6 +87,42 @@ func (w *overlayWatch) connected(ids []string, minDegree int) bool {
 	return len(seen) == len(ids)
 }
 
+// pieces returns the connected pieces ids fall into, largest first, counting a link whichever
+// end reports it: more than one means the overlay is split.
+func (w *overlayWatch) pieces(ids []string) [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	links := map[string][]string{}
+	for _, id := range ids {
+		for p := range w.nodes[id].neighbors {
+			if slices.Contains(ids, p) {
+				links[id] = append(links[id], p)
+				links[p] = append(links[p], id)
+			}
+		}
+	}
+	var pieces [][]string
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		piece := []string{id}
+		for k := 0; k < len(piece); k++ {
+			for _, p := range links[piece[k]] {
+				if !seen[p] {
+					seen[p] = true
+					piece = append(piece, p)
+				}
+			}
+		}
+		pieces = append(pieces, piece)
+	}
+	slices.SortStableFunc(pieces, func(a, b []string) int { return len(b) - len(a) })
+	return pieces
+}
+
 // quietSince returns how long no node reported a neighbour change.
 func (w *overlayWatch) quietSince() time.Duration {
 	w.mu.Lock()
