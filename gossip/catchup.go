@@ -61,6 +61,9 @@ type peerCatchUp struct {
 	// answeredAt (see unansweredPulls).
 	answered   bool
 	answeredAt time.Duration
+	// digested says a Digest from the peer arrived since it became a neighbour: the first
+	// one is its link-up Digest (see catchUpNeighborUp).
+	digested bool
 }
 
 // maxAge is the oldest origin time, relative to now, that any message may have.
@@ -297,6 +300,15 @@ func (c *Core) sendDigest(peer string) {
 func (c *Core) onDigest(from string, m Message) {
 	if !c.catchUp() || !c.isNeighbor(from) {
 		return
+	}
+	if st := c.peerCatchUp(from); !st.digested {
+		st.digested = true
+		if c.cfg.Self < from {
+			// The larger end's link-up Digest: ours, sent at the same time, starts the one
+			// exchange that reconciles both ways; answering this one too would list every
+			// difference twice. It still served as the peer's hello.
+			return
+		}
 	}
 	if !c.affordable(from, 64) {
 		return // not even a short answer is in the budget: do not spend the work
@@ -617,16 +629,15 @@ func (c *Core) peerCatchUp(peer string) *peerCatchUp {
 
 // ---- schedule ----
 
-// catchUpNeighborUp starts catch-up with a new neighbour: a Digest now, from the end with
-// the smaller ID only (one exchange reconciles both ways, and two would list everything
-// twice), and the periodic Digests if they are not running.
+// catchUpNeighborUp starts catch-up with a new neighbour: a Digest now, and the periodic
+// Digests if they are not running. Both ends send one, as the hello that proves a neighbour
+// has a core behind it (hello.go), but only the smaller ID's is answered (onDigest): one
+// exchange reconciles both ways, and two would list every difference twice.
 func (c *Core) catchUpNeighborUp(peer string) {
 	if !c.catchUp() {
 		return
 	}
-	if c.cfg.Self < peer {
-		c.sendDigest(peer)
-	}
+	c.sendDigest(peer)
 	if !c.syncArmed {
 		c.syncArmed = true
 		// A random phase, so that nodes started together do not send their Digests together.

@@ -146,6 +146,11 @@ type Core struct {
 	soonPeers []string
 	// unsent holds this node's broadcasts made while it had no neighbour.
 	unsent []Message
+	// watches is what the silence check knows of each neighbour; heardEarly the last few
+	// senders that were not neighbours yet, heardNext the slot overwritten next (hello.go).
+	watches    []neighborWatch
+	heardEarly []heardPeer
+	heardNext  int
 
 	out   Ready
 	stats Stats
@@ -237,6 +242,7 @@ func (cfg *Config) validate() error {
 	}
 	positive("MaxUnsent", cfg.MaxUnsent)
 	errs = append(errs, cfg.validateDefences()...)
+	errs = append(errs, cfg.validateHello()...)
 	// Flood mode never arms a timer, so its timeouts do not matter.
 	if !cfg.Flood {
 		positiveDur("MissingTimeout", cfg.MissingTimeout)
@@ -258,6 +264,7 @@ func (c *Core) NeighborUp(peer string) {
 	c.eager = insertSorted(c.eager, peer)
 	c.flushUnsent(peer)
 	c.catchUpNeighborUp(peer)
+	c.helloUp(peer)
 }
 
 // NeighborDown forgets peer, which membership just removed from its active view: it leaves
@@ -267,6 +274,7 @@ func (c *Core) NeighborDown(peer string) {
 	c.eager = removeSorted(c.eager, peer)
 	c.lazy = removeSorted(c.lazy, peer)
 	c.catchUpNeighborDown(peer)
+	c.helloDown(peer)
 	delete(c.linkLimits, peer)
 	delete(c.graftsIn, peer)
 	for i := range c.pending {
@@ -356,6 +364,7 @@ func (c *Core) Step(from string, m Message) error {
 		return fmt.Errorf("gossip: invalid %v from %q: %w", m.Type, from, err)
 	}
 	c.stats.Received[m.Type]++
+	c.heard(from)
 	switch m.Type {
 	case Gossip:
 		c.onGossip(from, m)
@@ -706,6 +715,7 @@ func (c *Core) Tick(now time.Duration) {
 	}
 	c.expire()
 	c.judgePromises()
+	c.tickHello()
 	c.tickCatchUp()
 	for len(c.timers) > 0 && c.timers[0].deadline <= c.now {
 		c.fire(c.timers[0])
@@ -774,6 +784,9 @@ func (c *Core) NextDeadline() (time.Duration, bool) {
 		}
 	}
 	if d, armed := c.catchUpDeadline(); armed && (!ok || d < at) {
+		at, ok = d, true
+	}
+	if d, armed := c.helloDeadline(); armed && (!ok || d < at) {
 		at, ok = d, true
 	}
 	return at, ok
@@ -915,6 +928,7 @@ func (c *Core) flush(i int) {
 
 func (c *Core) send(to string, m Message) {
 	c.stats.Sent[m.Type]++
+	c.sentTo(to)
 	c.out.Messages = append(c.out.Messages, Envelope{To: to, Msg: m})
 }
 

@@ -152,6 +152,7 @@ func TestStepRejectsInvalidMessages(t *testing.T) {
 func TestNeighborUpDown(t *testing.T) {
 	cfg := validConfig("a")
 	cfg.LazyFlushInterval = time.Second
+	cfg.NeighborHelloTimeout = 0 // no keepalives among the Grafts (hello_test.go)
 	c, _ := New(cfg)
 	c.NeighborUp("")
 	c.NeighborUp("a")
@@ -428,6 +429,7 @@ func TestBoundsHold(t *testing.T) {
 	cfg.MissingMaxIDs = 10
 	cfg.MissingMaxAnnouncers = 3
 	cfg.LazyBatchMax = 8
+	cfg.NeighborHelloTimeout = 0 // keepalives would keep a timer armed while neighbours stay
 	c, _ := New(cfg)
 	peers := []string{"b", "c", "d", "e", "f"}
 	for _, p := range peers {

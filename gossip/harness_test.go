@@ -65,6 +65,7 @@ func newTestNet(t testing.TB, cfg Config, seed uint64) *testNet {
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.CatchUpWindow = 0
+	cfg.NeighborHelloTimeout = 0 // no hello Digests either (hello_test.go has its own)
 	cfg.LazyFlushInterval = 100 * time.Millisecond
 	cfg.LazyBatchMax = 4
 	cfg.MissingTimeout = time.Second

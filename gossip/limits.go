@@ -124,9 +124,10 @@ func (cfg *Config) seenCap() int {
 
 // DisableDefences turns off every bound of the broadcast hardening (rate limits per link and
 // per origin, the per-peer cap on missing entries, the Graft budgets, the byte bounds of the
-// cache and the seen set), leaving the count and age bounds of the paper's Plumtree: what the
-// simulator's `--defences=false` runs, for figures beside the defended ones. Misbehaviour that
-// needs no bound (bad signatures, replays, broken promises) is still reported.
+// cache and the seen set) and the silent-neighbour check, leaving the count and age bounds of
+// the paper's Plumtree: what the simulator's `--defences=false` runs, for figures beside the
+// defended ones. Misbehaviour that needs no bound (bad signatures, replays, broken promises)
+// is still reported.
 func (cfg *Config) DisableDefences() {
 	cfg.LinkRate, cfg.LinkBurst, cfg.LinkByteRate, cfg.LinkByteBurst = 0, 0, 0, 0
 	cfg.OriginRate, cfg.OriginBurst, cfg.OriginByteRate, cfg.OriginByteBurst = 0, 0, 0, 0
@@ -134,6 +135,7 @@ func (cfg *Config) DisableDefences() {
 	cfg.GraftRate, cfg.GraftBurst = 0, 0
 	cfg.GraftAnswerRate, cfg.GraftAnswerBurst = 0, 0
 	cfg.CacheMaxBytes, cfg.SeenMaxBytes = 0, 0
+	cfg.NeighborHelloTimeout = 0
 }
 
 // validateDefences checks the defence fields: none negative, and every rate that is on has a

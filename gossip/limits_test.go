@@ -387,7 +387,9 @@ func TestSeenBytesBounded(t *testing.T) {
 // TestBrokenPromiseNotBlamedWhenDelivered: an announcer grafted for a message that then
 // arrives (from it or anyone) is not reported.
 func TestBrokenPromiseNotBlamedWhenDelivered(t *testing.T) {
-	c := victim(t, validConfig("v"))
+	cfg := validConfig("v")
+	cfg.NeighborHelloTimeout = 0 // the victim's other neighbour says nothing (hello_test.go)
+	c := victim(t, cfg)
 	c.moveToLazy("m")
 	id := idOf(12, 0)
 	if err := c.Step("m", Message{Type: IHave, IHave: []Announcement{{ID: id, Hops: 1}}}); err != nil {

@@ -525,6 +525,7 @@ func TestBroadcastSignFailure(t *testing.T) {
 	cfg.Auth = testAuth{self: "someone else"}
 	c, _ := New(cfg)
 	c.NeighborUp("b")
+	c.Ready() // the hello to b
 	if _, err := c.Broadcast([]byte("x")); err == nil || !strings.Contains(err.Error(), "sign broadcast") {
 		t.Fatalf("Broadcast error %v", err)
 	}

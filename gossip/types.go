@@ -232,11 +232,16 @@ const (
 	// Config.CatchUpPullTimeout: the catch-up counterpart of BrokenPromise, and what a silent
 	// dropper that still takes part in catch-up does to a node it cut off.
 	UnansweredPull Refusal = 10
+	// SilentNeighbor: the neighbour sent nothing within Config.NeighborHelloTimeout of
+	// becoming one, or nothing for Config.NeighborSilenceTimeout since, though every core
+	// greets a new neighbour at once and keeps quiet links alive (see hello.go): a slot held
+	// with no broadcast protocol behind it.
+	SilentNeighbor Refusal = 11
 )
 
 var refusalNames = [...]string{RefusedSelfOrigin: "self-origin", RefusedClock: "clock", RefusedReplay: "replay", RefusedSignature: "signature",
 	RefusedLinkRate: "link-rate", RefusedOriginRate: "origin-rate", ExcessIHave: "ihave-excess", ExcessGraft: "graft-excess",
-	BrokenPromise: "broken-promise", UnansweredPull: "unanswered-pull"}
+	BrokenPromise: "broken-promise", UnansweredPull: "unanswered-pull", SilentNeighbor: "silent-neighbor"}
 
 // String returns the reason's short name, e.g. "replay".
 func (r Refusal) String() string {
@@ -272,11 +277,15 @@ type Ready struct {
 	// Config.MaxMisbehaviourReports of them (the rest are only counted, in
 	// Stats.MisbehaviourDropped). The runtime hands them to peer scoring.
 	Misbehaviour []Misbehaviour
+	// Greeted lists the neighbours heard from for the first time since they became
+	// neighbours (with Config.NeighborHelloTimeout on): each runs the broadcast protocol, and
+	// peer scoring credits that (see hello.go).
+	Greeted []string
 }
 
 // Empty reports whether there is nothing to do.
 func (rd Ready) Empty() bool {
-	return len(rd.Messages) == 0 && len(rd.Deliveries) == 0 && len(rd.Misbehaviour) == 0
+	return len(rd.Messages) == 0 && len(rd.Deliveries) == 0 && len(rd.Misbehaviour) == 0 && len(rd.Greeted) == 0
 }
 
 // Stats are counters and gauges a driver may export as metrics.
@@ -333,6 +342,9 @@ type Stats struct {
 	BrokenPromises, PromisesDropped    uint64
 	// UnansweredPulls counts the Pulls no History answered (UnansweredPull).
 	UnansweredPulls uint64
+	// SilentNeighbors counts the neighbours reported as SilentNeighbor; Keepalives the
+	// Digests sent to neighbours that had been sent nothing for NeighborKeepalive.
+	SilentNeighbors, Keepalives uint64
 	// CacheBytes is the payload and proof bytes held in the Graft cache (at most
 	// CacheMaxBytes); SeenBytes the estimated memory of the seen set (at most SeenMaxBytes).
 	CacheBytes, SeenBytes int
@@ -500,6 +512,18 @@ type Config struct {
 	// CacheMaxBytes bounds the payload and proof bytes of the Graft cache, beside
 	// CacheMaxMessages: the oldest leave first. At least MaxPayload.
 	CacheMaxBytes int
+	// NeighborHelloTimeout is how long a new neighbour has to send its first frame (every
+	// core greets a new neighbour with a Digest at once, see hello.go) before it is reported
+	// as SilentNeighbor; NeighborSilenceTimeout how long a neighbour heard from before may
+	// then stay quiet. Every core sends a neighbour it has sent nothing to for
+	// NeighborKeepalive a short Digest, so an honest neighbour is quiet for at most that
+	// long plus a link's latency. Both timeouts must be well above a link's delay under
+	// load. NeighborHelloTimeout 0 turns the check and the keepalives off; a node with it
+	// off and catch-up off sends no hello, so every node of a network must have one of the
+	// two on once any node judges.
+	NeighborHelloTimeout   time.Duration
+	NeighborSilenceTimeout time.Duration
+	NeighborKeepalive      time.Duration
 	// SeenMaxBytes bounds the estimated memory of the seen set (64 bytes an ID), beside
 	// SeenMaxIDs.
 	SeenMaxBytes int
@@ -562,6 +586,9 @@ func DefaultConfig() Config {
 		PromiseTimeout:         10 * time.Second,
 		MaxPromises:            1024,
 		CacheMaxBytes:          16 << 20,
+		NeighborHelloTimeout:   5 * time.Second,
+		NeighborSilenceTimeout: time.Minute,
+		NeighborKeepalive:      20 * time.Second,
 		SeenMaxBytes:           4 << 20,
 	}
 }

@@ -740,3 +740,85 @@ func TestLateAcceptanceSparesProtected(t *testing.T) {
 		}
 	}
 }
+
+// A neighbour ranked below zero (it misbehaved) keeps no protection, however old: a forced
+// eviction and a late acceptance of our own request drop it before anyone, while neighbours
+// ranked zero or above keep the protection of their age.
+func TestMisbehavingNeighbourLosesProtection(t *testing.T) {
+	rank := map[string]float64{}
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	cfg.Rank = func(p string) float64 { return rank[p] }
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	for _, p := range []string{"o1", "o2", "o3", "o4", "o5"} {
+		c.addActive(p, false)
+	}
+	c.Tick(cfg.ProtectAfter)
+	c.Ready()
+	rank["o1"] = -5 // the oldest, protected by age, is caught dropping
+	c.Step("pusher", Message{Type: Neighbor, HighPriority: true})
+	if slices.Contains(c.active, "o1") || !slices.Contains(c.active, "pusher") {
+		t.Errorf("active %v: want o1 (ranked below zero) evicted for pusher", c.active)
+	}
+	for _, p := range []string{"o2", "o3", "o4"} {
+		if !slices.Contains(c.active, p) {
+			t.Errorf("protected neighbour %s evicted: active %v", p, c.active)
+		}
+	}
+	// Our own repair's late acceptance drops the misbehaving one first too.
+	c.Tick(2 * cfg.ProtectAfter)
+	rank["o3"] = -1
+	c.askNeighbor("chosen", false)
+	c.Step("chosen", Message{Type: NeighborReply, Accepted: true})
+	if slices.Contains(c.active, "o3") || !slices.Contains(c.active, "chosen") {
+		t.Errorf("active %v: want o3 (ranked below zero) evicted for chosen", c.active)
+	}
+}
+
+// Distrust takes a peer out like PeerDown, and with it the passive entries it taught and
+// those taught by whoever taught it: the shuffles of a hostile peer caught misbehaving name
+// its accomplices, which the repair would otherwise try one by one. Entries from other
+// teachers, and first-hand ones, stay.
+func TestDistrustDropsWhatTheHostilePeerTaught(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	c.addActive("honest", false)
+	c.addActive("evil", false)
+	c.Ready()
+	// evil's shuffle teaches its accomplices; honest's teaches others; h0 is first-hand.
+	c.Step("evil", Message{Type: Shuffle, Node: "evil", TTL: 0, Nodes: []string{"evil", "acc1", "acc2", "acc3"}})
+	c.Step("honest", Message{Type: Shuffle, Node: "honest", TTL: 0, Nodes: []string{"honest", "h1", "h2"}})
+	c.addPassive("h0")
+	// acc1, taught by evil, becomes a neighbour through a repair, and is caught.
+	c.askNeighbor("acc1", false)
+	c.Step("acc1", Message{Type: NeighborReply, Accepted: true})
+	if !slices.Contains(c.active, "acc1") {
+		t.Fatalf("setup: acc1 not a neighbour: %v", c.active)
+	}
+	c.Distrust("acc1")
+	if slices.Contains(c.active, "acc1") {
+		t.Errorf("acc1 still a neighbour: %v", c.active)
+	}
+	for _, p := range []string{"acc2", "acc3"} {
+		if slices.Contains(c.passive, p) {
+			t.Errorf("%s, taught by acc1's teacher evil, still passive: %v", p, c.passive)
+		}
+	}
+	for _, p := range []string{"h0", "h1", "h2"} {
+		if !slices.Contains(c.passive, p) {
+			t.Errorf("%s dropped: passive %v", p, c.passive)
+		}
+	}
+	if got := c.Stats().DistrustedEntries; got != 2 {
+		t.Errorf("DistrustedEntries %d, want 2", got)
+	}
+	// Distrusting a stranger, or ourselves, changes nothing and does not panic.
+	c.Distrust("nobody")
+	c.Distrust("")
+	c.Distrust("a")
+}

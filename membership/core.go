@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -49,9 +50,11 @@ type Core struct {
 	active  []string
 	passive []string
 	// activeSince[i] is when active[i] became a neighbour (ProtectedNeighbors protects the
-	// oldest); passiveFrom[i] is the peer that taught passive[i], "" when the entry came
-	// first-hand (MaxPassiveFromPeer caps each teacher). Both run parallel to their view.
+	// oldest), activeFrom[i] the peer that taught it while it was passive ("" when none did);
+	// passiveFrom[i] is the peer that taught passive[i], "" when the entry came first-hand
+	// (MaxPassiveFromPeer caps each teacher). They run parallel to their view.
 	activeSince []time.Duration
+	activeFrom  []string
 	passiveFrom []string
 
 	out   Ready
@@ -155,6 +158,7 @@ func New(cfg Config) (*Core, error) {
 		rand:        cfg.Rand,
 		active:      make([]string, 0, cfg.ActiveSize),
 		activeSince: make([]time.Duration, 0, cfg.ActiveSize),
+		activeFrom:  make([]string, 0, cfg.ActiveSize),
 		passive:     make([]string, 0, min(cfg.PassiveSize, 64)),
 		passiveFrom: make([]string, 0, min(cfg.PassiveSize, 64)),
 		nextDue:     noDeadline,
@@ -401,6 +405,8 @@ func (c *Core) Leave() {
 	clear(c.active)
 	c.active = c.active[:0]
 	c.activeSince = c.activeSince[:0]
+	clear(c.activeFrom)
+	c.activeFrom = c.activeFrom[:0]
 	clear(c.passive)
 	c.passive = c.passive[:0]
 	clear(c.passiveFrom)
@@ -530,6 +536,33 @@ func (c *Core) PeerDown(peer string) {
 	}
 	c.maintain()
 	c.updateDue()
+}
+
+// Distrust is PeerDown for a peer that peer scoring cut off for misbehaviour. What it taught
+// this node leaves the passive view with it, and so does what its own teacher taught, when it
+// was a neighbour this node found in its passive view: a hostile peer's shuffles name its
+// accomplices, and the repair would otherwise try them one by one, each holding a slot until
+// it too is caught. An honest teacher loses only entries, which its next shuffle brings back
+// if they are live.
+func (c *Core) Distrust(peer string) {
+	if c.left || peer == "" || peer == c.cfg.Self {
+		return
+	}
+	teachers := []string{peer}
+	if i := indexOf(c.active, peer); i >= 0 && c.activeFrom[i] != "" {
+		teachers = append(teachers, c.activeFrom[i])
+	} else if i := indexOf(c.passive, peer); i >= 0 && c.passiveFrom[i] != "" {
+		teachers = append(teachers, c.passiveFrom[i])
+	}
+	for i := 0; i < len(c.passive); {
+		if slices.Contains(teachers, c.passiveFrom[i]) {
+			c.dropPassiveAt(i)
+			c.stats.DistrustedEntries++
+			continue
+		}
+		i++
+	}
+	c.PeerDown(peer)
 }
 
 // Step processes message m that arrived from peer from. A malformed or hostile message
@@ -1222,9 +1255,14 @@ func (c *Core) addActive(p string, forced bool) bool {
 	if p == c.pending {
 		c.clearPending()
 	}
-	c.dropPassive(p)
+	teacher := ""
+	if i := indexOf(c.passive, p); i >= 0 {
+		teacher = c.passiveFrom[i]
+		c.dropPassiveAt(i)
+	}
 	c.active = append(c.active, p)
 	c.activeSince = append(c.activeSince, c.now)
+	c.activeFrom = append(c.activeFrom, teacher)
 	c.joined, c.gained = true, true
 	c.out.Events = append(c.out.Events, Event{Type: NeighborUp, Peer: p})
 	return true
@@ -1238,7 +1276,22 @@ func (c *Core) canEvictFor() bool {
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return false
 	}
-	return c.protectedCount() < len(c.active)
+	return c.protectedCount() < len(c.active) || c.misbehaving() >= 0
+}
+
+// misbehaving returns the index of the lowest-ranked neighbour if it is ranked below zero
+// (it misbehaved: peer scoring penalised it), else -1. Such a neighbour keeps no protection:
+// it is the first to go for any newcomer, whatever its age, so that a hostile peer that won
+// a slot early (before any broadcast could show it drops them) does not keep it once it
+// misbehaves.
+func (c *Core) misbehaving() int {
+	if c.cfg.Rank == nil || len(c.active) == 0 {
+		return -1
+	}
+	if i := c.lowestRanked(0); c.cfg.Rank(c.active[i]) < 0 {
+		return i
+	}
+	return -1
 }
 
 // evictable returns the index of a neighbour another peer's request may evict, or -1 when
@@ -1251,6 +1304,9 @@ func (c *Core) canEvictFor() bool {
 func (c *Core) evictable() int {
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return -1
+	}
+	if i := c.misbehaving(); i >= 0 {
+		return i
 	}
 	k := c.protectedCount()
 	if k >= len(c.active) {
@@ -1298,6 +1354,9 @@ func (c *Core) lowestRanked(from int) int {
 // with ProtectedNeighbors set, the fresh and unprotected neighbours go first, so a slot
 // grabbed by another peer's request in the meantime cannot cost an old neighbour.
 func (c *Core) unforcedVictim() int {
+	if i := c.misbehaving(); i >= 0 {
+		return i
+	}
 	k := c.protectedCount()
 	if c.cfg.ProtectedNeighbors == 0 || k >= len(c.active) {
 		return c.lowestRanked(0)
@@ -1334,6 +1393,7 @@ func (c *Core) removeActive(p string) bool {
 	c.active = removeAt(c.active, i)
 	copy(c.activeSince[i:], c.activeSince[i+1:])
 	c.activeSince = c.activeSince[:len(c.activeSince)-1]
+	c.activeFrom = removeAt(c.activeFrom, i)
 	c.out.Events = append(c.out.Events, Event{Type: NeighborDown, Peer: p})
 	return true
 }

@@ -247,6 +247,9 @@ type Stats struct {
 	// RepairStalls counts NeedContacts events raised because the repair made no progress for
 	// StalledRoundsBeforeContacts rounds; ContactRequests counts every NeedContacts event.
 	RepairStalls, ContactRequests uint64
+	// DistrustedEntries counts the passive entries dropped with a distrusted peer (taught by
+	// it or by its teacher, see Core.Distrust).
+	DistrustedEntries uint64
 	// MisbehaviourDropped counts Misbehaviour reports beyond MaxMisbehaviourReports per
 	// Ready: counted in Refused, not reported.
 	MisbehaviourDropped uint64

@@ -342,6 +342,7 @@ func (p *Peer) HasReady() bool {
 // gossip part already reflects them.
 func (p *Peer) Ready() Ready {
 	var rd Ready
+	var greeted []string
 	if p.memOut && p.mem.HasReady() {
 		mr := p.mem.Ready()
 		rd.Membership, rd.Events, rd.MembershipMisbehaviour = mr.Messages, mr.Events, mr.Misbehaviour
@@ -367,18 +368,20 @@ func (p *Peer) Ready() Ready {
 	if p.gspOut && p.gsp.HasReady() {
 		gr := p.gsp.Ready()
 		rd.Gossip, rd.Deliveries, rd.Misbehaviour = gr.Messages, gr.Deliveries, gr.Misbehaviour
+		greeted = gr.Greeted
 	}
 	p.gspOut = false
 	if p.score.Enabled() {
-		p.judge(&rd)
+		p.judge(&rd, greeted)
 	}
 	p.collectRouting(&rd)
 	return rd
 }
 
-// judge feeds peer scoring with one round of output, carries out its verdicts (see the
-// package doc) and removes what must not reach a refused peer.
-func (p *Peer) judge(rd *Ready) {
+// judge feeds peer scoring with one round of output and the neighbours greeted in it,
+// carries out its verdicts (see the package doc) and removes what must not reach a refused
+// peer.
+func (p *Peer) judge(rd *Ready, greeted []string) {
 	now := p.now
 	for _, mb := range rd.Misbehaviour {
 		peer, offence, ok := offenceOf(mb)
@@ -395,6 +398,9 @@ func (p *Peer) judge(rd *Ready) {
 		if !d.History && d.From != "" {
 			p.score.Credit(now, d.From)
 		}
+	}
+	for _, peer := range greeted {
+		p.score.Greeted(now, peer)
 	}
 	rd.Disconnect = p.score.Disconnects()
 	var down []string
@@ -423,9 +429,14 @@ func (p *Peer) judge(rd *Ready) {
 	}
 	rd.Gossip = keepG
 	// Membership hears of each refused peer as a failed link: it leaves the views, and
-	// its NeighborDown reaches gossip and the driver in the next round.
-	for _, peer := range append(rd.Disconnect, down...) {
-		p.PeerDown(now, peer)
+	// its NeighborDown reaches gossip and the driver in the next round. A peer scoring has
+	// just cut off is distrusted: the passive entries it, or its teacher, taught go with it.
+	p.tickMembership(now)
+	for _, peer := range rd.Disconnect {
+		p.mem.Distrust(peer)
+	}
+	for _, peer := range down {
+		p.mem.PeerDown(peer)
 	}
 }
 
@@ -448,6 +459,8 @@ func offenceOf(mb gossip.Misbehaviour) (string, scoring.Offence, bool) {
 		return mb.Peer, scoring.BrokenPromise, true
 	case gossip.UnansweredPull:
 		return mb.Peer, scoring.UnansweredPull, true
+	case gossip.SilentNeighbor:
+		return mb.Peer, scoring.SilentNeighbor, true
 	}
 	return "", 0, false
 }

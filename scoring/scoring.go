@@ -67,12 +67,17 @@ const (
 	// Pull for them (gossip.UnansweredPull): a silent dropper that still takes part in
 	// catch-up. An honest neighbour fails to answer only when its answer budget is spent.
 	UnansweredPull
+	// SilentNeighbor: the peer became a neighbour and sent nothing within the gossip core's
+	// NeighborHelloTimeout, though every core greets a new neighbour at once
+	// (gossip.SilentNeighbor): an active-view slot held with no broadcast protocol behind it.
+	// An honest neighbour is silent only on a link that stalled at once.
+	SilentNeighbor
 
 	numOffences
 )
 
 var offenceNames = [numOffences]string{"invalid_signature", "flood", "ihave_spam", "graft_spam", "broken_promise",
-	"membership_spam", "stranger_walk", "unanswered_pull"}
+	"membership_spam", "stranger_walk", "unanswered_pull", "silent_neighbor"}
 
 // String returns the offence's metric label, e.g. "broken_promise".
 func (o Offence) String() string {
@@ -108,6 +113,11 @@ type Config struct {
 	FirstDeliveryWeight float64
 	FirstDeliveryCap    float64
 	FirstDeliveryDecay  float64
+	// HelloCredit (≥ 0) is what a new neighbour's hello (its first frame, gossip's
+	// Ready.Greeted) counts for, in first deliveries: it ranks a peer known to run the
+	// broadcast protocol above unknown ones in repairs and evictions before any broadcast
+	// has shown who delivers. 0: hellos earn nothing.
+	HelloCredit float64
 
 	// Weight (≤ 0) and Decay (in (0, 1)) per offence, indexed by Offence: an offence counted n
 	// times (decayed) adds Weight·n² to the score.
@@ -127,10 +137,12 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: decay every second, counters dropped below 0.01; +1 per
-// first delivery up to 50 (decay 0.99 a second, about 70 s half-life); offences weighted so
+// first delivery up to 50 (decay 0.99 a second, about 70 s half-life), a new neighbour's
+// hello counted as one first delivery; offences weighted so
 // that 3 invalid signatures (weight -20), or 11 floods, Graft spams, broken promises or
 // membership spams (weight -1; 13 for a peer with full first-delivery credit), or 21 stranger
-// walks (weight -0.25), or 3 unanswered catch-up Pulls (weight -25), within their decay (0.99
+// walks (weight -0.25), or 3 unanswered catch-up Pulls (weight -25), or one silent neighbour
+// with no first-delivery credit (weight -150), within their decay (0.99
 // a second, about 70 s half-life; invalid signatures 0.999, about 12 min) take a peer below
 // the threshold of -100 (IHave spam is counted with weight 0); refused for 10 minutes; at most
 // 4,096 records and 1,024 refused peers.
@@ -142,6 +154,7 @@ func DefaultConfig() Config {
 		FirstDeliveryWeight: 1,
 		FirstDeliveryCap:    50,
 		FirstDeliveryDecay:  0.99,
+		HelloCredit:         1,
 		DisconnectThreshold: -100,
 		CoolingPeriod:       10 * time.Minute,
 		MaxPeers:            4096,
@@ -153,6 +166,9 @@ func DefaultConfig() Config {
 	c.Weight[InvalidSignature], c.Decay[InvalidSignature] = -20, 0.999
 	c.Weight[StrangerWalk] = -0.25
 	c.Weight[UnansweredPull] = -25
+	// One silence disconnects a peer with no first-delivery credit; one with full credit
+	// (+50), an honest neighbour whose link stalled, stays at -100, just above the threshold.
+	c.Weight[SilentNeighbor] = -150
 	// Announcements beyond the per-peer cap are counted but cost nothing: an honest neighbour
 	// whose payloads queue on a congested link exceeds the cap too, the cap alone already
 	// protects the missing-message table, and a liar's made-up IDs surface as broken promises
@@ -188,6 +204,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("FirstDeliveryCap must be finite and not negative, got %v", c.FirstDeliveryCap))
 	}
 	decay("FirstDeliveryDecay", c.FirstDeliveryDecay)
+	if !(c.HelloCredit >= 0) || math.IsInf(c.HelloCredit, 0) {
+		errs = append(errs, fmt.Errorf("HelloCredit must be finite and not negative, got %v", c.HelloCredit))
+	}
 	for o := range numOffences {
 		if !(c.Weight[o] <= 0) || math.IsInf(c.Weight[o], 0) {
 			errs = append(errs, fmt.Errorf("Weight[%v] must be finite and not positive, got %v", o, c.Weight[o]))
@@ -223,9 +242,10 @@ type Stats struct {
 	// Disconnects counts the peers that fell below DisconnectThreshold.
 	Disconnects uint64
 	// Offences counts the offences recorded, by Offence; FirstDeliveries the first
-	// deliveries credited.
+	// deliveries credited; Greetings the hellos credited (HelloCredit).
 	Offences        [numOffences]uint64
 	FirstDeliveries uint64
+	Greetings       uint64
 	// Evicted counts records dropped to stay within MaxPeers, RefusalsEvicted refusals ended
 	// early to stay within MaxRefused.
 	Evicted, RefusalsEvicted uint64
@@ -384,6 +404,20 @@ func (s *Scorer) Credit(now time.Duration, peer string) {
 	r := s.get(peer, now, true)
 	// Counted up to the cap only, so that the counter, not just the score, stays bounded.
 	r.first = math.Min(r.first+1, s.cfg.FirstDeliveryCap)
+}
+
+// Greeted credits peer's hello, its first frame as a new neighbour (gossip's Ready.Greeted),
+// as HelloCredit first deliveries (their weight, cap and decay): a peer known to
+// run the broadcast protocol ranks above unknown ones before any broadcast has shown who
+// delivers.
+func (s *Scorer) Greeted(now time.Duration, peer string) {
+	if !s.cfg.Enabled || peer == "" || s.cfg.HelloCredit == 0 || s.Refused(now, peer) {
+		return
+	}
+	s.latest = max(s.latest, now)
+	s.stats.Greetings++
+	r := s.get(peer, now, true)
+	r.first = math.Min(r.first+s.cfg.HelloCredit, s.cfg.FirstDeliveryCap)
 }
 
 // refuse starts peer's cooling period and forgets its record (it starts clean afterwards).

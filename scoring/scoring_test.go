@@ -65,6 +65,9 @@ func TestThresholds(t *testing.T) {
 		{MembershipSpam, 11, 13},
 		{StrangerWalk, 21, 25},
 		{UnansweredPull, 3, 3},
+		// A silent neighbour with no credit goes at once; one with full credit (an honest
+		// neighbour whose link stalled) survives one report.
+		{SilentNeighbor, 1, 2},
 	} {
 		if got := penalties(t, c.o, 0); got != c.fresh {
 			t.Errorf("%v: fresh peer refused after %d, want %d", c.o, got, c.fresh)
@@ -229,6 +232,7 @@ func TestValidate(t *testing.T) {
 		"CoolingPeriod":       func(c *Config) { c.CoolingPeriod = 0 },
 		"MaxPeers":            func(c *Config) { c.MaxPeers = 0 },
 		"MaxRefused":          func(c *Config) { c.MaxRefused = -1 },
+		"HelloCredit":         func(c *Config) { c.HelloCredit = -1 },
 	} {
 		cfg := DefaultConfig()
 		mod(&cfg)
@@ -265,5 +269,46 @@ func TestRank(t *testing.T) {
 	s.Credit(time.Second, "good")
 	if s.Rank("good") != 0 {
 		t.Error("scoring off ranks a peer")
+	}
+}
+
+// TestGreeted: a hello counts as HelloCredit first deliveries, within their cap and decay; a
+// refused peer earns nothing, and HelloCredit 0 turns the credit off.
+func TestGreeted(t *testing.T) {
+	s := newScorer(t, DefaultConfig())
+	now := time.Hour
+	s.Greeted(now, "p")
+	if got := s.Score(now, "p"); got != 1 {
+		t.Fatalf("score after a hello %v, want 1", got)
+	}
+	if got := s.Rank("p"); got <= 0 {
+		t.Fatalf("rank after a hello %v, want above 0 (repairs try it first)", got)
+	}
+	for range 100 {
+		s.Greeted(now, "p")
+	}
+	if got := s.Score(now, "p"); got != 50 {
+		t.Fatalf("score after 101 hellos %v, want the first-delivery cap 50", got)
+	}
+	if got := s.Score(now+70*time.Second, "p"); got > 26 || got < 24 {
+		t.Fatalf("score 70 s later %v, want about half (first deliveries' decay)", got)
+	}
+	if st := s.Stats(now); st.Greetings != 101 || st.FirstDeliveries != 0 {
+		t.Fatalf("stats: %d greetings, %d first deliveries", st.Greetings, st.FirstDeliveries)
+	}
+	// A silent neighbour with no credit is refused at once, and greets in vain afterwards.
+	if !s.Penalise(now, "z", SilentNeighbor) {
+		t.Fatal("a silent neighbour with no credit was not refused")
+	}
+	s.Greeted(now, "z")
+	if got := s.Score(now, "z"); got != 0 {
+		t.Fatalf("refused peer's score after a hello %v, want 0", got)
+	}
+	cfg := DefaultConfig()
+	cfg.HelloCredit = 0
+	s = newScorer(t, cfg)
+	s.Greeted(now, "p")
+	if got := s.Score(now, "p"); got != 0 {
+		t.Fatalf("score with HelloCredit 0: %v", got)
 	}
 }
