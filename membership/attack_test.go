@@ -2,6 +2,7 @@ package membership
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -821,4 +822,32 @@ func TestDistrustDropsWhatTheHostilePeerTaught(t *testing.T) {
 	c.Distrust("nobody")
 	c.Distrust("")
 	c.Distrust("a")
+}
+
+// A repair prefers passive peers ranked at least RankProven (they delivered broadcasts first);
+// a lower positive rank (a hello's credit, which droppers earn too) counts as unranked.
+func TestRepairPrefersProvenOverGreeted(t *testing.T) {
+	rank := map[string]float64{"proven": 1.5, "greeted": 0.5}
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour
+	cfg.Rank = func(p string) float64 { return rank[p] }
+	counts := map[string]int{}
+	for seed := range uint64(200) {
+		cfg.Rand = rand.New(rand.NewPCG(seed, 7))
+		c := mustCore(t, cfg)
+		c.Tick(0)
+		c.joined = true
+		for _, p := range []string{"greeted", "u1", "proven", "u2"} {
+			c.addPassive(p)
+		}
+		counts[c.pickCandidate()]++
+		c.addTried("proven")
+		counts["second:"+c.pickCandidate()]++
+	}
+	if counts["proven"] != 200 {
+		t.Errorf("first picks %v: want proven every time", counts)
+	}
+	if g := counts["second:greeted"]; g < 40 || g > 95 {
+		t.Errorf("second picks %v: want greeted drawn like an unranked peer (about a third)", counts)
+	}
 }

@@ -1160,17 +1160,18 @@ func (c *Core) hasCandidate() bool {
 }
 
 // pickCandidate returns a random passive peer not yet tried in this repair round. With
-// Config.Rank, it draws among the best class of them: peers ranked above zero (they
-// delivered broadcasts first when they were neighbours) before unranked ones, and those
-// before peers ranked below zero (they misbehaved), so a repair goes back to peers that
-// proved useful rather than to whoever a shuffle or a walk named.
+// Config.Rank, it draws among the best class of them: peers ranked above zero and at least
+// RankProven (they delivered broadcasts first when they were neighbours) before the others,
+// and peers ranked below zero (they misbehaved) last, so a repair goes back to peers that
+// proved useful rather than to whoever a shuffle or a walk named. A rank below RankProven
+// (a hello's credit: a dropper greets too) earns no preference here.
 func (c *Core) pickCandidate() string {
 	class := func(p string) int {
 		if c.cfg.Rank == nil {
 			return 0
 		}
 		switch r := c.cfg.Rank(p); {
-		case r > 0:
+		case r > 0 && r >= c.cfg.RankProven:
 			return 1
 		case r < 0:
 			return -1

@@ -384,11 +384,17 @@ type Config struct {
 	// Rank, when set, ranks peers for the choices the paper makes at random (overlay sets
 	// it to peer scoring's score): an eviction drops a lowest-ranked neighbour among those
 	// it may drop (see ProtectedNeighbors), and a repair asks passive peers ranked above zero
-	// first and those ranked below zero last. Silent droppers earn nothing, so they are
-	// evicted before neighbours that deliver broadcasts first; peers that misbehaved go
-	// before both. It must be deterministic and cheap (it is called a few times per
-	// eviction or repair). nil (the default, and DisableDefences): random, as the paper.
+	// and at least RankProven first and those ranked below zero last. Silent droppers earn
+	// nothing, so they are evicted before neighbours that deliver broadcasts first; peers
+	// that misbehaved go before both. It must be deterministic and cheap (it is called a few
+	// times per eviction or repair). nil (the default, and DisableDefences): random, as the
+	// paper.
 	Rank func(peer string) float64
+	// RankProven is the rank a passive peer needs to be asked first in a repair (1:
+	// overlay's score of one first delivery). A lower positive rank (a hello's credit: the
+	// peer runs the protocol, but a dropper does too) still spares a neighbour from eviction
+	// before unranked ones, but earns no preference in repairs. 0: any rank above zero.
+	RankProven float64
 }
 
 // DisableDefences turns off every defence against hostile peers (the fields after
@@ -433,6 +439,7 @@ func DefaultWANConfig() Config {
 		PeerMessageBurst:             50,
 		MaxRateEntries:               256,
 		StalledRoundsBeforeContacts:  3,
+		RankProven:                   1,
 		MaxMisbehaviourReports:       64,
 	}
 }

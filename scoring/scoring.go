@@ -138,7 +138,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults: decay every second, counters dropped below 0.01; +1 per
 // first delivery up to 50 (decay 0.99 a second, about 70 s half-life), a new neighbour's
-// hello counted as one first delivery; offences weighted so
+// hello counted as half a first delivery; offences weighted so
 // that 3 invalid signatures (weight -20), or 11 floods, Graft spams, broken promises or
 // membership spams (weight -1; 13 for a peer with full first-delivery credit), or 21 stranger
 // walks (weight -0.25), or 3 unanswered catch-up Pulls (weight -25), or one silent neighbour
@@ -154,7 +154,7 @@ func DefaultConfig() Config {
 		FirstDeliveryWeight: 1,
 		FirstDeliveryCap:    50,
 		FirstDeliveryDecay:  0.99,
-		HelloCredit:         1,
+		HelloCredit:         0.5,
 		DisconnectThreshold: -100,
 		CoolingPeriod:       10 * time.Minute,
 		MaxPeers:            4096,

@@ -278,22 +278,22 @@ func TestGreeted(t *testing.T) {
 	s := newScorer(t, DefaultConfig())
 	now := time.Hour
 	s.Greeted(now, "p")
-	if got := s.Score(now, "p"); got != 1 {
-		t.Fatalf("score after a hello %v, want 1", got)
+	if got := s.Score(now, "p"); got != 0.5 {
+		t.Fatalf("score after a hello %v, want 0.5 (half a first delivery)", got)
 	}
 	if got := s.Rank("p"); got <= 0 {
-		t.Fatalf("rank after a hello %v, want above 0 (repairs try it first)", got)
+		t.Fatalf("rank after a hello %v, want above 0 (evicted after unranked peers)", got)
 	}
-	for range 100 {
+	for range 200 {
 		s.Greeted(now, "p")
 	}
 	if got := s.Score(now, "p"); got != 50 {
-		t.Fatalf("score after 101 hellos %v, want the first-delivery cap 50", got)
+		t.Fatalf("score after 201 hellos %v, want the first-delivery cap 50", got)
 	}
 	if got := s.Score(now+70*time.Second, "p"); got > 26 || got < 24 {
 		t.Fatalf("score 70 s later %v, want about half (first deliveries' decay)", got)
 	}
-	if st := s.Stats(now); st.Greetings != 101 || st.FirstDeliveries != 0 {
+	if st := s.Stats(now); st.Greetings != 201 || st.FirstDeliveries != 0 {
 		t.Fatalf("stats: %d greetings, %d first deliveries", st.Greetings, st.FirstDeliveries)
 	}
 	// A silent neighbour with no credit is refused at once, and greets in vain afterwards.
