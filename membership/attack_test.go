@@ -647,12 +647,7 @@ func TestWalkEndWithoutBudgetKeepsNothing(t *testing.T) {
 // entries that neighbour taught alone.
 func TestShuffleSampleChargedToOrigin(t *testing.T) {
 	cfg := testConfig("a")
-	cfg.ShuffleInterval = time.Hour
-	c := mustCore(t, cfg)
-	c.Tick(0)
-	c.joined = true
-	c.addActive("relay", false)
-	c.Ready()
+	c := quietCore(t, cfg, "relay")
 	// The relay's own shuffle (TTL 0: it ends here) teaches 7 entries of its own.
 	own := []string{"relay", "r1", "r2", "r3", "r4", "r5", "r6", "r7"}
 	c.Step("relay", Message{Type: Shuffle, Node: "relay", TTL: 0, Nodes: own})
@@ -705,6 +700,21 @@ func TestRankGuidesEvictionAndRepair(t *testing.T) {
 	if asked[0] != "good" || asked[3] != "bad" {
 		t.Errorf("repair asked %v: want good first, bad last", asked)
 	}
+}
+
+// quietCore is a joined core at time 0 whose shuffle timer never fires in a test, with the
+// given neighbours and its output so far drained.
+func quietCore(t *testing.T, cfg Config, active ...string) *Core {
+	t.Helper()
+	cfg.ShuffleInterval = time.Hour
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	for _, p := range active {
+		c.addActive(p, false)
+	}
+	c.Ready()
+	return c
 }
 
 func mustCore(t *testing.T, cfg Config) *Core {
@@ -783,14 +793,7 @@ func TestMisbehavingNeighbourLosesProtection(t *testing.T) {
 // its accomplices, which the repair would otherwise try one by one. Entries from other
 // teachers, and first-hand ones, stay.
 func TestDistrustDropsWhatTheHostilePeerTaught(t *testing.T) {
-	cfg := testConfig("a")
-	cfg.ShuffleInterval = time.Hour
-	c := mustCore(t, cfg)
-	c.Tick(0)
-	c.joined = true
-	c.addActive("honest", false)
-	c.addActive("evil", false)
-	c.Ready()
+	c := quietCore(t, testConfig("a"), "honest", "evil")
 	// evil's shuffle teaches its accomplices; honest's teaches others; h0 is first-hand.
 	c.Step("evil", Message{Type: Shuffle, Node: "evil", TTL: 0, Nodes: []string{"evil", "acc1", "acc2", "acc3"}})
 	c.Step("honest", Message{Type: Shuffle, Node: "honest", TTL: 0, Nodes: []string{"honest", "h1", "h2"}})
