@@ -501,3 +501,46 @@ func TestMembershipSpamScoredOut(t *testing.T) {
 		}
 	}
 }
+
+// A neighbour that never greets is cut off and refused a hello timeout after it came up; one
+// that greets is credited (half a first delivery) and kept. With the defences off nobody is
+// judged.
+func TestSilentNeighbourCutOff(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		c := peerAConfig()
+		if !on {
+			c.DisableDefences()
+		}
+		p := startedPeer(t, c)
+		for _, peer := range []string{"silent", "greets"} {
+			if err := p.StepMembership(time.Millisecond, peer, membership.Message{Type: membership.Neighbor, HighPriority: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for p.HasReady() {
+			p.Ready()
+		}
+		hello := gossip.Message{Type: gossip.Digest, Salt: 1, Spans: []gossip.Span{{From: 0, To: 1}}}
+		if err := p.StepGossip(2*time.Millisecond, "greets", hello); err != nil {
+			t.Fatal(err)
+		}
+		var cut []string
+		for now := time.Second; now <= 10*time.Second; now += time.Second {
+			p.Tick(now)
+			for p.HasReady() {
+				cut = append(cut, p.Ready().Disconnect...)
+			}
+		}
+		active := p.ActiveView()
+		switch {
+		case on && (!slices.Equal(cut, []string{"silent"}) || !p.Refused(10*time.Second, "silent") || slices.Contains(active, "silent")):
+			t.Errorf("defences on: cut %v, active %v; want silent cut off and refused", cut, active)
+		case on && (!slices.Contains(active, "greets") || p.Score(10*time.Second, "greets") <= 0):
+			t.Errorf("defences on: active %v, greets scored %v; want it kept and credited", active, p.Score(10*time.Second, "greets"))
+		case on && p.Stats().Scoring.Offences[scoring.SilentNeighbor] != 1:
+			t.Errorf("defences on: %d silent_neighbor offences, want 1", p.Stats().Scoring.Offences[scoring.SilentNeighbor])
+		case !on && (len(cut) != 0 || len(active) != 2):
+			t.Errorf("defences off: cut %v, active %v; want nobody judged", cut, active)
+		}
+	}
+}
