@@ -311,6 +311,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	}
 	wrapped.out = newStreamWriter(wrapped.Conn, l.s.cfg.TCPQueueSize)
 	go wrapped.out.run()
+	l.s.addStream(wrapped)
 	return wrapped, nil
 }
 
@@ -386,6 +387,7 @@ func (c *clientStreamConn) Write(p []byte) (int, error) {
 
 // Close stops the writer and closes the connection.
 func (c *clientStreamConn) Close() error {
+	c.s.removeStream(c)
 	c.out.close()
 	return c.Conn.Close()
 }

@@ -64,6 +64,7 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		conn.toPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
 	}
 	relayAddr := &net.UDPAddr{IP: public.AsSlice(), Port: local.Port}
+	s.addRelayConn(relayAddr, conn)
 	return conn, relayAddr, nil
 }
 
@@ -138,6 +139,11 @@ type relayConn struct {
 	toPeers *tokenBucket // nil when bandwidth is unlimited
 	raw     *rawUDP      // nil where raw sends are not available
 
+	// channels are the allocation's channel bindings: datagrams from their peers are sent to
+	// the client here (see forward.go). advertised is the relay address, Server.relays' key.
+	channels   channelTable
+	advertised netip.AddrPort
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -182,15 +188,27 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, nil
 }
 
-// ReadFrom reads a peer's datagram, raw when it can (see rawUDP).
+// ReadFrom reads a peer's datagram, raw when it can (see rawUDP). pion/turn's read loop for
+// the socket calls it; datagrams from peers with a channel are sent to the client here (see
+// forward.go), and only the others are returned. Each is read into the ChannelData buffer,
+// after room for the header, and at most len(p) bytes of it, as pion/turn would read it.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	return readPacket(c.PacketConn, c.raw, p)
+	for {
+		buf := c.channels.outBuffer(len(p))
+		n, addr, err := readPacket(c.PacketConn, c.raw, buf[channelDataHeaderSize:channelDataHeaderSize+len(p)])
+		if err == nil && addr != nil && c.forward(buf, n, addr) {
+			continue
+		}
+		copy(p, buf[channelDataHeaderSize:channelDataHeaderSize+n])
+		return n, addr, err
+	}
 }
 
 // Close closes the socket and returns its quota slot, once.
 func (c *relayConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.PacketConn.Close()
+		c.s.removeRelayConn(c)
 		c.s.quota.give(c.user)
 	})
 	return c.closeErr
