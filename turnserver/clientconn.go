@@ -256,13 +256,20 @@ type clientPacketConn struct {
 }
 
 // ReadFrom reads a client's datagram and checks a request's MESSAGE-INTEGRITY
-// before pion/turn handles it (see inspectRequest).
+// before pion/turn handles it (see inspectRequest). ChannelData on a channel the server knows
+// is relayed here instead (see Server.relayFromClient), and the next datagram is read; a
+// datagram that fills p, which pion/turn drops as possibly truncated, is left to pion/turn.
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := readPacket(c.PacketConn, c.raw, p)
-	if err == nil && n > 0 && p[0]&0xc0 == 0 {
-		c.s.inspectRequest(p[:n], addr, c.LocalAddr())
+	for {
+		n, addr, err := readPacket(c.PacketConn, c.raw, p)
+		if err == nil && addr != nil && n > 0 && n < len(p) && p[0]&0xc0 == 0x40 && c.s.relayFromClient(p[:n], addr, c.LocalAddr()) {
+			continue
+		}
+		if err == nil && n > 0 && p[0]&0xc0 == 0 {
+			c.s.inspectRequest(p[:n], addr, c.LocalAddr())
+		}
+		return n, addr, err //nolint:wrapcheck // pion/turn's read loop only needs to see the error
 	}
-	return n, addr, err //nolint:wrapcheck // pion/turn's read loop only needs to see the error
 }
 
 func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {

@@ -41,7 +41,12 @@ type channelTable struct {
 	sink   clientSink // nil until the first channel is bound, or when the client socket is unknown
 	client net.Addr   // the allocation's client address, as pion/turn writes to it
 	byPeer map[netip.AddrPort]uint16
-	out    []byte // ChannelData being built; used only by the relay socket's read loop
+	// byNumber is the same bindings by channel number, with each peer's address as pion/turn
+	// gave it: where a UDP client's ChannelData goes (see Server.relayFromClient).
+	byNumber map[uint16]net.Addr
+	// clientKey is the allocation's 5-tuple, its key in Server.udpAllocs, once it has one.
+	clientKey tupleKey
+	out       []byte // ChannelData being built; used only by the relay socket's read loop
 }
 
 // peerKey is how a channel's peer is matched: by IP and port only, IPv4 unmapped, zone
@@ -122,8 +127,16 @@ func (s *Server) onChannelCreated(client, local net.Addr, protocol, _, _ string,
 	}
 	if t.byPeer == nil {
 		t.byPeer = make(map[netip.AddrPort]uint16)
+		t.byNumber = make(map[uint16]net.Addr)
 	}
 	t.byPeer[key] = number
+	t.byNumber[number] = peer
+	if k, ok := keyOf(client, local); ok && !k.tcp && protocol == "UDP" && t.clientKey == (tupleKey{}) {
+		t.clientKey = k
+		s.udpAllocsMu.Lock()
+		s.udpAllocs[k] = rc
+		s.udpAllocsMu.Unlock()
+	}
 }
 
 // onChannelDeleted forgets a channel binding pion/turn removed (expired, or its allocation
@@ -139,6 +152,58 @@ func (s *Server) onChannelDeleted(_, _ net.Addr, _, _, _ string, relayAddr, peer
 	defer t.mu.Unlock()
 	if n, found := t.byPeer[key]; found && n == number {
 		delete(t.byPeer, key)
+		delete(t.byNumber, number)
+	}
+}
+
+// relayFromClient sends a UDP client's ChannelData message p to the channel's peer, as
+// pion/turn would (handleChannelData: the allocation of the client's 5-tuple, the channel of
+// the number, then the relay socket's WriteTo, which checks the peer policy and the bandwidth
+// limit). false leaves p to pion/turn: a message that is not ChannelData pion/turn would
+// relay, or whose allocation or channel this table does not know. The allocation is found by
+// 5-tuple whichever of the port's sockets (UDPSockets) the message came in on.
+func (s *Server) relayFromClient(p []byte, client, local net.Addr) bool {
+	if len(p) < channelDataHeaderSize || p[0] < 0x40 || p[0] > 0x7f {
+		return false
+	}
+	size := int(binary.BigEndian.Uint16(p[2:4]))
+	if size > len(p)-channelDataHeaderSize {
+		return false // not ChannelData to pion/turn either (proto.IsChannelData)
+	}
+	key, ok := keyOf(client, local)
+	if !ok {
+		return false
+	}
+	s.udpAllocsMu.RLock()
+	rc := s.udpAllocs[key]
+	s.udpAllocsMu.RUnlock()
+	if rc == nil {
+		return false
+	}
+	rc.channels.mu.RLock()
+	peer := rc.channels.byNumber[binary.BigEndian.Uint16(p[0:2])]
+	rc.channels.mu.RUnlock()
+	if peer == nil {
+		return false
+	}
+	if _, err := rc.WriteTo(p[channelDataHeaderSize:channelDataHeaderSize+size], peer); err != nil {
+		s.noisyLog.Debug().Err(err).Stringer("client", client).Msg("turnserver: ChannelData not relayed")
+	}
+	return true
+}
+
+// removeUDPAlloc forgets a closing relay socket's entry in Server.udpAllocs.
+func (s *Server) removeUDPAlloc(c *relayConn) {
+	c.channels.mu.RLock()
+	key := c.channels.clientKey
+	c.channels.mu.RUnlock()
+	if key == (tupleKey{}) {
+		return
+	}
+	s.udpAllocsMu.Lock()
+	defer s.udpAllocsMu.Unlock()
+	if s.udpAllocs[key] == c {
+		delete(s.udpAllocs, key)
 	}
 }
 

@@ -23,9 +23,17 @@ func (s *Server) boundChannels() (relays, channels int) {
 	return len(s.relays), channels
 }
 
+// udpAllocCount counts the UDP allocations whose clients' ChannelData the server relays itself.
+func (s *Server) udpAllocCount() int {
+	s.udpAllocsMu.RLock()
+	defer s.udpAllocsMu.RUnlock()
+	return len(s.udpAllocs)
+}
+
 // TestChannelDataForwardedByRelaySocket checks the relay socket's own ChannelData path over UDP
-// and TCP: once pion's client has bound a channel, peer datagrams of every length modulo 4 reach
-// the client intact and are accounted, and the allocation's end forgets the socket.
+// and TCP, and the server's own path for a UDP client's ChannelData: once pion's client has
+// bound a channel, datagrams of every length modulo 4 reach the client and the peer intact and
+// are accounted, and the allocation's end forgets the socket.
 func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
@@ -55,6 +63,13 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 				_, channels := srv.boundChannels()
 				return channels == 1
 			})
+			wantAllocs := 0
+			if transport == "udp" {
+				wantAllocs = 1
+			}
+			if got := srv.udpAllocCount(); got != wantAllocs {
+				t.Fatalf("%d UDP allocations relayed by the server, want %d", got, wantAllocs)
+			}
 			before := srv.Stats()
 			buf := make([]byte, 2048)
 			sizes := []int{1, 2, 3, 4, 5, 1199, 1200, 1201, 1202, 1203}
@@ -66,11 +81,13 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 			}
 			sent := 0
 			for _, size := range sizes {
-				if _, err := relay.WriteTo([]byte("keep the channel's permission"), peer.LocalAddr()); err != nil {
+				payload := bytes.Repeat([]byte{byte(size)}, size)
+				if _, err := relay.WriteTo(payload, peer.LocalAddr()); err != nil {
 					t.Fatalf("relay write: %v", err)
 				}
-				readWithin(t, peer, buf)
-				payload := bytes.Repeat([]byte{byte(size)}, size)
+				if n, _ := readWithin(t, peer, buf); !bytes.Equal(buf[:n], payload) {
+					t.Fatalf("peer got %d bytes, want %d bytes of %d", n, size, size)
+				}
 				if _, err := peer.WriteTo(payload, relay.LocalAddr()); err != nil {
 					t.Fatalf("peer write: %v", err)
 				}
@@ -87,12 +104,18 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 			if got := st.BytesFromPeers - before.BytesFromPeers; got != uint64(sent) {
 				t.Errorf("bytes from peers: %d, want %d", got, sent)
 			}
+			if got := st.PacketsToPeers - before.PacketsToPeers; got != uint64(len(sizes)) {
+				t.Errorf("packets to peers: %d, want %d", got, len(sizes))
+			}
+			if got := st.BytesToPeers - before.BytesToPeers; got != uint64(sent) {
+				t.Errorf("bytes to peers: %d, want %d", got, sent)
+			}
 			if err := relay.Close(); err != nil {
 				t.Fatalf("closing the allocation: %v", err)
 			}
 			waitFor(t, "the relay socket forgotten", func() bool {
 				relays, channels := srv.boundChannels()
-				return relays == 0 && channels == 0
+				return relays == 0 && channels == 0 && srv.udpAllocCount() == 0
 			})
 		})
 	}

@@ -209,6 +209,7 @@ func (c *relayConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.PacketConn.Close()
 		c.s.removeRelayConn(c)
+		c.s.removeUDPAlloc(c)
 		c.s.quota.give(c.user)
 	})
 	return c.closeErr

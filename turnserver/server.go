@@ -51,6 +51,8 @@ type Server struct {
 	relays        map[netip.AddrPort]*relayConn
 	streamsMu     sync.Mutex
 	streams       map[tupleKey]*clientStreamConn
+	udpAllocsMu   sync.RWMutex
+	udpAllocs     map[tupleKey]*relayConn // UDP allocations with channels, by client 5-tuple
 	tcpListener   net.Listener
 	tlsListener   net.Listener
 	turn          *turn.Server
@@ -82,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 		verdicts:       make(map[clientKey]verdict),
 		relays:         make(map[netip.AddrPort]*relayConn),
 		streams:        make(map[tupleKey]*clientStreamConn),
+		udpAllocs:      make(map[tupleKey]*relayConn),
 	}
 	s.secrets.Store(newSecretSet(cfg.Secret, cfg.AcceptedSecrets))
 	s.policy.Store(&peerPolicy{allowed: cfg.AllowedPeers, denied: cfg.DeniedPeers})
