@@ -79,8 +79,9 @@ func (t *channelTable) lookup(peer net.Addr) (sink clientSink, client net.Addr, 
 }
 
 // forward sends the n bytes at buf[channelDataHeaderSize:] from peer to the client as
-// ChannelData, if peer has a channel; false leaves the datagram to pion/turn. buf is the relay
-// socket's out buffer (see relayConn.ReadFrom).
+// ChannelData, if peer has a channel; false leaves the datagram to pion/turn. buf has room for
+// the padding after the data. To a UDP client the message is queued in c.pending, buf and all,
+// and sent with the others of its batch by flush; to others it is sent at once.
 func (c *relayConn) forward(buf []byte, n int, peer net.Addr) bool {
 	sink, client, number, ok := c.channels.lookup(peer)
 	if !ok {
@@ -92,11 +93,48 @@ func (c *relayConn) forward(buf []byte, n int, peer net.Addr) bool {
 	binary.BigEndian.PutUint16(msg[0:2], number)
 	binary.BigEndian.PutUint16(msg[2:4], uint16(n)) //nolint:gosec // n <= len(p) of pion/turn's 1,600-byte buffer
 	clear(msg[channelDataHeaderSize+n:])
+	if udp, ok := sink.(*clientPacketConn); ok && c.raw != nil && udp.raw != nil {
+		if to, ok := client.(*net.UDPAddr); ok && udp.raw.sendable(unmapPort(to.AddrPort())) {
+			if len(c.pending) > 0 && (udp != c.pendingSink || client != c.pendingClient) {
+				c.flush()
+			}
+			c.pending = append(c.pending, msg)
+			c.pendingSink, c.pendingClient = udp, client
+			return true
+		}
+	}
 	if err := sink.sendToClient(msg, client); err != nil {
 		c.s.noisyLog.Error().Err(err).Stringer("peer", peer).Str("user", c.user).
 			Msg("turnserver: failed to send ChannelData to the client")
 	}
 	return true
+}
+
+// flush sends the queued ChannelData messages to their UDP client in one sendmmsg call (or as
+// few as the socket takes), after the bandwidth check and accounting each would have had in
+// clientPacketConn.WriteTo.
+func (c *relayConn) flush() {
+	if len(c.pending) == 0 {
+		return
+	}
+	sink, client := c.pendingSink, c.pendingClient
+	local := sink.LocalAddr()
+	kept := c.pending[:0]
+	for _, msg := range c.pending {
+		if c.s.relayedFromPeer(int(binary.BigEndian.Uint16(msg[2:4])), client, local) {
+			kept = append(kept, msg)
+		}
+	}
+	if len(kept) > 0 {
+		to, _ := client.(*net.UDPAddr) // forward queued only *net.UDPAddr clients
+		if fails, err := sink.raw.writeBatch(&c.sends, kept, unmapPort(to.AddrPort())); err != nil {
+			c.s.noisyLog.Error().Err(err).Int("failed", fails).Stringer("client", client).Str("user", c.user).
+				Msg("turnserver: failed to send ChannelData to the client")
+		}
+	}
+	clear(c.pending) // keep no batch buffer reachable from here
+	c.pending = c.pending[:0]
+	c.pendingSink, c.pendingClient = nil, nil
 }
 
 // outBuffer returns the relay socket's ChannelData buffer, with room for a header, size bytes

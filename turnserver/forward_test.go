@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -70,6 +71,10 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 			if got := srv.udpAllocCount(); got != wantAllocs {
 				t.Fatalf("%d UDP allocations relayed by the server, want %d", got, wantAllocs)
 			}
+			waitFor(t, "the first round trips accounted", func() bool {
+				st := srv.Stats()
+				return st.PacketsToPeers == 3 && st.PacketsFromPeers == 3
+			})
 			before := srv.Stats()
 			buf := make([]byte, 2048)
 			sizes := []int{1, 2, 3, 4, 5, 1199, 1200, 1201, 1202, 1203}
@@ -97,6 +102,9 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 				}
 				sent += size
 			}
+			waitFor(t, "the last datagram to the peer accounted", func() bool {
+				return srv.Stats().PacketsToPeers-before.PacketsToPeers >= uint64(len(sizes))
+			})
 			st := srv.Stats()
 			if got := st.PacketsFromPeers - before.PacketsFromPeers; got != uint64(len(sizes)) {
 				t.Errorf("packets from peers: %d, want %d", got, len(sizes))
@@ -109,6 +117,20 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 			}
 			if got := st.BytesToPeers - before.BytesToPeers; got != uint64(sent) {
 				t.Errorf("bytes to peers: %d, want %d", got, sent)
+			}
+			// A burst: the relay socket reads several datagrams per call and sends them on
+			// together (RelayReadBatch), in order.
+			const burst = 40
+			for i := range burst {
+				if _, err := peer.WriteTo([]byte(fmt.Sprintf("burst %d", i)), relay.LocalAddr()); err != nil {
+					t.Fatalf("peer write: %v", err)
+				}
+			}
+			for i := range burst {
+				n, _ := readWithin(t, relay, buf)
+				if want := fmt.Sprintf("burst %d", i); string(buf[:n]) != want {
+					t.Fatalf("client got %q, want %q", buf[:n], want)
+				}
 			}
 			if err := relay.Close(); err != nil {
 				t.Fatalf("closing the allocation: %v", err)
