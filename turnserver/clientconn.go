@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -341,6 +342,10 @@ type clientStreamConn struct {
 	handshakeErr     error
 
 	framer streamFramer // used only by pion/turn's read loop for this connection
+
+	// relay is the relay socket of the connection's allocation once it has a channel: where
+	// its ChannelData goes (see relayFromClient).
+	relay atomic.Pointer[relayConn]
 }
 
 func (c *clientStreamConn) Read(p []byte) (int, error) {
@@ -357,8 +362,13 @@ func (c *clientStreamConn) Read(p []byte) (int, error) {
 			return 0, c.handshakeErr
 		}
 	}
-	return c.framer.read(c.Conn.Read, p, func(frame []byte) {
+	return c.framer.read(c.Conn.Read, p, func(frame []byte) bool {
+		// A frame that fills p pion/turn drops as possibly truncated: left to it.
+		if frame[0]&0xc0 == 0x40 && len(frame) < len(p) {
+			return c.relayFromClient(frame)
+		}
 		c.s.inspectRequest(frame, c.RemoteAddr(), c.LocalAddr())
+		return false
 	})
 }
 

@@ -169,6 +169,9 @@ func (s *Server) onChannelCreated(client, local net.Addr, protocol, _, _ string,
 	}
 	t.byPeer[key] = number
 	t.byNumber[number] = peer
+	if stream, ok := t.sink.(*clientStreamConn); ok {
+		stream.relay.Store(rc)
+	}
 	if k, ok := keyOf(client, local); ok && !k.tcp && protocol == "UDP" && t.clientKey == (tupleKey{}) {
 		t.clientKey = k
 		s.udpAllocsMu.Lock()
@@ -230,11 +233,39 @@ func (s *Server) relayFromClient(p []byte, client, local net.Addr) bool {
 	return true
 }
 
-// removeUDPAlloc forgets a closing relay socket's entry in Server.udpAllocs.
+// relayFromClient sends a TCP or TLS client's ChannelData frame p (padding included) to the
+// channel's peer, as Server.relayFromClient does for UDP clients; false leaves it to pion/turn.
+func (c *clientStreamConn) relayFromClient(p []byte) bool {
+	rc := c.relay.Load()
+	if rc == nil || len(p) < channelDataHeaderSize {
+		return false
+	}
+	size := int(binary.BigEndian.Uint16(p[2:4]))
+	if size > len(p)-channelDataHeaderSize {
+		return false
+	}
+	rc.channels.mu.RLock()
+	peer := rc.channels.byNumber[binary.BigEndian.Uint16(p[0:2])]
+	rc.channels.mu.RUnlock()
+	if peer == nil {
+		return false
+	}
+	if _, err := rc.WriteTo(p[channelDataHeaderSize:channelDataHeaderSize+size], peer); err != nil {
+		c.s.noisyLog.Debug().Err(err).Stringer("client", c.RemoteAddr()).Msg("turnserver: ChannelData not relayed")
+	}
+	return true
+}
+
+// removeUDPAlloc forgets a closing relay socket: its entry in Server.udpAllocs, or its TCP or
+// TLS connection's pointer to it.
 func (s *Server) removeUDPAlloc(c *relayConn) {
 	c.channels.mu.RLock()
 	key := c.channels.clientKey
+	stream, _ := c.channels.sink.(*clientStreamConn)
 	c.channels.mu.RUnlock()
+	if stream != nil {
+		stream.relay.CompareAndSwap(c, nil)
+	}
 	if key == (tupleKey{}) {
 		return
 	}

@@ -24,6 +24,19 @@ func (s *Server) boundChannels() (relays, channels int) {
 	return len(s.relays), channels
 }
 
+// streamRelays counts the TCP and TLS connections whose ChannelData the server relays itself.
+func (s *Server) streamRelays() int {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	n := 0
+	for _, c := range s.streams {
+		if c.relay.Load() != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // udpAllocCount counts the UDP allocations whose clients' ChannelData the server relays itself.
 func (s *Server) udpAllocCount() int {
 	s.udpAllocsMu.RLock()
@@ -64,12 +77,15 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 				_, channels := srv.boundChannels()
 				return channels == 1
 			})
-			wantAllocs := 0
+			wantAllocs, wantStreams := 0, 1
 			if transport == "udp" {
-				wantAllocs = 1
+				wantAllocs, wantStreams = 1, 0
 			}
 			if got := srv.udpAllocCount(); got != wantAllocs {
 				t.Fatalf("%d UDP allocations relayed by the server, want %d", got, wantAllocs)
+			}
+			if got := srv.streamRelays(); got != wantStreams {
+				t.Fatalf("%d TCP connections relayed by the server, want %d", got, wantStreams)
 			}
 			waitFor(t, "the first round trips accounted", func() bool {
 				st := srv.Stats()
@@ -137,7 +153,7 @@ func TestChannelDataForwardedByRelaySocket(t *testing.T) {
 			}
 			waitFor(t, "the relay socket forgotten", func() bool {
 				relays, channels := srv.boundChannels()
-				return relays == 0 && channels == 0 && srv.udpAllocCount() == 0
+				return relays == 0 && channels == 0 && srv.udpAllocCount() == 0 && srv.streamRelays() == 0
 			})
 		})
 	}
