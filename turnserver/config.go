@@ -70,9 +70,10 @@ type Config struct {
 	// many queued peer datagrams one recvmmsg call takes at most. Those from
 	// peers with a channel go to a UDP client together, in one sendmmsg call
 	// on the listener socket (TCP and TLS clients get them one by one). It
-	// costs RelayReadBatch×(MaxDatagramSize+8) bytes of buffers per
-	// allocation, taken on its first read. Between 1 and MaxReadBatch; zero
-	// means the default, 8.
+	// costs about RelayReadBatch×1.8 KB (a MaxDatagramSize buffer, room for
+	// the ChannelData header and padding, the source address and the call's
+	// headers) per allocation, taken on its first read. Between 1 and
+	// MaxReadBatch; zero means the default, 8.
 	RelayReadBatch int
 	// RelaySocketBuffer is the same for each allocation's relay socket, which
 	// receives the peers' datagrams. Zero leaves the system default.

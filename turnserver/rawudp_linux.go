@@ -177,11 +177,15 @@ func (m *batchSender) send(fd uintptr) bool {
 	for m.done < len(m.hdrs) {
 		sent, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.hdrs[m.done])),
 			uintptr(len(m.hdrs)-m.done), 0, 0, 0)
-		switch e {
-		case 0:
+		switch {
+		case e == 0 && sent == 0: // never for a datagram socket; counted as failed rather than retried
+			m.errno = syscall.EIO
+			m.fails += len(m.hdrs) - m.done
+			m.done = len(m.hdrs)
+		case e == 0:
 			m.done += int(sent)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false // wait for room, as WriteTo would
 		default: // the first message failed: skip it, as its own sendto would have failed
 			m.errno = e
