@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -256,13 +257,20 @@ type clientPacketConn struct {
 }
 
 // ReadFrom reads a client's datagram and checks a request's MESSAGE-INTEGRITY
-// before pion/turn handles it (see inspectRequest).
+// before pion/turn handles it (see inspectRequest). ChannelData on a channel the server knows
+// is relayed here instead (see Server.relayFromClient), and the next datagram is read; a
+// datagram that fills p, which pion/turn drops as possibly truncated, is left to pion/turn.
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := readPacket(c.PacketConn, c.raw, p)
-	if err == nil && n > 0 && p[0]&0xc0 == 0 {
-		c.s.inspectRequest(p[:n], addr, c.LocalAddr())
+	for {
+		n, addr, err := readPacket(c.PacketConn, c.raw, p)
+		if err == nil && addr != nil && n > 0 && n < len(p) && p[0]&0xc0 == 0x40 && c.s.relayFromClient(p[:n], addr, c.LocalAddr()) {
+			continue
+		}
+		if err == nil && n > 0 && p[0]&0xc0 == 0 {
+			c.s.inspectRequest(p[:n], addr, c.LocalAddr())
+		}
+		return n, addr, err //nolint:wrapcheck // pion/turn's read loop only needs to see the error
 	}
-	return n, addr, err //nolint:wrapcheck // pion/turn's read loop only needs to see the error
 }
 
 func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -311,6 +319,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	}
 	wrapped.out = newStreamWriter(wrapped.Conn, l.s.cfg.TCPQueueSize)
 	go wrapped.out.run()
+	l.s.addStream(wrapped)
 	return wrapped, nil
 }
 
@@ -333,6 +342,10 @@ type clientStreamConn struct {
 	handshakeErr     error
 
 	framer streamFramer // used only by pion/turn's read loop for this connection
+
+	// relay is the relay socket of the connection's allocation once it has a channel: where
+	// its ChannelData goes (see relayFromClient).
+	relay atomic.Pointer[relayConn]
 }
 
 func (c *clientStreamConn) Read(p []byte) (int, error) {
@@ -349,8 +362,13 @@ func (c *clientStreamConn) Read(p []byte) (int, error) {
 			return 0, c.handshakeErr
 		}
 	}
-	return c.framer.read(c.Conn.Read, p, func(frame []byte) {
+	return c.framer.read(c.Conn.Read, p, func(frame []byte) bool {
+		// A frame that fills p pion/turn drops as possibly truncated: left to it.
+		if frame[0]&0xc0 == 0x40 && len(frame) < len(p) {
+			return c.relayFromClient(frame)
+		}
 		c.s.inspectRequest(frame, c.RemoteAddr(), c.LocalAddr())
+		return false
 	})
 }
 
@@ -386,6 +404,7 @@ func (c *clientStreamConn) Write(p []byte) (int, error) {
 
 // Close stops the writer and closes the connection.
 func (c *clientStreamConn) Close() error {
+	c.s.removeStream(c)
 	c.out.close()
 	return c.Conn.Close()
 }

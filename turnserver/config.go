@@ -63,11 +63,18 @@ type Config struct {
 	// Linux) takes at most from a UDP listener socket; its read loop then
 	// handles them one by one. A burst from many clients thus costs one
 	// call rather than one per datagram, for ReadBatch×MaxDatagramSize
-	// bytes of buffers per listener socket. Relay sockets, of which there
-	// is one per allocation and each hears mostly one peer, read one
-	// datagram per call. Between 1 and MaxReadBatch; zero means the
-	// default, 16.
+	// bytes of buffers per listener socket. Relay sockets read with
+	// RelayReadBatch. Between 1 and MaxReadBatch; zero means the default, 16.
 	ReadBatch int
+	// RelayReadBatch is the same for each allocation's relay socket: how
+	// many queued peer datagrams one recvmmsg call takes at most. Those from
+	// peers with a channel go to a UDP client together, in one sendmmsg call
+	// on the listener socket (TCP and TLS clients get them one by one). It
+	// costs about RelayReadBatch×1.8 KB (a MaxDatagramSize buffer, room for
+	// the ChannelData header and padding, the source address and the call's
+	// headers) per allocation, taken on its first read. Between 1 and
+	// MaxReadBatch; zero means the default, 8.
+	RelayReadBatch int
 	// RelaySocketBuffer is the same for each allocation's relay socket, which
 	// receives the peers' datagrams. Zero leaves the system default.
 	RelaySocketBuffer int
@@ -212,7 +219,7 @@ const MaxDatagramSize = 1600
 // MaxUDPSockets bounds Config.UDPSockets.
 const MaxUDPSockets = 64
 
-// MaxReadBatch bounds Config.ReadBatch.
+// MaxReadBatch bounds Config.ReadBatch and Config.RelayReadBatch.
 const MaxReadBatch = 1024
 
 // MaxAcceptedSecretsLimit bounds Config.MaxAcceptedSecrets: with more, every
@@ -223,6 +230,7 @@ const MaxAcceptedSecretsLimit = 64
 const (
 	defaultStreamReadBuffer   = 8 << 10
 	defaultReadBatch          = 16
+	defaultRelayReadBatch     = 8
 	defaultMaxAcceptedSecrets = 8
 	defaultMaxVerdicts        = 4096
 	defaultMaxListFile        = 1 << 20
@@ -255,6 +263,7 @@ func DefaultConfig() Config {
 		TLSHandshakeTimeout:    10 * time.Second,
 		UDPSocketBuffer:        4 << 20,
 		ReadBatch:              defaultReadBatch,
+		RelayReadBatch:         defaultRelayReadBatch,
 		RelaySocketBuffer:      1 << 20,
 		TCPSendBuffer:          256 << 10,
 		TCPQueueSize:           64 << 10,
@@ -320,6 +329,10 @@ func (cfg Config) validate() (Config, error) {
 	cfg.ReadBatch = orDefault(cfg.ReadBatch, defaultReadBatch)
 	if cfg.ReadBatch < 1 || cfg.ReadBatch > MaxReadBatch {
 		errs = append(errs, fmt.Errorf("ReadBatch must be between 1 and %d, got %d", MaxReadBatch, cfg.ReadBatch))
+	}
+	cfg.RelayReadBatch = orDefault(cfg.RelayReadBatch, defaultRelayReadBatch)
+	if cfg.RelayReadBatch < 1 || cfg.RelayReadBatch > MaxReadBatch {
+		errs = append(errs, fmt.Errorf("RelayReadBatch must be between 1 and %d, got %d", MaxReadBatch, cfg.RelayReadBatch))
 	}
 	cfg.MaxAcceptedSecrets = orDefault(cfg.MaxAcceptedSecrets, defaultMaxAcceptedSecrets)
 	cfg.MaxVerdicts = orDefault(cfg.MaxVerdicts, defaultMaxVerdicts)

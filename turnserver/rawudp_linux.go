@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawUDP sends and receives a UDP socket's datagrams with raw sendto and recvmmsg system calls.
@@ -41,7 +43,8 @@ type mmsghdr struct {
 
 // batchReader is the state of one socket's batched reads.
 type batchReader struct {
-	size  int // datagrams per call, Config.ReadBatch
+	size  int // datagrams per call, Config.ReadBatch or RelayReadBatch
+	head  int // bytes of room before each datagram in its buffer (a relay socket's ChannelData header)
 	bufs  [][]byte
 	names [][syscall.SizeofSockaddrAny]byte
 	iovs  []syscall.Iovec
@@ -56,6 +59,12 @@ type batchReader struct {
 // newRawUDP returns nil when conn is not a UDP socket whose family can be read. batch is how
 // many datagrams one read takes at most (Config.ReadBatch).
 func newRawUDP(conn net.PacketConn, batch int) *rawUDP {
+	return newRawUDPHead(conn, batch, 0)
+}
+
+// newRawUDPHead is newRawUDP for a reader that keeps head bytes of room before each datagram
+// (see next).
+func newRawUDPHead(conn net.PacketConn, batch, head int) *rawUDP {
 	uc, ok := conn.(*net.UDPConn)
 	if !ok {
 		return nil
@@ -72,6 +81,7 @@ func newRawUDP(conn net.PacketConn, batch int) *rawUDP {
 	}
 	r := &rawUDP{rc: rc, v6: domain == syscall.AF_INET6}
 	r.rd.size = max(1, batch)
+	r.rd.head = head
 	r.rd.call = r.rd.recv
 	r.sends.New = func() any {
 		op := &sendOp{}
@@ -113,21 +123,7 @@ func (r *rawUDP) writeTo(p []byte, addr netip.AddrPort) (n int, ok bool, err err
 	op := r.sends.Get().(*sendOp) //nolint:forcetypeassert // the pool holds nothing else
 	defer r.sends.Put(op)
 	op.p, op.n, op.errno = p, 0, 0
-	if r.v6 {
-		op.sa = [syscall.SizeofSockaddrInet6]byte{}
-		binary.NativeEndian.PutUint16(op.sa[0:2], syscall.AF_INET6)
-		binary.BigEndian.PutUint16(op.sa[2:4], addr.Port())
-		a16 := ip.As16() // an IPv4 address as ::ffff:a.b.c.d
-		copy(op.sa[8:24], a16[:])
-		op.saLen = syscall.SizeofSockaddrInet6
-	} else {
-		binary.NativeEndian.PutUint16(op.sa[0:2], syscall.AF_INET)
-		binary.BigEndian.PutUint16(op.sa[2:4], addr.Port())
-		a4 := ip.Unmap().As4()
-		copy(op.sa[4:8], a4[:])
-		clear(op.sa[8:16])
-		op.saLen = syscall.SizeofSockaddrInet4
-	}
+	op.saLen = r.sockaddr(&op.sa, addr)
 	werr := r.rc.Write(op.call)
 	op.p = nil
 	switch {
@@ -137,6 +133,99 @@ func (r *rawUDP) writeTo(p []byte, addr netip.AddrPort) (n int, ok bool, err err
 		return 0, true, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: op.errno}
 	}
 	return op.n, true, nil
+}
+
+// sendable reports whether writeTo and writeBatch can send to addr.
+func (r *rawUDP) sendable(addr netip.AddrPort) bool {
+	ip := addr.Addr()
+	return ip.Zone() == "" && (r.v6 || ip.Unmap().Is4())
+}
+
+// sockaddr writes addr (sendable) to sa as the socket's family takes it, and returns its length.
+func (r *rawUDP) sockaddr(sa *[syscall.SizeofSockaddrInet6]byte, addr netip.AddrPort) uintptr {
+	ip := addr.Addr()
+	if r.v6 {
+		*sa = [syscall.SizeofSockaddrInet6]byte{}
+		binary.NativeEndian.PutUint16(sa[0:2], syscall.AF_INET6)
+		binary.BigEndian.PutUint16(sa[2:4], addr.Port())
+		a16 := ip.As16() // an IPv4 address as ::ffff:a.b.c.d
+		copy(sa[8:24], a16[:])
+		return syscall.SizeofSockaddrInet6
+	}
+	binary.NativeEndian.PutUint16(sa[0:2], syscall.AF_INET)
+	binary.BigEndian.PutUint16(sa[2:4], addr.Port())
+	a4 := ip.Unmap().As4()
+	copy(sa[4:8], a4[:])
+	clear(sa[8:16])
+	return syscall.SizeofSockaddrInet4
+}
+
+// batchSender is the state of one sender's sendmmsg calls: a relay socket's read loop sending
+// ChannelData to its client through the listener socket. It allocates only when a batch is
+// larger than any before.
+type batchSender struct {
+	hdrs  []mmsghdr
+	iovs  []syscall.Iovec
+	sa    [syscall.SizeofSockaddrInet6]byte
+	done  int           // messages handled (sent, or failed with an error)
+	errno syscall.Errno // the last error of a message
+	fails int           // messages that failed
+	call  func(fd uintptr) bool
+}
+
+func (m *batchSender) send(fd uintptr) bool {
+	for m.done < len(m.hdrs) {
+		sent, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.hdrs[m.done])),
+			uintptr(len(m.hdrs)-m.done), 0, 0, 0)
+		switch {
+		case e == 0 && sent == 0: // never for a datagram socket; counted as failed rather than retried
+			m.errno = syscall.EIO
+			m.fails += len(m.hdrs) - m.done
+			m.done = len(m.hdrs)
+		case e == 0:
+			m.done += int(sent)
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
+			return false // wait for room, as WriteTo would
+		default: // the first message failed: skip it, as its own sendto would have failed
+			m.errno = e
+			m.fails++
+			m.done++
+		}
+	}
+	return true
+}
+
+// writeBatch sends each of msgs (none empty) to addr (sendable) in as few sendmmsg calls as the
+// socket takes, waiting for room as WriteTo would. It returns how many failed, and the last
+// error.
+func (r *rawUDP) writeBatch(m *batchSender, msgs [][]byte, addr netip.AddrPort) (fails int, err error) {
+	if m.call == nil {
+		m.call = m.send
+	}
+	saLen := r.sockaddr(&m.sa, addr)
+	if cap(m.hdrs) < len(msgs) {
+		m.hdrs = make([]mmsghdr, len(msgs))
+		m.iovs = make([]syscall.Iovec, len(msgs))
+	}
+	m.hdrs, m.iovs = m.hdrs[:len(msgs)], m.iovs[:len(msgs)]
+	for i, p := range msgs {
+		m.iovs[i].Base = &p[0]
+		m.iovs[i].SetLen(len(p))
+		m.hdrs[i] = mmsghdr{hdr: syscall.Msghdr{Name: &m.sa[0], Namelen: uint32(saLen), Iov: &m.iovs[i], Iovlen: 1}}
+	}
+	m.done, m.errno, m.fails = 0, 0, 0
+	werr := r.rc.Write(m.call)
+	for i := range m.iovs {
+		m.iovs[i].Base = nil // keep no datagram buffer reachable
+	}
+	switch {
+	case werr != nil:
+		return len(msgs) - m.done + m.fails, werr
+	case m.errno != 0:
+		return m.fails, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: m.errno}
+	}
+	return 0, nil
 }
 
 // recv is one recvmmsg call into the batch buffers.
@@ -157,15 +246,16 @@ func (b *batchReader) recv(fd uintptr) bool {
 	return true
 }
 
-// setup allocates the batch buffers, each of size bytes, on the first read.
+// setup allocates the batch buffers on the first read: each takes a datagram of up to size
+// bytes after head bytes of room, and has 3 bytes to spare after it (ChannelData padding).
 func (b *batchReader) setup(size int) {
 	b.bufs = make([][]byte, b.size)
 	b.names = make([][syscall.SizeofSockaddrAny]byte, b.size)
 	b.iovs = make([]syscall.Iovec, b.size)
 	b.hdrs = make([]mmsghdr, b.size)
 	for i := range b.size {
-		b.bufs[i] = make([]byte, size)
-		b.iovs[i].Base = &b.bufs[i][0]
+		b.bufs[i] = make([]byte, b.head+size+3)
+		b.iovs[i].Base = &b.bufs[i][b.head]
 		b.iovs[i].SetLen(size)
 		b.hdrs[i].hdr.Name = &b.names[i][0]
 		b.hdrs[i].hdr.Iov = &b.iovs[i]
@@ -180,27 +270,43 @@ func (r *rawUDP) readFrom(p []byte) (n int, addr *net.UDPAddr, ok bool, err erro
 	if len(p) == 0 {
 		return 0, nil, false, nil
 	}
+	buf, n, addr, err := r.next(len(p))
+	if buf != nil {
+		copy(p, buf[r.rd.head:r.rd.head+n])
+	}
+	return n, addr, true, err
+}
+
+// next returns the next datagram of the batch, reading a new batch (and waiting for one) when
+// it is used up: its n bytes start at buf[head], where head is the room the reader keeps before
+// each datagram, and buf has 3 bytes to spare after them. buf is valid until the next read of a
+// batch, that is, until a call of next when buffered is false. size is the most a datagram may
+// have (longer ones are cut), and must not change. Only one goroutine may call it at a time.
+func (r *rawUDP) next(size int) (buf []byte, n int, addr *net.UDPAddr, err error) {
 	b := &r.rd
 	if b.next >= b.got {
 		if b.bufs == nil {
-			b.setup(len(p))
+			b.setup(size)
 		}
 		if rerr := r.rc.Read(b.call); rerr != nil {
-			return 0, nil, true, rerr
+			return nil, 0, nil, rerr
 		}
 		if b.errno != 0 {
-			return 0, nil, true, &net.OpError{Op: "read", Net: "udp", Err: b.errno}
+			return nil, 0, nil, &net.OpError{Op: "read", Net: "udp", Err: b.errno}
 		}
 		if b.got == 0 {
-			return 0, nil, true, nil
+			return nil, 0, nil, nil
 		}
 	}
 	i := b.next
 	b.next++
-	n = copy(p, b.bufs[i][:b.hdrs[i].len])
+	n = min(int(b.hdrs[i].len), size)
 	addr, err = b.addrs.lookup(b.names[i][:])
-	return n, addr, true, err
+	return b.bufs[i], n, addr, err
 }
+
+// buffered reports whether datagrams of the last batch are still to be handed out.
+func (r *rawUDP) buffered() bool { return r.rd.next < r.rd.got }
 
 // addrCache maps source sockaddrs to the *net.UDPAddr handed out for them last time, so that
 // a busy socket does not allocate an address per datagram. Handed-out addresses are never

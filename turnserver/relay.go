@@ -59,11 +59,12 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 		s.quota.give(conf.UserID)
 		return nil, nil, fmt.Errorf("relay socket has non-UDP address %v", inner.LocalAddr())
 	}
-	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID, raw: newRawUDP(inner, 1)}
+	conn := &relayConn{PacketConn: inner, s: s, user: conf.UserID, raw: newRawUDPHead(inner, s.cfg.RelayReadBatch, channelDataHeaderSize)}
 	if s.cfg.BandwidthPerAllocation > 0 {
 		conn.toPeers = newTokenBucket(s.cfg.BandwidthPerAllocation, s.cfg.BandwidthBurst, s.cfg.Now())
 	}
 	relayAddr := &net.UDPAddr{IP: public.AsSlice(), Port: local.Port}
+	s.addRelayConn(relayAddr, conn)
 	return conn, relayAddr, nil
 }
 
@@ -138,6 +139,17 @@ type relayConn struct {
 	toPeers *tokenBucket // nil when bandwidth is unlimited
 	raw     *rawUDP      // nil where raw sends are not available
 
+	// channels are the allocation's channel bindings: datagrams from their peers are sent to
+	// the client here (see forward.go). advertised is the relay address, Server.relays' key.
+	channels   channelTable
+	advertised netip.AddrPort
+	// pending is ChannelData for a UDP client, each in its batch buffer, that flush sends
+	// together (see forward); used only by the socket's read loop, like sends.
+	pending       [][]byte
+	pendingSink   *clientPacketConn
+	pendingClient net.Addr
+	sends         batchSender
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -182,15 +194,47 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, nil
 }
 
-// ReadFrom reads a peer's datagram, raw when it can (see rawUDP).
+// ReadFrom reads a peer's datagram, raw and in batches when it can (see rawUDP). pion/turn's
+// read loop for the socket calls it; datagrams from peers with a channel are sent to the client
+// here (see forward.go), and only the others are returned, at most len(p) bytes of each, as
+// pion/turn would read them.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	return readPacket(c.PacketConn, c.raw, p)
+	if c.raw == nil {
+		for {
+			buf := c.channels.outBuffer(len(p))
+			n, addr, err := c.PacketConn.ReadFrom(buf[channelDataHeaderSize : channelDataHeaderSize+len(p)])
+			if err == nil && addr != nil && c.forward(buf, n, addr) {
+				continue
+			}
+			copy(p, buf[channelDataHeaderSize:channelDataHeaderSize+n])
+			return n, addr, err //nolint:wrapcheck // pion/turn's read loop only needs to see the error
+		}
+	}
+	for {
+		if !c.raw.buffered() {
+			c.flush() // before waiting for the next batch, whose read reuses the buffers
+		}
+		buf, n, addr, err := c.raw.next(len(p))
+		if err == nil && addr != nil && c.forward(buf, n, addr) {
+			continue
+		}
+		c.flush() // what came before this datagram goes first
+		if buf != nil {
+			copy(p, buf[channelDataHeaderSize:channelDataHeaderSize+n])
+		}
+		if err != nil || addr == nil {
+			return n, nil, err
+		}
+		return n, addr, nil
+	}
 }
 
 // Close closes the socket and returns its quota slot, once.
 func (c *relayConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.PacketConn.Close()
+		c.s.removeRelayConn(c)
+		c.s.removeUDPAlloc(c)
 		c.s.quota.give(c.user)
 	})
 	return c.closeErr

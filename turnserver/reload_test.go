@@ -211,7 +211,7 @@ func TestStreamFramer(t *testing.T) {
 		p := make([]byte, 1600)
 		var frames [][]byte
 		for {
-			n, err := f.read(read, p, func([]byte) { inspected++ })
+			n, err := f.read(read, p, func([]byte) bool { inspected++; return false })
 			if err != nil {
 				break
 			}
@@ -229,13 +229,13 @@ func TestStreamFramer(t *testing.T) {
 	}
 	f := streamFramer{size: DefaultConfig().StreamReadBuffer}
 	big := []byte{0x00, 0x01, 0x10, 0x00} // a STUN header claiming 4,096 bytes
-	if _, err := f.read(func(p []byte) (int, error) { return copy(p, big), nil }, make([]byte, 1600), func([]byte) {}); err == nil {
+	if _, err := f.read(func(p []byte) (int, error) { return copy(p, big), nil }, make([]byte, 1600), func([]byte) bool { return false }); err == nil {
 		t.Error("a frame larger than the caller's buffer was not refused")
 	}
 	// The read buffer is Config.StreamReadBuffer: a frame that fits the caller's buffer but not
 	// the read buffer is refused too.
 	f = streamFramer{size: 16}
-	if _, err := f.read(func(p []byte) (int, error) { return copy(p, stunMsg.Raw), nil }, make([]byte, 1600), func([]byte) {}); !errors.Is(err, errFrameTooLarge) {
+	if _, err := f.read(func(p []byte) (int, error) { return copy(p, stunMsg.Raw), nil }, make([]byte, 1600), func([]byte) bool { return false }); !errors.Is(err, errFrameTooLarge) {
 		t.Errorf("a %d-byte frame through a 16-byte read buffer: %v, want errFrameTooLarge", len(stunMsg.Raw), err)
 	}
 }

@@ -209,8 +209,8 @@ func frameSize(b []byte) int {
 
 // read returns the next frame from r into p, inspecting a request before it is returned.
 // Bytes that are not a frame are passed on as they are, so pion/turn fails on them as it would
-// have.
-func (f *streamFramer) read(r func([]byte) (int, error), p []byte, inspect func([]byte)) (int, error) {
+// have. A frame inspect reports as handled (true) is not returned, and the next one is read.
+func (f *streamFramer) read(r func([]byte) (int, error), p []byte, inspect func([]byte) bool) (int, error) {
 	if f.buf == nil {
 		f.buf = make([]byte, f.size)
 	}
@@ -225,7 +225,13 @@ func (f *streamFramer) read(r func([]byte) (int, error), p []byte, inspect func(
 		case size > len(p) || size > len(f.buf):
 			return 0, fmt.Errorf("%w: %d bytes", errFrameTooLarge, size)
 		case size > 0 && size <= len(have):
-			inspect(have[:size])
+			if inspect(have[:size]) {
+				f.start += size
+				if f.start == f.end {
+					f.start, f.end = 0, 0
+				}
+				continue
+			}
 			n := copy(p, have[:size])
 			f.start += n
 			if f.start == f.end {

@@ -42,10 +42,20 @@ type Server struct {
 	verdicts       map[clientKey]verdict   // the key that signed each client's latest request
 	familyRefusals map[string]int          // user -> Allocates refused for their address family
 
-	udpConns    []net.PacketConn // UDPSockets sockets sharing one port
-	tcpListener net.Listener
-	tlsListener net.Listener
-	turn        *turn.Server
+	udpConns []net.PacketConn // UDPSockets sockets sharing one port
+	// clientPackets wrap udpConns; relays and streams are the open relay sockets by
+	// advertised address and the TCP and TLS client connections by 5-tuple, where channel
+	// bindings find their allocation's sockets (see forward.go).
+	clientPackets []*clientPacketConn
+	relaysMu      sync.Mutex
+	relays        map[netip.AddrPort]*relayConn
+	streamsMu     sync.Mutex
+	streams       map[tupleKey]*clientStreamConn
+	udpAllocsMu   sync.RWMutex
+	udpAllocs     map[tupleKey]*relayConn // UDP allocations with channels, by client 5-tuple
+	tcpListener   net.Listener
+	tlsListener   net.Listener
+	turn          *turn.Server
 
 	closeOnce sync.Once
 	closeErr  error
@@ -72,6 +82,9 @@ func New(cfg Config) (*Server, error) {
 		pendingAuth:    make(map[tupleKey]authRecord),
 		familyRefusals: make(map[string]int),
 		verdicts:       make(map[clientKey]verdict),
+		relays:         make(map[netip.AddrPort]*relayConn),
+		streams:        make(map[tupleKey]*clientStreamConn),
+		udpAllocs:      make(map[tupleKey]*relayConn),
 	}
 	s.secrets.Store(newSecretSet(cfg.Secret, cfg.AcceptedSecrets))
 	s.policy.Store(&peerPolicy{allowed: cfg.AllowedPeers, denied: cfg.DeniedPeers})
@@ -97,13 +110,17 @@ func New(cfg Config) (*Server, error) {
 			OnAuth:              s.onAuth,
 			OnAllocationCreated: s.onAllocationCreated,
 			OnAllocationDeleted: s.onAllocationDeleted,
+			OnChannelCreated:    s.onChannelCreated,
+			OnChannelDeleted:    s.onChannelDeleted,
 		},
 	}
 	// One allocation manager per socket: the kernel keeps each client on
 	// one socket, so its allocation is always found where it was made.
 	for _, conn := range s.udpConns {
+		client := &clientPacketConn{PacketConn: conn, s: s, raw: newRawUDP(conn, cfg.ReadBatch)}
+		s.clientPackets = append(s.clientPackets, client)
 		serverConfig.PacketConnConfigs = append(serverConfig.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &clientPacketConn{PacketConn: conn, s: s, raw: newRawUDP(conn, cfg.ReadBatch)},
+			PacketConn:            client,
 			RelayAddressGenerator: generator,
 			PermissionHandler:     s.permitPeer,
 		})

@@ -25,6 +25,19 @@ func (*rawUDP) writeTo([]byte, netip.AddrPort) (int, bool, error) { return 0, fa
 
 func (*rawUDP) readFrom([]byte) (int, *net.UDPAddr, bool, error) { return 0, nil, false, nil }
 
+func newRawUDPHead(net.PacketConn, int, int) *rawUDP { return nil }
+
+func (*rawUDP) next(int) ([]byte, int, *net.UDPAddr, error) { return nil, 0, nil, nil }
+
+func (*rawUDP) buffered() bool { return false }
+
+func (*rawUDP) sendable(netip.AddrPort) bool { return false }
+
+// batchSender exists on Linux only.
+type batchSender struct{}
+
+func (*rawUDP) writeBatch(*batchSender, [][]byte, netip.AddrPort) (int, error) { return 0, nil }
+
 // streamSender exists on Linux only; elsewhere stream messages always go through the writer
 // goroutine.
 type streamSender struct{}
