@@ -73,7 +73,10 @@ func TestErrorResponsesCarryReasons(t *testing.T) {
 	if resp := v6.authed(stun.MethodAllocate, requestUDPTransport); resp.Type.Class != stun.ClassSuccessResponse {
 		t.Fatalf("IPv4 Allocate after the 440 answered %v code %v", resp.Type, errorCode(resp))
 	}
-	if n := len(srv.pendingAuth) + len(srv.familyRefusals); n != 0 {
+	srv.allocMu.Lock()
+	n := len(srv.pendingAuth) + len(srv.familyRefusals)
+	srv.allocMu.Unlock()
+	if n != 0 {
 		t.Errorf("%d records left in pendingAuth and familyRefusals after every response left", n)
 	}
 }
