@@ -24,8 +24,8 @@ import (
 // Nothing else shows either before the first broadcast, and after it only a broken promise
 // would, and a silent peer promises nothing. Each is reported once (SilentNeighbor); peer
 // scoring disconnects and refuses it. A neighbour heard from is listed in Ready.Greeted once:
-// peer scoring credits it, so that before any broadcast has shown who delivers, repairs go
-// back to peers known to run the protocol and evictions drop the unproven first.
+// peer scoring credits it, so that before any broadcast has shown who delivers, evictions
+// drop the unproven first (repairs do not prefer it: a dropper greets too).
 //
 // A frame that arrives just before the local NeighborUp (the other end came up first) counts
 // as the hello: the last few senders that were not neighbours are remembered (helloEarlyMax).
@@ -144,7 +144,7 @@ func (c *Core) sentTo(peer string) {
 	}
 }
 
-// silentSince returns when w is judged silent: NeighborHelloTimeout after it came up if it
+// silentAt returns when w is judged silent: NeighborHelloTimeout after it came up if it
 // never greeted, NeighborSilenceTimeout after its last frame otherwise.
 func (c *Core) silentAt(w *neighborWatch) time.Duration {
 	if !w.heardAny {
