@@ -539,11 +539,11 @@ func (c *Core) PeerDown(peer string) {
 }
 
 // Distrust is PeerDown for a peer that peer scoring cut off for misbehaviour. What it taught
-// this node leaves the passive view with it, and so does what its own teacher taught, when it
-// was a neighbour this node found in its passive view: a hostile peer's shuffles name its
-// accomplices, and the repair would otherwise try them one by one, each holding a slot until
-// it too is caught. An honest teacher loses only entries, which its next shuffle brings back
-// if they are live.
+// this node leaves the passive view with it, and so does what its own teacher (the peer that
+// named it to this node, if one did) taught: a hostile peer's shuffles name its accomplices,
+// and the repair would otherwise try them one by one, each holding a slot until it too is
+// caught. An honest teacher loses only entries, which its next shuffle brings back if they
+// are live.
 func (c *Core) Distrust(peer string) {
 	if c.left || peer == "" || peer == c.cfg.Self {
 		return

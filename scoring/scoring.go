@@ -115,8 +115,9 @@ type Config struct {
 	FirstDeliveryDecay  float64
 	// HelloCredit (≥ 0) is what a new neighbour's hello (its first frame, gossip's
 	// Ready.Greeted) counts for, in first deliveries: it ranks a peer known to run the
-	// broadcast protocol above unknown ones in repairs and evictions before any broadcast
-	// has shown who delivers. 0: hellos earn nothing.
+	// broadcast protocol above unknown ones for evictions before any broadcast has shown who
+	// delivers. Kept below one delivery, it earns no preference in repairs (membership's
+	// RankProven), since a dropper greets too. 0: hellos earn nothing.
 	HelloCredit float64
 
 	// Weight (≤ 0) and Decay (in (0, 1)) per offence, indexed by Offence: an offence counted n
@@ -407,9 +408,8 @@ func (s *Scorer) Credit(now time.Duration, peer string) {
 }
 
 // Greeted credits peer's hello, its first frame as a new neighbour (gossip's Ready.Greeted),
-// as HelloCredit first deliveries (their weight, cap and decay): a peer known to
-// run the broadcast protocol ranks above unknown ones before any broadcast has shown who
-// delivers.
+// as HelloCredit first deliveries (their weight, cap and decay): a peer known to run the
+// broadcast protocol ranks above unknown ones before any broadcast has shown who delivers.
 func (s *Scorer) Greeted(now time.Duration, peer string) {
 	if !s.cfg.Enabled || peer == "" || s.cfg.HelloCredit == 0 || s.Refused(now, peer) {
 		return
