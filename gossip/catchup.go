@@ -286,9 +286,18 @@ func (c *Core) digestRange() (from, to int64) {
 // sendDigest sends peer a summary Digest of the whole range.
 func (c *Core) sendDigest(peer string) {
 	from, to := c.digestRange()
-	m := Message{Type: Digest, Salt: c.cfg.Rand.Uint64(), Spans: []Span{{From: from, To: to}}}
+	m := Message{Type: Digest, Salt: c.salt(), Spans: []Span{{From: from, To: to}}}
 	c.summarize(m.Spans, m.Salt)
 	c.send(peer, m)
+}
+
+// salt draws a Digest's salt: never 0, which marks a hello (IsHello).
+func (c *Core) salt() uint64 {
+	for {
+		if v := c.cfg.Rand.Uint64(); v != 0 {
+			return v
+		}
+	}
 }
 
 // onDigest compares a neighbour's Digest with this node's history and answers when they
@@ -325,7 +334,7 @@ func (c *Core) onDigest(from string, m Message) {
 			break
 		}
 		if len(differ) == 0 && int(s.Count) > limit && s.To-s.From > 1 && c.cfg.CatchUpSpans > 1 {
-			d := Message{Type: Digest, Salt: c.cfg.Rand.Uint64(), Spans: splitSpan(Span{From: s.From, To: s.To}, c.cfg.CatchUpSpans)}
+			d := Message{Type: Digest, Salt: c.salt(), Spans: splitSpan(Span{From: s.From, To: s.To}, c.cfg.CatchUpSpans)}
 			c.summarize(d.Spans, d.Salt)
 			c.answer(from, d)
 			return

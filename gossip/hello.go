@@ -68,13 +68,17 @@ func (c *Core) watch(peer string) *neighborWatch {
 }
 
 // sendHello greets a new neighbour, or keeps a quiet link alive: a Digest of the last
-// millisecond, which a core with catch-up compares with its own (nothing to answer, nearly
-// always) and a core without ignores. A new neighbour gets it only when catch-up is off:
-// with catch-up on, its link-up Digest is the hello.
+// millisecond with salt 0 (IsHello), which a core with catch-up compares with its own (nothing
+// to answer, nearly always) and a core without ignores. A new neighbour gets it only when
+// catch-up is off: with catch-up on, its link-up Digest is the hello.
 func (c *Core) sendHello(peer string) {
 	now := c.nowMillis()
-	c.send(peer, Message{Type: Digest, Salt: c.cfg.Rand.Uint64(), Spans: []Span{{From: now - 1, To: now}}})
+	c.send(peer, Message{Type: Digest, Spans: []Span{{From: now - 1, To: now}}})
 }
+
+// IsHello reports whether m is a hello or keepalive Digest (sendHello), not one of
+// catch-up's, which always have a salt: for drivers that count catch-up's traffic apart.
+func IsHello(m *Message) bool { return m.Type == Digest && m.Salt == 0 }
 
 // helloUp starts watching a new neighbour (after its link-up Digest, if any, was sent).
 func (c *Core) helloUp(peer string) {

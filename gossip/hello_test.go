@@ -169,6 +169,11 @@ func TestHelloWithoutCatchUp(t *testing.T) {
 	if len(ho.Messages) != 1 || ho.Messages[0].Msg.Type != Digest || len(hw.Messages) != 1 {
 		t.Fatalf("hellos: without catch-up %+v, with %+v", ho.Messages, hw.Messages)
 	}
+	// Drivers tell the check's hellos from catch-up's Digests, which always have a salt.
+	if !IsHello(&ho.Messages[0].Msg) || IsHello(&hw.Messages[0].Msg) {
+		t.Errorf("IsHello: %v for the hello, %v for catch-up's link-up Digest; want true, false",
+			IsHello(&ho.Messages[0].Msg), IsHello(&hw.Messages[0].Msg))
+	}
 	if err := with.Step("a", ho.Messages[0].Msg); err != nil {
 		t.Fatal(err)
 	}

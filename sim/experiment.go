@@ -183,6 +183,10 @@ type Result struct {
 	// carried in the same time, so that the ratio of the two is catch-up's overhead.
 	CatchUpBytesPerNodeRound float64 `json:"catch_up_bytes_per_node_round"`
 	PayloadBytesPerNodeRound float64 `json:"payload_bytes_per_node_round"`
+	// HelloBytesPerNodeRound is the encoded size of the silent-neighbour check's hellos and
+	// keepalives (gossip.IsHello) sent per live node per round in the same time; the link-up
+	// Digests of catch-up, which serve as hellos too, count as catch-up.
+	HelloBytesPerNodeRound float64 `json:"hello_bytes_per_node_round"`
 	// HistoryDeliveries counts the deliveries of the whole run that came by catch-up.
 	HistoryDeliveries uint64 `json:"history_deliveries"`
 	// LinkSetups counts the links honest nodes opened during the broadcast phase (after
@@ -324,6 +328,7 @@ func Run(e Experiment) (Result, error) {
 		rounds := float64(d) / float64(e.round())
 		res.CatchUpBytesPerNodeRound = float64(after.CatchUpBytes-before.CatchUpBytes) / live / rounds
 		res.PayloadBytesPerNodeRound = float64(after.PayloadBytes-before.PayloadBytes) / live / rounds
+		res.HelloBytesPerNodeRound = float64(after.HelloBytes-before.HelloBytes) / live / rounds
 	}
 	// Give catch-up its rounds, then take the eventual figure over the nodes alive now.
 	for r := range e.DrainRounds {

@@ -246,6 +246,9 @@ type Counters struct {
 	// payload bytes of the Gossip and History messages sent. Messages sent to a crashed or
 	// cut-off node count: they left the sender.
 	CatchUpMessages, CatchUpBytes, PayloadBytes uint64
+	// HelloBytes counts the encoded size of the hellos and keepalives (gossip.IsHello) the
+	// silent-neighbour check sends, which are not catch-up.
+	HelloBytes uint64
 }
 
 // Sim is one simulated network. It is not safe for concurrent use; one goroutine drives it.
@@ -685,6 +688,12 @@ func (s *Sim) send(from int32, to string, ev event) {
 			s.cnt.PayloadBytes += uint64(len(ev.gm.Payload))
 			fallthrough
 		case gossip.Digest, gossip.Have, gossip.Pull:
+			if gossip.IsHello(&ev.gm) {
+				size, buf, _ := wireSize(s.wireBuf, &ev.gm)
+				s.wireBuf = buf
+				s.cnt.HelloBytes += uint64(size)
+				break
+			}
 			s.cnt.CatchUpMessages++
 			size, buf, ok := wireSize(s.wireBuf, &ev.gm)
 			s.wireBuf = buf
