@@ -374,11 +374,21 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// do runs fn on the node's goroutine and waits for it.
+// do runs fn on the node's goroutine and waits for it. Once Close has begun it returns
+// ErrClosed instead: the node's goroutine is then closing the links and takes no requests,
+// and a link layer's callback that waited here (a late ICE candidate to signal) would hold up
+// the very link close that goroutine waits for.
 func (n *Node) do(fn func()) error {
 	finished := make(chan struct{})
 	select {
+	case <-n.stop:
+		return ErrClosed
+	default:
+	}
+	select {
 	case n.reqs <- func() { fn(); close(finished) }:
+	case <-n.stop:
+		return ErrClosed
 	case <-n.done:
 		return ErrClosed
 	}
