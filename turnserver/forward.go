@@ -207,10 +207,6 @@ func (s *Server) relayFromClient(p []byte, client, local net.Addr) bool {
 	if len(p) < channelDataHeaderSize || p[0] < 0x40 || p[0] > 0x7f {
 		return false
 	}
-	size := int(binary.BigEndian.Uint16(p[2:4]))
-	if size > len(p)-channelDataHeaderSize {
-		return false // not ChannelData to pion/turn either (proto.IsChannelData)
-	}
 	key, ok := keyOf(client, local)
 	if !ok {
 		return false
@@ -218,17 +214,29 @@ func (s *Server) relayFromClient(p []byte, client, local net.Addr) bool {
 	s.udpAllocsMu.RLock()
 	rc := s.udpAllocs[key]
 	s.udpAllocsMu.RUnlock()
-	if rc == nil {
+	return rc != nil && rc.sendChannelData(p, client)
+}
+
+// sendChannelData sends client's ChannelData message p (header, payload and any padding) to
+// the peer its channel number names, through WriteTo (peer policy, bandwidth limit,
+// accounting). false leaves p to pion/turn: it is cut short (not ChannelData to pion/turn
+// either: proto.IsChannelData), or its channel is not known here.
+func (c *relayConn) sendChannelData(p []byte, client net.Addr) bool {
+	if len(p) < channelDataHeaderSize {
 		return false
 	}
-	rc.channels.mu.RLock()
-	peer := rc.channels.byNumber[binary.BigEndian.Uint16(p[0:2])]
-	rc.channels.mu.RUnlock()
+	size := int(binary.BigEndian.Uint16(p[2:4]))
+	if size > len(p)-channelDataHeaderSize {
+		return false
+	}
+	c.channels.mu.RLock()
+	peer := c.channels.byNumber[binary.BigEndian.Uint16(p[0:2])]
+	c.channels.mu.RUnlock()
 	if peer == nil {
 		return false
 	}
-	if _, err := rc.WriteTo(p[channelDataHeaderSize:channelDataHeaderSize+size], peer); err != nil {
-		s.noisyLog.Debug().Err(err).Stringer("client", client).Msg("turnserver: ChannelData not relayed")
+	if _, err := c.WriteTo(p[channelDataHeaderSize:channelDataHeaderSize+size], peer); err != nil {
+		c.s.noisyLog.Debug().Err(err).Stringer("client", client).Msg("turnserver: ChannelData not relayed")
 	}
 	return true
 }
@@ -237,23 +245,7 @@ func (s *Server) relayFromClient(p []byte, client, local net.Addr) bool {
 // channel's peer, as Server.relayFromClient does for UDP clients; false leaves it to pion/turn.
 func (c *clientStreamConn) relayFromClient(p []byte) bool {
 	rc := c.relay.Load()
-	if rc == nil || len(p) < channelDataHeaderSize {
-		return false
-	}
-	size := int(binary.BigEndian.Uint16(p[2:4]))
-	if size > len(p)-channelDataHeaderSize {
-		return false
-	}
-	rc.channels.mu.RLock()
-	peer := rc.channels.byNumber[binary.BigEndian.Uint16(p[0:2])]
-	rc.channels.mu.RUnlock()
-	if peer == nil {
-		return false
-	}
-	if _, err := rc.WriteTo(p[channelDataHeaderSize:channelDataHeaderSize+size], peer); err != nil {
-		c.s.noisyLog.Debug().Err(err).Stringer("client", c.RemoteAddr()).Msg("turnserver: ChannelData not relayed")
-	}
-	return true
+	return rc != nil && rc.sendChannelData(p, c.RemoteAddr())
 }
 
 // removeUDPAlloc forgets a closing relay socket: its entry in Server.udpAllocs, or its TCP or
