@@ -158,8 +158,21 @@ func (c *Core) silentAt(w *neighborWatch) time.Duration {
 }
 
 // tickHello reports the neighbours whose hello or keepalive is overdue, once each, and sends
-// the keepalives that are due.
+// the keepalives that are due. A Tick that comes more than NeighborHelloTimeout after the
+// earliest judgment was due means this node was away (paused, asleep, starved of CPU), not
+// its neighbours: their frames may be waiting unread, so every judgment starts over from now.
 func (c *Core) tickHello() {
+	if at, ok := c.helloDeadline(); ok && c.now-at > c.cfg.NeighborHelloTimeout {
+		c.stats.HelloRestarts++
+		for i := range c.watches {
+			w := &c.watches[i]
+			w.up, w.sent = c.now, c.now
+			if w.heardAny {
+				w.heard = c.now
+			}
+		}
+		return
+	}
 	for i := range c.watches {
 		w := &c.watches[i]
 		if !w.reported && c.silentAt(w) <= c.now {

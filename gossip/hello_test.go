@@ -145,7 +145,11 @@ func TestHelloEarlyFrameAndDown(t *testing.T) {
 	}
 	a.NeighborDown("gone")
 	a.Ready()
-	a.Tick(30 * time.Second) // past the hello timeout, short of z's silence timeout
+	// Past the hello timeout, short of z's silence timeout, ticked as a driver that is not
+	// away would tick (a single late Tick would start the judgments over).
+	for now := time.Second; now <= 30*time.Second; now += time.Second {
+		a.Tick(now)
+	}
 	if s := silentReports(a.Ready()); !slices.Equal(s, []string{"bad"}) {
 		t.Errorf("silent reports %v, want [bad] (z greeted early, gone left)", s)
 	}
@@ -215,5 +219,28 @@ func TestHelloOff(t *testing.T) {
 	cfg.NeighborHelloTimeout = -time.Second
 	if _, err := New(func() Config { cfg.Self = "a"; return cfg }()); err == nil {
 		t.Error("a negative NeighborHelloTimeout was accepted")
+	}
+}
+
+// A node that was away (paused, asleep) does not blame its neighbours for its own absence:
+// a Tick long after the judgments were due starts them over, so a neighbour whose frames
+// wait unread is not reported; one that stays silent afterwards still is.
+func TestHelloNodeAwayBlamesNobody(t *testing.T) {
+	n := helloNet(t)
+	a := n.add("a")
+	a.NeighborUp("x")
+	a.Ready()
+	a.Tick(time.Hour) // the process was stopped for an hour
+	if s := silentReports(a.Ready()); len(s) != 0 || a.Stats().HelloRestarts != 1 {
+		t.Fatalf("after a pause: reported %v, %d restarts; want none reported, 1 restart", s, a.Stats().HelloRestarts)
+	}
+	if err := a.Step("x", Message{Type: Digest, Salt: 1, Spans: []Span{{From: 0, To: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	a.NeighborUp("y") // y never greets
+	a.Ready()
+	a.Tick(time.Hour + 10*time.Second)
+	if s := silentReports(a.Ready()); !slices.Equal(s, []string{"y"}) {
+		t.Errorf("reported %v; want y, silent after the pause, and not x, whose frame was read", s)
 	}
 }

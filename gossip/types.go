@@ -345,6 +345,9 @@ type Stats struct {
 	// SilentNeighbors counts the neighbours reported as SilentNeighbor; Keepalives the
 	// Digests sent to neighbours that had been sent nothing for NeighborKeepalive.
 	SilentNeighbors, Keepalives uint64
+	// HelloRestarts counts the Ticks that came so late (this node was away) that every
+	// neighbour's silence was judged afresh from then.
+	HelloRestarts uint64
 	// CacheBytes is the payload and proof bytes held in the Graft cache (at most
 	// CacheMaxBytes); SeenBytes the estimated memory of the seen set (at most SeenMaxBytes).
 	CacheBytes, SeenBytes int
