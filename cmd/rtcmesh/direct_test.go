@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDirectLine(t *testing.T) {
@@ -30,10 +31,26 @@ func TestDirectLine(t *testing.T) {
 // node alone as a "direct" event with the sender's proven ID.
 func TestDirectMessageBetweenProcesses(t *testing.T) {
 	_, nodes, ids := catchUpMesh(t, "direct", 4)
-	if _, err := io.WriteString(nodes[0].stdin, "@"+ids[3]+" just for you\n"); err != nil {
-		t.Fatal(err)
+	// catchUpMesh waits for each node's first neighbour, not for the whole mesh: until nodes[0]
+	// has a link or a route to ids[3], the line fails with "no route", as it should; it is typed
+	// again until it leaves (a slow, loaded machine forms the mesh in seconds, not at once).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := io.WriteString(nodes[0].stdin, "@"+ids[3]+" just for you\n"); err != nil {
+			t.Fatal(err)
+		}
+		m := nodes[0].await("direct_sent or direct_failed", func(m map[string]any) bool {
+			return (m["event"] == "direct_sent" || m["event"] == "direct_failed") && m["peer"] == ids[3]
+		})
+		if m["event"] == "direct_sent" {
+			break
+		}
+		if reason, _ := m["reason"].(string); !strings.Contains(reason, "no route") || time.Now().After(deadline) {
+			t.Fatalf("the direct message did not leave: %v", m)
+		}
+		t.Logf("not yet: %v", m["reason"])
+		time.Sleep(500 * time.Millisecond)
 	}
-	nodes[0].await("direct_sent", func(m map[string]any) bool { return m["event"] == "direct_sent" && m["peer"] == ids[3] })
 	got := nodes[3].await("the direct message", func(m map[string]any) bool {
 		return m["event"] == "direct" && m["data"] == "just for you"
 	})
