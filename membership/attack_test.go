@@ -854,3 +854,84 @@ func TestRepairPrefersProvenOverGreeted(t *testing.T) {
 		t.Errorf("second picks %v: want greeted drawn like an unranked peer (about a third)", counts)
 	}
 }
+
+// SampledPassive: peers that repeat a few IDs in every shuffle (10 of 11 shuffles here, 40
+// IDs in all) do not own a passive view that also heard 160 honest IDs once each. Random
+// eviction leaves the repeated IDs most of the view; the min-wise sample holds them about in
+// proportion to their share of the distinct IDs heard (40 of 200), over 5 seeds. Whatever
+// order the IDs come in, the sample is the view's best-ranked IDs, and an ID once refused is
+// refused again.
+func TestSampledPassiveIgnoresRepetition(t *testing.T) {
+	for _, sampled := range []bool{true, false} {
+		var share float64
+		const seeds = 5
+		for seed := range uint64(seeds) {
+			cfg := testConfig("a")
+			cfg.Rand = rand.New(rand.NewPCG(seed, 7))
+			cfg.SampledPassive = sampled
+			relays := []string{"n1", "n2", "n3", "n4"}
+			c := quietCore(t, cfg, relays...)
+			pick := rand.New(rand.NewPCG(seed, 8))
+			honest := 0
+			for k := range 220 {
+				c.Tick(time.Duration(k) * 50 * time.Millisecond)
+				m := Message{Type: Shuffle, TTL: 0}
+				if k%11 == 0 {
+					m.Node = fmt.Sprint("origin", k)
+					for range 8 {
+						m.Nodes = append(m.Nodes, fmt.Sprint("h", honest))
+						honest++
+					}
+				} else {
+					m.Node = fmt.Sprint("fake-origin-", pick.IntN(40))
+					for len(m.Nodes) < 8 {
+						if id := fmt.Sprint("fake-", pick.IntN(40)); !slices.Contains(m.Nodes, id) {
+							m.Nodes = append(m.Nodes, id)
+						}
+					}
+				}
+				if err := c.Step(relays[k%len(relays)], m); err != nil {
+					t.Fatal(err)
+				}
+				c.Ready()
+			}
+			fake, all := fakeShare(c)
+			if all != cfg.PassiveSize {
+				t.Fatalf("passive view of %d, want it full (%d)", all, cfg.PassiveSize)
+			}
+			share += float64(fake) / float64(all) / seeds
+			if sampled {
+				// The view is exactly the best-ranked IDs it kept: nothing refused ranks better
+				// than its worst entry.
+				worst := slices.Max(c.passiveRank)
+				for i, p := range c.passive {
+					if c.passiveRank[i] != sampleRank(c.sampleKey, p) {
+						t.Fatalf("rank of %s out of date", p)
+					}
+				}
+				var refused []string
+				for i := range 40 {
+					p := fmt.Sprint("fake-", i)
+					if !slices.Contains(c.passive, p) {
+						if sampleRank(c.sampleKey, p) < worst {
+							t.Errorf("%s ranks better than the worst entry but is not in the view", p)
+						}
+						refused = append(refused, p)
+					}
+				}
+				view := slices.Clone(c.passive)
+				c.Step("n1", Message{Type: Shuffle, TTL: 0, Node: "fake-origin-1", Nodes: refused[:min(8, len(refused))]})
+				if !slices.Equal(view, c.passive) {
+					t.Errorf("IDs refused before changed the view when repeated: %v, then %v", view, c.passive)
+				}
+			}
+		}
+		t.Logf("sampled %v: repeated IDs hold %.2f of the passive view (%.2f of the distinct IDs heard)", sampled, share, 40.0/200)
+		switch {
+		case sampled && share > 0.35:
+			t.Errorf("sampled: repeated IDs hold %.2f of the view, want about 0.2 (at most 0.35)", share)
+		case !sampled && share < 0.6:
+			t.Errorf("random eviction: repeated IDs hold only %.2f of the view; the test no longer shows the attack", share)
+		}
+	}
+}

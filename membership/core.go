@@ -56,6 +56,12 @@ type Core struct {
 	activeSince []time.Duration
 	activeFrom  []string
 	passiveFrom []string
+	// passiveRank[i] is sampleRank(passive[i]) when SampledPassive is on (nil otherwise),
+	// kept so a full view finds its worst-ranked entry without hashing every entry again.
+	// sampleKey is this core's secret key of that rank, drawn once from Rand: a peer that
+	// cannot know it cannot pick or grind IDs that rank well here.
+	passiveRank []uint64
+	sampleKey   uint64
 
 	out   Ready
 	stats Stats
@@ -162,6 +168,10 @@ func New(cfg Config) (*Core, error) {
 		passive:     make([]string, 0, min(cfg.PassiveSize, 64)),
 		passiveFrom: make([]string, 0, min(cfg.PassiveSize, 64)),
 		nextDue:     noDeadline,
+	}
+	if cfg.SampledPassive {
+		c.sampleKey = c.rand.Uint64()
+		c.passiveRank = make([]uint64, 0, min(cfg.PassiveSize, 64))
 	}
 	return c, nil
 }
@@ -411,6 +421,7 @@ func (c *Core) Leave() {
 	c.passive = c.passive[:0]
 	clear(c.passiveFrom)
 	c.passiveFrom = c.passiveFrom[:0]
+	c.passiveRank = c.passiveRank[:0]
 	c.tried = c.tried[:0]
 	clear(c.asked)
 	c.asked = c.asked[:0]
@@ -1416,10 +1427,13 @@ func (c *Core) mergePassive(nodes []string, from string, prefer []string) {
 
 // insertPassive adds p, taught by peer from ("" for first-hand), unless it is Self, active or
 // already passive. A teacher that already taught MaxPassiveFromPeer entries gives up its own
-// oldest one. Otherwise, when the view is full, it evicts the first entry of prefer[*next:]
-// still present, else a random one. The cursor next walks prefer once across a whole merge:
-// an entry found absent, or already evicted, is not looked for again, which keeps a merge at
-// O(len(nodes)+len(prefer)) scans of the view rather than their product.
+// oldest one (with SampledPassive: its worst-ranked one, and only for a better-ranked p).
+// Otherwise, when the view is full, SampledPassive keeps the PassiveSize best-ranked entries
+// (p replaces the worst-ranked entry if it ranks better, else is dropped); without it, p
+// evicts the first entry of prefer[*next:] still present, else a random one. The cursor next
+// walks prefer once across a whole merge: an entry found absent, or already evicted, is not
+// looked for again, which keeps a merge at O(len(nodes)+len(prefer)) scans of the view
+// rather than their product.
 func (c *Core) insertPassive(p, from string, prefer []string, next *int) {
 	if p == "" || p == c.cfg.Self || indexOf(c.active, p) >= 0 || indexOf(c.passive, p) >= 0 {
 		return
@@ -1427,34 +1441,79 @@ func (c *Core) insertPassive(p, from string, prefer []string, next *int) {
 	if from == p {
 		from = "" // a peer naming itself tells us nothing we could not learn from its link
 	}
+	var rank uint64
+	if c.cfg.SampledPassive {
+		rank = sampleRank(c.sampleKey, p)
+	}
 	if limit := c.cfg.MaxPassiveFromPeer; limit > 0 && from != "" {
-		first, n := -1, 0
+		victim, n := -1, 0
 		for i, t := range c.passiveFrom {
-			if t == from {
-				if first < 0 {
-					first = i
-				}
-				n++
+			if t != from {
+				continue
+			}
+			n++
+			if victim < 0 || (c.cfg.SampledPassive && c.passiveRank[i] > c.passiveRank[victim]) {
+				victim = i // the oldest, or with sampling the worst-ranked
 			}
 		}
 		if n >= limit {
+			if c.cfg.SampledPassive && rank >= c.passiveRank[victim] {
+				c.stats.PassiveNotSampled++
+				return
+			}
 			c.stats.PassiveCapped++
-			c.dropPassiveAt(first)
+			c.dropPassiveAt(victim)
 		}
 	}
 	if len(c.passive) >= c.cfg.PassiveSize {
 		victim := -1
-		for next != nil && victim < 0 && *next < len(prefer) {
-			victim = indexOf(c.passive, prefer[*next])
-			*next++
-		}
-		if victim < 0 {
-			victim = c.rand.IntN(len(c.passive))
+		switch {
+		case c.cfg.SampledPassive:
+			for i, r := range c.passiveRank {
+				if victim < 0 || r > c.passiveRank[victim] {
+					victim = i
+				}
+			}
+			if rank >= c.passiveRank[victim] {
+				c.stats.PassiveNotSampled++
+				return
+			}
+		default:
+			for next != nil && victim < 0 && *next < len(prefer) {
+				victim = indexOf(c.passive, prefer[*next])
+				*next++
+			}
+			if victim < 0 {
+				victim = c.rand.IntN(len(c.passive))
+			}
 		}
 		c.dropPassiveAt(victim)
 	}
 	c.passive = append(c.passive, p)
 	c.passiveFrom = append(c.passiveFrom, from)
+	if c.cfg.SampledPassive {
+		c.passiveRank = append(c.passiveRank, rank)
+	}
+}
+
+// sampleRank is p's rank in this core's min-wise sample (SampledPassive): a keyed 64-bit hash
+// (FNV-1a over the key and the ID, then a SplitMix64 finaliser so every bit depends on every
+// byte). The view keeps the IDs of lowest rank it has heard of; under a key the peers do not
+// know, that is a uniform sample of the distinct IDs heard, however often one was repeated.
+func sampleRank(key uint64, p string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for k := range 8 {
+		h = (h ^ (key >> (8 * k) & 0xff)) * prime
+	}
+	for i := 0; i < len(p); i++ {
+		h = (h ^ uint64(p[i])) * prime
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
 }
 
 // dropPassive removes p from the passive view, if there.
@@ -1467,6 +1526,9 @@ func (c *Core) dropPassive(p string) {
 func (c *Core) dropPassiveAt(i int) {
 	c.passive = removeAt(c.passive, i)
 	c.passiveFrom = removeAt(c.passiveFrom, i)
+	if c.passiveRank != nil {
+		c.passiveRank = slices.Delete(c.passiveRank, i, i+1)
+	}
 }
 
 // randomActiveExcept returns a random active peer other than a and b, or "" if none.

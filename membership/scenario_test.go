@@ -348,7 +348,8 @@ func formatStats(s Stats) string {
 		name string
 		v    uint64
 	}{{"forced-evictions", s.ForcedEvictions}, {"evictions-refused", s.EvictionsRefused},
-		{"passive-capped", s.PassiveCapped}, {"shuffle-entries-dropped", s.ShuffleEntriesDropped},
+		{"passive-capped", s.PassiveCapped}, {"passive-not-sampled", s.PassiveNotSampled},
+		{"shuffle-entries-dropped", s.ShuffleEntriesDropped},
 		{"repair-stalls", s.RepairStalls}, {"contact-requests", s.ContactRequests}} {
 		if f.v > 0 {
 			fmt.Fprintf(&d, " %s=%d", f.name, f.v)

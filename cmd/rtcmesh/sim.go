@@ -44,6 +44,7 @@ func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut 
 	fs.StringVar((*string)(&e.Attack), "attack", "", "hostile policy of the --attackers: drop, eclipse, poison or flood")
 	fs.IntVar(&e.AttackRounds, "attack-rounds", e.AttackRounds, "rounds the attackers' injected messages run before the first broadcast")
 	fs.BoolVar(&e.Defences, "defences", e.Defences, "keep the protocol cores' defences against hostile peers on; false: off, for side-by-side figures")
+	fs.BoolVar(&c.Membership.SampledPassive, "sampled-passive", c.Membership.SampledPassive, "keep each full passive view a min-wise sample of the IDs heard (membership.Config.SampledPassive, after Brahms) instead of evicting at random; --defences=false turns it off")
 	fs.BoolVar(&e.ServerGone, "server-gone", false, "the signaling server disappears after stabilisation (at the --fail crash): a link whose offer finds no route through the overlay cannot be set up, and no node gets fresh contacts")
 	fs.BoolVar(&c.RouteShuffleReplies, "route-shuffle-replies", c.RouteShuffleReplies, "send a shuffle reply to a node that is not a neighbour through the overlay when a route is known, as a node does, instead of counting a link setup for it (needs --routing)")
 	fs.BoolVar(&c.Routing.Enabled, "routing", c.Routing.Enabled, "route link signals through the overlay where a route is known (server_signal_fraction counts the setups that still needed the server); false: every setup uses the server")
