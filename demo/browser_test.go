@@ -175,6 +175,14 @@ func (tb *tab) open(t *testing.T, url string) (id string, toNeighbour time.Durat
 		id = v
 		return v != "", err
 	})
+	// A tab that never gets a neighbour (seen once in CI under load) leaves its own account:
+	// the peer's snapshot (links, refusals, passive peers) when the wait failed.
+	defer func() {
+		if t.Failed() {
+			s, err := eval[string](tb, `globalThis.rtcmesh.snapshot().then(s => JSON.stringify(s))`)
+			t.Logf("%s: the peer's snapshot when the wait failed: %s (error: %v)", tb.name, s, err)
+		}
+	}()
 	var ms float64
 	tb.waitFor(t, "the peer has a neighbour", func() (bool, error) {
 		v, err := eval[float64](tb, `globalThis.rtcmesh.snapshot().then(s => s.neighbors.length > 0 ? performance.now() : -1)`)
