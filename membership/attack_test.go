@@ -351,7 +351,7 @@ func TestShuffleReplyMustAnswerOurShuffle(t *testing.T) {
 	c, _ := New(cfg)
 	c.Tick(0)
 	c.joined = true
-	c.addActive("b", false)
+	c.addActive("b", addChosen)
 	c.Ready()
 	c.shuffle()
 	sent := c.Ready().Messages[0].Msg.Nodes
@@ -439,7 +439,7 @@ func TestFloodIsRateLimited(t *testing.T) {
 		t.Errorf("%d answered after 1 s, want PeerMessageRate (%v)", replies, cfg.PeerMessageRate)
 	}
 	// A DISCONNECT from a neighbour is never dropped, or the link would be one-sided.
-	c.addActive("x", false)
+	c.addActive("x", addChosen)
 	for range flood {
 		c.Step("x", Message{Type: Disconnect})
 	}
@@ -523,6 +523,8 @@ func TestDefenceConfigValidation(t *testing.T) {
 		"MaxForcedEvictions":          func(c *Config) { c.MaxForcedEvictions = -1 },
 		"ProtectedNeighbors":          func(c *Config) { c.ProtectedNeighbors = -1 },
 		"ProtectAfter":                func(c *Config) { c.ProtectAfter = -1 },
+		"OutboundQuota":               func(c *Config) { c.OutboundQuota = -1 },
+		"OutboundQuota every slot":    func(c *Config) { c.OutboundQuota = c.ActiveSize },
 		"PeerMessageRate":             func(c *Config) { c.PeerMessageRate = -1 },
 		"PeerMessageBurst":            func(c *Config) { c.PeerMessageBurst = 0 },
 		"PeerMessageRate tiny":        func(c *Config) { c.PeerMessageRate = 1e-9 },
@@ -551,8 +553,8 @@ func joinedWithBAndD(t *testing.T, cfg Config) *Core {
 	c := mustCore(t, cfg)
 	c.Tick(0)
 	c.joined = true
-	c.addActive("b", false)
-	c.addActive("d", false)
+	c.addActive("b", addChosen)
+	c.addActive("d", addChosen)
 	c.Ready()
 	return c
 }
@@ -627,7 +629,7 @@ func TestWalkEndWithoutBudgetKeepsNothing(t *testing.T) {
 		c.Tick(0)
 		c.joined = true
 		for i := range cfg.ActiveSize {
-			c.addActive(fmt.Sprint("n", i), false)
+			c.addActive(fmt.Sprint("n", i), addChosen)
 		}
 		c.forcedEvictions = 1
 		c.Ready()
@@ -678,7 +680,7 @@ func TestRankGuidesEvictionAndRepair(t *testing.T) {
 	c.Tick(0)
 	c.joined = true
 	for _, p := range []string{"good", "n1", "bad", "n2", "n3"} {
-		c.addActive(p, false)
+		c.addActive(p, addChosen)
 	}
 	c.Ready()
 	c.Step("pusher", Message{Type: Neighbor, HighPriority: true})
@@ -711,7 +713,7 @@ func quietCore(t *testing.T, cfg Config, active ...string) *Core {
 	c.Tick(0)
 	c.joined = true
 	for _, p := range active {
-		c.addActive(p, false)
+		c.addActive(p, addChosen)
 	}
 	c.Ready()
 	return c
@@ -736,7 +738,7 @@ func TestLateAcceptanceSparesProtected(t *testing.T) {
 	c.joined = true
 	old := []string{"o1", "o2", "o3", "o4"}
 	for _, p := range old {
-		c.addActive(p, false)
+		c.addActive(p, addChosen)
 	}
 	c.Tick(cfg.ProtectAfter)
 	c.askNeighbor("chosen", false)
@@ -764,7 +766,7 @@ func TestMisbehavingNeighbourLosesProtection(t *testing.T) {
 	c.Tick(0)
 	c.joined = true
 	for _, p := range []string{"o1", "o2", "o3", "o4", "o5"} {
-		c.addActive(p, false)
+		c.addActive(p, addChosen)
 	}
 	c.Tick(cfg.ProtectAfter)
 	c.Ready()
@@ -932,6 +934,78 @@ func TestSampledPassiveIgnoresRepetition(t *testing.T) {
 			t.Errorf("sampled: repeated IDs hold %.2f of the view, want about 0.2 (at most 0.35)", share)
 		case !sampled && share < 0.6:
 			t.Errorf("random eviction: repeated IDs hold only %.2f of the view; the test no longer shows the attack", share)
+		}
+	}
+}
+
+// With OutboundQuota 2 of 5 slots, peers that ask hold at most 3: a fourth low-priority
+// request is refused though a slot is free, a high-priority one displaces one that asked,
+// never the neighbour this node chose, and the node's own repair still gets the free slot.
+// With the quota off, the fourth request takes it.
+func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
+	for _, quota := range []int{2, 0} {
+		cfg := testConfig("a")
+		cfg.ShuffleInterval = time.Hour // the test drives every request
+		cfg.ProtectedNeighbors = 0      // the quota alone
+		cfg.OutboundQuota = quota
+		c := mustCore(t, cfg)
+		c.Tick(0)
+		c.joined = true
+		c.addActive("chosen1", addChosen)
+		c.Ready()
+		reply := func(from string, m Message) bool {
+			t.Helper()
+			if err := c.Step(from, m); err != nil {
+				t.Fatal(err)
+			}
+			for _, out := range c.Ready().Messages {
+				if out.To == from && out.Msg.Type == NeighborReply {
+					return out.Msg.Accepted
+				}
+			}
+			t.Fatalf("quota %d: no NEIGHBOR_REPLY to %s", quota, from)
+			return false
+		}
+		for _, p := range []string{"asker1", "asker2", "asker3"} {
+			if !reply(p, Message{Type: Neighbor}) {
+				t.Fatalf("quota %d: %s refused with room: active %v", quota, p, c.active)
+			}
+		}
+		fourth := reply("asker4", Message{Type: Neighbor})
+		if quota > 0 && fourth {
+			t.Errorf("quota %d: a fourth peer that asked got a slot: active %v", quota, c.active)
+		}
+		if quota == 0 {
+			if !fourth {
+				t.Errorf("quota off: the fourth request was refused with a slot free: active %v", c.active)
+			}
+			continue
+		}
+		if !reply("pusher", Message{Type: Neighbor, HighPriority: true}) {
+			t.Fatalf("high-priority request refused: active %v", c.active)
+		}
+		if !slices.Contains(c.active, "chosen1") || !slices.Contains(c.active, "pusher") || len(c.active) != 4 {
+			t.Errorf("after a high-priority request: active %v, want chosen1, pusher and two of the askers", c.active)
+		}
+		c.askNeighbor("chosen2", false)
+		if err := c.Step("chosen2", Message{Type: NeighborReply, Accepted: true}); err != nil {
+			t.Fatal(err)
+		}
+		c.Ready()
+		if !slices.Contains(c.active, "chosen2") || len(c.active) != 5 {
+			t.Errorf("own repair: active %v, want chosen2 in the free slot", c.active)
+		}
+		// Full, two chosen: another high-priority request displaces one that asked.
+		if !reply("pusher2", Message{Type: Neighbor, HighPriority: true}) {
+			t.Fatalf("second high-priority request refused: active %v", c.active)
+		}
+		for _, p := range []string{"chosen1", "chosen2", "pusher2"} {
+			if !slices.Contains(c.active, p) {
+				t.Errorf("full view: %s missing from active %v", p, c.active)
+			}
+		}
+		if problems := defenceProblems("a", c); len(problems) > 0 {
+			t.Error(strings.Join(problems, "\n"))
 		}
 	}
 }

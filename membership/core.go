@@ -55,7 +55,12 @@ type Core struct {
 	// (MaxPassiveFromPeer caps each teacher). They run parallel to their view.
 	activeSince []time.Duration
 	activeFrom  []string
-	passiveFrom []string
+	// activeChosen[i] says this node chose active[i] itself (its repair's or its join's
+	// acceptance), rather than being asked by it or by a walk it did not start.
+	activeChosen []bool
+	// evictScratch holds eviction candidates' indices, reused.
+	evictScratch []int
+	passiveFrom  []string
 	// passiveRank[i] is sampleRank(passive[i]) when SampledPassive is on (nil otherwise),
 	// kept so a full view finds its worst-ranked entry without hashing every entry again.
 	// sampleKey is this core's secret key of that rank, drawn once from Rand: a peer that
@@ -160,14 +165,15 @@ func New(cfg Config) (*Core, error) {
 	}
 	cfg.Contacts = append([]string(nil), cfg.Contacts...)
 	c := &Core{
-		cfg:         cfg,
-		rand:        cfg.Rand,
-		active:      make([]string, 0, cfg.ActiveSize),
-		activeSince: make([]time.Duration, 0, cfg.ActiveSize),
-		activeFrom:  make([]string, 0, cfg.ActiveSize),
-		passive:     make([]string, 0, min(cfg.PassiveSize, 64)),
-		passiveFrom: make([]string, 0, min(cfg.PassiveSize, 64)),
-		nextDue:     noDeadline,
+		cfg:          cfg,
+		rand:         cfg.Rand,
+		active:       make([]string, 0, cfg.ActiveSize),
+		activeSince:  make([]time.Duration, 0, cfg.ActiveSize),
+		activeFrom:   make([]string, 0, cfg.ActiveSize),
+		activeChosen: make([]bool, 0, cfg.ActiveSize),
+		passive:      make([]string, 0, min(cfg.PassiveSize, 64)),
+		passiveFrom:  make([]string, 0, min(cfg.PassiveSize, 64)),
+		nextDue:      noDeadline,
 	}
 	if cfg.SampledPassive {
 		c.sampleKey = c.rand.Uint64()
@@ -241,6 +247,10 @@ func (cfg *Config) validateDefences() error {
 		return fmt.Errorf("membership: Config.ProtectedNeighbors must not be negative, got %d", cfg.ProtectedNeighbors)
 	case cfg.ProtectAfter < 0:
 		return fmt.Errorf("membership: Config.ProtectAfter must not be negative, got %v", cfg.ProtectAfter)
+	case cfg.OutboundQuota < 0 || cfg.OutboundQuota >= cfg.ActiveSize:
+		// Reserving every slot would leave joiners no way in.
+		return fmt.Errorf("membership: Config.OutboundQuota must be in [0, ActiveSize-1] = [0, %d], got %d",
+			cfg.ActiveSize-1, cfg.OutboundQuota)
 	case cfg.PeerMessageRate < 0 || math.IsNaN(cfg.PeerMessageRate) || math.IsInf(cfg.PeerMessageRate, 0):
 		return fmt.Errorf("membership: Config.PeerMessageRate must be a finite rate, not negative, got %v", cfg.PeerMessageRate)
 	case cfg.PeerMessageRate > 0 && cfg.PeerMessageRate < 0.001:
@@ -417,6 +427,7 @@ func (c *Core) Leave() {
 	c.activeSince = c.activeSince[:0]
 	clear(c.activeFrom)
 	c.activeFrom = c.activeFrom[:0]
+	c.activeChosen = c.activeChosen[:0]
 	clear(c.passive)
 	c.passive = c.passive[:0]
 	clear(c.passiveFrom)
@@ -666,7 +677,7 @@ func (c *Core) check(from string, m *Message) error {
 // no JOIN_REPLY: the walks' ends offer it neighbours, and its join timeout, once it has
 // them, ends the join quietly.
 func (c *Core) onJoin(from string) {
-	if indexOf(c.active, from) < 0 && !c.addActive(from, true) {
+	if indexOf(c.active, from) < 0 && !c.addActive(from, addForced) {
 		c.stats.EvictionsRefused++
 	} else {
 		c.send(from, Message{Type: JoinReply})
@@ -708,7 +719,7 @@ func (c *Core) accepted(p string, forced bool) {
 	switch {
 	case indexOf(c.active, p) >= 0:
 		c.asked = removeValue(c.asked, p)
-	case indexOf(c.asked, p) >= 0 && c.addActive(p, forced):
+	case indexOf(c.asked, p) >= 0 && c.addActive(p, chosenOrForced(forced)):
 	default:
 		if indexOf(c.asked, p) >= 0 {
 			c.stats.EvictionsRefused++
@@ -794,13 +805,13 @@ func (c *Core) keepWalkJoiner(joiner, from string) {
 // is room. A request from a peer already active is
 // accepted again, so the requester adds us and the link stays symmetric.
 func (c *Core) onNeighbor(from string, m *Message) {
-	ok := indexOf(c.active, from) >= 0 || len(c.active) < c.cfg.ActiveSize
+	ok := indexOf(c.active, from) >= 0 || c.roomForInbound()
 	if ok {
-		c.addActive(from, false)
+		c.addActive(from, addInbound)
 	} else if m.HighPriority {
 		// The paper always accepts; here only within the round's eviction budget, and never
 		// at the expense of a protected neighbour.
-		if ok = c.addActive(from, true); !ok {
+		if ok = c.addActive(from, addForced); !ok {
 			c.stats.EvictionsRefused++
 		}
 	}
@@ -1233,20 +1244,44 @@ func (c *Core) addTried(p string) {
 	c.tried = append(c.tried, p)
 }
 
+// addKind says how a newcomer came to the active view (see addActive).
+type addKind uint8
+
+const (
+	// addChosen: this node asked it (its repair, its join) and it accepted.
+	addChosen addKind = iota
+	// addInbound: it asked this node, which had room.
+	addInbound
+	// addForced: it asked this node (high-priority NEIGHBOR, JOIN) or ended a walk this node
+	// did not start, and may take a slot from a neighbour within the round's budget.
+	addForced
+)
+
+// chosenOrForced is addForced for an acceptance of a request this node did not make for
+// itself (a join walk's end), addChosen otherwise.
+func chosenOrForced(forced bool) addKind {
+	if forced {
+		return addForced
+	}
+	return addChosen
+}
+
 // addActive puts p into the active view, dropping a random neighbour (with DISCONNECT, into
 // the passive view) if full. It reports whether p was added (false: Self or already active,
 // or no slot could be freed).
 //
-// forced marks a newcomer this node did not choose (another peer's high-priority NEIGHBOR,
-// JOIN, or join-walk end): it may evict only while the round's MaxForcedEvictions budget
-// lasts, and never one of the protected neighbours (ProtectedNeighbors).
-func (c *Core) addActive(p string, forced bool) bool {
+// how says whether this node chose p. A newcomer it did not choose (addForced: another
+// peer's high-priority NEIGHBOR, JOIN, or join-walk end) may evict only while the round's
+// MaxForcedEvictions budget lasts, never one of the protected neighbours
+// (ProtectedNeighbors), and with OutboundQuota only a neighbour that asked too once those
+// fill their share of the slots.
+func (c *Core) addActive(p string, how addKind) bool {
 	if p == c.cfg.Self || indexOf(c.active, p) >= 0 {
 		return false
 	}
-	if len(c.active) >= c.cfg.ActiveSize {
+	if len(c.active) >= c.cfg.ActiveSize || (how != addChosen && c.inboundFull()) {
 		var v int
-		if forced {
+		if how != addChosen {
 			if v = c.evictable(); v < 0 {
 				return false
 			}
@@ -1275,20 +1310,41 @@ func (c *Core) addActive(p string, forced bool) bool {
 	c.active = append(c.active, p)
 	c.activeSince = append(c.activeSince, c.now)
 	c.activeFrom = append(c.activeFrom, teacher)
+	c.activeChosen = append(c.activeChosen, how == addChosen)
 	c.joined, c.gained = true, true
 	c.out.Events = append(c.out.Events, Event{Type: NeighborUp, Peer: p})
 	return true
 }
 
+// inboundFull reports whether the neighbours this node did not choose fill every slot
+// OutboundQuota leaves them.
+func (c *Core) inboundFull() bool {
+	if c.cfg.OutboundQuota == 0 {
+		return false
+	}
+	n := 0
+	for _, chosen := range c.activeChosen {
+		if !chosen {
+			n++
+		}
+	}
+	return n >= c.cfg.ActiveSize-c.cfg.OutboundQuota
+}
+
+// roomForInbound reports whether a peer that asks gets a free slot, evicting no one.
+func (c *Core) roomForInbound() bool {
+	return len(c.active) < c.cfg.ActiveSize && !c.inboundFull()
+}
+
 // canEvictFor reports whether a newcomer this node did not choose could get a slot now.
 func (c *Core) canEvictFor() bool {
-	if len(c.active) < c.cfg.ActiveSize {
+	if c.roomForInbound() {
 		return true
 	}
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return false
 	}
-	return c.protectedCount() < len(c.active) || c.misbehaving() >= 0
+	return len(c.candidates(c.inboundFull())) > 0 || c.misbehaving(c.inboundFull()) >= 0
 }
 
 // misbehaving returns the index of the lowest-ranked neighbour if it is ranked below zero
@@ -1296,56 +1352,57 @@ func (c *Core) canEvictFor() bool {
 // it is the first to go for any newcomer, whatever its age, so that a hostile peer that won
 // a slot early (before any broadcast could show it drops them) does not keep it once it
 // misbehaves.
-func (c *Core) misbehaving() int {
+func (c *Core) misbehaving(askedOnly bool) int {
 	if c.cfg.Rank == nil || len(c.active) == 0 {
 		return -1
 	}
-	if i := c.lowestRanked(0); c.cfg.Rank(c.active[i]) < 0 {
+	c.evictScratch = c.evictScratch[:0]
+	for i := range c.active {
+		if !askedOnly || !c.activeChosen[i] {
+			c.evictScratch = append(c.evictScratch, i)
+		}
+	}
+	if len(c.evictScratch) == 0 {
+		return -1
+	}
+	if i := c.lowestRankedOf(c.evictScratch); c.cfg.Rank(c.active[i]) < 0 {
 		return i
 	}
 	return -1
 }
 
 // evictable returns the index of a neighbour another peer's request may evict, or -1 when
-// the round's budget is spent or every neighbour is protected. It picks at random among the
-// fresh neighbours (up for less than ProtectAfter) if there are any, else among the
-// unprotected ones: a peer that pushed its way in is the first to be pushed out again, so
-// Sybils flooding requests mostly evict each other, not the honest neighbours that both
-// ends may not protect (protection is per end). With no defence on it draws exactly as the
-// paper's random eviction does.
+// the round's budget is spent or every neighbour is protected. It picks among the fresh
+// neighbours (up for less than ProtectAfter) if there are any, else among the unprotected
+// ones: a peer that pushed its way in is the first to be pushed out again, so Sybils
+// flooding requests mostly evict each other, not the honest neighbours that both ends may
+// not protect (protection is per end). With no defence on it draws exactly as the paper's
+// random eviction does.
 func (c *Core) evictable() int {
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return -1
 	}
-	if i := c.misbehaving(); i >= 0 {
+	if i := c.misbehaving(c.inboundFull()); i >= 0 {
 		return i
 	}
-	k := c.protectedCount()
-	if k >= len(c.active) {
+	cand := c.candidates(c.inboundFull())
+	if len(cand) == 0 {
 		return -1
 	}
-	// The view is oldest first: the fresh neighbours are a suffix of it.
-	fresh := len(c.active)
-	for fresh > k && c.now-c.activeSince[fresh-1] < c.cfg.ProtectAfter {
-		fresh--
-	}
-	if fresh < len(c.active) {
-		return c.lowestRanked(fresh)
-	}
-	return c.lowestRanked(k)
+	return c.lowestRankedOf(cand)
 }
 
-// lowestRanked returns the index of a neighbour of active[from:] to evict: a random one, or
-// with Config.Rank a random one among the lowest ranked (peers that misbehaved before peers
-// that did nothing useful, and those before peers that delivered broadcasts first).
-func (c *Core) lowestRanked(from int) int {
-	n := len(c.active) - from
+// lowestRankedOf returns the index, among the active-view indices idx (not empty), of a
+// neighbour to evict: a random one, or with Config.Rank a random one among the lowest ranked
+// (peers that misbehaved before peers that did nothing useful, and those before peers that
+// delivered broadcasts first).
+func (c *Core) lowestRankedOf(idx []int) int {
 	if c.cfg.Rank == nil {
-		return from + c.rand.IntN(n)
+		return idx[c.rand.IntN(len(idx))]
 	}
 	best, ties := -1, 0
 	var low float64
-	for i := from; i < len(c.active); i++ {
+	for _, i := range idx {
 		r := c.cfg.Rank(c.active[i])
 		switch {
 		case best < 0 || r < low:
@@ -1366,34 +1423,75 @@ func (c *Core) lowestRanked(from int) int {
 // with ProtectedNeighbors set, the fresh and unprotected neighbours go first, so a slot
 // grabbed by another peer's request in the meantime cannot cost an old neighbour.
 func (c *Core) unforcedVictim() int {
-	if i := c.misbehaving(); i >= 0 {
+	if i := c.misbehaving(false); i >= 0 {
 		return i
 	}
-	k := c.protectedCount()
-	if c.cfg.ProtectedNeighbors == 0 || k >= len(c.active) {
-		return c.lowestRanked(0)
+	cand := c.candidates(false)
+	if c.cfg.ProtectedNeighbors == 0 || len(cand) == 0 {
+		c.evictScratch = c.evictScratch[:0]
+		for i := range c.active {
+			c.evictScratch = append(c.evictScratch, i)
+		}
+		cand = c.evictScratch
 	}
-	fresh := len(c.active)
-	for fresh > k && c.now-c.activeSince[fresh-1] < c.cfg.ProtectAfter {
-		fresh--
+	if c.cfg.OutboundQuota > 0 {
+		// Below the quota of chosen neighbours, a chosen newcomer displaces one that asked.
+		chosen := 0
+		for _, ch := range c.activeChosen {
+			if ch {
+				chosen++
+			}
+		}
+		anyAsked := false
+		for _, i := range cand {
+			anyAsked = anyAsked || !c.activeChosen[i]
+		}
+		if chosen < c.cfg.OutboundQuota && anyAsked {
+			asked := cand[:0]
+			for _, i := range cand {
+				if !c.activeChosen[i] {
+					asked = append(asked, i)
+				}
+			}
+			cand = asked
+		}
 	}
-	if fresh < len(c.active) {
-		return c.lowestRanked(fresh)
-	}
-	return c.lowestRanked(k)
+	return c.lowestRankedOf(cand)
 }
 
-// protectedCount returns how many neighbours are protected: the view is in insertion order,
-// oldest first, so they are a prefix of it: up to ProtectedNeighbors of the neighbours that
-// have been up for ProtectAfter.
-func (c *Core) protectedCount() int {
-	// Protecting every slot would leave joiners no way in: one always stays open.
+// candidates returns the indices of the neighbours a newcomer may displace: those not
+// protected (the oldest, up to ProtectedNeighbors and at most ActiveSize-1 so joiners always
+// have a way in, of the neighbours up for ProtectAfter), and among them only the fresh ones
+// (up for less than ProtectAfter) when there are any. With askedOnly (OutboundQuota's slots
+// for peers that ask are all taken) only neighbours that asked count, for protection too:
+// no request displaces a chosen neighbour, so those need none, and the old ones that asked
+// keep theirs. The slice is reused by the next call.
+func (c *Core) candidates(askedOnly bool) []int {
+	c.evictScratch = c.evictScratch[:0]
 	limit := min(c.cfg.ProtectedNeighbors, c.cfg.ActiveSize-1)
-	k := 0
-	for k < limit && k < len(c.active) && c.now-c.activeSince[k] >= c.cfg.ProtectAfter {
-		k++
+	protected, fresh := 0, 0
+	// The view is oldest first: the protected are a prefix of it, the fresh a suffix.
+	for i := range c.active {
+		if askedOnly && c.activeChosen[i] {
+			continue
+		}
+		aged := c.now-c.activeSince[i] >= c.cfg.ProtectAfter
+		if aged && protected < limit {
+			protected++
+			continue
+		}
+		if !aged {
+			if fresh == 0 {
+				// The first fresh one: only fresh ones count from now on.
+				c.evictScratch = c.evictScratch[:0]
+			}
+			fresh++
+			c.evictScratch = append(c.evictScratch, i)
+		} else if fresh == 0 {
+			c.evictScratch = append(c.evictScratch, i)
+		}
 	}
-	return k
+	return c.evictScratch
 }
 
 // removeActive takes p out of the active view with a NeighborDown event; false if absent.
@@ -1406,6 +1504,7 @@ func (c *Core) removeActive(p string) bool {
 	copy(c.activeSince[i:], c.activeSince[i+1:])
 	c.activeSince = c.activeSince[:len(c.activeSince)-1]
 	c.activeFrom = removeAt(c.activeFrom, i)
+	c.activeChosen = append(c.activeChosen[:i], c.activeChosen[i+1:]...)
 	c.out.Events = append(c.out.Events, Event{Type: NeighborDown, Peer: p})
 	return true
 }

@@ -429,6 +429,19 @@ func defenceProblems(name string, c *Core) []string {
 	if len(c.activeSince) != len(c.active) {
 		out = append(out, fmt.Sprintf("%s: %d active times for %d neighbours", name, len(c.activeSince), len(c.active)))
 	}
+	if len(c.activeChosen) != len(c.active) {
+		out = append(out, fmt.Sprintf("%s: %d chosen flags for %d neighbours", name, len(c.activeChosen), len(c.active)))
+	} else if q := c.cfg.OutboundQuota; q > 0 {
+		asked := 0
+		for _, chosen := range c.activeChosen {
+			if !chosen {
+				asked++
+			}
+		}
+		if asked > c.cfg.ActiveSize-q {
+			out = append(out, fmt.Sprintf("%s: %d neighbours that asked, more than ActiveSize-OutboundQuota (%d)", name, asked, c.cfg.ActiveSize-q))
+		}
+	}
 	if len(c.passiveFrom) != len(c.passive) {
 		out = append(out, fmt.Sprintf("%s: %d passive teachers for %d entries", name, len(c.passiveFrom), len(c.passive)))
 	}

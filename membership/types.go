@@ -382,6 +382,22 @@ type Config struct {
 	// ProtectAfter is how long a neighbour must have stayed before it can be protected (three
 	// rounds: 30 s WAN, 6 s LAN): a Sybil's fresh link never is.
 	ProtectAfter time.Duration
+	// OutboundQuota keeps this many active slots for neighbours this node chose itself from
+	// its passive view (its repair's or its join's acceptance), after gossipsub's D_out:
+	// peers that ask (a NEIGHBOR, a JOIN, or the end of a join walk, which anyone can start)
+	// hold at most ActiveSize-OutboundQuota slots; once they do, another that asks is refused
+	// (low priority) or displaces one of them (high priority, within MaxForcedEvictions, and
+	// never one of the ProtectedNeighbors oldest that asked), never a chosen neighbour; and a
+	// chosen newcomer displaces one that asked first while fewer than OutboundQuota are
+	// chosen. Sybils that ask all the time then hold at most the slots for askers, and the
+	// chosen ones are as honest as the passive view. Must be
+	// below ActiveSize. Off (0) by default: measured in the simulator (README, "Attacks in the
+	// simulator"), 2 cuts the attackers' share of honest active views under eclipse from 0.42
+	// to 0.27 among 10,000 nodes (with SampledPassive: to 0.25, no node eclipsed), but a
+	// node short of neighbours finds fewer peers with room for it, and among 1,000 nodes with
+	// 20% droppers an honest node ended with dropper neighbours only in 2 runs of 16 (none
+	// with it off).
+	OutboundQuota int
 	// PeerMessageRate and PeerMessageBurst are a token bucket per peer and message type, in
 	// driver time (10 a second, bursts of 50): beyond it a message is dropped and counted
 	// (RefusedRateLimited). An honest peer sends a few per round of each type. Answers this
@@ -425,7 +441,7 @@ func (c *Config) DisableDefences() {
 	c.ShuffleReplyTimeout, c.MaxPendingShuffles, c.ShuffleFromNeighborsOnly = 0, 0, false
 	c.MaxShuffleMerge, c.MaxPassiveFromPeer, c.SampledPassive = 0, 0, false
 	c.ForwardJoinFromNeighborsOnly, c.MaxWalkJoinersPerRound = false, 0
-	c.MaxForcedEvictions, c.ProtectedNeighbors, c.ProtectAfter = 0, 0, 0
+	c.MaxForcedEvictions, c.ProtectedNeighbors, c.ProtectAfter, c.OutboundQuota = 0, 0, 0, 0
 	c.PeerMessageRate, c.PeerMessageBurst, c.MaxRateEntries = 0, 0, 0
 	c.StalledRoundsBeforeContacts = 0
 	c.Rank = nil
