@@ -390,13 +390,13 @@ type Config struct {
 	// never one of the ProtectedNeighbors oldest that asked), never a chosen neighbour; and a
 	// chosen newcomer displaces one that asked first while fewer than OutboundQuota are
 	// chosen. Sybils that ask all the time then hold at most the slots for askers, and the
-	// chosen ones are as honest as the passive view. Must be
-	// below ActiveSize. Off (0) by default: measured in the simulator (README, "Attacks in the
-	// simulator"), 2 cuts the attackers' share of honest active views under eclipse from 0.42
-	// to 0.27 among 10,000 nodes (with SampledPassive: to 0.25, no node eclipsed), but a
-	// node short of neighbours finds fewer peers with room for it, and among 1,000 nodes with
-	// 20% droppers an honest node ended with dropper neighbours only in 2 runs of 16 (none
-	// with it off).
+	// chosen ones are as honest as the passive view. Must be below ActiveSize. Off (0) by
+	// default: measured in the simulator (README, "Attacks in the simulator"), 2 cuts the
+	// attackers' share of honest active views under eclipse from 0.42 to 0.26 among 10,000
+	// nodes (with SampledPassive: to 0.25, no node eclipsed), but a node short of neighbours
+	// finds fewer peers with room for it: among 1,000 nodes with 20% droppers an honest node
+	// ended with dropper neighbours only in 2 runs of 16 (none with it off), and small
+	// overlays repair more slowly after crashes.
 	OutboundQuota int
 	// PeerMessageRate and PeerMessageBurst are a token bucket per peer and message type, in
 	// driver time (10 a second, bursts of 50): beyond it a message is dropped and counted
