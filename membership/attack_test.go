@@ -1004,6 +1004,33 @@ func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 				t.Errorf("full view: %s missing from active %v", p, c.active)
 			}
 		}
+		// A JOIN is an asker too. The round's eviction budget (2) is spent: no slot, no
+		// JOIN_REPLY. In the next round it displaces an asker, never a chosen neighbour.
+		join := func() bool {
+			t.Helper()
+			if err := c.Step("joiner", Message{Type: Join}); err != nil {
+				t.Fatal(err)
+			}
+			for _, out := range c.Ready().Messages {
+				if out.To == "joiner" && out.Msg.Type == JoinReply {
+					return true
+				}
+			}
+			return false
+		}
+		if join() || slices.Contains(c.active, "joiner") {
+			t.Errorf("a JOIN beyond the round's eviction budget got a slot: active %v", c.active)
+		}
+		c.Tick(2 * time.Hour) // a new shuffle round: a new budget
+		c.Ready()
+		if !join() || !slices.Contains(c.active, "joiner") {
+			t.Errorf("a JOIN in a new round got no slot: active %v", c.active)
+		}
+		for _, p := range []string{"chosen1", "chosen2"} {
+			if !slices.Contains(c.active, p) {
+				t.Errorf("a JOIN displaced the chosen neighbour %s: active %v", p, c.active)
+			}
+		}
 		if problems := defenceProblems("a", c); len(problems) > 0 {
 			t.Error(strings.Join(problems, "\n"))
 		}

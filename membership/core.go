@@ -1322,13 +1322,25 @@ func (c *Core) inboundFull() bool {
 	if c.cfg.OutboundQuota == 0 {
 		return false
 	}
-	n := 0
+	askers := 0
 	for _, chosen := range c.activeChosen {
 		if !chosen {
-			n++
+			askers++
 		}
 	}
-	return n >= c.cfg.ActiveSize-c.cfg.OutboundQuota
+	return askers >= c.cfg.ActiveSize-c.cfg.OutboundQuota
+}
+
+// indices returns the active view's indices, only those of neighbours that asked with
+// askersOnly, in evictScratch (reused by the next call).
+func (c *Core) indices(askersOnly bool) []int {
+	c.evictScratch = c.evictScratch[:0]
+	for i := range c.active {
+		if !askersOnly || !c.activeChosen[i] {
+			c.evictScratch = append(c.evictScratch, i)
+		}
+	}
+	return c.evictScratch
 }
 
 // roomForInbound reports whether a peer that asks gets a free slot, evicting no one.
@@ -1344,7 +1356,8 @@ func (c *Core) canEvictFor() bool {
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return false
 	}
-	return len(c.candidates(c.inboundFull())) > 0 || c.misbehaving(c.inboundFull()) >= 0
+	askersOnly := c.inboundFull()
+	return len(c.candidates(askersOnly)) > 0 || c.misbehaving(askersOnly) >= 0
 }
 
 // misbehaving returns the index of the lowest-ranked neighbour if it is ranked below zero
@@ -1352,20 +1365,15 @@ func (c *Core) canEvictFor() bool {
 // it is the first to go for any newcomer, whatever its age, so that a hostile peer that won
 // a slot early (before any broadcast could show it drops them) does not keep it once it
 // misbehaves.
-func (c *Core) misbehaving(askedOnly bool) int {
-	if c.cfg.Rank == nil || len(c.active) == 0 {
+func (c *Core) misbehaving(askersOnly bool) int {
+	if c.cfg.Rank == nil {
 		return -1
 	}
-	c.evictScratch = c.evictScratch[:0]
-	for i := range c.active {
-		if !askedOnly || !c.activeChosen[i] {
-			c.evictScratch = append(c.evictScratch, i)
-		}
-	}
-	if len(c.evictScratch) == 0 {
+	idx := c.indices(askersOnly)
+	if len(idx) == 0 {
 		return -1
 	}
-	if i := c.lowestRankedOf(c.evictScratch); c.cfg.Rank(c.active[i]) < 0 {
+	if i := c.lowestRankedOf(idx); c.cfg.Rank(c.active[i]) < 0 {
 		return i
 	}
 	return -1
@@ -1382,10 +1390,11 @@ func (c *Core) evictable() int {
 	if c.cfg.MaxForcedEvictions > 0 && c.forcedEvictions >= c.cfg.MaxForcedEvictions {
 		return -1
 	}
-	if i := c.misbehaving(c.inboundFull()); i >= 0 {
+	askersOnly := c.inboundFull()
+	if i := c.misbehaving(askersOnly); i >= 0 {
 		return i
 	}
-	cand := c.candidates(c.inboundFull())
+	cand := c.candidates(askersOnly)
 	if len(cand) == 0 {
 		return -1
 	}
@@ -1426,35 +1435,11 @@ func (c *Core) unforcedVictim() int {
 	if i := c.misbehaving(false); i >= 0 {
 		return i
 	}
+	// With OutboundQuota a full view always holds at least that many chosen neighbours
+	// (askers get the other slots only), so this eviction never takes it below the quota.
 	cand := c.candidates(false)
 	if c.cfg.ProtectedNeighbors == 0 || len(cand) == 0 {
-		c.evictScratch = c.evictScratch[:0]
-		for i := range c.active {
-			c.evictScratch = append(c.evictScratch, i)
-		}
-		cand = c.evictScratch
-	}
-	if c.cfg.OutboundQuota > 0 {
-		// Below the quota of chosen neighbours, a chosen newcomer displaces one that asked.
-		chosen := 0
-		for _, ch := range c.activeChosen {
-			if ch {
-				chosen++
-			}
-		}
-		anyAsked := false
-		for _, i := range cand {
-			anyAsked = anyAsked || !c.activeChosen[i]
-		}
-		if chosen < c.cfg.OutboundQuota && anyAsked {
-			asked := cand[:0]
-			for _, i := range cand {
-				if !c.activeChosen[i] {
-					asked = append(asked, i)
-				}
-			}
-			cand = asked
-		}
+		cand = c.indices(false)
 	}
 	return c.lowestRankedOf(cand)
 }
@@ -1462,17 +1447,17 @@ func (c *Core) unforcedVictim() int {
 // candidates returns the indices of the neighbours a newcomer may displace: those not
 // protected (the oldest, up to ProtectedNeighbors and at most ActiveSize-1 so joiners always
 // have a way in, of the neighbours up for ProtectAfter), and among them only the fresh ones
-// (up for less than ProtectAfter) when there are any. With askedOnly (OutboundQuota's slots
+// (up for less than ProtectAfter) when there are any. With askersOnly (OutboundQuota's slots
 // for peers that ask are all taken) only neighbours that asked count, for protection too:
 // no request displaces a chosen neighbour, so those need none, and the old ones that asked
 // keep theirs. The slice is reused by the next call.
-func (c *Core) candidates(askedOnly bool) []int {
+func (c *Core) candidates(askersOnly bool) []int {
 	c.evictScratch = c.evictScratch[:0]
 	limit := min(c.cfg.ProtectedNeighbors, c.cfg.ActiveSize-1)
 	protected, fresh := 0, 0
 	// The view is oldest first: the protected are a prefix of it, the fresh a suffix.
 	for i := range c.active {
-		if askedOnly && c.activeChosen[i] {
+		if askersOnly && c.activeChosen[i] {
 			continue
 		}
 		aged := c.now-c.activeSince[i] >= c.cfg.ProtectAfter
