@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -907,7 +908,7 @@ func TestSampledPassiveIgnoresRepetition(t *testing.T) {
 				// than its worst entry.
 				worst := slices.Max(c.passiveRank)
 				for i, p := range c.passive {
-					if c.passiveRank[i] != sampleRank(c.sampleKey, p) {
+					if c.passiveRank[i] != c.samplePlace(p) {
 						t.Fatalf("rank of %s out of date", p)
 					}
 				}
@@ -915,7 +916,7 @@ func TestSampledPassiveIgnoresRepetition(t *testing.T) {
 				for i := range 40 {
 					p := fmt.Sprint("fake-", i)
 					if !slices.Contains(c.passive, p) {
-						if sampleRank(c.sampleKey, p) < worst {
+						if c.samplePlace(p) < worst {
 							t.Errorf("%s ranks better than the worst entry but is not in the view", p)
 						}
 						refused = append(refused, p)
@@ -1033,6 +1034,147 @@ func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 		}
 		if problems := defenceProblems("a", c); len(problems) > 0 {
 			t.Error(strings.Join(problems, "\n"))
+		}
+	}
+}
+
+// OpportunisticRepair: a full view in which no neighbour proved useful and one misbehaved asks
+// one passive peer a round, with high priority, never one ranked below zero; its acceptance
+// replaces the lowest-ranked neighbour. A view with a proven neighbour, or none that
+// misbehaved, asks no one, and neither does a core with the option off.
+func TestOpportunisticRepairReplacesUselessNeighbours(t *testing.T) {
+	rank := map[string]float64{"worse": -2}
+	cfg := testConfig("a")
+	cfg.Rank = func(p string) float64 { return rank[p] }
+	neighbours := []string{"n1", "n2", "n3", "n4", "n5"}
+	asks := func(c *Core) []string {
+		var to []string
+		for _, e := range c.Ready().Messages {
+			if e.Msg.Type == Neighbor {
+				if !e.Msg.HighPriority {
+					t.Errorf("opportunistic request to %s is low priority", e.To)
+				}
+				to = append(to, e.To)
+			}
+		}
+		return to
+	}
+	// The core looks at its neighbours' ranks whenever it runs: a neighbour's SHUFFLE
+	// (which the rank changes outside the core do not trigger) makes it run now.
+	poke := func(c *Core, at time.Duration) {
+		c.Tick(at)
+		c.Step("n1", Message{Type: Shuffle, Node: "n1", TTL: 0, Nodes: []string{"n1"}})
+	}
+	c := quietCore(t, cfg, neighbours...)
+	c.addPassive("worse")
+	c.addPassive("cand")
+	poke(c, time.Second)
+	if got := asks(c); len(got) != 0 {
+		t.Fatalf("neighbours unranked, none misbehaved: asked %v", got)
+	}
+	rank["n3"] = -4 // announces broadcasts that never come
+	poke(c, 2*time.Second)
+	if got := asks(c); !slices.Equal(got, []string{"cand"}) {
+		t.Fatalf("asked %v: want one request, to cand (worse is ranked below zero)", got)
+	}
+	c.Step("cand", Message{Type: NeighborReply, Accepted: false})
+	poke(c, 3*time.Second)
+	if got := asks(c); len(got) != 0 {
+		t.Fatalf("asked %v again within the round", got)
+	}
+	c.addPassive("cand2")
+	c.Tick(time.Hour + time.Second) // the next round (quietCore's ShuffleInterval) runs it
+	got := asks(c)
+	if len(got) != 1 || got[0] == "worse" {
+		t.Fatalf("next round asked %v: want one request, not to worse", got)
+	}
+	c.Step(got[0], Message{Type: NeighborReply, Accepted: true})
+	if !slices.Contains(c.active, got[0]) || slices.Contains(c.active, "n3") || len(c.active) != cfg.ActiveSize {
+		t.Errorf("active %v: want %s in, n3 (lowest ranked) out", c.active, got[0])
+	}
+	var disconnected []string
+	for _, e := range c.Ready().Messages {
+		if e.Msg.Type == Disconnect {
+			disconnected = append(disconnected, e.To)
+		}
+	}
+	if !slices.Equal(disconnected, []string{"n3"}) {
+		t.Errorf("DISCONNECT sent to %v, want [n3]", disconnected)
+	}
+	if n := c.Stats().OpportunisticRepairs; n != 2 {
+		t.Errorf("OpportunisticRepairs %d, want 2", n)
+	}
+
+	// One proven neighbour is enough: no request.
+	rank = map[string]float64{"n1": 2, "n3": -4}
+	c = quietCore(t, cfg, neighbours...)
+	c.addPassive("cand")
+	poke(c, time.Second)
+	if got := asks(c); len(got) != 0 {
+		t.Errorf("a proven neighbour is left, yet asked %v", got)
+	}
+	// Off: no request either.
+	rank = map[string]float64{"n3": -4}
+	cfg.OpportunisticRepair = false
+	c = quietCore(t, cfg, neighbours...)
+	c.addPassive("cand")
+	poke(c, time.Second)
+	if got := asks(c); len(got) != 0 {
+		t.Errorf("OpportunisticRepair off, yet asked %v", got)
+	}
+}
+
+// SampledPassive keeps a peer proven useful (a former neighbour that delivered broadcasts
+// first) even when its keyed rank is worse than every entry: proven peers come ahead of the
+// sample, so better-ranked IDs heard later do not push it out. Without Rank it is sampled
+// like any ID.
+func TestSampledPassiveKeepsProvenPeers(t *testing.T) {
+	for _, withRank := range []bool{true, false} {
+		cfg := testConfig("a")
+		cfg.PassiveSize = 4
+		cfg.SampledPassive = true
+		if withRank {
+			cfg.Rank = func(p string) float64 {
+				if p == "proven" {
+					return 3
+				}
+				return 0
+			}
+		}
+		c := quietCore(t, cfg)
+		ids := make([]string, 40)
+		for i := range ids {
+			ids[i] = fmt.Sprint("x", i)
+		}
+		byRank := func(a, b string) int {
+			return cmp.Compare(sampleRank(c.sampleKey, a), sampleRank(c.sampleKey, b))
+		}
+		slices.SortFunc(ids, byRank)
+		for _, p := range ids[:4] {
+			c.addPassive(p)
+		}
+		if sampleRank(c.sampleKey, "proven") < sampleRank(c.sampleKey, ids[3]) {
+			// Make the test's point independent of the key: the view holds IDs that rank
+			// better than "proven".
+			c.passive, c.passiveFrom, c.passiveRank = nil, nil, nil
+			better := 0
+			for _, p := range ids {
+				if better < 4 && sampleRank(c.sampleKey, p) < sampleRank(c.sampleKey, "proven") {
+					c.addPassive(p)
+					better++
+				}
+			}
+			if better < 4 {
+				t.Skip("key ranks proven among the best of 41 IDs")
+			}
+		}
+		c.addPassive("proven")
+		for _, p := range ids {
+			c.addPassive(p)
+		}
+		kept := slices.Contains(c.passive, "proven")
+		if kept != withRank {
+			t.Errorf("Rank set %v: proven kept %v, want %v (passive %v)", withRank, kept, withRank, c.passive)
 		}
 	}
 }

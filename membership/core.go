@@ -61,8 +61,9 @@ type Core struct {
 	// evictScratch holds eviction candidates' indices, reused.
 	evictScratch []int
 	passiveFrom  []string
-	// passiveRank[i] is sampleRank(passive[i]) when SampledPassive is on (nil otherwise),
-	// kept so a full view finds its worst-ranked entry without hashing every entry again.
+	// passiveRank[i] is passive[i]'s place in the sample when SampledPassive is on (nil
+	// otherwise; see samplePlace), kept so a full view finds its worst-ranked entry without
+	// hashing every entry again.
 	// sampleKey is this core's secret key of that rank, drawn once from Rand: a peer that
 	// cannot know it cannot pick or grind IDs that rank well here.
 	passiveRank []uint64
@@ -123,6 +124,8 @@ type Core struct {
 	// lastRefuser is the last repair candidate that refused (alive, but full): the peer an
 	// escalation asks first.
 	lastRefuser string
+	// opportunisticAsked says OpportunisticRepair asked a peer this round (one a round).
+	opportunisticAsked bool
 
 	// Join state: the contacts of the current join attempt, tried one after another.
 	joinList    []string
@@ -498,7 +501,11 @@ func (c *Core) Tick(now time.Duration) {
 			}
 		}
 		c.shuffleTimer.arm(at)
-		c.forcedEvictions, c.walkJoiners = 0, 0
+		c.forcedEvictions, c.walkJoiners, c.opportunisticAsked = 0, 0, false
+		if len(c.active) >= c.cfg.ActiveSize {
+			// A full view repairs only opportunistically, once a round: it may ask anyone again.
+			c.tried = c.tried[:0]
+		}
 		c.pruneRates()
 		gained := c.gained // checkStalled starts the next round's
 		c.checkStalled()
@@ -1114,8 +1121,40 @@ func (c *Core) maintain() {
 			c.askNeighbor(cand, isolated)
 		}
 	}
+	if c.pending == "" && len(c.active) >= c.cfg.ActiveSize {
+		c.repairOpportunistically()
+	}
 	if isolated && c.pending == "" && c.joinTarget == "" && !c.rejoinTimer.armed {
 		c.startRejoin()
+	}
+}
+
+// repairOpportunistically is OpportunisticRepair: a full view in which no neighbour proved
+// useful and one misbehaved asks one passive peer a round, with high priority (every peer is
+// full; a low-priority request would be refused), never one that misbehaved itself. The
+// request goes through pending like a repair's, so its acceptance is a chosen neighbour
+// (addActive's unforcedVictim then drops the lowest-ranked neighbour, a misbehaving one
+// first) and its refusal or silence ends it like any repair request.
+func (c *Core) repairOpportunistically() {
+	if !c.cfg.OpportunisticRepair || c.cfg.Rank == nil || c.opportunisticAsked {
+		return
+	}
+	misbehaved := false
+	for _, p := range c.active {
+		if c.proven(p) {
+			return
+		}
+		if c.cfg.Rank(p) < 0 {
+			misbehaved = true
+		}
+	}
+	if !misbehaved {
+		return
+	}
+	c.opportunisticAsked = true
+	if cand := c.pickCandidate(); cand != "" && c.cfg.Rank(cand) >= 0 {
+		c.stats.OpportunisticRepairs++
+		c.askNeighbor(cand, true)
 	}
 }
 
@@ -1192,10 +1231,10 @@ func (c *Core) pickCandidate() string {
 		if c.cfg.Rank == nil {
 			return 0
 		}
-		switch r := c.cfg.Rank(p); {
-		case r > 0 && r >= c.cfg.RankProven:
+		switch {
+		case c.proven(p):
 			return 1
-		case r < 0:
+		case c.cfg.Rank(p) < 0:
 			return -1
 		}
 		return 0
@@ -1527,7 +1566,7 @@ func (c *Core) insertPassive(p, from string, prefer []string, next *int) {
 	}
 	var rank uint64
 	if c.cfg.SampledPassive {
-		rank = sampleRank(c.sampleKey, p)
+		rank = c.samplePlace(p)
 	}
 	if limit := c.cfg.MaxPassiveFromPeer; limit > 0 && from != "" {
 		victim, n := -1, 0
@@ -1578,6 +1617,27 @@ func (c *Core) insertPassive(p, from string, prefer []string, next *int) {
 	if c.cfg.SampledPassive {
 		c.passiveRank = append(c.passiveRank, rank)
 	}
+}
+
+// samplePlace is p's place in the passive sample (SampledPassive), lower is kept first: a
+// peer proven useful now (see proven) comes ahead of every other, and within each group the
+// keyed sampleRank decides. The place is fixed when p enters the view.
+func (c *Core) samplePlace(p string) uint64 {
+	place := sampleRank(c.sampleKey, p) >> 1
+	if !c.proven(p) {
+		place |= 1 << 63
+	}
+	return place
+}
+
+// proven reports whether Rank says p proved useful: ranked above zero and at least
+// RankProven (it delivered broadcasts first when it was a neighbour).
+func (c *Core) proven(p string) bool {
+	if c.cfg.Rank == nil {
+		return false
+	}
+	r := c.cfg.Rank(p)
+	return r > 0 && r >= c.cfg.RankProven
 }
 
 // sampleRank is p's rank in this core's min-wise sample (SampledPassive): a keyed 64-bit hash

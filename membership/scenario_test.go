@@ -20,6 +20,8 @@ import (
 //
 //	config active=3 passive=6 arwl=6 prwl=3 ka=3 kp=4 shuffle-ttl=6 shuffle=1h timeout=3s backoff=1s seed=1
 //	config defences=off|on evictions=2 protected=2 protect-after=2s from-peer=8 merge=8
+//	config sampled=off|on               SampledPassive (on in the LAN defaults); off keeps
+//	                                    the paper's eviction of what a shuffle sent away
 //	                                    (defences: Config.DisableDefences, or the LAN defaults)
 //	add n1 n2 ... [contacts=(n1,n2)]   create nodes (re-create a dead one, fresh)
 //	join n2 [via=n1]                    Join(via), or Join("") through the contacts
@@ -294,6 +296,7 @@ func setConfig(cfg *Config, seed *uint64, k, v string) error {
 			cfg.MaxForcedEvictions, cfg.ProtectedNeighbors, cfg.ProtectAfter = d.MaxForcedEvictions, d.ProtectedNeighbors, d.ProtectAfter
 			cfg.PeerMessageRate, cfg.PeerMessageBurst, cfg.MaxRateEntries = d.PeerMessageRate, d.PeerMessageBurst, d.MaxRateEntries
 			cfg.StalledRoundsBeforeContacts = d.StalledRoundsBeforeContacts
+			cfg.SampledPassive, cfg.OpportunisticRepair = d.SampledPassive, d.OpportunisticRepair
 		default:
 			err = fmt.Errorf("want on or off")
 		}
@@ -312,6 +315,15 @@ func setConfig(cfg *Config, seed *uint64, k, v string) error {
 	case "merge":
 		i, err = atoi()
 		cfg.MaxShuffleMerge = i
+	case "sampled":
+		switch v {
+		case "off":
+			cfg.SampledPassive = false
+		case "on":
+			cfg.SampledPassive = true
+		default:
+			err = fmt.Errorf("want on or off")
+		}
 	default:
 		return fmt.Errorf("unknown config key %q", k)
 	}

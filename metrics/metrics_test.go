@@ -129,7 +129,7 @@ func TestNodeCollectorValues(t *testing.T) {
 	f.stats.Membership.RateLimited[membership.Join] = 17
 	f.stats.Membership.ForcedEvictions, f.stats.Membership.EvictionsRefused = 18, 19
 	f.stats.Membership.PassiveCapped, f.stats.Membership.RepairStalls = 20, 21
-	f.stats.Membership.PassiveNotSampled = 22
+	f.stats.Membership.PassiveNotSampled, f.stats.Membership.OpportunisticRepairs = 22, 23
 	f.stats.Gossip.Broadcasts, f.stats.Gossip.Delivered, f.stats.Gossip.Duplicates = 1, 9, 2
 	f.stats.Gossip.Sent[gossip.IHave], f.stats.Gossip.Received[gossip.Prune] = 5, 1
 	f.stats.Gossip.CachedMessages, f.stats.Gossip.EagerPeers, f.stats.Gossip.LazyPeers = 10, 2, 1
@@ -165,6 +165,7 @@ func TestNodeCollectorValues(t *testing.T) {
 		{"rtcmesh_membership_passive_capped_total", nil, 20},
 		{"rtcmesh_membership_repair_stalls_total", nil, 21},
 		{"rtcmesh_membership_passive_not_sampled_total", nil, 22},
+		{"rtcmesh_membership_opportunistic_repairs_total", nil, 23},
 		{"rtcmesh_links", []string{"path", "host"}, 2},
 		{"rtcmesh_links", []string{"path", "relay"}, 1},
 		{"rtcmesh_links", []string{"path", "srflx"}, 0},
