@@ -1039,7 +1039,7 @@ func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 }
 
 // OpportunisticRepair: a full view in which no neighbour proved useful and one misbehaved asks
-// one passive peer a round, with high priority, never one ranked below zero; its acceptance
+// one passive peer at each shuffle round, with high priority, never one ranked below zero; its acceptance
 // replaces the lowest-ranked neighbour. A view with a proven neighbour, or none that
 // misbehaved, asks no one, and neither does a core with the option off.
 func TestOpportunisticRepairReplacesUselessNeighbours(t *testing.T) {
@@ -1059,31 +1059,43 @@ func TestOpportunisticRepairReplacesUselessNeighbours(t *testing.T) {
 		}
 		return to
 	}
-	// The core looks at its neighbours' ranks whenever it runs: a neighbour's SHUFFLE
-	// (which the rank changes outside the core do not trigger) makes it run now.
-	poke := func(c *Core, at time.Duration) {
-		c.Tick(at)
+	// The core looks at its neighbours' ranks at each shuffle round (quietCore's rounds are
+	// an hour apart, from a random phase in the first hour: round(k) runs exactly one) and
+	// when told a neighbour was penalised, not after every input: a neighbour's SHUFFLE
+	// mid-round makes it run without looking.
+	round := func(c *Core, k int) { c.Tick(time.Duration(k) * time.Hour) }
+	midRound := func(c *Core, k int) {
+		c.Tick(time.Duration(k)*time.Hour + time.Second)
 		c.Step("n1", Message{Type: Shuffle, Node: "n1", TTL: 0, Nodes: []string{"n1"}})
 	}
 	c := quietCore(t, cfg, neighbours...)
 	c.addPassive("worse")
 	c.addPassive("cand")
-	poke(c, time.Second)
+	round(c, 1)
 	if got := asks(c); len(got) != 0 {
 		t.Fatalf("neighbours unranked, none misbehaved: asked %v", got)
 	}
 	rank["n3"] = -4 // announces broadcasts that never come
-	poke(c, 2*time.Second)
+	midRound(c, 1)
+	if got := asks(c); len(got) != 0 {
+		t.Fatalf("asked %v mid-round, untold of a penalty", got)
+	}
+	c.Penalised("worse") // not a neighbour
+	if got := asks(c); len(got) != 0 {
+		t.Fatalf("asked %v for a penalty to a passive peer", got)
+	}
+	c.Penalised("n3")
 	if got := asks(c); !slices.Equal(got, []string{"cand"}) {
 		t.Fatalf("asked %v: want one request, to cand (worse is ranked below zero)", got)
 	}
 	c.Step("cand", Message{Type: NeighborReply, Accepted: false})
-	poke(c, 3*time.Second)
+	midRound(c, 1)
+	c.Penalised("n3")
 	if got := asks(c); len(got) != 0 {
 		t.Fatalf("asked %v again within the round", got)
 	}
 	c.addPassive("cand2")
-	c.Tick(time.Hour + time.Second) // the next round (quietCore's ShuffleInterval) runs it
+	round(c, 2)
 	got := asks(c)
 	if len(got) != 1 || got[0] == "worse" {
 		t.Fatalf("next round asked %v: want one request, not to worse", got)
@@ -1109,7 +1121,7 @@ func TestOpportunisticRepairReplacesUselessNeighbours(t *testing.T) {
 	rank = map[string]float64{"n1": 2, "n3": -4}
 	c = quietCore(t, cfg, neighbours...)
 	c.addPassive("cand")
-	poke(c, time.Second)
+	round(c, 1)
 	if got := asks(c); len(got) != 0 {
 		t.Errorf("a proven neighbour is left, yet asked %v", got)
 	}
@@ -1118,7 +1130,7 @@ func TestOpportunisticRepairReplacesUselessNeighbours(t *testing.T) {
 	cfg.OpportunisticRepair = false
 	c = quietCore(t, cfg, neighbours...)
 	c.addPassive("cand")
-	poke(c, time.Second)
+	round(c, 1)
 	if got := asks(c); len(got) != 0 {
 		t.Errorf("OpportunisticRepair off, yet asked %v", got)
 	}

@@ -124,8 +124,9 @@ type Core struct {
 	// lastRefuser is the last repair candidate that refused (alive, but full): the peer an
 	// escalation asks first.
 	lastRefuser string
-	// opportunisticAsked says OpportunisticRepair asked a peer this round (one a round).
-	opportunisticAsked bool
+	// opportunisticAsked says OpportunisticRepair asked a peer this round (one a round);
+	// opportunisticDue says it should look at the view again (see repairOpportunistically).
+	opportunisticAsked, opportunisticDue bool
 
 	// Join state: the contacts of the current join attempt, tried one after another.
 	joinList    []string
@@ -523,6 +524,7 @@ func (c *Core) Tick(now time.Duration) {
 			c.retryRepair(gained)
 		}
 		c.deadCandidates = 0
+		c.opportunisticDue = true
 	}
 	c.maintain()
 	c.updateDue()
@@ -1121,7 +1123,8 @@ func (c *Core) maintain() {
 			c.askNeighbor(cand, isolated)
 		}
 	}
-	if c.pending == "" && len(c.active) >= c.cfg.ActiveSize {
+	if c.opportunisticDue && c.pending == "" && len(c.active) >= c.cfg.ActiveSize {
+		c.opportunisticDue = false
 		c.repairOpportunistically()
 	}
 	if isolated && c.pending == "" && c.joinTarget == "" && !c.rejoinTimer.armed {
@@ -1129,22 +1132,42 @@ func (c *Core) maintain() {
 	}
 }
 
-// repairOpportunistically is OpportunisticRepair: a full view in which no neighbour proved
-// useful and one misbehaved asks one passive peer a round, with high priority (every peer is
-// full; a low-priority request would be refused), never one that misbehaved itself. The
-// request goes through pending like a repair's, so its acceptance is a chosen neighbour
-// (addActive's unforcedVictim then drops the lowest-ranked neighbour, a misbehaving one
-// first) and its refusal or silence ends it like any repair request.
+// Penalised tells the core that peer scoring has just penalised peer, so its Rank fell. If
+// peer is a neighbour, OpportunisticRepair looks at the view now (see
+// repairOpportunistically).
+func (c *Core) Penalised(peer string) {
+	if c.left || indexOf(c.active, peer) < 0 {
+		return
+	}
+	c.opportunisticDue = true
+	c.maintain()
+	c.updateDue()
+}
+
+// repairOpportunistically is OpportunisticRepair: a full view with no request pending in
+// which no neighbour proved useful and one misbehaved asks one passive peer, at most once a
+// round, with high priority (every peer is full; a low-priority request would be refused),
+// never one that misbehaved itself. The request goes through pending like a repair's, so its
+// acceptance is a chosen neighbour (addActive's unforcedVictim then drops the lowest-ranked
+// neighbour, a misbehaving one first) and its refusal or silence ends it like any repair
+// request.
+//
+// maintain runs it when opportunisticDue says something changed that can make it ask: the
+// active view (an eclipse evicts the proven neighbour; a hostile peer comes back), a
+// neighbour's penalty (Penalised), or a new shuffle round (ranks decay, and the round's
+// request may go out again). The core cannot see ranks change; looking at every neighbour's
+// rank after every input instead cost 15% of a simulation's time.
 func (c *Core) repairOpportunistically() {
 	if !c.cfg.OpportunisticRepair || c.cfg.Rank == nil || c.opportunisticAsked {
 		return
 	}
 	misbehaved := false
 	for _, p := range c.active {
-		if c.proven(p) {
-			return
+		r := c.cfg.Rank(p)
+		if r > 0 && r >= c.cfg.RankProven {
+			return // proven (see proven)
 		}
-		if c.cfg.Rank(p) < 0 {
+		if r < 0 {
 			misbehaved = true
 		}
 	}
@@ -1350,7 +1373,7 @@ func (c *Core) addActive(p string, how addKind) bool {
 	c.activeSince = append(c.activeSince, c.now)
 	c.activeFrom = append(c.activeFrom, teacher)
 	c.activeChosen = append(c.activeChosen, how == addChosen)
-	c.joined, c.gained = true, true
+	c.joined, c.gained, c.opportunisticDue = true, true, true
 	c.out.Events = append(c.out.Events, Event{Type: NeighborUp, Peer: p})
 	return true
 }
@@ -1529,6 +1552,7 @@ func (c *Core) removeActive(p string) bool {
 	c.activeSince = c.activeSince[:len(c.activeSince)-1]
 	c.activeFrom = removeAt(c.activeFrom, i)
 	c.activeChosen = append(c.activeChosen[:i], c.activeChosen[i+1:]...)
+	c.opportunisticDue = true
 	c.out.Events = append(c.out.Events, Event{Type: NeighborDown, Peer: p})
 	return true
 }

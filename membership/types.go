@@ -441,7 +441,9 @@ type Config struct {
 	// and above zero, and one is ranked below zero (neighbours that announce broadcasts, but
 	// whose payloads never come), the node asks one passive peer that is not ranked below zero
 	// with a high-priority NEIGHBOR, at most once per shuffle round; its acceptance replaces
-	// the lowest-ranked neighbour. Without it a node whose neighbours all drop payloads stays
+	// the lowest-ranked neighbour. The core looks when its active view changes, when the
+	// driver reports a neighbour's penalty (Core.Penalised; overlay does) and at each shuffle
+	// round, not after every input. Without it a node whose neighbours all drop payloads stays
 	// cut off until peer scoring disconnects them, and one broadcast a second does not get
 	// them there quickly: among 1,000 nodes with 20% droppers and SampledPassive, one honest
 	// node missed every one of 50 broadcasts in 5 runs of 16 (its droppers' scores stood at

@@ -383,15 +383,18 @@ func (p *Peer) Ready() Ready {
 // peer.
 func (p *Peer) judge(rd *Ready, greeted []string) {
 	now := p.now
+	var penalised []string
 	for _, mb := range rd.Misbehaviour {
 		peer, offence, ok := offenceOf(mb)
 		if ok && peer != p.Self() {
 			p.score.Penalise(now, peer, offence)
+			penalised = append(penalised, peer)
 		}
 	}
 	for _, mb := range rd.MembershipMisbehaviour {
 		if mb.Peer != p.Self() {
 			p.score.Penalise(now, mb.Peer, membershipOffence(mb.Reason))
+			penalised = append(penalised, mb.Peer)
 		}
 	}
 	for _, d := range rd.Deliveries {
@@ -437,6 +440,10 @@ func (p *Peer) judge(rd *Ready, greeted []string) {
 	}
 	for _, peer := range down {
 		p.mem.PeerDown(peer)
+	}
+	// A penalised neighbour may now be worth replacing (membership OpportunisticRepair).
+	for _, peer := range penalised {
+		p.mem.Penalised(peer)
 	}
 }
 

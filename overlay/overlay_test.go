@@ -544,3 +544,41 @@ func TestSilentNeighbourCutOff(t *testing.T) {
 		}
 	}
 }
+
+// A neighbour penalised by peer scoring makes membership's OpportunisticRepair look at the
+// view at once (Peer.judge tells the core), not at the next shuffle round: with a full view
+// in which no neighbour proved useful, an unsolicited SHUFFLE_REPLY from one neighbour
+// (membership_spam) sends one high-priority NEIGHBOR to the passive peer in the same Ready.
+func TestPenaltyTriggersOpportunisticRepair(t *testing.T) {
+	c := peerAConfig()
+	c.Membership.ShuffleInterval = time.Hour // no round boundary during the test
+	p := startedPeer(t, c)
+	for i := 1; i <= c.Membership.ActiveSize; i++ {
+		if err := p.StepMembership(time.Millisecond, fmt.Sprint("n", i), membership.Message{Type: membership.Neighbor, HighPriority: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.StepMembership(2*time.Millisecond, "n1", membership.Message{Type: membership.Shuffle, Node: "n1", TTL: 0, Nodes: []string{"cand"}}); err != nil {
+		t.Fatal(err)
+	}
+	neighbors := func() []string {
+		var to []string
+		for p.HasReady() {
+			for _, e := range p.Ready().Membership {
+				if e.Msg.Type == membership.Neighbor && e.Msg.HighPriority {
+					to = append(to, e.To)
+				}
+			}
+		}
+		return to
+	}
+	if got := neighbors(); len(got) != 0 || len(p.ActiveView()) != c.Membership.ActiveSize || !slices.Contains(p.PassiveView(), "cand") {
+		t.Fatalf("setup: asked %v, active %v, passive %v", got, p.ActiveView(), p.PassiveView())
+	}
+	if err := p.StepMembership(3*time.Millisecond, "n3", membership.Message{Type: membership.ShuffleReply, Nodes: []string{"fake"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := neighbors(); !slices.Equal(got, []string{"cand"}) || p.Score(3*time.Millisecond, "n3") >= 0 {
+		t.Errorf("after n3's offence (score %v): asked %v, want [cand]", p.Score(3*time.Millisecond, "n3"), got)
+	}
+}
