@@ -525,7 +525,7 @@ func TestDefenceConfigValidation(t *testing.T) {
 		"ProtectedNeighbors":          func(c *Config) { c.ProtectedNeighbors = -1 },
 		"ProtectAfter":                func(c *Config) { c.ProtectAfter = -1 },
 		"OutboundQuota":               func(c *Config) { c.OutboundQuota = -1 },
-		"OutboundQuota every slot":    func(c *Config) { c.OutboundQuota = c.ActiveSize },
+		"OutboundQuotaFor":            func(c *Config) { c.OutboundQuotaFor = -time.Second },
 		"PeerMessageRate":             func(c *Config) { c.PeerMessageRate = -1 },
 		"PeerMessageBurst":            func(c *Config) { c.PeerMessageBurst = 0 },
 		"PeerMessageRate tiny":        func(c *Config) { c.PeerMessageRate = 1e-9 },
@@ -939,16 +939,43 @@ func TestSampledPassiveIgnoresRepetition(t *testing.T) {
 	}
 }
 
+// neighborReply steps m from peer from into c and returns whether c's NEIGHBOR_REPLY to it
+// accepted.
+func neighborReply(t *testing.T, c *Core, from string, m Message) bool {
+	t.Helper()
+	if err := c.Step(from, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range c.Ready().Messages {
+		if out.To == from && out.Msg.Type == NeighborReply {
+			return out.Msg.Accepted
+		}
+	}
+	t.Fatalf("no NEIGHBOR_REPLY to %s", from)
+	return false
+}
+
+// acceptRepair makes p accept a repair request c just sent it: a chosen neighbour.
+func acceptRepair(t *testing.T, c *Core, p string) {
+	t.Helper()
+	c.askNeighbor(p, false)
+	if err := c.Step(p, Message{Type: NeighborReply, Accepted: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.Ready()
+}
+
 // With OutboundQuota 2 of 5 slots, peers that ask hold at most 3: a fourth low-priority
 // request is refused though a slot is free, a high-priority one displaces one that asked,
 // never the neighbour this node chose, and the node's own repair still gets the free slot.
-// With the quota off, the fourth request takes it.
+// With the quota off, the fourth request takes it. (The quota is in force all the time here,
+// OutboundQuotaFor 0; TestOutboundQuotaAfterOffence checks when the default brings it in.)
 func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 	for _, quota := range []int{2, 0} {
 		cfg := testConfig("a")
 		cfg.ShuffleInterval = time.Hour // the test drives every request
 		cfg.ProtectedNeighbors = 0      // the quota alone
-		cfg.OutboundQuota = quota
+		cfg.OutboundQuota, cfg.OutboundQuotaFor = quota, 0
 		c := mustCore(t, cfg)
 		c.Tick(0)
 		c.joined = true
@@ -956,16 +983,7 @@ func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 		c.Ready()
 		reply := func(from string, m Message) bool {
 			t.Helper()
-			if err := c.Step(from, m); err != nil {
-				t.Fatal(err)
-			}
-			for _, out := range c.Ready().Messages {
-				if out.To == from && out.Msg.Type == NeighborReply {
-					return out.Msg.Accepted
-				}
-			}
-			t.Fatalf("quota %d: no NEIGHBOR_REPLY to %s", quota, from)
-			return false
+			return neighborReply(t, c, from, m)
 		}
 		for _, p := range []string{"asker1", "asker2", "asker3"} {
 			if !reply(p, Message{Type: Neighbor}) {
@@ -988,11 +1006,7 @@ func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 		if !slices.Contains(c.active, "chosen1") || !slices.Contains(c.active, "pusher") || len(c.active) != 4 {
 			t.Errorf("after a high-priority request: active %v, want chosen1, pusher and two of the askers", c.active)
 		}
-		c.askNeighbor("chosen2", false)
-		if err := c.Step("chosen2", Message{Type: NeighborReply, Accepted: true}); err != nil {
-			t.Fatal(err)
-		}
-		c.Ready()
+		acceptRepair(t, c, "chosen2")
 		if !slices.Contains(c.active, "chosen2") || len(c.active) != 5 {
 			t.Errorf("own repair: active %v, want chosen2 in the free slot", c.active)
 		}
@@ -1187,6 +1201,76 @@ func TestSampledPassiveKeepsProvenPeers(t *testing.T) {
 		kept := slices.Contains(c.passive, "proven")
 		if kept != withRank {
 			t.Errorf("Rank set %v: proven kept %v, want %v (passive %v)", withRank, kept, withRank, c.passive)
+		}
+	}
+}
+
+// With the defaults (OutboundQuota 2, OutboundQuotaFor an hour) a node where nobody
+// misbehaved lets peers that ask fill every free slot, as the paper does. Once it cut off a
+// neighbour for misbehaving (Distrust), peers that ask hold at most 3 slots: a free one waits
+// for the node's own choice, and a high-priority request displaces a young neighbour that
+// asked, never a chosen one. OutboundQuotaFor after the offence the quota lapses again.
+func TestOutboundQuotaAfterOffence(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.ShuffleInterval = time.Hour // the test drives every request
+	c := mustCore(t, cfg)
+	c.Tick(0)
+	c.joined = true
+	c.addActive("chosen1", addChosen)
+	c.Ready()
+	reply := func(from string, m Message) bool {
+		t.Helper()
+		return neighborReply(t, c, from, m)
+	}
+	for _, p := range []string{"asker1", "asker2", "asker3", "asker4"} {
+		if !reply(p, Message{Type: Neighbor}) {
+			t.Fatalf("before any offence, %s refused with room: active %v", p, c.active)
+		}
+	}
+	offence := time.Second
+	c.Tick(offence)
+	c.Distrust("asker4")
+	c.Ready()
+	if reply("asker5", Message{Type: Neighbor}) {
+		t.Errorf("after an offence, a fourth peer that asked got a slot: active %v", c.active)
+	}
+	c.clearPending() // the repair's own request, answered below as if chosen2 had been asked
+	acceptRepair(t, c, "chosen2")
+	if !slices.Contains(c.active, "chosen2") || len(c.active) != 5 {
+		t.Fatalf("own repair: active %v, want chosen2 in the free slot", c.active)
+	}
+	// The askers are still fresh (up for less than ProtectAfter): a high-priority request
+	// displaces one of them, never a chosen neighbour.
+	if !reply("pusher", Message{Type: Neighbor, HighPriority: true}) {
+		t.Fatalf("a high-priority request found no asker to displace: active %v", c.active)
+	}
+	for _, p := range []string{"chosen1", "chosen2", "pusher"} {
+		if !slices.Contains(c.active, p) || len(c.active) != 5 {
+			t.Errorf("after a high-priority request: active %v, want %s kept in a full view", c.active, p)
+		}
+	}
+	c.PeerDown("chosen2")
+	c.Ready()
+	c.clearPending()
+	if reply("late", Message{Type: Neighbor}) {
+		t.Errorf("within OutboundQuotaFor of the offence, a fourth peer that asked got a slot: active %v", c.active)
+	}
+	c.Tick(offence + cfg.OutboundQuotaFor)
+	c.Ready()
+	c.clearPending()
+	if !reply("late", Message{Type: Neighbor}) {
+		t.Errorf("OutboundQuotaFor after the offence, a peer that asked was refused a free slot: active %v", c.active)
+	}
+}
+
+// OutboundQuota keeps at most (ActiveSize-1)/2 slots, after gossipsub's D_out ≤ D/2: an
+// active view of 2 keeps none (a peer that asks always has a way in), one of 3 keeps one.
+func TestOutboundQuotaBoundedByActiveSize(t *testing.T) {
+	for _, tc := range []struct{ active, quota, want int }{{2, 2, 0}, {3, 2, 1}, {5, 2, 2}, {5, 4, 2}, {8, 1, 1}} {
+		cfg := testConfig("a")
+		cfg.ActiveSize, cfg.OutboundQuota, cfg.OutboundQuotaFor = tc.active, tc.quota, 0
+		if got := mustCore(t, cfg).outboundQuota(); got != tc.want {
+			t.Errorf("ActiveSize %d, OutboundQuota %d: %d slots kept, want %d", tc.active, tc.quota, got, tc.want)
 		}
 	}
 }

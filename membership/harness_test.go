@@ -431,7 +431,8 @@ func defenceProblems(name string, c *Core) []string {
 	}
 	if len(c.activeChosen) != len(c.active) {
 		out = append(out, fmt.Sprintf("%s: %d chosen flags for %d neighbours", name, len(c.activeChosen), len(c.active)))
-	} else if q := c.cfg.OutboundQuota; q > 0 {
+	} else if q := c.cfg.OutboundQuota; q > 0 && c.cfg.OutboundQuotaFor == 0 {
+		// (A quota that comes into force after an offence finds the askers that were there.)
 		asked := 0
 		for _, chosen := range c.activeChosen {
 			if !chosen {
