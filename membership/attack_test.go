@@ -1205,7 +1205,7 @@ func TestSampledPassiveKeepsProvenPeers(t *testing.T) {
 	}
 }
 
-// With the defaults (OutboundQuota 2, OutboundQuotaFor an hour) a node where nobody
+// With OutboundQuota 2 and the default OutboundQuotaFor (an hour), a node where nobody
 // misbehaved lets peers that ask fill every free slot, as the paper does. Once it cut off a
 // neighbour for misbehaving (Distrust), peers that ask hold at most 3 slots: a free one waits
 // for the node's own choice, and a high-priority request displaces a young neighbour that
@@ -1213,6 +1213,7 @@ func TestSampledPassiveKeepsProvenPeers(t *testing.T) {
 func TestOutboundQuotaAfterOffence(t *testing.T) {
 	cfg := testConfig("a")
 	cfg.ShuffleInterval = time.Hour // the test drives every request
+	cfg.OutboundQuota = 2
 	c := mustCore(t, cfg)
 	c.Tick(0)
 	c.joined = true

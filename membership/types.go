@@ -396,13 +396,18 @@ type Config struct {
 	// never one of the ProtectedNeighbors oldest that asked), never a chosen neighbour. Sybils
 	// that ask all the time then hold at most the slots for askers, and the chosen ones are
 	// as honest as the passive view. At most (ActiveSize-1)/2 slots are kept (gossipsub
-	// keeps D_out at most D/2), whatever the field says: none of an active view of 2. 2 by
-	// default, in force only after an offence (OutboundQuotaFor). Measured in the simulator
-	// (README, "Attacks in the simulator"): among 10,000 nodes under eclipse it cuts the
-	// attackers' share of honest active views from 0.40 to 0.25. In force all the time it
-	// also costs honest overlays: among 1,000 nodes twice the neighbour changes and link
-	// setups, and a random overlay of 300 nodes left two nodes cut off together after a mass
-	// failure (a node short of neighbours finds fewer peers with room for it).
+	// keeps D_out at most D/2), whatever the field says: none of an active view of 2. It is
+	// in force only after an offence (OutboundQuotaFor). Measured in the simulator (README,
+	// "Attacks in the simulator"): 2 cuts the attackers' share of honest active views under
+	// eclipse among 10,000 nodes from 0.40 to 0.30 (0.25 in force all the time). In force all
+	// the time it also costs honest overlays: among 1,000 nodes twice the neighbour changes
+	// and link setups, and a random overlay of 300 nodes left two nodes cut off together
+	// after a mass failure (a node short of neighbours finds fewer peers with room for it).
+	// Off (0) by default: with 2 after an offence, two full test runs on this 2-core machine
+	// each failed a test of honest nodes joining over real links (a browser tab without a
+	// neighbour for 90 s; 60 processes left as two pieces), which had passed in every earlier
+	// run; under load an honest peer can be cut off too (a greeting late past its timeout),
+	// which brings the quota into force. Not proven, so not on by default.
 	OutboundQuota int
 	// OutboundQuotaFor is how long OutboundQuota holds after this node cut off a peer for
 	// misbehaving (peer scoring's disconnect, Core.Distrust): an hour. Until then, and
@@ -509,7 +514,6 @@ func DefaultWANConfig() Config {
 		RankProven:                   1,
 		MaxMisbehaviourReports:       64,
 		OpportunisticRepair:          true,
-		OutboundQuota:                2,
 		OutboundQuotaFor:             time.Hour,
 	}
 }

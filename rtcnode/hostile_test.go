@@ -205,13 +205,6 @@ type honestMesh struct {
 	rng   *mrand.Rand
 }
 
-// hostileQuotaFor is the honest nodes' membership OutboundQuotaFor here (an hour by default):
-// each attack brings the outbound quota into force, and the attacks that need a slot in an
-// honest view (IHaveFlood, Flood) wait for it to lapse first, as a newcomer would an hour
-// after the last offence. While it holds, a full honest node keeps its slots for its own
-// choices and a peer that asks finds none (membership's TestOutboundQuotaAfterOffence).
-const hostileQuotaFor = 3 * time.Second
-
 func startHonestMesh(t *testing.T, n int) *honestMesh {
 	t.Helper()
 	h := &honestMesh{t: t, sig: startSignaling(t, ""), m: nodetest.NewMesh(t, nodetest.Config().Membership.ActiveSize), rng: mrand.New(mrand.NewPCG(12, 13))}
@@ -227,7 +220,6 @@ func startHonestMesh(t *testing.T, n int) *honestMesh {
 	})
 	for i := range n {
 		w := startWebRTCNode(t, h.sig.url(), uint64(100+i), 0, func(c *Config) {
-			c.Node.Membership.OutboundQuotaFor = hostileQuotaFor
 			if *hostileNoDefences {
 				c.Node.DisableDefences()
 			}
@@ -581,10 +573,8 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 		// A peer announces 80 batches of 64 messages that do not exist: the victim must neither
 		// fill its table of missing messages (which would make it ignore real announcements)
 		// nor send a GRAFT for each.
-		// The announcer joins the victim first, as anyone may once the outbound quota the last
-		// attack brought into force has lapsed: announcements from a neighbour are the ones a
-		// node acts on.
-		time.Sleep(hostileQuotaFor)
+		// The announcer joins the victim first, as anyone may: announcements from a neighbour
+		// are the ones a node acts on.
 		p := startRawPeer(t, h.sig.url())
 		if err := p.membership(victim.ID(), membership.Message{Type: membership.Join}); err != nil {
 			t.Fatalf("the announcer's JOIN: %v", err)
@@ -619,8 +609,7 @@ func TestHostilePeersOverWebRTC(t *testing.T) {
 
 	t.Run("Flood", func(t *testing.T) {
 		// A member of the mesh (a real node, its broadcasts properly signed) broadcasts 60 KB
-		// messages as fast as it can. It joins once the outbound quota has lapsed.
-		time.Sleep(hostileQuotaFor)
+		// messages as fast as it can.
 		flooder := startWebRTCNode(t, h.sig.url(), 999, 0)
 		defer flooder.Close()
 		go func() {
