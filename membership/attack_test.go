@@ -969,7 +969,7 @@ func acceptRepair(t *testing.T, c *Core, p string) {
 // request is refused though a slot is free, a high-priority one displaces one that asked,
 // never the neighbour this node chose, and the node's own repair still gets the free slot.
 // With the quota off, the fourth request takes it. (The quota is in force all the time here,
-// OutboundQuotaFor 0; TestOutboundQuotaAfterOffence checks when the default brings it in.)
+// OutboundQuotaFor 0; TestOutboundQuotaAfterOffence checks when an offence brings it in.)
 func TestOutboundQuotaKeepsSlotsForChosenNeighbours(t *testing.T) {
 	for _, quota := range []int{2, 0} {
 		cfg := testConfig("a")

@@ -128,9 +128,8 @@ type Core struct {
 	// opportunisticDue says it should look at the view again (see repairOpportunistically).
 	opportunisticAsked, opportunisticDue bool
 	// quotaUntil is when OutboundQuota lapses again (OutboundQuotaFor after the last peer
-	// this node distrusted); quotaAlarm says one was.
+	// this node distrusted); 0 while it has distrusted none.
 	quotaUntil time.Duration
-	quotaAlarm bool
 
 	// Join state: the contacts of the current join attempt, tried one after another.
 	joinList    []string
@@ -587,7 +586,7 @@ func (c *Core) Distrust(peer string) {
 	teachers := []string{peer}
 	// Someone misbehaved: peers that ask may be hostile, so the OutboundQuota's slots are
 	// kept for this node's own choices for a while (see outboundQuota).
-	c.quotaAlarm, c.quotaUntil = true, c.now+c.cfg.OutboundQuotaFor
+	c.quotaUntil = c.now + c.cfg.OutboundQuotaFor
 	if i := indexOf(c.active, peer); i >= 0 {
 		if c.activeFrom[i] != "" {
 			teachers = append(teachers, c.activeFrom[i])
@@ -1413,7 +1412,7 @@ func (c *Core) inboundFull() bool {
 // or a request displaces them (once askers fill their share, requests displace only askers):
 // shedding them at once did no better (1,000 nodes under eclipse, seeds 1–4).
 func (c *Core) outboundQuota() int {
-	if c.cfg.OutboundQuotaFor > 0 && (!c.quotaAlarm || c.now >= c.quotaUntil) {
+	if c.cfg.OutboundQuotaFor > 0 && (c.quotaUntil == 0 || c.now >= c.quotaUntil) {
 		return 0
 	}
 	return c.cfg.OutboundQuota
