@@ -251,11 +251,18 @@ type entry struct {
 	at          time.Duration
 }
 
-// neighbour is one active peer and the active view it last announced.
+// neighbour is one active peer and the active view it last announced. viewFilter has bit
+// key(v)%64 set for every v in view, so that nextHop skips, without touching the view's
+// strings (a cache miss each in a large simulation), the neighbours whose view cannot hold
+// the target.
 type neighbour struct {
-	id   string
-	view []string
+	id         string
+	view       []string
+	viewFilter uint64
 }
+
+// filterBit is target's bit in a neighbour's viewFilter.
+func filterBit(k uint32) uint64 { return 1 << (k >> 26) }
 
 // bucket is a source's token bucket: tokens at time at.
 type bucket struct {
@@ -270,16 +277,21 @@ type Router struct {
 	cfg        Config
 	self       string
 	neighbours []neighbour
-	// entries are the routes and hints, keys[i] a hash of entries[i]'s target and kind, so
-	// that a lookup scans a small array of integers and compares strings only on a match;
-	// next is the slot the next entry replaces once the table is full (first in, first out).
-	entries   []entry
-	keys      []uint32
-	next      int
-	buckets   []bucket
-	out       Ready
-	viewDirty bool
-	stats     Stats
+	// entries are the routes and hints, keys[i] a hash of entries[i]'s target and kind (0
+	// for a free slot); next is the slot the next entry replaces once the table is full
+	// (first in, first out). index is an open-addressing hash table over the slots (linear
+	// probing, a power of two at least twice MaxEntries; a cell holds a slot's key in its
+	// high half and slot+1 in its low half, 0 when empty), so that a lookup reads a cell or
+	// two instead of scanning every key, and reads an entry only on a key's match.
+	entries    []entry
+	keys       []uint32
+	index      []uint64
+	indexShift uint8 // 32 - log2(len(index)), for home
+	next       int
+	buckets    []bucket
+	out        Ready
+	viewDirty  bool
+	stats      Stats
 }
 
 // New returns a Router for node self.
@@ -317,7 +329,8 @@ func (r *Router) NeighborDown(peer string) {
 	}
 	r.neighbours = append(r.neighbours[:i], r.neighbours[i+1:]...)
 	for k := range r.entries {
-		if e := &r.entries[k]; !e.hint && e.via == peer {
+		if e := &r.entries[k]; !e.hint && e.via == peer && r.keys[k] != 0 {
+			r.unindex(k)
 			*e, r.keys[k] = entry{}, 0 // a free slot: no key matches it
 		}
 	}
@@ -364,28 +377,93 @@ func key(target string, hint bool) uint32 {
 
 // find returns the slot of the entry of target and kind, or -1.
 func (r *Router) find(target string, hint bool) int {
-	k := key(target, hint)
-	for i, x := range r.keys {
-		if x == k && r.entries[i].target == target && r.entries[i].hint == hint {
+	return r.findKey(key(target, hint), target, hint)
+}
+
+// findKey is find with target's key already computed.
+func (r *Router) findKey(k uint32, target string, hint bool) int {
+	if len(r.index) == 0 {
+		return -1
+	}
+	mask := uint32(len(r.index) - 1)
+	for pos := r.home(k); ; pos = (pos + 1) & mask {
+		cell := r.index[pos]
+		if cell == 0 {
+			return -1
+		}
+		if uint32(cell>>32) != k {
+			continue
+		}
+		if i := int(uint32(cell) - 1); r.entries[i].target == target && r.entries[i].hint == hint {
 			return i
 		}
 	}
-	return -1
+}
+
+// home is key k's first cell in index: the top bits of a Fibonacci hash of k (k's own low
+// bit is always set, so k itself would use only odd cells).
+func (r *Router) home(k uint32) uint32 { return (k * 2654435769) >> r.indexShift }
+
+// indexCell is index's cell for slot i holding key k.
+func indexCell(k uint32, i int) uint64 { return uint64(k)<<32 | uint64(i+1) }
+
+// indexSlot adds slot i (its key set) to index, creating index on first use.
+func (r *Router) indexSlot(i int) {
+	if len(r.index) == 0 {
+		size, bits := 16, uint8(4)
+		for size < 2*r.cfg.MaxEntries {
+			size, bits = size*2, bits+1
+		}
+		r.index, r.indexShift = make([]uint64, size), 32-bits
+	}
+	mask := uint32(len(r.index) - 1)
+	pos := r.home(r.keys[i])
+	for r.index[pos] != 0 {
+		pos = (pos + 1) & mask
+	}
+	r.index[pos] = indexCell(r.keys[i], i)
+}
+
+// unindex removes slot i (its key still set) from index, moving later cells of the same
+// probe run back so that no lookup stops short at the hole (backward-shift deletion).
+func (r *Router) unindex(i int) {
+	mask := uint32(len(r.index) - 1)
+	pos := r.home(r.keys[i])
+	for r.index[pos] != indexCell(r.keys[i], i) {
+		pos = (pos + 1) & mask
+	}
+	hole := pos
+	for j := (hole + 1) & mask; r.index[j] != 0; j = (j + 1) & mask {
+		home := r.home(uint32(r.index[j] >> 32))
+		// The cell at j may move to the hole unless its home lies cyclically in (hole, j].
+		if (j > hole && (home <= hole || home > j)) || (j < hole && home <= hole && home > j) {
+			r.index[hole] = r.index[j]
+			hole = j
+		}
+	}
+	r.index[hole] = 0
 }
 
 // put replaces the entry of the same target and kind, or adds e, replacing the entry added
 // longest ago when the table is full.
 func (r *Router) put(e entry) {
-	if i := r.find(e.target, e.hint); i >= 0 {
+	k := key(e.target, e.hint)
+	if i := r.findKey(k, e.target, e.hint); i >= 0 {
 		r.entries[i] = e
 		return
 	}
 	if len(r.entries) < r.cfg.MaxEntries {
 		r.entries = append(r.entries, e)
-		r.keys = append(r.keys, key(e.target, e.hint))
+		r.keys = append(r.keys, k)
+		r.indexSlot(len(r.entries) - 1)
 		return
 	}
-	r.entries[r.next], r.keys[r.next] = e, key(e.target, e.hint)
+	i := r.next
+	if r.keys[i] != 0 {
+		r.unindex(i)
+	}
+	r.entries[i], r.keys[i] = e, k
+	r.indexSlot(i)
 	r.next = (r.next + 1) % len(r.entries)
 }
 
@@ -396,9 +474,11 @@ func (r *Router) nextHop(now time.Duration, target, except string) (string, bool
 	if r.neighbourIndex(target) >= 0 {
 		return target, target != except
 	}
+	k := key(target, false)
+	bit := filterBit(k)
 	for i := range r.neighbours {
 		n := &r.neighbours[i]
-		if n.id == except {
+		if n.viewFilter&bit == 0 || n.id == except {
 			continue
 		}
 		for _, v := range n.view {
@@ -407,7 +487,7 @@ func (r *Router) nextHop(now time.Duration, target, except string) (string, bool
 			}
 		}
 	}
-	if i := r.find(target, false); i >= 0 {
+	if i := r.findKey(k, target, false); i >= 0 {
 		e := &r.entries[i]
 		if e.via != except && now-e.at < r.cfg.EntryTTL && r.neighbourIndex(e.via) >= 0 {
 			return e.via, true
@@ -554,7 +634,12 @@ func (r *Router) Step(now time.Duration, from string, m Message) error {
 		if i < 0 {
 			return nil // a view from a non-neighbour gives no route: it came over a transient link
 		}
-		r.neighbours[i].view = append(r.neighbours[i].view[:0], m.Nodes...)
+		n := &r.neighbours[i]
+		n.view = append(n.view[:0], m.Nodes...)
+		n.viewFilter = 0
+		for _, v := range n.view {
+			n.viewFilter |= filterBit(key(v, false))
+		}
 	case Routed:
 		if hops := r.cfg.MaxHops; m.HopLimit < hops {
 			r.Learn(now, m.Source, from, hops-m.HopLimit)

@@ -326,3 +326,57 @@ func TestNextHopSendsNothing(t *testing.T) {
 		t.Fatal("NextHop queued or counted something")
 	}
 }
+
+// The table's hash index finds exactly what a scan of every slot finds, through replacements,
+// first-in-first-out evictions and the removals a neighbour's departure makes (the index's
+// backward-shift deletion is the part worth checking), at table sizes that fill the index
+// to different loads.
+func TestTableIndexMatchesScan(t *testing.T) {
+	scan := func(r *Router, target string, hint bool) int {
+		for i, e := range r.entries {
+			if r.keys[i] != 0 && e.target == target && e.hint == hint {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, size := range []int{1, 7, 8, 13, 64} {
+		cfg := DefaultConfig()
+		cfg.MaxEntries = size
+		r, err := New("self", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vias := []string{"v0", "v1", "v2", "v3"}
+		for _, v := range vias {
+			r.NeighborUp(v)
+		}
+		rng := uint64(size)
+		next := func(n int) int {
+			rng = rng*6364136223846793005 + 1442695040888963407
+			return int((rng >> 33) % uint64(n))
+		}
+		for step := range 20000 {
+			target := "t" + string(rune('a'+next(26))) + string(rune('a'+next(26)))
+			via := vias[next(len(vias))]
+			switch next(10) {
+			case 0:
+				r.NeighborDown(via)
+				r.NeighborUp(via)
+			case 1, 2, 3:
+				r.Hint(time.Duration(step), target, via)
+			default:
+				r.Learn(time.Duration(step), target, via, 2)
+			}
+			probe := "t" + string(rune('a'+next(26))) + string(rune('a'+next(26)))
+			for _, hint := range []bool{false, true} {
+				if got, want := r.find(probe, hint), scan(r, probe, hint); got != want {
+					t.Fatalf("MaxEntries %d, step %d: find(%q, hint %v) = %d, a scan finds %d", size, step, probe, hint, got, want)
+				}
+			}
+		}
+		if len(r.entries) != size {
+			t.Fatalf("MaxEntries %d: %d entries after 20,000 insertions", size, len(r.entries))
+		}
+	}
+}
