@@ -128,8 +128,8 @@ type Config struct {
 	// at most membership's ARWL or ShuffleTTL (6) plus the hop to the walk's start; longer
 	// envelopes are refused by relays.
 	MaxHops uint8
-	// MaxEntries bounds the learnt routes and hints kept (256); when full the one added
-	// longest ago goes.
+	// MaxEntries bounds the learnt routes and hints kept (256, at most 65,535); when full
+	// the one added longest ago goes.
 	// A node sees about ShuffleTTL walks per membership round, each one entry, plus a hint
 	// per shuffle sample entry (8).
 	MaxEntries int
@@ -177,8 +177,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxHops == 0:
 		return errors.New("routing: Config.MaxHops must be positive")
-	case c.MaxEntries <= 0:
-		return fmt.Errorf("routing: Config.MaxEntries must be positive, got %d", c.MaxEntries)
+	case c.MaxEntries <= 0 || c.MaxEntries > maxTableEntries:
+		return fmt.Errorf("routing: Config.MaxEntries must be 1 to %d, got %d", maxTableEntries, c.MaxEntries)
 	case c.EntryTTL <= 0:
 		return fmt.Errorf("routing: Config.EntryTTL must be positive, got %v", c.EntryTTL)
 	case c.HintTTL <= 0:
@@ -277,15 +277,14 @@ type Router struct {
 	cfg        Config
 	self       string
 	neighbours []neighbour
-	// entries are the routes and hints, keys[i] a hash of entries[i]'s target and kind (0
-	// for a free slot); next is the slot the next entry replaces once the table is full
-	// (first in, first out). index is an open-addressing hash table over the slots (linear
-	// probing, a power of two at least twice MaxEntries; a cell holds a slot's key in its
-	// high half and slot+1 in its low half, 0 when empty), so that a lookup reads a cell or
-	// two instead of scanning every key, and reads an entry only on a key's match.
+	// entries are the routes and hints (a free slot has no target); next is the slot the
+	// next entry replaces once the table is full (first in, first out). index is an
+	// open-addressing hash table over the slots (linear probing, a power of two at least
+	// twice MaxEntries; a cell holds 16 bits of the entry's key and slot+1, 0 when empty),
+	// so that a lookup reads a cell or two instead of scanning the table, and compares
+	// strings only when the cell's bits match.
 	entries    []entry
-	keys       []uint32
-	index      []uint64
+	index      []uint32
 	indexShift uint8 // 32 - log2(len(index)), for home
 	next       int
 	buckets    []bucket
@@ -329,9 +328,9 @@ func (r *Router) NeighborDown(peer string) {
 	}
 	r.neighbours = append(r.neighbours[:i], r.neighbours[i+1:]...)
 	for k := range r.entries {
-		if e := &r.entries[k]; !e.hint && e.via == peer && r.keys[k] != 0 {
+		if e := &r.entries[k]; !e.hint && e.via == peer && e.target != "" {
 			r.unindex(k)
-			*e, r.keys[k] = entry{}, 0 // a free slot: no key matches it
+			*e = entry{} // a free slot
 		}
 	}
 	r.viewDirty = true
@@ -363,7 +362,7 @@ func (r *Router) Hint(now time.Duration, target, via string) {
 	r.put(entry{target: target, via: via, hint: true, at: now})
 }
 
-// key hashes an entry's target and kind (FNV-1a); never 0, which marks a free slot.
+// key hashes an entry's target and kind (FNV-1a).
 func key(target string, hint bool) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(target); i++ {
@@ -372,8 +371,14 @@ func key(target string, hint bool) uint32 {
 	if hint {
 		h = (h ^ 0xff) * 16777619
 	}
-	return h | 1
+	return h
 }
+
+// tagOf is the part of key k an index cell keeps (its top 16 bits).
+func tagOf(k uint32) uint32 { return k >> 16 }
+
+// maxTableEntries bounds MaxEntries: an index cell holds a slot in 16 bits.
+const maxTableEntries = 1<<16 - 1
 
 // find returns the slot of the entry of target and kind, or -1.
 func (r *Router) find(target string, hint bool) int {
@@ -385,56 +390,54 @@ func (r *Router) findKey(k uint32, target string, hint bool) int {
 	if len(r.index) == 0 {
 		return -1
 	}
-	mask := uint32(len(r.index) - 1)
-	for pos := r.home(k); ; pos = (pos + 1) & mask {
+	tag, mask := tagOf(k), uint32(len(r.index)-1)
+	for pos := r.home(tag); ; pos = (pos + 1) & mask {
 		cell := r.index[pos]
 		if cell == 0 {
 			return -1
 		}
-		if uint32(cell>>32) != k {
+		if cell>>16 != tag {
 			continue
 		}
-		if i := int(uint32(cell) - 1); r.entries[i].target == target && r.entries[i].hint == hint {
+		if i := int(cell&0xffff) - 1; r.entries[i].target == target && r.entries[i].hint == hint {
 			return i
 		}
 	}
 }
 
-// home is key k's first cell in index: the top bits of a Fibonacci hash of k (k's own low
-// bit is always set, so k itself would use only odd cells).
-func (r *Router) home(k uint32) uint32 { return (k * 2654435769) >> r.indexShift }
+// home is the first cell in index for an entry of tag tag: the top bits of a Fibonacci hash.
+func (r *Router) home(tag uint32) uint32 { return (tag * 2654435769) >> r.indexShift }
 
-// indexCell is index's cell for slot i holding key k.
-func indexCell(k uint32, i int) uint64 { return uint64(k)<<32 | uint64(i+1) }
-
-// indexSlot adds slot i (its key set) to index, creating index on first use.
-func (r *Router) indexSlot(i int) {
+// indexSlot adds slot i, which holds an entry of key k, to index, creating index on first use.
+func (r *Router) indexSlot(i int, k uint32) {
 	if len(r.index) == 0 {
 		size, bits := 16, uint8(4)
 		for size < 2*r.cfg.MaxEntries {
 			size, bits = size*2, bits+1
 		}
-		r.index, r.indexShift = make([]uint64, size), 32-bits
+		r.index, r.indexShift = make([]uint32, size), 32-bits
 	}
-	mask := uint32(len(r.index) - 1)
-	pos := r.home(r.keys[i])
+	tag, mask := tagOf(k), uint32(len(r.index)-1)
+	pos := r.home(tag)
 	for r.index[pos] != 0 {
 		pos = (pos + 1) & mask
 	}
-	r.index[pos] = indexCell(r.keys[i], i)
+	r.index[pos] = tag<<16 | uint32(i+1)
 }
 
-// unindex removes slot i (its key still set) from index, moving later cells of the same
+// unindex removes slot i (still holding its entry) from index, moving later cells of the same
 // probe run back so that no lookup stops short at the hole (backward-shift deletion).
 func (r *Router) unindex(i int) {
-	mask := uint32(len(r.index) - 1)
-	pos := r.home(r.keys[i])
-	for r.index[pos] != indexCell(r.keys[i], i) {
+	e := &r.entries[i]
+	tag, mask := tagOf(key(e.target, e.hint)), uint32(len(r.index)-1)
+	cell := tag<<16 | uint32(i+1)
+	pos := r.home(tag)
+	for r.index[pos] != cell {
 		pos = (pos + 1) & mask
 	}
 	hole := pos
 	for j := (hole + 1) & mask; r.index[j] != 0; j = (j + 1) & mask {
-		home := r.home(uint32(r.index[j] >> 32))
+		home := r.home(r.index[j] >> 16)
 		// The cell at j may move to the hole unless its home lies cyclically in (hole, j].
 		if (j > hole && (home <= hole || home > j)) || (j < hole && home <= hole && home > j) {
 			r.index[hole] = r.index[j]
@@ -454,16 +457,15 @@ func (r *Router) put(e entry) {
 	}
 	if len(r.entries) < r.cfg.MaxEntries {
 		r.entries = append(r.entries, e)
-		r.keys = append(r.keys, k)
-		r.indexSlot(len(r.entries) - 1)
+		r.indexSlot(len(r.entries)-1, k)
 		return
 	}
 	i := r.next
-	if r.keys[i] != 0 {
+	if r.entries[i].target != "" {
 		r.unindex(i)
 	}
-	r.entries[i], r.keys[i] = e, k
-	r.indexSlot(i)
+	r.entries[i] = e
+	r.indexSlot(i, k)
 	r.next = (r.next + 1) % len(r.entries)
 }
 

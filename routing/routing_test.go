@@ -334,7 +334,7 @@ func TestNextHopSendsNothing(t *testing.T) {
 func TestTableIndexMatchesScan(t *testing.T) {
 	scan := func(r *Router, target string, hint bool) int {
 		for i, e := range r.entries {
-			if r.keys[i] != 0 && e.target == target && e.hint == hint {
+			if e.target == target && e.hint == hint {
 				return i
 			}
 		}
@@ -378,5 +378,11 @@ func TestTableIndexMatchesScan(t *testing.T) {
 		if len(r.entries) != size {
 			t.Fatalf("MaxEntries %d: %d entries after 20,000 insertions", size, len(r.entries))
 		}
+	}
+	// A cell holds a slot in 16 bits.
+	cfg := DefaultConfig()
+	cfg.MaxEntries = 1 << 16
+	if _, err := New("self", cfg); err == nil {
+		t.Error("MaxEntries 65,536 accepted; an index cell holds at most 65,535 slots")
 	}
 }
