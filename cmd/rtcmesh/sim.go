@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // simFlagSet binds the sim command's flags to the fields of e, an experiment with the
 // defaults; jsonOut and cpuProfile are the flags that are not the experiment's.
-func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut *bool, cpuProfile *string) {
+func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut *bool, cpuProfile, memProfile *string) {
 	fs = newFlagSet("sim", stderr)
 	c := &e.Config
 	fs.IntVar(&e.Nodes, "nodes", e.Nodes, "number of nodes")
@@ -50,12 +51,13 @@ func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut 
 	fs.BoolVar(&e.ServerGone, "server-gone", false, "the signaling server disappears after stabilisation (at the --fail crash): a link whose offer finds no route through the overlay cannot be set up, and no node gets fresh contacts")
 	fs.BoolVar(&c.RouteShuffleReplies, "route-shuffle-replies", c.RouteShuffleReplies, "send a shuffle reply to a node that is not a neighbour through the overlay when a route is known, as a node does, instead of counting a link setup for it (needs --routing)")
 	fs.BoolVar(&c.Routing.Enabled, "routing", c.Routing.Enabled, "route link signals through the overlay where a route is known (server_signal_fraction counts the setups that still needed the server); false: every setup uses the server")
-	return fs, fs.Bool("json", false, "print one JSON object instead of a summary"), fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	return fs, fs.Bool("json", false, "print one JSON object instead of a summary"), fs.String("cpuprofile", "", "write a CPU profile of the run to this file"),
+		fs.String("memprofile", "", "write a heap profile to this file when the last broadcast has been measured, while the whole network is still live (what --nodes N costs in memory, by allocation site)")
 }
 
 func runSim(args []string, stdout, stderr io.Writer) error {
 	e := sim.DefaultExperiment(10000)
-	fs, jsonOut, cpuProfile := simFlagSet(stderr, &e)
+	fs, jsonOut, cpuProfile, memProfile := simFlagSet(stderr, &e)
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -77,14 +79,46 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		e.Progress = bar.update
 		defer bar.finish()
 	}
+	var heapErr error
+	if *memProfile != "" {
+		show := e.Progress
+		e.Progress = func(p sim.Progress) {
+			if show != nil {
+				show(p)
+			}
+			if p.Phase == "broadcast" && p.Done == p.Total {
+				heapErr = writeHeapProfile(*memProfile)
+			}
+		}
+	}
 	res, err := sim.Run(e)
 	if err != nil {
 		return usageError{err}
+	}
+	if heapErr != nil {
+		return heapErr
 	}
 	if *jsonOut {
 		return json.NewEncoder(stdout).Encode(res)
 	}
 	res.WriteSummary(stdout)
+	return nil
+}
+
+// writeHeapProfile writes the live heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
 	return nil
 }
 
