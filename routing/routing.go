@@ -251,17 +251,17 @@ type entry struct {
 	at          time.Duration
 }
 
-// neighbour is one active peer and the active view it last announced. viewFilter has bit
-// key(v)%64 set for every v in view, so that nextHop skips, without touching the view's
-// strings (a cache miss each in a large simulation), the neighbours whose view cannot hold
-// the target.
+// neighbour is one active peer and the active view it last announced. viewFilter has
+// filterBit(key(v, false)) set for every v in view, so that nextHop skips, without touching
+// the view's strings (a cache miss each in a large simulation), the neighbours whose view
+// cannot hold the target.
 type neighbour struct {
 	id         string
 	view       []string
 	viewFilter uint64
 }
 
-// filterBit is target's bit in a neighbour's viewFilter.
+// filterBit is the viewFilter bit of a node whose key is k: one of 64, by k's top 6 bits.
 func filterBit(k uint32) uint64 { return 1 << (k >> 26) }
 
 // bucket is a source's token bucket: tokens at time at.

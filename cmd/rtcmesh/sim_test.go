@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -76,5 +80,33 @@ func TestSimCatchUpFlagRefused(t *testing.T) {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("sim --help does not mention %q", want)
 		}
+	}
+}
+
+// TestSimMemProfile: --memprofile writes a heap profile (gzipped protobuf naming the protocol
+// cores' allocation sites); without broadcasts to wait for it is refused before anything runs.
+func TestSimMemProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heap.prof")
+	simJSON(t, "--memprofile", path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("--memprofile wrote no gzipped profile: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("--memprofile wrote a broken profile: %v", err)
+	}
+	if !bytes.Contains(raw, []byte("rtcmesh/membership.New")) {
+		t.Error("the heap profile names no allocation by membership.New")
+	}
+	var out, errOut bytes.Buffer
+	code := realMain([]string{"sim", "--nodes", "50", "--messages", "0", "--memprofile", path}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "--memprofile needs broadcasts") {
+		t.Errorf("--messages 0 --memprofile: exit %d, %q; want a refusal", code, errOut.String())
 	}
 }
