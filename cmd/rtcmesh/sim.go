@@ -16,7 +16,7 @@ import (
 )
 
 // simFlagSet binds the sim command's flags to the fields of e, an experiment with the
-// defaults; jsonOut and cpuProfile are the flags that are not the experiment's.
+// defaults; jsonOut, cpuProfile and memProfile are the flags that are not the experiment's.
 func simFlagSet(stderr io.Writer, e *sim.Experiment) (fs *flag.FlagSet, jsonOut *bool, cpuProfile, memProfile *string) {
 	fs = newFlagSet("sim", stderr)
 	c := &e.Config
@@ -82,10 +82,16 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	}
 	var heapErr error
 	heapWritten := false
-	if *memProfile != "" && e.Messages == 0 {
-		return usageError{errors.New("--memprofile needs broadcasts (--messages above 0): the profile is taken when the last one has been measured")}
-	}
 	if *memProfile != "" {
+		if e.Messages == 0 {
+			return usageError{errors.New("--memprofile needs broadcasts (--messages above 0): the profile is taken when the last one has been measured")}
+		}
+		// Created now, so that a bad path fails before the run rather than after it.
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		defer f.Close()
 		// One sample per 4 KiB allocated instead of 512 KiB, from here on: small networks'
 		// per-node state shows too, at the cost of a slower run.
 		runtime.MemProfileRate = 4096
@@ -95,7 +101,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 				show(p)
 			}
 			if p.Phase == "broadcast" && p.Done == p.Total && !heapWritten {
-				heapErr, heapWritten = writeHeapProfile(*memProfile), true
+				heapErr, heapWritten = writeHeapProfile(f), true
 			}
 		}
 	}
@@ -113,15 +119,10 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// writeHeapProfile writes the live heap, after a collection, to path.
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
+// writeHeapProfile writes the live heap, after a collection, to f and closes it.
+func writeHeapProfile(f *os.File) error {
 	runtime.GC()
 	if err := pprof.WriteHeapProfile(f); err != nil {
-		f.Close()
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	if err := f.Close(); err != nil {

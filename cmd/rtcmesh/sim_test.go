@@ -84,7 +84,8 @@ func TestSimCatchUpFlagRefused(t *testing.T) {
 }
 
 // TestSimMemProfile: --memprofile writes a heap profile (gzipped protobuf naming the protocol
-// cores' allocation sites); without broadcasts to wait for it is refused before anything runs.
+// cores' allocation sites); without broadcasts to wait for, or with a path that cannot be
+// created, it is refused before anything runs.
 func TestSimMemProfile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "heap.prof")
 	simJSON(t, "--memprofile", path)
@@ -108,5 +109,12 @@ func TestSimMemProfile(t *testing.T) {
 	code := realMain([]string{"sim", "--nodes", "50", "--messages", "0", "--memprofile", path}, &out, &errOut)
 	if code == 0 || !strings.Contains(errOut.String(), "--memprofile needs broadcasts") {
 		t.Errorf("--messages 0 --memprofile: exit %d, %q; want a refusal", code, errOut.String())
+	}
+	// A path that cannot be written fails before the run.
+	errOut.Reset()
+	bad := filepath.Join(t.TempDir(), "missing", "heap.prof")
+	code = realMain([]string{"sim", "--nodes", "50", "--messages", "2", "--memprofile", bad}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "heap profile") {
+		t.Errorf("--memprofile %s: exit %d, %q; want an error naming the heap profile", bad, code, errOut.String())
 	}
 }
