@@ -92,8 +92,9 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("heap profile: %w", err)
 		}
 		defer f.Close()
-		// One sample per 4 KiB allocated instead of 512 KiB, from here on: small networks'
+		// One sample per 4 KiB allocated instead of 512 KiB, for this run: small networks'
 		// per-node state shows too, at the cost of a slower run.
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
 		runtime.MemProfileRate = 4096
 		show := e.Progress
 		e.Progress = func(p sim.Progress) {
